@@ -1,0 +1,208 @@
+"""Cross-checks between specs, the inventory and the secrets source.
+
+Each check is a small named function returning problems; its message says how to fix it.
+They run only on specs that passed their own schema, and all of them run, so an operator
+sees every problem at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from hostctl import model as m
+from hostctl.errors import Problem
+from hostctl.placement import eligible_hosts, gpus_needed, service_instances
+from hostctl.schema import did_you_mean
+from hostctl.secrets import SecretStore
+
+Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
+
+
+def at(w: m.Workload, path: str, message: str) -> Problem:
+    """A problem located at `path` inside workload `w` (or its nearest parent)."""
+    probe = path
+    while probe and probe not in w.lines:
+        probe = probe.rpartition("/")[0]
+    return Problem(w.file, w.lines.get(probe, w.line), path, message)
+
+
+def unique_names(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    seen: dict[str, m.Workload] = {}
+    for w in ws:
+        first = seen.setdefault(w.name, w)
+        if first is not w:
+            yield at(w, "name", f"'{w.name}' is already the name of the {first.kind} at "
+                                f"{first.file}:{first.lines.get('name', first.line)}; "
+                                "names must be unique across all specs")
+
+
+def known_profiles(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        name = w.resources.profile
+        if name is not None and name not in inv.profiles:
+            known = ", ".join(sorted(inv.profiles)) or "none defined"
+            yield at(w, "resources", f"unknown profile '{name}'"
+                     + did_you_mean(name, inv.profiles)
+                     + f" (known: {known}); define it under profiles: in {inv.file}")
+
+
+def placement_matches(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                      ) -> Iterator[Problem]:
+    for w in ws:
+        for i, host in enumerate(w.placement.hosts):
+            if host not in inv.hosts:
+                yield at(w, f"placement/hosts/{i}", f"no host '{host}' in {inv.file}"
+                         + did_you_mean(host, inv.hosts)
+                         + f" (known: {', '.join(inv.hosts)})")
+        if all(h in inv.hosts for h in w.placement.hosts) and not eligible_hosts(w, inv):
+            yield at(w, "placement", "matches no host of the inventory; check the host "
+                                     "names and labels under placement")
+
+
+def gpus_available(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        need = gpus_needed(w, inv)
+        hosts = eligible_hosts(w, inv)
+        if need == 0 or not hosts:
+            continue
+        short = [h.name for h in hosts if h.gpus < need]
+        if w.is_job and len(short) == len(hosts):
+            yield at(w, "resources", f"needs {need} GPU(s) but no eligible host has that many "
+                                     f"({', '.join(short)}); place it on a GPU host")
+        elif not w.is_job and short:
+            yield at(w, "resources", f"needs {need} GPU(s) on every host it runs on, but "
+                                     f"{', '.join(short)} ha{'s' if len(short) == 1 else 've'} "
+                                     "fewer; narrow placement to GPU hosts")
+
+
+def health_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        h = w.health
+        if h is None:
+            continue
+        given = [k for k in ("http", "tcp", "command") if getattr(h, k) is not None]
+        if len(given) != 1:
+            yield at(w, "health", "give exactly one of http, tcp or command"
+                     + (f" (found: {', '.join(given)})" if given else ""))
+            continue
+        kind = given[0]
+        port = h.port
+        if port is not None and port not in w.ports:
+            known = ", ".join(w.ports) or "none: add ports"
+            yield at(w, f"health/{kind}/port",
+                     f"'{port}' is not a port name of this service"
+                     + did_you_mean(port, w.ports) + f" (known: {known})")
+        if h.timeout > h.interval:
+            yield at(w, "health/timeout", "must not be longer than health/interval")
+
+
+def route_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        r = w.route
+        if r is None:
+            continue
+        if not r.paths and not r.hosts:
+            yield at(w, "route", "a route needs a path prefix (path: /api) or hosts")
+        if r.port is None:
+            if len(w.ports) != 1:
+                yield at(w, "route", "a route needs a port: name it with route/port"
+                         + (f" (known: {', '.join(w.ports)})" if w.ports else
+                            ", and declare it under ports: {http: {container: 8080, "
+                            "host: 18080}}"))
+                continue
+            port_name = next(iter(w.ports))
+        else:
+            port_name = r.port
+            if port_name not in w.ports:
+                yield at(w, "route/port", f"'{port_name}' is not a port name of this service"
+                         + did_you_mean(port_name, w.ports)
+                         + f" (known: {', '.join(w.ports) or 'none'})")
+                continue
+        if w.ports[port_name].host is None:
+            yield at(w, f"ports/{port_name}", "is routed by the gateway, so it must be "
+                                              "published: add host: PORT")
+
+
+def host_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    taken: dict[tuple[str, str, int], tuple[m.Workload, str]] = {}
+    for w in ws:
+        for pname, port in w.ports.items():
+            if port.host is not None and port.host + w.instances - 1 > 65535:
+                yield at(w, f"ports/{pname}/host",
+                         f"{w.instances} instances need host ports {port.host}.."
+                         f"{port.host + w.instances - 1}, past 65535; lower host")
+        for inst in service_instances(w, inv):
+            for pname, port in w.ports.items():
+                number = inst.host_port(pname)
+                if number is None or number > 65535:
+                    continue
+                key = (inst.host.name, port.protocol, number)
+                other = taken.setdefault(key, (w, pname))
+                if other[0] is not w or other[1] != pname:
+                    yield at(w, f"ports/{pname}/host",
+                             f"host port {number} on {inst.host.name} is also used by "
+                             f"{other[0].name} ({other[0].file}); instances use host, host+1, "
+                             "...: pick ports that do not overlap")
+                    break
+
+
+def secrets_known(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
+                  ) -> Iterator[Problem]:
+    for w in ws:
+        for i, name in enumerate(w.secrets):
+            secret = store.get(name)
+            if secret is None:
+                yield at(w, f"secrets/{i}", f"secret '{name}' is not in "
+                         f"{store.describe_sources()}; add it there (never in the spec)")
+            elif "\n" in secret.reveal() or "\r" in secret.reveal():
+                yield at(w, f"secrets/{i}", f"secret '{name}' contains a line break, which "
+                         "Docker env files cannot carry; store it base64-encoded")
+            if name in w.env:
+                yield at(w, f"env/{name}", f"'{name}' is both in env and in secrets; keep it "
+                                           "in secrets only")
+
+
+def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        seen: set[str] = set()
+        for i, v in enumerate(w.volumes):
+            if v.target in seen:
+                yield at(w, f"volumes/{i}", f"'{v.target}' is mounted twice; mount it once")
+            seen.add(v.target)
+
+
+def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    from hostctl.systemd.calendar import CalendarError, parse_calendar
+
+    for w in ws:
+        if w.schedule is None:
+            continue
+        try:
+            parse_calendar(w.schedule)
+        except CalendarError as exc:
+            yield at(w, "schedule", f"'{w.schedule}' is not a systemd calendar expression: "
+                                    f"{exc}; e.g. 'daily', 'Mon..Fri 02:00' or "
+                                    "'*-*-* 03:30:00'")
+
+
+def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    seen: dict[tuple[str, int], str] = {}
+    for host in inv.hosts.values():
+        first = seen.setdefault((host.ssh_address, host.ssh.port), host.name)
+        if first != host.name:
+            yield Problem(inv.file, host.line, f"hosts/{host.name}",
+                          f"same SSH address and port as host '{first}'; "
+                          "each host must be a different machine")
+
+
+ALL_CHECKS: tuple[Check, ...] = (
+    unique_names, known_profiles, placement_matches, gpus_available, health_ports,
+    route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
+)
+
+
+def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore) -> list[Problem]:
+    problems: list[Problem] = []
+    for check in ALL_CHECKS:
+        problems.extend(check(inv, ws, store))
+    return problems

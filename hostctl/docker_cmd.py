@@ -1,0 +1,138 @@
+"""Docker command lines, built as argv lists by pure functions (no I/O here).
+
+Limits go on `docker run` because the container is created by dockerd, not as a child of
+the unit: a unit's MemoryMax= would not bind it. No `--restart`: systemd restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from hostctl import model as m
+from hostctl.placement import Instance
+
+LABEL = "io.hostctl"
+ENV_DIR = "/etc/hostctl/env"
+
+
+def spec_hash(w: m.Workload) -> str:
+    """A short hash of everything in the spec that shapes the container (not where it came from)."""
+    data = asdict(w)
+    for key in ("file", "line", "lines"):
+        data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=_jsonable, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot hash {type(value).__name__}")
+
+
+def network_name(project: str) -> str:
+    """Each project's containers share one Docker network, apart from other projects'."""
+    return f"hostctl-{project}"
+
+
+def volume_source(w: m.Workload, source: str) -> str:
+    """Named volumes are scoped to the project, so two projects' `data` never meet."""
+    return source if source.startswith("/") else f"hostctl-{w.project}-{source}"
+
+
+def env_file_path(w: m.Workload) -> str:
+    return f"{ENV_DIR}/{w.name}.env"
+
+
+def labels(w: m.Workload, site: str, extra: dict[str, str]) -> list[str]:
+    values = {
+        f"{LABEL}.managed": "true",
+        f"{LABEL}.site": site,
+        f"{LABEL}.project": w.project,
+        f"{LABEL}.workload": w.name,
+        f"{LABEL}.kind": w.kind,
+        f"{LABEL}.spec-hash": spec_hash(w),
+        **extra,
+    }
+    return [arg for k, v in sorted(values.items()) for arg in ("--label", f"{k}={v}")]
+
+
+def resource_args(r: m.Resources) -> list[str]:
+    args: list[str] = []
+    if r.cpus is not None:
+        args += ["--cpus", f"{r.cpus:g}"]
+    if r.memory is not None:
+        args += ["--memory", f"{r.memory}b"]
+    if r.gpus:
+        args += ["--gpus", str(r.gpus)]
+    return args
+
+
+def health_args(h: m.Health | None) -> list[str]:
+    """Docker's own health options, for command checks (http/tcp are probed from the host)."""
+    if h is None or h.command is None:
+        return []
+    return [
+        "--health-cmd", " ".join(_sh_quote(word) for word in h.command),
+        "--health-interval", f"{h.interval:g}s",
+        "--health-timeout", f"{h.timeout:g}s",
+        "--health-retries", str(h.retries),
+        "--health-start-period", f"{h.start_period:g}s",
+    ]
+
+
+def _sh_quote(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def common_run_args(w: m.Workload, secrets_file: bool) -> list[str]:
+    """Arguments shared by services and jobs, after the name and labels."""
+    args = ["--network", network_name(w.project), "--log-driver", "journald"]
+    if secrets_file:
+        args += ["--env-file", env_file_path(w)]
+    for key, value in w.env.items():
+        args += ["--env", f"{key}={value}"]
+    for v in w.volumes:
+        mount = f"{volume_source(w, v.source)}:{v.target}" + (":ro" if v.read_only else "")
+        args += ["--volume", mount]
+    args += resource_args(w.resources)
+    return args
+
+
+def command_tail(w: m.Workload) -> tuple[list[str], list[str]]:
+    """(entrypoint args before the image, words after the image), as Kubernetes reads them:
+    `command` replaces the image's entrypoint, `args` its default arguments."""
+    before: list[str] = []
+    after: list[str] = []
+    if w.command:
+        before = ["--entrypoint", w.command[0]]
+        after = list(w.command[1:])
+    after += list(w.args)
+    return before, after
+
+
+def service_run_argv(inst: Instance, site: str) -> list[str]:
+    w = inst.workload
+    argv = [inst.host.docker, "run", "--rm", "--name", inst.name]
+    argv += labels(w, site, {f"{LABEL}.instance": str(inst.index), f"{LABEL}.host": inst.host.name})
+    argv += common_run_args(w, bool(w.secrets))
+    for pname, port in w.ports.items():
+        host_port = inst.host_port(pname)
+        if host_port is not None:
+            argv += ["--publish", f"{host_port}:{port.container}/{port.protocol}"]
+    argv += health_args(w.health)
+    before, after = command_tail(w)
+    return argv + before + [w.image] + after
+
+
+def stop_argv(docker: str, name: str, timeout: float) -> list[str]:
+    return [docker, "stop", f"--time={int(timeout)}", name]
+
+
+def remove_argv(docker: str, name: str) -> list[str]:
+    return [docker, "rm", "-f", name]

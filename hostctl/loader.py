@@ -1,0 +1,194 @@
+"""parse -> validate: read an inventory, its specs and secrets into a `Site`, or fail whole.
+
+Every problem of the run is collected and raised together as one ConfigError, so an
+operator fixes a whole batch at once instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from hostctl import checks
+from hostctl import model as m
+from hostctl import spec_schema as s
+from hostctl.errors import ConfigError, Problem
+from hostctl.schema import INVALID, Context, Record
+from hostctl.secrets import load_secrets
+from hostctl.yamlsource import Document, YamlProblem, format_path, load_documents
+
+
+def display_path(path: str) -> str:
+    """Paths in messages: relative to where the operator stands, when that is shorter."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else os.path.abspath(path)
+
+
+def read_text(path: str, problems: list[Problem], what: str) -> str | None:
+    shown = display_path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        problems.append(Problem(shown, 0, "", f"{what} not found"))
+    except IsADirectoryError:
+        problems.append(Problem(shown, 0, "", f"{what} is a directory, expected a YAML file"))
+    except PermissionError:
+        problems.append(Problem(shown, 0, "", f"cannot read {what}: permission denied"))
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(shown, 0, "", f"{what} is not UTF-8 text (byte {exc.start})"))
+    except OSError as exc:
+        problems.append(Problem(shown, 0, "", f"cannot read {what}: {exc.strerror or exc}"))
+    return None
+
+
+def parse_yaml(path: str, problems: list[Problem], what: str) -> list[Document] | None:
+    text = read_text(path, problems, what)
+    if text is None:
+        return None
+    try:
+        return load_documents(text, display_path(path))
+    except YamlProblem as exc:
+        problems.append(exc.problem)
+        return None
+
+
+def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
+    docs = parse_yaml(path, problems, "inventory")
+    if docs is None:
+        return None
+    shown = display_path(path)
+    if len(docs) != 1 or not isinstance(docs[0].data, dict):
+        problems.append(Problem(shown, docs[0].start_line if docs else 0, "",
+                                "an inventory is one YAML mapping (site, hosts, specs, ...)"))
+        return None
+    doc = docs[0]
+    ctx = Context(doc, problems)
+    top = Record(dict, s.INVENTORY_KEYS)(doc.data, (), ctx)
+    if top is INVALID:
+        return None
+    defaults = m.SSHSettings(**top.get("ssh", {}))
+    hosts: dict[str, m.Host] = {}
+    for host_name, raw in top["hosts"].items():
+        host = s.host_record(host_name)(raw, ("hosts", host_name), ctx)
+        if host is INVALID:
+            continue
+        overrides = host.ssh if isinstance(host.ssh, dict) else {}
+        hosts[host_name] = replace(host, ssh=replace(defaults, **overrides),
+                                   line=doc.line_of(("hosts", host_name)))
+    if len(hosts) != len(top["hosts"]):
+        return None
+    if not hosts:
+        ctx.error(("hosts",), "no hosts: add at least one host with its address")
+        return None
+    base = os.path.dirname(os.path.abspath(path))
+    secrets = top.get("secrets", m.SecretsConfig())
+    if secrets.env_file:
+        secrets = replace(secrets, env_file=_resolve(base, secrets.env_file))
+    return m.Inventory(
+        file=shown,
+        site=top["site"],
+        hosts=hosts,
+        ssh=defaults,
+        profiles=top.get("profiles", {}),
+        specs=tuple(_resolve(base, p) for p in top["specs"]),
+        secrets=secrets,
+        image_source=top.get("image_source", "pull"),
+        gateway=top.get("gateway", {}),
+        logging=top.get("logging", {}),
+        metrics=top.get("metrics", {}),
+        k3s=top.get("k3s", {}),
+        lines={str(k): doc.line_of((k,)) for k in doc.data},
+    )
+
+
+def _resolve(base: str, path: str) -> str:
+    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def spec_files(inv: m.Inventory, problems: list[Problem]) -> list[str]:
+    """The spec files the inventory names, each once, in a stable order."""
+    files: list[str] = []
+    for i, pattern in enumerate(inv.specs):
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else (
+            [pattern] if os.path.exists(pattern) else [])
+        matches = [p for p in matches if os.path.isfile(p)] if glob.has_magic(pattern) else matches
+        if not matches:
+            problems.append(Problem(inv.file, inv.lines.get("specs", 0), f"specs/{i}",
+                                    f"'{display_path(pattern)}' matches no file; fix the path "
+                                    "(it is relative to the inventory)"))
+        files.extend(p for p in matches if p not in files)
+    return files
+
+
+def load_workloads(files: list[str], problems: list[Problem]) -> list[m.Workload]:
+    workloads: list[m.Workload] = []
+    for path in files:
+        docs = parse_yaml(path, problems, "spec file")
+        if docs is None:
+            continue
+        docs = [d for d in docs if d.data is not None]
+        if not docs:
+            problems.append(Problem(display_path(path), 0, "",
+                                    "no workload in this file; add a spec or remove the file"))
+        for doc in docs:
+            workload = parse_workload(doc, problems)
+            if workload is not None:
+                workloads.append(workload)
+    return workloads
+
+
+def parse_workload(doc: Document, problems: list[Problem]) -> m.Workload | None:
+    ctx = Context(doc, problems)
+    if not isinstance(doc.data, dict):
+        ctx.error((), "a workload spec is a YAML mapping with kind, name, project and image")
+        return None
+    before = len(problems)
+    kind = doc.data.get("kind")
+    _check_kind_keys(kind, doc.data, ctx)
+    w = s.workload(doc.data, (), ctx)
+    if w is INVALID or len(problems) > before:
+        return None
+    lines = {format_path(p): line for p, line in doc.lines.items()}
+    return replace(w, file=doc.file, line=doc.start_line, lines=lines)
+
+
+def _check_kind_keys(kind: Any, data: dict[str, Any], ctx: Context) -> None:
+    if kind == "job":
+        for key in s.SERVICE_ONLY:
+            if key in data:
+                ctx.error((key,), f"jobs have no {key}; remove it, or make this kind: service")
+    elif kind == "service":
+        for key in s.JOB_ONLY:
+            if key in data:
+                ctx.error((key,), f"services have no {key}; remove it, or make this kind: job")
+
+
+def resolve_workload(w: m.Workload, inv: m.Inventory) -> m.Workload:
+    """Fill in what the inventory decides: profile values and the image source."""
+    res = w.resources
+    if res.profile is not None:
+        p = inv.profiles[res.profile]
+        res = m.Resources(cpus=p.cpus, memory=p.memory, gpus=p.gpus, profile=res.profile)
+    return replace(w, resources=res, image_source=w.image_source or inv.image_source)
+
+
+def load_site(inventory_path: str, environ: Mapping[str, str] | None = None) -> m.Site:
+    """Parse and validate everything; raise ConfigError with every problem found."""
+    problems: list[Problem] = []
+    inv = load_inventory(inventory_path, problems)
+    if inv is None:
+        raise ConfigError(problems)
+    workloads = load_workloads(spec_files(inv, problems), problems)
+    store, secret_problems = load_secrets(
+        inv.secrets.env_file, inv.secrets.env_prefix, environ,
+        display_path(inv.secrets.env_file) if inv.secrets.env_file else None)
+    problems.extend(secret_problems)
+    problems.extend(checks.run_all(inv, workloads, store))
+    if problems:
+        raise ConfigError(problems)
+    resolved = tuple(resolve_workload(w, inv) for w in workloads)
+    return m.Site(inventory=inv, workloads=resolved, secrets=store)

@@ -1,0 +1,199 @@
+"""Render every file a host needs, as bytes with a mode: pure functions, strings out.
+
+Same input, byte-identical output: everything is sorted, nothing depends on time or on
+the machine rendering it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from hostctl import docker_cmd as d
+from hostctl import model as m
+from hostctl.placement import Instance, eligible_hosts, schedule_host, service_instances
+from hostctl.systemd.quoting import exec_line, setting_value
+
+UNIT_DIR = "/etc/systemd/system"
+MODE_PUBLIC = 0o644
+MODE_SECRET = 0o600
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """A file for a host. `secret` files hold secret values and are written 0600."""
+
+    path: str
+    content: bytes
+    mode: int = MODE_PUBLIC
+    secret: bool = False
+    redacted_content: bytes | None = None
+
+    def shown(self) -> bytes:
+        """What may be displayed or written locally: secret values replaced by their names."""
+        return self.redacted_content if self.redacted_content is not None else self.content
+
+
+def _templates_dir() -> Path:
+    # Installed wheels carry the templates inside the package; a checkout has them at the top.
+    packaged = Path(__file__).parent / "_data" / "units"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "units"
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_templates_dir())),
+        autoescape=False,  # systemd syntax, not HTML: values are escaped for systemd instead
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def _render(template: str, **values: object) -> bytes:
+    return _env().get_template(template).render(**values).encode()
+
+
+def service_unit(inst: Instance, site: str) -> RenderedFile:
+    w, docker = inst.workload, inst.host.docker
+    text = _render(
+        "service.unit.j2",
+        site=site,
+        spec_file=setting_value(w.file),
+        spec_hash=d.spec_hash(w),
+        description=setting_value(
+            f"hostctl service {w.name} #{inst.index} (project {w.project})"),
+        name=inst.name,
+        run=exec_line(d.service_run_argv(inst, site)),
+        stop=exec_line(d.stop_argv(docker, inst.name, w.stop_timeout)),
+        remove=exec_line(d.remove_argv(docker, inst.name)),
+        restart={"always": "always", "on-failure": "on-failure", "never": "no"}[w.restart],
+        stop_timeout=int(w.stop_timeout) + 15,
+    )
+    return RenderedFile(f"{UNIT_DIR}/{inst.unit}", text)
+
+
+def job_unit_name(w: m.Workload) -> str:
+    return f"hostctl-job-{w.name}@.service"
+
+
+class Raw(str):
+    """A word hostctl builds itself from validated names that carries a systemd specifier
+    (such as %i, the run id): written as is, while every other word is escaped."""
+
+
+def _exec_words(argv: Sequence[str]) -> str:
+    stub = "/x"
+    words = []
+    for i, word in enumerate(argv):
+        if isinstance(word, Raw):
+            words.append(str(word))
+        elif i == 0:
+            words.append(exec_line([word]))
+        else:  # escape one word on its own, so no user text can reach a Raw word
+            words.append(exec_line([stub, word])[len(stub) + 1:])
+    return " ".join(words)
+
+
+def job_unit(w: m.Workload, host: m.Host, site: str) -> RenderedFile:
+    container = Raw(f"hostctl-job-{w.name}-%i")
+    run = [host.docker, "run", "--rm", "--name", container,
+           "--label", Raw(f"{d.LABEL}.run=%i")]
+    run += d.labels(w, site, {f"{d.LABEL}.host": host.name})
+    run += d.common_run_args(w, bool(w.secrets))
+    before, after = d.command_tail(w)
+    run += [*before, w.image, *after]
+    text = _render(
+        "job.unit.j2",
+        site=site,
+        spec_file=setting_value(w.file),
+        spec_hash=d.spec_hash(w),
+        job=w.name,
+        description=setting_value(f"hostctl job {w.name} (project {w.project}), run ") + "%i",
+        run=_exec_words(run),
+        stop=_exec_words([host.docker, "stop", f"--time={int(w.stop_timeout)}", container]),
+        remove=_exec_words([host.docker, "rm", "-f", container]),
+        stop_timeout=int(w.stop_timeout) + 15,
+        runtime_max=int(w.timeout) if w.timeout else None,
+    )
+    return RenderedFile(f"{UNIT_DIR}/{job_unit_name(w)}", text)
+
+
+def job_timer(w: m.Workload, site: str) -> RenderedFile:
+    assert w.schedule is not None
+    text = _render(
+        "job.timer.j2",
+        site=site,
+        spec_file=setting_value(w.file),
+        spec_hash=d.spec_hash(w),
+        description=setting_value(f"schedule of hostctl job {w.name} (project {w.project})"),
+        calendar=setting_value(w.schedule),
+        unit=f"hostctl-job-{w.name}@scheduled.service",
+    )
+    return RenderedFile(f"{UNIT_DIR}/hostctl-job-{w.name}.timer", text)
+
+
+def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
+    """The secrets of one workload, in Docker's env-file format (one NAME=VALUE a line)."""
+    real, shown = [], []
+    for name in sorted(w.secrets):
+        secret = site.secrets.get(name)
+        assert secret is not None, "validation guarantees every secret exists"
+        real.append(f"{name}={secret.reveal()}\n")
+        shown.append(f"{name}=<secret {name}>\n")
+    header = "# Rendered by hostctl: secrets of " + w.name + ". Mode 0600.\n"
+    return RenderedFile(
+        d.env_file_path(w), (header + "".join(real)).encode(), MODE_SECRET, secret=True,
+        redacted_content=(header + "".join(shown)).encode(),
+    )
+
+
+def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
+    """Every hostctl file that belongs on `host`, sorted by path."""
+    inv = site.inventory
+    files: dict[str, RenderedFile] = {}
+
+    def add(f: RenderedFile) -> None:
+        files[f.path] = f
+
+    for w in site.workloads:
+        if w.is_job:
+            if host not in eligible_hosts(w, inv):
+                continue
+            add(job_unit(w, host, inv.site))
+            if w.schedule and schedule_host(w, inv) == host:
+                add(job_timer(w, inv.site))
+        else:
+            placed = [i for i in service_instances(w, inv) if i.host.name == host.name]
+            if not placed:
+                continue
+            for inst in placed:
+                add(service_unit(inst, inv.site))
+        if w.secrets:
+            add(env_file(w, site))
+    return [files[p] for p in sorted(files)]
+
+
+def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
+    return {name: render_host(site, host) for name, host in site.inventory.hosts.items()}
+
+
+def write_tree(rendered: dict[str, list[RenderedFile]], out_dir: str) -> list[str]:
+    """Write a folder per host for inspection. Secret values are never written locally."""
+    written = []
+    for host, files in rendered.items():
+        for f in files:
+            target = os.path.join(out_dir, host, f.path.lstrip("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = target + ".tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(f.shown())
+            os.chmod(tmp, f.mode)
+            os.replace(tmp, target)
+            written.append(target)
+    return written

@@ -1,0 +1,241 @@
+"""The rules for workload specs (`kind: service` or `kind: job`) and for inventories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hostctl import model as m
+from hostctl.schema import (
+    INVALID,
+    AnyMapping,
+    Bool,
+    ByShape,
+    Check,
+    Command,
+    Context,
+    Duration,
+    Field,
+    Int,
+    ListOf,
+    MapOf,
+    Number,
+    Record,
+    Size,
+    Str,
+)
+from hostctl.yamlsource import Path
+
+# Names end up in systemd unit names, container names, Docker network names and (later)
+# Kubernetes object names, so they follow the strictest of those: an RFC 1123 label.
+NAME_PATTERN = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+NAME_MAX = 40
+NAME_HINT = "use lowercase letters, digits and '-', starting and ending with a letter or digit"
+HOST_NAME_MAX = 63
+
+# The Docker reference grammar (distribution/reference), without the digest-only form.
+IMAGE_PATTERN = (
+    r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+LABEL_KEY = r"[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9])?"
+LABEL_VALUE = r"[a-zA-Z0-9._-]{0,63}"
+
+name = Str(NAME_PATTERN, NAME_HINT, max_len=NAME_MAX)
+host_name = Str(NAME_PATTERN, NAME_HINT, max_len=HOST_NAME_MAX)
+labels = MapOf(
+    Str(LABEL_KEY, "label keys are letters, digits, '.', '_', '-' and '/'"),
+    Str(LABEL_VALUE, "label values are up to 63 letters, digits, '.', '_' or '-'",
+        coerce_numbers=True),
+)
+port_number = Int(1, 65535)
+
+
+class PortSpec(Check[m.Port]):
+    """`http: 8080` (container port only) or `http: {container: 8080, host: 18080}`."""
+
+    expected = "a port"
+    _long = Record(m.Port, {
+        "container": Field(port_number, required=True),
+        "host": port_number,
+        "protocol": Str(choices=("tcp", "udp")),
+    })
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> m.Port:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = port_number(value, path, ctx)
+            return INVALID if number is INVALID else m.Port(container=number)
+        if isinstance(value, dict):
+            return self._long(value, path, ctx)
+        return ctx.error(path, "expected a container port number or a mapping "
+                               "{container: N, host: N}, got " + _describe(value))
+
+
+class VolumeSpec(Check[m.Volume]):
+    """`name:/path[:ro]` or `{source, target, read_only}`."""
+
+    expected = "a volume"
+    _long = Record(m.Volume, {
+        "source": Field(Str(r"(/.*|[A-Za-z0-9][A-Za-z0-9_.-]*)",
+                            "give an absolute host path or a volume name"), required=True),
+        "target": Field(Str(r"/.*", "the path inside the container must be absolute"),
+                        required=True),
+        "read_only": Bool(),
+    })
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> m.Volume:
+        if isinstance(value, str):
+            parts = value.split(":")
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+                return ctx.error(path, f"'{value}' is not SOURCE:TARGET or SOURCE:TARGET:ro")
+            value = {"source": parts[0], "target": parts[1], "read_only": parts[2:] == ["ro"]}
+        return self._long(value, path, ctx)
+
+
+def _describe(value: Any) -> str:
+    from hostctl.schema import describe
+    return describe(value)
+
+
+resources_mapping = Record(m.Resources, {
+    "cpus": Number(0, exclusive_minimum=True),
+    "memory": Size(minimum=6 * 2**20),  # Docker refuses less than 6 MiB
+    "gpus": Int(0, 64),
+})
+
+
+class ProfileRef(Check[m.Resources]):
+    """`resources: gpu_medium`: a named profile, filled in from the inventory later."""
+
+    _name = Str(r"[A-Za-z0-9_.-]+", "profile names are letters, digits, '_', '.', '-'")
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> m.Resources:
+        checked = self._name(value, path, ctx)
+        return INVALID if checked is INVALID else m.Resources(profile=checked)
+
+
+resources = ByShape(
+    "a profile name or a mapping {cpus, memory, gpus}",
+    str=ProfileRef(),
+    dict=resources_mapping,
+)
+
+health = Record(m.Health, {
+    "http": Record(m.HttpCheck, {
+        "port": Field(Str(), required=True),
+        "path": Str(r"/[^\s]*", "the path must start with '/' and have no spaces"),
+    }),
+    "tcp": Record(m.TcpCheck, {"port": Field(Str(), required=True)}),
+    "command": Command(),
+    "interval": Duration(minimum=1),
+    "timeout": Duration(minimum=0.1),
+    "retries": Int(1, 100),
+    "start_period": Duration(),
+})
+
+placement = Record(m.Placement, {
+    "hosts": ListOf(host_name, min_len=1, single_ok=True),
+    "labels": labels,
+})
+
+route = Record(m.Route, {
+    "paths": Field(ListOf(Str(r"/[^\s]*", "route paths start with '/' and have no spaces"),
+                          min_len=1, single_ok=True), key="path"),
+    "hosts": ListOf(Str(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?",
+                        "give a DNS name such as api.example.org or *.example.org"),
+                    single_ok=True),
+    "methods": ListOf(Str(choices=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                   "OPTIONS"))),
+    "port": Str(),
+    "strip_path": Bool(),
+    "auth": Str(choices=("none", "key-auth", "jwt")),
+    "rate_limit": Record(m.RateLimit, {
+        "second": Int(1), "minute": Int(1), "hour": Int(1), "day": Int(1),
+    }),
+    "allow_projects": ListOf(name),
+})
+
+workload = Record(m.Workload, {
+    "kind": Field(Str(choices=("service", "job")), required=True),
+    "name": Field(name, required=True),
+    "project": Field(name, required=True),
+    "image": Field(Str(IMAGE_PATTERN, "give an image reference such as "
+                                      "registry.example.org/team/app:1.2.3"), required=True),
+    "image_source": Str(choices=("pull", "push")),
+    "command": Command(),
+    "args": ListOf(Str(coerce_numbers=True)),
+    "env": MapOf(Str(ENV_NAME, "environment variable names are letters, digits and _"),
+                 Str(coerce_numbers=True)),
+    "secrets": ListOf(Str(ENV_NAME, "secret names are letters, digits and _")),
+    "ports": MapOf(name, PortSpec()),
+    "volumes": ListOf(VolumeSpec()),
+    "resources": resources,
+    "health": health,
+    "placement": placement,
+    "instances": Int(1, 64),
+    "restart": Str(choices=("always", "on-failure", "never")),
+    "route": route,
+    "stop_timeout": Duration(minimum=1),
+    "timeout": Duration(minimum=1),
+    "retries": Int(0, 100),
+    "schedule": Str(),
+    "shards": Int(1, 10000),
+})
+
+# Keys that only make sense for one kind; using them on the other is an error with a hint.
+SERVICE_ONLY = ("ports", "instances", "restart", "route", "health")
+JOB_ONLY = ("timeout", "retries", "schedule", "shards")
+# Jobs may publish ports and have health checks? No: a job runs to completion and is not
+# routed; keeping them out keeps the job unit simple and honest.
+
+ssh = Record(m.SSHSettings, {
+    "user": Str(r"[a-z_][a-z0-9_-]*", "give a Unix user name"),
+    "port": port_number,
+    "key": Str(),
+    "host": Str(),
+    "connect_timeout": Duration(minimum=1),
+})
+
+profile = Record(m.Profile, {
+    "cpus": Number(0, exclusive_minimum=True),
+    "memory": Size(minimum=6 * 2**20),
+    "gpus": Int(0, 64),
+})
+
+secrets_config = Record(m.SecretsConfig, {
+    "env_file": Str(),
+    "env_prefix": Str(ENV_NAME, "the prefix is letters, digits and _"),
+})
+
+
+def host_record(host_name_: str) -> Record[m.Host]:
+    """Hosts are keyed by name in the inventory; the name is passed into the record."""
+    return Record(m.Host, {
+        "address": Field(Str(r"[A-Za-z0-9.:-]+", "give an IP address or DNS name"),
+                         required=True),
+        "ssh": Record(dict, {  # merged with the inventory's ssh defaults afterwards
+            "user": ssh.fields["user"], "port": ssh.fields["port"], "key": ssh.fields["key"],
+            "host": ssh.fields["host"], "connect_timeout": ssh.fields["connect_timeout"],
+        }),
+        "labels": labels,
+        "gpus": Int(0, 64),
+        "docker": Str(r"/.*", "give the absolute path of the docker client on the host"),
+    }, extra={"name": host_name_})
+
+
+INVENTORY_KEYS = {
+    "site": Field(name, required=True),
+    "ssh": Record(dict, {k: f for k, f in ssh.fields.items()}),
+    "hosts": Field(MapOf(host_name, AnyMapping()), required=True),
+    "profiles": MapOf(Str(r"[A-Za-z0-9_.-]+", "profile names are letters, digits, '_', '.', '-'"),
+                      profile),
+    "specs": Field(ListOf(Str(), min_len=1, single_ok=True), required=True),
+    "secrets": secrets_config,
+    "image_source": Str(choices=("pull", "push")),
+    "gateway": AnyMapping(),
+    "logging": AnyMapping(),
+    "metrics": AnyMapping(),
+    "k3s": AnyMapping(),
+}
