@@ -112,7 +112,7 @@ def render(inventory: str, out_dir: str, as_json: bool) -> None:
     """Render every host's files into a folder to inspect (secret values are not written)."""
     from hostctl.loader import load_site
     from hostctl.render import render_site
-    from hostctl.render_output import replace_tree, rendered_listing
+    from hostctl.render_output import rendered_listing, replace_tree
 
     site = load_site(inventory)
     rendered = render_site(site)

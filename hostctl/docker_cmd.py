@@ -21,7 +21,7 @@ ENV_DIR = "/etc/hostctl/env"
 def spec_hash(w: m.Workload) -> str:
     """A short hash of everything in the spec that shapes the container (not where it came from)."""
     data = asdict(w)
-    for key in ("file", "line", "lines"):
+    for key in ("file", "source", "line", "lines"):
         data.pop(key, None)
     blob = json.dumps(data, sort_keys=True, default=_jsonable, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -67,7 +67,7 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         return None
     doc = docs[0]
     ctx = Context(doc, problems)
-    top = Record(dict, s.INVENTORY_KEYS)(doc.data, (), ctx)
+    top: dict[str, Any] = Record(dict, s.INVENTORY_KEYS)(doc.data, (), ctx)
     if top is INVALID:
         return None
     defaults = m.SSHSettings(**top.get("ssh", {}))
@@ -124,7 +124,7 @@ def spec_files(inv: m.Inventory, problems: list[Problem]) -> list[str]:
     return files
 
 
-def load_workloads(files: list[str], problems: list[Problem]) -> list[m.Workload]:
+def load_workloads(files: list[str], problems: list[Problem], base: str = ".") -> list[m.Workload]:
     workloads: list[m.Workload] = []
     for path in files:
         docs = parse_yaml(path, problems, "spec file")
@@ -137,7 +137,8 @@ def load_workloads(files: list[str], problems: list[Problem]) -> list[m.Workload
         for doc in docs:
             workload = parse_workload(doc, problems)
             if workload is not None:
-                workloads.append(workload)
+                source = os.path.relpath(os.path.abspath(path), base)
+                workloads.append(replace(workload, source=source))
     return workloads
 
 
@@ -182,7 +183,8 @@ def load_site(inventory_path: str, environ: Mapping[str, str] | None = None) -> 
     inv = load_inventory(inventory_path, problems)
     if inv is None:
         raise ConfigError(problems)
-    workloads = load_workloads(spec_files(inv, problems), problems)
+    base = os.path.dirname(os.path.abspath(inventory_path))
+    workloads = load_workloads(spec_files(inv, problems), problems, base)
     store, secret_problems = load_secrets(
         inv.secrets.env_file, inv.secrets.env_prefix, environ,
         display_path(inv.secrets.env_file) if inv.secrets.env_file else None)

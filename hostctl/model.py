@@ -153,7 +153,8 @@ class Workload:
     name: str
     project: str
     image: str
-    file: str = ""
+    file: str = ""  # as shown in messages (relative to the working directory)
+    source: str = ""  # relative to the inventory: what rendered files mention, cwd-independent
     line: int = 0
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] = ()

@@ -64,7 +64,7 @@ def service_unit(inst: Instance, site: str) -> RenderedFile:
     text = _render(
         "service.unit.j2",
         site=site,
-        spec_file=setting_value(w.file),
+        spec_file=setting_value(w.source),
         spec_hash=d.spec_hash(w),
         description=setting_value(
             f"hostctl service {w.name} #{inst.index} (project {w.project})"),
@@ -111,10 +111,10 @@ def job_unit(w: m.Workload, host: m.Host, site: str) -> RenderedFile:
     text = _render(
         "job.unit.j2",
         site=site,
-        spec_file=setting_value(w.file),
+        spec_file=setting_value(w.source),
         spec_hash=d.spec_hash(w),
         job=w.name,
-        description=setting_value(f"hostctl job {w.name} (project {w.project}), run ") + "%i",
+        description=setting_value(f"hostctl job {w.name} (project {w.project})") + ", run %i",
         run=_exec_words(run),
         stop=_exec_words([host.docker, "stop", f"--time={int(w.stop_timeout)}", container]),
         remove=_exec_words([host.docker, "rm", "-f", container]),
@@ -129,7 +129,7 @@ def job_timer(w: m.Workload, site: str) -> RenderedFile:
     text = _render(
         "job.timer.j2",
         site=site,
-        spec_file=setting_value(w.file),
+        spec_file=setting_value(w.source),
         spec_hash=d.spec_hash(w),
         description=setting_value(f"schedule of hostctl job {w.name} (project {w.project})"),
         calendar=setting_value(w.schedule),

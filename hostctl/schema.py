@@ -31,6 +31,11 @@ class _Invalid:
 INVALID: Any = _Invalid()
 
 
+def failed(value: object) -> bool:
+    """True for a value that failed validation (a function, so type checkers do not narrow)."""
+    return value is INVALID
+
+
 @dataclass
 class Context:
     """Where problems are collected while one document is checked."""
@@ -258,8 +263,10 @@ class ListOf(Check[tuple[Any, ...]]):
 class MapOf(Check[dict[str, Any]]):
     expected = "a mapping"
 
-    def __init__(self, key: Str, value: Check[Any]):
-        self.key, self.value = key, value
+    def __init__(self, key: Str, value: Check[Any], keep_order: bool = False):
+        # Sorted by default so reordering keys (env, labels) changes no hash and no file;
+        # keep_order where order means something (hosts: "the first eligible host").
+        self.key, self.value, self.keep_order = key, value, keep_order
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -273,7 +280,9 @@ class MapOf(Check[dict[str, Any]]):
                 bad = True
             else:
                 out[key] = val
-        return INVALID if bad else dict(sorted(out.items()))
+        if bad:
+            return INVALID
+        return out if self.keep_order else dict(sorted(out.items()))
 
 
 class Command(Check[tuple[str, ...]]):
@@ -369,7 +378,7 @@ class Record(Check[T]):
         kwargs: dict[str, Any] = dict(self.extra)
         for key, name in self.keys.items():
             f = self.fields[name]
-            if key not in value or value[key] is None and f.required:
+            if key not in value or (value[key] is None and f.required):
                 if f.required:
                     ctx.error(path, f"missing required key '{key}'")
                     bad = True

@@ -22,6 +22,7 @@ from hostctl.schema import (
     Record,
     Size,
     Str,
+    failed,
 )
 from hostctl.yamlsource import Path
 
@@ -65,8 +66,10 @@ class PortSpec(Check[m.Port]):
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> m.Port:
         if isinstance(value, int) and not isinstance(value, bool):
-            number = port_number(value, path, ctx)
-            return INVALID if number is INVALID else m.Port(container=number)
+            number: int = port_number(value, path, ctx)
+            if failed(number):
+                return INVALID
+            return m.Port(container=number)
         if isinstance(value, dict):
             return self._long(value, path, ctx)
         return ctx.error(path, "expected a container port number or a mapping "
@@ -112,8 +115,10 @@ class ProfileRef(Check[m.Resources]):
     _name = Str(r"[A-Za-z0-9_.-]+", "profile names are letters, digits, '_', '.', '-'")
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> m.Resources:
-        checked = self._name(value, path, ctx)
-        return INVALID if checked is INVALID else m.Resources(profile=checked)
+        checked: str = self._name(value, path, ctx)
+        if failed(checked):
+            return INVALID
+        return m.Resources(profile=checked)
 
 
 resources = ByShape(
@@ -225,10 +230,10 @@ def host_record(host_name_: str) -> Record[m.Host]:
     }, extra={"name": host_name_})
 
 
-INVENTORY_KEYS = {
+INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
     "site": Field(name, required=True),
     "ssh": Record(dict, {k: f for k, f in ssh.fields.items()}),
-    "hosts": Field(MapOf(host_name, AnyMapping()), required=True),
+    "hosts": Field(MapOf(host_name, AnyMapping(), keep_order=True), required=True),
     "profiles": MapOf(Str(r"[A-Za-z0-9_.-]+", "profile names are letters, digits, '_', '.', '-'"),
                       profile),
     "specs": Field(ListOf(Str(), min_len=1, single_ok=True), required=True),
