@@ -1,0 +1,556 @@
+"""SSH backend: Fabric opens and holds the connection; commands run on raw Paramiko channels.
+
+Why not `Connection.run`: invoke's stdin pump decodes every chunk to text (binary input such
+as a `docker save` tarball would be corrupted) and copies 1000 bytes per 10 ms, far too slow
+for images. Why not `Connection.forward_local`: it cannot listen on an OS-chosen port, and a
+refused remote port kills its accept loop. Both are done here on the Fabric connection's
+Paramiko transport instead, reusing Fabric's `Tunnel` for the byte pumping.
+
+Host keys (see `SSHRunner`): trust on first use into a hostctl-owned known_hosts file, refuse
+a changed key; `strict=True` refuses unknown keys too; `known_hosts=None` checks nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import errno
+import fcntl
+import hashlib
+import os
+import shlex
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+from fabric.tunnels import Tunnel
+from paramiko.client import MissingHostKeyPolicy, SSHClient
+from paramiko.hostkeys import HostKeys
+from paramiko.pkey import PKey
+
+from hostctl.runner.base import (
+    DRAIN_GRACE,
+    AuthenticationFailed,
+    Command,
+    CommandTimeout,
+    ConnectionLost,
+    Deadline,
+    HostKeyRejected,
+    HostUnreachable,
+    Result,
+    RunnerError,
+    decode,
+    describe,
+    shell_line,
+)
+
+DEFAULT_KEEPALIVE = 15.0
+"""Seconds of silence before a keepalive packet; a dead peer is declared after 3 of these."""
+
+_RUN_ID_VAR = "HOSTCTL_RUN_ID"
+# One grep over every process's environment; the pids of matches get SIGTERM.
+_STOP_SCRIPT = (
+    "for f in $(grep -lzxF {tag} /proc/[0-9]*/environ 2>/dev/null); do "
+    'p=${{f#/proc/}}; kill -TERM "${{p%/environ}}" 2>/dev/null; done; true'
+)
+_STOP_TIMEOUT = 5.0
+_READ_SIZE = 64 * 1024
+_SEND_SIZE = 32 * 1024
+# The channel's timeout only paces the stdin loop so it can check the deadline; readers
+# simply retry when it fires.
+_POLL = 0.25
+
+
+class _Default(enum.Enum):
+    KNOWN_HOSTS = "default"
+
+
+def default_known_hosts() -> Path:
+    """hostctl's own known_hosts: `$HOSTCTL_KNOWN_HOSTS`, else under `$XDG_CONFIG_HOME`."""
+    if env := os.environ.get("HOSTCTL_KNOWN_HOSTS"):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "hostctl" / "known_hosts"
+
+
+def fingerprint(key: PKey) -> str:
+    """OpenSSH-style `SHA256:...` fingerprint, as `ssh-keygen -l` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class SSHRunner:
+    """Runs commands on one host over SSH, key authentication only.
+
+    The connection is opened on first use (or by `connect`) and reused for every call; if it
+    was lost, the next call opens a new one. Host-key policy:
+
+    - default: trust on first use. An unknown host's key is appended to `known_hosts`; a key
+      that differs from the recorded one is refused (`HostKeyRejected`) with the command that
+      forgets the old one. Sandbox hosts rebuilt with new keys should use their own file.
+    - `strict=True`: unknown keys are refused too (add them with `ssh-keyscan` first).
+    - `known_hosts=None`: no checking at all; only for throwaway test hosts.
+
+    `~/.ssh/known_hosts`, `~/.ssh/config` and the SSH agent are deliberately ignored so a run
+    depends only on the inventory.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        port: int = 22,
+        user: str = "root",
+        key_path: str | os.PathLike[str] = "~/.ssh/id_ed25519",
+        connect_timeout: float = 10,
+        command_timeout: float | None = None,
+        *,
+        known_hosts: str | os.PathLike[str] | _Default | None = _Default.KNOWN_HOSTS,
+        strict: bool = False,
+        keepalive: float = DEFAULT_KEEPALIVE,
+    ) -> None:
+        if known_hosts is _Default.KNOWN_HOSTS:
+            known_hosts = default_known_hosts()
+        if strict and known_hosts is None:
+            raise ValueError("strict host key checking needs a known_hosts file")
+        self.host = host
+        self.address = address
+        self.port = port
+        self.user = user
+        self.key_path = Path(key_path).expanduser()
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.known_hosts = None if known_hosts is None else Path(known_hosts).expanduser()
+        self.strict = strict
+        self.keepalive = keepalive
+        self.round_trips = 0
+        self.connects = 0
+        self.target = f"{address}:{port}"
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SSHRunner({self.host!r}, {self.user}@{self.target})"
+
+    def __enter__(self) -> SSHRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- connection ---------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the connection now (idempotent); raises `HostUnreachable` and friends."""
+        self._transport()
+
+    def close(self) -> None:
+        """Close the connection, if open. The runner may be used again afterwards."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _transport(self) -> paramiko.Transport:
+        with self._lock:
+            if self._conn is not None and self._conn.is_connected:
+                return self._conn.transport
+            if self._conn is not None:  # lost earlier: start afresh
+                self._conn.close()
+                self._conn = None
+            conn = self._open()
+            self._conn = conn
+            self.connects += 1
+            return conn.transport
+
+    def _open(self) -> Connection:
+        if not self.key_path.is_file():
+            raise AuthenticationFailed(
+                self.host,
+                f"SSH key {self.key_path} not found — check the key path in the inventory",
+                target=self.target,
+            )
+        # lazy=True and load_ssh_configs=False: no ~/.ssh/config, /etc/fabric.yml or
+        # Fabric auth strategy may change who we connect as or with which key.
+        config = Config(lazy=True, overrides={"load_ssh_configs": False})
+        conn = Connection(
+            host=self.address,
+            user=self.user,
+            port=self.port,
+            config=config,
+            connect_timeout=self.connect_timeout,
+            connect_kwargs={
+                "key_filename": [str(self.key_path)],
+                "look_for_keys": False,
+                "allow_agent": False,
+                "banner_timeout": self.connect_timeout,
+                "auth_timeout": self.connect_timeout,
+            },
+        )
+        self._apply_host_key_policy(conn.client)
+        try:
+            conn.open()
+        except Exception as exc:
+            conn.close()
+            raise self._connect_error(exc) from exc
+        self._tune(conn.transport)
+        return conn
+
+    def _apply_host_key_policy(self, client: SSHClient) -> None:
+        if self.known_hosts is None:
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            return
+        if self.known_hosts.is_file():
+            # Into the client's own table (checked by paramiko: a mismatch raises
+            # BadHostKeyException) but not via load_host_keys, whose save-back rewrites the
+            # whole file and would race with other hosts connecting in parallel.
+            client.get_host_keys().load(str(self.known_hosts))
+        client.set_missing_host_key_policy(_RecordOrRefuse(self))
+
+    def _tune(self, transport: paramiko.Transport) -> None:
+        # Paramiko's keepalive only sends; TCP_USER_TIMEOUT turns "sent but never
+        # acknowledged" into a socket error, so a cut cable surfaces as ConnectionLost
+        # within ~4 keepalive intervals instead of the kernel's ~15 minutes.
+        if self.keepalive <= 0:
+            return
+        transport.set_keepalive(max(1, round(self.keepalive)))
+        sock = transport.sock
+        if not isinstance(sock, socket.socket):
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self.keepalive * 3 * 1000)
+            )
+
+    def _connect_error(self, exc: BaseException) -> RunnerError:
+        t = f"{self.connect_timeout:g}s"
+        if isinstance(exc, RunnerError):
+            return exc
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return HostKeyRejected(
+                self.host,
+                f"host key changed (now {fingerprint(exc.key)}) — if the host was rebuilt, "
+                f"forget the old key: ssh-keygen -R '{self._known_hosts_name()}' "
+                f"-f {self.known_hosts}",
+                target=self.target,
+            )
+        if isinstance(exc, paramiko.PasswordRequiredException):
+            return AuthenticationFailed(
+                self.host,
+                f"SSH key {self.key_path} is passphrase-protected — hostctl needs an "
+                "unencrypted deploy key",
+                target=self.target,
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            return AuthenticationFailed(
+                self.host,
+                f"server refused key {self.key_path} for user '{self.user}' — is its public "
+                f"key in ~{self.user}/.ssh/authorized_keys on the host?",
+                target=self.target,
+            )
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            causes = {getattr(e, "errno", None) for e in exc.errors.values()}
+            if causes == {errno.ECONNREFUSED}:
+                return HostUnreachable(
+                    self.host,
+                    "connection refused — is sshd running and the port right?",
+                    target=self.target,
+                )
+            return HostUnreachable(
+                self.host, f"cannot connect ({exc}) — check the address", target=self.target
+            )
+        if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since 3.10
+            return HostUnreachable(
+                self.host,
+                f"no answer within {t} — is the address right and the firewall open?",
+                target=self.target,
+            )
+        if isinstance(exc, socket.gaierror):
+            return HostUnreachable(
+                self.host,
+                f"cannot resolve '{self.address}' — check the host's address in the inventory",
+                target=self.target,
+            )
+        if isinstance(exc, paramiko.SSHException) and "banner" in str(exc):
+            return HostUnreachable(
+                self.host,
+                f"the port answered but did not speak SSH within {t} — is this the sshd port?",
+                target=self.target,
+            )
+        if isinstance(exc, paramiko.SSHException | EOFError | ConnectionError):
+            return HostUnreachable(
+                self.host,
+                f"SSH handshake failed ({exc or type(exc).__name__}) — sshd may be overloaded "
+                "or refusing us; try again or check its log",
+                target=self.target,
+            )
+        if isinstance(exc, OSError):
+            if exc.errno == errno.ECONNREFUSED:
+                return HostUnreachable(
+                    self.host,
+                    "connection refused — is sshd running and the port right?",
+                    target=self.target,
+                )
+            return HostUnreachable(
+                self.host,
+                f"{exc.strerror or exc} — check the network path to the host",
+                target=self.target,
+            )
+        if isinstance(exc, ValueError | TypeError) and "key" in str(exc).lower():
+            return AuthenticationFailed(
+                self.host,
+                f"SSH key {self.key_path} cannot be read ({exc}) — is it an OpenSSH private key?",
+                target=self.target,
+            )
+        raise exc
+
+    def _known_hosts_name(self) -> str:
+        # The name paramiko and OpenSSH file the key under.
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+    # -- commands -----------------------------------------------------------------------
+
+    def run(
+        self, command: Command, *, stdin: bytes | None = None, timeout: float | None = None
+    ) -> Result:
+        """Run `command` (argv or sh script) and capture its exit code and output."""
+        chunks = None if stdin is None else [stdin]
+        return self._exec(command, chunks, timeout)
+
+    def stream_in(
+        self, command: Sequence[str], chunks: Iterable[bytes], *, timeout: float | None = None
+    ) -> Result:
+        """Run `command` with `chunks` copied into its stdin one at a time."""
+        return self._exec(command, chunks, timeout)
+
+    def _exec(
+        self, command: Command, chunks: Iterable[bytes] | None, timeout: float | None
+    ) -> Result:
+        # The tag rides in the command's environment (inherited by its children) so an
+        # abandoned command can be found and stopped from a second session: sshd neither
+        # kills a command whose channel closes nor, for root logins, honours signal requests.
+        run_id = uuid.uuid4().hex[:16]
+        line = f"{_RUN_ID_VAR}={run_id} {shell_line(command)}"
+        deadline = Deadline(self.command_timeout if timeout is None else timeout)
+        transport = self._transport()
+        self.round_trips += 1
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+        except paramiko.ChannelException as exc:
+            raise HostUnreachable(
+                self.host,
+                f"sshd refused a new session ({exc}) — raise MaxSessions or retry",
+                target=self.target,
+            ) from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._lost(command) from exc
+        try:
+            chan.settimeout(_POLL)
+            try:
+                chan.exec_command(line)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise self._lost(command) from exc
+            out, err = _Drain(chan.recv), _Drain(chan.recv_stderr)
+            if chunks is not None:
+                try:
+                    if not _feed(chan, chunks, deadline):
+                        raise self._timed_out(transport, command, run_id)
+                except BaseException:
+                    # The source failed or we were interrupted: stop the command rather
+                    # than let it act on a truncated stream.
+                    self._stop_remote(transport, run_id)
+                    raise
+            # EOF on the command's stdin. If the channel is gone, the checks below say why.
+            with suppress(OSError):
+                chan.shutdown_write()
+            if not chan.status_event.wait(deadline.remaining()):
+                raise self._timed_out(transport, command, run_id)
+            grace = deadline.remaining(cap=DRAIN_GRACE)
+            out.join(grace)
+            err.join(grace)
+        finally:
+            chan.close()
+        rc = chan.recv_exit_status()
+        # No exit status and no EOF from sshd: the channel was torn down with the transport
+        # (paramiko unlinks channels a moment before it marks the transport inactive).
+        if rc == -1 and (not chan.eof_received or not transport.is_active()):
+            raise self._lost(command)
+        # rc -1 with a clean EOF: killed by a signal (paramiko ignores `exit-signal`).
+        return Result(rc, decode(bytes(out.data)), decode(bytes(err.data)))
+
+    def _timed_out(
+        self, transport: paramiko.Transport, command: Command, run_id: str
+    ) -> CommandTimeout:
+        self._stop_remote(transport, run_id)
+        return CommandTimeout(
+            self.host,
+            f"`{describe(command)}` was still running when its time ran out — raise the "
+            "timeout or look at what it waits for on the host",
+            target=self.target,
+        )
+
+    def _stop_remote(self, transport: paramiko.Transport, run_id: str) -> None:
+        """Best effort, bounded: SIGTERM every process carrying this run's tag."""
+        script = _STOP_SCRIPT.format(tag=shlex.quote(f"{_RUN_ID_VAR}={run_id}"))
+        self.round_trips += 1
+        try:
+            chan = transport.open_session(timeout=_STOP_TIMEOUT)
+        except (paramiko.SSHException, OSError, EOFError):
+            return
+        try:
+            chan.exec_command(shell_line(script))
+            chan.shutdown_write()
+            chan.status_event.wait(_STOP_TIMEOUT)
+        except (paramiko.SSHException, OSError, EOFError):
+            pass
+        finally:
+            chan.close()
+
+    def _lost(self, command: Command) -> ConnectionLost:
+        return ConnectionLost(
+            self.host,
+            f"connection lost while running `{describe(command)}` — the host rebooted, sshd "
+            "was restarted or the network dropped; its outcome is unknown, re-run to converge",
+            target=self.target,
+        )
+
+    # -- port forwarding ----------------------------------------------------------------
+
+    @contextmanager
+    def forward_port(self, remote_port: int, remote_host: str = "127.0.0.1") -> Iterator[int]:
+        """Yield a port on 127.0.0.1 tunnelled to `remote_host:remote_port` on the host.
+
+        Like `ssh -L`: each local connection opens one `direct-tcpip` channel; if the host
+        cannot reach the target, that local connection is simply closed.
+        """
+        transport = self._transport()
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(_POLL)
+        finished = threading.Event()
+        tunnels: list[Tunnel] = []
+
+        def accept_loop() -> None:
+            while not finished.is_set():
+                try:
+                    sock, peer = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                try:
+                    chan = transport.open_channel(
+                        "direct-tcpip",
+                        (remote_host, remote_port),
+                        peer,
+                        timeout=self.connect_timeout,
+                    )
+                except (paramiko.SSHException, OSError, EOFError):
+                    sock.close()
+                    continue
+                tunnel = Tunnel(channel=chan, sock=sock, finished=finished)
+                tunnel.start()
+                tunnels.append(tunnel)
+
+        acceptor = threading.Thread(target=accept_loop, name=f"forward-{self.host}", daemon=True)
+        acceptor.start()
+        try:
+            yield listener.getsockname()[1]
+        finally:
+            finished.set()
+            acceptor.join()
+            listener.close()
+            for tunnel in tunnels:
+                # Fabric's Tunnel polls `finished` once a second.
+                tunnel.join(2)
+
+
+class _RecordOrRefuse(MissingHostKeyPolicy):
+    """Called by paramiko only for hosts absent from the loaded known_hosts table."""
+
+    def __init__(self, runner: SSHRunner) -> None:
+        self.runner = runner
+
+    def missing_host_key(self, client: SSHClient, hostname: str, key: PKey) -> None:
+        r = self.runner
+        path = r.known_hosts
+        assert path is not None
+        if r.strict:
+            raise HostKeyRejected(
+                r.host,
+                f"unknown host key {fingerprint(key)} and strict checking is on — verify it, "
+                f"then: ssh-keyscan -p {r.port} {r.address} >> {path}",
+                target=r.target,
+            )
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "r+") as f:
+            # flock serialises hosts connecting in parallel (threads or processes); re-read
+            # under the lock in case one of them recorded this host meanwhile.
+            fcntl.flock(f, fcntl.LOCK_EX)
+            known = HostKeys(str(path)).lookup(hostname)
+            if known is not None:
+                if known.get(key.get_name()) == key:
+                    return
+                raise HostKeyRejected(
+                    r.host,
+                    f"host key changed (now {fingerprint(key)}) while connecting — forget the "
+                    f"old key: ssh-keygen -R '{hostname}' -f {path}",
+                    target=r.target,
+                )
+            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class _Drain(threading.Thread):
+    """Collects one output stream of a channel until EOF, so the remote never blocks on a
+    full window while we are still sending its stdin."""
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        super().__init__(daemon=True)
+        self.recv = recv
+        self.data = bytearray()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                block = self.recv(_READ_SIZE)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not block:
+                return
+            self.data += block
+
+
+def _feed(chan: paramiko.Channel, chunks: Iterable[bytes], deadline: Deadline) -> bool:
+    """Copy `chunks` into the channel, one bounded slice at a time; False if time ran out.
+
+    Stops quietly when the command stops reading (it exited or closed stdin): its exit code
+    tells the caller what happened.
+    """
+    for chunk in chunks:
+        for start in range(0, len(chunk), _SEND_SIZE):
+            piece = chunk[start : start + _SEND_SIZE]
+            while piece:
+                if deadline.expired():
+                    return False
+                if chan.exit_status_ready():
+                    return True
+                try:
+                    sent = chan.send(piece)
+                except TimeoutError:
+                    continue  # window full; re-check the deadline
+                except OSError:
+                    return True
+                if sent == 0:
+                    return True
+                piece = piece[sent:]
+    return True
