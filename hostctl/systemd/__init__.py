@@ -1,0 +1,1 @@
+"""Pure helpers for writing systemd unit files: quoting, calendar expressions, unit names."""
