@@ -17,6 +17,7 @@ from docker.errors import DockerException
 
 from hostctl.sandbox.errors import SandboxError
 from hostctl.sandbox.locking import file_lock
+from hostctl.sandbox.progress import tail
 
 DOCKERD_LOG = Path("/var/log/hostctl-dockerd.log")
 _LOCAL_SOCKETS = ("", "unix:///var/run/docker.sock", "unix:///run/docker.sock")
@@ -36,10 +37,7 @@ def connect() -> docker.DockerClient | None:
 
 
 def start_blocker() -> str | None:
-    """Why this process cannot start a local dockerd itself, or None when it can."""
-    docker_host = os.environ.get("DOCKER_HOST", "")
-    if docker_host not in _LOCAL_SOCKETS:
-        return f"DOCKER_HOST={docker_host} does not answer; start that engine or unset DOCKER_HOST"
+    """What this machine lacks to start a local dockerd (not root, no dockerd), or None."""
     if os.geteuid() != 0:
         return (
             "the Docker engine does not answer and only root may start dockerd; "
@@ -58,6 +56,11 @@ def ensure_engine(timeout: float = 60) -> docker.DockerClient:
     client = connect()
     if client is not None:
         return client
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    if docker_host not in _LOCAL_SOCKETS:
+        raise SandboxError(
+            f"DOCKER_HOST={docker_host} does not answer; start that engine or unset DOCKER_HOST"
+        )
     blocker = start_blocker()
     if blocker is not None:
         raise SandboxError(blocker)
@@ -104,18 +107,12 @@ def _wait_for_engine(timeout: float, child: subprocess.Popen[bytes] | None) -> d
             return client
         if child is not None and child.poll() is not None:
             raise SandboxError(
-                f"dockerd exited with status {child.returncode}; last log lines:\n{_log_tail()}"
+                f"dockerd exited with status {child.returncode}; "
+                f"last lines of {DOCKERD_LOG}:\n{tail(DOCKERD_LOG)}"
             )
         if time.monotonic() >= deadline:
             break
         time.sleep(_POLL_SECONDS)
     raise SandboxError(
-        f"dockerd did not answer within {timeout:.0f}s; see {DOCKERD_LOG}:\n{_log_tail()}"
+        f"dockerd did not answer within {timeout:.0f}s; see {DOCKERD_LOG}:\n{tail(DOCKERD_LOG)}"
     )
-
-
-def _log_tail(lines: int = 15) -> str:
-    try:
-        return "\n".join(DOCKERD_LOG.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"({DOCKERD_LOG} unreadable)"
