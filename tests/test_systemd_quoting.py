@@ -35,24 +35,13 @@ from hostctl.systemd.quoting import (
     exec_line,
     setting_value,
 )
-
-# tests/ may or may not be a package (pytest's rootdir import either way).
-try:
-    from tests.systemd_exec_parser import (
-        ExecParseError,
-        exec_argv,
-        load_exec_value,
-        parse_exec_line,
-        replace_env_argv,
-    )
-except ImportError:
-    from systemd_exec_parser import (  # type: ignore[no-redef]
-        ExecParseError,
-        exec_argv,
-        load_exec_value,
-        parse_exec_line,
-        replace_env_argv,
-    )
+from tests.systemd_exec_parser import (
+    ExecParseError,
+    exec_argv,
+    load_exec_value,
+    parse_exec_line,
+    replace_env_argv,
+)
 
 # Variables that a careless quoting would expand: $HOME, ${X}, $X.
 ENV = {"HOME": "/root", "X": "expanded x", "PATH": "/usr/bin:/bin"}
