@@ -41,6 +41,11 @@ class LocalSshd:
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
 
+    @staticmethod
+    def free_port() -> int:
+        """A 127.0.0.1 port nothing listens on (for "connection refused" tests)."""
+        return free_port()
+
     def log(self) -> str:
         """sshd's log so far (for assertion messages)."""
         return self.log_path.read_text(errors="replace")

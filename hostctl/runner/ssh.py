@@ -277,7 +277,11 @@ class SSHRunner:
                 f"cannot resolve '{self.address}' — check the host's address in the inventory",
                 target=self.target,
             )
-        if isinstance(exc, paramiko.SSHException) and "banner" in str(exc):
+        # Paramiko reports a handshake that never finished as a banner error or, when its
+        # negotiation wait runs out first, as "No existing session".
+        if isinstance(exc, paramiko.SSHException) and (
+            "banner" in str(exc) or "No existing session" in str(exc)
+        ):
             return HostUnreachable(
                 self.host,
                 f"the port answered but did not speak SSH within {t} — is this the sshd port?",
