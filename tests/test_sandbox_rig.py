@@ -456,6 +456,36 @@ def test_a_host_that_is_not_ready_is_reported_with_what_it_waits_for(
     readiness.wait_ready(container, gpu, timeout=60)
 
 
+@pytest.mark.sandbox
+def test_privileged_is_tried_when_capabilities_cannot_boot(
+    sandbox_hosts: list[SandboxHost],
+    sandbox_state_dir: Path,
+    sandbox_engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An unknown capability makes the engine refuse the first attempt, as a machine that
+    # lacks a needed capability would.
+    monkeypatch.setattr(container_spec, "CAPABILITIES", ["NOT_A_CAP"])
+    request = SandboxHostRequest("fallback-1")
+    try:
+        booted = hosts.up([request], sandbox_state_dir)
+    except SandboxError as error:
+        # Machines like this one refuse --privileged too; then both reasons are reported.
+        lines = str(error).splitlines()
+        assert lines[0] == "sandbox host fallback-1 would not boot systemd:"
+        assert "unknown capability" in lines[1] and lines[1].startswith("capabilities: ")
+        assert lines[2].startswith("--privileged: ")
+    else:
+        container = sandbox_engine.containers.get(booted[0].container_name)
+        assert container.labels["io.hostctl.sandbox.mode"] == "privileged"
+        assert ssh(booted[0], "cat /proc/1/comm") == "systemd"
+    finally:
+        for found in sandbox_engine.containers.list(all=True, filters={"name": "fallback-1"}):
+            found.remove(force=True)
+        sandbox_engine.volumes.get("hostctl-sandbox-fallback-1-docker").remove(force=True)
+        hosts.write_state(sandbox_state_dir, sandbox_hosts)
+
+
 @runs_last
 @pytest.mark.sandbox
 def test_down_removes_everything_it_made_and_nothing_else(

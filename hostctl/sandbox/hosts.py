@@ -234,14 +234,20 @@ def _boot(
     ensure_volume(client, request.name)
     failures = []
     for privileged in (False, True):
-        container = client.containers.create(
-            **spec.create_kwargs(request, image, key_path, privileged=privileged)
-        )
+        mode = "--privileged" if privileged else "capabilities"
+        try:
+            container = client.containers.create(
+                **spec.create_kwargs(request, image, key_path, privileged=privileged)
+            )
+        except APIError as error:
+            failures.append(f"{mode}: {error.explanation or error}")
+            continue
+        # In place before the first boot, so sshd never runs without our key.
         container.put_archive("/root", authorized_keys_tar(public_key(key_path)))
         failure = _start(container)
         if failure is None:
             return container
-        failures.append(f"{'--privileged' if privileged else 'capabilities'}: {failure}")
+        failures.append(f"{mode}: {failure}")
         container.remove(force=True)
     raise SandboxError(
         f"sandbox host {request.name} would not boot systemd:\n" + "\n".join(failures)
