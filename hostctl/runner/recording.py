@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from hostctl.runner.base import Command, Result, RunnerError, shell_line
 
@@ -62,7 +63,9 @@ class RecordingRunner:
     def __init__(
         self,
         host: str = "recording",
-        responses: Iterable[tuple[Matcher, Response]] | Mapping[Recorded, Response] = (),
+        # Mapping[Any, ...]: keys are exact commands, but Mapping's key type is invariant and
+        # a literal like {("hostname",): ...} would not type-check as Mapping[Recorded, ...].
+        responses: Iterable[tuple[Matcher, Response]] | Mapping[Any, Response] = (),
         *,
         default: Response = _OK,
         consume_streams: bool = True,

@@ -149,6 +149,12 @@ class SSHRunner:
         """Open the connection now (idempotent); raises `HostUnreachable` and friends."""
         self._transport()
 
+    @property
+    def connected(self) -> bool:
+        """True while a live connection is open."""
+        conn = self._conn
+        return conn is not None and bool(conn.is_connected)
+
     def close(self) -> None:
         """Close the connection, if open. The runner may be used again afterwards."""
         with self._lock:
