@@ -141,6 +141,28 @@ def test_passphrase_protected_key_is_refused_without_prompting(
         r.connect()
 
 
+def test_a_file_that_is_not_a_private_key_is_authentication_failed(
+    sshd: LocalSshd, tmp_path: Path
+) -> None:
+    public_half = sshd.key_path.with_suffix(".pub")
+    r = make_runner(sshd, tmp_path, key_path=public_half)
+    with pytest.raises(AuthenticationFailed) as caught:
+        r.connect()
+    assert str(caught.value) == (
+        f"app-1 (127.0.0.1:{sshd.port}): SSH key {public_half} is not a private key file — "
+        "point the inventory at the private half (not the .pub)"
+    )
+
+
+def test_sub_second_connect_timeout_is_honoured(sshd: LocalSshd, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        r = make_runner(sshd, tmp_path, port=silent.getsockname()[1], connect_timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(HostUnreachable, match=r"did not speak SSH within 0\.3s"):
+            r.connect()
+    assert time.monotonic() - started < 1.5
+
+
 # -- losing the connection ----------------------------------------------------------------
 
 

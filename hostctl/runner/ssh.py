@@ -50,7 +50,8 @@ from hostctl.runner.base import (
 )
 
 DEFAULT_KEEPALIVE = 15.0
-"""Seconds of silence before a keepalive packet; a dead peer is declared after 3 of these."""
+"""Seconds of silence before a keepalive packet. A peer that stops acknowledging is declared
+lost 3 intervals after that (so within ~4 intervals of the cut)."""
 
 _RUN_ID_VAR = "HOSTCTL_RUN_ID"
 # One grep over every process's environment; the pids of matches get SIGTERM.
@@ -175,12 +176,6 @@ class SSHRunner:
             return conn.transport
 
     def _open(self) -> Connection:
-        if not self.key_path.is_file():
-            raise AuthenticationFailed(
-                self.host,
-                f"SSH key {self.key_path} not found — check the key path in the inventory",
-                target=self.target,
-            )
         # lazy=True and load_ssh_configs=False: no ~/.ssh/config, /etc/fabric.yml or
         # Fabric auth strategy may change who we connect as or with which key.
         config = Config(lazy=True, overrides={"load_ssh_configs": False})
@@ -189,11 +184,12 @@ class SSHRunner:
             user=self.user,
             port=self.port,
             config=config,
-            connect_timeout=self.connect_timeout,
             connect_kwargs={
-                "key_filename": [str(self.key_path)],
+                "pkey": self._load_key(),
                 "look_for_keys": False,
                 "allow_agent": False,
+                # Here rather than Connection(connect_timeout=...), which truncates to int.
+                "timeout": self.connect_timeout,
                 "banner_timeout": self.connect_timeout,
                 "auth_timeout": self.connect_timeout,
             },
@@ -206,6 +202,29 @@ class SSHRunner:
             raise self._connect_error(exc) from exc
         self._tune(conn.transport)
         return conn
+
+    def _load_key(self) -> PKey:
+        """Read the private key up front, so a bad key file is reported as such."""
+        try:
+            return PKey.from_path(self.key_path)
+        except FileNotFoundError:
+            reason = f"SSH key {self.key_path} not found — check the key path in the inventory"
+        except (paramiko.SSHException, ValueError, TypeError, OSError) as exc:
+            # cryptography says "password-protected" with a TypeError, paramiko with
+            # PasswordRequiredException: match the words, not the types.
+            if "password" in str(exc).lower() or "passphrase" in str(exc).lower():
+                reason = (
+                    f"SSH key {self.key_path} is passphrase-protected — hostctl needs an "
+                    "unencrypted deploy key"
+                )
+            elif isinstance(exc, OSError) and exc.strerror:
+                reason = f"SSH key {self.key_path} cannot be read ({exc.strerror.lower()})"
+            else:  # the parsers' own messages are long and unhelpful here
+                reason = (
+                    f"SSH key {self.key_path} is not a private key file — point the inventory "
+                    "at the private half (not the .pub)"
+                )
+        raise AuthenticationFailed(self.host, reason, target=self.target)
 
     def _apply_host_key_policy(self, client: SSHClient) -> None:
         if self.known_hosts is None:
@@ -234,91 +253,61 @@ class SSHRunner:
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self.keepalive * 3 * 1000)
             )
 
-    def _connect_error(self, exc: BaseException) -> RunnerError:
-        t = f"{self.connect_timeout:g}s"
-        if isinstance(exc, RunnerError):
+    def _connect_error(self, exc: Exception) -> RunnerError:
+        """Translate what connecting raised into one line naming the cause and a fix."""
+        if isinstance(exc, RunnerError):  # from our host-key policy
             return exc
+        explained = self._explain(exc)
+        if explained is None:
+            raise exc  # not a connection problem: a bug, let it surface
+        cls, reason = explained
+        return cls(self.host, reason, target=self.target)
+
+    def _explain(self, exc: Exception) -> tuple[type[RunnerError], str] | None:
+        t = f"{self.connect_timeout:g}s"
+        refused = "connection refused — is sshd running and the port right?"
         if isinstance(exc, paramiko.BadHostKeyException):
-            return HostKeyRejected(
-                self.host,
+            return HostKeyRejected, (
                 f"host key changed (now {fingerprint(exc.key)}) — if the host was rebuilt, "
                 f"forget the old key: ssh-keygen -R '{self._known_hosts_name()}' "
-                f"-f {self.known_hosts}",
-                target=self.target,
-            )
-        if isinstance(exc, paramiko.PasswordRequiredException):
-            return AuthenticationFailed(
-                self.host,
-                f"SSH key {self.key_path} is passphrase-protected — hostctl needs an "
-                "unencrypted deploy key",
-                target=self.target,
+                f"-f {self.known_hosts}"
             )
         if isinstance(exc, paramiko.AuthenticationException):
-            return AuthenticationFailed(
-                self.host,
+            return AuthenticationFailed, (
                 f"server refused key {self.key_path} for user '{self.user}' — is its public "
-                f"key in ~{self.user}/.ssh/authorized_keys on the host?",
-                target=self.target,
+                f"key in ~{self.user}/.ssh/authorized_keys on the host?"
             )
         if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
             causes = {getattr(e, "errno", None) for e in exc.errors.values()}
             if causes == {errno.ECONNREFUSED}:
-                return HostUnreachable(
-                    self.host,
-                    "connection refused — is sshd running and the port right?",
-                    target=self.target,
-                )
-            return HostUnreachable(
-                self.host, f"cannot connect ({exc}) — check the address", target=self.target
-            )
+                return HostUnreachable, refused
+            return HostUnreachable, f"cannot connect ({exc}) — check the address"
         if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since 3.10
-            return HostUnreachable(
-                self.host,
-                f"no answer within {t} — is the address right and the firewall open?",
-                target=self.target,
+            return HostUnreachable, (
+                f"no answer within {t} — is the address right and the firewall open?"
             )
         if isinstance(exc, socket.gaierror):
-            return HostUnreachable(
-                self.host,
-                f"cannot resolve '{self.address}' — check the host's address in the inventory",
-                target=self.target,
+            return HostUnreachable, (
+                f"cannot resolve '{self.address}' — check the host's address in the inventory"
             )
         # Paramiko reports a handshake that never finished as a banner error or, when its
         # negotiation wait runs out first, as "No existing session".
         if isinstance(exc, paramiko.SSHException) and (
             "banner" in str(exc) or "No existing session" in str(exc)
         ):
-            return HostUnreachable(
-                self.host,
-                f"the port answered but did not speak SSH within {t} — is this the sshd port?",
-                target=self.target,
+            return HostUnreachable, (
+                f"the port answered but did not speak SSH within {t} — is this the sshd port?"
             )
         if isinstance(exc, paramiko.SSHException | EOFError | ConnectionError):
-            return HostUnreachable(
-                self.host,
+            return HostUnreachable, (
                 f"SSH handshake failed ({exc or type(exc).__name__}) — sshd may be overloaded "
-                "or refusing us; try again or check its log",
-                target=self.target,
+                "or refusing us; try again or check its log"
             )
         if isinstance(exc, OSError):
             if exc.errno == errno.ECONNREFUSED:
-                return HostUnreachable(
-                    self.host,
-                    "connection refused — is sshd running and the port right?",
-                    target=self.target,
-                )
-            return HostUnreachable(
-                self.host,
-                f"{exc.strerror or exc} — check the network path to the host",
-                target=self.target,
-            )
-        if isinstance(exc, ValueError | TypeError) and "key" in str(exc).lower():
-            return AuthenticationFailed(
-                self.host,
-                f"SSH key {self.key_path} cannot be read ({exc}) — is it an OpenSSH private key?",
-                target=self.target,
-            )
-        raise exc
+                return HostUnreachable, refused
+            return HostUnreachable, f"{exc.strerror or exc} — check the network path to the host"
+        return None
 
     def _known_hosts_name(self) -> str:
         # The name paramiko and OpenSSH file the key under.
