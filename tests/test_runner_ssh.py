@@ -166,7 +166,10 @@ def test_sub_second_connect_timeout_is_honoured(sshd: LocalSshd, tmp_path: Path)
 # -- losing the connection ----------------------------------------------------------------
 
 
-def test_session_killed_mid_command_is_connection_lost(sshd: LocalSshd, runner: SSHRunner) -> None:
+@pytest.mark.parametrize("feeding", [False, True], ids=["run", "stream_in"])
+def test_session_killed_mid_command_is_connection_lost(
+    sshd: LocalSshd, runner: SSHRunner, feeding: bool
+) -> None:
     runner.connect()
     killed_at: list[float] = []
 
@@ -183,7 +186,11 @@ def test_session_killed_mid_command_is_connection_lost(sshd: LocalSshd, runner: 
     killer = threading.Thread(target=cut)
     killer.start()
     with pytest.raises(ConnectionLost) as caught:
-        runner.run(["sleep", "27"])
+        if feeding:  # `sleep` never reads: we are blocked on a full window when it dies
+            endless = (b"x" * 65536 for _ in range(100_000))
+            runner.stream_in(["sleep", "27"], endless, timeout=60)
+        else:
+            runner.run(["sleep", "27"])
     noticed = time.monotonic()
     killer.join(10)
     assert killed_at, "the sleep never started"

@@ -356,20 +356,21 @@ class SSHRunner:
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise self._lost(command) from exc
             out, err = _Drain(chan.recv), _Drain(chan.recv_stderr)
-            if chunks is not None:
-                try:
-                    if not _feed(chan, chunks, deadline):
-                        raise self._timed_out(transport, command, run_id)
-                except BaseException:
-                    # The source failed or we were interrupted: stop the command rather
-                    # than let it act on a truncated stream.
-                    self._stop_remote(transport, run_id)
-                    raise
-            # EOF on the command's stdin. If the channel is gone, the checks below say why.
-            with suppress(OSError):
-                chan.shutdown_write()
-            if not chan.status_event.wait(deadline.remaining()):
-                raise self._timed_out(transport, command, run_id)
+            try:
+                finished = _feed_and_wait(chan, chunks, deadline)
+            except BaseException:
+                # The chunk source failed or we were interrupted: stop the command rather
+                # than let it act on a truncated stream or run on unattended.
+                self._stop_remote(transport, run_id)
+                raise
+            if not finished:
+                self._stop_remote(transport, run_id)
+                raise CommandTimeout(
+                    self.host,
+                    f"`{describe(command)}` was still running when its time ran out — raise "
+                    "the timeout or look at what it waits for on the host",
+                    target=self.target,
+                )
             grace = deadline.remaining(cap=DRAIN_GRACE)
             out.join(grace)
             err.join(grace)
@@ -382,17 +383,6 @@ class SSHRunner:
             raise self._lost(command)
         # rc -1 with a clean EOF: killed by a signal (paramiko ignores `exit-signal`).
         return Result(rc, decode(bytes(out.data)), decode(bytes(err.data)))
-
-    def _timed_out(
-        self, transport: paramiko.Transport, command: Command, run_id: str
-    ) -> CommandTimeout:
-        self._stop_remote(transport, run_id)
-        return CommandTimeout(
-            self.host,
-            f"`{describe(command)}` was still running when its time ran out — raise the "
-            "timeout or look at what it waits for on the host",
-            target=self.target,
-        )
 
     def _stop_remote(self, transport: paramiko.Transport, run_id: str) -> None:
         """Best effort, bounded: SIGTERM every process carrying this run's tag."""
@@ -529,8 +519,23 @@ class _Drain(threading.Thread):
             self.data += block
 
 
+def _feed_and_wait(
+    chan: paramiko.Channel, chunks: Iterable[bytes] | None, deadline: Deadline
+) -> bool:
+    """Send `chunks` (if any) as the command's stdin, close it, wait for the exit status.
+
+    False when the deadline passed first.
+    """
+    if chunks is not None and not _feed(chan, chunks, deadline):
+        return False
+    # EOF on the command's stdin. If the channel is gone, the caller's checks say why.
+    with suppress(OSError):
+        chan.shutdown_write()
+    return bool(chan.status_event.wait(deadline.remaining()))
+
+
 def _feed(chan: paramiko.Channel, chunks: Iterable[bytes], deadline: Deadline) -> bool:
-    """Copy `chunks` into the channel, one bounded slice at a time; False if time ran out.
+    """Copy `chunks` into the channel a bounded slice at a time; False if time ran out.
 
     Stops quietly when the command stops reading (it exited or closed stdin): its exit code
     tells the caller what happened.
@@ -548,7 +553,7 @@ def _feed(chan: paramiko.Channel, chunks: Iterable[bytes], deadline: Deadline) -
                 except TimeoutError:
                     continue  # window full; re-check the deadline
                 except OSError:
-                    return True
+                    return True  # channel closed under us; the exit status says why
                 if sent == 0:
                     return True
                 piece = piece[sent:]
