@@ -53,8 +53,8 @@ def test_shell_line_rejects_what_cannot_be_sent(command: list[object], error: ty
 
 
 def test_describe_never_shows_more_than_two_words() -> None:
-    assert describe(["docker", "run", "-e", "PASSWORD=hunter2", "app"]) == "docker run"
-    assert describe("curl -H 'Authorization: secret'") == "shell script"
+    assert describe(["docker", "run", "-e", "PASSWORD=hunter2", "app"]) == "`docker run`"
+    assert describe("curl -H 'Authorization: secret'") == "a shell script"
 
 
 @pytest.mark.parametrize(

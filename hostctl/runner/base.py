@@ -128,13 +128,13 @@ def shell_line(command: Command) -> str:
 
 
 def describe(command: Command) -> str:
-    """A short, secret-free name for a command in error messages (`docker load`).
+    """A short, secret-free name for a command in error messages: `docker load`.
 
     Only the program and its first word are shown: later words may carry secrets.
     """
     if isinstance(command, str):
-        return "shell script"
-    return " ".join(list(command)[:2])
+        return "a shell script"
+    return "`" + " ".join(list(command)[:2]) + "`"
 
 
 def decode(data: bytes) -> str:

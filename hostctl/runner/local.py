@@ -97,7 +97,7 @@ class LocalRunner:
             _stop(proc)
             raise CommandTimeout(
                 self.host,
-                f"`{describe(command)}` was still running when its time ran out — raise the "
+                f"{describe(command)} was still running when its time ran out — raise the "
                 "timeout or look at what it waits for",
             ) from None
         except BaseException:

@@ -367,7 +367,7 @@ class SSHRunner:
                 self._stop_remote(transport, run_id)
                 raise CommandTimeout(
                     self.host,
-                    f"`{describe(command)}` was still running when its time ran out — raise "
+                    f"{describe(command)} was still running when its time ran out — raise "
                     "the timeout or look at what it waits for on the host",
                     target=self.target,
                 )
@@ -404,7 +404,7 @@ class SSHRunner:
     def _lost(self, command: Command) -> ConnectionLost:
         return ConnectionLost(
             self.host,
-            f"connection lost while running `{describe(command)}` — the host rebooted, sshd "
+            f"connection lost while running {describe(command)} — the host rebooted, sshd "
             "was restarted or the network dropped; its outcome is unknown, re-run to converge",
             target=self.target,
         )
