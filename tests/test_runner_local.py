@@ -31,7 +31,7 @@ def test_command_timeout_from_the_constructor_applies_to_every_call() -> None:
     assert time.monotonic() - started < 4
     assert str(caught.value) == (
         "here: `sleep 20` was still running when its time ran out — raise the timeout or look "
-        "at what it waits for"
+        "at what it waits for on the host"
     )
     # An explicit timeout wins over the default.
     assert runner.run(["sleep", "0.7"], timeout=5).ok

@@ -108,6 +108,16 @@ class CommandTimeout(RunnerError):
     """A command was still running when its time ran out."""
 
 
+def timed_out(host: str, command: Command, *, target: str | None = None) -> CommandTimeout:
+    """The one wording of a command timeout, shared by every backend."""
+    return CommandTimeout(
+        host,
+        f"{describe(command)} was still running when its time ran out — raise the timeout "
+        "or look at what it waits for on the host",
+        target=target,
+    )
+
+
 def shell_line(command: Command) -> str:
     """The one place an argv becomes a shell line: `shlex.quote` each word.
 

@@ -13,12 +13,11 @@ from typing import IO
 from hostctl.runner.base import (
     DRAIN_GRACE,
     Command,
-    CommandTimeout,
     Deadline,
     Result,
     decode,
-    describe,
     shell_line,
+    timed_out,
 )
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -95,11 +94,7 @@ class LocalRunner:
             rc = proc.wait(deadline.remaining())
         except subprocess.TimeoutExpired:
             _stop(proc)
-            raise CommandTimeout(
-                self.host,
-                f"{describe(command)} was still running when its time ran out — raise the "
-                "timeout or look at what it waits for",
-            ) from None
+            raise timed_out(self.host, command) from None
         except BaseException:
             _stop(proc)
             raise

@@ -37,7 +37,6 @@ from hostctl.runner.base import (
     DRAIN_GRACE,
     AuthenticationFailed,
     Command,
-    CommandTimeout,
     ConnectionLost,
     Deadline,
     HostKeyRejected,
@@ -47,6 +46,7 @@ from hostctl.runner.base import (
     decode,
     describe,
     shell_line,
+    timed_out,
 )
 
 DEFAULT_KEEPALIVE = 15.0
@@ -365,12 +365,7 @@ class SSHRunner:
                 raise
             if not finished:
                 self._stop_remote(transport, run_id)
-                raise CommandTimeout(
-                    self.host,
-                    f"{describe(command)} was still running when its time ran out — raise "
-                    "the timeout or look at what it waits for on the host",
-                    target=self.target,
-                )
+                raise timed_out(self.host, command, target=self.target)
             grace = deadline.remaining(cap=DRAIN_GRACE)
             out.join(grace)
             err.join(grace)
