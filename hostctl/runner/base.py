@@ -45,7 +45,8 @@ class Runner(Protocol):
     host: str
     """Inventory name of the host; every error message starts with it."""
     round_trips: int
-    """Commands sent to the host so far (one per `run`/`stream_in`; connecting is not one)."""
+    """Commands sent to the host so far: one per `run`/`stream_in`, plus the SSH backend's
+    clean-up command after a timeout. Connecting and port forwards are not counted."""
 
     def connect(self) -> None:
         """Open the connection now instead of on first use. Idempotent."""
