@@ -18,8 +18,11 @@ import docker
 import pytest
 
 from hostctl.sandbox import engine, hosts
+from hostctl.sandbox.locking import file_lock
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.testing import RUNS_LAST, STANDARD_HOSTS
+
+SESSION_WAIT_SECONDS = 1800.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,8 +54,14 @@ def sandbox_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sandbox_hosts(
     sandbox_engine: docker.DockerClient, sandbox_state_dir: Path
 ) -> Iterator[list[SandboxHost]]:
-    """edge-1, app-1 and gpu-1 (in that order), booted and ready; removed after the session."""
-    try:
-        yield hosts.up(STANDARD_HOSTS, sandbox_state_dir)
-    finally:
-        hosts.down(sandbox_state_dir)
+    """edge-1, app-1 and gpu-1 (in that order), booted and ready; removed after the session.
+
+    Host names are machine-wide, so a second test session on the same machine would replace
+    this one's hosts mid-test: sessions take turns, waiting (bounded) for the lease.
+    """
+    wait = float(os.environ.get("HOSTCTL_SANDBOX_WAIT", SESSION_WAIT_SECONDS))
+    with file_lock("session", timeout=wait, on_wait="waiting for another session's sandbox hosts"):
+        try:
+            yield hosts.up(STANDARD_HOSTS, sandbox_state_dir)
+        finally:
+            hosts.down(sandbox_state_dir)

@@ -161,6 +161,8 @@ def test_container_is_created_as_documented_in_testhosts() -> None:
         "cgroupns": "host",
         "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
         "stop_signal": "SIGRTMIN+3",
+        "tty": True,
+        "environment": {"SYSTEMD_COLORS": "0", "COLUMNS": "200"},
         "detach": True,
         "cap_add": [
             "SYS_ADMIN",
@@ -450,7 +452,9 @@ def test_a_host_that_is_not_ready_is_reported_with_what_it_waits_for(
         assert re.search(r"^  systemd is-system-running: ok, (running|degraded)$", message, re.M)
         assert "  docker.service: waiting, last saw: inactive" in message
         assert "  ssh: waiting, last saw: not tried yet" in message
-        assert "last log lines of container hostctl-sandbox-gpu-1:" in message
+        assert "last log lines of container hostctl-sandbox-gpu-1:\n" in message
+        assert "[  OK  ] Started ssh.service - OpenBSD Secure Shell server.\n" in message
+        assert "\x1b[" not in message
     finally:
         ssh(gpu, "systemctl start docker.service")
     readiness.wait_ready(container, gpu, timeout=60)

@@ -85,6 +85,10 @@ def create_kwargs(
         "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
         # systemd shuts down cleanly on SIGRTMIN+3, not on docker's default SIGTERM.
         "stop_signal": "SIGRTMIN+3",
+        # With a terminal systemd prints its boot status, so `docker logs` shows how boot went;
+        # plain and wide, so those lines read well in error messages.
+        "tty": True,
+        "environment": {"SYSTEMD_COLORS": "0", "COLUMNS": "200"},
         "detach": True,
     }
     if privileged:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from hostctl.sandbox.errors import SandboxError
 from hostctl.sandbox.models import SandboxHost
 
 POLL_SECONDS = 0.25
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SYSTEM_UP = ("running", "degraded")
 SYSTEMD_STATES = (
     "initializing",
@@ -139,6 +141,8 @@ def _timeout_message(
 def log_tail(container: Container, lines: int = 30) -> str:
     """The container's last log lines (systemd's console output), for error messages."""
     try:
-        return container.logs(tail=lines).decode(errors="replace").rstrip() or "(no output)"
+        text = container.logs(tail=lines).decode(errors="replace")
     except APIError as error:
         return f"(logs unavailable: {error})"
+    # systemd colours its status lines for the terminal it was given; messages are plain text.
+    return _ANSI.sub("", text).replace("\r", "").rstrip() or "(no output)"
