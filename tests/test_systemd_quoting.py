@@ -458,10 +458,10 @@ def test_setting_value(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("bell\x07", "control character '\\x07' at position 4"),
+        ("bell\x07", "control character '\\x07' at position 5"),
         ("ends with \\", "line continuation"),
         ("bad \udcff", "not valid Unicode"),
-        ("non \ufffe", "non-character U+FFFE at position 4"),
+        ("non \ufffe", "non-character U+FFFE at position 5"),
         ("x" * MAX_VALUE_BYTES + "x", "systemd refuses unit file lines"),
     ],
     ids=["control", "backslash", "surrogate", "non-character", "too-long"],

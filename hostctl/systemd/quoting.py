@@ -86,13 +86,13 @@ def setting_value(text: str) -> str:
     Not for settings with their own syntax (ExecStart=, Environment=, paths, ...).
     """
     folded = " ".join(text.split())
-    for index, char in enumerate(folded):
+    for index, char in enumerate(folded, start=1):
         if ord(char) < 0x20 or ord(char) == 0x7F:
             raise UnitQuotingError(
                 f"control character {char!r} at position {index} cannot appear in a unit setting"
             )
     _check_encodable(folded, "the setting value")
-    for index, char in enumerate(folded):
+    for index, char in enumerate(folded, start=1):
         if not _unichar_is_valid(ord(char)):
             # conf-parser.c drops any line that is not "UTF-8 clean", and unichar_is_valid()
             # counts Unicode non-characters as unclean. These settings have no escapes.
