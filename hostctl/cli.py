@@ -138,3 +138,8 @@ def docs(section: str | None) -> None:
         click.echo("Sections: " + ", ".join(available()) + "\nRun: hostctl docs SECTION")
         return
     click.echo(read_doc(section), nl=False)
+
+
+# Commands defined in their own modules register themselves on `main` when imported.
+from hostctl import cli_deploy as _cli_deploy  # noqa: E402,F401
+from hostctl import cli_sandbox as _cli_sandbox  # noqa: E402,F401

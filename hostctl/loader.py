@@ -70,13 +70,14 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
     top: dict[str, Any] = Record(dict, s.INVENTORY_KEYS)(doc.data, (), ctx)
     if top is INVALID:
         return None
-    defaults = m.SSHSettings(**top.get("ssh", {}))
+    base = os.path.dirname(os.path.abspath(path))
+    defaults = m.SSHSettings(**_ssh_paths(base, top.get("ssh", {})))
     hosts: dict[str, m.Host] = {}
     for host_name, raw in top["hosts"].items():
         host = s.host_record(host_name)(raw, ("hosts", host_name), ctx)
         if host is INVALID:
             continue
-        overrides = host.ssh if isinstance(host.ssh, dict) else {}
+        overrides = _ssh_paths(base, host.ssh) if isinstance(host.ssh, dict) else {}
         hosts[host_name] = replace(host, ssh=replace(defaults, **overrides),
                                    line=doc.line_of(("hosts", host_name)))
     if len(hosts) != len(top["hosts"]):
@@ -84,7 +85,6 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
     if not hosts:
         ctx.error(("hosts",), "no hosts: add at least one host with its address")
         return None
-    base = os.path.dirname(os.path.abspath(path))
     secrets = top.get("secrets", m.SecretsConfig())
     if secrets.env_file:
         secrets = replace(secrets, env_file=_resolve(base, secrets.env_file))
@@ -103,6 +103,11 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         k3s=top.get("k3s", {}),
         lines={str(k): doc.line_of((k,)) for k in doc.data},
     )
+
+
+def _ssh_paths(base: str, ssh: dict[str, Any]) -> dict[str, Any]:
+    """Key and known_hosts paths are relative to the inventory, like every other path."""
+    return {k: _resolve(base, v) if k in ("key", "known_hosts") else v for k, v in ssh.items()}
 
 
 def _resolve(base: str, path: str) -> str:

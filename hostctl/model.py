@@ -23,6 +23,7 @@ class SSHSettings:
     key: str | None = None
     host: str | None = None  # connect here instead of the host's address (bastions, NAT)
     connect_timeout: float = 10.0
+    known_hosts: str | None = None  # hostctl's own known_hosts file (default: its state dir)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class RenderedFile:
     mode: int = MODE_PUBLIC
     secret: bool = False
     redacted_content: bytes | None = None
+    workload: str = ""  # the workload it belongs to: a changed env file restarts its units
 
     def shown(self) -> bytes:
         """What may be displayed or written locally: secret values replaced by their names."""
@@ -75,7 +76,7 @@ def service_unit(inst: Instance, site: str) -> RenderedFile:
         restart={"always": "always", "on-failure": "on-failure", "never": "no"}[w.restart],
         stop_timeout=int(w.stop_timeout) + 15,
     )
-    return RenderedFile(f"{UNIT_DIR}/{inst.unit}", text)
+    return RenderedFile(f"{UNIT_DIR}/{inst.unit}", text, workload=w.name)
 
 
 def job_unit_name(w: m.Workload) -> str:
@@ -121,7 +122,7 @@ def job_unit(w: m.Workload, host: m.Host, site: str) -> RenderedFile:
         stop_timeout=int(w.stop_timeout) + 15,
         runtime_max=int(w.timeout) if w.timeout else None,
     )
-    return RenderedFile(f"{UNIT_DIR}/{job_unit_name(w)}", text)
+    return RenderedFile(f"{UNIT_DIR}/{job_unit_name(w)}", text, workload=w.name)
 
 
 def job_timer(w: m.Workload, site: str) -> RenderedFile:
@@ -135,7 +136,7 @@ def job_timer(w: m.Workload, site: str) -> RenderedFile:
         calendar=setting_value(w.schedule),
         unit=f"hostctl-job-{w.name}@scheduled.service",
     )
-    return RenderedFile(f"{UNIT_DIR}/hostctl-job-{w.name}.timer", text)
+    return RenderedFile(f"{UNIT_DIR}/hostctl-job-{w.name}.timer", text, workload=w.name)
 
 
 def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
@@ -149,7 +150,7 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
     header = "# Rendered by hostctl: secrets of " + w.name + ". Mode 0600.\n"
     return RenderedFile(
         d.env_file_path(w), (header + "".join(real)).encode(), MODE_SECRET, secret=True,
-        redacted_content=(header + "".join(shown)).encode(),
+        redacted_content=(header + "".join(shown)).encode(), workload=w.name,
     )
 
 

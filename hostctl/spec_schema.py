@@ -201,6 +201,7 @@ ssh = Record(m.SSHSettings, {
     "key": Str(),
     "host": Str(),
     "connect_timeout": Duration(minimum=1),
+    "known_hosts": Str(),
 })
 
 profile = Record(m.Profile, {
@@ -223,6 +224,7 @@ def host_record(host_name_: str) -> Record[m.Host]:
         "ssh": Record(dict, {  # merged with the inventory's ssh defaults afterwards
             "user": ssh.fields["user"], "port": ssh.fields["port"], "key": ssh.fields["key"],
             "host": ssh.fields["host"], "connect_timeout": ssh.fields["connect_timeout"],
+            "known_hosts": ssh.fields["known_hosts"],
         }),
         "labels": labels,
         "gpus": Int(0, 64),

@@ -1,0 +1,276 @@
+"""Everything a plan needs to know about a host, read in one round trip.
+
+`facts_script` builds the shell script (pure); `parse_facts` reads its output (pure), so
+the parser is tested on captured output. The same script can take the deploy lock, which
+saves a round trip: a no-op deploy costs this one and the final unlock, nothing else.
+Secret files are hashed on the host; their content never travels back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from hostctl.remote import layout as L
+
+MARK = "@@"
+VERSION = "1"
+UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState",
+                   "ActiveEnterTimestamp", "NRestarts", "Result")
+
+
+@dataclass(frozen=True)
+class UnitState:
+    name: str
+    load: str = ""
+    active: str = ""
+    sub: str = ""
+    file_state: str = ""
+    active_enter: str = ""
+    restarts: int = 0
+    result: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    state: str
+    spec_hash: str
+
+
+@dataclass(frozen=True)
+class LockState:
+    acquired: bool = False
+    held: bool = False
+    holder: dict[str, Any] = field(default_factory=dict)
+    raw: str = ""  # the holder record as found, to break exactly that lock and no newer one
+    since: int = 0  # lock directory's mtime (epoch seconds), when the record is unreadable
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    host: str
+    docker_ok: bool = False
+    docker_detail: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # path -> sha256 (managed files)
+    contents: dict[str, bytes] = field(default_factory=dict)  # non-secret files only
+    units: dict[str, UnitState] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # normalised ref -> image id
+    containers: dict[str, ContainerState] = field(default_factory=dict)
+    networks: frozenset[str] = frozenset()
+    current_release: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    releases: tuple[str, ...] = ()
+    lock: LockState = field(default_factory=LockState)
+    now: int = 0  # the host's clock, epoch seconds
+
+
+def facts_script(docker: str, lock_record: str | None = None) -> str:
+    """The script that prints a host's facts; with `lock_record`, it also takes the lock."""
+    d = shlex.quote(docker)
+    globs = " ".join(L.MANAGED_GLOBS)
+    public_globs = " ".join(g for g in L.MANAGED_GLOBS if not L.is_secret_path(g))
+    props = ",".join(UNIT_PROPERTIES)
+    lines = [
+        "export LC_ALL=C",
+        f"echo '{MARK}hostctl-facts {VERSION}'",
+        f"echo \"{MARK}now $(date +%s)\"",
+    ]
+    if lock_record is not None:
+        lines += [
+            f"mkdir -p {L.STATE_DIR} && chmod 0700 {L.STATE_DIR}",
+            f"if mkdir {L.LOCK_DIR} 2>/dev/null; then",
+            f"  printf '%s\\n' {shlex.quote(lock_record)} > {L.LOCK_DIR}/holder.json",
+            f"  echo '{MARK}lock acquired'",
+            "else",
+            f"  echo \"{MARK}lock held $(stat -c %Y {L.LOCK_DIR} 2>/dev/null || echo 0)\"",
+            f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
+            "fi",
+        ]
+    lines += [
+        f"echo '{MARK}docker'",
+        f"if out=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); "
+        "then echo \"ok $out\"; else echo \"down $(printf '%s' \"$out\" | tail -n 1)\"; fi",
+        f"echo '{MARK}files'",
+        f"for f in {globs}; do [ -f \"$f\" ] && sha256sum \"$f\"; done",
+        f"echo '{MARK}contents'",
+        f"for f in {public_globs}; do [ -f \"$f\" ] && "
+        "printf '%s %s\\n' \"$f\" \"$(base64 -w0 \"$f\")\"; done",
+        f"echo '{MARK}units'",
+        f"units=$(cd {L.UNIT_DIR} && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null "
+        "| grep -v '@\\.service$')",
+        f"[ -n \"$units\" ] && systemctl show --property={props} -- $units",
+        f"echo '{MARK}images'",
+        f"{d} image ls --no-trunc --digests "
+        "--format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}' 2>/dev/null",
+        f"echo '{MARK}containers'",
+        f"{d} ps -a --no-trunc --filter label=io.hostctl.managed=true "
+        "--format '{{.Names}}\t{{.State}}\t{{.Label \"io.hostctl.spec-hash\"}}' 2>/dev/null",
+        f"echo '{MARK}networks'",
+        f"{d} network ls --filter label=io.hostctl.managed=true --format '{{{{.Name}}}}' "
+        "2>/dev/null",
+        f"echo '{MARK}current'",
+        f"readlink {L.CURRENT_LINK} 2>/dev/null",
+        f"echo '{MARK}manifest'",
+        f"tr -d '\\n' < {L.CURRENT_LINK}/{L.MANIFEST} 2>/dev/null; echo",
+        f"echo '{MARK}releases'",
+        f"ls -1 {L.RELEASES_DIR} 2>/dev/null | grep -v '\\.partial$'",
+        f"echo '{MARK}end'",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class FactsError(ValueError):
+    """The host's answer was not what the facts script prints (truncated, wrong shell...)."""
+
+
+def parse_facts(host: str, text: str) -> HostFacts:
+    sections = _sections(text)
+    if "end" not in sections:
+        raise FactsError(f"{host}: incomplete answer from the host (no end marker)")
+    docker = (sections.get("docker") or [""])[0]
+    lock = _lock(sections)
+    return HostFacts(
+        host=host,
+        docker_ok=docker.startswith("ok "),
+        docker_detail=docker.partition(" ")[2].strip(),
+        files=_files(sections.get("files", [])),
+        contents=_contents(sections.get("contents", [])),
+        units=_units(sections.get("units", [])),
+        images=_images(sections.get("images", [])),
+        containers=_containers(sections.get("containers", [])),
+        networks=frozenset(n for n in sections.get("networks", []) if n),
+        current_release=_current(sections.get("current", [])),
+        manifest=_manifest(sections.get("manifest", [])),
+        releases=tuple(sorted(r for r in sections.get("releases", []) if r)),
+        lock=lock,
+        now=int((sections.get("now") or ["0"])[0] or 0),
+    )
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith(MARK):
+            name, _, rest = line[len(MARK):].partition(" ")
+            current = sections.setdefault(name, [])
+            if rest:
+                current.append(rest)
+            continue
+        if current is not None:
+            current.append(line)
+    return sections
+
+
+def _lock(sections: dict[str, list[str]]) -> LockState:
+    lines = sections.get("lock")
+    if not lines:
+        return LockState()
+    if lines[0] == "acquired":
+        return LockState(acquired=True)
+    head = lines[0].split()
+    since = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
+    raw = lines[1] if len(lines) > 1 else ""
+    try:
+        holder = json.loads(raw) if raw else {}
+    except ValueError:
+        holder = {}
+    return LockState(held=True, holder=holder if isinstance(holder, dict) else {}, raw=raw,
+                     since=since)
+
+
+def _files(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        digest, _, path = line.partition("  ")
+        if path and len(digest) == 64:
+            out[path] = digest
+    return out
+
+
+def _contents(lines: list[str]) -> dict[str, bytes]:
+    out = {}
+    for line in lines:
+        path, _, data = line.partition(" ")
+        if path:
+            out[path] = base64.b64decode(data) if data else b""
+    return out
+
+
+def _units(lines: list[str]) -> dict[str, UnitState]:
+    out: dict[str, UnitState] = {}
+    block: dict[str, str] = {}
+    for line in [*lines, ""]:
+        if not line:
+            if "Id" in block:
+                out[block["Id"]] = UnitState(
+                    name=block["Id"], load=block.get("LoadState", ""),
+                    active=block.get("ActiveState", ""), sub=block.get("SubState", ""),
+                    file_state=block.get("UnitFileState", ""),
+                    active_enter=block.get("ActiveEnterTimestamp", ""),
+                    restarts=int(block.get("NRestarts") or 0),
+                    result=block.get("Result", ""),
+                )
+            block = {}
+            continue
+        key, _, value = line.partition("=")
+        block[key] = value
+    return out
+
+
+def normalise_ref(ref: str) -> str:
+    """Docker's short form of an image reference: `docker.io/library/x` is shown as `x`,
+    and a reference without tag or digest means `:latest`."""
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix):]
+            break
+    name = ref.split("@")[0]
+    if "@" not in ref and ":" not in name.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+def _images(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) != 4:
+            continue
+        repo, tag, digest, image_id = parts
+        if repo == "<none>":
+            continue
+        if tag != "<none>":
+            out[f"{repo}:{tag}"] = image_id
+        if digest != "<none>":
+            out[f"{repo}@{digest}"] = image_id
+    return out
+
+
+def _containers(lines: list[str]) -> dict[str, ContainerState]:
+    out = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) == 3:
+            out[parts[0]] = ContainerState(parts[0], parts[1], parts[2])
+    return out
+
+
+def _current(lines: list[str]) -> str | None:
+    target = lines[0].strip() if lines else ""
+    return target.rsplit("/", 1)[-1] or None
+
+
+def _manifest(lines: list[str]) -> dict[str, Any]:
+    raw = "".join(lines).strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,170 @@
+"""hostctl deploy end to end: real sshd, real systemd, real Docker in sandbox hosts.
+
+The tests run in order against one site: first deploy, no-op, one change, a failing
+change rolled back, removal, secrets, hostile arguments. Faults are in test_deploy_faults.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.deploy_rig import Site, example_site, wait_for
+
+pytestmark = pytest.mark.sandbox
+__all__ = ["example_site"]
+
+SECRETS = ("example-not-a-real-password", "example-token-0000")
+
+
+def test_first_deploy_brings_every_host_to_healthy(example_site: Site) -> None:
+    s = example_site
+    res = s.deploy("--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)
+    assert {h: v["status"] for h, v in out["hosts"].items()} == {
+        "edge-1": "deployed", "app-1": "deployed", "gpu-1": "deployed"}
+    assert all(h["ok"] for v in out["hosts"].values() for h in v["health"])
+    assert s.http("app-1", 18080, "/version") == (200, "1.0\n")
+    assert s.http("app-1", 18081, "/health") == (200, "ok\n")
+    assert s.http("edge-1", 18090, "/version") == (200, "1.0\n")
+    units = s.ssh("app-1", "systemctl is-enabled hostctl-triage-api-1 hostctl-triage-api-2 "
+                           "hostctl-triage-worker-1 hostctl-job-nightly-validation.timer")
+    assert units.split() == ["enabled"] * 4
+    assert s.ssh("gpu-1", "ls /etc/systemd/system/ | grep hostctl").split() == [
+        "hostctl-job-train-triage@.service"]
+
+
+def test_second_identical_deploy_changes_nothing(example_site: Site) -> None:
+    s = example_site
+    before = {h: s.active_since(h) for h in s.hosts}
+    res = s.deploy("--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)
+    assert {h: v["status"] for h, v in out["hosts"].items()} == {
+        "edge-1": "unchanged", "app-1": "unchanged", "gpu-1": "unchanged"}
+    # facts (with the lock) and finish (audit, unlock): two round trips per host
+    assert {h: v["round_trips"] for h, v in out["hosts"].items()} == {
+        "edge-1": 2, "app-1": 2, "gpu-1": 2}
+    assert {h: s.active_since(h) for h in s.hosts} == before
+    plan = s.hostctl("plan", "-i", str(s.inventory))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "no changes" in plan.stdout
+
+
+def test_changing_one_service_restarts_that_one_alone(example_site: Site) -> None:
+    s = example_site
+    s.edit("specs/triage.yml", "args: [--queue, triage]", "args: [--queue, triage-v2]")
+    before = s.active_since("app-1")
+    plan = s.hostctl("plan", "-i", str(s.inventory))
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert "restart hostctl-triage-worker-1.service (unit changed)" in plan.stdout
+    assert "-ExecStart=" in plan.stdout and "--queue triage-v2" in plan.stdout
+    res = s.deploy()
+    assert res.returncode == 0, res.stdout + res.stderr
+    after = s.active_since("app-1")
+    changed = {u for u in after if after[u] != before.get(u)}
+    assert changed == {"hostctl-triage-worker-1.service"}
+
+
+def test_failing_health_is_rolled_back_and_the_old_version_still_answers(
+        example_site: Site) -> None:
+    s = example_site
+    s.edit("specs/reports.yml", "image: hostctl-demo-app:1.0", "image: hostctl-demo-app:2.0")
+    s.edit("specs/reports.yml", "  PORT: 8080", "  PORT: 8080\n  APP_HEALTHY: 0")
+    res = s.deploy()
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert re.search(r"edge-1\s+rolled-back\s+unhealthy after the change: "
+                     r"hostctl-reports-web-1.service; rolled back to release \S+; "
+                     r"the previous version is healthy", res.stdout), res.stdout
+    assert "demo-app 2.0" in res.stdout  # the failing service's last log lines are shown
+    assert re.search(r"app-1\s+unchanged", res.stdout)
+    assert s.http("edge-1", 18090, "/version") == (200, "1.0\n")
+    audit = s.audit("edge-1")
+    assert audit[-1]["result"] == "rolled-back"
+    assert audit[-1]["failed"] == ["hostctl-reports-web-1.service"]
+    # put it back the way it was for the next tests
+    s.edit("specs/reports.yml", "image: hostctl-demo-app:2.0", "image: hostctl-demo-app:1.0")
+    s.edit("specs/reports.yml", "  APP_HEALTHY: 0\n", "")
+
+
+def test_a_good_new_version_is_pushed_and_served(example_site: Site) -> None:
+    s = example_site
+    s.edit("specs/reports.yml", "image: hostctl-demo-app:1.0", "image: hostctl-demo-app:2.0")
+    res = s.deploy()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "push hostctl-demo-app:2.0 (missing on host)" in res.stdout
+    assert s.http("edge-1", 18090, "/version") == (200, "2.0\n")
+    releases = s.hostctl("releases", "-i", str(s.inventory), "--hosts", "edge-1")
+    assert releases.returncode == 0, releases.stdout + releases.stderr
+    assert releases.stdout.count("edge-1") >= 2
+
+
+def test_manual_rollback_returns_to_the_previous_release(example_site: Site) -> None:
+    s = example_site
+    res = s.hostctl("rollback", "-i", str(s.inventory), "--hosts", "edge-1", "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert s.http("edge-1", 18090, "/version") == (200, "1.0\n")
+    # and the specs still say 2.0, so a deploy goes forward again
+    res = s.deploy("--hosts", "edge-1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert s.http("edge-1", 18090, "/version") == (200, "2.0\n")
+
+
+def test_removing_a_service_removes_its_unit_and_container(example_site: Site) -> None:
+    s = example_site
+    text = (s.root / "specs/triage.yml").read_text()
+    (s.root / "specs/triage.yml").write_text(text.split("\n---\n")[0] + "\n")
+    res = s.deploy()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "stop hostctl-triage-worker-1.service (left the specs)" in res.stdout
+    units = s.ssh("app-1", "ls /etc/systemd/system")
+    assert "hostctl-triage-worker-1.service" not in units
+    assert "hostctl-triage-api-1.service" in units
+    names = s.ssh("app-1", "docker ps -a --format '{{.Names}}'").split()
+    assert "hostctl-triage-worker-1" not in names
+    assert "hostctl-triage-api-1" in names
+
+
+def test_secrets_stay_out_of_units_status_output_and_audit(example_site: Site) -> None:
+    s = example_site
+    env = s.ssh("app-1", "stat -c '%a %U' /etc/hostctl/env/triage-api.env; "
+                         "cat /etc/hostctl/env/triage-api.env")
+    assert env.splitlines()[0] == "600 root"
+    assert f"TRIAGE_DB_PASSWORD={SECRETS[0]}" in env
+    inside = s.ssh("app-1", "docker exec hostctl-triage-api-1 printenv TRIAGE_DB_PASSWORD")
+    assert inside.strip() == SECRETS[0]
+    leaks = s.ssh("app-1", "cat /etc/systemd/system/hostctl-* /var/lib/hostctl/audit.log; "
+                           "journalctl -u 'hostctl-*' --no-pager; true")
+    outputs = [s.deploy().stdout, s.hostctl("plan", "-i", str(s.inventory)).stdout,
+               s.deploy("--json").stdout, leaks]
+    for text in outputs:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+HOSTILE = ["%n %% %i", "$HOME ${USER} $$", "it's \"quoted\"", "back\\slash \\n",
+           "two  spaces", "line1\nline2", "tab\tchar", ";", "\\;", "", "ünïcødé ✓"]
+
+
+def test_hostile_arguments_reach_the_process_byte_for_byte(example_site: Site) -> None:
+    s = example_site
+    args = json.dumps(["--queue", *HOSTILE])
+    spec = s.root / "specs/hostile.yml"
+    spec.write_text(
+        "kind: service\nname: hostile\nproject: triage\nimage: hostctl-demo-app:1.0\n"
+        f"args: {args}\nenv: {{PORT: 8080}}\nports: {{http: 8080}}\n"
+        "placement: {hosts: [app-1]}\n"
+        "health: {http: {port: http, path: /health}, interval: 1s, timeout: 1s}\n")
+    res = s.deploy()
+    assert res.returncode == 0, res.stdout + res.stderr
+    raw = s.ssh_bytes("app-1", "docker exec hostctl-hostile-1 cat /proc/1/cmdline")
+    argv = raw.decode().split("\0")[:-1]
+    assert argv == ["/bin/sh", "/entrypoint.sh", "--queue", *HOSTILE]
+    verify = s.ssh("app-1", "systemd-analyze verify /etc/systemd/system/hostctl-hostile-1.service"
+                            " 2>&1; echo rc=$?")
+    assert verify.strip().endswith("rc=0")
+    spec.unlink()
+    assert wait_for(lambda: s.deploy().returncode == 0, timeout=60, every=1)

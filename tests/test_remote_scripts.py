@@ -1,0 +1,181 @@
+"""The scripts hostctl sends to hosts: valid POSIX sh, and their output parsers."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from hostctl.plan import FileAction, HostPlan, UnitAction
+from hostctl.remote import scripts as S
+from hostctl.remote.facts import facts_script, normalise_ref, parse_facts
+
+PLAN = HostPlan(
+    "h",
+    files=(FileAction("/etc/systemd/system/hostctl-a-1.service", "write", 0o644),
+           FileAction("/etc/hostctl/env/a.env", "write", 0o600, True),
+           FileAction("/etc/systemd/system/hostctl-old-1.service", "remove")),
+    units=(UnitAction("hostctl-a-1.service", "restart", "unit changed"),
+           UnitAction("hostctl-old-1.service", "stop", "left the specs")),
+    networks=("hostctl-shop",), enable=("hostctl-a-1.service",),
+)
+
+SCRIPTS = {
+    "facts": facts_script("/usr/bin/docker"),
+    "facts+lock": facts_script("/usr/bin/docker", '{"who": "o\'brien"}'),
+    "stage": S.stage_release("r1", {"/etc/hostctl/env/a.env": (b"A=it's $x\n", 0o600)},
+                             ["/etc/x"], {"release": "r1", "note": "it's"}),
+    "activate": S.activate(PLAN, "r1", "/usr/bin/docker", {"hostctl-shop": "shop"}),
+    "activate-none": S.activate(PLAN, None, "/usr/bin/docker", {}),
+    "health": S.health_script([
+        S.HealthProbe("hostctl-a-1.service", "hostctl-a-1", "http", 8080, "/h'x"),
+        S.HealthProbe("hostctl-b-1.service", "hostctl-b-1", "tcp", 9000),
+        S.HealthProbe("hostctl-c-1.service", "hostctl-c-1", "command"),
+        S.HealthProbe("hostctl-d-1.service", "hostctl-d-1", "running")], "/usr/bin/docker"),
+    "finish": S.finish_script('{"run": "x"}', {"msg": "it's done"}, protect=["r1"]),
+    "break": S.break_lock_script('{"who": "x"}', '{"who": "y"}'),
+    "releases": S.releases_script(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_scripts_are_valid_posix_sh(name: str) -> None:
+    for shell in ("sh", "bash"):
+        res = subprocess.run([shell, "-n"], input=S.PRELUDE + SCRIPTS[name], text=True,
+                             capture_output=True, timeout=10)
+        assert res.returncode == 0, res.stderr
+
+
+def test_activate_orders_stop_install_reload_enable_restart() -> None:
+    text = SCRIPTS["activate"]
+    order = [text.index(s) for s in (
+        "step stop systemctl stop -- hostctl-old-1.service",
+        "/usr/bin/docker rm -f hostctl-old-1",
+        "step install put /var/lib/hostctl/releases/r1/files/etc/systemd/system/"
+        "hostctl-a-1.service /etc/systemd/system/hostctl-a-1.service 0644",
+        "step install put /var/lib/hostctl/releases/r1/files/etc/hostctl/env/a.env "
+        "/etc/hostctl/env/a.env 0600",
+        "step remove rm -f /etc/systemd/system/hostctl-old-1.service",
+        "step reload systemctl daemon-reload",
+        "ln -sfn releases/r1 /var/lib/hostctl/current.new",
+        "step network /usr/bin/docker network create",
+        "step enable systemctl enable -- hostctl-a-1.service",
+        "step restart systemctl restart -- hostctl-a-1.service",
+        "echo '@@applied'")]
+    assert order == sorted(order)
+    assert "rm -f /var/lib/hostctl/current" in SCRIPTS["activate-none"]
+
+
+def test_staged_files_round_trip_through_base64_with_their_mode(tmp_path: object) -> None:
+    """Run the staging part for real in a temp root: the bytes and mode come out exact."""
+    import os
+    import tempfile
+
+    data = bytes(range(256)) + b"\nHOSTCTL_EOF\n$x `y` 'z'\n"
+    root = tempfile.mkdtemp()
+    script = S.stage_release("r1", {"/etc/hostctl/env/a.env": (data, 0o600)}, [], {"a": 1})
+    script = script.replace("/var/lib/hostctl/releases", root + "/releases")
+    globs = "/etc/systemd/system/hostctl-*.service /etc/systemd/system/hostctl-*.timer " \
+            "/etc/hostctl/env/*.env"
+    script = script.replace(globs, root + "/nothing-*")
+    res = subprocess.run(["sh", "-s"], input=(S.PRELUDE + script).encode(), capture_output=True,
+                         timeout=10)
+    assert res.returncode == 0, res.stderr
+    staged = os.path.join(root, "releases/r1/files/etc/hostctl/env/a.env")
+    with open(staged, "rb") as fh:
+        assert fh.read() == data
+    assert os.stat(staged).st_mode & 0o777 == 0o600
+
+
+CAPTURED = """\
+@@hostctl-facts 1
+@@now 1795000000
+@@lock held 1794999000
+{"who": "alice@laptop", "run": "abc", "started": 1794999000, "command": "hostctl deploy"}
+@@docker
+ok 20.10.24+dfsg1
+@@files
+{ones}  /etc/systemd/system/hostctl-a-1.service
+{twos}  /etc/hostctl/env/a.env
+@@contents
+/etc/systemd/system/hostctl-a-1.service W1VuaXRdCg==
+@@units
+Id=hostctl-a-1.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+UnitFileState=enabled
+ActiveEnterTimestamp=Sun 2026-11-22 06:30:00 UTC
+NRestarts=2
+Result=success
+
+Id=hostctl-job-x.timer
+LoadState=loaded
+ActiveState=active
+SubState=waiting
+UnitFileState=enabled
+ActiveEnterTimestamp=Sun 2026-11-22 06:30:01 UTC
+NRestarts=0
+Result=success
+@@images
+hostctl-demo-app\t1.0\t<none>\tsha256:aaa
+registry.example.org/x\t3\tsha256:ddd\tsha256:bbb
+<none>\t<none>\t<none>\tsha256:ccc
+@@containers
+hostctl-a-1\trunning\tabc123
+@@networks
+hostctl-shop
+@@current
+releases/20261122T063000Z-abc123
+@@manifest
+{"release": "20261122T063000Z-abc123", "files": []}
+@@releases
+20261122T062000Z-aaaaaa
+20261122T063000Z-abc123
+@@end
+""".replace("\\t", "\t").replace("{ones}", "1" * 64).replace("{twos}", "2" * 64)
+
+
+def test_facts_parser_reads_captured_output() -> None:
+    f = parse_facts("h", CAPTURED)
+    assert f.now == 1795000000
+    assert f.lock.held and f.lock.holder["who"] == "alice@laptop" and f.lock.since == 1794999000
+    assert f.docker_ok and f.docker_detail == "20.10.24+dfsg1"
+    assert f.files == {"/etc/systemd/system/hostctl-a-1.service": "1" * 64,
+                       "/etc/hostctl/env/a.env": "2" * 64}
+    assert f.contents == {"/etc/systemd/system/hostctl-a-1.service": b"[Unit]\n"}
+    assert f.units["hostctl-a-1.service"].restarts == 2
+    assert f.units["hostctl-job-x.timer"].sub == "waiting"
+    assert f.images == {"hostctl-demo-app:1.0": "sha256:aaa",
+                        "registry.example.org/x:3": "sha256:bbb",
+                        "registry.example.org/x@sha256:ddd": "sha256:bbb"}
+    assert f.containers["hostctl-a-1"].spec_hash == "abc123"
+    assert f.networks == frozenset({"hostctl-shop"})
+    assert f.current_release == "20261122T063000Z-abc123"
+    assert f.releases == ("20261122T062000Z-aaaaaa", "20261122T063000Z-abc123")
+
+
+def test_truncated_answer_is_an_error() -> None:
+    from hostctl.remote.facts import FactsError
+
+    with pytest.raises(FactsError):
+        parse_facts("h", CAPTURED.split("@@releases")[0])
+
+
+@pytest.mark.parametrize(("ref", "short"), [
+    ("busybox", "busybox:latest"), ("docker.io/library/busybox:1", "busybox:1"),
+    ("docker.io/me/app:2", "me/app:2"), ("reg:5000/a/b", "reg:5000/a/b:latest"),
+    ("reg:5000/a/b:3", "reg:5000/a/b:3"), ("a@sha256:" + "0" * 64, "a@sha256:" + "0" * 64)])
+def test_image_references_are_normalised_like_docker_shows_them(ref: str, short: str) -> None:
+    assert normalise_ref(ref) == short
+
+
+def test_health_output_is_parsed_with_logs_of_failures() -> None:
+    out = ("@@health hostctl-a-1.service ok 2\n@@health hostctl-b-1.service fail activating\n"
+           "@@log line one\n@@log line two\n@@done\n")
+    got = S.parse_health(out, ["hostctl-a-1.service", "hostctl-b-1.service", "hostctl-c.service"])
+    assert [(h.unit, h.ok, h.log) for h in got] == [
+        ("hostctl-a-1.service", True, ()),
+        ("hostctl-b-1.service", False, ("line one", "line two")),
+        ("hostctl-c.service", False, ())]
+    assert got[2].detail == "no verdict before the time ran out"
