@@ -7,6 +7,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 import textwrap
 import time
@@ -269,8 +270,7 @@ set -e
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var/lib/docker
 mount -t tmpfs tmpfs /var/log
-ip link set lo up
-python - <<'PY'
+"$PYTHON" - <<'PY'
 import threading
 from pathlib import Path
 from hostctl.sandbox import engine
@@ -309,6 +309,7 @@ def test_ensure_engine_starts_exactly_one_dockerd_when_none_runs(
         text=True,
         timeout=120,
         cwd=REPO,
+        env={**os.environ, "PYTHON": sys.executable},
         check=False,
     )
     if result.returncode != 0 and "unshare failed" in result.stderr and not os.environ.get("CI"):
