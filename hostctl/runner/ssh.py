@@ -17,6 +17,7 @@ import enum
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import shlex
 import socket
@@ -48,6 +49,12 @@ from hostctl.runner.base import (
     shell_line,
     timed_out,
 )
+
+# Paramiko logs connection failures with tracebacks from its transport thread; Python's
+# last-resort handler would print them to the operator's terminal. The runner turns those
+# failures into one clear RunnerError instead, so its log stays silent unless configured.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 DEFAULT_KEEPALIVE = 15.0
 """Seconds of silence before a keepalive packet. A peer that stops acknowledging is declared
