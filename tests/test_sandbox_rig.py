@@ -491,6 +491,26 @@ def test_privileged_is_tried_when_capabilities_cannot_boot(
         hosts.write_state(sandbox_state_dir, sandbox_hosts)
 
 
+@pytest.mark.sandbox
+def test_a_container_of_the_same_name_not_made_by_the_rig_is_left_alone(
+    sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path, sandbox_engine: docker.DockerClient
+) -> None:
+    stranger = sandbox_engine.containers.create(
+        app_image.build("0.9.1-rig"), name="hostctl-sandbox-stranger-1"
+    )
+    try:
+        with pytest.raises(SandboxError) as raised:
+            hosts.up([SandboxHostRequest("stranger-1")], sandbox_state_dir)
+        assert str(raised.value) == (
+            "container hostctl-sandbox-stranger-1 exists but was not made by the rig; "
+            "remove it by hand"
+        )
+        stranger.reload()
+        assert hosts.read_state(sandbox_state_dir) == sandbox_hosts
+    finally:
+        stranger.remove(force=True)
+
+
 @runs_last
 @pytest.mark.sandbox
 def test_down_removes_everything_it_made_and_nothing_else(

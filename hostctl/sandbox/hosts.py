@@ -55,13 +55,14 @@ def up(
     _check_unique(requests)
     client = ensure_engine()
     image = ensure_host_image(client, progress=progress)
+    image_id = str(client.images.get(image).id)
     state_dir = Path(state_dir).resolve()
     key_path = ensure_keypair(state_dir)
     with file_lock("hosts"):
         ensure_network(client)
         with ThreadPoolExecutor(max_workers=max(1, len(requests))) as pool:
             futures = [
-                pool.submit(_bring_up, client, r, image, key_path, timeout, progress)
+                pool.submit(_bring_up, client, r, (image, image_id), key_path, timeout, progress)
                 for r in requests
             ]
             hosts = [f.result() for f in futures]
@@ -105,7 +106,9 @@ def load_image(host: SandboxHost, image_ref: str, client: docker.DockerClient | 
 
 def ensure_network(client: docker.DockerClient) -> None:
     """Create the rig's bridge network unless it exists."""
-    if client.networks.list(names=[spec.NETWORK], filters=spec.SANDBOX_FILTER):
+    # The engine's name filter matches substrings; only the exact name counts.
+    existing = client.networks.list(names=[spec.NETWORK], filters=spec.SANDBOX_FILTER)
+    if any(network.name == spec.NETWORK for network in existing):
         return
     client.networks.create(
         spec.NETWORK, driver="bridge", labels=spec.network_labels(), check_duplicate=True
@@ -176,17 +179,18 @@ def _check_unique(requests: Sequence[SandboxHostRequest]) -> None:
 def _bring_up(
     client: docker.DockerClient,
     request: SandboxHostRequest,
-    image: str,
+    image: tuple[str, str],
     key_path: Path,
     timeout: float,
     progress: Progress,
 ) -> SandboxHost:
+    """Reuse or boot one host; `image` is the host image's (tag, id)."""
     started = time.monotonic()
-    reused = _reusable(client, request, image, key_path)
+    reused = _reusable(client, request, image[1], key_path)
     if reused is not None:
         progress(f"sandbox host {request.name}: reusing running {reused.container_name}")
         return reused
-    container = _boot(client, request, image, key_path)
+    container = _boot(client, request, image[0], key_path)
     host = describe(container)
     readiness.wait_ready(container, host, timeout)
     progress(f"sandbox host {request.name}: ready in {time.monotonic() - started:.1f}s")
@@ -194,14 +198,18 @@ def _bring_up(
 
 
 def _reusable(
-    client: docker.DockerClient, request: SandboxHostRequest, image: str, key_path: Path
+    client: docker.DockerClient, request: SandboxHostRequest, image_id: str, key_path: Path
 ) -> SandboxHost | None:
     """The existing host of this name if it is running, current and healthy; else remove it."""
     try:
         container = client.containers.get(spec.container_name(request.name))
     except NotFound:
         return None
-    if _matches(container, request, image, key_path):
+    if container.labels.get(spec.LABEL) != "1":
+        raise SandboxError(
+            f"container {container.name} exists but was not made by the rig; remove it by hand"
+        )
+    if _matches(container, request, image_id, key_path):
         host = describe(container)
         try:
             readiness.wait_ready(container, host, timeout=10)
@@ -212,19 +220,17 @@ def _reusable(
     return None
 
 
-def _matches(container: Container, request: SandboxHostRequest, image: str, key_path: Path) -> bool:
+def _matches(
+    container: Container, request: SandboxHostRequest, image_id: str, key_path: Path
+) -> bool:
     labels = container.labels
     wanted = spec.container_labels(request, key_path, privileged=False)
     same_labels = all(
         labels.get(k) == wanted[k]
         for k in (spec.INVENTORY_LABELS_LABEL, spec.GPUS_LABEL, spec.KEY_LABEL)
     )
-    image_id = container.attrs.get("Image", "")
-    return container.status == "running" and same_labels and image_id == _image_id(container, image)
-
-
-def _image_id(container: Container, image: str) -> str:
-    return str(container.client.images.get(image).id)
+    same_image = container.attrs.get("Image") == image_id
+    return container.status == "running" and same_labels and same_image
 
 
 def _boot(
