@@ -336,6 +336,9 @@ def test_demo_app_serves_health_version_and_argv_and_can_be_broken(
         assert http_get(f"{base}/version") == (200, "0.9.1-rig\n")
         assert http_get(f"{base}/argv") == (200, "--name=x\ntwo words\n")
         assert "argc=2" in healthy.logs().decode()
+        printenv = healthy.exec_run(["printenv", "APP_VERSION", "PORT"])
+        assert (printenv.exit_code, printenv.output) == (0, b"0.9.1-rig\n8080\n")
+        assert healthy.exec_run(["printenv", "NOT_SET"]).exit_code == 1
         broken_base = f"http://127.0.0.1:{_published(broken, '9090/tcp')}"
         assert http_get(f"{broken_base}/version") == (200, "0.9.1-rig\n")
         assert http_get(f"{broken_base}/health")[0] == 404
