@@ -1,0 +1,355 @@
+"""`hostctl status`: the script (pure), its parser on captured output, drift, rendering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hostctl import status as st
+from hostctl.docker_cmd import spec_hash
+from hostctl.loader import load_site
+from hostctl.model import Site
+from hostctl.remote import layout as L
+from hostctl.runner.base import HostUnreachable, Result
+from hostctl.runner.recording import RecordingRunner
+from tests.site_factory import make_site
+
+SPECS = {
+    "api.yml": """\
+        kind: service
+        name: api
+        project: shop
+        image: example.org/shop/api:1.0
+        instances: 2
+        secrets: [DB_PASSWORD]
+        ports:
+          http: {container: 8080, host: 18080}
+        health:
+          command: [wget, -q, -O-, http://127.0.0.1:8080/health]
+        placement: {hosts: [app-1]}
+        """,
+    "jobs.yml": """\
+        kind: job
+        name: nightly
+        project: shop
+        image: example.org/shop/api:1.0
+        schedule: "*-*-* 02:00:00"
+        placement: {labels: {role: app}}
+        """,
+    "worker.yml": """\
+        kind: service
+        name: worker
+        project: shop
+        image: example.org/shop/worker:1.0
+        placement: {hosts: [app-1]}
+        """,
+}
+
+NOW = 1715684400  # 2024-05-14 11:00:00 UTC
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    root = tmp_path_factory.mktemp("status-site")
+    return load_site(str(make_site(root, SPECS)))
+
+
+def hashes(site: Site) -> dict[str, str]:
+    return {w.name: spec_hash(w) for w in site.workloads}
+
+
+def unit_block(unit: str, active: str, sub: str, since: str = "Tue 2024-05-14 10:00:00 UTC",
+               result: str = "success", restarts: str | None = "0") -> str:
+    lines = [f"Id={unit}", "LoadState=loaded", f"ActiveState={active}", f"SubState={sub}",
+             f"Result={result}"]
+    if restarts is not None:  # timers have no NRestarts
+        lines.append(f"NRestarts={restarts}")
+    lines += [f"ActiveEnterTimestamp={since}", f"StateChangeTimestamp={since}"]
+    return "\n".join(lines)
+
+
+def container(name: str, image: str, state: str, status: str, digest: str, workload: str,
+              instance: str = "", kind: str = "service", run: str = "") -> str:
+    return "\t".join([name, image, state, status, digest, workload, "shop", instance, kind, run])
+
+
+def app1_output(h: dict[str, str], api1_hash: str | None = None) -> str:
+    """What status_script printed on app-1 (shape as captured from a sandbox host): api #1
+    healthy, api #2 crash-looping, worker never deployed, a job run in progress, a unit the
+    specs dropped, and a container started by hand."""
+    units = "\n\n".join([
+        unit_block("hostctl-api-1.service", "active", "running"),
+        unit_block("hostctl-api-2.service", "activating", "auto-restart",
+                   since="Tue 2024-05-14 10:59:55 UTC", result="exit-code", restarts="3"),
+        unit_block("hostctl-job-nightly.timer", "active", "waiting", restarts=None),
+        unit_block("hostctl-job-nightly@scheduled.service", "active", "running",
+                   since="Tue 2024-05-14 10:58:00 UTC"),
+        unit_block("hostctl-old-1.service", "active", "running",
+                   since="Sat 2024-05-11 09:00:00 UTC"),
+    ])
+    containers = "\n".join([
+        container("hostctl-api-1", "example.org/shop/api:1.0", "running", "Up 1 hour (healthy)",
+                  api1_hash or h["api"], "api", "1"),
+        container("hostctl-job-nightly-scheduled", "example.org/shop/api:1.0", "running",
+                  "Up 2 minutes", h["nightly"], "nightly", kind="job", run="scheduled"),
+        container("hostctl-old-1", "example.org/shop/old:3", "running", "Up 3 days",
+                  "0123456789ab", "old", "1"),
+        container("hostctl-stray-1", "example.org/shop/stray:1", "exited",
+                  "Exited (0) 5 minutes ago", "abcdefabcdef", "stray", "1"),
+    ])
+    return f"""\
+@@hostctl-status 1
+@@now {NOW}
+@@release 20240514T100000Z-ab12cd
+@@unitfiles
+hostctl-api-1.service {h["api"]}
+hostctl-api-2.service {h["api"]}
+hostctl-job-nightly.timer {""}
+hostctl-job-nightly@.service {h["nightly"]}
+hostctl-old-1.service 0123456789ab
+@@units
+{units}
+@@docker
+ok 24.0.7
+@@containers
+{containers}
+@@end
+"""
+
+
+# -- the script ----------------------------------------------------------------------------
+
+
+def test_script_is_valid_sh_and_reads_no_env_file() -> None:
+    script = st.status_script("/usr/bin/docker")
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    assert L.ENV_DIR not in script and ".env" not in script
+    assert "systemctl show --property=Id,LoadState,ActiveState,SubState,Result,NRestarts," \
+           "ActiveEnterTimestamp,StateChangeTimestamp -- $units" in script
+    assert "/usr/bin/docker ps -a --no-trunc --filter label=io.hostctl.managed=true" in script
+    assert script.startswith("export LC_ALL=C TZ=UTC\n")
+    assert script.rstrip().endswith("echo '@@end'")
+
+
+def test_script_quotes_an_odd_docker_path() -> None:
+    script = st.status_script("/opt/my docker/bin/docker")
+    assert "'/opt/my docker/bin/docker' ps -a" in script
+    assert "if out=$('/opt/my docker/bin/docker' version" in script
+
+
+def test_script_runs_under_sh_on_a_host_without_hostctl(tmp_path: Path) -> None:
+    """Run for real with fake systemctl/docker first on PATH: every section still prints."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "docker").write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\n"
+                                    "exit 1\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    script = st.status_script(str(bin_dir / "docker"))
+    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30)
+    parsed = st.parse_status("app-1", res.stdout)
+    assert not parsed.docker_ok
+    assert parsed.docker_detail == "Cannot connect to the Docker daemon"
+    assert parsed.now > 1_600_000_000
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def test_parse_captured_output(site: Site) -> None:
+    h = hashes(site)
+    s = st.parse_status("app-1", app1_output(h))
+    assert s.now == NOW and s.release == "20240514T100000Z-ab12cd"
+    assert s.docker_ok and s.docker_detail == "24.0.7"
+    assert s.unit_files["hostctl-job-nightly.timer"] == ""
+    assert s.unit_files["hostctl-api-1.service"] == h["api"]
+    api2 = s.units["hostctl-api-2.service"]
+    assert (api2.active, api2.sub, api2.result, api2.restarts) == (
+        "activating", "auto-restart", "exit-code", 3)
+    assert api2.since == NOW - 5
+    assert s.units["hostctl-job-nightly.timer"].restarts == 0
+    api1 = s.containers["hostctl-api-1"]
+    assert (api1.image, api1.state, api1.health, api1.spec_hash) == (
+        "example.org/shop/api:1.0", "running", "healthy", h["api"])
+    assert api1.labels == {"spec-hash": h["api"], "workload": "api", "project": "shop",
+                           "instance": "1", "kind": "service"}
+    assert s.containers["hostctl-job-nightly-scheduled"].labels["run"] == "scheduled"
+
+
+def test_incomplete_output_is_an_error_naming_the_host() -> None:
+    with pytest.raises(st.StatusError, match=r"^app-1: incomplete answer from the host"):
+        st.parse_status("app-1", "@@hostctl-status 1\n@@now 1\n@@units\nId=x")
+
+
+def test_lines_that_are_not_ours_are_ignored() -> None:
+    text = ("@@now 5\n@@containers\nWARNING: something\nonly\ttwo\n"
+            + container("hostctl-a-1", "i", "running", "Up", "h", "a", "1") + "\n@@end\n")
+    assert list(st.parse_status("h", text).containers) == ["hostctl-a-1"]
+
+
+@pytest.mark.parametrize(("status", "health"), [
+    ("Up 5 minutes (healthy)", "healthy"),
+    ("Up 10 seconds (health: starting)", "starting"),
+    ("Up 3 minutes (unhealthy)", "unhealthy"),
+    ("Up 2 hours", "-"),
+    ("Exited (137) 2 minutes ago", "-"),
+    ("Restarting (1) 3 seconds ago", "-"),
+])
+def test_docker_health(status: str, health: str) -> None:
+    assert st.docker_health(status) == health
+
+
+@pytest.mark.parametrize(("text", "epoch"), [
+    ("Tue 2024-05-14 11:00:00 UTC", NOW),
+    ("", None),
+    ("n/a", None),
+])
+def test_parse_timestamp(text: str, epoch: int | None) -> None:
+    assert st.parse_timestamp(text) == epoch
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h"), (3720, "1h02m"),
+    (86400, "1d"), (90000, "1d1h"), (-5, "0s"),
+])
+def test_age(seconds: int, text: str) -> None:
+    assert st.age(seconds) == text
+
+
+# -- drift ---------------------------------------------------------------------------------
+
+
+def test_rows_and_drift(site: Site) -> None:
+    rep = st.host_report(site, st.parse_status("app-1", app1_output(hashes(site))))
+    got = [(r.service, r.instance, r.state, r.health, r.image, r.ok) for r in rep.rows]
+    assert got == [
+        ("api", "1", "active/running", "healthy", "example.org/shop/api:1.0", True),
+        ("api", "2", "activating/auto-restart", "-", "-", False),
+        ("nightly", "timer", "active/waiting", "-", "-", True),
+        ("worker", "1", "missing", "-", "-", False),
+        ("nightly", "run scheduled", "active/running", "-", "example.org/shop/api:1.0", True),
+        ("old", "1", "active/running", "-", "example.org/shop/old:3", False),
+        ("stray", "1", "no unit", "-", "example.org/shop/stray:1", False),
+    ]
+    drift = {f"{r.service}/{r.instance}": r.drift for r in rep.rows if r.drift}
+    assert drift == {
+        "worker/1": ("not deployed: the unit is missing on the host (`hostctl deploy`)",),
+        "old/1": ("not in the specs: the next `hostctl deploy` removes it",),
+        "stray/1": ("container without a unit: systemd does not manage it (remove it with "
+                    "`docker rm -f hostctl-stray-1` on the host, or deploy)",),
+    }
+    assert rep.drift
+    timer = rep.rows[2]
+    assert timer.spec_hash == spec_hash(site.workloads[1])  # from the job's template file
+
+
+def test_a_container_on_an_older_spec_is_drift(site: Site) -> None:
+    h = hashes(site)
+    rep = st.host_report(site, st.parse_status("app-1", app1_output(h, api1_hash="0ld0ld0ld0ld")))
+    api1 = rep.rows[0]
+    assert api1.spec_hash == "0ld0ld0ld0ld" and api1.want_hash == h["api"]
+    assert api1.drift == (f"runs spec 0ld0ld0l, the specs say {h['api'][:8]} (its unit file is "
+                          "up to date: `hostctl restart api`)",)
+
+
+def test_a_unit_file_on_an_older_spec_is_drift(site: Site) -> None:
+    h = hashes(site)
+    text = app1_output(h).replace(f"hostctl-api-2.service {h['api']}",
+                                  "hostctl-api-2.service 0ld0ld0ld0ld")
+    api2 = st.host_report(site, st.parse_status("app-1", text)).rows[1]
+    assert api2.spec_hash == "0ld0ld0ld0ld"
+    assert api2.drift == (f"unit file has spec 0ld0ld0l, the specs say {h['api'][:8]} "
+                          "(`hostctl deploy` updates it)",)
+
+
+def test_a_host_without_hostctl_shows_every_unit_missing(site: Site) -> None:
+    empty = st.parse_status("gpu-1", "@@now 5\n@@docker\nok 24.0.7\n@@end\n")
+    assert st.host_report(site, empty).rows == ()  # gpu-1 has no service and no timer
+    rep = st.host_report(site, st.parse_status("app-1", "@@now 5\n@@end\n"))
+    assert [(r.service, r.instance, r.state) for r in rep.rows] == [
+        ("api", "1", "missing"), ("api", "2", "missing"), ("nightly", "timer", "missing"),
+        ("worker", "1", "missing")]
+
+
+# -- reading hosts and rendering -----------------------------------------------------------
+
+
+def test_one_round_trip_per_host_and_unreachable_hosts_kept(site: Site) -> None:
+    app1 = RecordingRunner("app-1", default=Result(0, app1_output(hashes(site)), ""))
+    down = HostUnreachable("gpu-1", "connection refused — is sshd running?",
+                           target="10.0.0.2:22")
+    results = st.read_statuses(site, {"app-1": app1, "gpu-1": down})
+    assert app1.commands == [["sh", "-s"]]
+    assert app1.calls[0].stdin == st.status_script("/usr/bin/docker").encode()
+    assert app1.calls[0].timeout == st.SCRIPT_TIMEOUT
+    reports = st.build_reports(site, results)
+    assert reports["gpu-1"].error == "gpu-1 (10.0.0.2:22): connection refused — is sshd running?"
+    assert st.exit_code(reports) == 1
+
+
+def test_text_report(site: Site) -> None:
+    results: dict[str, st.HostStatus | Exception] = {
+        "app-1": st.parse_status("app-1", app1_output(hashes(site))),
+        "gpu-1": HostUnreachable("gpu-1", "connection timed out", target="10.0.0.2:22"),
+    }
+    lines = st.report_lines(st.build_reports(site, results))
+    h = {k: v[:8] for k, v in hashes(site).items()}
+    assert lines == [
+        "app-1  release 20240514T100000Z-ab12cd",
+        "  SERVICE  INST           STATE                                HEALTH   IMAGE"
+        "                     SPEC       SINCE (UTC)",
+        f"  api      1              active/running                       healthy  "
+        f"example.org/shop/api:1.0  {h['api']}   2024-05-14 10:00 (1h ago)",
+        f"  api      2              activating/auto-restart, 3 restarts  -        -"
+        f"                         {h['api']}   2024-05-14 10:59 (5s ago)",
+        f"  nightly  timer          active/waiting                       -        -"
+        f"                         {h['nightly']}   2024-05-14 10:00 (1h ago)",
+        "  worker   1              missing                              -        -"
+        "                         -*         -",
+        f"  nightly  run scheduled  active/running                       -        "
+        f"example.org/shop/api:1.0  {h['nightly']}   2024-05-14 10:58 (2m ago)",
+        "  old      1              active/running                       -        "
+        "example.org/shop/old:3    01234567*  2024-05-11 09:00 (3d2h ago)",
+        "  stray    1              no unit                              -        "
+        "example.org/shop/stray:1  abcdefab*  -",
+        "  * worker/1: not deployed: the unit is missing on the host (`hostctl deploy`)",
+        "  * old/1: not in the specs: the next `hostctl deploy` removes it",
+        "  * stray/1: container without a unit: systemd does not manage it (remove it with "
+        "`docker rm -f hostctl-stray-1` on the host, or deploy)",
+        "",
+        "gpu-1 (10.0.0.2:22): connection timed out",
+    ]
+
+
+def test_docker_down_is_said_in_the_host_line(site: Site) -> None:
+    text = "@@now 5\n@@release \n@@docker\ndown Cannot connect to the Docker daemon\n@@end\n"
+    lines = st.report_lines({"gpu-1": st.host_report(site, st.parse_status("gpu-1", text))})
+    assert lines == ["gpu-1  release (none)  DOCKER DOWN: Cannot connect to the Docker daemon",
+                     "  nothing from hostctl on this host"]
+
+
+def test_json_report(site: Site) -> None:
+    h = hashes(site)
+    results: dict[str, st.HostStatus | Exception] = {
+        "app-1": st.parse_status("app-1", app1_output(h)),
+        "gpu-1": HostUnreachable("gpu-1", "connection timed out", target="10.0.0.2:22"),
+    }
+    out = st.report_json(st.build_reports(site, results))
+    json.dumps(out)  # serialisable as is
+    assert (out["ok"], out["reachable"], out["drift"]) == (False, False, True)
+    assert out["hosts"]["gpu-1"] == {"reachable": False,
+                                     "error": "gpu-1 (10.0.0.2:22): connection timed out"}
+    app1 = out["hosts"]["app-1"]
+    assert app1["release"] == "20240514T100000Z-ab12cd" and app1["drift"] is True
+    assert app1["rows"][0] == {
+        "service": "api", "instance": "1", "unit": "hostctl-api-1.service",
+        "state": "active/running", "restarts": 0, "health": "healthy",
+        "container": "hostctl-api-1", "container_state": "running",
+        "image": "example.org/shop/api:1.0", "spec_hash": h["api"], "want_spec_hash": h["api"],
+        "since": NOW - 3600, "ok": True, "drift": []}
+    assert app1["rows"][3]["image"] is None and app1["rows"][3]["state"] == "missing"
