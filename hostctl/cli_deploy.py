@@ -231,7 +231,8 @@ def releases(inventory: str, hosts: str | None, as_json: bool) -> None:
         current, manifests = S.parse_releases(res.stdout)
         report[name] = {"current": current, "releases": [
             {"release": r, "created": m.get("created"), "by": m.get("by"),
-             "revision": m.get("revision"), "files": len(m.get("files") or [])}  # type: ignore[arg-type]
+             "revision": m.get("revision"), "files": len(m.get("files") or []),  # type: ignore[arg-type]
+             "status": m.get("status") or "ok"}
             for r, m in sorted(manifests.items())]}
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -248,6 +249,7 @@ def releases(inventory: str, hosts: str | None, as_json: bool) -> None:
                 mark = "*" if r["release"] == info["current"] else " "
                 when = (_time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(r["created"]))
                         if r["created"] else "-")
+                note = "  (failed, rolled back)" if r["status"] == "rolled-back" else ""
                 click.echo(f"{name} {mark} {r['release']}  {when}  {r['by'] or '-'}  "
-                           f"rev {r['revision'] or '-'}  {r['files']} file(s)")
+                           f"rev {r['revision'] or '-'}  {r['files']} file(s){note}")
     sys.exit(1 if failed else 0)

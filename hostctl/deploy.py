@@ -450,7 +450,8 @@ class Run:
                 running[unit] = UnitState(unit, active="active", file_state="enabled")
         plan = plan_files(name, target, live, running)
         plan = replace(plan, enable=())
-        script = S.PRELUDE + S.activate(plan, back_to, host.docker, {})
+        script = S.PRELUDE + S.mark_rolled_back(new_manifest["release"]) + S.activate(
+            plan, back_to, host.docker, {})
         res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=300)
         if "applied" not in S.markers(res.stdout):
             return HostOutcome(name, "failed", f"{name}: {why}; ROLLBACK FAILED: "
@@ -509,7 +510,8 @@ class Run:
                     continue
                 chosen = to
             else:
-                earlier = [r for r in sorted(manifests) if current and r < current]
+                earlier = [r for r in sorted(manifests) if current and r < current
+                           and manifests[r].get("status") != "rolled-back"]
                 if not earlier:
                     plans[name] = HostPlan(name, error=f"{name}: no release before the current "
                                                        f"one ({current or 'none'})")

@@ -10,6 +10,9 @@ PACKAGES=(
   busybox-static   # the demo app image's whole userland
   systemd          # systemd-analyze, to verify rendered units offline
   openssh-client   # tests reach sandbox hosts with plain ssh
+  openssh-server   # a real sshd on 127.0.0.1 for the runner's contract tests
+  tzdata           # calendar expressions with time zones are checked against systemd
+  python3-venv     # scripts/venv.sh on a machine whose python3 is Debian's
   prometheus       # a real Prometheus for the metrics tests
   curl
 )

@@ -1,4 +1,4 @@
-"""Shared pytest set-up: a quiet, fixed-width environment for CLI output."""
+"""Shared pytest set-up: a quiet, fixed-width environment; the sandbox and sshd rigs."""
 
 from __future__ import annotations
 
@@ -6,3 +6,5 @@ import os
 
 os.environ.setdefault("NO_COLOR", "1")
 os.environ.setdefault("COLUMNS", "100")
+
+pytest_plugins = ["tests.sandbox_rig", "tests.local_sshd"]

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from hostctl.sandbox import app_image
-from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +105,7 @@ def wait_for(check: object, timeout: float = 30, every: float = 0.5) -> bool:
 
 
 @pytest.fixture(scope="module")
-def example_site(sandbox_engine: object, sandbox_state_dir: Path,
+def example_site(sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     from hostctl.cli_sandbox import write_inventory
 
@@ -114,9 +113,10 @@ def example_site(sandbox_engine: object, sandbox_state_dir: Path,
     shutil.copytree(REPO / "inventories", root, ignore=shutil.ignore_patterns("images"))
     for version in ("1.0", "2.0"):
         app_image.build(version)
-    booted = sandbox_hosts.up(EXAMPLE_HOSTS, sandbox_state_dir)
-    inventory = write_inventory(str(root / "site.yml"), booted, sandbox_state_dir)
-    site = Site(root, inventory, {h.name: h for h in booted})
+    booted = {h.name: h for h in sandbox_hosts}
+    assert sorted(booted) == sorted(r.name for r in EXAMPLE_HOSTS)
+    inventory = write_inventory(str(root / "site.yml"), list(booted.values()), sandbox_state_dir)
+    site = Site(root, inventory, booted)
     for name in site.hosts:
         site.ssh(name, RESET)
     yield site

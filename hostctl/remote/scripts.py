@@ -303,6 +303,8 @@ def releases_script() -> str:
         f"for r in $(ls -1 {L.RELEASES_DIR} 2>/dev/null | grep -v '\\.partial$'); do\n"
         f"  printf '@@release %s ' \"$r\"; tr -d '\\n' < {L.RELEASES_DIR}/\"$r\"/{L.MANIFEST}"
         " 2>/dev/null; echo\n"
+        f"  [ -f {L.RELEASES_DIR}/\"$r\"/status ] && "
+        f"printf '@@status %s %s\\n' \"$r\" \"$(cat {L.RELEASES_DIR}/\"$r\"/status)\"\n"
         "done\n"
     )
 
@@ -321,4 +323,13 @@ def parse_releases(text: str) -> tuple[str | None, dict[str, dict[str, object]]]
             except ValueError:
                 manifest = {}
             out[name] = manifest if isinstance(manifest, dict) else {}
+        elif line.startswith("@@status "):
+            _, name, *rest = line.split(" ", 2)
+            if name in out:
+                out[name]["status"] = rest[0].strip() if rest else ""
     return current, out
+
+
+def mark_rolled_back(release: str) -> str:
+    """Remember that a release failed and was left, so no rollback ever returns to it."""
+    return f"echo rolled-back > {q(release_dir(release) + '/status')}\n"
