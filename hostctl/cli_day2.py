@@ -1,0 +1,216 @@
+"""`hostctl status`, `logs`, `exec`, `start`, `stop` and `restart`. Heavy imports stay inside
+commands, so `hostctl --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import click
+
+from hostctl.cli import inventory_option, json_option, main
+
+INSTANCE_HELP = "Only this instance (1, 2, ...)."
+HOST_HELP = "Only the instance(s) on this host."
+
+
+def _seconds(value: str, option: str) -> float:
+    from hostctl.schema import parse_duration
+
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise click.BadParameter(f"'{value}' is not a duration such as 30s or 5m",
+                                 param_hint=option)
+    return seconds
+
+
+@contextmanager
+def _connected(site: Any, hosts: Iterable[str]) -> Iterator[Any]:
+    """The same runners (and connect errors) as deploy: one per host, opened in parallel."""
+    from hostctl.deploy import DeployOptions, Run, command_line
+
+    run = Run(site, DeployOptions(hosts=frozenset(hosts), command=command_line()))
+    with run.connected():
+        yield run
+
+
+def _stderr(text: str) -> None:
+    click.secho(text, err=True, fg="red")
+
+
+@main.command()
+@inventory_option
+@click.option("--hosts", "hosts", metavar="H1,H2", help="Only these hosts (comma-separated).")
+@json_option
+def status(inventory: str, hosts: str | None, as_json: bool) -> None:
+    """Show what runs on every host, and where it drifts from the specs.
+
+    For each service instance (and job timer): its unit state, Docker health, image, spec
+    hash and since when (UTC); and each host's current release.
+
+    Drift is marked with `*` and explained under the table: a spec hash that differs from
+    the specs, a unit the specs want but the host lacks, a unit or container the specs do
+    not know. One round trip per host; env files (secrets) are never read. Exit status 1
+    when a host cannot be read (the others are still shown); drift alone exits 0 (see
+    "drift" in --json).
+    """
+    from hostctl import status as st
+    from hostctl.errors import HostctlError
+    from hostctl.loader import load_site
+    from hostctl.schema import did_you_mean
+
+    site = load_site(inventory)
+    inv = site.inventory
+    wanted = [h.strip() for h in (hosts or "").split(",") if h.strip()] or list(inv.hosts)
+    for h in wanted:
+        if h not in inv.hosts:
+            raise HostctlError(f"--hosts: no host '{h}' in {inv.file}{did_you_mean(h, inv.hosts)}")
+    with _connected(site, wanted) as run:
+        results = st.read_statuses(site, run.runners)
+    reports = st.build_reports(site, results)
+    if as_json:
+        click.echo(json.dumps(st.report_json(reports), indent=2))
+    else:
+        for line in st.report_lines(reports):
+            click.echo(line)
+    sys.exit(st.exit_code(reports))
+
+
+@main.command()
+@inventory_option
+@click.argument("service")
+@click.option("--host", "host", metavar="H", help=HOST_HELP)
+@click.option("--instance", type=click.IntRange(min=1), metavar="N", help=INSTANCE_HELP)
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing new lines (polling every second) until Ctrl-C.")
+@click.option("-n", "--lines", default=100, show_default=True, type=click.IntRange(min=0),
+              metavar="N", help="Lines to show first, from each host.")
+def logs(inventory: str, service: str, host: str | None, instance: int | None, follow: bool,
+         lines: int) -> None:
+    """Show the journal of SERVICE's units on the hosts it runs on.
+
+    That is its containers' output and systemd's messages about its units, oldest first,
+    times in UTC. Lines are prefixed with host/instance when more than one instance is
+    shown. A job's name shows the output of its runs. Exit status 1 when a host cannot be
+    read.
+    """
+    from hostctl import day2
+    from hostctl.loader import load_site
+
+    site = load_site(inventory)
+    targets = day2.log_targets(site, service, host, instance)
+    with _connected(site, [t.host for t in targets]) as run:
+        reader = day2.LogReader(run.runners, targets)
+        entries, errors = reader.first(lines, follow)
+        for err in errors:
+            _stderr(f"error: {err}")
+        for e in entries:
+            click.echo(day2.format_entry(e, reader.prefixed))
+        if follow and reader.live:
+            # Ctrl-C is how following ends; the runners close on the way out.
+            with suppress(KeyboardInterrupt):
+                day2.follow(reader, click.echo, lambda text: _stderr(f"error: {text}"))
+    sys.exit(1 if any(n >= day2.FOLLOW_MAX_ERRORS for n in reader.failures.values()) else 0)
+
+
+@main.command("exec", context_settings={"ignore_unknown_options": True})
+@inventory_option
+@click.argument("service")
+@click.option("--host", "host", metavar="H", help=HOST_HELP)
+@click.option("--instance", type=click.IntRange(min=1), metavar="N", help=INSTANCE_HELP)
+@click.option("--timeout", "timeout", default="10m", show_default=True, metavar="DURATION",
+              help="Stop waiting for the command after this long.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(inventory: str, service: str, host: str | None, instance: int | None, timeout: str,
+          command: tuple[str, ...]) -> None:
+    """Run a command in one instance of SERVICE: `hostctl exec SERVICE -- CMD ARGS...`.
+
+    `docker exec` without a terminal or stdin; its output is printed when it ends, and
+    hostctl exits with its exit status. With several instances, choose one with --host
+    and/or --instance.
+    """
+    from hostctl import day2
+    from hostctl.loader import load_site
+
+    limit = _seconds(timeout, "--timeout")
+    site = load_site(inventory)
+    inst = day2.choose_one(day2.select_instances(site, service, host, instance), service)
+    with _connected(site, [inst.host.name]) as run:
+        runner = run.runners[inst.host.name]
+        if isinstance(runner, Exception):
+            raise runner
+        res, hint = day2.exec_in(runner, inst, command, limit)
+    if res.stdout:
+        click.echo(res.stdout, nl=False)
+    if res.stderr:
+        click.echo(res.stderr, nl=False, err=True)
+    if hint:
+        _stderr(f"hostctl: {hint}")
+    sys.exit(res.rc)
+
+
+_ACTION_DONE = {"start": "started", "stop": "stopped", "restart": "restarted"}
+_ACTION_HELP = {
+    "start": "Start SERVICE's units (where they are not running) and wait until each stays "
+             "active.",
+    "stop": "Stop SERVICE's units. They stay enabled: a reboot or the next `hostctl deploy` "
+            "starts them again.",
+    "restart": "Restart SERVICE's units (all at once on each host) and wait until each "
+               "stays active.",
+}
+
+
+def _action_command(action: str) -> Callable[..., None]:
+    def command(inventory: str, service: str, host: str | None, instance: int | None,
+                as_json: bool, wait: str = "0s") -> None:
+        from hostctl import day2
+        from hostctl.deploy import who
+        from hostctl.loader import load_site
+
+        limit = max(_seconds(wait, "--wait"), day2.STABLE_SECONDS + 1)
+        site = load_site(inventory)
+        instances = day2.select_instances(site, service, host, instance)
+        hosts = list(dict.fromkeys(i.host.name for i in instances))
+        if not as_json:
+            click.echo(f"{action} {service}: {len(instances)} unit(s) on {', '.join(hosts)}",
+                       err=True)
+        with _connected(site, hosts) as run:
+            audit = {"who": who(), "command": run.options.command, "run": run.run_id,
+                     "site": site.inventory.site}
+            outcomes = day2.unit_action(run.runners, action, instances, wait=limit,
+                                        audit=audit)
+        ok = all(o.ok for o in outcomes.values())
+        if as_json:
+            click.echo(json.dumps(day2.action_json(outcomes), indent=2))
+        else:
+            for line in day2.action_lines(outcomes):
+                click.echo(line)
+            good = sum(u.ok for o in outcomes.values() for u in o.units)
+            click.echo(f"{service}: {_ACTION_DONE[action]} {good}/{len(instances)} unit(s)"
+                       + ("" if ok else "; see above"))
+        sys.exit(0 if ok else 1)
+
+    command.__name__ = action
+    command.__doc__ = _ACTION_HELP[action] + (
+        " Each unit's resulting state is reported, with its last journal lines when it "
+        "did not end as asked; the action is recorded in the host's audit log. Exit "
+        "status 1 when a unit did not end as asked or a host could not be reached.")
+    f: Any = json_option(command)
+    if action != "stop":
+        f = click.option("--wait", "wait", default="60s", show_default=True,
+                         metavar="DURATION",
+                         help="How long to wait for the units to stay active.")(f)
+    f = click.option("--instance", type=click.IntRange(min=1), metavar="N",
+                     help=INSTANCE_HELP)(f)
+    f = click.option("--host", "host", metavar="H", help=HOST_HELP)(f)
+    f = click.argument("service")(f)
+    f = inventory_option(f)
+    return main.command(action)(f)
+
+
+start = _action_command("start")
+stop = _action_command("stop")
+restart = _action_command("restart")
