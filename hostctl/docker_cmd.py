@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from hostctl import model as m
@@ -18,18 +18,19 @@ LABEL = "io.hostctl"
 ENV_DIR = "/etc/hostctl/env"
 
 
+_NOT_HASHED = frozenset({"file", "source", "line", "lines"})  # where it came from, not what
+
+
 def spec_hash(w: m.Workload) -> str:
-    """A short hash of everything in the spec that shapes the container (not where it came from)."""
-    data = asdict(w)
-    for key in ("file", "source", "line", "lines"):
-        data.pop(key, None)
-    blob = json.dumps(data, sort_keys=True, default=_jsonable, separators=(",", ":"))
+    """A short hash of everything in the spec that shapes the container."""
+    blob = json.dumps(w, sort_keys=True, default=_jsonable, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)
+                if f.name not in _NOT_HASHED}
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 

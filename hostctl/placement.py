@@ -9,16 +9,16 @@ from hostctl import model as m
 UNIT_PREFIX = "hostctl-"
 
 
+def placed_on(w: m.Workload, host: m.Host) -> bool:
+    """Whether the placement allows `host`. No placement means every host."""
+    if w.placement.hosts and host.name not in w.placement.hosts:
+        return False
+    return all(host.labels.get(k) == v for k, v in w.placement.labels.items())
+
+
 def eligible_hosts(w: m.Workload, inv: m.Inventory) -> list[m.Host]:
-    """Hosts the placement allows, in inventory order. No placement means every host."""
-    chosen = []
-    for host in inv.hosts.values():
-        if w.placement.hosts and host.name not in w.placement.hosts:
-            continue
-        if any(host.labels.get(k) != v for k, v in w.placement.labels.items()):
-            continue
-        chosen.append(host)
-    return chosen
+    """Hosts the placement allows, in inventory order."""
+    return [host for host in inv.hosts.values() if placed_on(w, host)]
 
 
 def gpus_needed(w: m.Workload, inv: m.Inventory) -> int:
@@ -60,3 +60,10 @@ def service_instances(w: m.Workload, inv: m.Inventory) -> list[Instance]:
         return []
     return [Instance(w, host, i) for host in eligible_hosts(w, inv)
             for i in range(1, w.instances + 1)]
+
+
+def instances_on(w: m.Workload, host: m.Host) -> list[Instance]:
+    """The instances of service `w` that run on `host` (none for jobs)."""
+    if w.is_job or not placed_on(w, host):
+        return []
+    return [Instance(w, host, i) for i in range(1, w.instances + 1)]

@@ -16,7 +16,7 @@ import jinja2
 
 from hostctl import docker_cmd as d
 from hostctl import model as m
-from hostctl.placement import Instance, eligible_hosts, schedule_host, service_instances
+from hostctl.placement import Instance, instances_on, placed_on, schedule_host
 from hostctl.systemd.quoting import exec_line, setting_value
 
 UNIT_DIR = "/etc/systemd/system"
@@ -163,17 +163,14 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
         files[f.path] = f
 
     for w in site.workloads:
+        if not placed_on(w, host):
+            continue
         if w.is_job:
-            if host not in eligible_hosts(w, inv):
-                continue
             add(job_unit(w, host, inv.site))
             if w.schedule and schedule_host(w, inv) == host:
                 add(job_timer(w, inv.site))
         else:
-            placed = [i for i in service_instances(w, inv) if i.host.name == host.name]
-            if not placed:
-                continue
-            for inst in placed:
+            for inst in instances_on(w, host):
                 add(service_unit(inst, inv.site))
         if w.secrets:
             add(env_file(w, site))
