@@ -7,6 +7,7 @@ release, and always with an audit record and its lock released.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -186,8 +187,9 @@ class Run:
         self.local_images = local_images or LocalImages()
         self.run_id = uuid.uuid4().hex[:8]
         self.started = time.time()
+        self.who = who()
         self.lock_record = json.dumps({
-            "who": who(), "run": self.run_id, "pid": os.getpid(),
+            "who": self.who, "run": self.run_id, "pid": os.getpid(),
             "started": int(self.started), "command": options.command,
         }, sort_keys=True)
         inv = site.inventory
@@ -198,6 +200,11 @@ class Run:
         self.targets: dict[str, HostTarget] = {}
         self.outcomes: dict[str, HostOutcome] = {}
         self.locked: set[str] = set()
+
+    @functools.cached_property
+    def revision(self) -> str | None:
+        """The specs' git revision, asked once per run (every host's records share it)."""
+        return spec_revision(self.site.inventory.file)
 
     # -- connect and read -------------------------------------------------------------
 
@@ -427,8 +434,8 @@ class Run:
                               "secret": L.is_secret_path(path)})
         return {
             "release": release, "previous": previous.get("release"),
-            "created": int(time.time()), "by": who(), "run": self.run_id,
-            "revision": spec_revision(self.site.inventory.file),
+            "created": int(time.time()), "by": self.who, "run": self.run_id,
+            "revision": self.revision,
             "workloads": {w.name: d.spec_hash(w) for w in self.site.workloads},
             "files": files,
         }
@@ -571,8 +578,8 @@ class Run:
 
     def audit_record(self, outcome: HostOutcome) -> dict[str, Any]:
         return {
-            "time": int(time.time()), "who": who(), "command": self.options.command,
-            "run": self.run_id, "revision": spec_revision(self.site.inventory.file),
+            "time": int(time.time()), "who": self.who, "command": self.options.command,
+            "run": self.run_id, "revision": self.revision,
             "site": self.site.inventory.site, "host": outcome.host, "result": outcome.status,
             "message": outcome.message, "release": outcome.release,
             "plan": outcome.plan.counts() if outcome.plan else {},

@@ -90,10 +90,17 @@ def facts_script(docker: str, lock_record: str | None = None) -> str:
             f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
             "fi",
         ]
+    # The docker CLI is the slow part on a busy host: its three queries run at once,
+    # while the shell reads files and systemd; `docker ps` failing means Docker is down.
     lines += [
-        f"echo '{MARK}docker'",
-        f"if out=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); "
-        "then echo \"ok $out\"; else echo \"down $(printf '%s' \"$out\" | tail -n 1)\"; fi",
+        'T=$(mktemp -d)',
+        f"( {d} ps -a --no-trunc --filter label=io.hostctl.managed=true "
+        "--format '{{.Names}}\t{{.State}}\t{{.Label \"io.hostctl.spec-hash\"}}' "
+        '>"$T/ps" 2>"$T/ps.err"; echo $? >"$T/ps.rc" ) &',
+        f"( {d} image ls --no-trunc --digests "
+        "--format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}' >\"$T/img\" 2>/dev/null ) &",
+        f"( {d} network ls --filter label=io.hostctl.managed=true --format '{{{{.Name}}}}' "
+        '>"$T/net" 2>/dev/null ) &',
         f"echo '{MARK}files'",
         f"for f in {globs}; do [ -f \"$f\" ] && sha256sum \"$f\"; done",
         f"echo '{MARK}contents'",
@@ -103,15 +110,17 @@ def facts_script(docker: str, lock_record: str | None = None) -> str:
         f"units=$(cd {L.UNIT_DIR} && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null "
         "| grep -v '@\\.service$')",
         f"[ -n \"$units\" ] && systemctl show --property={props} -- $units",
+        "wait",
+        f"echo '{MARK}docker'",
+        'if [ "$(cat "$T/ps.rc")" = 0 ]; then echo ok; '
+        'else echo "down $(tail -n 1 "$T/ps.err")"; fi',
         f"echo '{MARK}images'",
-        f"{d} image ls --no-trunc --digests "
-        "--format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}' 2>/dev/null",
+        'cat "$T/img"',
         f"echo '{MARK}containers'",
-        f"{d} ps -a --no-trunc --filter label=io.hostctl.managed=true "
-        "--format '{{.Names}}\t{{.State}}\t{{.Label \"io.hostctl.spec-hash\"}}' 2>/dev/null",
+        'cat "$T/ps"',
         f"echo '{MARK}networks'",
-        f"{d} network ls --filter label=io.hostctl.managed=true --format '{{{{.Name}}}}' "
-        "2>/dev/null",
+        'cat "$T/net"',
+        'rm -rf "$T"',
         f"echo '{MARK}current'",
         f"readlink {L.CURRENT_LINK} 2>/dev/null",
         f"echo '{MARK}manifest'",
@@ -135,7 +144,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
     lock = _lock(sections)
     return HostFacts(
         host=host,
-        docker_ok=docker.startswith("ok "),
+        docker_ok=docker.split(" ")[0] == "ok",
         docker_detail=docker.partition(" ")[2].strip(),
         files=_files(sections.get("files", [])),
         contents=_contents(sections.get("contents", [])),

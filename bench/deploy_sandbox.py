@@ -1,0 +1,102 @@
+"""Issue 3's budget, measured on 3 sandbox hosts with 20 services each:
+first deploy, no-op deploy (< 1.5 s wall, <= 2 SSH round trips per host), one changed
+service (one restart and its health wait), and the controller's peak memory.
+
+Run: python bench/deploy_sandbox.py   (needs root and a Docker engine; boots sandbox hosts,
+taking turns with test sessions through the rig's session lock, and removes them after)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hostctl.cli_sandbox import write_inventory
+from hostctl.sandbox import app_image
+from hostctl.sandbox import hosts as sandbox_hosts
+from hostctl.sandbox.locking import file_lock
+from hostctl.sandbox.models import SandboxHostRequest
+
+HOSTS = ("edge-1", "app-1", "gpu-1")
+PER_HOST = 20
+
+
+def write_site(root: Path) -> Path:
+    (root / "specs").mkdir(parents=True)
+    docs = []
+    for h, host in enumerate(HOSTS):
+        for i in range(PER_HOST):
+            n = h * PER_HOST + i
+            docs.append(
+                f"kind: service\nname: svc-{n}\nproject: bench\nimage: hostctl-demo-app:1.0\n"
+                f"env: {{PORT: 8080, N: {n}}}\nports: {{http: {{container: 8080, "
+                f"host: {20000 + n}}}}}\n"
+                "health: {http: {path: /health, port: http}, interval: 1s, timeout: 1s}\n"
+                f"placement: {{hosts: [{host}]}}\n")
+    (root / "specs" / "bench.yml").write_text("---\n".join(docs))
+    inv = root / "site.yml"
+    inv.write_text("site: bench\nhosts:\n" + "".join(
+        f"  {h}: {{address: 10.9.9.{i + 1}}}\n" for i, h in enumerate(HOSTS))
+        + "specs: [specs/*.yml]\nimage_source: push\n")
+    return inv
+
+
+def deploy(inventory: Path) -> tuple[float, dict[str, object], int]:
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "hostctl", "deploy", "-i", str(inventory),
+                          "--yes", "--json"], capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"deploy failed:\n{res.stdout}\n{res.stderr}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, json.loads(res.stdout), peak_kib
+
+
+def main() -> None:
+    requests = [SandboxHostRequest(h) for h in HOSTS]
+    app_image.build("1.0")
+    with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=1800,
+                                                          on_wait="waiting for the sandbox"):
+        root = Path(tmp)
+        state = root / "state"
+        state.mkdir()
+        booted = sandbox_hosts.up(requests, state)
+        try:
+            inv = write_inventory(str(write_site(root / "site")), booted, state)
+            first, out, peak = deploy(inv)
+            print(f"first deploy ({len(HOSTS)} hosts x {PER_HOST} services, image push "
+                  f"included): {first:.2f}s")
+            noops = []
+            trips = {}
+            for _ in range(5):
+                wall, out, peak = deploy(inv)
+                noops.append(wall)
+                hosts = out["hosts"]
+                assert isinstance(hosts, dict)
+                assert all(v["status"] == "unchanged" for v in hosts.values()), hosts
+                trips = {h: v["round_trips"] for h, v in hosts.items()}
+            print(f"no-op deploy: median {statistics.median(noops):.2f}s, best "
+                  f"{min(noops):.2f}s (target < 1.5 s); SSH round trips per host: {trips} "
+                  "(target <= 2)")
+            spec = root / "site" / "specs" / "bench.yml"
+            spec.write_text(spec.read_text().replace("N: 7}", "N: 7-changed}", 1))
+            wall, out, peak = deploy(inv)
+            hosts = out["hosts"]
+            assert isinstance(hosts, dict)
+            counts = {h: v["counts"] for h, v in hosts.items() if v["status"] != "unchanged"}
+            print(f"one service changed: {wall:.2f}s; changed hosts and counts: {counts}")
+            print(f"controller peak RSS: {peak / 1024:.0f} MiB (largest hostctl process)")
+        finally:
+            sandbox_hosts.down(state)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NO_COLOR", "1")
+    main()
