@@ -171,6 +171,20 @@ def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
             seen.add(v.target)
 
 
+def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                         ) -> Iterator[Problem]:
+    projects = {w.project for w in ws}
+    for w in ws:
+        for i, project in enumerate(w.reach):
+            if project == w.project:
+                yield at(w, f"reach/{i}", f"'{project}' is this service's own project; "
+                                          "remove it (a project's services always meet)")
+            elif project not in projects:
+                yield at(w, f"reach/{i}", f"no spec has project '{project}'"
+                         + did_you_mean(project, projects)
+                         + f" (known: {', '.join(sorted(projects))})")
+
+
 def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
     from hostctl.systemd.calendar import CalendarError, parse_calendar
 
@@ -198,6 +212,7 @@ def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
 ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, health_ports,
     route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
+    reach_known_projects,
 )
 
 

@@ -107,6 +107,8 @@ def build_target(site: m.Site, host: m.Host, images: LocalImages | None) -> Host
         if host not in eligible_hosts(w, inv):
             continue
         networks[d.network_name(w.project)] = w.project
+        for project in w.reach:
+            networks[d.network_name(project)] = project
         users.setdefault(w.image, set()).add(w.name)
         method = w.image_source or inv.image_source
         local_id = None

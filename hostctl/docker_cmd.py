@@ -117,9 +117,10 @@ def command_tail(w: m.Workload) -> tuple[list[str], list[str]]:
     return before, after
 
 
-def service_run_argv(inst: Instance, site: str) -> list[str]:
+def service_run_argv(inst: Instance, site: str, verb: str = "run") -> list[str]:
+    """`docker run` (or `docker create`, same arguments) for one service instance."""
     w = inst.workload
-    argv = [inst.host.docker, "run", "--rm", "--name", inst.name]
+    argv = [inst.host.docker, verb, "--rm", "--name", inst.name]
     argv += labels(w, site, {f"{LABEL}.instance": str(inst.index), f"{LABEL}.host": inst.host.name})
     argv += common_run_args(w, bool(w.secrets))
     for pname, port in w.ports.items():
@@ -129,6 +130,14 @@ def service_run_argv(inst: Instance, site: str) -> list[str]:
     argv += health_args(w.health)
     before, after = command_tail(w)
     return argv + before + [w.image] + after
+
+
+def connect_argv(docker: str, project: str, name: str) -> list[str]:
+    return [docker, "network", "connect", network_name(project), name]
+
+
+def start_attached_argv(docker: str, name: str) -> list[str]:
+    return [docker, "start", "--attach", name]
 
 
 def stop_argv(docker: str, name: str, timeout: float) -> list[str]:

@@ -169,6 +169,7 @@ class Workload:
     instances: int = 1
     restart: str = "always"
     route: Route | None = None
+    reach: tuple[str, ...] = ()  # other projects whose networks this service joins
     image_source: str | None = None
     stop_timeout: float = 10.0
     timeout: float | None = None

@@ -62,6 +62,14 @@ def _render(template: str, **values: object) -> bytes:
 
 def service_unit(inst: Instance, site: str) -> RenderedFile:
     w, docker = inst.workload, inst.host.docker
+    if w.reach:
+        # `docker run` joins one network only (Docker 20.10): create the container, connect
+        # it to the other projects' networks, then start it attached, all before it runs.
+        pre = [exec_line(d.service_run_argv(inst, site, verb="create"))]
+        pre += [exec_line(d.connect_argv(docker, p, inst.name)) for p in w.reach]
+        run = exec_line(d.start_attached_argv(docker, inst.name))
+    else:
+        pre, run = [], exec_line(d.service_run_argv(inst, site))
     text = _render(
         "service.unit.j2",
         site=site,
@@ -70,7 +78,8 @@ def service_unit(inst: Instance, site: str) -> RenderedFile:
         description=setting_value(
             f"hostctl service {w.name} #{inst.index} (project {w.project})"),
         name=inst.name,
-        run=exec_line(d.service_run_argv(inst, site)),
+        pre=pre,
+        run=run,
         stop=exec_line(d.stop_argv(docker, inst.name, w.stop_timeout)),
         remove=exec_line(d.remove_argv(docker, inst.name)),
         restart={"always": "always", "on-failure": "on-failure", "never": "no"}[w.restart],

@@ -182,6 +182,7 @@ workload = Record(m.Workload, {
     "instances": Int(1, 64),
     "restart": Str(choices=("always", "on-failure", "never")),
     "route": route,
+    "reach": ListOf(name),
     "stop_timeout": Duration(minimum=1),
     "timeout": Duration(minimum=1),
     "retries": Int(0, 100),
@@ -190,7 +191,7 @@ workload = Record(m.Workload, {
 })
 
 # Keys that only make sense for one kind; using them on the other is an error with a hint.
-SERVICE_ONLY = ("ports", "instances", "restart", "route", "health")
+SERVICE_ONLY = ("ports", "instances", "restart", "route", "health", "reach")
 JOB_ONLY = ("timeout", "retries", "schedule", "shards")
 # Jobs may publish ports and have health checks? No: a job runs to completion and is not
 # routed; keeping them out keeps the job unit simple and honest.

@@ -282,6 +282,7 @@ class Row:
     instance: str
     unit: str | None
     state: str  # unit state, "missing" (in the specs, not on the host) or "no unit"
+    result: str  # systemd's Result= of the last run: success, exit-code, oom-kill, ...
     restarts: int
     health: str
     container: str | None
@@ -367,7 +368,8 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
             seen_containers.add(c.name)
         return Row(
             service=service, instance=instance, unit=unit,
-            state=state or (u.state if u else "missing"), restarts=u.restarts if u else 0,
+            state=state or (u.state if u else "missing"), result=u.result if u else "",
+            restarts=u.restarts if u else 0,
             health=c.health if c else "-", container=c.name if c else None,
             container_state=c.state if c else "", image=c.image if c else "-",
             spec_hash=(c.spec_hash if c and c.spec_hash else have_hash), want_hash=want,
@@ -390,6 +392,10 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
         if run is not None:
             name, run_id = run
             c = st.containers.get(f"{JOB_PREFIX}{name}-{run_id}")
+            if u.active == "inactive" and c is None:
+                # A timer keeps its run unit loaded between runs; only a run in progress
+                # or one that failed says something.
+                continue
             drift = [] if name in jobs_here else [
                 "not in the specs: a job run of a job the specs no longer have"]
             want = next((spec_hash(w) for w in site.jobs if w.name == name), None)
@@ -461,7 +467,12 @@ def since_text(since: int | None, now: int) -> str:
 
 
 def _state_text(r: Row) -> str:
-    return r.state + (f", {r.restarts} restarts" if r.restarts else "")
+    """The unit state, why it last stopped when that was not a success (exit-code,
+    oom-kill, timeout...), and how often systemd restarted it."""
+    text = r.state
+    if r.result and r.result != "success":
+        text += f", {r.result}"
+    return text + (f", {r.restarts} restarts" if r.restarts else "")
 
 
 HEADERS = ("SERVICE", "INST", "STATE", "HEALTH", "IMAGE", "SPEC", "SINCE (UTC)")
@@ -517,7 +528,8 @@ def report_json(reports: Mapping[str, HostReport]) -> dict[str, Any]:
             "drift": rep.drift,
             "rows": [{
                 "service": r.service, "instance": r.instance, "unit": r.unit,
-                "state": r.state, "restarts": r.restarts, "health": r.health,
+                "state": r.state, "result": r.result or None, "restarts": r.restarts,
+                "health": r.health,
                 "container": r.container, "container_state": r.container_state or None,
                 "image": None if r.image == "-" else r.image,
                 "spec_hash": r.spec_hash or None, "want_spec_hash": r.want_hash,

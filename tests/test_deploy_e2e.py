@@ -170,3 +170,34 @@ def test_hostile_arguments_reach_the_process_byte_for_byte(example_site: Site) -
     assert verify.strip().endswith("rc=0")
     spec.unlink()
     assert wait_for(lambda: s.deploy().returncode == 0, timeout=60, every=1)
+
+
+def _ip(s: Site, host: str, container: str, network: str) -> str:
+    fmt = "{{(index .NetworkSettings.Networks \"" + network + "\").IPAddress}}"
+    return s.ssh(host, f"docker inspect -f '{fmt}' {container}").strip()
+
+
+def _reaches(s: Site, host: str, container: str, ip: str) -> bool:
+    probe = f"docker exec {container} wget -q -T 2 -O- http://{ip}:8080/health"
+    return s.ssh(host, f"{probe} >/dev/null 2>&1 && echo yes || echo no").strip() == "yes"
+
+
+def test_projects_are_isolated_unless_a_spec_reaches_across(example_site: Site) -> None:
+    s = example_site
+    common = ("image: hostctl-demo-app:1.0\nenv: {PORT: 8080}\nports: {http: 8080}\n"
+              "placement: {hosts: [app-1]}\n"
+              "health: {http: {port: http, path: /health}, interval: 1s, timeout: 1s}\n")
+    (s.root / "specs/isolation.yml").write_text(
+        "kind: service\nname: reports-db\nproject: reports\n" + common + "---\n"
+        "kind: service\nname: triage-bridge\nproject: triage\nreach: [reports]\n" + common)
+    res = s.deploy()
+    assert res.returncode == 0, res.stdout + res.stderr
+    reports_ip = _ip(s, "app-1", "hostctl-reports-db-1", "hostctl-reports")
+    triage_ip = _ip(s, "app-1", "hostctl-triage-api-1", "hostctl-triage")
+    assert reports_ip and triage_ip
+    # the same project meets; another project does not, unless the spec says `reach`
+    assert _reaches(s, "app-1", "hostctl-triage-bridge-1", triage_ip)
+    assert not _reaches(s, "app-1", "hostctl-triage-api-1", reports_ip)
+    assert _reaches(s, "app-1", "hostctl-triage-bridge-1", reports_ip)
+    (s.root / "specs/isolation.yml").unlink()
+    assert s.deploy().returncode == 0

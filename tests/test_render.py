@@ -112,3 +112,27 @@ def test_systemd_analyze_verify_does_reject_a_broken_unit(tmp_path: Path) -> Non
     bad = tmp_path / "bad.service"
     bad.write_text("[Service]\nExecStart=/usr/bin/docker run %x\n")
     assert _verify(bad).returncode != 0
+
+
+def test_a_service_that_reaches_another_project_is_created_connected_then_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {
+        "a.yml": SERVICE + "reach: [data]\n",
+        "b.yml": SERVICE.replace("name: api", "name: db").replace("project: shop",
+                                                                   "project: data")
+        .replace("18080", "18090")})
+    rendered = {f.path: f for f in render_site(load_site(str(inv), environ={}))["app-1"]}
+    unit = rendered["/etc/systemd/system/hostctl-api-1.service"].content.decode()
+    lines = [ln for ln in unit.splitlines() if ln.startswith("ExecStart")]
+    assert lines[0] == "ExecStartPre=-/usr/bin/docker rm -f hostctl-api-1"
+    assert lines[1].startswith("ExecStartPre=/usr/bin/docker create --rm --name hostctl-api-1 ")
+    assert " --network hostctl-shop " in lines[1]
+    assert lines[2:] == [
+        "ExecStartPre=/usr/bin/docker network connect hostctl-data hostctl-api-1",
+        "ExecStart=/usr/bin/docker start --attach hostctl-api-1"]
+    if shutil.which("systemd-analyze") and Path("/usr/bin/docker").exists():
+        path = tmp_path / "hostctl-api-1.service"
+        path.write_text(unit)
+        result = _verify(path)
+        assert (result.returncode, result.stdout + result.stderr) == (0, "")

@@ -22,7 +22,7 @@ CASES = [
         {"a.yml": SERVICE + "imgae: x\n"},
         ["specs/a.yml:10: imgae: unknown key 'imgae'; did you mean 'image'? (known: args, "
          "command, env, health, image, image_source, instances, kind, name, placement, ports, "
-         "project, resources, restart, retries, route, schedule, secrets, shards, "
+         "project, reach, resources, restart, retries, route, schedule, secrets, shards, "
          "stop_timeout, timeout, volumes)"],
         id="unknown-key",
     ),
