@@ -490,6 +490,80 @@ def test_an_audit_log_that_cannot_be_written_is_a_warning(site: Site) -> None:
         "Read-only file system")
 
 
+# journalctl --output=json on app-1 of the worked example right after a deploy (captured
+# from a sandbox host): the unit's output (_SYSTEMD_UNIT), systemd's message about a unit
+# (UNIT=, from init.scope), and the ExecStartPre's ignored error.
+CAPTURED_JOURNAL = [
+    {'__REALTIME_TIMESTAMP': '1795329295697991',
+     '_SYSTEMD_UNIT': 'hostctl-triage-api-2.service',
+     '_BOOT_ID': '3f966f76ccd44835b55b5c6b1fc8d7dd',
+     '__CURSOR': ('s=9afc95ee9ac34cc5bb3dc13e3778501c;i=a2;'
+                  'b=3f966f76ccd44835b55b5c6b1fc8d7dd;m=8042595d;t=660d7acecc847;x=8a3f8e6ad8b905bf'),
+     '__MONOTONIC_TIMESTAMP': '2151831901',
+     'PRIORITY': '6',
+     'MESSAGE': 'Error: No such container: hostctl-triage-api-2'},
+    {'PRIORITY': '6',
+     'MESSAGE': 'Started hostctl-triage-api-2.service - hostctl service triage-api #2 (project '
+                'triage).',
+     '_SYSTEMD_UNIT': 'init.scope',
+     '__REALTIME_TIMESTAMP': '1795329295944365',
+     '__MONOTONIC_TIMESTAMP': '2152078275',
+     'UNIT': 'hostctl-triage-api-2.service',
+     '__CURSOR': ('s=9afc95ee9ac34cc5bb3dc13e3778501c;i=aa;'
+                  'b=3f966f76ccd44835b55b5c6b1fc8d7dd;m=80461bc3;t=660d7acf08aad;x=fc4a0f44e751ceb9'),
+     '_BOOT_ID': '3f966f76ccd44835b55b5c6b1fc8d7dd'},
+    {'PRIORITY': '6',
+     '_SYSTEMD_UNIT': 'hostctl-triage-api-1.service',
+     'MESSAGE': 'demo-app 1.0 argc=0 argv:',
+     '__REALTIME_TIMESTAMP': '1795329296677543',
+     '__MONOTONIC_TIMESTAMP': '2152811452',
+     '__CURSOR': ('s=9afc95ee9ac34cc5bb3dc13e3778501c;i=c1;'
+                  'b=3f966f76ccd44835b55b5c6b1fc8d7dd;m=80514bbc;t=660d7acfbbaa7;x=5dedd893bedeef6b'),
+     '_BOOT_ID': '3f966f76ccd44835b55b5c6b1fc8d7dd'},
+    {'MESSAGE': 'demo-app listening on :8080 healthy=1',
+     '_SYSTEMD_UNIT': 'hostctl-triage-api-1.service',
+     '__CURSOR': ('s=9afc95ee9ac34cc5bb3dc13e3778501c;i=c2;'
+                  'b=3f966f76ccd44835b55b5c6b1fc8d7dd;m=80514bbc;t=660d7acfbbaa7;x=d5ac10c89b635b12'),
+     '__MONOTONIC_TIMESTAMP': '2152811452',
+     'PRIORITY': '6',
+     '_BOOT_ID': '3f966f76ccd44835b55b5c6b1fc8d7dd',
+     '__REALTIME_TIMESTAMP': '1795329296677543'},
+    {'__MONOTONIC_TIMESTAMP': '2153099030',
+     '__CURSOR': ('s=9afc95ee9ac34cc5bb3dc13e3778501c;i=cc;'
+                  'b=3f966f76ccd44835b55b5c6b1fc8d7dd;m=8055af16;t=660d7ad001e00;x=b7ae5ad34ea387c4'),
+     '_BOOT_ID': '3f966f76ccd44835b55b5c6b1fc8d7dd',
+     '_SYSTEMD_UNIT': 'hostctl-triage-api-2.service',
+     'MESSAGE': 'demo-app 1.0 argc=0 argv:',
+     'PRIORITY': '6',
+     '__REALTIME_TIMESTAMP': '1795329296965120'},
+    {'__REALTIME_TIMESTAMP': '1795329296966462',
+     '__CURSOR': ('s=9afc95ee9ac34cc5bb3dc13e3778501c;i=cd;'
+                  'b=3f966f76ccd44835b55b5c6b1fc8d7dd;m=8055b454;t=660d7ad00233e;x=3fef92886b1e33bd'),
+     '_BOOT_ID': '3f966f76ccd44835b55b5c6b1fc8d7dd',
+     'PRIORITY': '6',
+     'MESSAGE': 'demo-app listening on :8080 healthy=1',
+     '_SYSTEMD_UNIT': 'hostctl-triage-api-2.service',
+     '__MONOTONIC_TIMESTAMP': '2153100372'},
+]
+
+
+def test_captured_journal() -> None:
+    api = ("hostctl-triage-api-1.service", "hostctl-triage-api-2.service")
+    target = day2.LogTarget("app-1", api, {api[0]: "app-1/1", api[1]: "app-1/2"})
+    text = "".join(json.dumps(e) + "\n" for e in CAPTURED_JOURNAL)
+    entries = day2.parse_journal(target, text)
+    assert [day2.format_entry(e, True) for e in entries] == [
+        "app-1/2 | 2026-11-22T06:34:55Z Error: No such container: hostctl-triage-api-2",
+        "app-1/2 | 2026-11-22T06:34:55Z Started hostctl-triage-api-2.service - hostctl service "
+        "triage-api #2 (project triage).",
+        "app-1/1 | 2026-11-22T06:34:56Z demo-app 1.0 argc=0 argv:",
+        "app-1/1 | 2026-11-22T06:34:56Z demo-app listening on :8080 healthy=1",
+        "app-1/2 | 2026-11-22T06:34:56Z demo-app 1.0 argc=0 argv:",
+        "app-1/2 | 2026-11-22T06:34:56Z demo-app listening on :8080 healthy=1",
+    ]
+    assert entries[-1].cursor == CAPTURED_JOURNAL[-1]["__CURSOR"]
+
+
 # -- the click commands, over recorded hosts -----------------------------------------------
 
 

@@ -267,6 +267,18 @@ def test_a_unit_file_on_an_older_spec_is_drift(site: Site) -> None:
                           "(`hostctl deploy` updates it)",)
 
 
+def test_an_idle_job_run_unit_is_not_a_row(site: Site) -> None:
+    """A timer keeps its run unit loaded (inactive) between runs; a failed run is shown."""
+    idle = unit_block("hostctl-job-nightly@scheduled.service", "inactive", "dead")
+    failed = unit_block("hostctl-job-nightly@manual.service", "failed", "failed",
+                        result="exit-code")
+    text = f"@@now {NOW}\n@@units\n{idle}\n\n{failed}\n@@end\n"
+    rep = st.host_report(site, st.parse_status("app-1", text))
+    runs = [(r.service, r.instance, r.state, r.ok) for r in rep.rows
+            if r.instance.startswith("run")]
+    assert runs == [("nightly", "run manual", "failed/failed", False)]
+
+
 def test_a_host_without_hostctl_shows_every_unit_missing(site: Site) -> None:
     empty = st.parse_status("gpu-1", "@@now 5\n@@docker\nok 24.0.7\n@@end\n")
     assert st.host_report(site, empty).rows == ()  # gpu-1 has no service and no timer
@@ -301,21 +313,21 @@ def test_text_report(site: Site) -> None:
     h = {k: v[:8] for k, v in hashes(site).items()}
     assert lines == [
         "app-1  release 20240514T100000Z-ab12cd",
-        "  SERVICE  INST           STATE                                HEALTH   IMAGE"
-        "                     SPEC       SINCE (UTC)",
-        f"  api      1              active/running                       healthy  "
+        "  SERVICE  INST           STATE                                           HEALTH   "
+        "IMAGE                     SPEC       SINCE (UTC)",
+        f"  api      1              active/running                                  healthy  "
         f"example.org/shop/api:1.0  {h['api']}   2024-05-14 10:00 (1h ago)",
-        f"  api      2              activating/auto-restart, 3 restarts  -        -"
-        f"                         {h['api']}   2024-05-14 10:59 (5s ago)",
-        f"  nightly  timer          active/waiting                       -        -"
-        f"                         {h['nightly']}   2024-05-14 10:00 (1h ago)",
-        "  worker   1              missing                              -        -"
-        "                         -*         -",
-        f"  nightly  run scheduled  active/running                       -        "
+        f"  api      2              activating/auto-restart, exit-code, 3 restarts  -        "
+        f"-                         {h['api']}   2024-05-14 10:59 (5s ago)",
+        f"  nightly  timer          active/waiting                                  -        "
+        f"-                         {h['nightly']}   2024-05-14 10:00 (1h ago)",
+        "  worker   1              missing                                         -        "
+        "-                         -*         -",
+        f"  nightly  run scheduled  active/running                                  -        "
         f"example.org/shop/api:1.0  {h['nightly']}   2024-05-14 10:58 (2m ago)",
-        "  old      1              active/running                       -        "
+        "  old      1              active/running                                  -        "
         "example.org/shop/old:3    01234567*  2024-05-11 09:00 (3d2h ago)",
-        "  stray    1              no unit                              -        "
+        "  stray    1              no unit                                         -        "
         "example.org/shop/stray:1  abcdefab*  -",
         "  * worker/1: not deployed: the unit is missing on the host (`hostctl deploy`)",
         "  * old/1: not in the specs: the next `hostctl deploy` removes it",
@@ -348,8 +360,147 @@ def test_json_report(site: Site) -> None:
     assert app1["release"] == "20240514T100000Z-ab12cd" and app1["drift"] is True
     assert app1["rows"][0] == {
         "service": "api", "instance": "1", "unit": "hostctl-api-1.service",
-        "state": "active/running", "restarts": 0, "health": "healthy",
+        "state": "active/running", "result": "success", "restarts": 0, "health": "healthy",
         "container": "hostctl-api-1", "container_state": "running",
         "image": "example.org/shop/api:1.0", "spec_hash": h["api"], "want_spec_hash": h["api"],
         "since": NOW - 3600, "ok": True, "drift": []}
     assert app1["rows"][3]["image"] is None and app1["rows"][3]["state"] == "missing"
+
+
+# -- captured from sandbox hosts -------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+# status_script output on sandbox hosts running the worked example (inventories/), after
+# `hostctl deploy`, then `systemctl stop hostctl-reports-web-1` on edge-1 and a container
+# started by hand on app-1. Note systemd's property order (Result= before Id=), a timer
+# without NRestarts=, and a never-run job unit with empty timestamps.
+CAPTURED_APP1 = """\
+@@hostctl-status 1
+@@now 1795329301
+@@release 20261122T063454Z-518862
+@@unitfiles
+hostctl-job-nightly-validation@.service 119cbb8638c5
+hostctl-triage-api-1.service 196463cff6c0
+hostctl-triage-api-2.service 196463cff6c0
+hostctl-triage-worker-1.service 4f7e9abf9b88
+hostctl-job-nightly-validation.timer\x20
+@@units
+Result=success
+Id=hostctl-job-nightly-validation.timer
+LoadState=loaded
+ActiveState=active
+SubState=waiting
+StateChangeTimestamp=Sun 2026-11-22 06:34:55 UTC
+ActiveEnterTimestamp=Sun 2026-11-22 06:34:55 UTC
+
+Result=success
+NRestarts=0
+Id=hostctl-job-nightly-validation@scheduled.service
+LoadState=loaded
+ActiveState=inactive
+SubState=dead
+StateChangeTimestamp=
+ActiveEnterTimestamp=
+
+Result=success
+NRestarts=0
+Id=hostctl-triage-api-1.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+StateChangeTimestamp=Sun 2026-11-22 06:34:55 UTC
+ActiveEnterTimestamp=Sun 2026-11-22 06:34:55 UTC
+
+Result=success
+NRestarts=0
+Id=hostctl-triage-api-2.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+StateChangeTimestamp=Sun 2026-11-22 06:34:55 UTC
+ActiveEnterTimestamp=Sun 2026-11-22 06:34:55 UTC
+
+Result=success
+NRestarts=0
+Id=hostctl-triage-worker-1.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+StateChangeTimestamp=Sun 2026-11-22 06:34:55 UTC
+ActiveEnterTimestamp=Sun 2026-11-22 06:34:55 UTC
+@@docker
+ok 20.10.24+dfsg1
+@@containers
+hostctl-stray-1\thostctl-demo-app:1.0\trunning\tUp 3 seconds (healthy)\t\tstray\t\t\t\t
+hostctl-triage-api-2\thostctl-demo-app:1.0\trunning\tUp 4 seconds (healthy)\t\
+196463cff6c0\ttriage-api\ttriage\t2\tservice\t
+hostctl-triage-worker-1\thostctl-demo-app:1.0\trunning\tUp 4 seconds (healthy)\t\
+4f7e9abf9b88\ttriage-worker\ttriage\t1\tservice\t
+hostctl-triage-api-1\thostctl-demo-app:1.0\trunning\tUp 5 seconds (healthy)\t\
+196463cff6c0\ttriage-api\ttriage\t1\tservice\t
+@@end
+"""
+CAPTURED_EDGE1 = """\
+@@hostctl-status 1
+@@now 1795329301
+@@release 20261122T063454Z-518862
+@@unitfiles
+hostctl-reports-web-1.service a1e04df32bdc
+@@units
+Result=exit-code
+NRestarts=0
+Id=hostctl-reports-web-1.service
+LoadState=loaded
+ActiveState=failed
+SubState=failed
+StateChangeTimestamp=Sun 2026-11-22 06:34:57 UTC
+ActiveEnterTimestamp=Sun 2026-11-22 06:34:55 UTC
+@@docker
+ok 20.10.24+dfsg1
+@@containers
+@@end
+"""
+# The spec hashes in the captures, by workload: replaced by today's hashes of the specs,
+# so the captures stay "no drift" when the worked example changes.
+CAPTURED_HASHES = {"196463cff6c0": "triage-api", "4f7e9abf9b88": "triage-worker",
+                   "119cbb8638c5": "nightly-validation", "a1e04df32bdc": "reports-web"}
+CAPTURED_AT = 1795329295  # 2026-11-22 06:34:55 UTC
+
+
+@pytest.fixture(scope="module")
+def example() -> Site:
+    return load_site(str(REPO / "inventories" / "site.yml"))
+
+
+def captured(text: str, site: Site) -> str:
+    now = hashes(site)
+    for old, workload in CAPTURED_HASHES.items():
+        text = text.replace(old, now[workload])
+    return text
+
+
+def test_captured_app1(example: Site) -> None:
+    parsed = st.parse_status("app-1", captured(CAPTURED_APP1, example))
+    assert parsed.docker_detail == "20.10.24+dfsg1" and parsed.release == "20261122T063454Z-518862"
+    rep = st.host_report(example, parsed)
+    assert [(r.service, r.instance, r.state, r.health, r.image, r.since, bool(r.drift))
+            for r in rep.rows] == [
+        ("nightly-validation", "timer", "active/waiting", "-", "-", CAPTURED_AT, False),
+        ("triage-api", "1", "active/running", "healthy", "hostctl-demo-app:1.0", CAPTURED_AT,
+         False),
+        ("triage-api", "2", "active/running", "healthy", "hostctl-demo-app:1.0", CAPTURED_AT,
+         False),
+        ("triage-worker", "1", "active/running", "healthy", "hostctl-demo-app:1.0",
+         CAPTURED_AT, False),
+        ("stray", "?", "no unit", "healthy", "hostctl-demo-app:1.0", None, True),
+    ]
+    assert all(r.spec_hash == r.want_hash for r in rep.rows[:4])
+
+
+def test_captured_edge1_a_stopped_unit(example: Site) -> None:
+    rep = st.host_report(example, st.parse_status("edge-1", captured(CAPTURED_EDGE1, example)))
+    (web,) = rep.rows
+    assert (web.service, web.state, web.health, web.image, web.container) == (
+        "reports-web", "failed/failed", "-", "-", None)
+    assert web.spec_hash == web.want_hash and not web.drift and not web.ok
+    assert web.since == CAPTURED_AT + 2
