@@ -536,7 +536,9 @@ def report_json(reports: Mapping[str, HostReport]) -> dict[str, Any]:
                 "since": r.since, "ok": r.ok, "drift": list(r.drift),
             } for r in rep.rows],
         }
-    return {"ok": all(not (r.error or r.drift) for r in reports.values()),
+    # ok: every host answered and everything on it runs as the specs say, healthy.
+    return {"ok": all(r.error is None and all(row.ok for row in r.rows)
+                      for r in reports.values()),
             "reachable": all(r.error is None for r in reports.values()),
             "drift": any(r.drift for r in reports.values()), "hosts": hosts}
 

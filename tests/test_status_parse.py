@@ -504,3 +504,15 @@ def test_captured_edge1_a_stopped_unit(example: Site) -> None:
         "reports-web", "failed/failed", "-", "-", None)
     assert web.spec_hash == web.want_hash and not web.drift and not web.ok
     assert web.since == CAPTURED_AT + 2
+
+
+def test_json_ok_means_reachable_without_drift_and_healthy(example: Site) -> None:
+    text = captured(CAPTURED_APP1, example)
+    clean = "\n".join(ln for ln in text.splitlines() if not ln.startswith("hostctl-stray-1"))
+    good = st.build_reports(example, {"app-1": st.parse_status("app-1", clean)})
+    assert st.report_json(good)["ok"] is True
+    sick = clean.replace("Up 4 seconds (healthy)\t", "Up 4 seconds (unhealthy)\t")
+    out = st.report_json(st.build_reports(example, {"app-1": st.parse_status("app-1", sick)}))
+    assert (out["ok"], out["drift"], out["reachable"]) == (False, False, True)
+    assert [r["health"] for r in out["hosts"]["app-1"]["rows"]] == [
+        "-", "healthy", "unhealthy", "unhealthy"]
