@@ -636,7 +636,7 @@ def _entity(walk: _Walk, entity: Entity, item: Any, parent: tuple[str, str] | No
     report.errors.extend(_uniqueness(walk, entity, item, parent))
     if report.errors:
         walk.errors.append(report)
-    me = (entity.name, _display(entity, item) or str(id(item)))
+    me = (entity.name, f"#{id(item)}")  # children are unique within this very entity
     for key, child in entity.nested.items():
         if key in item:
             _collection(walk, ENTITIES[child], item[key], f"{entity.name}.{key}", parent=me)
