@@ -95,6 +95,17 @@ def problems_of(site: Site) -> list[str]:
     return [str(p) for p in check_gateway(site.inventory, list(site.workloads), site.secrets)]
 
 
+def site_problems(root: Path, specs: dict[str, str], inventory: str = GATEWAY_INVENTORY
+                  ) -> list[str]:
+    """The gateway problems of a site, sorted, whether the loader finds them (once it checks
+    the gateway section itself) or `check_gateway` does afterwards."""
+    try:
+        site = small_site(root, specs, inventory)
+    except ConfigError as err:
+        return sorted(str(p) for p in err.problems)
+    return sorted(problems_of(site))
+
+
 # -- the annotated example ------------------------------------------------------------------
 
 def test_annotated_example_validates_against_the_worked_example(tmp_path: Path) -> None:
@@ -144,6 +155,11 @@ def test_the_section_works_as_the_inventory_schema_entry() -> None:
     assert problems == []
     assert gw.consumers["c1"] == Consumer("c1", "p", key_auth=("K",))
     assert gw.file == "inv.yml" and gw.lines["gateway/consumers/c1"] == 7
+    empty = load_documents("site: s\nhosts: {a: {address: 10.0.0.1}}\nspecs: [x]\n"
+                           "gateway: {}\n", "inv.yml")[0]
+    top = Record(dict, {**INVENTORY_KEYS, "gateway": GATEWAY})(empty.data, (), Context(
+        empty, problems))
+    assert problems == [] and top["gateway"] is None  # an empty section: no gateway
 
 
 def test_kong_environment_keeps_the_admin_api_inside_and_publishes_it_on_loopback() -> None:
@@ -179,9 +195,8 @@ SCHEMA_ERRORS = [
 def test_schema_errors_name_file_line_and_key(tmp_path: Path, section: str, message: str
                                               ) -> None:
     inventory = GATEWAY_INVENTORY.split("gateway:")[0] + "gateway:\n" + section
-    site = small_site(tmp_path, {"api.yml": ROUTED.replace("auth: key-auth", "auth: none")},
-                      inventory)
-    problems = problems_of(site)
+    problems = site_problems(tmp_path, {"api.yml": ROUTED.replace("auth: key-auth",
+                                                                  "auth: none")}, inventory)
     assert all(p.startswith("site.yml:") for p in problems), problems
     assert message in [p.split(": ", 1)[1] for p in problems]
 
@@ -211,8 +226,7 @@ CROSS_ERRORS = [
 def test_cross_checks_name_file_line_and_key(tmp_path: Path, section: str, spec_extra: str,
                                              message: str) -> None:
     inventory = GATEWAY_INVENTORY.split("gateway:")[0] + "gateway:\n" + section
-    site = small_site(tmp_path, {"api.yml": ROUTED + spec_extra}, inventory)
-    problems = problems_of(site)
+    problems = site_problems(tmp_path, {"api.yml": ROUTED + spec_extra}, inventory)
     assert message in problems, problems
 
 
@@ -223,8 +237,7 @@ def test_key_auth_route_without_a_consumer_of_its_project(tmp_path: Path) -> Non
     ops = ROUTED.replace("name: api", "name: ops").replace("project: shop", "project: ops") \
         .replace("/api", "/ops").replace("18080", "18090").replace("auth: key-auth",
                                                                      "auth: none")
-    site = small_site(tmp_path, {"api.yml": ROUTED, "ops.yml": ops}, inventory)
-    assert problems_of(site) == [
+    assert site_problems(tmp_path, {"api.yml": ROUTED, "ops.yml": ops}, inventory) == [
         "specs/api.yml:12: route/auth: no consumer can call this route: add one under "
         "gateway/consumers in site.yml with project: shop and key_auth: [SECRET_NAME]"]
 
@@ -235,24 +248,21 @@ def test_allow_projects_lets_another_projects_consumer_in(tmp_path: Path) -> Non
     ops = ROUTED.replace("name: api", "name: ops").replace("project: shop", "project: ops") \
         .replace("/api", "/ops").replace("18080", "18090")
     spec = ROUTED + "  allow_projects: [ops]\n"
-    site = small_site(tmp_path, {"api.yml": spec, "ops.yml": ops}, inventory)
-    assert problems_of(site) == []
+    assert site_problems(tmp_path, {"api.yml": spec, "ops.yml": ops}, inventory) == []
 
 
 def test_allow_projects_must_exist_and_needs_auth(tmp_path: Path) -> None:
     spec = ROUTED.replace("auth: key-auth", "auth: none") + "  allow_projects: [opss]\n"
-    site = small_site(tmp_path, {"api.yml": spec})
-    assert problems_of(site) == [
+    assert site_problems(tmp_path, {"api.yml": spec}) == [
+        "specs/api.yml:13: route/allow_projects/0: no spec has project 'opss'",
         "specs/api.yml:13: route/allow_projects: has no effect on a route without auth; set "
         "route/auth or remove it",
-        "specs/api.yml:13: route/allow_projects/0: no spec has project 'opss'",
     ]
 
 
 def test_two_routes_with_the_same_path_and_hosts(tmp_path: Path) -> None:
     other = ROUTED.replace("name: api", "name: web").replace("18080", "18090")
-    site = small_site(tmp_path, {"api.yml": ROUTED, "web.yml": other})
-    assert problems_of(site) == [
+    assert site_problems(tmp_path, {"api.yml": ROUTED, "web.yml": other}) == [
         "specs/web.yml:11: route/path: '/api' is also routed to api (specs/api.yml:10); give "
         "one of them another path, hosts or methods"]
 
@@ -265,9 +275,9 @@ def test_same_path_on_different_hosts_or_methods_is_fine(tmp_path: Path) -> None
         "  hosts: [a.example.org]\n  methods: [POST]\n"
     d = ROUTED.replace("name: api", "name: d").replace("18080", "18110") + \
         "  hosts: [a.example.org]\n  methods: [GET]\n"
-    site = small_site(tmp_path, {"a.yml": a, "b.yml": b, "c.yml": c, "d.yml": d})
     # a matches every method, so c and d overlap it; c and d do not overlap each other.
-    assert [p.split(": ", 1)[1] for p in problems_of(site)] == [
+    problems = site_problems(tmp_path, {"a.yml": a, "b.yml": b, "c.yml": c, "d.yml": d})
+    assert [p.split(": ", 1)[1] for p in problems] == [
         "route/path: '/api' on a.example.org is also routed to api (specs/a.yml:10); give one "
         "of them another path, hosts or methods"] * 2
 
@@ -275,8 +285,7 @@ def test_same_path_on_different_hosts_or_methods_is_fine(tmp_path: Path) -> None
 def test_a_service_port_on_the_gateway_host_may_not_take_kongs_port(tmp_path: Path) -> None:
     spec = ROUTED.replace("placement: {hosts: [app-1]}", "placement: {hosts: [edge-1]}") \
         .replace("18080", "8000")
-    site = small_site(tmp_path, {"api.yml": spec})
-    assert problems_of(site) == [
+    assert site_problems(tmp_path, {"api.yml": spec}) == [
         "site.yml:7: gateway/proxy/http: host port 8000 on edge-1 is also published by api "
         "(specs/api.yml); pick another port"]
 
@@ -293,7 +302,6 @@ def test_render_raises_every_problem_at_once(tmp_path: Path) -> None:
 
     inventory = GATEWAY_INVENTORY.replace("hosts: [edge-1]", "hosts: [edge-2]").replace(
         "API_TOKEN]", "MISSING]")
-    site = small_site(tmp_path, {"api.yml": ROUTED}, inventory)
-    with pytest.raises(ConfigError) as err:
-        render_declarative(site)
+    with pytest.raises(ConfigError) as err:  # from the loader once it checks the section
+        render_declarative(small_site(tmp_path, {"api.yml": ROUTED}, inventory))
     assert len(err.value.problems) == 2

@@ -160,12 +160,15 @@ class _ConsumerCheck(Check[Consumer]):
         return record(value, path, ctx)
 
 
-class GatewaySection(Check[GatewayConfig]):
-    """The `gateway:` key of an inventory; remembers file and lines for later messages."""
+class GatewaySection(Check[GatewayConfig | None]):
+    """The `gateway:` key of an inventory; remembers file and lines for later messages.
+    An empty section (`gateway: {}`) means no gateway, like a missing one."""
 
     expected = "a mapping"
 
-    def __call__(self, value: Any, path: Path, ctx: Context) -> GatewayConfig:
+    def __call__(self, value: Any, path: Path, ctx: Context) -> GatewayConfig | None:
+        if value is None or value == {}:
+            return None
         gw = _section()(value, path, ctx)
         if gw is INVALID:
             return INVALID
@@ -255,6 +258,8 @@ def _projects(ws: Sequence[m.Workload]) -> list[str]:
 def _consumer_projects(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                        store: SecretStore) -> Iterator[Problem]:
     known = _projects(ws)
+    if not known:
+        return  # no spec passed its own checks: those problems come first
     for name, c in gw.consumers.items():
         if c.project not in known:
             yield gw.source(f"gateway/consumers/{name}/project").problem(
