@@ -217,3 +217,13 @@ def test_without_an_export_the_hashes_still_tell() -> None:
     assert hash_summary(EMPTY_CONFIG_HASH, "b" * 32) == (
         "Kong runs no configuration yet; sync loads this one.\n")
     assert "aaaaaaaaaaaa, hostctl would send bbbbbbbbbbbb" in hash_summary("a" * 32, "b" * 32)
+
+
+def test_a_file_kong_cannot_parse_is_reported_at_the_gateway_section(
+        kong: KongAdminStandIn, rendered: RenderedGateway) -> None:
+    with pytest.raises(ConfigRejected) as err:
+        admin(kong).sync(b"services: [unclosed\n", rendered.provenance)
+    (problem,) = err.value.problems
+    assert problem.path == "gateway" and problem.file.endswith("site.yml")
+    assert problem.message.startswith("Kong rejected the configuration (its running config is "
+                                      "unchanged): declarative config is invalid: ")

@@ -99,11 +99,15 @@ class Provenance:
         """Kong's `flattened_errors` as located Problems: `file:line: key: message`."""
         out: list[Problem] = []
         for item in flattened:
+            if not isinstance(item, Mapping):
+                continue
             etype = str(item.get("entity_type", "entity"))
             name = item.get("entity_name")
             found = self.find(etype, name, item.get("entity_tags") or [])
             label = found.label if found else f"{etype} '{name}'" if name else etype
             for err in item.get("errors") or []:
+                if not isinstance(err, Mapping):
+                    continue
                 where = found.locate(err.get("field")) if found else self.root
                 what = f"{err['field']}: " if err.get("field") else ""
                 message = self.scrub(f"{verb} {label}: {what}{err.get('message', '')}")
