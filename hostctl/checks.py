@@ -209,10 +209,19 @@ def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
                           "each host must be a different machine")
 
 
+def gateway_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
+                       ) -> Iterable[Problem]:
+    """The gateway section against the hosts, the routes and the secrets."""
+    from hostctl.gateway.config import check_gateway  # here: the gateway package uses checks
+
+    return check_gateway(inv, ws, store)
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, health_ports,
     route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
     reach_known_projects,
+    gateway_consistent,
 )
 
 

@@ -18,7 +18,9 @@ LABEL = "io.hostctl"
 ENV_DIR = "/etc/hostctl/env"
 
 
-_NOT_HASHED = frozenset({"file", "source", "line", "lines"})  # where it came from, not what
+# Not hashed: where a spec came from, and its route, which only the gateway reads: editing
+# a route must not restart the containers behind it.
+_NOT_HASHED = frozenset({"file", "source", "line", "lines", "route"})
 
 
 def spec_hash(w: m.Workload) -> str:

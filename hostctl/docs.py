@@ -7,12 +7,19 @@ from pathlib import Path
 from hostctl.errors import HostctlError
 from hostctl.schema import did_you_mean
 
-SECTIONS = {"inventory": "inventory.yml", "service": "service.yml", "job": "job.yml"}
+# section -> (folder, file): the gateway's annotated example lives with the rest of Kong's.
+SECTIONS = {
+    "inventory": ("docs", "inventory.yml"),
+    "service": ("docs", "service.yml"),
+    "job": ("docs", "job.yml"),
+    "gateway": ("kong", "gateway.example.yml"),
+}
 
 
-def docs_dir() -> Path:
-    packaged = Path(__file__).parent / "_data" / "docs"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "docs"
+def data_dir(folder: str) -> Path:
+    """Installed wheels carry these folders inside the package; a checkout has them on top."""
+    packaged = Path(__file__).parent / "_data" / folder
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / folder
 
 
 def available() -> list[str]:
@@ -23,4 +30,5 @@ def read_doc(section: str) -> str:
     if section not in SECTIONS:
         raise HostctlError(f"no docs section '{section}'{did_you_mean(section, SECTIONS)} "
                            f"(known: {', '.join(SECTIONS)})")
-    return (docs_dir() / SECTIONS[section]).read_text(encoding="utf-8")
+    folder, name = SECTIONS[section]
+    return (data_dir(folder) / name).read_text(encoding="utf-8")

@@ -97,7 +97,7 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         specs=tuple(_resolve(base, p) for p in top["specs"]),
         secrets=secrets,
         image_source=top.get("image_source", "pull"),
-        gateway=top.get("gateway", {}),
+        gateway=top.get("gateway"),
         logging=top.get("logging", {}),
         metrics=top.get("metrics", {}),
         k3s=top.get("k3s", {}),

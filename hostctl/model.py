@@ -8,9 +8,12 @@ spec that produced something.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hostctl.secrets import SecretStore
+
+if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
+    from hostctl.gateway.config import GatewayConfig
 
 SERVICE: Literal["service"] = "service"
 JOB: Literal["job"] = "job"
@@ -64,7 +67,7 @@ class Inventory:
     specs: tuple[str, ...] = ()
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     image_source: str = "pull"
-    gateway: dict[str, Any] = field(default_factory=dict)
+    gateway: GatewayConfig | None = None
     logging: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     k3s: dict[str, Any] = field(default_factory=dict)
@@ -135,6 +138,23 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class Cors:
+    origins: tuple[str, ...] = ("*",)
+    methods: tuple[str, ...] = ()  # () = Kong's default list
+    headers: tuple[str, ...] = ()
+    exposed_headers: tuple[str, ...] = ()
+    credentials: bool = False
+    max_age: float | None = None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 60.0  # Kong's defaults
+    read: float = 60.0
+    write: float = 60.0
+
+
+@dataclass(frozen=True)
 class Route:
     paths: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
@@ -144,6 +164,9 @@ class Route:
     auth: str = "none"
     rate_limit: RateLimit | None = None
     allow_projects: tuple[str, ...] = ()
+    max_body: int | None = None  # bytes; larger request bodies get 413
+    cors: Cors | None = None
+    timeouts: Timeouts | None = None
 
 
 @dataclass(frozen=True)

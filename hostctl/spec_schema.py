@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hostctl import model as m
+from hostctl.gateway.config import GATEWAY
 from hostctl.schema import (
     INVALID,
     AnyMapping,
@@ -160,6 +161,23 @@ route = Record(m.Route, {
         "second": Int(1), "minute": Int(1), "hour": Int(1), "day": Int(1),
     }),
     "allow_projects": ListOf(name),
+    "max_body": Size(minimum=1),
+    "cors": Record(m.Cors, {
+        "origins": ListOf(Str(r"\*|https?://[^\s/]+|[^\s]+",
+                              "give '*', an origin such as https://app.example.org, or a "
+                              "regex"), min_len=1, single_ok=True),
+        "methods": ListOf(Str(choices=("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE",
+                                       "OPTIONS", "TRACE", "CONNECT"))),
+        "headers": ListOf(Str(r"[A-Za-z0-9_-]+", "header names are letters, digits, _ and -")),
+        "exposed_headers": ListOf(Str(r"[A-Za-z0-9_-]+",
+                                      "header names are letters, digits, _ and -")),
+        "credentials": Bool(),
+        "max_age": Duration(),
+    }),
+    "timeouts": Record(m.Timeouts, {
+        "connect": Duration(minimum=0.001), "read": Duration(minimum=0.001),
+        "write": Duration(minimum=0.001),
+    }),
 })
 
 workload = Record(m.Workload, {
@@ -242,7 +260,7 @@ INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
     "specs": Field(ListOf(Str(), min_len=1, single_ok=True), required=True),
     "secrets": secrets_config,
     "image_source": Str(choices=("pull", "push")),
-    "gateway": AnyMapping(),
+    "gateway": GATEWAY,
     "logging": AnyMapping(),
     "metrics": AnyMapping(),
     "k3s": AnyMapping(),
