@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
 from hostctl import model as m
@@ -30,10 +30,20 @@ def spec_hash(w: m.Workload) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    # Settings left at their default are not hashed, so a new optional setting in a later
+    # hostctl changes no existing hash and restarts nothing.
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in fields(value)
-                if f.name not in _NOT_HASHED}
+        return {f.name: v for f in fields(value)
+                if f.name not in _NOT_HASHED and not _is_default(f, v := getattr(value, f.name))}
     raise TypeError(f"cannot hash {type(value).__name__}")
+
+
+def _is_default(f: Any, value: Any) -> bool:
+    if f.default is not MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not MISSING:
+        return bool(value == f.default_factory())
+    return False
 
 
 def network_name(project: str) -> str:
@@ -128,7 +138,8 @@ def service_run_argv(inst: Instance, site: str, verb: str = "run") -> list[str]:
     for pname, port in w.ports.items():
         host_port = inst.host_port(pname)
         if host_port is not None:
-            argv += ["--publish", f"{host_port}:{port.container}/{port.protocol}"]
+            bind = f"{port.bind}:" if port.bind else ""
+            argv += ["--publish", f"{bind}{host_port}:{port.container}/{port.protocol}"]
     argv += health_args(w.health)
     before, after = command_tail(w)
     return argv + before + [w.image] + after

@@ -79,6 +79,7 @@ class Port:
     container: int
     host: int | None = None  # published on the host; instance i gets host + i
     protocol: str = "tcp"
+    bind: str | None = None  # publish on this host address only (e.g. 127.0.0.1)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ class PortSpec(Check[m.Port]):
         "container": Field(port_number, required=True),
         "host": port_number,
         "protocol": Str(choices=("tcp", "udp")),
+        "bind": Str(r"[0-9.]+|\[[0-9a-fA-F:]+\]", "give an IP address such as 127.0.0.1"),
     })
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> m.Port:
