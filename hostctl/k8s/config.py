@@ -1,0 +1,145 @@
+"""The inventory's `k3s:` section: the cluster a site hands its workloads to, typed.
+
+Everything has a default, so a site without the section can still render manifests (for
+k3s's defaults: Traefik, the `local-path` storage class, no namespace prefix). `k8s/k3s.example.yml`
+documents every key and is validated by the tests.
+
+The loader keeps the section as a raw mapping today (`AnyMapping`); `k3s_config` reads it
+again with its lines until the proposed spec_schema change (`"k3s": K3S`) lands.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from hostctl.errors import Problem
+from hostctl.schema import (
+    INVALID,
+    Bool,
+    Check,
+    Context,
+    Duration,
+    Record,
+    Size,
+    Str,
+)
+from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
+
+if TYPE_CHECKING:
+    from hostctl import model as m
+
+TRAEFIK = "traefik"
+KONG = "kong"
+# Where each ingress controller's proxy pods run on a stock install: k3s puts Traefik in
+# kube-system; Kong's Helm chart and manifests use the `kong` namespace.
+INGRESS_NAMESPACES = {TRAEFIK: "kube-system", KONG: "kong"}
+DEFAULT_VOLUME_SIZE = 2**30  # Docker volumes have no size; claims must ask for one
+DNS_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+
+
+@dataclass(frozen=True)
+class K3sConfig:
+    kubeconfig: str | None = None  # None: $KUBECONFIG, else ~/.kube/config
+    context: str | None = None  # None: the kubeconfig's current-context
+    ingress: str | None = None  # None: kong when the site runs the gateway, else traefik
+    ingress_namespace: str | None = None  # None: INGRESS_NAMESPACES[ingress]
+    storage_class: str | None = None  # None: the cluster's default class
+    volume_size: int = DEFAULT_VOLUME_SIZE
+    namespace_prefix: str = ""
+    time_zone: str | None = None  # CronJob timeZone for schedules in local time
+    node_selector: bool = False  # carry placement labels over as nodeSelector
+    gateway_target: str | None = None  # host:port where gateway hosts reach the cluster
+    rollout_timeout: float = 300.0
+    file: str = ""
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line(self, key: str) -> int:
+        return self.lines.get(f"k3s/{key}", self.lines.get("k3s", 0))
+
+    def problem(self, key: str, message: str) -> Problem:
+        return Problem(self.file, self.line(key), f"k3s/{key}" if key else "k3s", message)
+
+
+def ingress_class(cfg: K3sConfig, inv: m.Inventory) -> str:
+    """The Ingress class: as configured, else Kong's when the site runs Kong, else Traefik."""
+    if cfg.ingress is not None:
+        return cfg.ingress
+    return KONG if inv.gateway else TRAEFIK
+
+
+def ingress_namespace(cfg: K3sConfig, inv: m.Inventory) -> str:
+    return cfg.ingress_namespace or INGRESS_NAMESPACES[ingress_class(cfg, inv)]
+
+
+def kubeconfig_path(cfg: K3sConfig, inv: m.Inventory,
+                    environ: dict[str, str] | None = None) -> str:
+    """The kubeconfig to use: k3s/kubeconfig (relative to the inventory), else $KUBECONFIG
+    (its first entry), else ~/.kube/config."""
+    env = dict(os.environ if environ is None else environ)
+    if cfg.kubeconfig:
+        base = os.path.dirname(os.path.abspath(inv.file))
+        return os.path.normpath(os.path.join(base, os.path.expanduser(cfg.kubeconfig)))
+    if env.get("KUBECONFIG"):
+        return env["KUBECONFIG"].split(os.pathsep)[0]
+    return os.path.join(env.get("HOME", os.path.expanduser("~")), ".kube", "config")
+
+
+# -- the schema -----------------------------------------------------------------------------
+
+_SECTION: Record[K3sConfig] = Record(K3sConfig, {
+    "kubeconfig": Str(),
+    "context": Str(r"\S+", "give the context name as `kubectl config get-contexts` shows it"),
+    "ingress": Str(choices=(TRAEFIK, KONG)),
+    "ingress_namespace": Str(DNS_LABEL, "namespace names are lowercase letters, digits and "
+                                        "'-'", max_len=63),
+    "storage_class": Str(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?",
+                         "storage class names are lowercase letters, digits, '.' and '-'"),
+    "volume_size": Size(minimum=2**20),
+    "namespace_prefix": Str(r"([a-z0-9][a-z0-9-]*)?", "a prefix is lowercase letters, digits "
+                                                      "and '-', e.g. 'acme-'", max_len=20),
+    "time_zone": Str(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*",
+                     "give an IANA time zone such as Europe/Berlin or Etc/UTC"),
+    "node_selector": Bool(),
+    "gateway_target": Str(r"[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9a-fA-F:]+\]:[0-9]{1,5}",
+                          "give host:port, e.g. 10.20.0.50:80"),
+    "rollout_timeout": Duration(minimum=1),
+})
+
+
+class K3sSection(Check[K3sConfig]):
+    """The `k3s:` key of an inventory; remembers file and lines for later messages."""
+
+    expected = "a mapping"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> K3sConfig:
+        cfg = _SECTION(value, path, ctx)
+        if cfg is INVALID:
+            return INVALID
+        lines = {format_path(p): line for p, line in ctx.doc.lines.items()
+                 if p[:len(path)] == path}
+        return replace(cfg, file=ctx.doc.file, lines=lines)
+
+
+K3S = K3sSection()
+
+
+def k3s_config(inv: m.Inventory, problems: list[Problem]) -> K3sConfig:
+    """The inventory's k3s section, typed (defaults when it has none); problems located."""
+    raw: Any = inv.k3s
+    if isinstance(raw, K3sConfig):
+        return raw
+    if not raw:
+        return K3sConfig(file=inv.file, lines={"k3s": inv.lines.get("k3s", 0)})
+    try:
+        with open(inv.file, encoding="utf-8") as fh:
+            doc = load_documents(fh.read(), inv.file)[0]
+    except (OSError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
+        doc = Document(inv.file, {"k3s": raw}, {("k3s",): inv.lines.get("k3s", 0)})
+    data = doc.data.get("k3s", raw) if isinstance(doc.data, dict) else raw
+    before = len(problems)
+    cfg = K3S(data, ("k3s",), Context(doc, problems))
+    if cfg is INVALID or len(problems) > before:
+        return K3sConfig(file=inv.file)
+    return cfg
