@@ -1,0 +1,331 @@
+"""The inventory's `logging:` and `metrics:` sections: their rules, typed forms and checks.
+
+`logging/logging.example.yml` and `logging/metrics.example.yml` document every key and are
+validated by the tests. Like the gateway section, an empty or absent section means "off":
+containers then log to journald, and no exporter is deployed.
+
+The schemas import `hostctl.spec_schema` on first use only, so spec_schema can use
+`LOGGING` and `METRICS` for the inventory's keys without an import cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from hostctl.errors import Problem
+from hostctl.schema import (
+    INVALID,
+    Check,
+    Context,
+    Duration,
+    Field,
+    Int,
+    Number,
+    Record,
+    Size,
+    Str,
+    did_you_mean,
+)
+from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
+
+if TYPE_CHECKING:
+    from hostctl import model as m
+
+# Pinned: a new Logstash or Elasticsearch is a change someone reviews, not a surprise.
+DEFAULT_LOGSTASH_IMAGE = "docker.elastic.co/logstash/logstash:8.15.3"
+DEFAULT_ELASTICSEARCH_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch:8.15.3"
+GELF_PORT = 12201
+DEFAULT_BUFFER_SIZE = 1024 * 1024  # Docker's own default for max-buffer-size (1m)
+INDEX_MODES = ("per-project", "data-stream")
+DEFAULT_EXPORTER_PORT = 9477
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: file, line and key path, for messages."""
+
+    file: str
+    line: int
+    path: str
+
+    def problem(self, message: str) -> Problem:
+        return Problem(self.file, self.line, self.path, message)
+
+
+def _source(file: str, lines: dict[str, int], path: str) -> Source:
+    probe = path
+    while probe and probe not in lines:
+        probe = probe.rpartition("/")[0]
+    return Source(file, lines.get(probe, 0), path)
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LogstashSettings:
+    port: int = GELF_PORT  # published on the logging host, every address
+    protocol: str = "udp"
+    address: str | None = None  # where containers send GELF; default: the logging host's address
+
+
+@dataclass(frozen=True)
+class ElasticsearchSettings:
+    url: str | None = None  # an Elasticsearch hostctl does not run; None: run one on the host
+    port: int = 9200  # the managed one's API, on the logging host's 127.0.0.1 only
+    heap: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoggingImages:
+    logstash: str = DEFAULT_LOGSTASH_IMAGE
+    elasticsearch: str = DEFAULT_ELASTICSEARCH_IMAGE
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    host: str  # the inventory host that runs Logstash (and Elasticsearch unless url is set)
+    logstash: LogstashSettings = field(default_factory=LogstashSettings)
+    elasticsearch: ElasticsearchSettings = field(default_factory=ElasticsearchSettings)
+    images: LoggingImages = field(default_factory=LoggingImages)
+    image_source: str | None = None  # None: the inventory's image_source
+    retention_days: int = 14
+    index: str = "per-project"
+    buffer_size: int = DEFAULT_BUFFER_SIZE
+    file: str = ""
+    lines: dict[str, int] = field(default_factory=dict)  # "logging/host" -> line
+
+    @property
+    def managed_elasticsearch(self) -> bool:
+        """Whether hostctl runs Elasticsearch itself (no external url given)."""
+        return self.elasticsearch.url is None
+
+    def source(self, path: str) -> Source:
+        return _source(self.file, self.lines, path)
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    port: int = DEFAULT_EXPORTER_PORT
+    listen: str = "0.0.0.0"  # Prometheus scrapes the host's address
+    sample_interval: float = 5.0  # how often containers are read (short jobs need it short)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Prices per hour of one CPU and one GPU. Without them no cost series exist (not 0)."""
+
+    currency: str
+    cpu_hour: float | None = None
+    gpu_hour: float | None = None
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    scrape_interval: float = 15.0
+    scrape_timeout: float | None = None  # None: 10s, or the interval when that is shorter
+
+    @property
+    def timeout(self) -> float:
+        return self.scrape_timeout if self.scrape_timeout is not None else min(
+            10.0, self.scrape_interval)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    prices: Prices | None = None
+    prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
+    file: str = ""
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def source(self, path: str) -> Source:
+        return _source(self.file, self.lines, path)
+
+
+# -- the schemas -----------------------------------------------------------------------------
+
+URL_PATTERN = r"https?://[A-Za-z0-9.:\[\]-]+(:[0-9]+)?(/[^\s]*)?"
+ADDRESS_PATTERN = r"[A-Za-z0-9.:-]+"
+
+
+@functools.cache
+def _logging_section() -> Record[LoggingConfig]:
+    from hostctl import spec_schema as s  # here, not at import: spec_schema imports this
+
+    image = Str(s.IMAGE_PATTERN, "give a pinned image reference such as "
+                                 "docker.elastic.co/logstash/logstash:8.15.3")
+    return Record(LoggingConfig, {
+        "host": Field(s.host_name, required=True),
+        "logstash": Record(LogstashSettings, {
+            "port": s.port_number,
+            "protocol": Str(choices=("udp", "tcp")),
+            "address": Str(ADDRESS_PATTERN, "give an IP address or DNS name"),
+        }),
+        "elasticsearch": Record(ElasticsearchSettings, {
+            "url": Str(URL_PATTERN, "give a URL such as http://es.example.org:9200"),
+            "port": s.port_number,
+            "heap": Size(minimum=256 * 1024 * 1024),
+        }),
+        "images": Record(LoggingImages, {"logstash": image, "elasticsearch": image}),
+        "image_source": Str(choices=("pull", "push")),
+        "retention_days": Int(1, 3650),
+        "index": Str(choices=INDEX_MODES),
+        "buffer_size": Size(minimum=64 * 1024),
+    })
+
+
+class _Price(Check[float]):
+    """A price: a number, 0 or more. (schema.Number(minimum=...) fails on a value below
+    the minimum: float(INVALID); see the report of issue 5.)"""
+
+    expected = "a price"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> float:
+        number = Number()(value, path, ctx)
+        if number is INVALID:
+            return INVALID
+        if number < 0:
+            return ctx.error(path, f"must be at least 0, got {value}")
+        return number
+
+
+@functools.cache
+def _metrics_section() -> Record[MetricsConfig]:
+    from hostctl import spec_schema as s
+
+    price = _Price()
+    return Record(MetricsConfig, {
+        "exporter": Record(ExporterSettings, {
+            "port": s.port_number,
+            "listen": Str(ADDRESS_PATTERN, "give an IP address, such as 0.0.0.0 or 127.0.0.1"),
+            "sample_interval": Duration(minimum=1),
+        }),
+        "prices": Record(Prices, {
+            "currency": Field(Str(r"[A-Z]{3}", "give an ISO 4217 code such as EUR or USD"),
+                              required=True),
+            "cpu_hour": price,
+            "gpu_hour": price,
+        }),
+        "prometheus": Record(PrometheusSettings, {
+            "scrape_interval": Duration(minimum=1),
+            "scrape_timeout": Duration(minimum=1),
+        }),
+    })
+
+
+class _Section(Check[Any]):
+    """An inventory section that remembers its file and lines for later messages.
+    An empty section means off, like a missing one."""
+
+    expected = "a mapping"
+
+    def __init__(self, build: Any):
+        self.build = build
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> Any:
+        if value is None or value == {}:
+            return None
+        typed = self.build()(value, path, ctx)
+        if typed is INVALID:
+            return INVALID
+        lines = {format_path(p): line for p, line in ctx.doc.lines.items()
+                 if p[:len(path)] == path}
+        return replace(typed, file=ctx.doc.file, lines=lines)
+
+
+LOGGING = _Section(_logging_section)
+METRICS = _Section(_metrics_section)
+
+
+def _typed(inv: m.Inventory, key: str, cls: type, check: _Section,
+           problems: list[Problem]) -> Any:
+    """The section typed, whether the loader already checked it or still keeps a mapping
+    (then the inventory is read again so problems carry lines)."""
+    raw: Any = getattr(inv, key)
+    if isinstance(raw, cls):
+        return raw
+    if not raw:
+        return None
+    try:
+        with open(inv.file, encoding="utf-8") as fh:
+            doc = load_documents(fh.read(), inv.file)[0]
+    except (OSError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
+        doc = Document(inv.file, {key: raw}, {(key,): inv.lines.get(key, 0)})
+    data = doc.data.get(key, raw) if isinstance(doc.data, dict) else raw
+    before = len(problems)
+    typed = check(data, (key,), Context(doc, problems))
+    return None if typed is INVALID or len(problems) > before else typed
+
+
+def logging_config(inv: m.Inventory, problems: list[Problem] | None = None
+                   ) -> LoggingConfig | None:
+    """The inventory's logging section, typed; None when containers log to journald."""
+    return _typed(inv, "logging", LoggingConfig, LOGGING, [] if problems is None else problems)
+
+
+def metrics_config(inv: m.Inventory, problems: list[Problem] | None = None
+                   ) -> MetricsConfig | None:
+    """The inventory's metrics section, typed; None when no exporter is deployed."""
+    return _typed(inv, "metrics", MetricsConfig, METRICS, [] if problems is None else problems)
+
+
+# -- cross-checks ----------------------------------------------------------------------------
+
+# As hostctl.platform names its services: project "platform", one workload per service.
+PLATFORM_PROJECT = "platform"
+LOGSTASH_WORKLOAD = "logging-logstash"
+ELASTICSEARCH_WORKLOAD = "logging-elasticsearch"
+
+
+def check_observability(inv: m.Inventory, ws: list[m.Workload], store: Any = None
+                        ) -> list[Problem]:
+    """Every problem between the logging/metrics sections, the hosts and the specs."""
+    problems: list[Problem] = []
+    log = logging_config(inv, problems)
+    met = metrics_config(inv, problems)
+    if log is not None:
+        problems.extend(_logging_host_known(log, inv))
+        problems.extend(_platform_names_free(log, ws))
+    if met is not None:
+        problems.extend(_prices_priced(met))
+        problems.extend(_timeout_within_interval(met))
+    return problems
+
+
+def _logging_host_known(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
+    if log.host not in inv.hosts:
+        yield log.source("logging/host").problem(
+            f"no host '{log.host}' in {inv.file}" + did_you_mean(log.host, inv.hosts)
+            + f" (known: {', '.join(inv.hosts)})")
+
+
+def _platform_names_free(log: LoggingConfig, ws: list[m.Workload]) -> Iterator[Problem]:
+    from hostctl.checks import at
+
+    managed = [LOGSTASH_WORKLOAD] + ([ELASTICSEARCH_WORKLOAD] if log.managed_elasticsearch
+                                     else [])
+    for w in ws:
+        if w.name in managed:
+            yield at(w, "name", f"'{w.name}' is the name of a service hostctl runs for the "
+                                f"logging section of the inventory; give this {w.kind} "
+                                "another name")
+
+
+def _prices_priced(met: MetricsConfig) -> Iterator[Problem]:
+    p = met.prices
+    if p is not None and p.cpu_hour is None and p.gpu_hour is None:
+        yield met.source("metrics/prices").problem(
+            "names a currency but no price: add cpu_hour and/or gpu_hour, or remove prices")
+
+
+def _timeout_within_interval(met: MetricsConfig) -> Iterator[Problem]:
+    prom = met.prometheus
+    if prom.timeout > prom.scrape_interval:
+        yield met.source("metrics/prometheus/scrape_timeout").problem(
+            f"{prom.timeout:g}s is longer than scrape_interval "
+            f"({prom.scrape_interval:g}s); Prometheus refuses that: make it shorter")

@@ -1,0 +1,165 @@
+"""The inventory's logging and metrics sections: annotated examples, schema, cross-checks."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hostctl.errors import Problem
+from hostctl.loader import load_site
+from hostctl.model import Site
+from hostctl.observability.config import (
+    DEFAULT_ELASTICSEARCH_IMAGE,
+    DEFAULT_LOGSTASH_IMAGE,
+    ElasticsearchSettings,
+    ExporterSettings,
+    LoggingConfig,
+    LoggingImages,
+    LogstashSettings,
+    MetricsConfig,
+    Prices,
+    PrometheusSettings,
+    check_observability,
+    logging_config,
+    metrics_config,
+)
+from tests.site_factory import SERVICE, make_site
+
+REPO = Path(__file__).resolve().parent.parent
+LOGGING_EXAMPLE = REPO / "logging" / "logging.example.yml"
+METRICS_EXAMPLE = REPO / "logging" / "metrics.example.yml"
+
+INVENTORY = """\
+site: obs-site
+hosts:
+  edge-1: {address: 10.0.0.9, labels: {role: edge}}
+  app-1: {address: 10.0.0.1, labels: {role: app}}
+  gpu-1: {address: 10.0.0.2, labels: {role: gpu}, gpus: 2}
+specs: [specs/*.yml]
+secrets: {env_file: secrets.env}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # messages name files relative to where the operator stands
+
+
+def site_with(root: Path, sections: str, specs: dict[str, str] | None = None) -> Site:
+    inventory = INVENTORY + textwrap.dedent(sections)
+    return load_site(str(make_site(root, specs or {"api.yml": SERVICE}, inventory)),
+                     environ={})
+
+
+def problems(root: Path, sections: str, specs: dict[str, str] | None = None) -> list[str]:
+    site = site_with(root, sections, specs)
+    return [str(p) for p in check_observability(site.inventory, list(site.workloads))]
+
+
+# -- the annotated examples -----------------------------------------------------------------
+
+def test_logging_example_validates_and_means_what_it_says(tmp_path: Path) -> None:
+    site = site_with(tmp_path, LOGGING_EXAMPLE.read_text())
+    found: list[Problem] = []
+    cfg = logging_config(site.inventory, found)
+    assert found == [] and problems(tmp_path, LOGGING_EXAMPLE.read_text()) == []
+    assert cfg is not None
+    assert (cfg.file, cfg.lines["logging/host"]) == ("site.yml", 19)
+    assert cfg == LoggingConfig(
+        host="edge-1", logstash=LogstashSettings(12201, "udp"),
+        elasticsearch=ElasticsearchSettings(port=9200, heap=512 * 1024**2),
+        images=LoggingImages(DEFAULT_LOGSTASH_IMAGE, DEFAULT_ELASTICSEARCH_IMAGE),
+        image_source="push", retention_days=14, index="per-project", buffer_size=1024**2,
+        file=cfg.file, lines=cfg.lines)
+
+
+def test_metrics_example_validates_and_means_what_it_says(tmp_path: Path) -> None:
+    site = site_with(tmp_path, METRICS_EXAMPLE.read_text())
+    found: list[Problem] = []
+    cfg = metrics_config(site.inventory, found)
+    assert found == [] and problems(tmp_path, METRICS_EXAMPLE.read_text()) == []
+    assert cfg is not None
+    assert cfg == MetricsConfig(
+        exporter=ExporterSettings(9477, "0.0.0.0", 5.0),
+        prices=Prices("EUR", 0.04, 1.2),
+        prometheus=PrometheusSettings(15.0, 10.0), file=cfg.file, lines=cfg.lines)
+
+
+def test_absent_or_empty_sections_mean_off(tmp_path: Path) -> None:
+    site = site_with(tmp_path, "logging: {}\nmetrics:\n")
+    assert logging_config(site.inventory) is None
+    assert metrics_config(site.inventory) is None
+    assert check_observability(site.inventory, list(site.workloads)) == []
+
+
+def test_defaults_from_the_smallest_sections(tmp_path: Path) -> None:
+    site = site_with(tmp_path, "logging: {host: app-1}\nmetrics: {exporter: {port: 9100}}\n")
+    log, met = logging_config(site.inventory), metrics_config(site.inventory)
+    assert log is not None and met is not None
+    assert (log.logstash, log.elasticsearch, log.images, log.index, log.retention_days) == (
+        LogstashSettings(), ElasticsearchSettings(), LoggingImages(), "per-project", 14)
+    assert log.managed_elasticsearch
+    assert (met.prices, met.prometheus.timeout) == (None, 10.0)
+    short = metrics_config(site_with(tmp_path / "b", "metrics: {prometheus: "
+                                                     "{scrape_interval: 5s}}\n").inventory)
+    assert short is not None and short.prometheus.timeout == 5.0
+
+
+# -- errors: input -> exact message ---------------------------------------------------------
+
+ERRORS = [
+    ("logging: {hots: edge-1}",
+     ["site.yml:8: logging: missing required key 'host'",
+      "site.yml:8: logging/hots: unknown key 'hots'; did you mean 'host'? (known: "
+      "buffer_size, elasticsearch, host, image_source, images, index, logstash, "
+      "retention_days)"]),
+    ("logging: {host: edge-1, index: per-day}",
+     ["site.yml:8: logging/index: 'per-day' is not one of: per-project, data-stream"]),
+    ("logging: {host: edge-1, retention_days: 0}",
+     ["site.yml:8: logging/retention_days: must be at least 1, got 0"]),
+    ("logging: {host: edge-1, buffer_size: 1k}",
+     ["site.yml:8: logging/buffer_size: must be at least 65536 bytes, got 1k"]),
+    ("logging: {host: edge-1, logstash: {protocol: http}}",
+     ["site.yml:8: logging/logstash/protocol: 'http' is not one of: udp, tcp"]),
+    ("logging: {host: edge-1, elasticsearch: {url: es.example.org}}",
+     ["site.yml:8: logging/elasticsearch/url: 'es.example.org' is not valid: give a URL "
+      "such as http://es.example.org:9200"]),
+    ("logging: {host: edge-1, images: {logstash: 'Logstash:latest!'}}",
+     ["site.yml:8: logging/images/logstash: 'Logstash:latest!' is not valid: give a pinned "
+      "image reference such as docker.elastic.co/logstash/logstash:8.15.3"]),
+    ("logging: {host: edge-2}",
+     ["site.yml:8: logging/host: no host 'edge-2' in site.yml; did you mean 'edge-1'? "
+      "(known: edge-1, app-1, gpu-1)"]),
+    ("metrics: {prices: {cpu_hour: 0.1}}",
+     ["site.yml:8: metrics/prices: missing required key 'currency'"]),
+    ("metrics: {prices: {currency: euro, cpu_hour: -1}}",
+     ["site.yml:8: metrics/prices/cpu_hour: must be at least 0, got -1",
+      "site.yml:8: metrics/prices/currency: 'euro' is not valid: give an ISO 4217 code "
+      "such as EUR or USD"]),
+    ("metrics: {prices: {currency: EUR}}",
+     ["site.yml:8: metrics/prices: names a currency but no price: add cpu_hour and/or "
+      "gpu_hour, or remove prices"]),
+    ("metrics: {prometheus: {scrape_interval: 5s, scrape_timeout: 10s}}",
+     ["site.yml:8: metrics/prometheus/scrape_timeout: 10s is longer than scrape_interval "
+      "(5s); Prometheus refuses that: make it shorter"]),
+    ("metrics: {exporter: {sample_interval: 100ms}}",
+     ["site.yml:8: metrics/exporter/sample_interval: must be at least 1s, got 100ms"]),
+]
+
+
+@pytest.mark.parametrize(("section", "expected"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_errors_name_file_line_path_and_fix(tmp_path: Path, section: str,
+                                            expected: list[str]) -> None:
+    assert sorted(problems(tmp_path, section + "\n")) == sorted(expected)
+
+
+def test_a_spec_may_not_take_a_logging_service_name(tmp_path: Path) -> None:
+    spec = SERVICE.replace("name: api", "name: logging-logstash")
+    assert problems(tmp_path, "logging: {host: edge-1}\n", {"api.yml": spec}) == [
+        "specs/api.yml:2: name: 'logging-logstash' is the name of a service hostctl runs for "
+        "the logging section of the inventory; give this service another name"]
+    external = "logging: {host: edge-1, elasticsearch: {url: 'http://es:9200'}}\n"
+    spec = SERVICE.replace("name: api", "name: logging-elasticsearch")
+    assert problems(tmp_path / "b", external, {"api.yml": spec}) == []
