@@ -1,0 +1,430 @@
+"""The per-host metrics exporter: what runs, whether it is healthy, what it uses and costs.
+
+A sampler thread reads Docker, systemd and cgroup files every `sample_interval` seconds and
+accumulates per-project CPU and GPU seconds (and cost, when prices are set); scrapes only
+read the latest sample, so a slow Docker never makes a scrape time out. Totals are kept in
+a state file, so a restarted exporter carries on counting instead of starting from zero.
+
+Runs from the bundle (exporter_bundle.py) on the host's own python3: standard library and
+prometheus_client only. Metric names: REFERENCE.md (prefix hostctl_, base units, counters
+end in _total). Labels never use `instance` or `job` (Prometheus' own target labels):
+a service's copy is `replica`; the host comes from the scrape target's labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from hostctl.observability import exporter_sources as src
+
+VERSION = "1"
+CONFIG_PATH = "/etc/hostctl/exporter/config.json"
+SERVICE_LABELS = ("service", "project", "replica")
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# -- configuration (rendered by hostctl per host: exporter_bundle.exporter_config) -----------
+
+@dataclass(frozen=True)
+class Check:
+    kind: str  # "http" | "tcp" | "command" | "running"
+    port: int = 0
+    path: str = "/"
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class ServiceConf:
+    project: str
+    image: str
+    spec_hash: str
+    replicas: tuple[int, ...]
+    gpus: int = 0
+    check: Check = field(default_factory=lambda: Check("running"))
+
+
+@dataclass(frozen=True)
+class ExporterConf:
+    site: str
+    host: str
+    listen: str = "0.0.0.0"
+    port: int = 9477
+    docker: str = "docker"
+    systemctl: str = "systemctl"
+    gpus: int = 0
+    sample_interval: float = 5.0
+    state_dir: str = "/var/lib/hostctl"
+    prices: dict[str, Any] | None = None  # {"currency", "cpu_hour"?, "gpu_hour"?}
+    services: dict[str, ServiceConf] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {project, gpus}
+    audit: dict[str, Any] | None = None  # {"address": "udp://h:p", "file": path}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExporterConf:
+        services = {
+            name: ServiceConf(s["project"], s["image"], s["spec_hash"],
+                              tuple(s["replicas"]), int(s.get("gpus", 0)),
+                              Check(**s.get("check", {"kind": "running"})))
+            for name, s in data.get("services", {}).items()}
+        keys = ("listen", "port", "docker", "systemctl", "gpus", "sample_interval", "state_dir",
+                "prices", "jobs", "audit")
+        simple = {k: data[k] for k in keys if k in data}
+        return cls(site=data["site"], host=data["host"], services=services, **simple)
+
+    @property
+    def projects(self) -> list[str]:
+        return sorted({s.project for s in self.services.values()}
+                      | {str(j["project"]) for j in self.jobs.values()})
+
+
+def load_config(path: str) -> ExporterConf:
+    with open(path, encoding="utf-8") as fh:
+        return ExporterConf.from_json(json.load(fh))
+
+
+# -- one sample ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Replica:
+    service: str
+    project: str
+    replica: int
+    up: bool
+    healthy: bool
+    restarts: int
+    image: str
+    spec_hash: str
+    cpu_seconds: float | None
+    memory_bytes: float | None
+
+
+@dataclass
+class Snapshot:
+    taken: float = 0.0
+    duration: float = 0.0
+    docker_up: bool = False
+    systemd_up: bool = False
+    replicas: list[Replica] = field(default_factory=list)
+    deployed: dict[str, float] = field(default_factory=dict)
+    gpus_allocated: int = 0
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # totals, see State
+
+
+def probe(check: Check, container: src.Container) -> bool:
+    """Whether the container answers its spec's http or tcp check (bounded by timeout)."""
+    for address in container.addresses[:1]:
+        try:
+            if check.kind == "tcp":
+                with socket.create_connection((address, check.port), timeout=check.timeout):
+                    return True
+            url = f"http://{address}:{check.port}{check.path}"
+            with _NO_PROXY.open(url, timeout=check.timeout) as answer:
+                return 200 <= int(answer.status) < 400
+        except (OSError, ValueError):
+            return False
+    return False
+
+
+def healthy(check: Check, c: src.Container | None) -> bool:
+    """Docker's verdict when the container has a health check; else hostctl's own probe
+    of the spec's http/tcp check; else running is healthy (the spec asks no more)."""
+    if c is None or not c.running:
+        return False
+    if c.health is not None:
+        return c.health == "healthy"
+    if check.kind in ("http", "tcp"):
+        return probe(check, c)
+    return True
+
+
+@dataclass
+class State:
+    """What carries over between samples and exporter restarts: the totals per project,
+    and the last CPU reading of each container (to count only what is new)."""
+
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    containers: dict[str, float] = field(default_factory=dict)
+    last: float | None = None
+    audit_offset: int = 0
+
+    @classmethod
+    def load(cls, path: str) -> State:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            return cls(data.get("projects", {}), data.get("containers", {}),
+                       data.get("last"), int(data.get("audit_offset", 0)))
+        except (OSError, ValueError, AttributeError):
+            return cls()
+
+    def save(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"projects": self.projects, "containers": self.containers,
+                       "last": self.last, "audit_offset": self.audit_offset}, fh,
+                      sort_keys=True)
+        os.replace(tmp, path)
+
+    def totals(self, project: str) -> dict[str, Any]:
+        return self.projects.setdefault(project, {"cpu_seconds": 0.0, "gpu_seconds": 0.0,
+                                                  "cost": {}})
+
+
+class Sampler:
+    def __init__(self, conf: ExporterConf, run: src.Run = src.run_command,
+                 cgroups: src.CgroupReader | None = None, state_path: str | None = None,
+                 clock: Any = time.time):
+        self.conf, self.run, self.clock = conf, run, clock
+        self.cgroups = cgroups or src.CgroupReader()
+        self.state_path = state_path or f"{conf.state_dir}/exporter/state.json"
+        self.state = State.load(self.state_path)
+        for project in conf.projects:
+            self.state.totals(project)
+        self.latest = Snapshot(projects=self._projects_copy())
+        self.lock = threading.Lock()
+
+    def _projects_copy(self) -> dict[str, dict[str, Any]]:
+        return json.loads(json.dumps(self.state.projects))
+
+    def _gpus_of(self, c: src.Container) -> int:
+        workload = c.label("workload")
+        if workload in self.conf.services:
+            return self.conf.services[workload].gpus
+        if workload in self.conf.jobs:
+            return int(self.conf.jobs[workload].get("gpus", 0))
+        return c.gpus or 0
+
+    def _charge(self, project: str, resource: str, seconds: float) -> None:
+        totals = self.state.totals(project)
+        totals[f"{resource}_seconds"] += seconds
+        price = (self.conf.prices or {}).get(f"{resource}_hour")
+        if price is not None:
+            totals["cost"][resource] = totals["cost"].get(resource, 0.0) + seconds / 3600 * price
+
+    def sample(self) -> Snapshot:
+        started = self.clock()
+        containers = src.read_containers(self.conf.docker, self.run, self.conf.gpus)
+        units = src.read_units(self.run, self.conf.systemctl)
+        now = self.clock()
+        seen: dict[str, float] = {}
+        cpu: dict[str, float | None] = {}
+        memory: dict[str, float | None] = {}
+        gpus_allocated = 0
+        for c in containers or []:
+            if not c.running:
+                continue
+            paths = self.cgroups.paths(c.pid)
+            cpu[c.id], memory[c.id] = self.cgroups.cpu_seconds(paths), \
+                self.cgroups.memory_bytes(paths)
+            project = c.label("project") or "unlabelled"
+            used = cpu[c.id]
+            if used is not None:
+                self._charge(project, "cpu", max(0.0, used - self.state.containers.get(c.id, 0.0)))
+                seen[c.id] = used
+            gpus = self._gpus_of(c)
+            gpus_allocated += gpus
+            if gpus:
+                since = max(c.started_at or now, self.state.last or 0.0)
+                self._charge(project, "gpu", gpus * max(0.0, now - since))
+        if containers is not None:
+            self.state.containers = seen
+            self.state.last = now
+        replicas = self._replicas(containers or [], units or {}, cpu, memory)
+        releases = src.Releases.read(self.conf.state_dir)
+        deployed = {name: t for name in self.conf.services
+                    if (t := releases.deployed_at(name)) is not None}
+        try:
+            self.state.save(self.state_path)
+        except OSError as exc:
+            print(f"hostctl-exporter: cannot save {self.state_path}: {exc}", file=sys.stderr)
+        snap = Snapshot(now, self.clock() - started, containers is not None, units is not None,
+                        replicas, deployed, gpus_allocated, self._projects_copy())
+        with self.lock:
+            self.latest = snap
+        return snap
+
+    def _replicas(self, containers: list[src.Container], units: Mapping[str, src.UnitState],
+                  cpu: Mapping[str, float | None], memory: Mapping[str, float | None]
+                  ) -> list[Replica]:
+        by_name = {c.name: c for c in containers}
+        wanted = [(name, s, i) for name, s in sorted(self.conf.services.items())
+                  for i in s.replicas]
+
+        def one(item: tuple[str, ServiceConf, int]) -> Replica:
+            name, s, i = item
+            c = by_name.get(f"hostctl-{name}-{i}")
+            unit = units.get(f"hostctl-{name}-{i}.service")
+            running = c is not None and c.running
+            return Replica(
+                name, s.project, i, running, healthy(s.check, c),
+                unit.restarts if unit else 0,
+                c.image if running and c else s.image,
+                (c.label("spec-hash") if running and c else "") or s.spec_hash,
+                cpu.get(c.id) if c else None, memory.get(c.id) if c else None)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:  # probes wait on timeouts in parallel
+            return list(pool.map(one, wanted))
+
+
+# -- exposition ------------------------------------------------------------------------------
+
+class HostctlCollector(Collector):
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+
+    def collect(self) -> Iterator[Metric]:
+        with self.sampler.lock:
+            snap = self.sampler.latest
+        yield from families(self.sampler.conf, snap)
+
+
+def families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
+    """Every metric family of one sample."""
+    info = InfoMetricFamily("hostctl_exporter", "The exporter and what it watches",
+                            labels=["site", "version"])
+    info.add_metric([conf.site, VERSION], {})
+    yield info
+    yield GaugeMetricFamily("hostctl_exporter_docker_up",
+                            "1 if Docker answered at the last sample", value=int(snap.docker_up))
+    yield GaugeMetricFamily("hostctl_exporter_systemd_up",
+                            "1 if systemd answered at the last sample", value=int(snap.systemd_up))
+    yield GaugeMetricFamily("hostctl_exporter_last_sample_timestamp_seconds",
+                            "When containers were last read", value=snap.taken)
+    yield GaugeMetricFamily("hostctl_exporter_sample_duration_seconds",
+                            "How long the last sample took", value=snap.duration)
+    yield from _service_families(snap)
+    yield GaugeMetricFamily("hostctl_host_gpus", "GPUs on this host", value=conf.gpus)
+    yield GaugeMetricFamily("hostctl_host_gpus_allocated",
+                            "GPUs allocated to running containers", value=snap.gpus_allocated)
+    yield from _project_families(conf, snap)
+
+
+def _service_families(snap: Snapshot) -> Iterator[Metric]:
+    labels = list(SERVICE_LABELS)
+    up = GaugeMetricFamily("hostctl_service_up", "1 if the replica's container runs", labels=labels)
+    ok = GaugeMetricFamily("hostctl_service_healthy", "1 if the replica passes its health check",
+                           labels=labels)
+    restarts = CounterMetricFamily("hostctl_service_restarts", "Restarts of the replica's unit "
+                                   "by systemd since it was last started", labels=labels)
+    info = InfoMetricFamily("hostctl_service", "What the replica runs",
+                            labels=[*labels, "image", "spec_hash"])
+    cpu = CounterMetricFamily("hostctl_container_cpu_seconds", "CPU time of the replica's "
+                              "current container", labels=labels)
+    mem = GaugeMetricFamily("hostctl_container_memory_bytes", "Memory of the replica's "
+                            "container, without inactive page cache", labels=labels)
+    for r in snap.replicas:
+        values = [r.service, r.project, str(r.replica)]
+        up.add_metric(values, int(r.up))
+        ok.add_metric(values, int(r.healthy))
+        restarts.add_metric(values, r.restarts)
+        info.add_metric([*values, r.image, r.spec_hash], {})
+        if r.cpu_seconds is not None:
+            cpu.add_metric(values, r.cpu_seconds)
+        if r.memory_bytes is not None:
+            mem.add_metric(values, r.memory_bytes)
+    deployed = GaugeMetricFamily("hostctl_service_deploy_timestamp_seconds", "When the spec "
+                                 "that runs now was deployed", labels=["service", "project"])
+    projects = {r.service: r.project for r in snap.replicas}
+    for service, when in sorted(snap.deployed.items()):
+        deployed.add_metric([service, projects.get(service, "")], when)
+    yield from (up, ok, restarts, info, cpu, mem, deployed)
+
+
+def _project_families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
+    cpu = CounterMetricFamily("hostctl_project_cpu_seconds", "CPU time used by the project's "
+                              "containers on this host", labels=["project"])
+    gpu = CounterMetricFamily("hostctl_project_gpu_seconds", "GPU time allocated to the "
+                              "project's containers on this host", labels=["project"])
+    for project, t in sorted(snap.projects.items()):
+        cpu.add_metric([project], t["cpu_seconds"])
+        gpu.add_metric([project], t["gpu_seconds"])
+    yield from (cpu, gpu)
+    prices = conf.prices
+    if not prices:
+        return  # no prices: no cost series at all, rather than a misleading 0
+    currency = str(prices["currency"])
+    priced = [r for r in ("cpu", "gpu") if prices.get(f"{r}_hour") is not None]
+    price = GaugeMetricFamily("hostctl_price_per_hour", "Price of one CPU or GPU for an hour",
+                              labels=["resource", "currency"])
+    for resource in priced:
+        price.add_metric([resource, currency], float(prices[f"{resource}_hour"]))
+    cost = CounterMetricFamily("hostctl_project_cost", "What the project's usage on this host "
+                               "cost, at the inventory's prices",
+                               labels=["project", "resource", "currency"])
+    for project, t in sorted(snap.projects.items()):
+        for resource in priced:
+            cost.add_metric([project, resource, currency], t["cost"].get(resource, 0.0))
+    yield from (price, cost)
+
+
+# -- the process -----------------------------------------------------------------------------
+
+def registry_for(sampler: Sampler) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HostctlCollector(sampler))
+    return registry
+
+
+def serve(conf: ExporterConf, once: bool = False) -> int:
+    from prometheus_client import generate_latest, start_http_server
+
+    from hostctl.observability.exporter_audit import AuditShipper
+
+    sampler = Sampler(conf)
+    registry = registry_for(sampler)
+    shipper = AuditShipper.from_conf(conf, sampler.state)
+    sampler.sample()
+    if once:
+        sys.stdout.write(generate_latest(registry).decode())
+        return 0
+    start_http_server(conf.port, conf.listen, registry)
+    print(f"hostctl-exporter: serving /metrics on {conf.listen}:{conf.port} for "
+          f"{conf.host} (site {conf.site})", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(conf.sample_interval)
+        try:
+            if shipper is not None:
+                shipper.ship()
+            sampler.sample()
+        except Exception as exc:  # keep serving the last sample; say what went wrong
+            print(f"hostctl-exporter: sample failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hostctl-exporter",
+                                     description="hostctl's per-host Prometheus exporter")
+    parser.add_argument("--config", default=CONFIG_PATH)
+    parser.add_argument("--once", action="store_true",
+                        help="take one sample, print the metrics and exit")
+    args = parser.parse_args(argv)
+    try:
+        conf = load_config(args.config)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"hostctl-exporter: cannot read {args.config}: {exc}", file=sys.stderr)
+        return 2
+    return serve(conf, once=args.once)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The exporter as hosts get it: one zipapp (.pyz) holding the exporter and prometheus_client,
+run by the host's own python3 (hosts have python3, but no pip and no registry), its
+configuration for that host, and its systemd unit.
+
+The bundle is built byte for byte the same from the same sources (fixed timestamps, sorted
+entries), so an unchanged exporter is never re-sent or restarted by a deploy.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import prometheus_client
+
+from hostctl import model as m
+from hostctl.observability.config import LoggingConfig, MetricsConfig
+from hostctl.observability.logging_args import gelf_address
+from hostctl.placement import instances_on, placed_on
+from hostctl.render import MODE_PUBLIC, RenderedFile
+
+BUNDLE_PATH = "/usr/local/lib/hostctl/hostctl-exporter.pyz"
+CONFIG_PATH = "/etc/hostctl/exporter/config.json"
+UNIT_NAME = "hostctl-exporter.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+STATE_DIR = "/var/lib/hostctl"
+AUDIT_LOG = f"{STATE_DIR}/audit.log"
+WORKLOAD = "hostctl-exporter"  # what its files are owned by in a release manifest
+PYTHON = "/usr/bin/python3"
+MIN_PYTHON = (3, 9)  # prometheus_client's own minimum
+
+_HERE = Path(__file__).parent
+_MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py")
+# prometheus_client's integrations for other servers are never imported by the exporter.
+_SKIP = ("twisted/", "django/", "aiohttp/", "__pycache__/")
+_MAIN = f'''"""hostctl's metrics exporter: python3 hostctl-exporter.pyz --config FILE [--once]"""
+import sys
+
+if sys.version_info < {MIN_PYTHON!r}:
+    sys.exit("hostctl-exporter needs python3 >= {'.'.join(map(str, MIN_PYTHON))}, "
+             "this host has " + sys.version.split()[0])
+from hostctl.observability.exporter import main
+
+sys.exit(main())
+'''
+
+
+def _entries() -> list[tuple[str, bytes]]:
+    files = [("__main__.py", _MAIN.encode()), ("hostctl/__init__.py", b""),
+             ("hostctl/observability/__init__.py", b"")]
+    files += [(f"hostctl/observability/{name}", (_HERE / name).read_bytes()) for name in _MODULES]
+    package = Path(prometheus_client.__file__).parent
+    for path in sorted(package.rglob("*")):
+        rel = path.relative_to(package).as_posix()
+        if path.is_file() and not any(rel.startswith(s) or f"/{s}" in rel for s in _SKIP) \
+                and path.suffix in (".py", ".typed"):
+            files.append((f"prometheus_client/{rel}", path.read_bytes()))
+    version = getattr(prometheus_client, "__version__", None) or _dist_version()
+    files.append(("BUNDLE.txt", f"prometheus_client {version}\n".encode()))
+    return sorted(files)
+
+
+def _dist_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("prometheus_client")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def build_bundle() -> bytes:
+    """The .pyz: a shebang line, then a zip whose __main__.py runs the exporter."""
+    buf = io.BytesIO()
+    buf.write(b"#!/usr/bin/env python3\n")
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in _entries():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def _check(w: m.Workload) -> dict[str, Any]:
+    h = w.health
+    if h is None:
+        return {"kind": "running"}
+    if h.command is not None:
+        return {"kind": "command"}  # Docker runs it: its verdict is read from Docker
+    check = h.http or h.tcp
+    assert check is not None
+    out: dict[str, Any] = {"kind": "http" if h.http else "tcp",
+                           "port": w.ports[check.port].container,
+                           "timeout": min(h.timeout, 2.0)}
+    if h.http:
+        out["path"] = h.http.path
+    return out
+
+
+def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
+                    log: LoggingConfig | None = None) -> dict[str, Any]:
+    """What the exporter on `host` watches, and the prices it charges at."""
+    from hostctl.docker_cmd import spec_hash
+
+    inv = site.inventory
+    services: dict[str, Any] = {}
+    jobs: dict[str, Any] = {}
+    for w in site.workloads:
+        if not placed_on(w, host):
+            continue
+        if w.is_job:
+            jobs[w.name] = {"project": w.project, "gpus": w.resources.gpus}
+            continue
+        replicas = [inst.index for inst in instances_on(w, host)]
+        services[w.name] = {"project": w.project, "image": w.image, "spec_hash": spec_hash(w),
+                            "replicas": replicas, "gpus": w.resources.gpus, "check": _check(w)}
+    prices = None
+    if met.prices is not None:
+        p = met.prices
+        prices = {"currency": p.currency, **{k: v for k, v in (
+            ("cpu_hour", p.cpu_hour), ("gpu_hour", p.gpu_hour)) if v is not None}}
+    conf: dict[str, Any] = {
+        "site": inv.site, "host": host.name, "docker": host.docker, "gpus": host.gpus,
+        "listen": met.exporter.listen, "port": met.exporter.port,
+        "sample_interval": met.exporter.sample_interval, "state_dir": STATE_DIR,
+        "prices": prices, "services": dict(sorted(services.items())),
+        "jobs": dict(sorted(jobs.items())),
+    }
+    if log is not None:
+        conf["audit"] = {"address": gelf_address(log, inv), "file": AUDIT_LOG}
+    return conf
+
+
+def exporter_unit(site: str, host: str, met: MetricsConfig) -> str:
+    """The exporter's systemd unit: restarted by systemd, read-only except its state."""
+    return (
+        f"# Rendered by hostctl for site {site}: the metrics exporter of {host}.\n"
+        "# Do not edit: hostctl deploy overwrites it.\n"
+        "[Unit]\n"
+        f"Description=hostctl metrics exporter (Prometheus, port {met.exporter.port})\n"
+        "After=network-online.target docker.service\n"
+        "Wants=network-online.target\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        f"ExecStart={PYTHON} {BUNDLE_PATH} --config {CONFIG_PATH}\n"
+        "Restart=always\n"
+        "RestartSec=5\n"
+        # It talks to Docker (root-equivalent) and reads cgroup files; it writes only its
+        # totals (StateDirectory= makes that one directory writable).
+        "StateDirectory=hostctl/exporter\n"
+        "NoNewPrivileges=yes\n"
+        "ProtectSystem=strict\n"
+        "ProtectHome=read-only\n"
+        "PrivateTmp=yes\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def exporter_files(site: m.Site, host: m.Host, met: MetricsConfig | None,
+                   log: LoggingConfig | None = None) -> list[RenderedFile]:
+    """The bundle, its configuration and its unit, for `host` (none without metrics)."""
+    if met is None:
+        return []
+    conf = json.dumps(exporter_config(site, host, met, log), indent=2, sort_keys=True) + "\n"
+    return [
+        RenderedFile(BUNDLE_PATH, build_bundle(), MODE_PUBLIC, workload=WORKLOAD,
+                     redacted_content=b"(hostctl-exporter.pyz: the exporter, built by hostctl)\n"),
+        RenderedFile(CONFIG_PATH, conf.encode(), MODE_PUBLIC, workload=WORKLOAD),
+        RenderedFile(UNIT_PATH, exporter_unit(site.inventory.site, host.name, met).encode(),
+                     MODE_PUBLIC, workload=WORKLOAD),
+    ]

@@ -1,0 +1,298 @@
+"""The metrics exporter without a host: its parsers on captured-style output, and whole
+samples through a fake Docker/systemd and a cgroup tree in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from hostctl.observability import exporter_sources as src
+from hostctl.observability.exporter import (
+    Check,
+    ExporterConf,
+    Sampler,
+    State,
+    registry_for,
+)
+from hostctl.observability.exporter_audit import AuditShipper, gelf_message
+
+T0 = 1_700_000_000.0
+
+
+def inspect_item(cid: str, name: str, labels: dict[str, str], *, running: bool = True,
+                 pid: int = 0, started: str = "2023-11-14T22:13:20.123456789Z",
+                 health: str | None = None, gpus: int | None = None,
+                 ip: str = "10.214.0.5") -> dict[str, Any]:
+    state: dict[str, Any] = {"Status": "running" if running else "exited", "Running": running,
+                             "Pid": pid if running else 0, "StartedAt": started}
+    if health:
+        state["Health"] = {"Status": health, "FailingStreak": 0, "Log": []}
+    requests = None if gpus is None else [
+        {"Driver": "", "Count": gpus, "DeviceIDs": None, "Capabilities": [["gpu"]],
+         "Options": {}}]
+    return {
+        "Id": cid, "Name": f"/{name}", "State": state,
+        "Config": {"Image": labels.pop("image", "app:1.0"),
+                   "Labels": {f"io.hostctl.{k}": v for k, v in labels.items()}},
+        "HostConfig": {"DeviceRequests": requests},
+        "NetworkSettings": {"Networks": {"hostctl-shop": {"IPAddress": ip}}},
+    }
+
+
+def labels(workload: str, project: str, kind: str = "service", **extra: str) -> dict[str, str]:
+    return {"managed": "true", "workload": workload, "project": project, "kind": kind,
+            "spec-hash": "0123456789ab", **extra}
+
+
+# -- parsers ---------------------------------------------------------------------------------
+
+def test_parse_inspect() -> None:
+    items = [inspect_item("a" * 64, "hostctl-api-1", labels("api", "shop", instance="1"),
+                          pid=42, health="healthy", gpus=-1),
+             inspect_item("b" * 64, "hostctl-api-2", labels("api", "shop"), running=False,
+                          started="0001-01-01T00:00:00Z")]
+    a, b = src.parse_inspect(json.dumps(items), host_gpus=4)
+    assert (a.name, a.running, a.pid, a.health, a.gpus, a.addresses) == (
+        "hostctl-api-1", True, 42, "healthy", 4, ("10.214.0.5",))
+    assert a.started_at == pytest.approx(1_700_000_000.123456)
+    assert (a.label("workload"), a.label("instance"), a.label("nope")) == ("api", "1", "")
+    assert (b.running, b.pid, b.started_at, b.health, b.gpus) == (False, 0, None, None, None)
+
+
+def test_parse_time() -> None:
+    assert src.parse_time("2023-11-14T22:13:20Z") == T0
+    assert src.parse_time("2023-11-14T23:13:20.5+01:00") == T0 + 0.5
+    assert src.parse_time("0001-01-01T00:00:00Z") is None
+    assert src.parse_time("yesterday") is None
+
+
+def test_parse_show() -> None:
+    text = ("Id=hostctl-api-1.service\nNRestarts=3\nActiveState=active\n\n"
+            "Id=hostctl-api-2.service\nNRestarts=\nActiveState=failed\n")
+    assert src.parse_show(text) == {
+        "hostctl-api-1.service": src.UnitState("active", 3),
+        "hostctl-api-2.service": src.UnitState("failed", 0)}
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v1_and_v2(tmp_path: Path) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cg"
+    _write(proc / "10/cgroup", "4:memory:/docker/aaa\n3:cpu,cpuacct:/docker/aaa\n0::/\n")
+    _write(root / "cpu,cpuacct/docker/aaa/cpuacct.usage", "2500000000\n")
+    _write(root / "memory/docker/aaa/memory.usage_in_bytes", "1000000\n")
+    _write(root / "memory/docker/aaa/memory.stat", "cache 5\ntotal_inactive_file 200000\n")
+    _write(proc / "20/cgroup", "0::/system.slice/docker-bbb.scope\n")
+    _write(root / "system.slice/docker-bbb.scope/cpu.stat", "usage_usec 1500000\nuser_usec 1\n")
+    _write(root / "system.slice/docker-bbb.scope/memory.current", "3000000\n")
+    _write(root / "system.slice/docker-bbb.scope/memory.stat", "inactive_file 1000000\n")
+    reader = src.CgroupReader(str(proc), str(root))
+    v1, v2 = reader.paths(10), reader.paths(20)
+    assert (reader.cpu_seconds(v1), reader.memory_bytes(v1)) == (2.5, 800000.0)
+    assert (reader.cpu_seconds(v2), reader.memory_bytes(v2)) == (1.5, 2000000.0)
+    assert reader.paths(99) == {} and reader.cpu_seconds({}) is None
+
+
+def test_deploy_time_is_when_the_running_spec_first_went_out(tmp_path: Path) -> None:
+    chain = [("r1", None, 100, "h1"), ("r2", "r1", 200, "h2"), ("r3", "r2", 300, "h2")]
+    for name, previous, created, hash_ in chain:
+        _write(tmp_path / f"releases/{name}/manifest.json", json.dumps(
+            {"release": name, "previous": previous, "created": created,
+             "workloads": {"api": hash_, "web": "w"}}))
+    (tmp_path / "current").symlink_to(tmp_path / "releases/r3")
+    releases = src.Releases.read(str(tmp_path))
+    assert (releases.deployed_at("api"), releases.deployed_at("web"),
+            releases.deployed_at("gone")) == (200.0, 100.0, None)
+    assert src.Releases.read(str(tmp_path / "nothing")).deployed_at("api") is None
+
+
+# -- whole samples ---------------------------------------------------------------------------
+
+class FakeHost:
+    """Docker and systemctl answers, changed by the test between samples."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.docker_up = True
+        self.units = ""
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Sequence[str]) -> tuple[int, str]:
+        self.calls.append(list(argv))
+        if argv[0] == "systemctl":
+            return 0, self.units
+        if not self.docker_up:
+            return 1, ""
+        if argv[1] == "ps":
+            return 0, "".join(i["Id"] + "\n" for i in self.items)
+        return 0, json.dumps([i for i in self.items if i["Id"] in argv])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def conf(prices: dict[str, Any] | None, tmp_path: Path) -> ExporterConf:
+    return ExporterConf.from_json({
+        "site": "s", "host": "gpu-1", "docker": "docker", "gpus": 2,
+        "state_dir": str(tmp_path / "state"), "prices": prices,
+        "services": {"api": {"project": "shop", "image": "app:1.0", "spec_hash": "0123456789ab",
+                             "replicas": [1, 2], "check": {"kind": "running"}}},
+        "jobs": {"train": {"project": "ml", "gpus": 1}},
+    })
+
+
+def cgroup_tree(tmp_path: Path, usage: dict[int, float]) -> src.CgroupReader:
+    for pid, seconds in usage.items():
+        _write(tmp_path / f"proc/{pid}/cgroup", f"3:cpu,cpuacct:/docker/c{pid}\n"
+                                                f"4:memory:/docker/c{pid}\n")
+        _write(tmp_path / f"cg/cpu,cpuacct/docker/c{pid}/cpuacct.usage", f"{int(seconds * 1e9)}")
+        _write(tmp_path / f"cg/memory/docker/c{pid}/memory.usage_in_bytes", f"{pid * 1000}")
+    return src.CgroupReader(str(tmp_path / "proc"), str(tmp_path / "cg"))
+
+
+def series(sampler: Sampler) -> dict[str, float]:
+    """`name{labels}` -> value of every sample line."""
+    text = generate_latest(registry_for(sampler)).decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def run_site(tmp_path: Path, prices: dict[str, Any] | None) -> tuple[Sampler, dict[str, float]]:
+    host, clock = FakeHost(), Clock()
+    host.units = ("Id=hostctl-api-1.service\nNRestarts=2\nActiveState=active\n\n"
+                  "Id=hostctl-api-2.service\nNRestarts=0\nActiveState=activating\n")
+    host.items = [
+        inspect_item("c1", "hostctl-api-1", labels("api", "shop", instance="1"), pid=11),
+        inspect_item("c2", "hostctl-api-2", labels("api", "shop", instance="2"), running=False),
+        inspect_item("j1", "hostctl-job-train-7", labels("train", "ml", "job", run="7"), pid=12,
+                     started="2023-11-14T22:13:10Z", gpus=1),
+    ]
+    sampler = Sampler(conf(prices, tmp_path), run=host,
+                      cgroups=cgroup_tree(tmp_path, {11: 3.0, 12: 100.0}), clock=clock)
+    sampler.sample()  # the job started 10 s before: 10 GPU-seconds, all its 100 CPU-seconds
+    clock.now += 60
+    cgroup_tree(tmp_path, {11: 9.0, 12: 160.0})
+    sampler.sample()
+    return sampler, series(sampler)
+
+
+def test_a_sample_of_services_and_a_job_with_prices(tmp_path: Path) -> None:
+    _, s = run_site(tmp_path, {"currency": "EUR", "cpu_hour": 0.36, "gpu_hour": 3.6})
+    api1, api2 = ('{project="shop",replica="1",service="api"}',
+                  '{project="shop",replica="2",service="api"}')
+    assert {k: v for k, v in s.items() if k.startswith("hostctl_service_")
+            and "deploy" not in k} == {
+        f"hostctl_service_up{api1}": 1.0, f"hostctl_service_up{api2}": 0.0,
+        f"hostctl_service_healthy{api1}": 1.0, f"hostctl_service_healthy{api2}": 0.0,
+        f"hostctl_service_restarts_total{api1}": 2.0,
+        f"hostctl_service_restarts_total{api2}": 0.0,
+        'hostctl_service_info{image="app:1.0",project="shop",replica="1",service="api",'
+        'spec_hash="0123456789ab"}': 1.0,
+        'hostctl_service_info{image="app:1.0",project="shop",replica="2",service="api",'
+        'spec_hash="0123456789ab"}': 1.0,
+    }
+    assert s[f"hostctl_container_cpu_seconds_total{api1}"] == 9.0
+    assert s[f"hostctl_container_memory_bytes{api1}"] == 11000.0
+    assert f"hostctl_container_cpu_seconds_total{api2}" not in s  # nothing runs: no value
+    assert (s["hostctl_host_gpus"], s["hostctl_host_gpus_allocated"]) == (2.0, 1.0)
+    assert s['hostctl_project_cpu_seconds_total{project="shop"}'] == 9.0
+    assert s['hostctl_project_cpu_seconds_total{project="ml"}'] == 160.0
+    assert s['hostctl_project_gpu_seconds_total{project="ml"}'] == 70.0
+    assert s['hostctl_project_gpu_seconds_total{project="shop"}'] == 0.0
+    # 160 CPU-seconds at 0.36/h = 0.016; 70 GPU-seconds at 3.6/h = 0.07
+    assert s['hostctl_project_cost_total{currency="EUR",project="ml",resource="cpu"}'] == \
+        pytest.approx(0.016)
+    assert s['hostctl_project_cost_total{currency="EUR",project="ml",resource="gpu"}'] == \
+        pytest.approx(0.07)
+    assert s['hostctl_price_per_hour{currency="EUR",resource="gpu"}'] == 3.6
+    assert (s["hostctl_exporter_docker_up"], s["hostctl_exporter_systemd_up"]) == (1.0, 1.0)
+    assert s["hostctl_exporter_last_sample_timestamp_seconds"] == T0 + 60
+
+
+def test_without_prices_there_are_no_cost_series_at_all(tmp_path: Path) -> None:
+    _, s = run_site(tmp_path, None)
+    assert not [k for k in s if "cost" in k or "price" in k]
+    assert s['hostctl_project_cpu_seconds_total{project="ml"}'] == 160.0
+
+
+def test_only_the_priced_resource_has_a_cost(tmp_path: Path) -> None:
+    _, s = run_site(tmp_path, {"currency": "USD", "gpu_hour": 1.0})
+    assert sorted(k for k in s if "cost" in k) == [
+        'hostctl_project_cost_total{currency="USD",project="ml",resource="gpu"}',
+        'hostctl_project_cost_total{currency="USD",project="shop",resource="gpu"}']
+
+
+def test_totals_survive_an_exporter_restart(tmp_path: Path) -> None:
+    sampler, _ = run_site(tmp_path, None)
+    again = Sampler(sampler.conf, run=sampler.run, cgroups=sampler.cgroups,
+                    clock=lambda: T0 + 60)
+    again.sample()  # same containers, same readings: nothing new is counted
+    assert series(again)['hostctl_project_cpu_seconds_total{project="ml"}'] == 160.0
+
+
+def test_docker_down_keeps_totals_and_says_so(tmp_path: Path) -> None:
+    sampler, _ = run_site(tmp_path, None)
+    sampler.run.docker_up = False  # type: ignore[attr-defined]
+    sampler.sample()
+    s = series(sampler)
+    assert s["hostctl_exporter_docker_up"] == 0.0
+    assert s['hostctl_service_up{project="shop",replica="1",service="api"}'] == 0.0
+    assert s['hostctl_project_cpu_seconds_total{project="ml"}'] == 160.0
+
+
+def test_health_comes_from_docker_when_the_container_has_a_check(tmp_path: Path) -> None:
+    from hostctl.observability.exporter import healthy
+
+    unhealthy = src.parse_inspect(json.dumps([inspect_item(
+        "c", "hostctl-api-1", labels("api", "shop"), pid=1, health="unhealthy")]))[0]
+    assert not healthy(Check("http", 8080), unhealthy)
+    plain = src.parse_inspect(json.dumps([inspect_item(
+        "c", "hostctl-api-1", labels("api", "shop"), pid=1, ip="127.0.0.1")]))[0]
+    with socket.socket() as server:  # a tcp check answered on loopback
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert healthy(Check("tcp", port, timeout=1), plain)
+    assert not healthy(Check("tcp", port, timeout=1), plain)  # closed now
+    assert healthy(Check("running"), plain)
+
+
+# -- audit records to Logstash ---------------------------------------------------------------
+
+def test_audit_records_are_sent_once_each_as_gelf(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    records = [{"time": 1700000000, "command": "deploy", "result": "deployed", "message": "",
+                "host": "app-1", "site": "s", "plan": {"start": 1}, "who": "ops"}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"partial": ')
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        state = State()
+        shipper = AuditShipper(str(log), f"udp://127.0.0.1:{sock.getsockname()[1]}", "s",
+                               "app-1", state)
+        assert shipper.ship() == 1
+        msg = json.loads(sock.recv(9000))
+        assert shipper.ship() == 0  # nothing new; the partial line waits for its end
+    assert msg == gelf_message(records[0], "s", "app-1")
+    assert (msg["_io.hostctl.kind"], msg["_io.hostctl.project"], msg["_audit_plan"],
+            msg["short_message"], msg["timestamp"]) == (
+        "audit", "hostctl-audit", '{"start": 1}', "deploy deployed", 1700000000.0)
+    assert state.audit_offset == len(json.dumps(records[0])) + 1
