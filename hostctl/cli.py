@@ -111,10 +111,11 @@ def validate(inventory: str, as_json: bool) -> None:
 def render(inventory: str, out_dir: str, as_json: bool) -> None:
     """Render every host's files into a folder to inspect (secret values are not written)."""
     from hostctl.loader import load_site
+    from hostctl.platform import with_platform
     from hostctl.render import render_site
     from hostctl.render_output import rendered_listing, replace_tree
 
-    site = load_site(inventory)
+    site = with_platform(load_site(inventory))
     rendered = render_site(site)
     replace_tree(rendered, out_dir)
     listing = rendered_listing(rendered)

@@ -22,7 +22,24 @@ def targeting(f: Any) -> Any:
                      help="Only these hosts (comma-separated).")(f)
     f = click.option("--only", "only", metavar="S1,S2",
                      help="Only these workloads; others are left exactly as they are.")(f)
+    f = click.option("--skip-platform", "skip_platform", multiple=True, metavar="NAME",
+                     help="Leave this platform service (gateway) out, and as it is on its "
+                          "hosts.")(f)
     return f
+
+
+def _site_for(inventory: str, skip_platform: tuple[str, ...]) -> Any:
+    """The validated site with its platform services, minus the skipped ones (said aloud)."""
+    from hostctl.loader import load_site
+    from hostctl.platform import check_skip, platform_services, with_platform
+
+    skip = check_skip(skip_platform)
+    site = load_site(inventory)
+    for service in platform_services(site):
+        if service.name in skip:
+            click.echo(f"{service.name}: skipped (--skip-platform {service.name}): "
+                       f"{service.workload.name} is neither deployed nor changed", err=True)
+    return with_platform(site, skip), skip
 
 
 def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] | None) -> None:
@@ -45,17 +62,16 @@ def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] |
 @targeting
 @json_option
 @click.option("--no-diff", is_flag=True, help="List changed files without their diffs.")
-def plan(inventory: str, hosts: str | None, only: str | None, as_json: bool,
-         no_diff: bool) -> None:
+def plan(inventory: str, hosts: str | None, only: str | None, skip_platform: tuple[str, ...],
+         as_json: bool, no_diff: bool) -> None:
     """Show what a deploy would change on each host. Exit status: 0 no changes, 1 changes,
     2 errors."""
     from hostctl.deploy import DeployOptions, Run, command_line
-    from hostctl.loader import load_site
 
-    site = load_site(inventory)
+    site, skip = _site_for(inventory, skip_platform)
     _check_names(site, _names(hosts), _names(only))
     options = DeployOptions(dry_run=True, hosts=_names(hosts), only=_names(only),
-                            command=command_line())
+                            command=command_line(), skip_platform=skip)
     run = Run(site, options)
     with run.connected():
         the_plan = run.gather(take_lock=False)
@@ -89,9 +105,9 @@ def _show_plan(run: Any, the_plan: Any, as_json: bool, diffs: bool) -> None:
 @click.option("--lock-ttl", default="30m", show_default=True, metavar="DURATION",
               help="Age after which a lock counts as stale.")
 @json_option
-def deploy(inventory: str, hosts: str | None, only: str | None, yes: bool, dry_run: bool,
-           serial: int | None, fail_fast: bool, force_unlock: bool, lock_ttl: str,
-           as_json: bool) -> None:
+def deploy(inventory: str, hosts: str | None, only: str | None,
+           skip_platform: tuple[str, ...], yes: bool, dry_run: bool, serial: int | None,
+           fail_fast: bool, force_unlock: bool, lock_ttl: str, as_json: bool) -> None:
     """Make every host run what the specs say: write units, fetch images, restart what
     changed, wait for health, and roll a host back if anything on it fails.
 
@@ -100,7 +116,6 @@ def deploy(inventory: str, hosts: str | None, only: str | None, yes: bool, dry_r
     """
     from hostctl.deploy import DeployOptions, Run, command_line, exit_status
     from hostctl.errors import HostctlError
-    from hostctl.loader import load_site
     from hostctl.progress import progress_view
     from hostctl.schema import parse_duration
 
@@ -108,11 +123,11 @@ def deploy(inventory: str, hosts: str | None, only: str | None, yes: bool, dry_r
     if ttl is None:
         raise click.BadParameter(f"'{lock_ttl}' is not a duration such as 30m",
                                  param_hint="--lock-ttl")
-    site = load_site(inventory)
+    site, skip = _site_for(inventory, skip_platform)
     _check_names(site, _names(hosts), _names(only))
     options = DeployOptions(dry_run=dry_run, hosts=_names(hosts), only=_names(only),
                             serial=serial, fail_fast=fail_fast, force_unlock=force_unlock,
-                            lock_ttl=ttl, command=command_line())
+                            lock_ttl=ttl, command=command_line(), skip_platform=skip)
     with progress_view() as view:
         run = Run(site, options, progress=view)
         with run.connected():
@@ -177,9 +192,10 @@ def rollback(inventory: str, hosts: str | None, to: str | None, yes: bool,
     env files return, the units that differ restart, and health is checked again."""
     from hostctl.deploy import DeployOptions, Run, command_line, exit_status
     from hostctl.loader import load_site
+    from hostctl.platform import with_platform
     from hostctl.progress import progress_view
 
-    site = load_site(inventory)
+    site = with_platform(load_site(inventory))
     _check_names(site, _names(hosts), None)
     options = DeployOptions(hosts=_names(hosts), command=command_line())
     with progress_view() as view:

@@ -37,6 +37,7 @@ from hostctl.plan import (
     target_from_manifest,
     unit_of,
 )
+from hostctl.platform import PLATFORM_PROJECT
 from hostctl.remote import layout as L
 from hostctl.remote import scripts as S
 from hostctl.remote.facts import FactsError, HostFacts, UnitState, facts_script, parse_facts
@@ -61,6 +62,7 @@ class DeployOptions:
     force_unlock: bool = False
     lock_ttl: float = 1800.0
     command: str = "hostctl deploy"
+    skip_platform: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,8 @@ class HostOutcome:
 def build_target(site: m.Site, host: m.Host, images: LocalImages | None) -> HostTarget:
     inv = site.inventory
     files = {f.path: f for f in render_host(site, host)}
-    target = {p: TargetFile(p, sha256(f.content), f.mode, f.workload, f.secret)
-              for p, f in files.items()}
+    target = {p: TargetFile(p, sha256(f.content), f.mode, f.workload, f.secret, f.owner,
+                            f.restarts) for p, f in files.items()}
     refs: dict[str, tuple[str, str | None]] = {}
     users: dict[str, set[str]] = {}
     networks: dict[str, str] = {}
@@ -120,6 +122,11 @@ def build_target(site: m.Site, host: m.Host, images: LocalImages | None) -> Host
             if local_id is None and error is None:
                 error = (f"image {w.image} (for {w.name}) is not on this machine; build or "
                          "pull it here first: image_source is push")
+                if w.project == PLATFORM_PROJECT:
+                    error = (f"platform service {w.name} cannot start: its image {w.image} "
+                             "is not on this machine (image_source push); load it here "
+                             "(docker load), or leave it out explicitly with "
+                             "--skip-platform gateway")
         refs[w.image] = (method, local_id)
         for inst in service_instances(w, inv):
             if inst.host.name == host.name:
@@ -273,8 +280,11 @@ class Run:
                    "start it with: systemctl start docker")
             return HostPlan(host.name, error=msg)
         owned = set(self.options.only) if self.options.only is not None else None
+        from hostctl.platform import GATEWAY, GATEWAY_WORKLOAD
+
+        leave = frozenset({GATEWAY_WORKLOAD} if GATEWAY in self.options.skip_platform else ())
         plan = plan_host(facts, target.target, target.images, target.networks,
-                         owned=owned, image_users=target.image_users)
+                         owned=owned, leave=leave, image_users=target.image_users)
         if target.error:
             plan = replace(plan, error=f"{host.name}: {target.error}")
         gaps = [u.unit for u in plan.units if u.action == "restart"]
@@ -426,7 +436,8 @@ class Run:
             t = target.target.get(path)
             if t is not None and (path in written or facts.files.get(path) == t.sha256):
                 files.append({"path": path, "sha256": t.sha256, "mode": f"{t.mode:04o}",
-                              "workload": t.workload, "secret": t.secret})
+                              "workload": t.workload, "secret": t.secret, "owner": t.owner,
+                              "restarts": t.restarts})
             elif path in known:
                 files.append(known[path])
             else:

@@ -26,6 +26,8 @@ class TargetFile:
     mode: int
     workload: str
     secret: bool = False
+    owner: str | None = None
+    restarts: bool = True  # False: its service reloads it without a restart
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class FileAction:
     mode: int = 0o644
     secret: bool = False
     workload: str = ""
+    owner: str | None = None
     old_sha256: str | None = None
     new_sha256: str | None = None
 
@@ -115,15 +118,16 @@ def plan_files(
     units: Mapping[str, UnitState],
     *,
     owned: set[str] | None = None,
+    leave: frozenset[str] = frozenset(),
 ) -> HostPlan:
     """Files and units to change so `live` (path -> sha256) becomes `target`.
 
-    `owned` limits the plan to some workloads (deploy --only): files of other workloads are
-    neither written nor removed.
+    `owned` limits the plan to some workloads (deploy --only); `leave` keeps some out of it
+    (a skipped platform service). Their files are neither written nor removed.
     """
 
     def mine(workload: str) -> bool:
-        return owned is None or workload in owned
+        return (owned is None or workload in owned) and workload not in leave
 
     files: list[FileAction] = []
     written_workloads: set[str] = set()
@@ -135,8 +139,9 @@ def plan_files(
         if old == t.sha256:
             unchanged += 1
             continue
-        files.append(FileAction(path, "write", t.mode, t.secret, t.workload, old, t.sha256))
-        if t.secret:
+        files.append(FileAction(path, "write", t.mode, t.secret, t.workload, t.owner, old,
+                                t.sha256))
+        if t.secret and t.restarts:
             written_workloads.add(t.workload)
     live_workload = _live_workloads(live, units)
     for path in sorted(set(live) - set(target)):
@@ -179,7 +184,9 @@ def _live_workloads(live: Mapping[str, str], units: Mapping[str, UnitState]) -> 
     out = {}
     for path in live:
         name = posixpath.basename(path)
-        if name.endswith(".env"):
+        if path == L.GATEWAY_FILE:
+            out[path] = L.GATEWAY_WORKLOAD
+        elif name.endswith(".env"):
             out[path] = name[: -len(".env")]
         elif name.startswith("hostctl-job-"):
             out[path] = name[len("hostctl-job-"):].split("@")[0].removesuffix(".timer")
@@ -195,6 +202,7 @@ def plan_host(
     networks: Iterable[str],
     *,
     owned: set[str] | None = None,
+    leave: frozenset[str] = frozenset(),
     image_users: Mapping[str, set[str]] | None = None,
 ) -> HostPlan:
     """A deploy's plan for one host.
@@ -202,7 +210,7 @@ def plan_host(
     `images`: ref -> (method, local image id for push); `image_users`: ref -> workloads, so
     a pushed image whose id changed under the same tag restarts the units that use it.
     """
-    base = plan_files(facts.host, target, facts.files, facts.units, owned=owned)
+    base = plan_files(facts.host, target, facts.files, facts.units, owned=owned, leave=leave)
     image_actions = []
     restart_for_image: set[str] = set()
     from hostctl.remote.facts import normalise_ref
@@ -222,7 +230,7 @@ def plan_host(
     for path, t in sorted(target.items()):
         unit = unit_of(path)
         if unit and t.workload in restart_for_image and unit not in planned \
-                and (owned is None or t.workload in owned):
+                and (owned is None or t.workload in owned) and t.workload not in leave:
             units.append(UnitAction(unit, "restart", "image changed", t.workload))
     missing_networks = tuple(sorted(set(networks) - facts.networks))
     return HostPlan(
@@ -236,5 +244,6 @@ def target_from_manifest(manifest: Mapping[str, Any]) -> dict[str, TargetFile]:
     out = {}
     for f in manifest.get("files", []):
         out[f["path"]] = TargetFile(f["path"], f["sha256"], int(f["mode"], 8),
-                                    f.get("workload", ""), bool(f.get("secret")))
+                                    f.get("workload", ""), bool(f.get("secret")),
+                                    f.get("owner"), bool(f.get("restarts", True)))
     return out

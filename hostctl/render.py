@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
@@ -34,6 +34,8 @@ class RenderedFile:
     secret: bool = False
     redacted_content: bytes | None = None
     workload: str = ""  # the workload it belongs to: a changed env file restarts its units
+    owner: str | None = None  # uid:gid when a container's own user must read it
+    restarts: bool = True  # False: the service reloads it itself (Kong's config, via its API)
 
     def shown(self) -> bytes:
         """What may be displayed or written locally: secret values replaced by their names."""
@@ -183,11 +185,34 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
                 add(service_unit(inst, inv.site))
         if w.secrets:
             add(env_file(w, site))
+    kong = gateway_file(site, host)
+    if kong is not None:
+        add(kong)
     return [files[p] for p in sorted(files)]
 
 
 def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
     return {name: render_host(site, host) for name, host in site.inventory.hosts.items()}
+
+
+def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
+    """Kong's declarative config, on the hosts where hostctl runs Kong."""
+    from hostctl.gateway.config import DECLARATIVE_PATH
+    from hostctl.gateway.declarative import render_declarative
+    from hostctl.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
+
+    kong = next((w for w in site.workloads if w.name == GATEWAY_WORKLOAD), None)
+    if kong is None or not placed_on(kong, host):
+        return None
+    # Kong routes to the site's own services; platform services are not among them.
+    own = tuple(w for w in site.workloads if w.project != PLATFORM_PROJECT)
+    rendered = render_declarative(replace(site, workloads=own))
+    if rendered is None:
+        return None
+    # The official image runs Kong as user kong (uid 1000): it must be able to read it.
+    return RenderedFile(DECLARATIVE_PATH, rendered.text, MODE_SECRET, secret=True,
+                        redacted_content=rendered.redacted, workload=GATEWAY_WORKLOAD,
+                        owner="1000:1000", restarts=False)
 
 
 def write_tree(rendered: dict[str, list[RenderedFile]], out_dir: str) -> list[str]:

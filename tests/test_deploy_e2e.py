@@ -19,9 +19,22 @@ __all__ = ["example_site"]
 SECRETS = ("example-not-a-real-password", "example-token-0000")
 
 
+def test_a_platform_service_that_cannot_start_is_said_at_plan_time(example_site: Site) -> None:
+    s = example_site
+    res = s.hostctl("deploy", "-i", str(s.inventory), "--yes", "--fail-fast")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "--fail-fast: nothing was changed, because: edge-1: platform service" in res.stderr
+    assert ("edge-1: ERROR platform service gateway-kong cannot start: its image kong:3.9.1 "
+            "is not on this machine (image_source push); load it here (docker load), or leave "
+            "it out explicitly with --skip-platform gateway") in res.stdout
+    for host in s.hosts:
+        assert s.ssh(host, "ls /etc/systemd/system | grep -c hostctl- || true").strip() == "0"
+
+
 def test_first_deploy_brings_every_host_to_healthy(example_site: Site) -> None:
     s = example_site
     res = s.deploy("--json")
+    assert "gateway: skipped (--skip-platform gateway)" in res.stderr
     assert res.returncode == 0, res.stdout + res.stderr
     out = json.loads(res.stdout)
     assert {h: v["status"] for h, v in out["hosts"].items()} == {
@@ -49,7 +62,7 @@ def test_second_identical_deploy_changes_nothing(example_site: Site) -> None:
     assert {h: v["round_trips"] for h, v in out["hosts"].items()} == {
         "edge-1": 2, "app-1": 2, "gpu-1": 2}
     assert {h: s.active_since(h) for h in s.hosts} == before
-    plan = s.hostctl("plan", "-i", str(s.inventory))
+    plan = s.plan()
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "no changes" in plan.stdout
 
@@ -58,7 +71,7 @@ def test_changing_one_service_restarts_that_one_alone(example_site: Site) -> Non
     s = example_site
     s.edit("specs/triage.yml", "args: [--queue, triage]", "args: [--queue, triage-v2]")
     before = s.active_since("app-1")
-    plan = s.hostctl("plan", "-i", str(s.inventory))
+    plan = s.plan()
     assert plan.returncode == 1, plan.stdout + plan.stderr
     assert "restart hostctl-triage-worker-1.service (unit changed)" in plan.stdout
     assert "-ExecStart=" in plan.stdout and "--queue triage-v2" in plan.stdout
@@ -140,7 +153,7 @@ def test_secrets_stay_out_of_units_status_output_and_audit(example_site: Site) -
     assert inside.strip() == SECRETS[0]
     leaks = s.ssh("app-1", "cat /etc/systemd/system/hostctl-* /var/lib/hostctl/audit.log; "
                            "journalctl -u 'hostctl-*' --no-pager; true")
-    outputs = [s.deploy().stdout, s.hostctl("plan", "-i", str(s.inventory)).stdout,
+    outputs = [s.deploy().stdout, s.plan().stdout,
                s.deploy("--json").stdout, leaks]
     for text in outputs:
         for secret in SECRETS:

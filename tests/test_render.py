@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hostctl.loader import load_site
+from hostctl.platform import with_platform
 from hostctl.render import render_site
 from hostctl.render_output import replace_tree
 from tests.site_factory import SERVICE, make_site
@@ -22,7 +23,7 @@ GOLDEN = Path(__file__).parent / "golden" / "example"
 def test_worked_example_matches_golden_files(tmp_path: Path) -> None:
     """The whole rendered tree, byte for byte. HOSTCTL_UPDATE_GOLDEN=1 rewrites the copies."""
     out = tmp_path / "out"
-    replace_tree(render_site(load_site(str(EXAMPLE))), str(out))
+    replace_tree(render_site(with_platform(load_site(str(EXAMPLE)))), str(out))
     if os.environ.get("HOSTCTL_UPDATE_GOLDEN") == "1":
         shutil.rmtree(GOLDEN, ignore_errors=True)
         shutil.copytree(out, GOLDEN)
@@ -43,7 +44,7 @@ def test_rendering_is_byte_identical_across_runs_and_working_directories(
 
 
 def test_secret_values_stay_out_of_units_and_local_output(tmp_path: Path) -> None:
-    site = load_site(str(EXAMPLE))
+    site = with_platform(load_site(str(EXAMPLE)))
     rendered = render_site(site)
     values = [s.reveal() for s in site.secrets.values.values()]
     env_files = [f for files in rendered.values() for f in files if f.secret]
@@ -94,12 +95,12 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip("systemd-analyze or /usr/bin/docker missing: run scripts/test.sh set-up")
     units = tmp_path / "units"
     units.mkdir()
-    for files in render_site(load_site(str(EXAMPLE))).values():
+    for files in render_site(with_platform(load_site(str(EXAMPLE)))).values():
         for f in files:
             if f.path.startswith("/etc/systemd/system/"):
                 (units / Path(f.path).name).write_bytes(f.content)
     checked = sorted(units.iterdir())
-    assert len(checked) == 7
+    assert len(checked) == 8
     for unit in checked:
         result = _verify(unit)
         assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit.name

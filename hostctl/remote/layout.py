@@ -11,12 +11,15 @@ LOCK_DIR = f"{STATE_DIR}/lock"
 AUDIT_LOG = f"{STATE_DIR}/audit.log"
 MANIFEST = "manifest.json"
 KEEP_RELEASES = 5
+GATEWAY_FILE = "/etc/hostctl/gateway/kong.yml"  # Kong's declarative config (secrets inside)
+GATEWAY_WORKLOAD = "gateway-kong"  # the platform service that runs Kong
 
 # Globs of the files hostctl owns on a host; anything else is never touched or removed.
 MANAGED_GLOBS = (
     f"{UNIT_DIR}/hostctl-*.service",
     f"{UNIT_DIR}/hostctl-*.timer",
     f"{ENV_DIR}/*.env",
+    GATEWAY_FILE,
 )
 
 
@@ -28,4 +31,4 @@ def is_managed(path: str) -> bool:
 
 def is_secret_path(path: str) -> bool:
     """Files whose content must never leave the host: their hashes only are read back."""
-    return path.startswith(ENV_DIR + "/")
+    return path.startswith(ENV_DIR + "/") or path == GATEWAY_FILE

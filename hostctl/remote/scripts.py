@@ -32,7 +32,7 @@ step() {
 }
 put() {
   mkdir -p "$(dirname "$2")" && cp "$1" "$2.hostctl-new" && chmod "$3" "$2.hostctl-new" \
-    && mv -f "$2.hostctl-new" "$2"
+    && { [ -z "${4:-}" ] || chown "$4" "$2.hostctl-new"; } && mv -f "$2.hostctl-new" "$2"
 }
 """
 
@@ -98,8 +98,9 @@ def activate(plan: HostPlan, release: str | None, docker: str,
                 lines.append(f"{d} rm -f {q(unit[:-len('.service')])} >/dev/null 2>&1")
     for f in plan.files:
         if f.action == "write":
+            owner = f" {q(f.owner)}" if f.owner else ""
             lines.append(f"step install put {q(r + '/files' + f.path)} {q(f.path)} "
-                         f"{f.mode:04o}")
+                         f"{f.mode:04o}{owner}")
         else:
             lines.append(f"step remove rm -f {q(f.path)}")
     if plan.files:
