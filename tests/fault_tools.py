@@ -229,6 +229,14 @@ def write_lock(site: Site, host: str, age: int, who: str = "ops@elsewhere",
     return record
 
 
+def without_gateway(path: Path) -> None:
+    """Drop the inventory's gateway section: Kong's image cannot be had on the sandbox, and
+    these tests are about deploy itself, so the site they deploy has no platform services."""
+    data = yaml.safe_load(path.read_text())
+    if data.pop("gateway", None) is not None:
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def inventory_variant(site: Site, path: Path, **ssh: object) -> Path:
     """A copy of the site's inventory with some `ssh:` defaults changed."""
     data = yaml.safe_load(site.inventory.read_text())
