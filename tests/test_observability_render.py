@@ -105,7 +105,7 @@ def test_rendered_files_match_the_golden_copies(site: Site) -> None:
 
 def test_rendering_twice_gives_the_same_bytes(site: Site) -> None:
     assert rendered_tree(site) == rendered_tree(site)
-    assert build_bundle() == build_bundle.__wrapped__()  # type: ignore[attr-defined]
+    assert build_bundle() == build_bundle.__wrapped__()
 
 
 def test_without_sections_observability_adds_nothing(tmp_path: Path,
