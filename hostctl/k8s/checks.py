@@ -75,7 +75,7 @@ def subdomain_problem(value: str, what: str) -> str | None:
 
 
 def name_problem(kind: str, name: str) -> str | None:
-    what = f"{kind} name"
+    what = {"PersistentVolumeClaim": "volume"}.get(kind, f"{kind} name")
     if kind == "Service":
         if len(name) > LABEL_MAX or not DNS1035_LABEL.fullmatch(name):
             return (f"{what} '{name}' is not a valid RFC 1035 label: Service names start with "
@@ -156,10 +156,6 @@ def manifest_problems(doc: Mapping[str, Any]) -> Iterator[str]:
         job = spec.get("jobTemplate", {})
         yield from _labels(job.get("metadata", {}).get("labels") or {})
         yield from _pod(job.get("spec", {}).get("template", {}), JOB_RESTART_POLICIES, kind)
-    elif kind == "Service":
-        for port in spec.get("ports", []):
-            if (msg := port_name_problem(str(port.get("name", "")))) is not None:
-                yield f"Service {name}: {msg}"
     elif kind in ("ConfigMap", "Secret"):
         for data_key in ("data", "stringData"):
             for k in doc.get(data_key) or {}:
@@ -198,9 +194,6 @@ def _pod(template: Mapping[str, Any], policies: Sequence[str], kind: str) -> Ite
                 yield msg
     for v in pod.get("volumes", []):
         if (msg := dns_label_problem(str(v.get("name", "")), "volume name")) is not None:
-            yield msg
-        claim = v.get("persistentVolumeClaim", {}).get("claimName")
-        if claim is not None and (msg := subdomain_problem(str(claim), "volume")) is not None:
             yield msg
 
 

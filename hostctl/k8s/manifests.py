@@ -316,13 +316,17 @@ class _Builder:
             if p.host is not None:
                 self.note(w, f"ports/{pname}/host", f"host port {p.host} has no meaning in the "
                           f"cluster: Service {w.name}.{ns} serves port {p.container} inside it"
-                          + (" and the Ingress outside" if w.route else ""))
+                          + (" and the Ingress outside" if self.exposed(w) else ""))
         if w.restart != "always":
             self.note(w, "restart", f"restart: {w.restart} has no Deployment equivalent: "
                       "Kubernetes always restarts a service's containers")
         self.reach(w)
         if w.route is not None:
             self.route(w)
+
+    def exposed(self, w: m.Workload) -> bool:
+        """Whether the route gets an Ingress (Traefik cannot check auth: those stay closed)."""
+        return w.route is not None and (self.ingress == KONG or w.route.auth == "none")
 
     def reach(self, w: m.Workload) -> None:
         """A service that joins another project's network can reach its pods and be reached
