@@ -70,6 +70,8 @@ class ExporterConf:
     port: int = 9477
     docker: str = "docker"
     systemctl: str = "systemctl"
+    proc: str = "/proc"  # where to read processes and cgroups: elsewhere when the exporter
+    cgroup: str = "/sys/fs/cgroup"  # runs with the host's mounted under another path
     gpus: int = 0
     sample_interval: float = 5.0
     state_dir: str = "/var/lib/hostctl"
@@ -85,8 +87,8 @@ class ExporterConf:
                               tuple(s["replicas"]), int(s.get("gpus", 0)),
                               Check(**s.get("check", {"kind": "running"})))
             for name, s in data.get("services", {}).items()}
-        keys = ("listen", "port", "docker", "systemctl", "gpus", "sample_interval", "state_dir",
-                "prices", "jobs", "audit")
+        keys = ("listen", "port", "docker", "systemctl", "proc", "cgroup", "gpus",
+                "sample_interval", "state_dir", "prices", "jobs", "audit")
         simple = {k: data[k] for k in keys if k in data}
         return cls(site=data["site"], host=data["host"], services=services, **simple)
 
@@ -195,7 +197,7 @@ class Sampler:
                  cgroups: src.CgroupReader | None = None, state_path: str | None = None,
                  clock: Any = time.time):
         self.conf, self.run, self.clock = conf, run, clock
-        self.cgroups = cgroups or src.CgroupReader()
+        self.cgroups = cgroups or src.CgroupReader(conf.proc, conf.cgroup)
         self.state_path = state_path or f"{conf.state_dir}/exporter/state.json"
         self.state = State.load(self.state_path)
         for project in conf.projects:

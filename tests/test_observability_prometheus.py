@@ -1,0 +1,343 @@
+"""A real Prometheus (Debian's package, started here on 127.0.0.1) scrapes the exporter
+bundle run by this machine's python3, with a fake Docker and systemd whose answers the test
+changes, and cgroup files in a temp folder. Queries go through Prometheus' HTTP API.
+
+`PrometheusServer` and `ExporterProcess` are also used by the sandbox end-to-end test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostctl import model as m
+from hostctl.observability.config import MetricsConfig, PrometheusSettings
+from hostctl.observability.exporter_bundle import build_bundle
+from hostctl.observability.prometheus import rules_file, scrape_config, targets_file
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+needs_prometheus = pytest.mark.skipif(
+    not os.path.exists(PROMETHEUS),
+    reason="no prometheus binary: apt-get install prometheus (scripts/ci-setup.sh does)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float, every: float = 0.5,
+               what: str = "condition") -> Any:
+    """Poll until `check()` is truthy (bounded); its value."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what} not met within {timeout:g}s (last: {last!r})")
+
+
+class PrometheusServer:
+    """Prometheus on 127.0.0.1 with hostctl's rendered scrape config and given targets."""
+
+    def __init__(self, workdir: Path, inv: m.Inventory, met: MetricsConfig,
+                 targets: list[dict[str, Any]]):
+        self.dir = workdir
+        self.port = free_port()
+        (workdir / "targets").mkdir(parents=True, exist_ok=True)
+        (workdir / "rules").mkdir(parents=True, exist_ok=True)
+        (workdir / "prometheus.yml").write_text(scrape_config(inv, met))
+        (workdir / targets_file(inv.site)).write_text(json.dumps(targets))
+        (workdir / rules_file(inv.site)).write_text("groups: []\n")
+        self.log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}",
+             "--web.enable-lifecycle", "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+        wait_until(self._ready, 60, what="Prometheus ready")
+
+    def _get(self, path: str) -> tuple[int, str]:
+        try:
+            with _DIRECT.open(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return int(r.status), r.read().decode()
+        except (OSError, ValueError) as exc:
+            if self.proc.poll() is not None:
+                raise AssertionError("Prometheus exited: "
+                                     + (self.dir / "prometheus.log").read_text()[-2000:]) from exc
+            return 0, str(exc)
+
+    def _ready(self) -> bool:
+        return self._get("/-/ready")[0] == 200
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The instant vector `expr` evaluates to now."""
+        status, body = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        assert status == 200, f"query {expr!r}: {status} {body}"
+        data = json.loads(body)["data"]
+        assert data["resultType"] == "vector", data
+        return list(data["result"])
+
+    def value(self, expr: str) -> float | None:
+        """The single value of `expr`, or None when it has no series."""
+        result = self.query(expr)
+        assert len(result) <= 1, f"{expr} has {len(result)} series: {result}"
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_value(self, expr: str, expected: float, timeout: float = 30,
+                   tolerance: float = 1e-9) -> None:
+        def check() -> bool:
+            v = self.value(expr)
+            return v is not None and abs(v - expected) <= tolerance
+        wait_until(check, timeout, what=f"{expr} == {expected} (now {self.value(expr)})")
+
+    def targets_health(self) -> dict[str, str]:
+        status, body = self._get("/api/v1/targets")
+        assert status == 200, body
+        return {t["labels"].get("host", t["scrapeUrl"]): t["health"]
+                for t in json.loads(body)["data"]["activeTargets"]}
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+# -- a fake host for the exporter on this machine --------------------------------------------
+
+FAKE_DOCKER = """\
+#!{python}
+import json, sys
+state = json.load(open({state!r}))
+if not state.get("docker_up", True):
+    sys.exit("Cannot connect to the Docker daemon")
+items = state["containers"]
+if sys.argv[1] == "ps":
+    print("\\n".join(i["Id"] for i in items))
+else:
+    print(json.dumps([i for i in items if i["Id"] in sys.argv]))
+"""
+
+FAKE_SYSTEMCTL = """\
+#!/bin/sh
+cat {units}
+"""
+
+
+class FakeHost:
+    """Docker, systemctl and cgroup files of a host that is not there."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.state = root / "docker.json"
+        self.units = root / "units.txt"
+        (root / "bin").mkdir(parents=True)
+        docker = root / "bin" / "docker"
+        docker.write_text(FAKE_DOCKER.format(python=sys.executable, state=str(self.state)))
+        systemctl = root / "bin" / "systemctl"
+        systemctl.write_text(FAKE_SYSTEMCTL.format(units=self.units))
+        for f in (docker, systemctl):
+            f.chmod(0o755)
+        self.containers: list[dict[str, Any]] = []
+        self.restarts: dict[str, int] = {}
+        self.docker_up = True
+        self.flush()
+
+    def run(self, cid: str, name: str, workload: str, project: str, cpu: float,
+            memory: int, pid: int, kind: str = "service") -> None:
+        self.containers = [c for c in self.containers if c["Name"] != f"/{name}"]
+        self.containers.append({
+            "Id": cid, "Name": f"/{name}",
+            "State": {"Running": True, "Pid": pid, "StartedAt": "2024-01-01T00:00:00Z"},
+            "Config": {"Image": "app:1.0", "Labels": {
+                "io.hostctl.managed": "true", "io.hostctl.workload": workload,
+                "io.hostctl.project": project, "io.hostctl.kind": kind,
+                "io.hostctl.spec-hash": "0123456789ab"}},
+            "HostConfig": {}, "NetworkSettings": {"Networks": {}}})
+        self.set_usage(pid, cpu, memory)
+        self.flush()
+
+    def set_usage(self, pid: int, cpu: float, memory: int) -> None:
+        def write(rel: str, text: str) -> None:
+            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / rel).write_text(text)
+        write(f"proc/{pid}/cgroup", f"3:cpu,cpuacct:/docker/p{pid}\n4:memory:/docker/p{pid}\n")
+        write(f"cg/cpu,cpuacct/docker/p{pid}/cpuacct.usage", str(int(cpu * 1e9)))
+        write(f"cg/memory/docker/p{pid}/memory.usage_in_bytes", str(memory))
+
+    def flush(self) -> None:
+        self.state.write_text(json.dumps({"docker_up": self.docker_up,
+                                          "containers": self.containers}))
+        self.units.write_text("\n\n".join(
+            f"Id={unit}\nNRestarts={n}\nActiveState=active" for unit, n in
+            sorted(self.restarts.items())) + "\n")
+
+
+class ExporterProcess:
+    """The bundle, run by a python3 with a config file; stopped with SIGTERM."""
+
+    def __init__(self, workdir: Path, conf: dict[str, Any], python: str = sys.executable):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.pyz = workdir / "hostctl-exporter.pyz"
+        self.pyz.write_bytes(build_bundle())
+        self.config = workdir / "config.json"
+        self.config.write_text(json.dumps(conf))
+        self.log = open(workdir / "exporter.log", "wb")  # noqa: SIM115 (closed in stop)
+        # A clean environment: nothing from this checkout may leak into the bundle's imports.
+        self.proc = subprocess.Popen([python, str(self.pyz), "--config", str(self.config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={"PATH": "/usr/bin:/bin"}, cwd=workdir)
+        url = f"http://127.0.0.1:{conf['port']}/metrics"
+
+        def answers() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError("exporter exited: "
+                                     + (workdir / "exporter.log").read_text()[-2000:])
+            try:
+                with _DIRECT.open(url, timeout=2) as r:
+                    return int(r.status) == 200
+            except OSError:
+                return False
+        wait_until(answers, 30, what="exporter answers")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+# -- the test --------------------------------------------------------------------------------
+
+INV = m.Inventory(file="site.yml", site="promtest", hosts={})
+MET = MetricsConfig(prometheus=PrometheusSettings(scrape_interval=1.0))
+
+
+def exporter_conf(host: FakeHost, port: int, prices: dict[str, Any] | None,
+                  name: str) -> dict[str, Any]:
+    return {
+        "site": "promtest", "host": name, "listen": "127.0.0.1", "port": port,
+        "docker": str(host.root / "bin/docker"), "systemctl": str(host.root / "bin/systemctl"),
+        "proc": str(host.root / "proc"), "cgroup": str(host.root / "cg"),
+        "sample_interval": 1, "state_dir": str(host.root / "state"), "prices": prices,
+        "services": {"api": {"project": "shop", "image": "app:1.0", "spec_hash": "0123456789ab",
+                             "replicas": [1, 2], "check": {"kind": "running"}}},
+        "jobs": {"nightly": {"project": "shop", "gpus": 0}},
+    }
+
+
+@pytest.fixture()
+def rig(tmp_path: Path) -> Iterator[tuple[PrometheusServer, FakeHost, dict[str, ExporterProcess]]]:
+    priced, unpriced = FakeHost(tmp_path / "priced"), FakeHost(tmp_path / "unpriced")
+    priced.run("c1", "hostctl-api-1", "api", "shop", cpu=5.0, memory=1000, pid=101)
+    priced.restarts = {"hostctl-api-1.service": 0, "hostctl-api-2.service": 0}
+    priced.flush()
+    unpriced.run("c9", "hostctl-api-1", "api", "shop", cpu=7.0, memory=2000, pid=109)
+    ports = {"priced": free_port(), "unpriced": free_port()}
+    exporters: dict[str, ExporterProcess] = {}
+    prom = None
+    try:
+        exporters["priced"] = ExporterProcess(tmp_path / "e1", exporter_conf(
+            priced, ports["priced"], {"currency": "EUR", "cpu_hour": 0.36}, "priced"))
+        exporters["unpriced"] = ExporterProcess(tmp_path / "e2", exporter_conf(
+            unpriced, ports["unpriced"], None, "unpriced"))
+        prom = PrometheusServer(tmp_path / "prom", INV, MET, [
+            {"targets": [f"127.0.0.1:{port}"], "labels": {"host": name, "site": "promtest"}}
+            for name, port in ports.items()])
+        yield prom, priced, exporters
+    finally:
+        if prom is not None:
+            prom.stop()
+        for e in exporters.values():
+            e.stop()
+
+
+@needs_prometheus
+def test_prometheus_scrapes_the_exporter_bundle(
+        rig: tuple[PrometheusServer, FakeHost, dict[str, ExporterProcess]]) -> None:
+    prom, host, exporters = rig
+    p = '{host="priced"}'
+    prom.wait_value('hostctl_service_up{host="priced",replica="1"}', 1)
+    assert prom.value('hostctl_service_up{host="priced",replica="2"}') == 0
+    assert prom.value(f"hostctl_project_cpu_seconds_total{p}") == 5.0
+    assert prom.value('hostctl_project_cost_total{host="priced",resource="cpu"}') == \
+        pytest.approx(5 / 3600 * 0.36)
+    assert prom.value('hostctl_container_memory_bytes{host="priced",replica="1"}') == 1000
+    info = prom.query('hostctl_service_info{host="priced",replica="1"}')[0]["metric"]
+    assert (info["image"], info["spec_hash"], info["project"], info["site"], info["job"]) == (
+        "app:1.0", "0123456789ab", "shop", "promtest", "hostctl-promtest")
+    # prices missing: the cost series are absent, not zero; usage is still counted
+    assert prom.query('hostctl_project_cost_total{host="unpriced"}') == []
+    assert prom.query('hostctl_price_per_hour{host="unpriced"}') == []
+    assert prom.value('hostctl_project_cpu_seconds_total{host="unpriced"}') == 7.0
+
+    # a forced restart: systemd restarted the unit, its new container starts from zero CPU
+    host.restarts["hostctl-api-1.service"] = 1
+    host.run("c2", "hostctl-api-1", "api", "shop", cpu=0.5, memory=900, pid=102)
+    prom.wait_value('hostctl_service_restarts_total{host="priced",replica="1"}', 1)
+    prom.wait_value('hostctl_container_cpu_seconds_total{host="priced",replica="1"}', 0.5)
+    prom.wait_value(f"hostctl_project_cpu_seconds_total{p}", 5.5)
+
+    # a job run: its CPU counts for its project, and stays counted after it is gone
+    host.run("j1", "hostctl-job-nightly-r1", "nightly", "shop", cpu=2.0, memory=10, pid=103,
+             kind="job")
+    prom.wait_value(f"hostctl_project_cpu_seconds_total{p}", 7.5)
+    host.containers = [c for c in host.containers if c["Id"] != "j1"]
+    host.flush()
+    time.sleep(3)
+    assert prom.value(f"hostctl_project_cpu_seconds_total{p}") == 7.5
+
+    # Docker down: the exporter says so, keeps its totals; exporter down: Prometheus says so
+    host.docker_up = False
+    host.flush()
+    prom.wait_value(f"hostctl_exporter_docker_up{p}", 0)
+    assert prom.value(f"hostctl_project_cpu_seconds_total{p}") == 7.5
+    exporters["priced"].stop()
+    prom.wait_value('up{host="priced"}', 0)
+    assert prom.targets_health() == {"priced": "down", "unpriced": "up"}
+
+
+def test_the_bundle_runs_with_debians_python_and_nothing_else(tmp_path: Path) -> None:
+    """The host's python3 without this checkout's packages: /usr/bin/python3 -I."""
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("no /usr/bin/python3 on this machine")
+    host = FakeHost(tmp_path / "h")
+    conf = exporter_conf(host, free_port(), None, "h")
+    (tmp_path / "c.json").write_text(json.dumps(conf))
+    (tmp_path / "x.pyz").write_bytes(build_bundle())
+    res = subprocess.run([python, "-I", str(tmp_path / "x.pyz"), "--config",
+                          str(tmp_path / "c.json"), "--once"], capture_output=True, text=True,
+                         timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    assert 'hostctl_service_up{project="shop",replica="1",service="api"} 0.0' in res.stdout
+    bad = subprocess.run([python, "-I", str(tmp_path / "x.pyz"), "--config", "/nonexistent"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("hostctl-exporter: cannot read /nonexistent: ")
