@@ -311,7 +311,7 @@ class _Builder:
                       "spec": {"selector": {SELECTOR_KEY: w.name}, "ports": [
                           {"name": pname, "port": p.container, "targetPort": pname,
                            "protocol": p.protocol.upper()} for pname, p in w.ports.items()]}},
-                     kc.origin_of(w, "ports"))
+                     origin)
         for pname, p in w.ports.items():
             if p.host is not None:
                 self.note(w, f"ports/{pname}/host", f"host port {p.host} has no meaning in the "
