@@ -182,6 +182,8 @@ def _selector(spec: Mapping[str, Any]) -> Iterator[str]:
 def _pod(template: Mapping[str, Any], policies: Sequence[str], kind: str) -> Iterator[str]:
     yield from _labels(template.get("metadata", {}).get("labels") or {})
     pod = template.get("spec", {})
+    if not pod:
+        return
     policy = pod.get("restartPolicy", "Always")
     if policy not in policies:
         yield (f"a {kind}'s pods need restartPolicy {' or '.join(policies)}, "
