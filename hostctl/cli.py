@@ -144,4 +144,5 @@ def docs(section: str | None) -> None:
 # Commands defined in their own modules register themselves on `main` when imported.
 from hostctl import cli_day2 as _cli_day2  # noqa: E402,F401
 from hostctl import cli_deploy as _cli_deploy  # noqa: E402,F401
+from hostctl import cli_gateway as _cli_gateway  # noqa: E402,F401
 from hostctl import cli_sandbox as _cli_sandbox  # noqa: E402,F401

@@ -59,11 +59,11 @@ class StandInState:
 class KongAdminStandIn:
     """Start with `with KongAdminStandIn() as kong:`; `kong.url` is its base URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.state = StandInState()
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"standin": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -262,3 +262,11 @@ class _Handler(BaseHTTPRequestHandler):
 def running_standin() -> Iterator[KongAdminStandIn]:
     with KongAdminStandIn() as kong:
         yield kong
+
+
+if __name__ == "__main__":
+    # On a sandbox host (tests/gateway_rig.py ships this file in a zipapp): serve on the
+    # loopback port given, as Kong's Admin API would, until stopped.
+    import sys
+
+    KongAdminStandIn(int(sys.argv[1])).server.serve_forever(poll_interval=0.2)

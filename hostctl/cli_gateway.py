@@ -1,0 +1,80 @@
+"""`hostctl gateway plan|sync|status`: Kong's configuration, derived from the specs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from hostctl.cli import inventory_option, json_option, main
+
+
+@main.group()
+def gateway() -> None:
+    """Kong, the API gateway: its configuration comes whole from the specs' routes and the
+    inventory's gateway section, and reaches Kong's Admin API through an SSH tunnel to the
+    gateway host's loopback."""
+
+
+def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
+    from hostctl.deploy import DeployOptions, Run, command_line
+    from hostctl.gateway import ops
+    from hostctl.loader import load_site
+
+    site = load_site(inventory)
+    rendered = ops.desired(site)
+    names = set(ops.gateway_hosts(site))
+    if hosts:
+        names &= {h.strip() for h in hosts.split(",")}
+    run = Run(site, DeployOptions(hosts=frozenset(names), command=command_line()))
+    step = {"plan": ops.plan_one, "sync": ops.sync_one, "status": ops.status_one}[what]
+    with run.connected():
+        reports = ops.for_each_gateway(run.runners, lambda r: step(r, site, rendered))
+    if as_json:
+        click.echo(json.dumps({r.host: {"ok": r.ok, "changed": r.changed, "lines": r.lines,
+                                        **r.data} for r in reports}, indent=2))
+    else:
+        for r in reports:
+            for line in r.lines:
+                click.echo(line)
+    failed = any(not r.ok for r in reports)
+    changed = any(r.changed for r in reports)
+    sys.exit(2 if failed and what == "plan" else 1 if failed or (what == "plan" and changed)
+             else 0)
+
+
+def _hosts_option(f: Any) -> Any:
+    return click.option("--hosts", "hosts", metavar="H1,H2",
+                        help="Only these gateway hosts.")(f)
+
+
+@gateway.command("plan")
+@inventory_option
+@_hosts_option
+@json_option
+def gateway_plan(inventory: str, hosts: str | None, as_json: bool) -> None:
+    """Show how the config Kong runs differs from the one hostctl would send (exit 0 same,
+    1 different, 2 errors). Credential values are never shown."""
+    _run(inventory, hosts, "plan", as_json)
+
+
+@gateway.command("sync")
+@inventory_option
+@_hosts_option
+@json_option
+def gateway_sync(inventory: str, hosts: str | None, as_json: bool) -> None:
+    """Send the whole configuration (POST /config) and verify Kong's configuration hash. A
+    config Kong rejects is reported against the spec lines that made it; Kong keeps
+    running its previous one."""
+    _run(inventory, hosts, "sync", as_json)
+
+
+@gateway.command("status")
+@inventory_option
+@_hosts_option
+@json_option
+def gateway_status(inventory: str, hosts: str | None, as_json: bool) -> None:
+    """Routes, upstream target health, and whether Kong runs hostctl's configuration."""
+    _run(inventory, hosts, "status", as_json)
