@@ -15,27 +15,33 @@ from typing import Any
 
 import pytest
 
-kv = pytest.importorskip(
-    "kubernetes_validate",
-    reason="kubernetes-validate is not installed: add it to the test extra "
-           "(pip install kubernetes-validate)")
-utils = pytest.importorskip("kubernetes_validate.utils")
 
-if not hasattr(utils.schema_contents, "cache_info"):
-    utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
+@functools.cache
+def _utils() -> Any:
+    """kubernetes_validate.utils with its schema reads cached; skips the calling test (only
+    it) when the package is missing."""
+    utils = pytest.importorskip(
+        "kubernetes_validate.utils",
+        reason="kubernetes-validate is not installed: add it to the test extra "
+               "(pip install kubernetes-validate)")
+    if not hasattr(utils.schema_contents, "cache_info"):
+        utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
+    return utils
+
 
 CUSTOM_KINDS = {"KongPlugin", "KongConsumer", "Middleware"}
 
 
 def newest_versions(n: int = 3) -> list[str]:
     """The `n` newest Kubernetes versions the installed package ships schemas for."""
-    versions = sorted(set(utils.all_versions()), key=lambda v: tuple(int(x) for x in
+    versions = sorted(set(_utils().all_versions()), key=lambda v: tuple(int(x) for x in
                                                                      v.split(".")))
     return versions[-n:]
 
 
 def strict_problems(docs: Sequence[Mapping[str, Any]], versions: Sequence[str]) -> list[str]:
     """Every schema violation, as 'Kind ns/name (vX): path: message'."""
+    utils = _utils()
     out: list[str] = []
     for doc in docs:
         meta = doc.get("metadata", {})

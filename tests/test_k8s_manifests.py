@@ -36,7 +36,6 @@ GOLDEN = Path(__file__).parent / "golden" / "k8s"
 VARIANTS = {"kong": K3sConfig(ingress="kong"),
             "traefik": K3sConfig(ingress="traefik", time_zone="Europe/Berlin",
                                  storage_class="local-path", namespace_prefix="acme-")}
-VERSIONS = newest_versions(3)
 
 
 @pytest.fixture
@@ -51,7 +50,7 @@ def by_key(r: Rendering) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 
 def test_three_kubernetes_versions_are_checked() -> None:
-    assert len(VERSIONS) == 3
+    assert len(newest_versions(3)) == 3
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -75,8 +74,8 @@ def test_worked_example_matches_golden_files(variant: str, example: m.Site) -> N
 def test_worked_example_passes_strict_schemas_of_three_versions(variant: str,
                                                                 example: m.Site) -> None:
     r = render_manifests(example, VARIANTS[variant])
-    assert strict_problems(materialize(r.manifests, reveal=False), VERSIONS) == []
-    assert strict_problems(materialize(r.manifests, reveal=True), VERSIONS) == []
+    assert strict_problems(materialize(r.manifests, reveal=False), newest_versions(3)) == []
+    assert strict_problems(materialize(r.manifests, reveal=True), newest_versions(3)) == []
 
 
 def test_rendering_is_identical_across_runs_and_working_directories(
@@ -401,7 +400,7 @@ def test_generated_specs_are_refused_with_locations_or_pass_strict_schemas(
         for p in exc.problems:
             assert p.file.startswith("specs/") and p.line > 0, p
         return
-    assert strict_problems(materialize(r.manifests, reveal=True), VERSIONS) == []
+    assert strict_problems(materialize(r.manifests, reveal=True), newest_versions(3)) == []
     redacted = dump_all(r.manifests)
     assert "value-of-S" not in redacted
     assert dump_all(render_manifests(site, cfg).manifests) == redacted  # deterministic
