@@ -147,13 +147,16 @@ def deploy(inventory: str, hosts: str | None, only: str | None,
                 click.echo("Nothing was changed.")
                 sys.exit(1)
             outcomes = run.apply(the_plan)
-    _show_outcomes(outcomes, as_json)
-    sys.exit(exit_status(outcomes))
+            gateway = run.sync_gateway()
+    _show_outcomes(outcomes, as_json, gateway)
+    sys.exit(exit_status(outcomes) or (1 if any(not g.ok for g in gateway) else 0))
 
 
-def _show_outcomes(outcomes: Any, as_json: bool) -> None:
+def _show_outcomes(outcomes: Any, as_json: bool, gateway: Any = ()) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": all(o.ok for o in outcomes.values()), "hosts": {
+        click.echo(json.dumps({"ok": all(o.ok for o in outcomes.values()) and all(
+            g.ok for g in gateway), "gateway": {g.host: {"ok": g.ok, "lines": g.lines}
+                                                for g in gateway}, "hosts": {
             name: {"status": o.status, "message": o.message, "release": o.release,
                    "seconds": o.seconds, "round_trips": o.round_trips,
                    "counts": o.plan.counts() if o.plan else {},
@@ -174,6 +177,9 @@ def _show_outcomes(outcomes: Any, as_json: bool) -> None:
                 click.echo(f"{'':<{width}}  {h.unit}: unhealthy ({h.detail}); last log lines:")
                 for log in h.log[-10:]:
                     click.echo(f"{'':<{width}}    | {log}")
+    for g in gateway:
+        for line in g.lines:
+            click.echo(f"gateway {line}")
     bad = [n for n, o in outcomes.items() if not o.ok]
     click.echo(f"{len(outcomes) - len(bad)}/{len(outcomes)} host(s) ok"
                + (f"; failed: {', '.join(bad)}" if bad else ""))

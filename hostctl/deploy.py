@@ -498,6 +498,41 @@ class Run:
                          timeout=budget)
         return S.parse_health(res.stdout, [p.unit for p in probes])
 
+    # -- the gateway ----------------------------------------------------------------------
+
+    def sync_gateway(self) -> list[Any]:
+        """After the services are healthy: send Kong the config of what now runs.
+
+        Skipped (with a note) when the gateway is left out, or its hosts are not in this run
+        or did not deploy cleanly: Kong keeps routing to what it knew, which still runs.
+        """
+        from hostctl.gateway import ops
+        from hostctl.platform import GATEWAY
+
+        gw = self.site.inventory.gateway
+        if gw is None or GATEWAY in self.options.skip_platform:
+            return []
+        reports: list[Any] = []
+        ready: dict[str, Runner | RunnerError] = {}
+        for name in gw.hosts:
+            outcome = self.outcomes.get(name)
+            runner = self.runners.get(name)
+            if runner is None or outcome is None:
+                reports.append(ops.GatewayReport(name, True, [
+                    f"{name}: gateway not synced: the host is not part of this run"]))
+            elif not outcome.ok or isinstance(runner, RunnerError):
+                reports.append(ops.GatewayReport(name, False, [
+                    f"{name}: gateway not synced: the host did not deploy cleanly"]))
+            else:
+                ready[name] = runner
+        if ready:
+            rendered = ops.desired(self.site)
+            for name in ready:
+                self.progress(name, "gateway", "sync")
+            reports += ops.for_each_gateway(ready, lambda r: ops.sync_one(r, self.site,
+                                                                           rendered))
+        return reports
+
     # -- rollback by hand ---------------------------------------------------------------
 
     def rollback_plan(self, to: str | None) -> Plan:

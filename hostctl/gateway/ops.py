@@ -6,7 +6,7 @@ Kong's Admin API listens on each gateway host's loopback only; hostctl reaches i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -59,7 +59,7 @@ class GatewayReport:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def for_each_gateway(runners: dict[str, Runner | RunnerError],
+def for_each_gateway(runners: Mapping[str, Runner | RunnerError],
                      fn: Callable[[Runner], GatewayReport]) -> list[GatewayReport]:
     """Run `fn` per gateway host; a host that cannot be reached or asked gets its error."""
     reports = []
