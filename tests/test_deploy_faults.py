@@ -644,7 +644,7 @@ def test_a_declined_run_records_the_plan_it_declined(site: Site) -> None:
     assert record["result"] == "declined"
     plan = record["plan"]
     assert isinstance(plan, dict)
-    assert (plan.get("write"), plan.get("restart")) == (1, 2), record
+    assert plan.get("restart") == 2 and plan.get("write", 0) >= 1, record
 
 
 @pytest.mark.xfail(strict=True, reason=(
