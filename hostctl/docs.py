@@ -13,6 +13,7 @@ SECTIONS = {
     "service": ("docs", "service.yml"),
     "job": ("docs", "job.yml"),
     "gateway": ("kong", "gateway.example.yml"),
+    "k3s": ("k8s", "k3s.example.yml"),
 }
 
 

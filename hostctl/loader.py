@@ -100,7 +100,7 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         gateway=top.get("gateway"),
         logging=top.get("logging", {}),
         metrics=top.get("metrics", {}),
-        k3s=top.get("k3s", {}),
+        k3s=top.get("k3s"),
         lines={str(k): doc.line_of((k,)) for k in doc.data},
     )
 

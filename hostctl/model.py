@@ -14,6 +14,7 @@ from hostctl.secrets import SecretStore
 
 if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
     from hostctl.gateway.config import GatewayConfig
+    from hostctl.k8s.config import K3sConfig
 
 SERVICE: Literal["service"] = "service"
 JOB: Literal["job"] = "job"
@@ -70,7 +71,7 @@ class Inventory:
     gateway: GatewayConfig | None = None
     logging: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
-    k3s: dict[str, Any] = field(default_factory=dict)
+    k3s: K3sConfig | None = None
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from hostctl import model as m
 from hostctl.gateway.config import GATEWAY
+from hostctl.k8s.config import K3S
 from hostctl.schema import (
     INVALID,
     AnyMapping,
@@ -264,5 +265,5 @@ INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
     "gateway": GATEWAY,
     "logging": AnyMapping(),
     "metrics": AnyMapping(),
-    "k3s": AnyMapping(),
+    "k3s": K3S,
 }

@@ -31,7 +31,7 @@ from hostctl.gateway.config import (
 )
 from hostctl.gateway.declarative import preflight
 from hostctl.secrets import Secret, SecretStore
-from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site
+from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site, without_gateway
 
 GOLDEN = Path(__file__).parent / "golden" / "kong"
 
@@ -125,7 +125,11 @@ def test_weights_drain_one_instance(tmp_path: Path) -> None:
 def test_no_gateway_section_renders_nothing(tmp_path: Path) -> None:
     from hostctl.loader import load_site
 
-    site = load_site(str(REPO / "inventories" / "site.yml"), environ={})
+    inv = tmp_path / "site.yml"
+    inv.write_text(without_gateway((REPO / "inventories" / "site.yml").read_text()).replace(
+        "  - specs/*.yml", f"  - {REPO}/inventories/specs/*.yml").replace(
+        "env_file: example.secrets.env", f"env_file: {REPO}/inventories/example.secrets.env"))
+    site = load_site(str(inv), environ={})
     assert render_declarative(site) is None and gateway_files(site) == {}
 
 
@@ -150,7 +154,7 @@ def test_what_kong_would_refuse_is_reported_at_the_spec_line(
     inv = tmp_path / "inv"
     inv.mkdir()
     site_file = tmp_path / "inv" / "site.yml"
-    site_file.write_text((REPO / "inventories" / "site.yml").read_text().replace(
+    site_file.write_text(without_gateway((REPO / "inventories" / "site.yml").read_text()).replace(
         "  - specs/*.yml", f"  - {specs}/*.yml").replace(
         "env_file: example.secrets.env", f"env_file: {REPO}/inventories/example.secrets.env")
         + "\n" + (REPO / "kong" / "gateway.example.yml").read_text())
