@@ -138,12 +138,13 @@ def deploy(inventory: str, hosts: str | None, only: str | None,
             if not as_json:
                 _show_plan(run, the_plan, False, True)
             if fail_fast and the_plan.errors:
-                run.release_locks("cancelled: --fail-fast and a host could not be planned")
+                run.release_locks("cancelled: --fail-fast and a host could not be planned",
+                                  the_plan)
                 raise HostctlError("--fail-fast: nothing was changed, because: "
                                    + "; ".join(the_plan.errors.values()))
             if the_plan.changed and not yes and sys.stdin.isatty() and sys.stdout.isatty() \
                     and not click.confirm("Apply these changes?", default=False):
-                run.release_locks("declined")
+                run.release_locks("declined", the_plan)
                 click.echo("Nothing was changed.")
                 sys.exit(1)
             outcomes = run.apply(the_plan)

@@ -212,8 +212,12 @@ class Run:
 
     @functools.cached_property
     def revision(self) -> str | None:
-        """The specs' git revision, asked once per run (every host's records share it)."""
-        return spec_revision(self.site.inventory.file)
+        """The specs' git revision, asked once per run (every host's records share it).
+
+        Asked where the specs are: the inventory may live elsewhere (`sandbox up` writes its
+        copy into a state folder) and point at specs kept in a repository."""
+        files = sorted({w.file for w in self.site.workloads if w.file})
+        return spec_revision(files[0] if files else self.site.inventory.file)
 
     # -- connect and read -------------------------------------------------------------
 
@@ -350,7 +354,12 @@ class Run:
 
     def _apply_host(self, runner: Runner, plan: HostPlan) -> HostOutcome:
         start = time.monotonic()
-        outcome = self._apply_steps(runner, plan)
+        try:
+            outcome = self._apply_steps(runner, plan)
+        except RunnerError as exc:
+            # The connection dropped (or a command timed out) mid-apply: what the host did
+            # is unknown. The finish below reconnects to audit the run and unlock.
+            outcome = HostOutcome(runner.host, "failed", str(exc), plan)
         outcome.seconds = round(time.monotonic() - start, 3)
         self._finish(runner, outcome)
         outcome.round_trips = runner.round_trips  # the whole run's, facts included
@@ -639,16 +648,22 @@ class Run:
         protect = [outcome.release] if outcome.release else []
         script = S.finish_script(self.lock_record, self.audit_record(outcome), protect=protect)
         try:
-            runner.run(["sh", "-s"], stdin=script.encode(), timeout=60)
+            res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=60)
             self.locked.discard(runner.host)
+            if "@@lock kept" in res.stdout:
+                outcome.message += (" (its apply was still running on the host 30 s after the "
+                                    "connection dropped: the lock is kept; once it has ended, "
+                                    "deploy again with --force-unlock)")
         except RunnerError as exc:
             outcome.message += f" (could not release the lock: {exc})"
 
-    def release_locks(self, result: str) -> None:
-        """End a run that applies nothing (dry run, declined): audit and unlock each host."""
+    def release_locks(self, result: str, plan: Plan | None = None) -> None:
+        """End a run that applies nothing (dry run, declined): audit and unlock each host,
+        recording the plan that was not applied."""
 
         def finish(runner: Runner) -> None:
-            outcome = self.outcomes.get(runner.host) or HostOutcome(runner.host, result)
+            outcome = self.outcomes.get(runner.host) or HostOutcome(
+                runner.host, result, plan=plan.hosts.get(runner.host) if plan else None)
             self._finish(runner, outcome)
 
         live = {n: r for n, r in self.runners.items() if n in self.locked}

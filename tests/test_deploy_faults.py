@@ -337,11 +337,6 @@ def cut_run() -> dict[str, object]:
     return CUT
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hostctl/deploy.py + remote/scripts.py: when the connection drops mid-apply the host's "
-    "`sh -s` apply script carries on (sshd does not kill it), but the run's finish step "
-    "reconnects and removes the lock at once: a second deploy can take the lock and run "
-    "while the first one's `systemctl restart` is still going"))
 def test_a_cut_run_keeps_the_lock_while_its_apply_still_runs_on_the_host() -> None:
     cut = cut_run()
     # when the run ended, its apply had either finished on the host or still held the lock
@@ -349,10 +344,6 @@ def test_a_cut_run_keeps_the_lock_while_its_apply_still_runs_on_the_host() -> No
         f"lock released while the cut apply still runs: {cut['orphans']}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hostctl/deploy.py Run.apply(): a host whose apply raised (ConnectionLost) gets a fresh "
-    "HostOutcome with seconds=0.0, and its audit record (written by release_locks) says "
-    "the run took 0 s although it ran for seconds before the cut"))
 def test_a_cut_run_audit_record_says_how_long_it_ran() -> None:
     cut = cut_run()
     record = cut["audit"]
@@ -522,11 +513,6 @@ def test_only_changes_that_service_and_hosts_only_that_host(site: Site) -> None:
     assert len(s.audit("edge-1")) == audit_lines["edge-1"] + 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "units/service.unit.j2: ExecStop=docker stop ends the container, then systemd SIGTERMs "
-    "the `docker run` client (KillMode=mixed), which exits 143: every stop of a hostctl "
-    "service ends Result=exit-code, and a pruned unit stays `not-found failed` (host "
-    "`degraded`) because nothing runs `systemctl reset-failed` for it either"))
 def test_a_stopped_service_is_not_left_failed(site: Site) -> None:
     """Removing a service (or stopping it) is a clean stop: its unit must not be left
     `failed`, which puts the whole host in systemd's `degraded` state."""
@@ -631,10 +617,6 @@ def test_every_run_leaves_an_audit_line_on_each_host_it_reached_and_never_a_secr
         assert s.ssh(h, "stat -c %a /var/lib/hostctl").strip() == "700"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hostctl/deploy.py Run.release_locks() audits hosts that have no outcome yet with "
-    "HostOutcome(host, result) and no plan, so audit_record() writes plan: {} for a declined "
-    "(or --fail-fast cancelled) run: the record does not say what was declined"))
 def test_a_declined_run_records_the_plan_it_declined(site: Site) -> None:
     s = site
     change_app_1(s)
@@ -647,11 +629,6 @@ def test_a_declined_run_records_the_plan_it_declined(site: Site) -> None:
     assert plan.get("restart") == 2 and plan.get("write", 0) >= 1, record
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hostctl/deploy.py takes the revision with spec_revision(site.inventory.file): the git "
-    "repo of the inventory file, not of the specs. `hostctl sandbox up` writes the inventory "
-    "into its state folder (not a repo), so every record says revision: null although the "
-    "specs are committed"))
 def test_the_audit_records_the_git_revision_of_the_specs(site: Site) -> None:
     s = site
     git = ["git", "-C", str(s.root), "-c", "user.name=t", "-c", "user.email=t@example.org"]

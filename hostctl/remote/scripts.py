@@ -34,7 +34,7 @@ put() {
   mkdir -p "$(dirname "$2")" && cp "$1" "$2.hostctl-new" && chmod "$3" "$2.hostctl-new" \
     && { [ -z "${4:-}" ] || chown "$4" "$2.hostctl-new"; } && mv -f "$2.hostctl-new" "$2"
 }
-"""
+""" + f"[ -d {L.LOCK_DIR} ] && echo $$ > {L.LOCK_DIR}/apply.pid\n"
 
 
 def release_dir(release: str) -> str:
@@ -93,6 +93,7 @@ def activate(plan: HostPlan, release: str | None, docker: str,
     if stops:
         lines.append(f"step stop systemctl stop -- {_words(stops)}")
         lines.append(f"systemctl disable -- {_words(stops)} >/dev/null 2>&1")
+        lines.append(f"systemctl reset-failed -- {_words(stops)} >/dev/null 2>&1")
         for unit in stops:
             if unit.endswith(".service"):
                 lines.append(f"{d} rm -f {q(unit[:-len('.service')])} >/dev/null 2>&1")
@@ -269,7 +270,14 @@ def finish_script(lock_record: str | None, audit_record: Mapping[str, object],
     if lock_record is not None:
         lines += [
             f"if [ \"$(cat {L.LOCK_DIR}/holder.json 2>/dev/null)\" = {q(lock_record)} ]; then",
-            f"  rm -rf {L.LOCK_DIR}",
+            # A script of this run cut off from us (connection lost) may still be changing
+            # the host: the lock stays until it ends (30 s at most, then it is kept).
+            f"  p=$(cat {L.LOCK_DIR}/apply.pid 2>/dev/null); i=0",
+            '  while [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ $i -lt 300 ]; do',
+            "    sleep 0.1; i=$((i + 1))",
+            "  done",
+            '  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo \'@@lock kept\'; '
+            f"else rm -rf {L.LOCK_DIR}; fi",
             "fi",
         ]
     lines.append("echo '@@finished'")
