@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,11 +23,13 @@ from hostctl.docker_cmd import service_run_argv, spec_hash
 from hostctl.observability.config import LoggingConfig, LogstashSettings
 from hostctl.observability.logging_args import log_args
 from hostctl.placement import Instance
+from hostctl.render import service_unit
 from hostctl.sandbox import app_image
 from hostctl.sandbox.container_spec import NETWORK
 from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.testing import ssh
+from hostctl.systemd.quoting import exec_line
 from tests.gelf_listener import GelfListener, Message
 
 pytestmark = pytest.mark.sandbox
@@ -131,3 +134,38 @@ def test_without_logstash_containers_start_run_and_keep_their_logs(
     assert ssh(app_host, "docker inspect -f '{{.State.Running}}' hostctl-gelf-idle-1") == "true"
     assert ssh(app_host, "docker logs hostctl-gelf-idle-1 2>&1") == "started"
     assert ssh(app_host, "docker logs --tail 1 hostctl-gelf-flood-1 2>&1") == "flood-done"
+
+
+def test_a_service_unit_with_gelf_still_has_its_output_in_its_journal(
+        app_host: SandboxHost, gateway: str) -> None:
+    """`hostctl logs` reads the unit's journal: the attached `docker run` client keeps
+    printing the container's output there, whatever the log driver. The unit is hostctl's
+    own rendering, with the gelf options where the integration puts them."""
+    nonce = uuid.uuid4().hex[:8]
+    hosts = {app_host.name: m.Host(app_host.name, app_host.address)}
+    inv = m.Inventory(file="site.yml", site=SITE, hosts=hosts)
+    w = m.Workload(kind="service", name="gelf-unit", project=PROJECT, image=IMAGE,
+                   command=("sh", "-c", f"echo unit-{nonce}; sleep 300"))
+    with GelfListener(gateway) as listener:
+        cfg = logging_to(gateway, listener.port)
+        unit = service_unit(Instance(w, hosts[app_host.name], 1), SITE)
+        gelf = exec_line(["/x", *log_args(cfg, inv, w)])[len("/x "):]
+        text = unit.content.decode()
+        assert text.count("--log-driver journald") == 1
+        text = text.replace("--log-driver journald", gelf)
+        subprocess.run(app_host.ssh_argv(f"cat > {unit.path}"), input=text.encode(),
+                       check=True, timeout=60)
+        try:
+            ssh(app_host, "systemctl daemon-reload && systemctl start hostctl-gelf-unit-1")
+            listener.wait_for(lambda msg: msg.get("short_message") == f"unit-{nonce}",
+                              timeout=30)
+            journal = ""
+            for _ in range(40):  # bounded: the journal may lag the datagram a little
+                journal = ssh(app_host, "journalctl -u hostctl-gelf-unit-1 -o cat --no-pager")
+                if f"unit-{nonce}" in journal:
+                    break
+                time.sleep(0.5)
+            assert f"unit-{nonce}" in journal.splitlines(), journal
+        finally:
+            ssh(app_host, f"systemctl stop hostctl-gelf-unit-1; rm -f {unit.path}; "
+                          "systemctl daemon-reload", check=False)

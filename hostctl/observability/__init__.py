@@ -1,2 +1,65 @@
 """Observability: log shipping (gelf -> Logstash -> Elasticsearch), the per-host metrics
-exporter, and the Prometheus/Grafana files rendered from the inventory and specs."""
+exporter, and the Prometheus/Grafana files rendered from the inventory and specs.
+
+    log, met = logging_config(inv), metrics_config(inv)      # None: section absent/empty
+    log_args(log, inv, w)                    # docker run's logging words (journald w/o log)
+    logging_workloads(log, inv)              # Logstash/Elasticsearch as platform services
+    host_files(site, host)                   # exporter bundle+config+unit, the pipeline
+    site_files(site)                         # prometheus/, grafana/, logging/ for render
+    ElasticsearchClient(url).apply_all(retention_requests(log, site_name))
+    shipping_state(log, drivers, logstash_running, stats, earlier)   # for status
+
+The exporter itself (exporter.py, exporter_sources.py, exporter_audit.py) runs on hosts
+from a zipapp and uses only the standard library and prometheus_client.
+"""
+
+from hostctl.observability.config import (
+    LOGGING,
+    METRICS,
+    LoggingConfig,
+    MetricsConfig,
+    check_observability,
+    logging_config,
+    metrics_config,
+)
+from hostctl.observability.elasticsearch import (
+    ElasticsearchClient,
+    ElasticsearchError,
+    ElasticsearchRejected,
+    EsRequest,
+    retention_requests,
+)
+from hostctl.observability.exporter_bundle import build_bundle, exporter_config, exporter_files
+from hostctl.observability.files import host_files, site_files
+from hostctl.observability.logging_args import gelf_address, log_args
+from hostctl.observability.pipeline import render_pipeline
+from hostctl.observability.platform import logging_workloads
+from hostctl.observability.shipping import Shipping, parse_drivers, parse_stats, shipping_state
+
+__all__ = [
+    "LOGGING",
+    "METRICS",
+    "ElasticsearchClient",
+    "ElasticsearchError",
+    "ElasticsearchRejected",
+    "EsRequest",
+    "LoggingConfig",
+    "MetricsConfig",
+    "Shipping",
+    "build_bundle",
+    "check_observability",
+    "exporter_config",
+    "exporter_files",
+    "gelf_address",
+    "host_files",
+    "log_args",
+    "logging_config",
+    "logging_workloads",
+    "metrics_config",
+    "parse_drivers",
+    "parse_stats",
+    "render_pipeline",
+    "retention_requests",
+    "shipping_state",
+    "site_files",
+]
