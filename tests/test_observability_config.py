@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.errors import Problem
+from hostctl.errors import ConfigError, Problem
 from hostctl.loader import load_site
 from hostctl.model import Site
 from hostctl.observability.config import (
@@ -54,7 +54,12 @@ def site_with(root: Path, sections: str, specs: dict[str, str] | None = None) ->
 
 
 def problems(root: Path, sections: str, specs: dict[str, str] | None = None) -> list[str]:
-    site = site_with(root, sections, specs)
+    """The problems of a site, whether the loader finds them (once it checks these sections
+    itself: see the proposed integration) or check_observability does afterwards."""
+    try:
+        site = site_with(root, sections, specs)
+    except ConfigError as err:
+        return [str(p) for p in err.problems]
     return [str(p) for p in check_observability(site.inventory, list(site.workloads))]
 
 
