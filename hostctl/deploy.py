@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -209,6 +210,10 @@ class Run:
         self.targets: dict[str, HostTarget] = {}
         self.outcomes: dict[str, HostOutcome] = {}
         self.locked: set[str] = set()
+        self._gateway_lock = threading.Lock()
+        self._gateway_checked = False
+        self._gateway: dict[str, Runner | RunnerError] | None = None
+        self._weights: dict[tuple[str, str], int] = {}
 
     @functools.cached_property
     def revision(self) -> str | None:
@@ -291,11 +296,89 @@ class Run:
                          owned=owned, leave=leave, image_users=target.image_users)
         if target.error:
             plan = replace(plan, error=f"{host.name}: {target.error}")
-        gaps = [u.unit for u in plan.units if u.action == "restart"]
+        rolling = self._rolling_units(plan)
+        gaps = [u.unit for u in plan.units if u.action == "restart" and u.unit not in rolling]
+        notes = []
+        if rolling:
+            notes.append(f"rolling through the gateway, one instance at a time: "
+                         f"{', '.join(sorted(rolling))} (weight 0, drain, restart, health, "
+                         "weight back)")
         if gaps:
-            plan = replace(plan, notes=(f"restarting in place: {', '.join(gaps)} "
-                                        "(each has a short gap while it restarts)",))
-        return plan
+            notes.append(f"restarting in place: {', '.join(gaps)} "
+                         "(each has a short gap while it restarts)")
+        return replace(plan, notes=tuple(notes)) if notes else plan
+
+    # -- zero-downtime restarts through the gateway -----------------------------------------
+
+    def _gateway_runners(self) -> dict[str, Runner | RunnerError] | None:
+        """The gateway hosts' runners when Kong can steer traffic during this run, else None
+        (no gateway, skipped, a gateway host outside the run, or Kong not answering)."""
+        with self._gateway_lock:
+            if self._gateway_checked:
+                return self._gateway
+            self._gateway_checked = True
+            self._gateway = self._find_gateway()
+            return self._gateway
+
+    def _find_gateway(self) -> dict[str, Runner | RunnerError] | None:
+        from hostctl.gateway import GatewayError, ops
+        from hostctl.platform import GATEWAY
+
+        gw = self.site.inventory.gateway
+        if gw is None or GATEWAY in self.options.skip_platform:
+            return None
+        found: dict[str, Runner | RunnerError] = {}
+        for name in gw.hosts:
+            runner = self.runners.get(name)
+            if runner is None or isinstance(runner, RunnerError):
+                return None
+            try:
+                with ops.admin_on(runner, self.site) as admin:
+                    admin.status()
+            except (GatewayError, RunnerError):
+                return None
+            found[name] = runner
+        return found
+
+    def _rolling_units(self, plan: HostPlan) -> set[str]:
+        """Restarts of routed services with more than one instance in the site: those go
+        one at a time through the gateway, so the service never stops answering."""
+        routed = {w.name for w in self.site.workloads
+                  if w.route is not None and len(service_instances(w, self.site.inventory)) > 1}
+        units = {u.unit for u in plan.units if u.action == "restart" and u.workload in routed}
+        if not units or self._gateway_runners() is None:
+            return set()
+        return units
+
+    def _set_weight(self, host: str, instance: str, weight: int | None) -> None:
+        """Give one instance's gateway target a weight (None: back to normal) on every
+        gateway host, and wait until Kong runs it (the sync verifies the hash)."""
+        from hostctl.gateway import ops
+
+        with self._gateway_lock:
+            if weight is None:
+                self._weights.pop((host, instance), None)
+            else:
+                self._weights[(host, instance)] = weight
+            rendered = ops.desired(self.site, dict(self._weights))
+            for runner in (self._gateway or {}).values():
+                assert not isinstance(runner, RunnerError)
+                ops.sync_one(runner, self.site, rendered)
+
+    def _roll_one(self, runner: Runner, host: m.Host, probe: S.HealthProbe) -> S.HealthResult:
+        gw = self.site.inventory.gateway
+        assert gw is not None
+        instance = probe.unit.removesuffix(".service")
+        self.progress(host.name, "rolling", f"{instance}: weight 0, drain {gw.drain:g}s")
+        self._set_weight(host.name, instance, 0)
+        time.sleep(gw.drain)
+        res = runner.run(["systemctl", "restart", "--", probe.unit], timeout=120)
+        if not res.ok:
+            return S.HealthResult(probe.unit, False, f"restart failed: {res.stderr.strip()}")
+        (result,) = self._health(runner, host, [probe])
+        if result.ok:
+            self._set_weight(host.name, instance, None)
+        return result
 
     def _lock_message(self, host: str, facts: HostFacts) -> str:
         holder = facts.lock.holder
@@ -392,7 +475,9 @@ class Run:
                     for f in plan.files if f.action == "write"}
         removed = [f.path for f in plan.files if f.action == "remove"]
         script = S.PRELUDE + snapshot + S.stage_release(release, contents, removed, new_manifest)
-        script += S.activate(plan, release, host.docker, target.networks)
+        rolling = self._rolling_units(plan)
+        in_place = replace(plan, units=tuple(u for u in plan.units if u.unit not in rolling))
+        script += S.activate(in_place, release, host.docker, target.networks)
         self.progress(name, "apply", _counts_text(plan))
         res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=300)
         marks = S.markers(res.stdout)
@@ -403,14 +488,23 @@ class Run:
                                                    f"{why}; nothing was changed", plan)
             return self._roll_back(runner, plan, new_manifest, previous,
                                    f"applying failed: {why}", [])
-        units = [u.unit for u in plan.units if u.action in ("start", "restart")
+        units = [u.unit for u in in_place.units if u.action in ("start", "restart")
                  and u.unit in target.probes]
         health = self._health(runner, host, [target.probes[u] for u in units])
+        for unit in sorted(rolling) if all(h.ok for h in health) else []:
+            result = self._roll_one(runner, host, target.probes[unit])
+            health.append(result)
+            if not result.ok:
+                break
         bad = [h for h in health if not h.ok]
         if bad:
             names = ", ".join(h.unit for h in bad)
-            return self._roll_back(runner, plan, new_manifest, previous,
-                                   f"unhealthy after the change: {names}", health)
+            outcome = self._roll_back(runner, plan, new_manifest, previous,
+                                      f"unhealthy after the change: {names}", health)
+            for h in bad:
+                if h.unit in rolling:  # the old version runs again: give it its traffic back
+                    self._set_weight(name, h.unit.removesuffix(".service"), None)
+            return outcome
         return HostOutcome(name, "deployed", f"release {release}", plan, health, release)
 
     def _rollback_point(self, facts: HostFacts, release: str) -> tuple[dict[str, Any], str]:

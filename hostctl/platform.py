@@ -38,7 +38,7 @@ def gateway_service(site: m.Site) -> PlatformService | None:
 
     inv = site.inventory
     gw = inv.gateway
-    if gw is None:
+    if gw is None or not gw.managed:
         return None
     ports = {
         "admin": m.Port(ADMIN_CONTAINER_PORT, gw.admin_port, bind="127.0.0.1"),

@@ -54,6 +54,8 @@ class StandInState:
     health: dict[tuple[str, str], str] = field(default_factory=dict)  # (upstream, target)
     log: list[tuple[str, str, str]] = field(default_factory=list)
     ids: dict[str, str] = field(default_factory=dict)
+    # Target weights of every config loaded, in order: what a rolling deploy asked of Kong.
+    weights: list[dict[str, int]] = field(default_factory=list)
 
 
 class KongAdminStandIn:
@@ -111,6 +113,9 @@ class KongAdminStandIn:
             return 429, {"message": "Currently loading previous configuration"}, {
                 "Retry-After": st.retry_after}
         st.config, st.config_hash = parsed, new_hash
+        st.weights.append({f"{u['name']} {t['target']}": int(t.get("weight", 100))
+                           for u in parsed.get("upstreams") or []
+                           for t in u.get("targets") or []})
         return 201, self.export(), {}
 
     def export(self) -> dict[str, Any]:
@@ -224,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path.startswith("/upstreams/") and path.endswith("/health"):
             found = kong.upstream_health(path[len("/upstreams/"):-len("/health")])
             return (200, found, {}) if found else (404, {"message": "Not found"}, {})
+        if (method, path) == ("GET", "/_standin/weights"):  # the stand-in's own, for tests
+            return 200, st.weights, {}
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             entity = path.strip("/").split("/")[0]
             return 405, {"message": f"cannot create or update '{entity}' entities when not "

@@ -180,8 +180,8 @@ def test_kong_environment_keeps_the_admin_api_inside_and_publishes_it_on_loopbac
 
 SCHEMA_ERRORS = [
     ("  hostz: [edge-1]\n", "gateway/hostz: unknown key 'hostz'; did you mean 'hosts'? "
-     "(known: admin_port, consumers, hosts, image, image_source, key_names, proxy, "
-     "status_port)"),
+     "(known: admin_port, consumers, drain, hosts, image, image_source, key_names, managed, "
+     "proxy, status_port)"),
     ("  hostz: [edge-1]\n", "gateway: missing required key 'hosts'"),
     ("  hosts: [edge-1]\n  admin_port: 70000\n", "gateway/admin_port: must be at most 65535, "
      "got 70000"),

@@ -16,7 +16,19 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
-from hostctl.schema import INVALID, Check, Context, Field, ListOf, MapOf, Record, Str, did_you_mean
+from hostctl.schema import (
+    INVALID,
+    Bool,
+    Check,
+    Context,
+    Duration,
+    Field,
+    ListOf,
+    MapOf,
+    Record,
+    Str,
+    did_you_mean,
+)
 from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
 
 if TYPE_CHECKING:
@@ -76,6 +88,8 @@ class GatewayConfig:
     status_port: int = 8100  # on the gateway host's 127.0.0.1 only
     key_names: tuple[str, ...] = ("apikey",)
     consumers: dict[str, Consumer] = field(default_factory=dict)
+    managed: bool = True  # False: Kong runs already (not deployed by hostctl); only synced
+    drain: float = 3.0  # seconds an instance at weight 0 gets to finish requests in flight
     file: str = ""
     lines: dict[str, int] = field(default_factory=dict)  # "gateway/consumers/x" -> line
 
@@ -140,6 +154,8 @@ def _section() -> Record[GatewayConfig]:
         "status_port": s.port_number,
         "key_names": ListOf(Str(r"[A-Za-z0-9_-]+", "header names are letters, digits, _ "
                                                    "and -"), min_len=1),
+        "managed": Bool(),
+        "drain": Duration(),
         "consumers": MapOf(Str(CONSUMER_NAME, "use lowercase letters, digits, '.', '_' and "
                                               "'-'"), _ConsumerCheck(s.name, secret, jwt)),
     })
