@@ -181,3 +181,18 @@ def test_unreachable_and_unhealthy_are_said_plainly(es: tuple[StandIn, str]) -> 
                        r"ConnectionError$"):
         ElasticsearchClient("http://127.0.0.1:1", timeout=2).apply_all(
             retention_requests(CFG, "s"))
+
+
+def test_retention_goes_through_the_logging_hosts_loopback(es: tuple[StandIn, str]) -> None:
+    from hostctl.observability.retention import apply_retention
+    from hostctl.runner.local import LocalRunner
+
+    _, url = es
+    port = int(url.rpartition(":")[2])
+    cfg = replace(CFG, elasticsearch=replace(CFG.elasticsearch, port=port))
+    assert [a.action for a in apply_retention(cfg, "s", LocalRunner("edge-1"), 5)] == [
+        "created", "created"]
+    external = replace(CFG, elasticsearch=replace(CFG.elasticsearch, url=url))
+    # an external cluster keeps its own replica count: the template differs, the policy not
+    assert [a.action for a in apply_retention(external, "s", None, 5)] == [
+        "unchanged", "updated"]
