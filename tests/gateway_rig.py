@@ -35,8 +35,10 @@ def build_standin_pyz(out: Path) -> Path:
 
 
 @contextmanager
-def standin_on(site: object, host: str, port: int, tmp: Path) -> Iterator[None]:
-    """Run the stand-in on `host` (a tests.deploy_rig.Site host) at 127.0.0.1:`port`."""
+def standin_on(site: object, host: str, port: int, tmp: Path, status_port: int = 8100
+               ) -> Iterator[None]:
+    """Run the stand-in on `host` (a tests.deploy_rig.Site host) at 127.0.0.1:`port`, with
+    Kong's status listener at `status_port`."""
     pyz = build_standin_pyz(tmp / "standin.pyz")
     ssh = site.ssh  # type: ignore[attr-defined]
     hostobj = site.hosts[host]  # type: ignore[attr-defined]
@@ -46,7 +48,7 @@ def standin_on(site: object, host: str, port: int, tmp: Path) -> Iterator[None]:
                    check=True, timeout=60)
     ssh(host, f"systemctl stop {UNIT} >/dev/null 2>&1; systemctl reset-failed {UNIT} "
               ">/dev/null 2>&1; systemd-run --unit {UNIT} --collect "
-              f"/usr/bin/python3 /root/kong-standin.pyz {port}")
+              f"/usr/bin/python3 /root/kong-standin.pyz {port} {status_port}")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         probe = ssh(host, f"curl -s -o /dev/null -w '%{{http_code}}' "

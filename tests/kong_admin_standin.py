@@ -274,6 +274,12 @@ def running_standin() -> Iterator[KongAdminStandIn]:
 if __name__ == "__main__":
     # On a sandbox host (tests/gateway_rig.py ships this file in a zipapp): serve on the
     # loopback port given, as Kong's Admin API would, until stopped.
+    # More ports after the first serve the same node (Kong's status listener, say).
     import sys
 
-    KongAdminStandIn(int(sys.argv[1])).server.serve_forever(poll_interval=0.2)
+    node = KongAdminStandIn(int(sys.argv[1]))
+    for extra in sys.argv[2:]:
+        handler = node.server.RequestHandlerClass
+        listener = ThreadingHTTPServer(("127.0.0.1", int(extra)), handler)
+        threading.Thread(target=listener.serve_forever, daemon=True).start()
+    node.server.serve_forever(poll_interval=0.2)

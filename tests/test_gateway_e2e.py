@@ -54,6 +54,7 @@ def test_sync_loads_it_and_verifies_the_hash(gateway_site: Site) -> None:
 def test_status_shows_routes_and_targets(gateway_site: Site) -> None:
     rc, out, err = gateway(gateway_site, "status")
     assert rc == 0, out + err
+    assert out.splitlines()[0].startswith("edge-1: ready; configuration ")
     assert "(as hostctl would send it)" in out.splitlines()[0]
     app = gateway_site.hosts["app-1"].address
     assert "  route triage-api: /triage -> hostctl-triage-api" in out

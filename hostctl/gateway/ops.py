@@ -15,7 +15,7 @@ import yaml
 
 from hostctl import model as m
 from hostctl.errors import HostctlError
-from hostctl.gateway.admin import GatewayError, KongAdmin, SyncResult, TargetHealth
+from hostctl.gateway.admin import GatewayError, KongAdmin, SyncResult, TargetHealth, ready
 from hostctl.gateway.declarative import RenderedGateway, render_declarative
 from hostctl.gateway.diff import diff_configs, hash_summary
 from hostctl.runner.base import Runner, RunnerError
@@ -115,8 +115,12 @@ def status_one(runner: Runner, site: m.Site, rendered: RenderedGateway) -> Gatew
                 health[name] = admin.upstream_health(name)
             except GatewayError as exc:
                 health[name] = [TargetHealth(f"({exc})", 0, "UNKNOWN")]
+    gw = site.inventory.gateway
+    assert gw is not None
+    with runner.forward_port(gw.status_port) as local:
+        is_ready = ready(f"http://127.0.0.1:{local}")
     in_sync = current == config_hash(rendered.text)
-    lines = [f"{runner.host}: configuration {current} "
+    lines = [f"{runner.host}: {'ready' if is_ready else 'NOT READY'}; configuration {current} "
              + ("(as hostctl would send it)" if in_sync else "(differs: run hostctl gateway sync)")]
     for svc in sorted(want.get("services", []), key=lambda s: s["name"]):
         for route in svc.get("routes", []):
@@ -125,7 +129,7 @@ def status_one(runner: Runner, site: m.Site, rendered: RenderedGateway) -> Gatew
     for name, targets in health.items():
         for t in targets:
             lines.append(f"  upstream {name}: {t.target} weight {t.weight} {t.health}")
-    return GatewayReport(runner.host, True, lines, not in_sync,
-                         {"hash": current, "in_sync": in_sync,
+    return GatewayReport(runner.host, is_ready, lines, not in_sync,
+                         {"hash": current, "in_sync": in_sync, "ready": is_ready,
                           "upstreams": {n: [(t.target, t.weight, t.health) for t in ts]
                                         for n, ts in health.items()}})
