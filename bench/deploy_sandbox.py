@@ -38,7 +38,7 @@ def write_site(root: Path) -> Path:
                 f"kind: service\nname: svc-{n}\nproject: bench\nimage: hostctl-demo-app:1.0\n"
                 f"env: {{PORT: 8080, N: {n}}}\nports: {{http: {{container: 8080, "
                 f"host: {20000 + n}}}}}\n"
-                "health: {http: {path: /health, port: http}, interval: 1s, timeout: 1s}\n"
+                "health: {http: {path: /health, port: http}, interval: 10s, timeout: 2s}\n"
                 f"placement: {{hosts: [{host}]}}\n")
     (root / "specs" / "bench.yml").write_text("---\n".join(docs))
     inv = root / "site.yml"

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -214,6 +215,7 @@ class Run:
         self._gateway_checked = False
         self._gateway: dict[str, Runner | RunnerError] | None = None
         self._weights: dict[tuple[str, str], int] = {}
+        self._targets_future: Future[dict[str, HostTarget]] | None = None
 
     @functools.cached_property
     def revision(self) -> str | None:
@@ -226,8 +228,19 @@ class Run:
 
     # -- connect and read -------------------------------------------------------------
 
+    def _build_targets(self) -> dict[str, HostTarget]:
+        needs_images = any((w.image_source or self.site.inventory.image_source) == "push"
+                           for w in self.site.workloads)
+        return {h.name: build_target(self.site, h, self.local_images if needs_images else None)
+                for h in self.hosts}
+
     @contextmanager
     def connected(self) -> Iterator[Run]:
+        # What each host should run is worked out here while the network is busy connecting
+        # and reading facts: the run then costs about the longer of the two, not their sum.
+        pool = ThreadPoolExecutor(max_workers=1)
+        self._targets_future = pool.submit(self._build_targets)
+        pool.shutdown(wait=False)
         by_name = {h.name: h for h in self.hosts}
         for h in self.hosts:
             self.progress(h.name, "connect", "")
@@ -240,11 +253,6 @@ class Run:
 
     def gather(self, take_lock: bool) -> Plan:
         """Facts from every host (taking the lock if asked), then the plan. One round trip."""
-        needs_images = any((w.image_source or self.site.inventory.image_source) == "push"
-                           for w in self.site.workloads)
-        for h in self.hosts:
-            self.targets[h.name] = build_target(
-                self.site, h, self.local_images if needs_images else None)
         record = self.lock_record if take_lock else None
 
         def read(runner: Runner) -> HostFacts:
@@ -258,6 +266,8 @@ class Run:
             return facts
 
         results = run_parallel(self.runners, read)
+        assert self._targets_future is not None, "gather() runs inside connected()"
+        self.targets.update(self._targets_future.result())
         plans: dict[str, HostPlan] = {}
         for h in self.hosts:
             outcome = results[h.name]

@@ -6,6 +6,7 @@ multi-GB image never sits in memory, and it is only sent when the host lacks tha
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ class LocalImages:
     def __init__(self, client: Any | None = None):
         self._client = client
         self._ids: dict[str, str | None] = {}
-        self.error: str | None = None
+        self._lock = threading.Lock()  # targets of several hosts are built at once
 
     def _docker(self) -> Any:
         if self._client is None:
@@ -39,6 +40,10 @@ class LocalImages:
         return self._client
 
     def image_id(self, ref: str) -> str | None:
+        with self._lock:
+            return self._image_id(ref)
+
+    def _image_id(self, ref: str) -> str | None:
         if ref not in self._ids:
             import docker.errors
 

@@ -195,15 +195,17 @@ def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 2
                        " = healthy ]",
             "running": "[ $el -ge 3 ]",
         }[p.kind]
+        # Probed every pass, so a healthy service is seen at once; a failure counts at most
+        # once per interval, as Docker counts them.
         lines += [
-            f'  if [ "$s{i}" = wait ] && [ $now -ge "$n{i}" ]; then',
-            f"    n{i}=$((now + {max(1, int(p.interval))}))",
+            f'  if [ "$s{i}" = wait ]; then',
             f"    ip=$(ip_of {c})",
             f"    if systemctl is-active --quiet {u} && "
             f"[ \"$({d} inspect -f '{{{{.State.Running}}}}' {c} 2>/dev/null)\" = true ] && "
             f"[ -n \"$ip\" ] && {check}; then",
             f"      s{i}=ok; echo \"@@health {p.unit} ok $el\"",
-            f"    elif [ $el -ge {int(p.start_period)} ]; then",
+            f"    elif [ $el -ge {int(p.start_period)} ] && [ $now -ge \"$n{i}\" ]; then",
+            f"      n{i}=$((now + {max(1, int(p.interval))}))",
             f"      f{i}=$((f{i} + 1))",
             f"      if [ $f{i} -ge {p.retries} ] || [ $el -ge {int(p.budget)} ]; then",
             f"        s{i}=fail; echo \"@@health {p.unit} fail $(systemctl is-active {u})\"",
