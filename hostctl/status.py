@@ -23,6 +23,7 @@ from hostctl.docker_cmd import LABEL, spec_hash
 from hostctl.errors import HostctlError
 from hostctl.placement import UNIT_PREFIX, schedule_host, service_instances
 from hostctl.remote import layout as L
+from hostctl.remote.facts import show_blocks, split_sections
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 
@@ -142,7 +143,7 @@ def status_script(docker: str) -> str:
 
 def parse_status(host: str, text: str) -> HostStatus:
     """Read `status_script` output; raise StatusError when it was cut short."""
-    sections = _sections(text)
+    sections = split_sections(text)
     if "end" not in sections:
         raise StatusError(f"{host}: incomplete answer from the host (no end marker); "
                           "is /bin/sh a POSIX shell there?")
@@ -159,22 +160,6 @@ def parse_status(host: str, text: str) -> HostStatus:
         units=parse_unit_blocks(sections.get("units", [])),
         containers=_containers(sections.get("containers", [])),
     )
-
-
-def _sections(text: str) -> dict[str, list[str]]:
-    """`@@name rest` starts a section (rest is its first line); other lines belong to it."""
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if line.startswith(MARK):
-            name, _, rest = line[len(MARK):].partition(" ")
-            current = sections.setdefault(name, [])
-            if rest:
-                current.append(rest)
-            continue
-        if current is not None:
-            current.append(line)
-    return sections
 
 
 def _unit_files(lines: list[str]) -> dict[str, str]:
@@ -202,23 +187,16 @@ def parse_timestamp(text: str) -> int | None:
 def parse_unit_blocks(lines: Sequence[str]) -> dict[str, UnitStatus]:
     """`systemctl show --property=...` output (blank-line separated blocks) by unit Id."""
     out: dict[str, UnitStatus] = {}
-    block: dict[str, str] = {}
-    for line in [*lines, ""]:
-        if line.strip():
-            key, _, value = line.partition("=")
-            block[key] = value
-            continue
-        if "Id" in block:
-            restarts = block.get("NRestarts", "")
-            out[block["Id"]] = UnitStatus(
-                name=block["Id"], load=block.get("LoadState", ""),
-                active=block.get("ActiveState", ""), sub=block.get("SubState", ""),
-                result=block.get("Result", ""),
-                restarts=int(restarts) if restarts.isdigit() else 0,
-                active_enter=block.get("ActiveEnterTimestamp", ""),
-                since=parse_timestamp(block.get("StateChangeTimestamp", "")),
-            )
-        block = {}
+    for block in show_blocks(list(lines)):
+        restarts = block.get("NRestarts", "")
+        out[block["Id"]] = UnitStatus(
+            name=block["Id"], load=block.get("LoadState", ""),
+            active=block.get("ActiveState", ""), sub=block.get("SubState", ""),
+            result=block.get("Result", ""),
+            restarts=int(restarts) if restarts.isdigit() else 0,
+            active_enter=block.get("ActiveEnterTimestamp", ""),
+            since=parse_timestamp(block.get("StateChangeTimestamp", "")),
+        )
     return out
 
 

@@ -137,7 +137,7 @@ class FactsError(ValueError):
 
 
 def parse_facts(host: str, text: str) -> HostFacts:
-    sections = _sections(text)
+    sections = split_sections(text)
     if "end" not in sections:
         raise FactsError(f"{host}: incomplete answer from the host (no end marker)")
     docker = (sections.get("docker") or [""])[0]
@@ -160,7 +160,8 @@ def parse_facts(host: str, text: str) -> HostFacts:
     )
 
 
-def _sections(text: str) -> dict[str, list[str]]:
+def split_sections(text: str) -> dict[str, list[str]]:
+    """`@@name rest` starts a section (rest is its first line); other lines belong to it."""
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.splitlines():
@@ -210,25 +211,31 @@ def _contents(lines: list[str]) -> dict[str, bytes]:
     return out
 
 
-def _units(lines: list[str]) -> dict[str, UnitState]:
-    out: dict[str, UnitState] = {}
+def show_blocks(lines: list[str]) -> list[dict[str, str]]:
+    """`systemctl show` output for several units: one KEY=VALUE dict per unit."""
+    blocks: list[dict[str, str]] = []
     block: dict[str, str] = {}
     for line in [*lines, ""]:
-        if not line:
-            if "Id" in block:
-                out[block["Id"]] = UnitState(
-                    name=block["Id"], load=block.get("LoadState", ""),
-                    active=block.get("ActiveState", ""), sub=block.get("SubState", ""),
-                    file_state=block.get("UnitFileState", ""),
-                    active_enter=block.get("ActiveEnterTimestamp", ""),
-                    restarts=int(block.get("NRestarts") or 0),
-                    result=block.get("Result", ""),
-                )
+        if line.strip():
+            key, _, value = line.partition("=")
+            block[key] = value
+        elif block:
+            blocks.append(block)
             block = {}
-            continue
-        key, _, value = line.partition("=")
-        block[key] = value
-    return out
+    return [b for b in blocks if "Id" in b]
+
+
+def _units(lines: list[str]) -> dict[str, UnitState]:
+    return {
+        b["Id"]: UnitState(
+            name=b["Id"], load=b.get("LoadState", ""), active=b.get("ActiveState", ""),
+            sub=b.get("SubState", ""), file_state=b.get("UnitFileState", ""),
+            active_enter=b.get("ActiveEnterTimestamp", ""),
+            restarts=int(n) if (n := b.get("NRestarts", "")).isdigit() else 0,
+            result=b.get("Result", ""),
+        )
+        for b in show_blocks(lines)
+    }
 
 
 def normalise_ref(ref: str) -> str:
