@@ -12,7 +12,7 @@ import difflib
 import re
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from hostctl.errors import Problem
@@ -399,3 +399,28 @@ class Record(Check[T]):
 def did_you_mean(word: str, known: Any) -> str:
     match = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
+
+
+class Section(Check[Any]):
+    """An inventory section checked by the check `build()` returns (built on first use, so
+    section modules may import spec_schema lazily), whose typed result also remembers its
+    file and the line of every key under it, for the cross-checks that come later.
+
+    `empty_is_off`: a missing or empty section means the feature is not used (None).
+    """
+
+    expected = "a mapping"
+
+    def __init__(self, build: Callable[[], Check[Any]], *, empty_is_off: bool = True):
+        self.build = build
+        self.empty_is_off = empty_is_off
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> Any:
+        if self.empty_is_off and (value is None or value == {}):
+            return None
+        typed = self.build()(value, path, ctx)
+        if failed(typed):
+            return INVALID
+        lines = {format_path(p): line for p, line in ctx.doc.lines.items()
+                 if p[:len(path)] == path}
+        return replace(typed, file=ctx.doc.file, lines=lines)

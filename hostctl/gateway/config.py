@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
@@ -26,10 +26,11 @@ from hostctl.schema import (
     ListOf,
     MapOf,
     Record,
+    Section,
     Str,
     did_you_mean,
 )
-from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
+from hostctl.yamlsource import Document, Path, YamlProblem, load_documents
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -176,24 +177,9 @@ class _ConsumerCheck(Check[Consumer]):
         return record(value, path, ctx)
 
 
-class GatewaySection(Check[GatewayConfig | None]):
-    """The `gateway:` key of an inventory; remembers file and lines for later messages.
-    An empty section (`gateway: {}`) means no gateway, like a missing one."""
-
-    expected = "a mapping"
-
-    def __call__(self, value: Any, path: Path, ctx: Context) -> GatewayConfig | None:
-        if value is None or value == {}:
-            return None
-        gw = _section()(value, path, ctx)
-        if gw is INVALID:
-            return INVALID
-        lines = {format_path(p): line for p, line in ctx.doc.lines.items()
-                 if p[:len(path)] == path}
-        return replace(gw, file=ctx.doc.file, lines=lines)
-
-
-GATEWAY = GatewaySection()
+# The `gateway:` key of an inventory. An empty section (`gateway: {}`) means no gateway,
+# like a missing one.
+GATEWAY = Section(lambda: _section())
 
 
 def gateway_config(inv: m.Inventory, problems: list[Problem]) -> GatewayConfig | None:

@@ -11,21 +11,21 @@ again with its lines until the proposed spec_schema change (`"k3s": K3S`) lands.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
 from hostctl.schema import (
     INVALID,
     Bool,
-    Check,
     Context,
     Duration,
     Record,
+    Section,
     Size,
     Str,
 )
-from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
+from hostctl.yamlsource import Document, YamlProblem, load_documents
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -108,21 +108,8 @@ _SECTION: Record[K3sConfig] = Record(K3sConfig, {
 })
 
 
-class K3sSection(Check[K3sConfig]):
-    """The `k3s:` key of an inventory; remembers file and lines for later messages."""
-
-    expected = "a mapping"
-
-    def __call__(self, value: Any, path: Path, ctx: Context) -> K3sConfig:
-        cfg = _SECTION(value, path, ctx)
-        if cfg is INVALID:
-            return INVALID
-        lines = {format_path(p): line for p, line in ctx.doc.lines.items()
-                 if p[:len(path)] == path}
-        return replace(cfg, file=ctx.doc.file, lines=lines)
-
-
-K3S = K3sSection()
+# The `k3s:` key of an inventory: defaults apply when it is missing or empty.
+K3S = Section(lambda: _SECTION, empty_is_off=False)
 
 
 def k3s_config(inv: m.Inventory, problems: list[Problem]) -> K3sConfig:
