@@ -217,11 +217,19 @@ def gateway_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStor
     return check_gateway(inv, ws, store)
 
 
+def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
+                             ) -> Iterable[Problem]:
+    """The logging and metrics sections against the hosts and the specs."""
+    from hostctl.observability.config import check_observability
+
+    return check_observability(inv, ws, store)
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, health_ports,
     route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
     reach_known_projects,
-    gateway_consistent,
+    gateway_consistent, observability_consistent,
 )
 
 

@@ -111,12 +111,18 @@ def validate(inventory: str, as_json: bool) -> None:
 def render(inventory: str, out_dir: str, as_json: bool) -> None:
     """Render every host's files into a folder to inspect (secret values are not written)."""
     from hostctl.loader import load_site
+    from hostctl.observability import site_files
     from hostctl.platform import with_platform
-    from hostctl.render import render_site
+    from hostctl.render import RenderedFile, render_site
     from hostctl.render_output import rendered_listing, replace_tree
 
     site = with_platform(load_site(inventory))
     rendered = render_site(site)
+    # Not for any host: Prometheus' scrape config and rules, Grafana dashboards, the Logstash
+    # pipeline and Elasticsearch requests, to read before deploying. "_site" is no host name.
+    extra = [RenderedFile("/" + path, content) for path, content in site_files(site).items()]
+    if extra:
+        rendered["_site"] = extra
     replace_tree(rendered, out_dir)
     listing = rendered_listing(rendered)
     if as_json:

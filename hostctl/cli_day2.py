@@ -41,6 +41,39 @@ def _stderr(text: str) -> None:
     click.secho(text, err=True, fg="red")
 
 
+def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
+    """Whether logs reach Elasticsearch: each container's log driver, and Logstash's
+    counters read twice, a few seconds apart (a stalled output from a quiet site)."""
+    import time
+
+    from hostctl.observability import parse_drivers, parse_stats, shipping_state
+    from hostctl.observability.shipping import drivers_argv, stats_argv
+    from hostctl.runner import RunnerError
+
+    log = site.inventory.logging
+    if log is None:
+        return shipping_state(None, {}, False, None)
+    drivers: dict[str, dict[str, str]] = {}
+    for name, runner in runners.items():
+        if not isinstance(runner, RunnerError):
+            res = runner.run(drivers_argv(site.inventory.hosts[name].docker), timeout=60)
+            drivers[name] = parse_drivers(res.stdout) if res.rc == 0 else {}
+    runner = runners.get(log.host)
+    if runner is None or isinstance(runner, RunnerError):
+        return shipping_state(log, drivers, False, None)
+    host_status = results.get(log.host)
+    unit = getattr(host_status, "units", {}).get("hostctl-logging-logstash-1.service")
+    running = unit is not None and unit.active == "active"
+    docker = site.inventory.hosts[log.host].docker
+    readings = []
+    for i in range(2):
+        if i:
+            time.sleep(3)
+        res = runner.run(stats_argv(docker), timeout=30)
+        readings.append(parse_stats(res.stdout) if res.rc == 0 else None)
+    return shipping_state(log, drivers, running, readings[1], readings[0])
+
+
 @main.command()
 @inventory_option
 @click.option("--hosts", "hosts", metavar="H1,H2", help="Only these hosts (comma-separated).")
@@ -70,12 +103,16 @@ def status(inventory: str, hosts: str | None, as_json: bool) -> None:
             raise HostctlError(f"--hosts: no host '{h}' in {inv.file}{did_you_mean(h, inv.hosts)}")
     with _connected(site, wanted) as run:
         results = st.read_statuses(site, run.runners)
+        shipping = _log_shipping(site, run.runners, results)
     reports = st.build_reports(site, results)
     if as_json:
-        click.echo(json.dumps(st.report_json(reports), indent=2))
+        click.echo(json.dumps({**st.report_json(reports), "logs": {
+            "state": shipping.state, "detail": shipping.detail}}, indent=2))
     else:
         for line in st.report_lines(reports):
             click.echo(line)
+        if site.inventory.logging is not None:  # without one, journald: nothing to say
+            click.echo(f"logs: {shipping}")
     sys.exit(st.exit_code(reports))
 
 

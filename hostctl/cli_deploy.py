@@ -149,6 +149,8 @@ def deploy(inventory: str, hosts: str | None, only: str | None,
                 sys.exit(1)
             outcomes = run.apply(the_plan)
             gateway = run.sync_gateway()
+            for note in run.apply_retention():  # Elasticsearch's lifecycle policy, template
+                click.echo(note, err=True)
     _show_outcomes(outcomes, as_json, gateway)
     sys.exit(exit_status(outcomes) or (1 if any(not g.ok for g in gateway) else 0))
 

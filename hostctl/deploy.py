@@ -39,7 +39,7 @@ from hostctl.plan import (
     target_from_manifest,
     unit_of,
 )
-from hostctl.platform import PLATFORM_PROJECT
+from hostctl.platform import PLATFORM_PROJECT, platform_name
 from hostctl.remote import layout as L
 from hostctl.remote import scripts as S
 from hostctl.remote.facts import FactsError, HostFacts, UnitState, facts_script, parse_facts
@@ -128,7 +128,7 @@ def build_target(site: m.Site, host: m.Host, images: LocalImages | None) -> Host
                     error = (f"platform service {w.name} cannot start: its image {w.image} "
                              "is not on this machine (image_source push); load it here "
                              "(docker load), or leave it out explicitly with "
-                             "--skip-platform gateway")
+                             f"--skip-platform {platform_name(w.name)}")
         refs[w.image] = (method, local_id)
         for inst in service_instances(w, inv):
             if inst.host.name == host.name:
@@ -299,9 +299,9 @@ class Run:
                    "start it with: systemctl start docker")
             return HostPlan(host.name, error=msg)
         owned = set(self.options.only) if self.options.only is not None else None
-        from hostctl.platform import GATEWAY, GATEWAY_WORKLOAD
+        from hostctl.platform import skipped_workloads
 
-        leave = frozenset({GATEWAY_WORKLOAD} if GATEWAY in self.options.skip_platform else ())
+        leave = skipped_workloads(self.options.skip_platform)
         plan = plan_host(facts, target.target, target.images, target.networks,
                          owned=owned, leave=leave, image_users=target.image_users)
         if target.error:
@@ -645,6 +645,31 @@ class Run:
             reports += ops.for_each_gateway(ready, lambda r: ops.sync_one(r, self.site,
                                                                            rendered))
         return reports
+
+    # -- log retention -------------------------------------------------------------------
+
+    def apply_retention(self) -> list[str]:
+        """After the logging host deployed cleanly: the lifecycle policy and index template,
+        once Elasticsearch is healthy. Notes for the summary; a refusal is one clear line."""
+        from hostctl.errors import HostctlError
+        from hostctl.observability.retention import apply_retention
+        from hostctl.platform import LOGGING
+
+        log = self.site.inventory.logging
+        if log is None or LOGGING in self.options.skip_platform:
+            return []
+        outcome, runner = self.outcomes.get(log.host), self.runners.get(log.host)
+        if log.managed_elasticsearch and (outcome is None or not outcome.ok
+                                          or runner is None or isinstance(runner, RunnerError)):
+            return [f"{log.host}: log retention not applied: the logging host did not "
+                    "deploy cleanly in this run"]
+        self.progress(log.host, "logging", "retention")
+        try:
+            applied = apply_retention(log, self.site.inventory.site,
+                                      None if isinstance(runner, RunnerError) else runner)
+        except HostctlError as exc:
+            return [f"{log.host}: log retention not applied: {exc}"]
+        return [f"{log.host}: {a.what}: {a.action}" for a in applied]
 
     # -- rollback by hand ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
@@ -103,9 +104,14 @@ def _sh_quote(word: str) -> str:
     return shlex.quote(word)
 
 
-def common_run_args(w: m.Workload, secrets_file: bool) -> list[str]:
-    """Arguments shared by services and jobs, after the name and labels."""
-    args = ["--network", network_name(w.project), "--log-driver", "journald"]
+JOURNALD = ("--log-driver", "journald")
+
+
+def common_run_args(w: m.Workload, secrets_file: bool,
+                    log: Sequence[str] = JOURNALD) -> list[str]:
+    """Arguments shared by services and jobs, after the name and labels. `log`: the logging
+    options (hostctl.observability.log_args: gelf with a logging section)."""
+    args = ["--network", network_name(w.project), *log]
     if secrets_file:
         args += ["--env-file", env_file_path(w)]
     for key, value in w.env.items():
@@ -129,12 +135,13 @@ def command_tail(w: m.Workload) -> tuple[list[str], list[str]]:
     return before, after
 
 
-def service_run_argv(inst: Instance, site: str, verb: str = "run") -> list[str]:
+def service_run_argv(inst: Instance, site: str, verb: str = "run",
+                     log: Sequence[str] = JOURNALD) -> list[str]:
     """`docker run` (or `docker create`, same arguments) for one service instance."""
     w = inst.workload
     argv = [inst.host.docker, verb, "--rm", "--name", inst.name]
     argv += labels(w, site, {f"{LABEL}.instance": str(inst.index), f"{LABEL}.host": inst.host.name})
-    argv += common_run_args(w, bool(w.secrets))
+    argv += common_run_args(w, bool(w.secrets), log)
     for pname, port in w.ports.items():
         host_port = inst.host_port(pname)
         if host_port is not None:

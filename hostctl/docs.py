@@ -13,6 +13,8 @@ SECTIONS = {
     "service": ("docs", "service.yml"),
     "job": ("docs", "job.yml"),
     "gateway": ("kong", "gateway.example.yml"),
+    "logging": ("logging", "logging.example.yml"),
+    "metrics": ("logging", "metrics.example.yml"),
     "k3s": ("k8s", "k3s.example.yml"),
 }
 

@@ -98,8 +98,8 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         secrets=secrets,
         image_source=top.get("image_source", "pull"),
         gateway=top.get("gateway"),
-        logging=top.get("logging", {}),
-        metrics=top.get("metrics", {}),
+        logging=top.get("logging"),
+        metrics=top.get("metrics"),
         k3s=top.get("k3s"),
         lines={str(k): doc.line_of((k,)) for k in doc.data},
     )

@@ -8,13 +8,14 @@ spec that produced something.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from hostctl.secrets import SecretStore
 
 if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
     from hostctl.gateway.config import GatewayConfig
     from hostctl.k8s.config import K3sConfig
+    from hostctl.observability.config import LoggingConfig, MetricsConfig
 
 SERVICE: Literal["service"] = "service"
 JOB: Literal["job"] = "job"
@@ -69,8 +70,8 @@ class Inventory:
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     image_source: str = "pull"
     gateway: GatewayConfig | None = None
-    logging: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    logging: LoggingConfig | None = None  # None: containers log to journald
+    metrics: MetricsConfig | None = None  # None: no exporter
     k3s: K3sConfig | None = None
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 

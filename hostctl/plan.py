@@ -7,6 +7,7 @@ restart exactly the units whose files changed".
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import posixpath
 from collections.abc import Iterable, Mapping
@@ -130,7 +131,7 @@ def plan_files(
         return (owned is None or workload in owned) and workload not in leave
 
     files: list[FileAction] = []
-    written_workloads: set[str] = set()
+    written_workloads: dict[str, str] = {}  # workload -> why its units restart
     unchanged = 0
     for path, t in sorted(target.items()):
         if not mine(t.workload):
@@ -141,8 +142,11 @@ def plan_files(
             continue
         files.append(FileAction(path, "write", t.mode, t.secret, t.workload, t.owner, old,
                                 t.sha256))
-        if t.secret and t.restarts:
-            written_workloads.add(t.workload)
+        if t.restarts and unit_of(path) is None and not path.endswith("@.service"):
+            # An env file or a config file (Logstash's pipeline, the exporter's config):
+            # the units of its workload read it at start only.
+            written_workloads.setdefault(t.workload,
+                                         "secrets changed" if t.secret else "config changed")
     live_workload = _live_workloads(live, units)
     for path in sorted(set(live) - set(target)):
         if not L.is_managed(path) or not mine(live_workload.get(path, "")):
@@ -165,7 +169,7 @@ def plan_files(
                                            t.workload))
         elif t.workload in written_workloads:
             unit_actions.append(UnitAction(unit, "restart" if running else "start",
-                                           "secrets changed", t.workload))
+                                           written_workloads[t.workload], t.workload))
         elif not running:
             was = state.active if state and state.active else "not loaded"
             unit_actions.append(UnitAction(unit, "start", f"was {was}", t.workload))
@@ -186,6 +190,10 @@ def _live_workloads(live: Mapping[str, str], units: Mapping[str, UnitState]) -> 
         name = posixpath.basename(path)
         if path == L.GATEWAY_FILE:
             out[path] = L.GATEWAY_WORKLOAD
+        elif path in L.EXPORTER_FILES:
+            out[path] = L.EXPORTER_WORKLOAD
+        elif fnmatch.fnmatchcase(path, L.PIPELINE_GLOB):
+            out[path] = L.PIPELINE_WORKLOAD
         elif name.endswith(".env"):
             out[path] = name[: -len(".env")]
         elif name.startswith("hostctl-job-"):

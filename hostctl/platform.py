@@ -16,8 +16,9 @@ from hostctl.remote import layout as L
 
 PLATFORM_PROJECT = "platform"
 GATEWAY = "gateway"
+LOGGING = "logging"  # Logstash, and Elasticsearch unless the site names its own
 GATEWAY_WORKLOAD = L.GATEWAY_WORKLOAD
-NAMES = (GATEWAY,)
+NAMES = (GATEWAY, LOGGING)
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,29 @@ def gateway_service(site: m.Site) -> PlatformService | None:
     return PlatformService(GATEWAY, workload)
 
 
+def logging_services(site: m.Site) -> list[PlatformService]:
+    from hostctl.observability import logging_workloads
+
+    inv = site.inventory
+    return [PlatformService(LOGGING, w) for w in logging_workloads(inv.logging, inv)]
+
+
 def platform_services(site: m.Site) -> list[PlatformService]:
-    return [s for s in (gateway_service(site),) if s is not None]
+    gateway = [s for s in (gateway_service(site),) if s is not None]
+    return gateway + logging_services(site)
+
+
+def skipped_workloads(skip: Iterable[str]) -> frozenset[str]:
+    """The workloads of skipped platform services: their files stay as they are."""
+    from hostctl.observability.config import ELASTICSEARCH_WORKLOAD, LOGSTASH_WORKLOAD
+
+    by_name = {GATEWAY: (GATEWAY_WORKLOAD,), LOGGING: (LOGSTASH_WORKLOAD, ELASTICSEARCH_WORKLOAD)}
+    return frozenset(w for name in skip for w in by_name.get(name, ()))
+
+
+def platform_name(workload: str) -> str:
+    """What --skip-platform takes for a platform workload."""
+    return GATEWAY if workload == GATEWAY_WORKLOAD else LOGGING
 
 
 def check_skip(names: Iterable[str]) -> frozenset[str]:

@@ -62,16 +62,16 @@ def _render(template: str, **values: object) -> bytes:
     return _env().get_template(template).render(**values).encode()
 
 
-def service_unit(inst: Instance, site: str) -> RenderedFile:
+def service_unit(inst: Instance, site: str, log: Sequence[str] = d.JOURNALD) -> RenderedFile:
     w, docker = inst.workload, inst.host.docker
     if w.reach:
         # `docker run` joins one network only (Docker 20.10): create the container, connect
         # it to the other projects' networks, then start it attached, all before it runs.
-        pre = [exec_line(d.service_run_argv(inst, site, verb="create"))]
+        pre = [exec_line(d.service_run_argv(inst, site, verb="create", log=log))]
         pre += [exec_line(d.connect_argv(docker, p, inst.name)) for p in w.reach]
         run = exec_line(d.start_attached_argv(docker, inst.name))
     else:
-        pre, run = [], exec_line(d.service_run_argv(inst, site))
+        pre, run = [], exec_line(d.service_run_argv(inst, site, log=log))
     text = _render(
         "service.unit.j2",
         site=site,
@@ -112,12 +112,13 @@ def _exec_words(argv: Sequence[str]) -> str:
     return " ".join(words)
 
 
-def job_unit(w: m.Workload, host: m.Host, site: str) -> RenderedFile:
+def job_unit(w: m.Workload, host: m.Host, site: str,
+             log: Sequence[str] = d.JOURNALD) -> RenderedFile:
     container = Raw(f"hostctl-job-{w.name}-%i")
     run = [host.docker, "run", "--rm", "--name", container,
            "--label", Raw(f"{d.LABEL}.run=%i")]
     run += d.labels(w, site, {f"{d.LABEL}.host": host.name})
-    run += d.common_run_args(w, bool(w.secrets))
+    run += d.common_run_args(w, bool(w.secrets), log)
     before, after = d.command_tail(w)
     run += [*before, w.image, *after]
     text = _render(
@@ -167,6 +168,9 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
 
 def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """Every hostctl file that belongs on `host`, sorted by path."""
+    # Imported here: hostctl.observability builds on RenderedFile from this module.
+    from hostctl.observability import host_files, log_args
+
     inv = site.inventory
     files: dict[str, RenderedFile] = {}
 
@@ -177,14 +181,16 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
         if not placed_on(w, host):
             continue
         if w.is_job:
-            add(job_unit(w, host, inv.site))
+            add(job_unit(w, host, inv.site, log_args(inv.logging, inv, w)))
             if w.schedule and schedule_host(w, inv) == host:
                 add(job_timer(w, inv.site))
         else:
             for inst in instances_on(w, host):
-                add(service_unit(inst, inv.site))
+                add(service_unit(inst, inv.site, log_args(inv.logging, inv, w)))
         if w.secrets:
             add(env_file(w, site))
+    for f in host_files(site, host):  # the exporter; the Logstash pipeline on its host
+        add(f)
     kong = gateway_file(site, host)
     if kong is not None:
         add(kong)

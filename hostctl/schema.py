@@ -141,7 +141,8 @@ class Number(Check[float]):
             return ctx.error(path, f"expected a number, got {describe(value)}")
         if self.exclusive_minimum and self.minimum is not None and value <= self.minimum:
             return ctx.error(path, f"must be greater than {self.minimum:g}, got {value:g}")
-        return float(_in_range(value, self.minimum, self.maximum, path, ctx))
+        checked = _in_range(value, self.minimum, self.maximum, path, ctx)
+        return INVALID if failed(checked) else float(checked)
 
 
 def _in_range(value: Any, lo: Any, hi: Any, path: Path, ctx: Context) -> Any:

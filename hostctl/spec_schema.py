@@ -7,6 +7,7 @@ from typing import Any
 from hostctl import model as m
 from hostctl.gateway.config import GATEWAY
 from hostctl.k8s.config import K3S
+from hostctl.observability.config import LOGGING, METRICS
 from hostctl.schema import (
     INVALID,
     AnyMapping,
@@ -263,7 +264,7 @@ INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
     "secrets": secrets_config,
     "image_source": Str(choices=("pull", "push")),
     "gateway": GATEWAY,
-    "logging": AnyMapping(),
-    "metrics": AnyMapping(),
+    "logging": LOGGING,
+    "metrics": METRICS,
     "k3s": K3S,
 }

@@ -332,6 +332,9 @@ def _hash_drift(service: str, exp: Expected, file_hash: str,
     return []
 
 
+EXPORTER_UNIT = "hostctl-exporter.service"
+
+
 def host_report(site: m.Site, st: HostStatus) -> HostReport:
     """Rows for every unit the specs expect or the host has, with drift marked."""
     expected = expected_units(site, st.host)
@@ -364,7 +367,16 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
         rows.append(make(exp.workload.name, exp.instance, unit, u, c, file_hash,
                          exp.spec_hash, drift))
 
-    for unit in sorted(set(st.units) - set(expected)):
+    known = set(expected)
+    if site.inventory.metrics is not None:  # the metrics exporter: no container, no spec
+        known.add(EXPORTER_UNIT)
+        u = st.units.get(EXPORTER_UNIT)
+        drift = [] if u is not None and u.load != "not-found" else [
+            "not deployed: the metrics exporter is missing on the host (`hostctl deploy`)"]
+        rows.append(make("hostctl-exporter", "-", EXPORTER_UNIT, u, None,
+                         st.unit_files.get(EXPORTER_UNIT, ""), None, drift))
+
+    for unit in sorted(set(st.units) - known):
         u = st.units[unit]
         run = _job_run(unit)
         if run is not None:

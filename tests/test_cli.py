@@ -106,4 +106,4 @@ def test_docs_sections(runner: CliRunner) -> None:
     result = runner.invoke(main, ["docs", "servce"])
     assert result.exit_code == 1
     assert result.stderr == ("error: no docs section 'servce'; did you mean 'service'? "
-                             "(known: inventory, service, job, gateway, k3s)\n")
+                             "(known: inventory, service, job, gateway, logging, metrics, k3s)\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
@@ -25,11 +25,12 @@ from hostctl.schema import (
     Int,
     Number,
     Record,
+    Section,
     Size,
     Str,
     did_you_mean,
 )
-from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
+from hostctl.yamlsource import Document, Path, YamlProblem, load_documents
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -218,31 +219,11 @@ def _metrics_section() -> Record[MetricsConfig]:
     })
 
 
-class _Section(Check[Any]):
-    """An inventory section that remembers its file and lines for later messages.
-    An empty section means off, like a missing one."""
-
-    expected = "a mapping"
-
-    def __init__(self, build: Any):
-        self.build = build
-
-    def __call__(self, value: Any, path: Path, ctx: Context) -> Any:
-        if value is None or value == {}:
-            return None
-        typed = self.build()(value, path, ctx)
-        if typed is INVALID:
-            return INVALID
-        lines = {format_path(p): line for p, line in ctx.doc.lines.items()
-                 if p[:len(path)] == path}
-        return replace(typed, file=ctx.doc.file, lines=lines)
+LOGGING = Section(_logging_section)
+METRICS = Section(_metrics_section)
 
 
-LOGGING = _Section(_logging_section)
-METRICS = _Section(_metrics_section)
-
-
-def _typed(inv: m.Inventory, key: str, cls: type, check: _Section,
+def _typed(inv: m.Inventory, key: str, cls: type, check: Section,
            problems: list[Problem]) -> Any:
     """The section typed, whether the loader already checked it or still keeps a mapping
     (then the inventory is read again so problems carry lines)."""

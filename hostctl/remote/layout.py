@@ -13,6 +13,14 @@ MANIFEST = "manifest.json"
 KEEP_RELEASES = 5
 GATEWAY_FILE = "/etc/hostctl/gateway/kong.yml"  # Kong's declarative config (secrets inside)
 GATEWAY_WORKLOAD = "gateway-kong"  # the platform service that runs Kong
+EXPORTER_FILES = (  # hostctl.observability.exporter_bundle: the metrics exporter
+    "/usr/local/lib/hostctl/hostctl-exporter.pyz",
+    "/etc/hostctl/exporter/config.json",
+    f"{UNIT_DIR}/hostctl-exporter.service",
+)
+EXPORTER_WORKLOAD = "hostctl-exporter"
+PIPELINE_GLOB = "/etc/hostctl/logging/pipeline/*.conf"  # Logstash's, on the logging host
+PIPELINE_WORKLOAD = "logging-logstash"
 
 # Globs of the files hostctl owns on a host; anything else is never touched or removed.
 MANAGED_GLOBS = (
@@ -20,7 +28,11 @@ MANAGED_GLOBS = (
     f"{UNIT_DIR}/hostctl-*.timer",
     f"{ENV_DIR}/*.env",
     GATEWAY_FILE,
+    *EXPORTER_FILES[:2],
+    PIPELINE_GLOB,
 )
+# Read back by hash only, like secrets, but because they are binary: never shown as a diff.
+HASH_ONLY = (EXPORTER_FILES[0],)
 
 
 def is_managed(path: str) -> bool:
@@ -31,4 +43,4 @@ def is_managed(path: str) -> bool:
 
 def is_secret_path(path: str) -> bool:
     """Files whose content must never leave the host: their hashes only are read back."""
-    return path.startswith(ENV_DIR + "/") or path == GATEWAY_FILE
+    return path.startswith(ENV_DIR + "/") or path == GATEWAY_FILE or path in HASH_ONLY
