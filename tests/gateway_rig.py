@@ -47,7 +47,7 @@ def standin_on(site: object, host: str, port: int, tmp: Path, status_port: int =
     subprocess.run(hostobj.ssh_argv("cat > /root/kong-standin.pyz"), input=pyz.read_bytes(),
                    check=True, timeout=60)
     ssh(host, f"systemctl stop {UNIT} >/dev/null 2>&1; systemctl reset-failed {UNIT} "
-              ">/dev/null 2>&1; systemd-run --unit {UNIT} --collect "
+              f">/dev/null 2>&1; systemd-run --unit {UNIT} --collect "
               f"/usr/bin/python3 /root/kong-standin.pyz {port} {status_port}")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
