@@ -1,0 +1,370 @@
+#!/bin/sh
+# hostctl-jobs: the host side of hostctl's job runs: the run queue, GPU leases, outcomes.
+# Installed by hostctl (its sha256 is compared on every jobs command and the file replaced
+# when it differs): do not edit it here.
+#
+# A run is a directory /var/lib/hostctl/runs/RUN_ID/ holding one small file per field (job,
+# state, gpus, exit, ...): readers need no parser, and a field is replaced atomically (write
+# aside, rename). Every change of state happens under one host-wide flock, so two operators,
+# a timer and a finishing run never hand out the same GPU twice.
+#
+# Commands (called by hostctl's scripts and by the job units, not by hand):
+#   submit ID...            queue runs that hostctl prepared in runs/.new-ID/
+#   dispatch                reclaim what dead runs held, start the queued runs that fit
+#   tick                    dispatch, and forget runs that ended long ago (the queue's timer)
+#   admit JOB ID            ExecCondition of a run unit: exit 0 = start now, 1 = not now
+#   finished JOB ID         ExecStopPost of a run unit: outcome, retry with back-off, next run
+#   cancel ID               cancel a queued run, or stop a running one
+#   lease-service UNIT N    ExecStartPre of a service that needs N GPUs
+#   release-service UNIT    ExecStopPost of that service
+set -u
+umask 077
+export LC_ALL=C
+S=${HOSTCTL_STATE:-/var/lib/hostctl}  # overridden only by hostctl's own tests
+R=$S/runs
+A=$R/.active      # one empty file per run that has not finished: the queue
+G=$S/gpu          # devices, mode, lease/DEV (holder), want/UNIT (services waiting)
+SELF=$S/bin/hostctl-jobs
+START_GRACE_MS=60000  # a run handed to systemd that has not started by then is re-queued
+BACKOFF_BASE=5        # seconds before retry 1; doubled for each further retry
+BACKOFF_MAX=300
+
+log() { echo "hostctl-jobs: $*" >&2; }
+now_ms() { date +%s%3N; }
+get() { cat "$R/$1/$2" 2>/dev/null; }
+put() { printf '%s\n' "$3" > "$R/$1/.$2.tmp" && mv -f "$R/$1/.$2.tmp" "$R/$1/$2"; }
+
+locked() {
+  mkdir -p "$A" "$G/lease" "$G/want"
+  exec 9>>"$S/jobs.lock"
+  # Bounded: a stuck holder must not hang a unit's start or stop for ever.
+  flock -w 120 9 || { log "the queue lock stayed busy for 120 s"; exit 75; }
+}
+
+new_id() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# -- GPU leases --------------------------------------------------------------------------
+
+devices() { cat "$G/devices" 2>/dev/null; }
+
+free_devices() {
+  for d in $(devices); do [ -e "$G/lease/$d" ] || printf '%s ' "$d"; done
+}
+
+reserved_gpus() {  # GPUs promised to services waiting for them (they go first)
+  n=0
+  for f in "$G"/want/*; do [ -f "$f" ] && n=$((n + $(cat "$f"))); done
+  echo "$n"
+}
+
+release() {  # HOLDER: free every device it holds
+  for f in "$G"/lease/*; do
+    [ -f "$f" ] && [ "$(cat "$f")" = "$1" ] && rm -f "$f"
+  done
+  return 0
+}
+
+# The docker flags that give a run (or service) its devices, for the unit's $HOSTCTL_RUN_ARGS /
+# $HOSTCTL_GPU_ARGS word. Quoted for systemd's EnvironmentFile= and then for its splitting of
+# a $WORD: --gpus takes CSV, so `"device=0,1"` keeps its double quotes (docker/cli gpus.go).
+gpu_words() {  # DEVICES (comma-separated, may be empty)
+  [ -n "$1" ] || return 0
+  if [ "$(cat "$G/mode" 2>/dev/null)" = env ]; then
+    printf " '--env' '%s'" "HOSTCTL_GPU_DEVICES=$1"
+  else
+    printf " '--gpus' '%s'" "\\\"device=$1\\\""
+  fi
+}
+
+write_unit_env() {  # ID DEVICES
+  printf 'HOSTCTL_RUN_ARGS="%s%s"\n' "'--env-file' '$R/$1/env'" "$(gpu_words "$2")" \
+    > "$R/$1/.unit.env.tmp" && mv -f "$R/$1/.unit.env.tmp" "$R/$1/unit.env"
+}
+
+# -- runs --------------------------------------------------------------------------------
+
+finalize() {  # ID STATE EXIT NOTE
+  put "$1" ended "$(now_ms)"
+  put "$1" exit "$3"
+  [ -n "$4" ] && put "$1" note "$4"
+  put "$1" state "$2"
+  release "$1"
+  rm -f "$A/$1"
+}
+
+submit() {  # ID...: prepared directories become queued runs, in the order given
+  for id in "$@"; do
+    [ -d "$R/.new-$id" ] || { log "no prepared run $id"; continue; }
+    [ -e "$R/$id" ] && { log "run $id exists already"; continue; }
+    seq=$(( $(cat "$S/jobs.seq" 2>/dev/null || echo 0) + 1 ))
+    echo "$seq" > "$S/jobs.seq"
+    printf '%s\n' "$seq" > "$R/.new-$id/seq"
+    printf '%s\n' queued > "$R/.new-$id/state"
+    mv "$R/.new-$id" "$R/$id" && : > "$A/$id"
+  done
+}
+
+prepare_from_unit() {  # ID TRIGGER [SHARD COUNT]: a run started by a timer or by hand,
+  # described by the HOSTCTL_JOB_* settings its unit carries (from the rendered spec)
+  d=$R/.new-$1
+  rm -rf "$d" && mkdir -p "$d" || return 1
+  for kv in "job=$JOB" "project=${HOSTCTL_JOB_PROJECT:-}" "host=${HOSTCTL_JOB_HOST:-}" \
+      "unit=hostctl-job-$JOB@$1.service" "need=${HOSTCTL_JOB_GPUS:-0}" \
+      "cpus=${HOSTCTL_JOB_CPUS:-0}" "memory=${HOSTCTL_JOB_MEMORY:-0}" \
+      "attempts=${HOSTCTL_JOB_ATTEMPTS:-1}" "attempt=1" "group=${GROUP:-$1}" "by=$2" \
+      "shard=${3:-0}" "shards=${4:-1}" "submitted=$(now_ms)"; do
+    printf '%s\n' "${kv#*=}" > "$d/${kv%%=*}"
+  done
+  printf 'HOSTCTL_RUN_ID=%s\nHOSTCTL_SHARD_INDEX=%s\nHOSTCTL_SHARD_COUNT=%s\n' \
+    "$1" "${3:-0}" "${4:-1}" > "$d/env"
+}
+
+reclaim() {  # runs whose unit is gone without reporting, leases nobody holds any more
+  now=$(now_ms)
+  ids=""; units=""
+  for f in "$A"/*; do
+    [ -e "$f" ] || continue
+    id=${f##*/}
+    case $(get "$id" state) in starting|running)
+      ids="$ids $id"; units="$units $(get "$id" unit)";;
+    esac
+  done
+  if [ -n "$ids" ]; then
+    # One systemctl call for all of them: one answer line per unit, in order.
+    systemctl is-active $units > "$S/.reclaim" 2>/dev/null
+    set -- $ids
+    while read -r active; do
+      id=$1; shift
+      case $active in active|activating|deactivating|reloading|refreshing) continue;; esac
+      st=$(get "$id" state)
+      if [ "$st" = running ]; then
+        finalize "$id" failed "" "lost: its unit ended without reporting (host or systemd down?)"
+      elif [ -e "$R/$id/cancel" ]; then
+        finalize "$id" cancelled "" ""
+      elif [ $((now - $(get "$id" changed || echo 0))) -gt "$START_GRACE_MS" ]; then
+        release "$id"; put "$id" gpus ""; put "$id" state queued
+      fi
+    done < "$S/.reclaim"
+  fi
+  for f in "$G"/lease/*; do
+    [ -f "$f" ] || continue
+    holder=$(cat "$f")
+    case $holder in
+      svc:*) case $(systemctl is-active "${holder#svc:}") in
+               active|activating|deactivating|reloading) ;; *) rm -f "$f";; esac;;
+      *) case $(get "$holder" state) in starting|running) ;; *) rm -f "$f";; esac;;
+    esac
+  done
+  for f in "$G"/want/*; do
+    [ -f "$f" ] || continue
+    [ "$(systemctl is-active "${f##*/}")" = activating ] || rm -f "$f"
+  done
+}
+
+# Decide which queued runs start: first come, first served. Every run needs CPU and memory,
+# so a run that does not fit stops the line; a run waiting for GPUs stops only the runs
+# behind it that need GPUs too (a CPU-only run can still start). Input: "ID/FIELD:VALUE".
+PICK='
+{ split($0, kv, ":"); split(kv[1], p, "/"); id = p[1]
+  val[id, p[2]] = substr($0, length(kv[1]) + 2)
+  if (!(id in seen)) { seen[id] = 1; ids[++k] = id } }
+function cpu(id) { c = val[id, "cpus"] + 0; if (c <= 0) c = 1000; return c > cap_cpu ? cap_cpu : c }
+function mem(id) { m = val[id, "memory"] + 0; return m > cap_mem ? cap_mem : m }
+END {
+  nf = split(free, fd, " ") - reserved; ndev = split(all, ad, " ")
+  for (i = 1; i <= k; i++) {
+    id = ids[i]; st = val[id, "state"]
+    if (st == "starting" || st == "running") { used_cpu += cpu(id); used_mem += mem(id) }
+    else if (st == "queued") q[++nq] = id
+  }
+  for (i = 2; i <= nq; i++) {  # insertion sort by queue order (seq)
+    x = q[i]; for (j = i - 1; j >= 1 && val[q[j], "seq"] + 0 > val[x, "seq"] + 0; j--) q[j + 1] = q[j]
+    q[j + 1] = x
+  }
+  taken = 0; gpu_wait = 0
+  for (i = 1; i <= nq; i++) {
+    id = q[i]; g = val[id, "need"] + 0
+    if (val[id, "not_before"] + 0 > now) continue
+    if (g > ndev) { print "fail", id, "needs " g " GPU(s); this host has " ndev; continue }
+    if (used_cpu + cpu(id) > cap_cpu || used_mem + mem(id) > cap_mem) break
+    devs = ""
+    if (g > 0) {
+      if (gpu_wait || taken + g > nf) { gpu_wait = 1; continue }
+      for (j = 1; j <= g; j++) devs = devs (j > 1 ? "," : "") fd[taken + j]
+      taken += g
+    }
+    used_cpu += cpu(id); used_mem += mem(id)
+    print "start", id, devs
+  }
+}'
+
+dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller, not here.
+  reclaim
+  ls "$A" > "$S/.active" 2>/dev/null
+  [ -s "$S/.active" ] || return 0
+  cap_cpu=$(( $(nproc) * 1000 ))
+  cap_mem=$(awk '/^MemTotal:/ { printf "%d", $2 * 1024 }' /proc/meminfo)
+  free=$(free_devices)
+  decisions=$(cd "$R" && while read -r id; do
+      for f in seq state need cpus memory not_before; do echo "$id/$f"; done
+    done < "$S/.active" | xargs grep -H '' 2>/dev/null | \
+    awk -v cap_cpu="$cap_cpu" -v cap_mem="$cap_mem" -v free="$free" -v all="$(devices)" \
+        -v reserved="$(reserved_gpus)" -v now="$(now_ms)" "$PICK")
+  [ -n "$decisions" ] || return 0
+  echo "$decisions" | while read -r verb id devs; do
+    if [ "$verb" = fail ]; then
+      finalize "$id" failed "" "$devs"
+      continue
+    fi
+    for d in $(echo "$devs" | tr ',' ' '); do printf '%s\n' "$id" > "$G/lease/$d"; done
+    put "$id" gpus "$devs"
+    write_unit_env "$id" "$devs"
+    put "$id" changed "$(now_ms)"
+    put "$id" state starting
+    [ "$id" = "${SELF_ID:-}" ] && continue
+    # --no-block: the unit's own admit takes this lock, so waiting here would deadlock.
+    if ! out=$(systemctl start --no-block "$(get "$id" unit)" 2>&1); then
+      finalize "$id" failed "" "could not start its unit: $(echo "$out" | tail -n 1)"
+    fi
+  done
+}
+
+admit() {  # JOB ID
+  JOB=$1; id=$2
+  locked
+  if [ "$id" = scheduled ]; then
+    # The timer always starts the same instance: give this run (each shard of it) its own
+    # id and record, and let the queue start them; this activation itself runs nothing.
+    GROUP=$(new_id)
+    n=${HOSTCTL_JOB_SHARDS:-1}
+    if [ "$n" -le 1 ]; then
+      prepare_from_unit "$GROUP" timer && submit "$GROUP"
+    else
+      i=0; ids=""
+      while [ "$i" -lt "$n" ]; do
+        prepare_from_unit "$GROUP-$i" timer "$i" "$n"; ids="$ids $GROUP-$i"; i=$((i + 1))
+      done
+      submit $ids
+    fi
+    dispatch
+    log "scheduled run queued as run $GROUP ($n shard(s))"
+    exit 1
+  fi
+  st=$(get "$id" state)
+  if [ -z "$st" ]; then
+    # Started by hand (systemctl start): the run gets a record and waits its turn like any.
+    prepare_from_unit "$id" systemctl && submit "$id"
+    SELF_ID=$id; dispatch; SELF_ID=
+    st=$(get "$id" state)
+    [ "$st" = starting ] || { log "run $id queued: waiting for room on this host"; exit 1; }
+  fi
+  case $st in
+    starting)
+      put "$id" started "$(now_ms)"
+      put "$id" state running
+      exit 0;;
+    *) log "run $id is $st: not started"; exit 1;;
+  esac
+}
+
+finished() {  # JOB ID, with systemd's SERVICE_RESULT, EXIT_CODE, EXIT_STATUS
+  id=$2
+  locked
+  st=$(get "$id" state)
+  if [ "$st" != running ]; then dispatch; exit 0; fi
+  result=${SERVICE_RESULT:-}
+  code=${EXIT_STATUS:-}
+  if [ -e "$R/$id/cancel" ]; then outcome=cancelled
+  elif [ "$result" = timeout ]; then outcome=timed-out
+  elif [ "$result" = success ]; then outcome=succeeded
+  else outcome=failed; fi
+  attempt=$(get "$id" attempt); attempts=$(get "$id" attempts)
+  if [ "$outcome" = failed ] && [ "${attempt:-1}" -lt "${attempts:-1}" ]; then
+    delay=$((BACKOFF_BASE << (attempt - 1)))
+    [ "$delay" -gt "$BACKOFF_MAX" ] && delay=$BACKOFF_MAX
+    put "$id" exit "$code"
+    put "$id" note "attempt $attempt failed (exit $code); retried after ${delay}s"
+    put "$id" attempt $((attempt + 1))
+    put "$id" not_before $(( $(now_ms) + delay * 1000 ))
+    release "$id"
+    put "$id" gpus ""
+    put "$id" state queued
+    # A one-off timer wakes the queue when the back-off ends.
+    systemd-run --quiet --unit="hostctl.retry-$id-$attempt" --on-active="${delay}s" \
+      --timer-property=AccuracySec=100ms "$SELF" dispatch >/dev/null 2>&1 || \
+      log "could not set the retry timer: the queue's own timer retries later"
+    log "run $id: attempt $attempt of $attempts failed (exit $code); retry in ${delay}s"
+  else
+    note=""
+    [ "$outcome" = failed ] && [ "${attempts:-1}" -gt 1 ] && note="failed $attempts attempts"
+    finalize "$id" "$outcome" "$code" "$note"
+    log "run $id $outcome (exit $code)"
+  fi
+  dispatch
+}
+
+cancel() {  # ID
+  id=$1
+  locked
+  st=$(get "$id" state)
+  case $st in
+    "") echo "@@cancel $id unknown";;
+    queued|starting)
+      finalize "$id" cancelled "" "cancelled before it started"
+      [ "$st" = starting ] && systemctl stop --no-block "$(get "$id" unit)" 2>/dev/null
+      echo "@@cancel $id cancelled";;
+    running)
+      : > "$R/$id/cancel"
+      systemctl stop --no-block "$(get "$id" unit)"
+      echo "@@cancel $id stopping";;
+    *) echo "@@cancel $id $st";;
+  esac
+  dispatch
+}
+
+lease_service() {  # UNIT N: a service takes N GPUs, or waits for them (systemd retries it)
+  unit=$1; n=$2
+  locked
+  release "svc:$unit"
+  set -- $(free_devices)
+  if [ "$#" -lt "$n" ]; then
+    echo "$n" > "$G/want/$unit"
+    log "$unit waits for $n GPU(s): $# free; the next ones released go to it"
+    exit 1
+  fi
+  devs=""
+  i=0
+  while [ "$i" -lt "$n" ]; do
+    printf 'svc:%s\n' "$unit" > "$G/lease/$1"
+    devs="$devs${devs:+,}$1"; shift; i=$((i + 1))
+  done
+  rm -f "$G/want/$unit"
+  mkdir -p "$S/svc"
+  printf 'HOSTCTL_GPU_ARGS="%s"\n' "$(gpu_words "$devs")" > "$S/svc/$unit.env"
+}
+
+release_service() {  # UNIT
+  locked
+  release "svc:$1"
+  rm -f "$G/want/$1"
+  dispatch
+}
+
+prune() {  # finished runs older than KEEP_DAYS leave the list
+  find "$R" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -mtime +"${KEEP_DAYS:-30}" | \
+    while read -r d; do [ -e "$A/${d##*/}" ] || rm -rf "$d"; done
+}
+
+cmd=${1:-}
+[ "$#" -gt 0 ] && shift
+case $cmd in
+  submit) locked; submit "$@"; dispatch;;
+  dispatch) locked; dispatch;;
+  tick) locked; dispatch; prune;;
+  admit) admit "$@";;
+  finished) finished "$@";;
+  cancel) cancel "$@";;
+  lease-service) lease_service "$@";;
+  release-service) release_service "$@";;
+  *) log "unknown command '$cmd'"; exit 2;;
+esac

@@ -1,0 +1,335 @@
+"""Scripts hostctl sends to a host for its job runs, and the parser of what they print.
+
+Pure builders: each returns a POSIX sh script that the runner sends on stdin to `sh -s`.
+Every script starts by installing the host-side helper (hostctl-jobs.sh, next to this file)
+and the queue's timer when the host's copies differ, so a host is ready for runs from the
+first `hostctl run` on, without a deploy. Output is `@@` marker sections, like the facts
+script's.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+from hostctl.jobs.records import RunRecord, parse_records
+from hostctl.remote.facts import show_blocks, split_sections
+
+q = shlex.quote
+
+STATE_DIR = "/var/lib/hostctl"
+RUNS_DIR = f"{STATE_DIR}/runs"
+GPU_DIR = f"{STATE_DIR}/gpu"
+HELPER = f"{STATE_DIR}/bin/hostctl-jobs"
+UNIT_DIR = "/etc/systemd/system"
+# Named outside hostctl-*.service/timer on purpose: deploy removes unit files of that shape
+# that no spec renders, and status reports them as drift.
+QUEUE_SERVICE = "hostctl.jobs.service"
+QUEUE_TIMER = "hostctl.jobs.timer"
+QUEUE_PERIOD = "20s"  # how soon a dead run's GPUs are reclaimed at worst
+VERSION = "1"
+_SELECT = re.compile(r"[a-z0-9][a-z0-9.-]*\*?")
+GPU_MODES = ("nvidia", "env")
+
+QUEUE_SERVICE_TEXT = f"""# Installed by hostctl: its job queue's periodic pass.
+[Unit]
+Description=hostctl job queue: reclaim what dead runs held, start queued runs
+After=docker.service
+
+[Service]
+Type=oneshot
+ExecStart={HELPER} tick
+"""
+QUEUE_TIMER_TEXT = f"""# Installed by hostctl: a pass of the job queue every {QUEUE_PERIOD} and
+# after boot (a run that was going when the host went down left GPU leases behind).
+[Unit]
+Description=hostctl job queue pass every {QUEUE_PERIOD}
+
+[Timer]
+OnBootSec={QUEUE_PERIOD}
+OnUnitActiveSec={QUEUE_PERIOD}
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def helper_text() -> bytes:
+    """The host-side helper, as shipped in the package."""
+    return resources.files("hostctl.jobs").joinpath("hostctl-jobs.sh").read_bytes()
+
+
+def helper_hash() -> str:
+    return hashlib.sha256(helper_text()).hexdigest()
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    """A host's GPUs as the inventory declares them; `mode` env hands device ids to the
+    container in HOSTCTL_GPU_DEVICES instead of `--gpus` (test hosts without NVIDIA)."""
+
+    count: int = 0
+    mode: str = "nvidia"
+
+
+def _put_file(path: str, data: bytes, mode: str) -> list[str]:
+    """Replace `path` by `data` only when it differs; `@@changed PATH` when it did."""
+    digest = hashlib.sha256(data).hexdigest()
+    return [
+        f'if [ "$(sha256sum < {q(path)} 2>/dev/null | cut -c1-64)" != {digest} ]; then',
+        f"  mkdir -p {q(path.rsplit('/', 1)[0])}",
+        f"  base64 -d > {q(path + '.hostctl-new')} <<'HOSTCTL_EOF'",
+        base64.encodebytes(data).decode().rstrip("\n"),
+        "HOSTCTL_EOF",
+        f"  chmod {mode} {q(path + '.hostctl-new')} && mv -f {q(path + '.hostctl-new')} {q(path)}",
+        f"  echo '@@changed {path}'",
+        "fi",
+    ]
+
+
+def install_lines(gpu: GpuConfig) -> list[str]:
+    """Make the host ready for runs: helper, queue timer, GPU devices and mode. Cheap when
+    nothing changed (hashes compared on the host); daemon-reload only when a unit did."""
+    if gpu.mode not in GPU_MODES:
+        raise ValueError(f"unknown GPU mode {gpu.mode!r}")
+    declared = " ".join(str(i) for i in range(gpu.count))
+    lines = [
+        "export LC_ALL=C",
+        "umask 077",
+        f"mkdir -p {STATE_DIR} {RUNS_DIR}/.active {GPU_DIR}/lease {GPU_DIR}/want "
+        f"&& chmod 0700 {STATE_DIR}",
+        "reload=",
+    ]
+    lines += _put_file(HELPER, helper_text(), "0755")
+    for name, text in ((QUEUE_SERVICE, QUEUE_SERVICE_TEXT), (QUEUE_TIMER, QUEUE_TIMER_TEXT)):
+        lines += [line.replace("echo '@@changed", "reload=1; echo '@@changed")
+                  for line in _put_file(f"{UNIT_DIR}/{name}", text.encode(), "0644")]
+    if gpu.mode == "env":
+        lines.append(f"devs={q(declared)}")
+    else:
+        # The host's own view when the NVIDIA tools are there; the inventory's otherwise.
+        lines += [
+            "devs=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null "
+            "| tr -d ' ' | tr '\\n' ' ' | sed 's/ $//')",
+            f'[ -n "$devs" ] || devs={q(declared)}',
+        ]
+    lines += [
+        f'[ "$(cat {GPU_DIR}/devices 2>/dev/null)" = "$devs" ] || '
+        f'printf \'%s\\n\' "$devs" > {GPU_DIR}/devices',
+        f'[ "$(cat {GPU_DIR}/mode 2>/dev/null)" = {gpu.mode} ] || '
+        f"echo {gpu.mode} > {GPU_DIR}/mode",
+        'if [ -n "$reload" ]; then',
+        f"  systemctl daemon-reload && systemctl enable --now {QUEUE_TIMER} >/dev/null 2>&1",
+        "fi",
+    ]
+    return lines
+
+
+# -- submitting runs ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run to queue on a host: its record's first fields and its environment."""
+
+    id: str
+    job: str
+    project: str
+    host: str
+    unit: str
+    need: int = 0  # GPUs
+    cpus: int = 0  # milli-CPUs it claims (0: one CPU)
+    memory: int = 0  # bytes
+    attempts: int = 1
+    group: str = ""
+    shard: int = 0
+    shards: int = 1
+    by: str = ""
+    env: tuple[tuple[str, str], ...] = ()  # --set values, after hostctl's own
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "job": self.job, "project": self.project, "host": self.host, "unit": self.unit,
+            "need": str(self.need), "cpus": str(self.cpus), "memory": str(self.memory),
+            "attempts": str(self.attempts), "attempt": "1", "group": self.group or self.id,
+            "shard": str(self.shard), "shards": str(self.shards), "by": self.by,
+        }
+
+    def env_text(self) -> str:
+        """Docker's env-file format: one NAME=VALUE a line, the value taken literally."""
+        own = [("HOSTCTL_RUN_ID", self.id), ("HOSTCTL_SHARD_INDEX", str(self.shard)),
+               ("HOSTCTL_SHARD_COUNT", str(self.shards))]
+        return "".join(f"{k}={v}\n" for k, v in [*own, *self.env])
+
+
+def submit_lines(runs: Sequence[RunRequest]) -> list[str]:
+    """Prepare each run's directory aside, then queue them all in one locked step (so the
+    queue never sees half a run) and start what fits."""
+    lines = []
+    for r in runs:
+        d = f"{RUNS_DIR}/.new-{r.id}"
+        lines += [f"rm -rf {q(d)} && mkdir -p {q(d)}"]
+        for name, value in r.fields().items():
+            lines.append(f"printf '%s\\n' {q(value)} > {q(d + '/' + name)}")
+        lines.append(f"printf '%s\\n' \"$(date +%s%3N)\" > {q(d + '/submitted')}")
+        lines.append(f"printf '%s' {q(r.env_text())} > {q(d + '/env')}")
+    ids = " ".join(q(r.id) for r in runs)
+    lines.append(f"{HELPER} submit {ids} && echo '@@submitted'")
+    return lines
+
+
+def cancel_lines(run_id: str) -> list[str]:
+    return [f"{HELPER} cancel {q(run_id)}"]
+
+
+# -- reading runs ---------------------------------------------------------------------------
+
+def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
+               timers: Sequence[str] = ()) -> list[str]:
+    """Print the host's runs (all, or the run directories matching the globs in `select`),
+    its capacity, GPU leases, the spec hash of each job's unit file, and its timers."""
+    for pattern in select:
+        if not _SELECT.fullmatch(pattern):
+            raise ValueError(f"not a run id or run id prefix: {pattern!r}")
+    lines = [
+        f"echo '@@jobs {VERSION}'",
+        'echo "@@now $(date +%s%3N)"',
+        "echo \"@@capacity $(nproc) $(awk '/^MemTotal:/ { printf \"%d\", $2 * 1024 }' "
+        "/proc/meminfo)\"",
+        f'echo "@@devices $(cat {GPU_DIR}/devices 2>/dev/null)"',
+        f'echo "@@mode $(cat {GPU_DIR}/mode 2>/dev/null)"',
+        "echo '@@leases'",
+        f"grep -H '' {GPU_DIR}/lease/* 2>/dev/null | sed 's|.*/||'",
+        "echo '@@wants'",
+        f"grep -H '' {GPU_DIR}/want/* 2>/dev/null | sed 's|.*/||'",
+        "echo '@@units'",
+    ]
+    for job in jobs:
+        path = f"{UNIT_DIR}/hostctl-job-{job}@.service"
+        lines.append(f"[ -f {q(path)} ] && printf '%s %s\\n' {q(job)} "
+                     f"\"$(sed -n 's/.*io\\.hostctl\\.spec-hash=\\([0-9a-f]*\\).*/\\1/p' "
+                     f"{q(path)} | head -n 1)\"")
+    lines += ["echo '@@runs'"]
+    if select:
+        # Validated above: run ids and `PREFIX*` globs, safe to leave unquoted.
+        lines.append(f"cd {RUNS_DIR} 2>/dev/null && ls -d {' '.join(select)} 2>/dev/null | "
+                     "xargs -r grep -r -H '' --exclude='*env' --exclude=cancel 2>/dev/null")
+    else:
+        lines.append(f"cd {RUNS_DIR} 2>/dev/null && grep -r -H '' --exclude='*env' "
+                     "--exclude=cancel --exclude-dir='.*' . 2>/dev/null")
+    lines.append("echo '@@timers'")
+    if timers:
+        lines.append("TZ=UTC systemctl show --timestamp=unix "
+                     "--property=Id,NextElapseUSecRealtime,LastTriggerUSec,ActiveState -- "
+                     + " ".join(q(t) for t in timers) + " 2>/dev/null")
+    lines.append("echo '@@end'")
+    return lines
+
+
+def script(*parts: list[str]) -> str:
+    return "\n".join(line for part in parts for line in part) + "\n"
+
+
+@dataclass(frozen=True)
+class TimerInfo:
+    unit: str
+    active: str
+    next_ms: int | None
+    last_ms: int | None
+
+
+@dataclass(frozen=True)
+class HostJobs:
+    """What a host said about its runs, in one read."""
+
+    host: str
+    now_ms: int = 0
+    cpus: int = 0
+    memory: int = 0
+    devices: tuple[str, ...] = ()
+    mode: str = ""
+    leases: dict[str, str] = field(default_factory=dict)  # device -> holder
+    wants: dict[str, int] = field(default_factory=dict)  # service unit -> GPUs it waits for
+    units: dict[str, str] = field(default_factory=dict)  # job -> spec hash of its unit file
+    runs: tuple[RunRecord, ...] = ()
+    timers: dict[str, TimerInfo] = field(default_factory=dict)
+    changed: tuple[str, ...] = ()  # files the install step replaced
+
+
+class JobsReadError(ValueError):
+    """The host's answer was not what the read script prints."""
+
+
+def parse_read(host: str, text: str) -> HostJobs:
+    sections = split_sections(text)
+    if "end" not in sections:
+        raise JobsReadError(f"{host}: incomplete answer from the host (no end marker)")
+    cap = (sections.get("capacity") or [""])[0].split()
+    leases = {}
+    for line in sections.get("leases", []):
+        dev, _, holder = line.partition(":")
+        if dev and holder:
+            leases[dev] = holder
+    wants = {}
+    for line in sections.get("wants", []):
+        unit, _, n = line.partition(":")
+        if unit and n.strip().isdigit():
+            wants[unit] = int(n)
+    units = {}
+    for line in sections.get("units", []):
+        job, _, digest = line.partition(" ")
+        if job:
+            units[job] = digest.strip()
+    return HostJobs(
+        host=host,
+        now_ms=_int((sections.get("now") or ["0"])[0]),
+        cpus=_int(cap[0]) if cap else 0,
+        memory=_int(cap[1]) if len(cap) > 1 else 0,
+        devices=tuple((sections.get("devices") or [""])[0].split()),
+        mode=(sections.get("mode") or [""])[0].strip(),
+        leases=leases, wants=wants, units=units,
+        runs=tuple(parse_records(host, sections.get("runs", []))),
+        timers=_timers(sections.get("timers", [])),
+        changed=tuple(sections.get("changed", [])),
+    )
+
+
+def _timers(lines: list[str]) -> dict[str, TimerInfo]:
+    out = {}
+    for block in show_blocks(lines):
+        out[block["Id"]] = TimerInfo(block["Id"], block.get("ActiveState", ""),
+                                     _unix_ms(block.get("NextElapseUSecRealtime", "")),
+                                     _unix_ms(block.get("LastTriggerUSec", "")))
+    return out
+
+
+def _unix_ms(value: str) -> int | None:
+    """`@1715824800` (systemctl --timestamp=unix) -> ms; None for empty or n/a."""
+    value = value.strip()
+    if value.startswith("@") and value[1:].isdigit():
+        return int(value[1:]) * 1000
+    return None
+
+
+def _int(text: str) -> int:
+    text = text.strip()
+    return int(text) if text.isdigit() else 0
+
+
+def parse_cancel(text: str) -> dict[str, str]:
+    """`@@cancel ID VERDICT` lines -> {id: verdict}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("@@cancel "):
+            parts = line.split(" ", 2)
+            if len(parts) == 3:
+                out[parts[1]] = parts[2].strip()
+    return out
+

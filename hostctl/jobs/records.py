@@ -1,0 +1,143 @@
+"""Run records as the hosts keep them, read back: a pure parser and the values it builds.
+
+A host keeps each run as a directory of one-line files (see hostctl-jobs.sh); the read
+script prints them with `grep -r -H ''`, one `ID/FIELD:VALUE` line each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+QUEUED = "queued"
+STARTING = "starting"  # handed to systemd by the queue, not yet admitted by its unit
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TIMED_OUT = "timed-out"
+ACTIVE_STATES = (QUEUED, STARTING, RUNNING)
+FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
+
+# `run --wait` exit statuses for runs that did not end by themselves (timeout(1)'s 124;
+# 128 + SIGINT's 2 for a cancelled run, as a shell reports an interrupted command).
+EXIT_TIMED_OUT = 124
+EXIT_CANCELLED = 130
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as its host recorded it. Times are epoch milliseconds of the host's clock."""
+
+    id: str
+    host: str  # the inventory name of the host it was read from
+    job: str = ""
+    project: str = ""
+    state: str = ""
+    group: str = ""
+    shard: int = 0
+    shards: int = 1
+    need: int = 0  # GPUs it needs
+    cpus: int = 0  # milli-CPUs it claims (0: one CPU)
+    memory: int = 0  # bytes it claims
+    gpus: str = ""  # device ids it holds (or held), comma-separated
+    attempt: int = 1
+    attempts: int = 1
+    seq: int = 0  # its place in the host's queue
+    submitted: int = 0
+    started: int = 0
+    ended: int = 0
+    exit: str = ""  # the exit status (a number), or a signal name
+    note: str = ""
+    by: str = ""
+    not_before: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def duration_ms(self) -> int | None:
+        """Run time so far (running) or in all (ended); None before it started."""
+        if not self.started:
+            return None
+        return (self.ended or 0) - self.started if self.ended else None
+
+    def exit_status(self) -> int:
+        """What `hostctl run --wait` exits with for this (ended) run."""
+        if self.state == SUCCEEDED:
+            return 0
+        if self.state == TIMED_OUT:
+            return EXIT_TIMED_OUT
+        if self.state == CANCELLED:
+            return EXIT_CANCELLED
+        code = int(self.exit) if self.exit.isdigit() else 1
+        return code if 0 < code < 256 else 1
+
+
+_INT_FIELDS = ("shard", "shards", "need", "cpus", "memory", "attempt", "attempts", "seq", "submitted", "started",
+               "ended", "not_before")
+_STR_FIELDS = ("job", "project", "state", "group", "gpus", "exit", "note", "by")
+
+
+def parse_fields(lines: Iterable[str]) -> dict[str, dict[str, str]]:
+    """`ID/FIELD:VALUE` lines (optionally `./ID/...`) -> {id: {field: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for line in lines:
+        path, sep, value = line.partition(":")
+        if not sep:
+            continue
+        parts = path.removeprefix("./").split("/")
+        if len(parts) != 2 or not parts[0] or parts[0].startswith("."):
+            continue
+        out.setdefault(parts[0], {})[parts[1]] = value
+    return out
+
+
+def record_from(host: str, run_id: str, fields: Mapping[str, str]) -> RunRecord:
+    """A record from its fields; missing or garbled numbers read as 0."""
+    values: dict[str, object] = {f: fields.get(f, "") for f in _STR_FIELDS}
+    for f in _INT_FIELDS:
+        raw = fields.get(f, "").strip()
+        values[f] = int(raw) if raw.lstrip("-").isdigit() else 0
+    if not values["shards"]:
+        values["shards"] = 1
+    if not values["attempts"]:
+        values["attempts"] = 1
+    if not values["attempt"]:
+        values["attempt"] = 1
+    return RunRecord(id=run_id, host=host, **values)  # type: ignore[arg-type]
+
+
+def parse_records(host: str, lines: Iterable[str]) -> list[RunRecord]:
+    """Every run in the read script's output, oldest submission first."""
+    recs = [record_from(host, rid, f) for rid, f in parse_fields(lines).items() if f.get("state")]
+    return sorted(recs, key=lambda r: (r.submitted, r.seq, r.id))
+
+
+def queue_positions(records: Iterable[RunRecord]) -> dict[str, int]:
+    """1-based place of each queued run in its host's line (what `hostctl jobs` shows)."""
+    by_host: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.state == QUEUED:
+            by_host.setdefault(r.host, []).append(r)
+    out: dict[str, int] = {}
+    for runs in by_host.values():
+        for i, r in enumerate(sorted(runs, key=lambda r: r.seq), 1):
+            out[r.id] = i
+    return out
+
+
+def latest_per_shard(records: Iterable[RunRecord]) -> dict[int, RunRecord]:
+    """The newest attempt of each shard of a group (a --retry-failed run replaces the
+    failed one in the group's summary)."""
+    out: dict[int, RunRecord] = {}
+    for r in records:
+        have = out.get(r.shard)
+        if have is None or (r.submitted, r.seq) > (have.submitted, have.seq):
+            out[r.shard] = r
+    return dict(sorted(out.items()))
