@@ -380,7 +380,10 @@ class Run:
         assert gw is not None
         instance = probe.unit.removesuffix(".service")
         self.progress(host.name, "rolling", f"{instance}: weight 0, drain {gw.drain:g}s")
-        self._set_weight(host.name, instance, 0)
+        try:
+            self._set_weight(host.name, instance, 0)
+        except HostctlError as exc:  # Kong did not take it: restarting now would drop traffic
+            return S.HealthResult(probe.unit, False, f"gateway refused weight 0: {exc}")
         time.sleep(gw.drain)
         res = runner.run(["systemctl", "restart", "--", probe.unit], timeout=120)
         if not res.ok:
@@ -453,6 +456,8 @@ class Run:
             # The connection dropped (or a command timed out) mid-apply: what the host did
             # is unknown. The finish below reconnects to audit the run and unlock.
             outcome = HostOutcome(runner.host, "failed", str(exc), plan)
+        except HostctlError as exc:  # any other expected failure still audits and unlocks
+            outcome = HostOutcome(runner.host, "failed", _describe_exc(runner.host, exc), plan)
         outcome.seconds = round(time.monotonic() - start, 3)
         self._finish(runner, outcome)
         outcome.round_trips = runner.round_trips  # the whole run's, facts included
@@ -513,7 +518,10 @@ class Run:
                                       f"unhealthy after the change: {names}", health)
             for h in bad:
                 if h.unit in rolling:  # the old version runs again: give it its traffic back
-                    self._set_weight(name, h.unit.removesuffix(".service"), None)
+                    try:
+                        self._set_weight(name, h.unit.removesuffix(".service"), None)
+                    except HostctlError as exc:
+                        outcome.message += f"; its gateway weight is still 0 ({exc})"
             return outcome
         return HostOutcome(name, "deployed", f"release {release}", plan, health, release)
 
