@@ -48,8 +48,13 @@ def sandbox_up(inventory: str | None, count: int | None, state: str) -> None:
     else:
         assert count is not None
         requests = [SandboxHostRequest(f"sandbox-{i}") for i in range(1, count + 1)]
+    from hostctl.sandbox.locking import file_lock
+
     try:
-        booted = sandbox_hosts.up(requests, state_dir)
+        # Test sessions hold this lock while they use the machine's sandbox hosts.
+        with file_lock("session", timeout=1800,
+                       on_wait="waiting for a test session that uses the sandbox hosts"):
+            booted = sandbox_hosts.up(requests, state_dir)
     except Exception as exc:
         if isinstance(exc, HostctlError):
             raise
@@ -126,8 +131,11 @@ def write_inventory(source: str | None, booted: list[Any], state_dir: Path) -> P
 def sandbox_down(state: str) -> None:
     """Remove every sandbox host, volume and network hostctl made (nothing else)."""
     from hostctl.sandbox import hosts as sandbox_hosts
+    from hostctl.sandbox.locking import file_lock
 
-    gone = sandbox_hosts.down(Path(state))
+    with file_lock("session", timeout=1800,
+                   on_wait="waiting for a test session that uses the sandbox hosts"):
+        gone = sandbox_hosts.down(Path(state))
     click.echo(f"removed {len(gone.containers)} host(s), {len(gone.volumes)} volume(s), "
                f"{len(gone.networks)} network(s)")
 
