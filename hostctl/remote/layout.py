@@ -21,6 +21,15 @@ EXPORTER_FILES = (  # hostctl.observability.exporter_bundle: the metrics exporte
 EXPORTER_WORKLOAD = "hostctl-exporter"
 PIPELINE_GLOB = "/etc/hostctl/logging/pipeline/*.conf"  # Logstash's, on the logging host
 PIPELINE_WORKLOAD = "logging-logstash"
+PROBE_FILES = (  # hostctl.probe: the continuous health probe, on hosts with services
+    "/usr/local/lib/hostctl/probe.sh",
+    "/etc/hostctl/probe/services.conf",
+    f"{UNIT_DIR}/hostctl-probe@.service",
+    f"{UNIT_DIR}/hostctl-probe.timer",
+)
+PROBE_WORKLOAD = "hostctl-probe"
+HEALTH_DIR = f"{STATE_DIR}/health"  # the probe's <unit>.state files
+HEALTH_LOG = f"{STATE_DIR}/health.log"  # a JSON line per restart by the probe
 
 # Globs of the files hostctl owns on a host; anything else is never touched or removed.
 MANAGED_GLOBS = (
@@ -30,6 +39,7 @@ MANAGED_GLOBS = (
     GATEWAY_FILE,
     *EXPORTER_FILES[:2],
     PIPELINE_GLOB,
+    *PROBE_FILES[:2],
 )
 # Read back by hash only, like secrets, but because they are binary: never shown as a diff.
 HASH_ONLY = (EXPORTER_FILES[0],)

@@ -151,18 +151,12 @@ class HealthProbe:
         return self.start_period + (self.interval + self.timeout) * (self.retries + 1) + 5
 
 
-def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 20) -> str:
-    """Poll every probe until each is healthy or has failed past its retries.
-
-    A check counts as failed when the unit is not active, the container does not run, or
-    the probe fails; failures inside start_period do not count (Docker's semantics). The
-    loop is bounded by the largest budget. Prints `@@health UNIT ok|fail REASON`, and the
-    unit's last journal lines for each failure.
-    """
+def probe_functions(docker: str) -> list[str]:
+    """Shell functions shared by the deploy's health gate and the host's probe (hostctl.probe):
+    `probe_http IP PORT TIMEOUT PATH` (curl, else python3, else wget), `probe_tcp IP PORT
+    TIMEOUT` (bash's /dev/tcp) and `ip_of CONTAINER` (its first network address)."""
     d = q(docker)
-    lines = [
-        "export LC_ALL=C",
-        "start=$(date +%s)",
+    return [
         "probe_http() {",
         "  if command -v curl >/dev/null 2>&1; then",
         '    curl -fsS -o /dev/null --max-time "$3" "http://$1:$2$4" 2>/dev/null',
@@ -181,6 +175,22 @@ def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 2
         f"  {d} inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}} "
         "{{end}}' \"$1\" 2>/dev/null | cut -d' ' -f1",
         "}",
+    ]
+
+
+def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 20) -> str:
+    """Poll every probe until each is healthy or has failed past its retries.
+
+    A check counts as failed when the unit is not active, the container does not run, or
+    the probe fails; failures inside start_period do not count (Docker's semantics). The
+    loop is bounded by the largest budget. Prints `@@health UNIT ok|fail REASON`, and the
+    unit's last journal lines for each failure.
+    """
+    d = q(docker)
+    lines = [
+        "export LC_ALL=C",
+        "start=$(date +%s)",
+        *probe_functions(docker),
     ]
     budget = max((p.budget for p in probes), default=0)
     for i in range(len(probes)):
