@@ -112,15 +112,35 @@ def _exec_words(argv: Sequence[str]) -> str:
     return " ".join(words)
 
 
+JOBS_HELPER = "/var/lib/hostctl/bin/hostctl-jobs"  # hostctl.jobs.hostside.HELPER
+# ExecCondition of a run: the queue admits it (exit 0) or keeps it waiting (1). Where hostctl
+# never installed the queue (a host only deployed to), a job without GPUs runs at once as it
+# always did; a job with GPUs fails, as it must never run without its lease.
+_ADMIT = ('h=' + JOBS_HELPER + '; [ -x "$h" ] && exec "$h" admit "$0" "$1"; '
+          'echo "hostctl: $h is missing (any hostctl run or jobs command installs it)" >&2; '
+          'exit "$2"')
+
+
 def job_unit(w: m.Workload, host: m.Host, site: str,
              log: Sequence[str] = d.JOURNALD) -> RenderedFile:
     container = Raw(f"hostctl-job-{w.name}-%i")
     run = [host.docker, "run", "--rm", "--name", container,
            "--label", Raw(f"{d.LABEL}.run=%i")]
     run += d.labels(w, site, {f"{d.LABEL}.host": host.name})
-    run += d.common_run_args(w, bool(w.secrets), log)
+    # GPUs come from the queue's lease (specific devices, in $HOSTCTL_RUN_ARGS), not a count.
+    run += d.common_run_args(replace(w, resources=replace(w.resources, gpus=0)),
+                             bool(w.secrets), log)
+    run += [Raw("$HOSTCTL_RUN_ARGS")]
     before, after = d.command_tail(w)
     run += [*before, w.image, *after]
+    r = w.resources
+    queue_env = {
+        "HOSTCTL_JOB_PROJECT": w.project, "HOSTCTL_JOB_HOST": host.name,
+        "HOSTCTL_JOB_GPUS": str(r.gpus),
+        "HOSTCTL_JOB_CPUS": str(round(r.cpus * 1000) if r.cpus else 0),
+        "HOSTCTL_JOB_MEMORY": str(r.memory or 0),
+        "HOSTCTL_JOB_ATTEMPTS": str(w.retries + 1), "HOSTCTL_JOB_SHARDS": str(w.shards),
+    }
     text = _render(
         "job.unit.j2",
         site=site,
@@ -128,9 +148,14 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
         spec_hash=d.spec_hash(w),
         job=w.name,
         description=setting_value(f"hostctl job {w.name} (project {w.project})") + ", run %i",
+        helper=JOBS_HELPER,
+        queue_env=" ".join(f"{k}={v}" for k, v in queue_env.items()),
+        admit=_exec_words(["/bin/sh", "-c", _ADMIT, w.name, Raw("%i"),
+                           "255" if r.gpus else "0"]),
         run=_exec_words(run),
         stop=_exec_words([host.docker, "stop", f"--time={int(w.stop_timeout)}", container]),
         remove=_exec_words([host.docker, "rm", "-f", container]),
+        finished=_exec_words([JOBS_HELPER, "finished", w.name, Raw("%i")]),
         stop_timeout=int(w.stop_timeout) + 15,
         runtime_max=int(w.timeout) if w.timeout else None,
     )

@@ -191,12 +191,16 @@ def cancel_lines(run_id: str) -> list[str]:
 
 # -- reading runs ---------------------------------------------------------------------------
 
+ACTIVE = "@active"  # in `select`: the runs that have not ended (the queue's own list)
+
+
 def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
-               timers: Sequence[str] = ()) -> list[str]:
-    """Print the host's runs (all, or the run directories matching the globs in `select`),
-    its capacity, GPU leases, the spec hash of each job's unit file, and its timers."""
+               timers: Sequence[str] = (), docker: str | None = None) -> list[str]:
+    """Print the host's runs (all, or those in `select`: run ids, `PREFIX*` globs, or
+    ACTIVE), its capacity, GPU leases, the spec hash of each job's unit file, its timers,
+    and with `docker`, the runtimes its Docker knows (is `nvidia` among them?)."""
     for pattern in select:
-        if not _SELECT.fullmatch(pattern):
+        if pattern != ACTIVE and not _SELECT.fullmatch(pattern):
             raise ValueError(f"not a run id or run id prefix: {pattern!r}")
     lines = [
         f"echo '@@jobs {VERSION}'",
@@ -219,16 +223,23 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
     lines += ["echo '@@runs'"]
     if select:
         # Validated above: run ids and `PREFIX*` globs, safe to leave unquoted.
-        lines.append(f"cd {RUNS_DIR} 2>/dev/null && ls -d {' '.join(select)} 2>/dev/null | "
+        globs = " ".join(s for s in select if s != ACTIVE)
+        listing = "{ " + (f"ls -d {globs} 2>/dev/null; " if globs else "") + (
+            "ls .active 2>/dev/null; " if ACTIVE in select else "") + "}"
+        lines.append(f"cd {RUNS_DIR} 2>/dev/null && {listing} | sort -u | "
                      "xargs -r grep -r -H '' --exclude='*env' --exclude=cancel 2>/dev/null")
     else:
-        lines.append(f"cd {RUNS_DIR} 2>/dev/null && grep -r -H '' --exclude='*env' "
-                     "--exclude=cancel --exclude-dir='.*' . 2>/dev/null")
+        # ls leaves out the queue's own dot-directories (.active, .new-*).
+        lines.append(f"cd {RUNS_DIR} 2>/dev/null && ls | xargs -r grep -r -H '' "
+                     "--exclude='*env' --exclude=cancel 2>/dev/null")
     lines.append("echo '@@timers'")
     if timers:
         lines.append("TZ=UTC systemctl show --timestamp=unix "
                      "--property=Id,NextElapseUSecRealtime,LastTriggerUSec,ActiveState -- "
                      + " ".join(q(t) for t in timers) + " 2>/dev/null")
+    if docker is not None:
+        lines += ["echo '@@runtimes'",
+                  f"{q(docker)} info --format '{{{{json .Runtimes}}}}' 2>/dev/null"]
     lines.append("echo '@@end'")
     return lines
 
@@ -261,6 +272,7 @@ class HostJobs:
     runs: tuple[RunRecord, ...] = ()
     timers: dict[str, TimerInfo] = field(default_factory=dict)
     changed: tuple[str, ...] = ()  # files the install step replaced
+    runtimes: frozenset[str] | None = None  # Docker's runtimes, when asked
 
 
 class JobsReadError(ValueError):
@@ -298,7 +310,33 @@ def parse_read(host: str, text: str) -> HostJobs:
         runs=tuple(parse_records(host, sections.get("runs", []))),
         timers=_timers(sections.get("timers", [])),
         changed=tuple(sections.get("changed", [])),
+        runtimes=_runtimes(sections["runtimes"]) if "runtimes" in sections else None,
     )
+
+
+def _runtimes(lines: list[str]) -> frozenset[str]:
+    import json
+
+    try:
+        data = json.loads("".join(lines) or "{}")
+    except ValueError:
+        return frozenset()
+    return frozenset(data) if isinstance(data, dict) else frozenset()
+
+
+def runtime_problem(host: str, gpus: int, mode: str, runtimes: frozenset[str] | None) -> str | None:
+    """A host that declares GPUs but whose Docker cannot hand them to containers."""
+    if gpus <= 0 or mode == "env" or runtimes is None or "nvidia" in runtimes:
+        return None
+    return (f"{host}: the inventory declares {gpus} GPU(s) but Docker on the host has no "
+            "nvidia runtime (install the NVIDIA Container Toolkit and restart Docker), so "
+            "`--gpus` cannot work")
+
+
+def env_lines(run_id: str) -> list[str]:
+    """A run's env file: the --set values a --retry-failed run repeats (no secrets: those
+    live in the job's own env file)."""
+    return [f"cat {q(RUNS_DIR + '/' + run_id + '/env')} 2>/dev/null"]
 
 
 def _timers(lines: list[str]) -> dict[str, TimerInfo]:

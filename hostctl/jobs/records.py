@@ -79,8 +79,8 @@ class RunRecord:
         return code if 0 < code < 256 else 1
 
 
-_INT_FIELDS = ("shard", "shards", "need", "cpus", "memory", "attempt", "attempts", "seq", "submitted", "started",
-               "ended", "not_before")
+_INT_FIELDS = ("shard", "shards", "need", "cpus", "memory", "attempt", "attempts", "seq",
+               "submitted", "started", "ended", "not_before")
 _STR_FIELDS = ("job", "project", "state", "group", "gpus", "exit", "note", "by")
 
 

@@ -1,0 +1,329 @@
+"""Job runs over connected runners (`{host: Runner | RunnerError}`): read, submit, wait,
+follow, cancel, and run a group of shards to its end.
+
+Tests drive these with recording runners or real sandbox hosts; the CLI with SSH runners.
+Every loop is bounded by a deadline or a count, and sleeps through an injectable `sleep`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hostctl import model as m
+from hostctl.errors import HostctlError
+from hostctl.jobs import hostside as H
+from hostctl.jobs import plan as P
+from hostctl.jobs.records import RunRecord, latest_per_shard
+from hostctl.runner.base import Runner, RunnerError
+from hostctl.runner.pool import run_parallel
+
+READ_TIMEOUT = 60.0
+POLL_SECONDS = 0.5  # how often a shard group's hosts are asked how their runs are doing
+WAIT_POLL_SECONDS = 1.0
+MAX_POLL_FAILURES = 5  # consecutive failed polls before a host's runs are given up on
+DEFAULT_DEADLINE = 7 * 24 * 3600.0  # jobs without a timeout: a week of waiting at most
+
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+
+def _script(*parts: list[str]) -> bytes:
+    return H.script(*parts).encode()
+
+
+def _fail(host: str, what: str, stdout: str, stderr: str) -> HostctlError:
+    tail = (stderr.strip() or stdout.strip()).splitlines()
+    return HostctlError(f"{host}: {what} failed: {tail[-1] if tail else 'no output'}")
+
+
+def read_host(runner: Runner, host: m.Host, *, install: bool = True,
+              select: Sequence[str] = (), jobs: Sequence[str] = (),
+              timers: Sequence[str] = (), runtimes: bool = False) -> H.HostJobs:
+    """One round trip: install the queue helper when needed, then read the host's runs."""
+    parts = [H.install_lines(P.gpu_config(host))] if install else []
+    parts.append(H.read_lines(select, jobs, timers, host.docker if runtimes else None))
+    res = runner.run(["sh", "-s"], stdin=_script(*parts), timeout=READ_TIMEOUT)
+    try:
+        return H.parse_read(runner.host, res.stdout)
+    except H.JobsReadError as exc:
+        raise _fail(runner.host, "reading its runs", res.stdout, res.stderr) from exc
+
+
+def read_hosts(site: m.Site, runners: Mapping[str, Runner | RunnerError],
+               **kw: object) -> dict[str, H.HostJobs | Exception]:
+    hosts = site.inventory.hosts
+    return run_parallel(runners, lambda r: read_host(r, hosts[r.host], **kw))  # type: ignore[arg-type]
+
+
+def read_listing(site: m.Site, runners: Mapping[str, Runner | RunnerError],
+                 select: Sequence[str], timers: Mapping[str, Sequence[str]],
+                 ) -> dict[str, H.HostJobs | Exception]:
+    """Every host's runs (or those in `select`) and the timers of the jobs scheduled there.
+    Installs the queue helper, so a host only deployed to gets it (its timers need it)."""
+    hosts = site.inventory.hosts
+    return run_parallel(runners, lambda r: read_host(
+        r, hosts[r.host], select=select,
+        timers=[f"hostctl-job-{job}.timer" for job in timers.get(r.host, ())]))
+
+
+def submit(runner: Runner, requests: Sequence[H.RunRequest]) -> None:
+    """Queue runs on one host (they start at once when they fit)."""
+    res = runner.run(["sh", "-s"], stdin=_script(H.submit_lines(requests)),
+                     timeout=READ_TIMEOUT)
+    if "@@submitted" not in res.stdout:
+        raise _fail(runner.host, "queueing runs", res.stdout, res.stderr)
+
+
+def live_runner(runners: Mapping[str, Runner | RunnerError], host: str) -> Runner:
+    runner = runners[host]
+    if isinstance(runner, RunnerError):
+        raise runner
+    return runner
+
+
+# -- checks before a run ----------------------------------------------------------------
+
+def preflight(site: m.Site, w: m.Workload, seen: Mapping[str, H.HostJobs | Exception],
+              ) -> tuple[dict[str, H.HostJobs], list[str], list[str]]:
+    """(hosts ready to run `w`, warnings, errors): the job's unit must be deployed, and a host
+    handing out real GPUs needs Docker's nvidia runtime."""
+    from hostctl.docker_cmd import spec_hash
+
+    ready: dict[str, H.HostJobs] = {}
+    warnings: list[str] = []
+    errors: list[str] = []
+    want = spec_hash(w)
+    for name, hj in seen.items():
+        if isinstance(hj, Exception):
+            errors.append(str(hj) if isinstance(hj, HostctlError) else f"{name}: {hj!r}")
+            continue
+        host = site.inventory.hosts[name]
+        if w.name not in hj.units:
+            errors.append(f"{name}: {w.name} is not deployed there (`hostctl deploy` first)")
+            continue
+        if hj.units[w.name] != want:
+            warnings.append(f"{name}: its unit of {w.name} was rendered from another version "
+                            "of the spec; runs use what is deployed (`hostctl deploy` updates "
+                            "it)")
+        problem = H.runtime_problem(name, host.gpus, P.gpu_mode(host), hj.runtimes)
+        if problem and w.resources.gpus:
+            errors.append(problem)
+            continue
+        ready[name] = hj
+    return ready, warnings, errors
+
+
+# -- one run ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Started:
+    run_id: str
+    host: str
+    record: RunRecord | None  # as the host had it right after queueing
+
+
+def start_one(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | RunnerError],
+              ready: Mapping[str, H.HostJobs], *, by: str, env: Mapping[str, str],
+              run_id: str | None = None) -> Started:
+    """Queue one run on the host with the most room (or the shortest queue)."""
+    rooms = [P.room(hj, w) for hj in ready.values()]
+    host = P.pick_host(rooms)
+    run_id = run_id or P.new_group()
+    runner = live_runner(runners, host)
+    submit(runner, [P.request(w, site.inventory.hosts[host], run_id, by=by, env=env)])
+    after = read_host(runner, site.inventory.hosts[host], install=False, select=(run_id,))
+    return Started(run_id, host, next((r for r in after.runs if r.id == run_id), None))
+
+
+def find_run(site: m.Site, runners: Mapping[str, Runner | RunnerError], run_id: str,
+             ) -> tuple[RunRecord, list[str]]:
+    """The run's record from whichever host has it; errors of hosts that could not be read."""
+    seen = read_hosts(site, runners, install=False, select=(run_id,))
+    errors = []
+    for hj in seen.values():
+        if isinstance(hj, Exception):
+            errors.append(str(hj))
+            continue
+        for r in hj.runs:
+            if r.id == run_id:
+                return r, errors
+    hint = f" (not read: {'; '.join(errors)})" if errors else ""
+    raise HostctlError(f"no run {run_id} on any host{hint}; `hostctl jobs --all` lists runs")
+
+
+def wait_run(runner: Runner, host: m.Host, run_id: str, *, deadline: float,
+             on_change: Callable[[RunRecord], None] = lambda r: None,
+             clock: Clock = time.monotonic, sleep: Sleep = time.sleep,
+             interval: float = WAIT_POLL_SECONDS) -> RunRecord:
+    """Poll the run's record until it ends (or `deadline`, a clock() value, passes)."""
+    last: RunRecord | None = None
+    failures = 0
+    while True:
+        try:
+            hj = read_host(runner, host, install=False, select=(run_id,))
+            failures = 0
+            rec = next((r for r in hj.runs if r.id == run_id), None)
+            if rec is None:
+                raise HostctlError(f"{host.name}: run {run_id} has no record there any more")
+            if last is None or (rec.state, rec.attempt) != (last.state, last.attempt):
+                on_change(rec)
+            last = rec
+            if rec.final:
+                return rec
+        except RunnerError:
+            failures += 1
+            if failures >= MAX_POLL_FAILURES:
+                raise
+        if clock() >= deadline:
+            raise HostctlError(f"run {run_id} on {host.name} had not ended when hostctl "
+                               "stopped waiting; it goes on (`hostctl jobs` shows it)")
+        sleep(interval)
+
+
+def cancel_run(runner: Runner, run_id: str) -> str:
+    res = runner.run(["sh", "-s"], stdin=_script(H.cancel_lines(run_id)), timeout=READ_TIMEOUT)
+    verdict = H.parse_cancel(res.stdout).get(run_id)
+    if verdict is None:
+        raise _fail(runner.host, f"cancelling {run_id}", res.stdout, res.stderr)
+    return verdict
+
+
+def deadline_for(w: m.Workload, waves: int = 1) -> float:
+    """How long hostctl waits for runs of `w` at most: every attempt timing out, with its
+    back-off, for each wave of runs; a week for jobs without a timeout."""
+    if not w.timeout:
+        return DEFAULT_DEADLINE
+    per_run = (w.timeout + w.stop_timeout + 30) * (w.retries + 1) + 600 * w.retries
+    return per_run * max(1, waves) + 300
+
+
+# -- shard groups -------------------------------------------------------------------------
+
+@dataclass
+class GroupState:
+    """What hostctl knows of a group's runs while it drives them."""
+
+    group: str
+    shards: int
+    records: dict[str, RunRecord] = field(default_factory=dict)  # run id -> latest record
+    placed: dict[str, str] = field(default_factory=dict)  # run id -> host
+    lost: set[str] = field(default_factory=set)  # runs on hosts that stopped answering
+    started_at: float = 0.0
+
+    def outstanding(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for rid, host in self.placed.items():
+            rec = self.records.get(rid)
+            if rid not in self.lost and (rec is None or not rec.final):
+                out[host] = out.get(host, 0) + 1
+        return out
+
+    def latest(self) -> dict[int, RunRecord]:
+        return latest_per_shard(self.records.values())
+
+
+Observer = Callable[[GroupState], None]
+
+
+def run_group(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | RunnerError],
+              ready: Mapping[str, H.HostJobs], *, group: str, shards: int,
+              indexes: Iterable[int], retry: int = 0, by: str = "",
+              env: Mapping[str, str] | None = None, max_parallel: int | None = None,
+              observe: Observer = lambda s: None, clock: Clock = time.monotonic,
+              sleep: Sleep = time.sleep, interval: float = POLL_SECONDS,
+              deadline: float | None = None, known: Iterable[RunRecord] = ()) -> GroupState:
+    """Run shards `indexes` of a group over the ready hosts until every one has ended.
+
+    Each host gets what fits now plus as much again waiting in its own queue, topped up as
+    runs end; one round trip per host per poll. `known` are earlier runs of the group
+    (--retry-failed), so the summary covers every shard.
+    """
+    hosts = site.inventory.hosts
+    state = GroupState(group, shards, started_at=clock())
+    for r in known:
+        state.records[r.id] = r
+    slots = P.ShardSlots.from_rooms([P.room(hj, w) for hj in ready.values()], max_parallel)
+    pending = deque(indexes)
+    failures: dict[str, int] = {}
+    total_slots = sum(slots.limits.values()) or 1
+    end = deadline if deadline is not None else clock() + deadline_for(
+        w, -(-len(pending) // total_slots))
+    while True:
+        give = slots.assign(len(pending), state.outstanding())
+        batches = {h: [pending.popleft() for _ in range(n)] for h, n in give.items()}
+        if batches:
+            _submit_batches(site, w, runners, state, batches, pending, slots, group, shards,
+                            retry, by, env or {})
+        if not pending and not state.outstanding():
+            observe(state)
+            return state
+        if not slots.limits:
+            raise HostctlError(f"group {group}: no host left to run its shards on")
+        if clock() >= end:
+            raise HostctlError(f"group {group}: not every shard had ended when hostctl "
+                               "stopped waiting; they go on (`hostctl jobs` shows them)")
+        observe(state)
+        sleep(interval)
+        busy = {h: runners[h] for h in state.outstanding()}
+        seen = run_parallel(busy, lambda r: read_host(r, hosts[r.host], install=False,
+                                                      select=(f"{group}-*",)))
+        for host, hj in seen.items():
+            if isinstance(hj, Exception):
+                failures[host] = failures.get(host, 0) + 1
+                if failures[host] >= MAX_POLL_FAILURES:
+                    # Give up on the host: its shards count as lost, the others go on.
+                    state.lost |= {rid for rid, h in state.placed.items() if h == host}
+                    slots.limits.pop(host, None)
+                continue
+            failures[host] = 0
+            for rec in hj.runs:
+                if rec.id in state.placed:
+                    state.records[rec.id] = rec
+
+
+def _submit_batches(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | RunnerError],
+                    state: GroupState, batches: dict[str, list[int]], pending: deque[int],
+                    slots: P.ShardSlots, group: str, shards: int, retry: int, by: str,
+                    env: Mapping[str, str]) -> None:
+    hosts = site.inventory.hosts
+    requests = {h: [P.request(w, hosts[h], P.shard_id(group, i, retry), group=group, shard=i,
+                              shards=shards, by=by, env=env) for i in idx]
+                for h, idx in batches.items()}
+    done = run_parallel({h: runners[h] for h in requests},
+                        lambda r: submit(r, requests[r.host]))
+    for host, outcome in done.items():
+        if isinstance(outcome, Exception):
+            # The host refused or dropped: its shards go back to the front of the line.
+            pending.extendleft(reversed(batches[host]))
+            slots.limits.pop(host, None)
+            continue
+        for req in requests[host]:
+            state.placed[req.id] = host
+
+
+def group_records(site: m.Site, runners: Mapping[str, Runner | RunnerError], group: str,
+                  ) -> tuple[list[RunRecord], list[str]]:
+    """Every run of a group, from every host; errors of hosts that could not be read."""
+    seen = read_hosts(site, runners, install=False, select=(group, f"{group}-*"))
+    records: list[RunRecord] = []
+    errors: list[str] = []
+    for hj in seen.values():
+        if isinstance(hj, Exception):
+            errors.append(str(hj))
+        else:
+            records += [r for r in hj.runs if r.group == group]
+    return records, errors
+
+
+def run_env(runner: Runner, run_id: str) -> dict[str, str]:
+    """The --set values of a run (its env file without hostctl's own variables)."""
+    res = runner.run(["sh", "-s"], stdin=_script(H.env_lines(run_id)), timeout=READ_TIMEOUT)
+    out = {}
+    for line in res.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("HOSTCTL_"):
+            out[key] = value
+    return out

@@ -1,0 +1,215 @@
+"""Which hosts a job's runs go to and how many each can take: pure functions, no I/O."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from hostctl import model as m
+from hostctl.errors import HostctlError
+from hostctl.jobs.hostside import GpuConfig, HostJobs, RunRequest
+from hostctl.jobs.records import RunRecord
+from hostctl.placement import eligible_hosts
+from hostctl.schema import did_you_mean
+
+GPU_MODE_LABEL = "hostctl/gpu-mode"  # until the inventory's host schema has `gpu_mode`
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+ONE_CPU = 1000  # milli-CPUs a run without `cpus` claims
+
+
+def gpu_mode(host: m.Host) -> str:
+    """`env` on test hosts without NVIDIA (device ids in HOSTCTL_GPU_DEVICES), else nvidia."""
+    mode = getattr(host, "gpu_mode", None) or host.labels.get(GPU_MODE_LABEL) or "nvidia"
+    return str(mode)
+
+
+def gpu_config(host: m.Host) -> GpuConfig:
+    return GpuConfig(host.gpus, gpu_mode(host))
+
+
+def find_job(site: m.Site, name: str) -> m.Workload:
+    w = next((w for w in site.workloads if w.name == name), None)
+    if w is None:
+        raise HostctlError(f"no job '{name}' in the specs"
+                           f"{did_you_mean(name, [j.name for j in site.jobs])}")
+    if not w.is_job:
+        raise HostctlError(f"'{name}' is a service, not a job: `hostctl restart {name}` "
+                           "restarts it")
+    return w
+
+
+def job_hosts(site: m.Site, w: m.Workload, only: str | None = None) -> list[m.Host]:
+    """The hosts a run of `w` may go to (placement, enough GPUs), narrowed by --host."""
+    inv = site.inventory
+    if only is not None and only not in inv.hosts:
+        raise HostctlError(f"--host: no host '{only}' in {inv.file}"
+                           f"{did_you_mean(only, inv.hosts)}")
+    placed = eligible_hosts(w, inv)
+    fit = [h for h in placed if h.gpus >= w.resources.gpus]
+    if only is not None:
+        if only not in {h.name for h in placed}:
+            where = ", ".join(h.name for h in placed) or "no host"
+            raise HostctlError(f"{w.name} does not run on {only}: its placement allows {where}")
+        if only not in {h.name for h in fit}:
+            raise HostctlError(f"{w.name} needs {w.resources.gpus} GPU(s); {only} has "
+                               f"{inv.hosts[only].gpus}")
+        return [inv.hosts[only]]
+    if not fit:
+        raise HostctlError(f"{w.name}: no host matches its placement with "
+                           f"{w.resources.gpus} GPU(s)")
+    return fit
+
+
+def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
+    """--set KEY=VALUE values: environment variables of this run only."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not _ENV_NAME.fullmatch(key):
+            raise HostctlError(f"--set {pair!r}: give NAME=VALUE, NAME made of letters, "
+                               "digits and _")
+        if key.startswith("HOSTCTL_"):
+            raise HostctlError(f"--set {key}: HOSTCTL_* variables are set by hostctl itself")
+        if "\n" in value or "\0" in value:
+            raise HostctlError(f"--set {key}: the value must be one line")
+        out[key] = value
+    return out
+
+
+def check_run_id(text: str) -> str:
+    if not _RUN_ID.fullmatch(text):
+        raise HostctlError(f"'{text}' is not a run id (lower-case letters, digits and '-')")
+    return text
+
+
+def new_group() -> str:
+    """8 hex digits: short enough to type, unique enough for one site's runs."""
+    return secrets.token_hex(4)
+
+
+def shard_id(group: str, index: int, retry: int = 0) -> str:
+    """Runs of a group: GROUP-INDEX, and GROUP-INDEX-rN for the N-th --retry-failed."""
+    return f"{group}-{index}" + (f"-r{retry}" if retry else "")
+
+
+def request(w: m.Workload, host: m.Host, run_id: str, *, group: str = "", shard: int = 0,
+            shards: int = 1, by: str = "", env: Mapping[str, str] | None = None) -> RunRequest:
+    r = w.resources
+    return RunRequest(
+        id=run_id, job=w.name, project=w.project, host=host.name,
+        unit=f"hostctl-job-{w.name}@{run_id}.service", need=r.gpus,
+        cpus=round(r.cpus * 1000) if r.cpus else 0, memory=r.memory or 0,
+        attempts=w.retries + 1, group=group or run_id, shard=shard, shards=shards, by=by,
+        env=tuple(sorted((env or {}).items())))
+
+
+# -- room on hosts -------------------------------------------------------------------------
+
+def claim(cpus: int, memory: int, capacity_cpus: int, capacity_memory: int) -> tuple[int, int]:
+    """What a run holds while it runs, as the host's queue counts it (hostctl-jobs.sh)."""
+    c = cpus if cpus > 0 else ONE_CPU
+    return min(c, capacity_cpus), min(memory, capacity_memory)
+
+
+@dataclass(frozen=True)
+class Room:
+    """How many more runs of one job a host can start now, and how many it could hold."""
+
+    host: str
+    free: int  # runs it can start now (after the runs already waiting in its queue)
+    total: int  # runs it holds at once when nothing else runs
+    queued: int  # runs waiting in its queue
+
+
+def room(hj: HostJobs, w: m.Workload) -> Room:
+    cap_cpu, cap_mem = hj.cpus * 1000, hj.memory
+    want_cpu, want_mem = claim(round(w.resources.cpus * 1000) if w.resources.cpus else 0,
+                               w.resources.memory or 0, cap_cpu, cap_mem)
+    used_cpu = used_mem = 0
+    busy_gpus = len(hj.leases) + sum(hj.wants.values())
+    queued = [r for r in hj.runs if r.state == "queued"]
+    for r in hj.runs:
+        # Queued runs go first, so they count as taken as well.
+        if r.active:
+            c, mem = claim(r.cpus, r.memory, cap_cpu, cap_mem)
+            used_cpu, used_mem = used_cpu + c, used_mem + mem
+            if r.state == "queued":
+                busy_gpus += r.need
+
+    def fit(free_cpu: int, free_mem: int, free_gpus: int) -> int:
+        n = max(0, free_cpu) // want_cpu if want_cpu else 0
+        if want_mem:
+            n = min(n, max(0, free_mem) // want_mem)
+        if w.resources.gpus:
+            n = min(n, max(0, free_gpus) // w.resources.gpus)
+        return n
+
+    devices = len(hj.devices)
+    return Room(hj.host, fit(cap_cpu - used_cpu, cap_mem - used_mem, devices - busy_gpus),
+                max(1, fit(cap_cpu, cap_mem, devices)), len(queued))
+
+
+def pick_host(rooms: Sequence[Room]) -> str:
+    """A single run goes where it starts now (most room first), else to the shortest queue;
+    ties keep inventory order."""
+    if not rooms:
+        raise HostctlError("no host to run on")
+    best = max(rooms, key=lambda r: (r.free > 0, r.free, -r.queued))
+    if best.free > 0:
+        return best.host
+    return min(rooms, key=lambda r: r.queued).host
+
+
+@dataclass
+class ShardSlots:
+    """How many runs of a shard group each host is given at once.
+
+    Without --max-parallel each host holds its room now plus as many again waiting in its
+    own queue, so it starts the next shard the moment one ends, without waiting for
+    hostctl to notice. With --max-parallel the total in flight is capped and nothing waits
+    on a host (so the cap holds).
+    """
+
+    limits: dict[str, int]
+    max_parallel: int | None = None
+
+    @classmethod
+    def from_rooms(cls, rooms: Iterable[Room], max_parallel: int | None = None) -> ShardSlots:
+        limits = {}
+        for r in rooms:
+            now = max(r.free, 1 if r.free == 0 and r.total > 0 else 0)
+            limits[r.host] = now if max_parallel else now + max(r.total, 1)
+        return cls(limits, max_parallel)
+
+    def assign(self, pending: int, outstanding: Mapping[str, int]) -> dict[str, int]:
+        """How many of `pending` shards to hand each host now."""
+        give = dict.fromkeys(self.limits, 0)
+        total = sum(outstanding.values())
+        cap = self.max_parallel
+        for _ in range(pending):
+            if cap is not None and total >= cap:
+                break
+            # Fill the host with the most unused slots first, so all hosts start at once.
+            host = max(self.limits, key=lambda h: (
+                self.limits[h] - outstanding.get(h, 0) - give[h], -list(self.limits).index(h)))
+            if self.limits[host] - outstanding.get(host, 0) - give[host] <= 0:
+                break
+            give[host] += 1
+            total += 1
+        return {h: n for h, n in give.items() if n}
+
+
+def failed_shards(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The latest attempt of each shard of a group, where it did not succeed."""
+    from hostctl.jobs.records import latest_per_shard
+
+    return [r for r in latest_per_shard(records).values() if r.final and r.state != "succeeded"]
+
+
+def retry_number(run_id: str) -> int:
+    """GROUP-INDEX-rN -> N (0 for a first run)."""
+    tail = run_id.rsplit("-", 1)[-1]
+    return int(tail[1:]) if tail.startswith("r") and tail[1:].isdigit() else 0

@@ -1,0 +1,248 @@
+"""Job runs end to end on sandbox hosts (real sshd, systemd, Docker): the GPU queue, a
+crashed holder's lease, timeouts, retries, shards over three hosts, a timer's runs, and
+`run --wait`'s exit status.
+
+gpu-1 declares one GPU and hands device ids out in HOSTCTL_GPU_DEVICES (the test-only GPU
+mode: no NVIDIA here), so the whole lease and queue path runs. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from hostctl.jobs.plan import GPU_MODE_LABEL
+from tests.deploy_rig import Site, example_site, wait_for
+
+pytestmark = pytest.mark.sandbox
+__all__ = ["example_site"]
+
+SPECS = """
+kind: job
+name: gpu-sleep
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "run $HOSTCTL_RUN_ID on GPU(s) $HOSTCTL_GPU_DEVICES"; sleep ${SLEEP:-3}']
+resources: {gpus: 1, cpus: 0.1}
+placement: {labels: {role: gpu}}
+timeout: 2m
+---
+kind: job
+name: slow
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo started; sleep 60']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+timeout: 3s
+stop_timeout: 2s
+---
+kind: job
+name: flaky
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "attempt of $HOSTCTL_RUN_ID"; exit 3']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+retries: 1
+---
+kind: job
+name: shard
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "shard $HOSTCTL_SHARD_INDEX of $HOSTCTL_SHARD_COUNT"; sleep 1']
+resources: {cpus: 0.5}
+---
+kind: job
+name: tick
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "tick $HOSTCTL_RUN_ID"']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+schedule: "*:*:0/10"
+"""
+JOBS = ("gpu-sleep", "slow", "flaky", "shard", "tick")
+CLEAN = """
+systemctl disable --now hostctl.jobs.timer >/dev/null 2>&1
+systemctl stop 'hostctl.retry-*' >/dev/null 2>&1
+rm -f /etc/systemd/system/hostctl.jobs.*
+systemctl daemon-reload
+true
+"""
+
+
+@pytest.fixture(scope="module")
+def site(example_site: Site) -> Iterator[Site]:
+    s = example_site
+    (s.root / "specs" / "jobs-test.yml").write_text(SPECS)
+    data = yaml.safe_load(s.inventory.read_text())
+    data["hosts"]["gpu-1"]["labels"][GPU_MODE_LABEL] = "env"
+    s.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = s.deploy("--only", ",".join(JOBS))
+    assert res.returncode == 0, res.stdout + res.stderr
+    yield s
+    for name in s.hosts:  # the queue's own units are not hostctl-* units: the reset leaves them
+        s.ssh(name, CLEAN)
+
+
+def jobs(s: Site, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "hostctl.jobs", args[0], "-i", str(s.inventory), *args[1:]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=s.root,
+                          env={**__import__("os").environ, "NO_COLOR": "1"})
+
+
+def record(s: Site, host: str, run_id: str) -> dict[str, str]:
+    out = s.ssh(host, f"cd /var/lib/hostctl/runs/{run_id} && grep -H '' * || true")
+    return {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.splitlines()
+            if ":" in line}
+
+
+def run_json(s: Site, *args: str) -> dict[str, Any]:
+    res = jobs(s, "run", *args, "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out: dict[str, Any] = json.loads(res.stdout)
+    return out
+
+
+def test_second_gpu_run_queues_and_starts_when_the_first_ends(site: Site) -> None:
+    first = run_json(site, "gpu-sleep", "--set", "SLEEP=6")
+    second = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+    assert (first["host"], first["state"]) == ("gpu-1", "starting") or first["state"] == "running"
+    assert second["state"] == "queued", second
+    listing = jobs(site, "jobs")
+    assert listing.returncode == 0, listing.stderr
+    row = next((line for line in listing.stdout.splitlines()
+                if line.startswith(second["run"])), listing.stdout)
+    assert "queued (#1)" in row
+    assert wait_for(lambda: record(site, "gpu-1", first["run"]).get("state") == "succeeded",
+                    timeout=40)
+    assert wait_for(lambda: record(site, "gpu-1", second["run"]).get("state") == "succeeded",
+                    timeout=30)
+    a, b = record(site, "gpu-1", first["run"]), record(site, "gpu-1", second["run"])
+    assert a["gpus"] == b["gpus"] == "0"
+    assert int(b["started"]) >= int(a["ended"])  # never both on the one GPU
+    log = site.ssh("gpu-1", f"journalctl -u hostctl-job-gpu-sleep@{second['run']} -o cat")
+    assert f"run {second['run']} on GPU(s) 0" in log
+    assert site.ssh("gpu-1", "ls /var/lib/hostctl/gpu/lease").strip() == ""
+
+
+FORGE = r"""cat > /tmp/forge-run.sh <<'EOF'
+set -e
+d=/var/lib/hostctl/runs/$1; mkdir -p $d
+for kv in job=gpu-sleep unit=hostctl-job-gpu-sleep@$1.service need=1 cpus=100 attempts=1 \
+  attempt=1 group=$1 seq=$2 state=$3 host=gpu-1 shard=0 shards=1; do
+  echo "${kv#*=}" > $d/${kv%%=*}; done
+date +%s%3N > $d/submitted
+printf 'HOSTCTL_RUN_ID=%s\nSLEEP=1\n' $1 > $d/env
+: > /var/lib/hostctl/runs/.active/$1
+EOF"""
+
+
+def test_a_crashed_holders_lease_is_reclaimed(site: Site) -> None:
+    # What a host crash leaves behind: a run recorded as running, holding GPU 0, whose unit
+    # is gone; behind it a queued run. Nothing ends to wake the queue: its timer must notice
+    # the dead holder and hand the GPU on.
+    assert jobs(site, "jobs").returncode == 0  # the queue and its timer are installed
+    site.ssh("gpu-1", FORGE)
+    site.ssh("gpu-1", "sh /tmp/forge-run.sh deadbeef 0 running && cd /var/lib/hostctl && "
+                      "date +%s%3N > runs/deadbeef/started && echo 0 > runs/deadbeef/gpus && "
+                      "echo deadbeef > gpu/lease/0 && sh /tmp/forge-run.sh feedf00d 1 queued")
+    assert wait_for(lambda: record(site, "gpu-1", "feedf00d").get("state") == "succeeded",
+                    timeout=60, every=1)
+    dead = record(site, "gpu-1", "deadbeef")
+    assert dead["state"] == "failed" and dead["note"].startswith("lost:"), dead
+    assert record(site, "gpu-1", "feedf00d")["gpus"] == "0"
+
+
+def test_a_run_past_its_timeout_is_stopped_and_marked(site: Site) -> None:
+    res = jobs(site, "run", "slow", "--wait")
+    assert res.returncode == 124, res.stdout + res.stderr
+    assert "timed-out" in res.stdout
+    assert site.ssh("app-1", "docker ps -q --filter label=io.hostctl.workload=slow") == ""
+
+
+def test_a_failing_run_is_retried_then_marked_failed_and_wait_returns_its_status(
+        site: Site) -> None:
+    started = time.monotonic()
+    res = jobs(site, "run", "flaky", "--wait")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert time.monotonic() - started >= 5  # the back-off before the second attempt
+    run_id = res.stdout.split()[1]
+    rec = record(site, "app-1", run_id)
+    assert (rec["state"], rec["attempt"], rec["exit"]) == ("failed", "2", "3"), rec
+    log = site.ssh("app-1", f"journalctl -u hostctl-job-flaky@{run_id} -o cat")
+    assert log.count(f"attempt of {run_id}") == 2
+
+
+def test_twenty_shards_over_three_hosts(site: Site) -> None:
+    res = jobs(site, "run", "shard", "--shards", "20", timeout=240)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    group = lines[0].split()[1].rstrip(":")
+    rows = [line.split() for line in lines if line[:1].isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(20))
+    assert all(r[3] == "succeeded" and r[5] == "0" for r in rows), res.stdout
+    assert {r[2] for r in rows} == {"edge-1", "app-1", "gpu-1"}
+    assert lines[-1] == "20/20 shard(s) succeeded"
+    for r in rows[:3] + rows[-2:]:
+        out = site.ssh(r[2], f"journalctl -u hostctl-job-shard@{r[1]} -o cat")
+        assert f"shard {r[0]} of 20" in out
+    listed = jobs(site, "jobs", "--group", group, "--json")
+    assert len(json.loads(listed.stdout)["runs"]) == 20
+
+
+def test_the_timer_queues_a_scheduled_run_with_its_own_record(site: Site) -> None:
+    listing = jobs(site, "jobs", "--json")  # installs the queue helper the timer needs
+    sched = json.loads(listing.stdout)["schedules"]
+    assert [(x["job"], x["host"]) for x in sched] == [("tick", "app-1")]
+    assert sched[0]["next_ms"] and sched[0]["next_ms"] - time.time() * 1000 < 11_000
+
+    def timer_runs() -> list[dict[str, Any]]:
+        out = json.loads(jobs(site, "jobs", "--json").stdout)["runs"]
+        return [r for r in out if r["job"] == "tick" and r["state"] == "succeeded"]
+
+    assert wait_for(lambda: len(timer_runs()) >= 1, timeout=40, every=2)
+    run = timer_runs()[0]
+    assert run["by"] == "timer" and run["host"] == "app-1"
+    assert f"tick {run['run']}" in site.ssh(
+        "app-1", f"journalctl -u hostctl-job-tick@{run['run']} -o cat")
+    site.ssh("app-1", "systemctl stop hostctl-job-tick.timer")
+
+
+def test_cancel_stops_a_running_run(site: Site) -> None:
+    started = run_json(site, "gpu-sleep", "--set", "SLEEP=60")
+    assert wait_for(lambda: record(site, "gpu-1", started["run"]).get("state") == "running",
+                    timeout=20)
+    res = jobs(site, "cancel", started["run"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "cancelled" in res.stdout
+    assert site.ssh("gpu-1", "ls /var/lib/hostctl/gpu/lease").strip() == ""
+
+
+def test_concurrent_operators_never_share_the_gpu(site: Site) -> None:
+    results: list[dict[str, Any]] = []
+
+    def one() -> None:
+        results.append(run_json(site, "gpu-sleep", "--set", "SLEEP=1"))
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 3
+    ids = [r["run"] for r in results]
+    assert wait_for(lambda: all(record(site, "gpu-1", i).get("state") == "succeeded"
+                                for i in ids), timeout=60, every=1)
+    spans = sorted((int(record(site, "gpu-1", i)["started"]),
+                    int(record(site, "gpu-1", i)["ended"])) for i in ids)
+    assert all(spans[k][1] <= spans[k + 1][0] for k in range(len(spans) - 1)), spans
