@@ -22,6 +22,7 @@ from hostctl import model as m
 from hostctl.docker_cmd import LABEL, spec_hash
 from hostctl.errors import HostctlError
 from hostctl.placement import UNIT_PREFIX, schedule_host, service_instances
+from hostctl.probe import host_probes
 from hostctl.remote import layout as L
 from hostctl.remote.facts import show_blocks, split_sections
 from hostctl.runner.base import Runner, RunnerError
@@ -95,6 +96,32 @@ class HostStatus:
     unit_files: dict[str, str] = field(default_factory=dict)  # file name -> spec hash or ""
     units: dict[str, UnitStatus] = field(default_factory=dict)
     containers: dict[str, ContainerStatus] = field(default_factory=dict)
+    # unit -> the health probe's state (hostctl.probe): health, failures, last_failure...
+    probe: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeState:
+    """What the host's health probe last recorded for a unit."""
+
+    health: str = ""  # healthy | unhealthy | starting | inactive | restarting
+    restarts: int = 0  # restarts by the probe
+    last_failure: int | None = None  # epoch seconds
+    last_reason: str = ""
+    last_restart: int | None = None
+
+    @staticmethod
+    def of(values: Mapping[str, str] | None) -> ProbeState | None:
+        if not values:
+            return None
+
+        def num(key: str) -> int:
+            v = values.get(key, "")
+            return int(v) if v.isdigit() else 0
+
+        return ProbeState(values.get("health", ""), num("restarts"),
+                          num("last_failure") or None, values.get("last_reason", ""),
+                          num("last_restart") or None)
 
 
 # -- the script and its parser -----------------------------------------------------------
@@ -136,6 +163,12 @@ def status_script(docker: str) -> str:
         "then echo \"ok $out\"; else echo \"down $(printf '%s' \"$out\" | tail -n 1)\"; fi",
         f"echo '{MARK}containers'",
         f"{d} ps -a --no-trunc --filter label={LABEL}.managed=true --format '{fmt}' 2>/dev/null",
+        # The health probe's state per unit (hostctl.probe), as "UNIT KEY=VALUE" lines.
+        f"echo '{MARK}probe'",
+        f"for f in {L.HEALTH_DIR}/*.state; do",
+        '  [ -f "$f" ] || continue; u=${f##*/}; u=${u%.state}',
+        '  sed "s|^|$u |" "$f"',
+        "done",
         f"echo '{MARK}end'",
     ]
     return "\n".join(lines) + "\n"
@@ -159,7 +192,18 @@ def parse_status(host: str, text: str) -> HostStatus:
         unit_files=_unit_files(sections.get("unitfiles", [])),
         units=parse_unit_blocks(sections.get("units", [])),
         containers=_containers(sections.get("containers", [])),
+        probe=_probe_states(sections.get("probe", [])),
     )
+
+
+def _probe_states(lines: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for line in lines:
+        unit, _, kv = line.partition(" ")
+        key, eq, value = kv.partition("=")
+        if unit and eq:
+            out.setdefault(unit, {})[key] = value
+    return out
 
 
 def _unit_files(lines: list[str]) -> dict[str, str]:
@@ -270,6 +314,7 @@ class Row:
     want_hash: str | None  # what the specs say now (None: not in the specs)
     since: int | None
     drift: tuple[str, ...] = ()
+    probe: ProbeState | None = None  # the host's health probe's record of this unit
 
     @property
     def ok(self) -> bool:
@@ -333,6 +378,8 @@ def _hash_drift(service: str, exp: Expected, file_hash: str,
 
 
 EXPORTER_UNIT = "hostctl-exporter.service"
+PROBE_TIMER = "hostctl-probe.timer"  # hostctl.probe.TIMER_UNIT
+PROBE_UNITS = (PROBE_TIMER, "hostctl-probe@tick.service")
 
 
 def host_report(site: m.Site, st: HostStatus) -> HostReport:
@@ -347,14 +394,18 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
              drift: list[str], state: str | None = None) -> Row:
         if c is not None:
             seen_containers.add(c.name)
+        probe = ProbeState.of(st.probe.get(unit)) if unit else None
+        health = c.health if c else "-"
+        if health == "-" and probe is not None and probe.health in ("healthy", "unhealthy"):
+            health = probe.health  # an http/tcp check: only the probe runs it after deploy
         return Row(
             service=service, instance=instance, unit=unit,
             state=state or (u.state if u else "missing"), result=u.result if u else "",
             restarts=u.restarts if u else 0,
-            health=c.health if c else "-", container=c.name if c else None,
+            health=health, container=c.name if c else None,
             container_state=c.state if c else "", image=c.image if c else "-",
             spec_hash=(c.spec_hash if c and c.spec_hash else have_hash), want_hash=want,
-            since=u.since if u else None, drift=tuple(drift))
+            since=u.since if u else None, drift=tuple(drift), probe=probe)
 
     for unit, exp in expected.items():
         u = st.units.get(unit)
@@ -375,6 +426,17 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
             "not deployed: the metrics exporter is missing on the host (`hostctl deploy`)"]
         rows.append(make("hostctl-exporter", "-", EXPORTER_UNIT, u, None,
                          st.unit_files.get(EXPORTER_UNIT, ""), None, drift))
+
+    # The health probe: a row only when its timer is there but not running (a host
+    # deployed before the probe existed gets it, and `plan` says so, at the next deploy).
+    known.update(PROBE_UNITS)
+    host = site.inventory.hosts.get(st.host)
+    probe_timer = st.units.get(PROBE_TIMER)
+    if (host is not None and host_probes(site, host) and probe_timer is not None
+            and probe_timer.load != "not-found" and probe_timer.active != "active"):
+        rows.append(make(L.PROBE_WORKLOAD, "-", PROBE_TIMER, probe_timer, None, "", None,
+                         ["the health probe is not running: unhealthy services are not "
+                          "restarted (`systemctl start hostctl-probe.timer`, or deploy)"]))
 
     for unit in sorted(set(st.units) - known):
         u = st.units[unit]
@@ -462,7 +524,9 @@ def _state_text(r: Row) -> str:
     text = r.state
     if r.result and r.result != "success":
         text += f", {r.result}"
-    return text + (f", {r.restarts} restarts" if r.restarts else "")
+    text += f", {r.restarts} restarts" if r.restarts else ""
+    n = r.probe.restarts if r.probe else 0
+    return text + (f", {n} by health probe" if n else "")
 
 
 HEADERS = ("SERVICE", "INST", "STATE", "HEALTH", "IMAGE", "SPEC", "SINCE (UTC)")
@@ -496,6 +560,13 @@ def report_lines(reports: Mapping[str, HostReport]) -> list[str]:
         for r in rep.rows:
             for note in r.drift:
                 lines.append(f"  * {r.service}/{r.instance}: {note}")
+        for r in rep.rows:
+            p = r.probe
+            if p is not None and p.last_failure is not None:
+                lines.append(f"  ! {r.service}/{r.instance}: last health failure "
+                             f"{since_text(p.last_failure, st.now)}: {p.last_reason or '?'}"
+                             + (f"; restarted {p.restarts}x by the health probe, last "
+                                f"{since_text(p.last_restart, st.now)}" if p.restarts else ""))
     return lines
 
 
@@ -524,6 +595,11 @@ def report_json(reports: Mapping[str, HostReport]) -> dict[str, Any]:
                 "image": None if r.image == "-" else r.image,
                 "spec_hash": r.spec_hash or None, "want_spec_hash": r.want_hash,
                 "since": r.since, "ok": r.ok, "drift": list(r.drift),
+                "probe": None if r.probe is None else {
+                    "health": r.probe.health or None, "restarts": r.probe.restarts,
+                    "last_failure": r.probe.last_failure,
+                    "last_reason": r.probe.last_reason or None,
+                    "last_restart": r.probe.last_restart},
             } for r in rep.rows],
         }
     # ok: every host answered and everything on it runs as the specs say, healthy.

@@ -89,6 +89,8 @@ def app1_output(h: dict[str, str], api1_hash: str | None = None) -> str:
                    since="Tue 2024-05-14 10:58:00 UTC"),
         unit_block("hostctl-old-1.service", "active", "running",
                    since="Sat 2024-05-11 09:00:00 UTC"),
+        unit_block("hostctl-probe.timer", "active", "waiting", restarts=None),
+        unit_block("hostctl-probe@tick.service", "inactive", "dead"),
     ])
     containers = "\n".join([
         container("hostctl-api-1", "example.org/shop/api:1.0", "running", "Up 1 hour (healthy)",
@@ -110,6 +112,7 @@ hostctl-api-2.service {h["api"]}
 hostctl-job-nightly.timer {""}
 hostctl-job-nightly@.service {h["nightly"]}
 hostctl-old-1.service 0123456789ab
+hostctl-probe.timer {""}
 @@units
 {units}
 @@docker
@@ -363,7 +366,7 @@ def test_json_report(site: Site) -> None:
         "state": "active/running", "result": "success", "restarts": 0, "health": "healthy",
         "container": "hostctl-api-1", "container_state": "running",
         "image": "example.org/shop/api:1.0", "spec_hash": h["api"], "want_spec_hash": h["api"],
-        "since": NOW - 3600, "ok": True, "drift": []}
+        "since": NOW - 3600, "ok": True, "drift": [], "probe": None}
     assert app1["rows"][3]["image"] is None and app1["rows"][3]["state"] == "missing"
 
 
@@ -516,3 +519,106 @@ def test_json_ok_means_reachable_without_drift_and_healthy(example: Site) -> Non
     assert (out["ok"], out["drift"], out["reachable"]) == (False, False, True)
     assert [r["health"] for r in out["hosts"]["app-1"]["rows"]] == [
         "-", "healthy", "unhealthy", "unhealthy"]
+
+
+PROBE_SPECS = {
+    "web.yml": """\
+        kind: service
+        name: web
+        project: shop
+        image: example.org/shop/web:1.0
+        instances: 2
+        ports:
+          http: {container: 8080}
+        health:
+          http: {path: /health, port: http}
+        placement: {hosts: [app-1]}
+        """,
+}
+
+
+def probe_output(h: dict[str, str], timer: str = "active") -> str:
+    """app-1 with two http-checked instances: #1 restarted twice by the health probe."""
+    units = "\n\n".join([
+        unit_block("hostctl-web-1.service", "active", "running",
+                   since="Tue 2024-05-14 10:58:00 UTC"),
+        unit_block("hostctl-web-2.service", "active", "running"),
+        unit_block("hostctl-probe.timer", timer, "waiting" if timer == "active" else "dead",
+                   restarts=None),
+        unit_block("hostctl-probe@tick.service", "inactive", "dead"),
+    ])
+    containers = "\n".join(
+        container(f"hostctl-web-{i}", "example.org/shop/web:1.0", "running", "Up 1 hour",
+                  h["web"], "web", str(i)) for i in (1, 2))
+    return f"""\
+@@hostctl-status 1
+@@now {NOW}
+@@release 20240514T100000Z-ab12cd
+@@unitfiles
+hostctl-probe.timer
+hostctl-web-1.service {h["web"]}
+hostctl-web-2.service {h["web"]}
+@@units
+{units}
+@@docker
+ok 24.0.7
+@@containers
+{containers}
+@@probe
+hostctl-web-1.service health=healthy
+hostctl-web-1.service failures=0
+hostctl-web-1.service last_failure={NOW - 120}
+hostctl-web-1.service last_reason=http check of port 8080 path /health failed
+hostctl-web-1.service restarts=2
+hostctl-web-1.service last_restart={NOW - 120}
+hostctl-web-2.service health=unhealthy
+hostctl-web-2.service failures=1
+hostctl-web-2.service last_failure={NOW - 3}
+hostctl-web-2.service last_reason=container hostctl-web-2 has no address
+hostctl-web-2.service restarts=0
+@@end
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return load_site(str(make_site(tmp_path_factory.mktemp("probe-site"), PROBE_SPECS)))
+
+
+def test_status_script_reads_the_probe_state() -> None:
+    script = st.status_script("docker")
+    assert f"{L.HEALTH_DIR}/*.state" in script
+    assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+
+
+def test_probe_state_gives_health_restarts_and_last_failure(probe_site: Site) -> None:
+    status = st.parse_status("app-1", probe_output(hashes(probe_site)))
+    assert status.probe["hostctl-web-1.service"]["restarts"] == "2"
+    reports = st.build_reports(probe_site, {"app-1": status})
+    rows = reports["app-1"].rows
+    assert [(r.service, r.instance, r.health) for r in rows] == [
+        ("web", "1", "healthy"), ("web", "2", "unhealthy")]  # no row for a running probe
+    p = rows[0].probe
+    assert p is not None and (p.restarts, p.last_failure, p.last_restart) == (
+        2, NOW - 120, NOW - 120)
+    text = "\n".join(st.report_lines(reports))
+    assert "active/running, 2 by health probe" in text
+    assert ("! web/1: last health failure 2024-05-14 10:58 (2m ago): http check of port 8080 "
+            "path /health failed; restarted 2x by the health probe, last 2024-05-14 10:58 "
+            "(2m ago)") in text
+    assert ("! web/2: last health failure 2024-05-14 10:59 (3s ago): container hostctl-web-2 "
+            "has no address") in text
+    out = st.report_json(reports)
+    j1, j2 = out["hosts"]["app-1"]["rows"]
+    assert j1["probe"] == {"health": "healthy", "restarts": 2, "last_failure": NOW - 120,
+                           "last_reason": "http check of port 8080 path /health failed",
+                           "last_restart": NOW - 120}
+    assert (j1["ok"], j2["ok"], out["ok"], out["drift"]) == (True, False, False, False)
+
+
+def test_a_stopped_probe_is_shown(probe_site: Site) -> None:
+    status = st.parse_status("app-1", probe_output(hashes(probe_site), timer="inactive"))
+    rows = st.build_reports(probe_site, {"app-1": status})["app-1"].rows
+    [row] = [r for r in rows if r.service == L.PROBE_WORKLOAD]
+    assert row.unit == "hostctl-probe.timer" and row.state == "inactive/dead"
+    assert "health probe is not running" in row.drift[0]
