@@ -234,7 +234,8 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
                      "--exclude='*env' --exclude=cancel 2>/dev/null")
     lines.append("echo '@@timers'")
     if timers:
-        lines.append("TZ=UTC systemctl show --timestamp=unix "
+        # C locale and UTC: times read as "Sun 2026-11-22 07:41:30 UTC" (status's parser).
+        lines.append("LC_ALL=C TZ=UTC systemctl show "
                      "--property=Id,NextElapseUSecRealtime,LastTriggerUSec,ActiveState -- "
                      + " ".join(q(t) for t in timers) + " 2>/dev/null")
     if docker is not None:
@@ -349,11 +350,11 @@ def _timers(lines: list[str]) -> dict[str, TimerInfo]:
 
 
 def _unix_ms(value: str) -> int | None:
-    """`@1715824800` (systemctl --timestamp=unix) -> ms; None for empty or n/a."""
-    value = value.strip()
-    if value.startswith("@") and value[1:].isdigit():
-        return int(value[1:]) * 1000
-    return None
+    """`Sun 2026-11-22 07:41:30 UTC` -> epoch ms; None for empty or n/a."""
+    from hostctl.status import parse_timestamp
+
+    seconds = parse_timestamp(value)
+    return None if seconds is None else seconds * 1000
 
 
 def _int(text: str) -> int:
