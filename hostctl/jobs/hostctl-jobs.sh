@@ -199,7 +199,9 @@ END {
 }'
 
 dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller, not here.
-  reclaim
+  # A finishing run released what it held itself: skip the reclaim pass (a systemctl call
+  # per pass) on that path, the busiest one; every other way in reclaims first.
+  [ -n "${NO_RECLAIM:-}" ] || reclaim
   ls "$A" > "$S/.active" 2>/dev/null
   [ -s "$S/.active" ] || return 0
   cap_cpu=$(( $(nproc) * 1000 ))
@@ -300,6 +302,7 @@ finished() {  # JOB ID, with systemd's SERVICE_RESULT, EXIT_CODE, EXIT_STATUS
     finalize "$id" "$outcome" "$code" "$note"
     log "run $id $outcome (exit $code)"
   fi
+  NO_RECLAIM=1
   dispatch
 }
 
