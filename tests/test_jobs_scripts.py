@@ -1,0 +1,267 @@
+"""Job runs without hosts: record and read parsers on captured output, script builders,
+host choice and shard slots, and the host-side queue helper itself run locally against a
+stub systemctl (its FIFO, GPU leases, retries, cancel and reclaim)."""
+
+from __future__ import annotations
+
+import calendar
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostctl.errors import HostctlError
+from hostctl.jobs import hostside as H
+from hostctl.jobs import plan as P
+from hostctl.jobs.records import RunRecord, latest_per_shard, parse_records, queue_positions
+
+READ = """@@jobs 1
+@@now 1700000010000
+@@capacity 4 8589934592
+@@devices 0 1
+@@mode env
+@@leases
+0:ab12cd34
+@@wants
+@@units
+train 1a2b3c4d5e6f
+@@runs
+ab12cd34/state:running
+ab12cd34/job:train
+ab12cd34/gpus:0
+ab12cd34/need:1
+ab12cd34/seq:1
+ab12cd34/submitted:1700000000000
+ab12cd34/started:1700000001000
+./ff00ff00/state:queued
+./ff00ff00/job:train
+./ff00ff00/need:2
+./ff00ff00/seq:2
+./ff00ff00/submitted:1700000002000
+.active/ignored:x
+@@timers
+NextElapseUSecRealtime=Sun 2026-11-22 07:41:30 UTC
+LastTriggerUSec=n/a
+Id=hostctl-job-nightly.timer
+ActiveState=active
+
+@@runtimes
+{"runc":{"path":"runc"}}
+@@end
+"""
+
+
+def test_read_output_parses_into_host_jobs() -> None:
+    hj = H.parse_read("gpu-1", READ)
+    assert (hj.cpus, hj.memory, hj.devices, hj.mode) == (4, 8589934592, ("0", "1"), "env")
+    assert hj.leases == {"0": "ab12cd34"} and hj.units == {"train": "1a2b3c4d5e6f"}
+    assert [(r.id, r.state, r.need, r.gpus) for r in hj.runs] == [
+        ("ab12cd34", "running", 1, "0"), ("ff00ff00", "queued", 2, "")]
+    t = hj.timers["hostctl-job-nightly.timer"]
+    assert (t.next_ms, t.last_ms) == (calendar.timegm((2026, 11, 22, 7, 41, 30)) * 1000, None)
+    assert hj.runtimes == frozenset({"runc"})
+
+
+def test_an_answer_cut_short_is_an_error() -> None:
+    with pytest.raises(H.JobsReadError, match="gpu-1: incomplete answer"):
+        H.parse_read("gpu-1", READ.replace("@@end\n", ""))
+
+
+@pytest.mark.parametrize(("fields", "status"), [
+    ({"state": "succeeded", "exit": "0"}, 0),
+    ({"state": "failed", "exit": "3"}, 3),
+    ({"state": "failed", "exit": "TERM"}, 1),
+    ({"state": "failed", "exit": ""}, 1),
+    ({"state": "timed-out", "exit": "143"}, 124),
+    ({"state": "cancelled", "exit": "143"}, 130),
+])
+def test_wait_exit_status(fields: dict[str, str], status: int) -> None:
+    rec = parse_records("h", [f"r1/{k}:{v}" for k, v in fields.items()])[0]
+    assert rec.exit_status() == status
+
+
+def test_queue_positions_and_latest_shard_attempts() -> None:
+    recs = [RunRecord("a", "h1", state="queued", seq=5), RunRecord("b", "h1", state="queued",
+            seq=3), RunRecord("c", "h2", state="queued", seq=9),
+            RunRecord("d", "h1", state="running", seq=1)]
+    assert queue_positions(recs) == {"b": 1, "a": 2, "c": 1}
+    first = RunRecord("g-1", "h1", state="failed", shard=1, submitted=10)
+    again = RunRecord("g-1-r1", "h2", state="succeeded", shard=1, submitted=20)
+    assert latest_per_shard([again, first]) == {1: again}
+    assert P.failed_shards([first]) == [first] and P.failed_shards([first, again]) == []
+    assert (P.retry_number("g-1"), P.retry_number("g-1-r2")) == (0, 2)
+    assert P.shard_id("g", 3, 2) == "g-3-r2"
+
+
+@pytest.mark.parametrize(("pairs", "message"), [
+    (["A"], "--set 'A': give NAME=VALUE, NAME made of letters, digits and _"),
+    (["1A=x"], "--set '1A=x': give NAME=VALUE, NAME made of letters, digits and _"),
+    (["HOSTCTL_RUN_ID=x"], "--set HOSTCTL_RUN_ID: HOSTCTL_* variables are set by hostctl itself"),
+    (["A=x\ny"], "--set A: the value must be one line"),
+])
+def test_set_values_are_checked(pairs: list[str], message: str) -> None:
+    with pytest.raises(HostctlError) as exc:
+        P.parse_sets(pairs)
+    assert str(exc.value) == message
+
+
+def test_run_request_env_and_install_script() -> None:
+    r = H.RunRequest("g-2", "train", "lab", "gpu-1", "hostctl-job-train@g-2.service",
+                     shard=2, shards=4, env=(("EPOCHS", "3 = three"),))
+    assert r.env_text() == ("HOSTCTL_RUN_ID=g-2\nHOSTCTL_SHARD_INDEX=2\nHOSTCTL_SHARD_COUNT=4\n"
+                            "EPOCHS=3 = three\n")
+    text = H.script(H.submit_lines([r]))
+    assert "/var/lib/hostctl/bin/hostctl-jobs submit g-2 && echo '@@submitted'" in text
+    install = H.script(H.install_lines(H.GpuConfig(2, "env")))
+    assert H.helper_hash() in install and "devs='0 1'" in install
+    with pytest.raises(ValueError):
+        H.install_lines(H.GpuConfig(1, "cuda"))
+    with pytest.raises(ValueError):
+        H.read_lines(select=["x; rm -rf /"])
+
+
+def test_runtime_problem_only_for_real_gpus_without_nvidia() -> None:
+    assert H.runtime_problem("gpu-1", 1, "nvidia", frozenset({"runc"})) == (
+        "gpu-1: the inventory declares 1 GPU(s) but Docker on the host has no nvidia runtime "
+        "(install the NVIDIA Container Toolkit and restart Docker), so `--gpus` cannot work")
+    assert H.runtime_problem("gpu-1", 1, "nvidia", frozenset({"runc", "nvidia"})) is None
+    assert H.runtime_problem("gpu-1", 1, "env", frozenset({"runc"})) is None
+    assert H.runtime_problem("app-1", 0, "nvidia", frozenset({"runc"})) is None
+
+
+def _hj(host: str, cpus: int, runs: tuple[RunRecord, ...] = (), devices: int = 0,
+        leases: int = 0) -> H.HostJobs:
+    return H.HostJobs(host, cpus=cpus, memory=8 << 30, devices=tuple(map(str, range(devices))),
+                      leases={str(i): "x" for i in range(leases)}, runs=runs)
+
+
+def test_room_pick_host_and_shard_slots() -> None:
+    from hostctl import model as m
+
+    w = m.Workload("job", "shard", "lab", "img", resources=m.Resources(cpus=0.5))
+    busy = (RunRecord("a", "h1", state="running", cpus=1500),)
+    rooms = [P.room(_hj("h1", 2, busy), w), P.room(_hj("h2", 2), w)]
+    assert [(r.free, r.total) for r in rooms] == [(1, 4), (4, 4)]
+    assert P.pick_host(rooms) == "h2"
+    slots = P.ShardSlots.from_rooms(rooms)
+    assert slots.limits == {"h1": 5, "h2": 8}
+    assert slots.assign(20, {}) == {"h1": 5, "h2": 8}
+    assert slots.assign(3, {"h2": 7}) == {"h1": 3}  # the emptiest host first
+    assert slots.assign(9, {"h2": 7}) == {"h1": 5, "h2": 1}
+    capped = P.ShardSlots.from_rooms(rooms, max_parallel=3)
+    assert sum(capped.assign(20, {}).values()) == 3
+    gpu = m.Workload("job", "train", "lab", "img", resources=m.Resources(gpus=1))
+    full = P.room(_hj("g", 8, devices=1, leases=1), gpu)
+    assert (full.free, full.total) == (0, 1)
+
+
+# -- the host-side helper, run locally -----------------------------------------------------
+
+STUB_SYSTEMCTL = r"""#!/bin/sh
+echo "systemctl $*" >> "$STUB/calls"
+case $1 in
+  is-active) shift; [ "$1" = --quiet ] && shift
+    for u in "$@"; do cat "$STUB/active/$u" 2>/dev/null || echo inactive; done;;
+  start) shift; [ "$1" = --no-block ] && shift
+    for u in "$@"; do echo activating > "$STUB/active/$u"; done;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture()
+def helper(tmp_path: Path) -> object:
+    if shutil.which("flock") is None:
+        pytest.skip("flock (util-linux) is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("systemctl", STUB_SYSTEMCTL), ("systemd-run", "#!/bin/sh\n"
+                       'echo "systemd-run $*" >> "$STUB/calls"\n'),
+                       ("nproc", "#!/bin/sh\necho 2\n")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    state = tmp_path / "state"
+    (state / "gpu").mkdir(parents=True)
+    (state / "gpu" / "devices").write_text("0\n")
+    (state / "gpu" / "mode").write_text("env\n")
+    (tmp_path / "stub" / "active").mkdir(parents=True)
+    script = Path(H.__file__).with_name("hostctl-jobs.sh")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOSTCTL_STATE": str(state),
+           "STUB": str(tmp_path / "stub")}
+
+    class Helper:
+        root = state
+
+        def __call__(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["sh", str(script), *args], capture_output=True, text=True,
+                                  env={**env, **extra}, timeout=30)
+
+        def prepare(self, run_id: str, need: int, cpus: int = 500) -> None:
+            d = state / "runs" / f".new-{run_id}"
+            d.mkdir(parents=True)
+            for k, v in {"job": "train", "unit": f"hostctl-job-train@{run_id}.service",
+                         "need": need, "cpus": cpus, "attempts": 2, "attempt": 1}.items():
+                (d / k).write_text(f"{v}\n")
+
+        def field(self, run_id: str, name: str) -> str:
+            p = state / "runs" / run_id / name
+            return p.read_text().strip() if p.exists() else ""
+
+        def vanish(self, run_id: str) -> None:
+            """Its unit is gone (what a crash leaves), as the stub systemctl will say."""
+            (tmp_path / "stub" / "active" / f"hostctl-job-train@{run_id}.service").write_text(
+                "inactive\n")
+
+        def calls(self) -> list[str]:
+            p = tmp_path / "stub" / "calls"
+            return p.read_text().splitlines() if p.exists() else []
+
+    return Helper()
+
+
+def test_helper_queue_leases_retries_and_cancel(helper: object) -> None:
+    h: Any = helper
+    for run_id, need in (("r1", 1), ("r2", 1), ("r3", 0)):
+        h.prepare(run_id, need)
+    assert h("submit", "r1", "r2", "r3").returncode == 0
+    # r1 takes the one GPU, r2 waits for it, r3 needs none and is not held up by r2.
+    assert [h.field(r, "state") for r in ("r1", "r2", "r3")] == ["starting", "queued",
+                                                                 "starting"]
+    assert (h.root / "gpu" / "lease" / "0").read_text() == "r1\n"
+    assert "HOSTCTL_GPU_DEVICES=0" in (h.root / "runs" / "r1" / "unit.env").read_text()
+    assert h("admit", "train", "r1").returncode == 0 and h.field("r1", "state") == "running"
+    # r1 fails: it is queued again for its second attempt after a back-off, and its GPU
+    # goes to r2 meanwhile.
+    res = h("finished", "train", "r1", SERVICE_RESULT="exit-code", EXIT_STATUS="3")
+    assert res.returncode == 0, res.stderr
+    assert (h.field("r1", "state"), h.field("r1", "attempt")) == ("queued", "2")
+    assert h.field("r2", "state") == "starting"
+    assert any("--on-active=5s" in c for c in h.calls())
+    # Cancelling the queued retry ends it for good.
+    assert "@@cancel r1 cancelled" in h("cancel", "r1").stdout
+    assert h.field("r1", "state") == "cancelled"
+    h("admit", "train", "r2")
+    h("finished", "train", "r2", SERVICE_RESULT="success", EXIT_STATUS="0")
+    assert (h.field("r2", "state"), h.field("r2", "exit")) == ("succeeded", "0")
+    assert not (h.root / "gpu" / "lease" / "0").exists()
+
+
+def test_helper_reclaims_a_dead_holder_and_skips_a_timer_instance(helper: object) -> None:
+    h: Any = helper
+    h.prepare("dead", 1)
+    h.prepare("next", 1)
+    h("submit", "dead")
+    h("admit", "train", "dead")  # running, holding GPU 0; its unit then vanishes
+    h("submit", "next")
+    h.vanish("dead")
+    assert h.field("next", "state") == "queued"
+    res = h("tick")
+    assert res.returncode == 0, res.stderr
+    assert h.field("dead", "state") == "failed" and h.field("dead", "note").startswith("lost:")
+    assert h.field("next", "state") == "starting"
+    # The timer's instance queues a fresh run and does not run itself (exit 1).
+    res = h("admit", "train", "scheduled", HOSTCTL_JOB_GPUS="0", HOSTCTL_JOB_PROJECT="lab")
+    assert res.returncode == 1 and "scheduled run queued as run" in res.stderr
