@@ -200,7 +200,7 @@ After=docker.service
 
 [Service]
 Type=oneshot
-ExecStart={SCRIPT_PATH}
+ExecStart=/bin/sh {SCRIPT_PATH}
 TimeoutStartSec=120
 """
 
