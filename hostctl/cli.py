@@ -151,5 +151,6 @@ def docs(section: str | None) -> None:
 from hostctl import cli_day2 as _cli_day2  # noqa: E402,F401
 from hostctl import cli_deploy as _cli_deploy  # noqa: E402,F401
 from hostctl import cli_gateway as _cli_gateway  # noqa: E402,F401
+from hostctl import cli_jobs as _cli_jobs  # noqa: E402,F401
 from hostctl import cli_sandbox as _cli_sandbox  # noqa: E402,F401
 from hostctl.k8s import cli as _cli_k8s  # noqa: E402,F401

@@ -4,6 +4,7 @@ commands, so `hostctl --help` stays fast."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -12,9 +13,13 @@ from typing import Any
 import click
 
 from hostctl.cli import inventory_option, json_option, main
+from hostctl.placement import eligible_hosts
 
 INSTANCE_HELP = "Only this instance (1, 2, ...)."
 HOST_HELP = "Only the instance(s) on this host."
+
+# What a run id looks like (`hostctl logs RUN_ID`): hostctl.jobs makes them.
+_RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def _seconds(value: str, option: str) -> float:
@@ -138,7 +143,16 @@ def logs(inventory: str, service: str, host: str | None, instance: int | None, f
     from hostctl.loader import load_site
 
     site = load_site(inventory)
-    targets = day2.log_targets(site, service, host, instance)
+    if service not in {w.name for w in site.workloads} and _RUN_ID.fullmatch(service):
+        # A run id (`hostctl logs RUN_ID`): its host has its record, which names its unit.
+        from hostctl.jobs import ops
+
+        with _connected(site, [h.name for w in site.jobs
+                               for h in eligible_hosts(w, site.inventory)]) as run:
+            rec, _ = ops.find_run(site, run.runners, service)
+        targets = [day2.LogTarget(rec.host, (f"hostctl-job-{rec.job}@{rec.id}.service",))]
+    else:
+        targets = day2.log_targets(site, service, host, instance)
     with _connected(site, [t.host for t in targets]) as run:
         reader = day2.LogReader(run.runners, targets)
         entries, errors = reader.first(lines, follow)

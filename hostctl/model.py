@@ -38,6 +38,9 @@ class Host:
     ssh: SSHSettings = field(default_factory=SSHSettings)
     labels: dict[str, str] = field(default_factory=dict)
     gpus: int = 0
+    # "env" (test hosts without NVIDIA): a run's leased device ids reach the container in
+    # HOSTCTL_GPU_DEVICES instead of `--gpus`, so the lease and queue path runs anyway.
+    gpu_mode: str = "nvidia"
     docker: str = "/usr/bin/docker"
     line: int = 0
 

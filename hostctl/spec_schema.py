@@ -250,6 +250,7 @@ def host_record(host_name_: str) -> Record[m.Host]:
         }),
         "labels": labels,
         "gpus": Int(0, 64),
+        "gpu_mode": Str(choices=("nvidia", "env")),
         "docker": Str(r"/.*", "give the absolute path of the docker client on the host"),
     }, extra={"name": host_name_})
 

@@ -130,7 +130,9 @@ def example_site(sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path,
 
 # Leaves a host as if hostctl had never been there (each test module starts from that).
 RESET = """
-systemctl stop 'hostctl-*' >/dev/null 2>&1
+systemctl stop 'hostctl-*' 'hostctl.retry-*' >/dev/null 2>&1
+systemctl disable --now hostctl.jobs.timer >/dev/null 2>&1
+rm -f /etc/systemd/system/hostctl.jobs.*
 rm -f /etc/systemd/system/hostctl-* /etc/systemd/system/*.wants/hostctl-*
 rm -rf /etc/hostctl /var/lib/hostctl
 ids=$(docker ps -aq --filter label=io.hostctl.managed=true)

@@ -178,7 +178,7 @@ INVENTORY_CASES = [
     pytest.param(BASE_INVENTORY.replace("address: 10.0.0.2", "adress: 10.0.0.2"),
                  ["site.yml:4: hosts/gpu-1: missing required key 'address'",
                   "site.yml:4: hosts/gpu-1/adress: unknown key 'adress'; did you mean "
-                  "'address'? (known: address, docker, gpus, labels, ssh)"],
+                  "'address'? (known: address, docker, gpu_mode, gpus, labels, ssh)"],
                  id="host-typo"),
     pytest.param(BASE_INVENTORY.replace("specs/*.yml", "nowhere/*.yml"),
                  ["site.yml:8: specs/0: 'nowhere/*.yml' matches no file; fix the path (it is "
