@@ -121,3 +121,19 @@ def test_rollback_target_comes_from_a_release_manifest() -> None:
     assert [(f.action, f.path) for f in plan.files] == [("write", API1), ("remove", API2)]
     assert [(u.action, u.unit) for u in plan.units] == [
         ("restart", "hostctl-api-1.service"), ("stop", "hostctl-api-2.service")]
+
+
+def test_every_rendered_file_is_one_hostctl_reads_back() -> None:
+    """A rendered file outside MANAGED_GLOBS would never be hashed on the host: every deploy
+    would write it again and a no-op deploy would not be one."""
+    from pathlib import Path
+
+    from hostctl.loader import load_site
+    from hostctl.platform import with_platform
+    from hostctl.remote.layout import is_managed
+    from hostctl.render import render_site
+
+    example = Path(__file__).resolve().parent.parent / "inventories" / "site.yml"
+    for files in render_site(with_platform(load_site(str(example)))).values():
+        for f in files:
+            assert is_managed(f.path), f.path
