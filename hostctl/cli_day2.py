@@ -18,8 +18,9 @@ from hostctl.placement import eligible_hosts
 INSTANCE_HELP = "Only this instance (1, 2, ...)."
 HOST_HELP = "Only the instance(s) on this host."
 
-# What a run id looks like (`hostctl logs RUN_ID`): hostctl.jobs makes them.
-_RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# What a run id looks like (`hostctl logs RUN_ID`): 8 hex digits (hostctl.jobs.plan.new_group),
+# then -SHARD and -rRETRY; anything else is a service name.
+_RUN_ID = re.compile(r"[0-9a-f]{8}(-[a-z0-9-]+)?")
 
 
 def _seconds(value: str, option: str) -> float:

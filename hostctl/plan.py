@@ -194,6 +194,8 @@ def _live_workloads(live: Mapping[str, str], units: Mapping[str, UnitState]) -> 
             out[path] = L.EXPORTER_WORKLOAD
         elif fnmatch.fnmatchcase(path, L.PIPELINE_GLOB):
             out[path] = L.PIPELINE_WORKLOAD
+        elif path in L.PROBE_FILES:
+            out[path] = L.PROBE_WORKLOAD
         elif name.endswith(".env"):
             out[path] = name[: -len(".env")]
         elif name.startswith("hostctl-job-"):

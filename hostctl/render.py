@@ -216,6 +216,10 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
             add(env_file(w, site))
     for f in host_files(site, host):  # the exporter; the Logstash pipeline on its host
         add(f)
+    from hostctl.probe import probe_files  # the continuous health probe
+
+    for f in probe_files(site, host):
+        add(f)
     kong = gateway_file(site, host)
     if kong is not None:
         add(kong)

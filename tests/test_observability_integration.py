@@ -72,7 +72,7 @@ def test_a_changed_exporter_config_restarts_the_exporter(site: Site) -> None:
     live = {p: t.sha256 for p, t in target.items()}
     live[CONFIG_PATH] = "0" * 64
     units = {u: UnitState(u, "loaded", "active", "running", "enabled") for u in (
-        "hostctl-exporter.service", "hostctl-api-1.service")}
+        "hostctl-exporter.service", "hostctl-api-1.service", "hostctl-probe.timer")}
     plan = plan_files("app-1", target, live, units)
     assert [(f.path, f.action) for f in plan.files] == [(CONFIG_PATH, "write")]
     assert [(u.unit, u.action, u.reason) for u in plan.units] == [

@@ -100,7 +100,7 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
             if f.path.startswith("/etc/systemd/system/"):
                 (units / Path(f.path).name).write_bytes(f.content)
     checked = sorted(units.iterdir())
-    assert len(checked) == 8
+    assert len(checked) == 10
     for unit in checked:
         result = _verify(unit)
         assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit.name

@@ -8,32 +8,66 @@ derived from the specs, Kong's schema as hostctl knows it, the Admin API client 
     admin.sync(rendered.text, rendered.provenance)     # 201/304, hash verified; 400 -> spec lines
 """
 
-from hostctl.gateway.admin import (
-    ConfigRejected,
-    GatewayBusy,
-    GatewayError,
-    KongAdmin,
-    SyncResult,
-    TargetHealth,
-    config_hash,
-    ready,
-)
-from hostctl.gateway.config import (
-    GATEWAY,
-    Consumer,
-    GatewayConfig,
-    check_gateway,
-    gateway_config,
-    kong_environment,
-)
-from hostctl.gateway.declarative import (
-    Provenance,
-    RenderedGateway,
-    build_declarative,
-    gateway_files,
-    render_declarative,
-)
-from hostctl.gateway.diff import ConfigDiff, diff_configs, hash_summary
+# Loaded on first use (hostctl.lazy): importing hostctl.gateway for its inventory section must not
+# pull in its heavy modules, which every command would then pay for at start-up.
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hostctl import lazy
+
+if TYPE_CHECKING:
+    from hostctl.gateway.admin import (
+        ConfigRejected,
+        GatewayBusy,
+        GatewayError,
+        KongAdmin,
+        SyncResult,
+        TargetHealth,
+        config_hash,
+        ready,
+    )
+    from hostctl.gateway.config import (
+        GATEWAY,
+        Consumer,
+        GatewayConfig,
+        check_gateway,
+        gateway_config,
+        kong_environment,
+    )
+    from hostctl.gateway.declarative import (
+        Provenance,
+        RenderedGateway,
+        build_declarative,
+        gateway_files,
+        render_declarative,
+    )
+    from hostctl.gateway.diff import ConfigDiff, diff_configs, hash_summary
+
+__getattr__ = lazy.exports(__name__, {
+    "ConfigDiff": "hostctl.gateway.diff",
+    "diff_configs": "hostctl.gateway.diff",
+    "hash_summary": "hostctl.gateway.diff",
+    "ConfigRejected": "hostctl.gateway.admin",
+    "Consumer": "hostctl.gateway.config",
+    "GATEWAY": "hostctl.gateway.config",
+    "GatewayBusy": "hostctl.gateway.admin",
+    "GatewayConfig": "hostctl.gateway.config",
+    "GatewayError": "hostctl.gateway.admin",
+    "KongAdmin": "hostctl.gateway.admin",
+    "Provenance": "hostctl.gateway.declarative",
+    "RenderedGateway": "hostctl.gateway.declarative",
+    "SyncResult": "hostctl.gateway.admin",
+    "TargetHealth": "hostctl.gateway.admin",
+    "build_declarative": "hostctl.gateway.declarative",
+    "check_gateway": "hostctl.gateway.config",
+    "config_hash": "hostctl.gateway.admin",
+    "gateway_config": "hostctl.gateway.config",
+    "gateway_files": "hostctl.gateway.declarative",
+    "kong_environment": "hostctl.gateway.config",
+    "ready": "hostctl.gateway.admin",
+    "render_declarative": "hostctl.gateway.declarative",
+})
 
 __all__ = [
     "GATEWAY",
