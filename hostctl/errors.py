@@ -30,6 +30,18 @@ class Problem:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: file, line and key path, for messages."""
+
+    file: str
+    line: int
+    path: str
+
+    def problem(self, message: str) -> Problem:
+        return Problem(self.file, self.line, self.path, message)
+
+
 class ConfigError(HostctlError):
     """The inventory or a spec is invalid. Carries every problem found, not only the first."""
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hostctl.errors import Problem
+from hostctl.errors import Problem, Source
 from hostctl.schema import (
     INVALID,
     Bool,
@@ -44,16 +44,6 @@ ADMIN_CONTAINER_PORT = 8001
 STATUS_CONTAINER_PORT = 8100
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a value came from: file, line and key path, for messages."""
-
-    file: str
-    line: int
-    path: str
-
-    def problem(self, message: str) -> Problem:
-        return Problem(self.file, self.line, self.path, message)
 
 
 @dataclass(frozen=True)

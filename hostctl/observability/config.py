@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hostctl.errors import Problem
+from hostctl.errors import Problem, Source
 from hostctl.schema import (
     INVALID,
     Check,
@@ -44,16 +44,6 @@ INDEX_MODES = ("per-project", "data-stream")
 DEFAULT_EXPORTER_PORT = 9477
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a value came from: file, line and key path, for messages."""
-
-    file: str
-    line: int
-    path: str
-
-    def problem(self, message: str) -> Problem:
-        return Problem(self.file, self.line, self.path, message)
 
 
 def _source(file: str, lines: dict[str, int], path: str) -> Source:
