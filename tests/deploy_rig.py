@@ -77,7 +77,8 @@ class Site:
         return r.status_code, r.text
 
     def active_since(self, host: str) -> dict[str, str]:
-        """ActiveEnterTimestamp of every hostctl service unit on the host."""
+        """ActiveEnterTimestamp of every hostctl service unit on the host (but the health
+        probe's run unit, which starts anew every few seconds by design)."""
         out = self.ssh(host, "systemctl show -p Id,ActiveEnterTimestamp 'hostctl-*.service'")
         stamps: dict[str, str] = {}
         unit = ""
@@ -85,7 +86,7 @@ class Site:
             key, _, value = line.partition("=")
             if key == "Id":
                 unit = value
-            elif key == "ActiveEnterTimestamp":
+            elif key == "ActiveEnterTimestamp" and not unit.startswith("hostctl-probe@"):
                 stamps[unit] = value
         return stamps
 

@@ -183,7 +183,8 @@ def mismatches_with_render(site: Site, host: str, rendered: Path) -> list[str]:
     """How the host's managed files differ from `hostctl render` (secrets never printed).
 
     Units and timers must be equal byte for byte; an env file must be the rendered one with
-    each `NAME=<secret NAME>` line holding the real secret value; modes 644 and 600.
+    each `NAME=<secret NAME>` line holding the real secret value; env files 600, the
+    others in the mode `render` gives them.
     """
     secrets = secret_values(site)
     root = rendered / host
@@ -209,8 +210,9 @@ def mismatches_with_render(site: Site, host: str, rendered: Path) -> list[str]:
                 problems.append(f"{path}: content differs from the rendered env file "
                                 f"({len(content)} bytes, expected {len(expected)})")
         else:
-            if mode != "644":
-                problems.append(f"{path}: mode {mode}, not 644")
+            rendered_mode = f"{want[path].stat().st_mode & 0o777:o}"  # as `render` wrote it
+            if mode != rendered_mode:
+                problems.append(f"{path}: mode {mode}, not {rendered_mode}")
             if content != expected:
                 problems.append(f"{path}: differs from render:\n{content.decode(errors='replace')}"
                                 f"\n--- rendered ---\n{expected.decode(errors='replace')}")

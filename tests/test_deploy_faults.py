@@ -160,7 +160,9 @@ def assert_whole_files(s: Site, host: str, before: dict[str, tuple[str, bytes]])
                                                     f"{name}={value}".encode())
         old = before.get(path, ("", None))[1]
         assert content in (old, expected_new), f"{host}: {path} is neither old nor new"
-        assert mode == ("600" if path.endswith(".env") else "644"), f"{host}: {path} {mode}"
+        want_mode = "600" if path.endswith(".env") else (
+            f"{new.stat().st_mode & 0o777:o}" if new.is_file() else "644")
+        assert mode == want_mode, f"{host}: {path} {mode}"
 
 
 # -- 1. unreachable host ------------------------------------------------------------------

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 
-from hostctl.jobs.plan import GPU_MODE_LABEL
 from tests.deploy_rig import Site, example_site, wait_for
 
 pytestmark = pytest.mark.sandbox
@@ -86,7 +85,7 @@ def site(example_site: Site) -> Iterator[Site]:
     s = example_site
     (s.root / "specs" / "jobs-test.yml").write_text(SPECS)
     data = yaml.safe_load(s.inventory.read_text())
-    data["hosts"]["gpu-1"]["labels"][GPU_MODE_LABEL] = "env"
+    data["hosts"]["gpu-1"]["gpu_mode"] = "env"
     s.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
     res = s.deploy("--only", ",".join(JOBS))
     assert res.returncode == 0, res.stdout + res.stderr

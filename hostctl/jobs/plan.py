@@ -14,7 +14,6 @@ from hostctl.jobs.records import RunRecord
 from hostctl.placement import eligible_hosts
 from hostctl.schema import did_you_mean
 
-GPU_MODE_LABEL = "hostctl/gpu-mode"  # until the inventory's host schema has `gpu_mode`
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 ONE_CPU = 1000  # milli-CPUs a run without `cpus` claims
@@ -22,8 +21,7 @@ ONE_CPU = 1000  # milli-CPUs a run without `cpus` claims
 
 def gpu_mode(host: m.Host) -> str:
     """`env` on test hosts without NVIDIA (device ids in HOSTCTL_GPU_DEVICES), else nvidia."""
-    mode = getattr(host, "gpu_mode", None) or host.labels.get(GPU_MODE_LABEL) or "nvidia"
-    return str(mode)
+    return host.gpu_mode
 
 
 def gpu_config(host: m.Host) -> GpuConfig:
