@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import string
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,9 @@ from hostctl.gateway import build_declarative, gateway_files, render_declarative
 from hostctl.gateway import kong_schema as ks
 from hostctl.gateway.config import (
     Consumer,
-    Cors,
     GatewayConfig,
     JwtCredential,
     Source,
-    Timeouts,
     check_gateway,
 )
 from hostctl.gateway.declarative import preflight
@@ -188,28 +186,16 @@ def test_duplicate_keys_are_refused_without_showing_them(tmp_path: Path) -> None
 
 # -- route extras the gateway adds to specs (cors, max_body, timeouts) ----------------------
 
-@dataclass(frozen=True)
-class _RouteWithExtras(m.Route):
-    """A Route as it will be once the proposed model change lands."""
-
-    max_body: int | None = None
-    cors: Cors | None = None
-    timeouts: Timeouts | None = None
-
-
-RouteWithExtras: Any = (m.Route if "max_body" in {f.name for f in fields(m.Route)}
-                        else _RouteWithExtras)
-
 
 def test_route_extras_become_plugins_and_service_timeouts(tmp_path: Path) -> None:
     site = example_site(tmp_path)
     (web,) = [w for w in site.workloads if w.name == "reports-web"]
     assert web.route is not None
-    route = RouteWithExtras(**{
+    route = m.Route(**{
         **vars(web.route), "max_body": 10 * 2**20,
-        "cors": Cors(origins=("https://reports.example.org",), methods=("GET",),
+        "cors": m.Cors(origins=("https://reports.example.org",), methods=("GET",),
                      max_age=3600.0),
-        "timeouts": Timeouts(connect=5, read=30.5, write=30)})
+        "timeouts": m.Timeouts(connect=5, read=30.5, write=30)})
     site = replace(site, workloads=tuple(replace(w, route=route) if w is web else w
                                          for w in site.workloads))
     config, provenance = build_declarative(site, _gw(site))
@@ -344,7 +330,7 @@ def test_cors_on_a_route_with_methods_needs_options(tmp_path: Path, in_repo: Non
     site = example_site(tmp_path)
     (web,) = [w for w in site.workloads if w.name == "reports-web"]
     assert web.route is not None
-    route = RouteWithExtras(**{**vars(web.route), "cors": Cors()})
+    route = m.Route(**{**vars(web.route), "cors": m.Cors()})
     site = replace(site, workloads=tuple(replace(w, route=route) if w is web else w
                                          for w in site.workloads))
     assert [str(p) for p in check_gateway(site.inventory, list(site.workloads),

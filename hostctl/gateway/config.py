@@ -356,45 +356,8 @@ def _cors_preflight(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload
 
     for w in ws:
         r = w.route
-        if r is None or route_extras(r).cors is None or not r.methods:
+        if r is None or r.cors is None or not r.methods:
             continue
         if "OPTIONS" not in r.methods:
             yield at(w, "route/methods", "browsers send CORS preflight requests as OPTIONS: "
                                          "add OPTIONS to route/methods")
-
-
-# -- route settings the gateway adds to specs -----------------------------------------------
-
-@dataclass(frozen=True)
-class Cors:
-    origins: tuple[str, ...] = ("*",)
-    methods: tuple[str, ...] = ()
-    headers: tuple[str, ...] = ()
-    exposed_headers: tuple[str, ...] = ()
-    credentials: bool = False
-    max_age: float | None = None
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 60.0  # Kong's defaults (60000 ms each)
-    read: float = 60.0
-    write: float = 60.0
-
-
-@dataclass(frozen=True)
-class RouteExtras:
-    """`route.max_body`, `route.cors`, `route.timeouts`: read from the spec's Route when the
-    model has them (see the proposed spec_schema change), defaults otherwise."""
-
-    max_body: int | None = None
-    cors: Cors | None = None
-    timeouts: Timeouts = field(default_factory=Timeouts)
-
-
-def route_extras(route: Any) -> RouteExtras:
-    return RouteExtras(
-        max_body=getattr(route, "max_body", None),
-        cors=getattr(route, "cors", None),
-        timeouts=getattr(route, "timeouts", None) or Timeouts(),
-    )

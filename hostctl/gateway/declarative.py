@@ -28,7 +28,6 @@ from hostctl.gateway.config import (
     Source,
     check_gateway,
     gateway_config,
-    route_extras,
     route_port,
 )
 from hostctl.placement import service_instances
@@ -178,7 +177,7 @@ class _Builder:
 
     def service(self, w: m.Workload) -> dict[str, Any]:
         assert w.route is not None
-        t = route_extras(w.route).timeouts
+        t = w.route.timeouts or m.Timeouts()
         tags = self.record(f"service:{w.name}", "service", f"service '{w.name}'",
                            _spec(w, "route"), {
                                "name": _spec(w, "name"), "host": _spec(w, "route/port"),
@@ -226,7 +225,6 @@ class _Builder:
     def plugins(self, w: m.Workload) -> list[dict[str, Any]]:
         r = w.route
         assert r is not None
-        extras = route_extras(r)
         out = []
         if r.auth == "key-auth":
             out.append(self.plugin(w, "key-auth", {
@@ -249,12 +247,12 @@ class _Builder:
                 "limit_by": "consumer" if r.auth != "none" else "ip",
             }, "route/rate_limit", {f"config.{p}": _spec(w, f"route/rate_limit/{p}")
                                     for p in limits}))
-        if extras.max_body is not None:
+        if r.max_body is not None:
             out.append(self.plugin(w, "request-size-limiting", {
-                "allowed_payload_size": extras.max_body, "size_unit": "bytes",
+                "allowed_payload_size": r.max_body, "size_unit": "bytes",
             }, "route/max_body", {}))
-        if extras.cors is not None:
-            out.append(self.cors(w, extras.cors))
+        if r.cors is not None:
+            out.append(self.cors(w, r.cors))
         return sorted(out, key=lambda p: p["name"])
 
     def cors(self, w: m.Workload, cors: Any) -> dict[str, Any]:
