@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem, Source
 from hostctl.schema import (
-    INVALID,
     Bool,
     Check,
     Context,
@@ -29,8 +28,9 @@ from hostctl.schema import (
     Section,
     Str,
     did_you_mean,
+    recheck_section,
 )
-from hostctl.yamlsource import Document, Path, YamlProblem, load_documents
+from hostctl.yamlsource import Path
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -175,23 +175,16 @@ GATEWAY = Section(lambda: _section())
 def gateway_config(inv: m.Inventory, problems: list[Problem]) -> GatewayConfig | None:
     """The inventory's gateway section, typed; None when the site has no gateway.
 
-    Until the loader validates the section itself (it keeps a raw mapping today), the
-    inventory file is read again here so problems still carry lines.
+    The loader has typed it already; a raw mapping (an Inventory built by hand) is checked
+    here.
     """
     raw: Any = inv.gateway
     if isinstance(raw, GatewayConfig):
         return raw
     if not raw:
         return None
-    try:
-        with open(inv.file, encoding="utf-8") as fh:
-            doc = load_documents(fh.read(), inv.file)[0]
-    except (OSError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
-        doc = Document(inv.file, {"gateway": raw}, {("gateway",): inv.lines.get("gateway", 0)})
-    data = doc.data.get("gateway", raw) if isinstance(doc.data, dict) else raw
-    before = len(problems)
-    gw = GATEWAY(data, ("gateway",), Context(doc, problems))
-    return None if gw is INVALID or len(problems) > before else gw
+    return recheck_section(inv.file, "gateway", raw, GATEWAY, problems,
+                           inv.lines.get("gateway", 0))
 
 
 # -- cross-checks ---------------------------------------------------------------------------

@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
 from hostctl.schema import (
-    INVALID,
     Bool,
-    Context,
     Duration,
     Record,
     Section,
     Size,
     Str,
+    recheck_section,
 )
-from hostctl.yamlsource import Document, YamlProblem, load_documents
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -119,14 +117,5 @@ def k3s_config(inv: m.Inventory, problems: list[Problem]) -> K3sConfig:
         return raw
     if not raw:
         return K3sConfig(file=inv.file, lines={"k3s": inv.lines.get("k3s", 0)})
-    try:
-        with open(inv.file, encoding="utf-8") as fh:
-            doc = load_documents(fh.read(), inv.file)[0]
-    except (OSError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
-        doc = Document(inv.file, {"k3s": raw}, {("k3s",): inv.lines.get("k3s", 0)})
-    data = doc.data.get("k3s", raw) if isinstance(doc.data, dict) else raw
-    before = len(problems)
-    cfg = K3S(data, ("k3s",), Context(doc, problems))
-    if cfg is INVALID or len(problems) > before:
-        return K3sConfig(file=inv.file)
-    return cfg
+    cfg = recheck_section(inv.file, "k3s", raw, K3S, problems, inv.lines.get("k3s", 0))
+    return cfg if cfg is not None else K3sConfig(file=inv.file)

@@ -29,8 +29,9 @@ from hostctl.schema import (
     Size,
     Str,
     did_you_mean,
+    recheck_section,
 )
-from hostctl.yamlsource import Document, Path, YamlProblem, load_documents
+from hostctl.yamlsource import Path
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -222,15 +223,7 @@ def _typed(inv: m.Inventory, key: str, cls: type, check: Section,
         return raw
     if not raw:
         return None
-    try:
-        with open(inv.file, encoding="utf-8") as fh:
-            doc = load_documents(fh.read(), inv.file)[0]
-    except (OSError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
-        doc = Document(inv.file, {key: raw}, {(key,): inv.lines.get(key, 0)})
-    data = doc.data.get(key, raw) if isinstance(doc.data, dict) else raw
-    before = len(problems)
-    typed = check(data, (key,), Context(doc, problems))
-    return None if typed is INVALID or len(problems) > before else typed
+    return recheck_section(inv.file, key, raw, check, problems, inv.lines.get(key, 0))
 
 
 def logging_config(inv: m.Inventory, problems: list[Problem] | None = None
