@@ -283,7 +283,9 @@ def test_prometheus_scrapes_the_exporter_bundle(
         rig: tuple[PrometheusServer, FakeHost, dict[str, ExporterProcess]]) -> None:
     prom, host, exporters = rig
     p = '{host="priced"}'
+    # each target is scraped on its own clock: wait for both before reading either
     prom.wait_value('hostctl_service_up{host="priced",replica="1"}', 1)
+    prom.wait_value('hostctl_project_cpu_seconds_total{host="unpriced"}', 7.0)
     assert prom.value('hostctl_service_up{host="priced",replica="2"}') == 0
     assert prom.value(f"hostctl_project_cpu_seconds_total{p}") == 5.0
     assert prom.value('hostctl_project_cost_total{host="priced",resource="cpu"}') == \
