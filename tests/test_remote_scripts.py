@@ -125,6 +125,11 @@ registry.example.org/x\t3\tsha256:ddd\tsha256:bbb
 hostctl-a-1\trunning\tabc123
 @@networks
 hostctl-shop
+@@runtimes
+{"io.containerd.runc.v2":{"path":"runc"},"nvidia":{"path":"nvidia-container-runtime"}}
+@@cluster
+api {"who": "alice@laptop", "time": "2026-11-22T06:00:00Z"}
+broken {not json
 @@current
 releases/20261122T063000Z-abc123
 @@manifest
@@ -153,6 +158,26 @@ def test_facts_parser_reads_captured_output() -> None:
     assert f.networks == frozenset({"hostctl-shop"})
     assert f.current_release == "20261122T063000Z-abc123"
     assert f.releases == ("20261122T062000Z-aaaaaa", "20261122T063000Z-abc123")
+    assert f.runtimes == frozenset({"io.containerd.runc.v2", "nvidia"})
+    # an unreadable handoff record still says the service lives in the cluster
+    assert f.handed_off == {"api": {"who": "alice@laptop", "time": "2026-11-22T06:00:00Z"},
+                            "broken": {}}
+
+
+def test_facts_without_runtimes_or_handoffs() -> None:
+    text = CAPTURED.split("@@runtimes")[0]
+    f = parse_facts("h", text + "@@runtimes\n@@cluster\n@@end\n")
+    assert f.runtimes is None and f.handed_off == {}
+
+
+def test_facts_script_is_valid_shell() -> None:
+    import subprocess
+
+    from hostctl.remote.facts import facts_script
+
+    for lock in (None, '{"who": "x"}'):
+        subprocess.run(["sh", "-n"], input=facts_script("docker", lock), text=True,
+                       check=True)
 
 
 def test_truncated_answer_is_an_error() -> None:

@@ -66,6 +66,10 @@ class HostFacts:
     releases: tuple[str, ...] = ()
     lock: LockState = field(default_factory=LockState)
     now: int = 0  # the host's clock, epoch seconds
+    # Docker's runtimes (`docker info`); None when Docker did not say (down, or too old)
+    runtimes: frozenset[str] | None = None
+    # service -> its handoff record, for the services handed to the cluster (L.CLUSTER_DIR)
+    handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def facts_script(docker: str, lock_record: str | None = None) -> str:
@@ -90,7 +94,7 @@ def facts_script(docker: str, lock_record: str | None = None) -> str:
             f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
             "fi",
         ]
-    # The docker CLI is the slow part on a busy host: its three queries run at once,
+    # The docker CLI is the slow part on a busy host: its four queries run at once,
     # while the shell reads files and systemd; `docker ps` failing means Docker is down.
     lines += [
         'T=$(mktemp -d)',
@@ -120,7 +124,12 @@ def facts_script(docker: str, lock_record: str | None = None) -> str:
         'cat "$T/ps"',
         f"echo '{MARK}networks'",
         'cat "$T/net"',
+        f"echo '{MARK}runtimes'",
+        'cat "$T/rt"',
         'rm -rf "$T"',
+        f"echo '{MARK}cluster'",
+        f"for f in {L.CLUSTER_DIR}/*; do [ -f \"$f\" ] && "
+        "printf '%s %s\\n' \"${f##*/}\" \"$(head -c 4096 \"$f\" | tr -d '\\n')\"; done",
         f"echo '{MARK}current'",
         f"readlink {L.CURRENT_LINK} 2>/dev/null",
         f"echo '{MARK}manifest'",
@@ -157,6 +166,8 @@ def parse_facts(host: str, text: str) -> HostFacts:
         releases=tuple(sorted(r for r in sections.get("releases", []) if r)),
         lock=lock,
         now=int((sections.get("now") or ["0"])[0] or 0),
+        runtimes=_runtimes(sections.get("runtimes", [])),
+        handed_off=_handed_off(sections.get("cluster", [])),
     )
 
 
@@ -290,3 +301,27 @@ def _manifest(lines: list[str]) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _runtimes(lines: list[str]) -> frozenset[str] | None:
+    """`docker info --format '{{json .Runtimes}}'`: {"runc": {...}, "nvidia": {...}}."""
+    try:
+        data = json.loads("".join(lines).strip() or "null")
+    except ValueError:
+        return None
+    return frozenset(data) if isinstance(data, dict) else None
+
+
+def _handed_off(lines: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        name, _, raw = line.partition(" ")
+        if not name:
+            continue
+        try:
+            record = json.loads(raw) if raw else {}
+        except ValueError:
+            record = {}
+        # An unreadable record still means "handed off": deploy must not start it again.
+        out[name] = record if isinstance(record, dict) else {}
+    return out

@@ -30,6 +30,10 @@ PROBE_FILES = (  # hostctl.probe: the continuous health probe, on hosts with ser
 PROBE_WORKLOAD = "hostctl-probe"
 HEALTH_DIR = f"{STATE_DIR}/health"  # the probe's <unit>.state files
 HEALTH_LOG = f"{STATE_DIR}/health.log"  # a JSON line per restart by the probe
+# One file per service handed to the cluster (`hostctl k8s handoff`), on each host that ran
+# it: a JSON line saying when and by whom. Deploy reads them with the facts and leaves those
+# services stopped, their routes pointing at the cluster, until `handoff --back` removes them.
+CLUSTER_DIR = f"{STATE_DIR}/cluster"
 
 # Globs of the files hostctl owns on a host; anything else is never touched or removed.
 MANAGED_GLOBS = (
