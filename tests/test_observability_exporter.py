@@ -202,8 +202,14 @@ def test_a_sample_of_services_and_a_job_with_prices(tmp_path: Path) -> None:
             and "deploy" not in k} == {
         f"hostctl_service_up{api1}": 1.0, f"hostctl_service_up{api2}": 0.0,
         f"hostctl_service_healthy{api1}": 1.0, f"hostctl_service_healthy{api2}": 0.0,
-        f"hostctl_service_restarts_total{api1}": 2.0,
-        f"hostctl_service_restarts_total{api2}": 0.0,
+        'hostctl_service_restarts_total{by="systemd",project="shop",replica="1",'
+        'service="api"}': 2.0,
+        'hostctl_service_restarts_total{by="probe",project="shop",replica="1",'
+        'service="api"}': 0.0,
+        'hostctl_service_restarts_total{by="systemd",project="shop",replica="2",'
+        'service="api"}': 0.0,
+        'hostctl_service_restarts_total{by="probe",project="shop",replica="2",'
+        'service="api"}': 0.0,
         'hostctl_service_info{image="app:1.0",project="shop",replica="1",service="api",'
         'spec_hash="0123456789ab"}': 1.0,
         'hostctl_service_info{image="app:1.0",project="shop",replica="2",service="api",'
@@ -246,6 +252,67 @@ def test_totals_survive_an_exporter_restart(tmp_path: Path) -> None:
                     clock=lambda: T0 + 60)
     again.sample()  # same containers, same readings: nothing new is counted
     assert series(again)['hostctl_project_cpu_seconds_total{project="ml"}'] == 160.0
+
+
+def restarts(sampler: Sampler, replica: int = 1) -> dict[str, float]:
+    s = series(sampler)
+    return {by: s[f'hostctl_service_restarts_total{{by="{by}",project="shop",'
+                  f'replica="{replica}",service="api"}}'] for by in ("systemd", "probe")}
+
+
+def probe_state(tmp_path: Path, unit: str, restarts: int) -> None:
+    """What hostctl's probe keeps per unit (hostctl.probe: key=value lines)."""
+    _write(tmp_path / f"state/health/{unit}.state",
+           f"health=healthy\nfailures=0\nrestarts={restarts}\nbackoff=0\n")
+
+
+def test_restarts_by_systemd_and_by_the_probe_add_up_across_resets(tmp_path: Path) -> None:
+    sampler, _ = run_site(tmp_path, None)
+    host = sampler.run
+    assert restarts(sampler) == {"systemd": 2, "probe": 0}
+
+    def units(n1: int) -> str:
+        return (f"Id=hostctl-api-1.service\nNRestarts={n1}\nActiveState=active\n\n"
+                "Id=hostctl-api-2.service\nNRestarts=0\nActiveState=active\n")
+
+    # The probe restarts the unit (`systemctl restart`): systemd resets NRestarts to 0, the
+    # probe's file says 1. The total goes on from 2, it never falls back.
+    host.units = units(0)  # type: ignore[attr-defined]
+    probe_state(tmp_path, "hostctl-api-1.service", 1)
+    sampler.sample()
+    assert restarts(sampler) == {"systemd": 2, "probe": 1}
+    # then the container crashes twice, and systemd restarts it
+    host.units = units(2)  # type: ignore[attr-defined]
+    sampler.sample()
+    assert restarts(sampler) == {"systemd": 4, "probe": 1}
+    # a deploy restarts it (NRestarts back to 0): nothing is counted, nothing is lost
+    host.units = units(0)  # type: ignore[attr-defined]
+    sampler.sample()
+    assert restarts(sampler) == {"systemd": 4, "probe": 1}
+    # the totals survive the exporter's own restart
+    again = Sampler(sampler.conf, run=host, cgroups=sampler.cgroups, clock=lambda: T0 + 120)
+    probe_state(tmp_path, "hostctl-api-1.service", 2)
+    again.sample()
+    assert restarts(again) == {"systemd": 4, "probe": 2}
+    assert restarts(again, 2) == {"systemd": 0, "probe": 0}  # never touched
+
+
+def test_count_restarts_without_history_takes_what_the_sources_say() -> None:
+    from hostctl.observability.exporter import count_restarts
+
+    first = count_restarts(None, 3, 1)
+    assert (first["systemd"], first["probe"]) == (3, 1)
+    later = count_restarts(first, 1, 1)  # NRestarts was reset, then one crash
+    assert (later["systemd"], later["probe"]) == (4, 1)
+    gone = count_restarts(later, 1, 0)  # the probe's file was removed: nothing more
+    assert (gone["systemd"], gone["probe"]) == (4, 1)
+
+
+def test_a_unit_systemd_does_not_list_keeps_its_restart_totals(tmp_path: Path) -> None:
+    sampler, _ = run_site(tmp_path, None)
+    sampler.run.units = ""  # type: ignore[attr-defined]
+    sampler.sample()
+    assert restarts(sampler) == {"systemd": 2, "probe": 0}
 
 
 def test_docker_down_keeps_totals_and_says_so(tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 
 hostctl renders a small site (a service with an http check, a CPU-burning job) and the
 exporter's bundle, config and unit; the files go to app-1 over SSH and systemd runs them,
-as a deploy would (the deploy integration is proposed, not wired in yet). Prometheus' HTTP
-API then has to show the expected series and values after the deploy, a forced restart
-(container killed, systemd brings it back) and a job run, and `up` 0 once the exporter stops.
+as a deploy would (tests/test_observability_deploy_e2e.py runs the real deploy). Prometheus'
+HTTP API then has to show the expected series and values after the deploy, a forced restart
+(container killed, systemd brings it back), a restart by the health probe, a job run, and
+`up` 0 once the exporter stops.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def rig(sandbox_hosts: list[SandboxHost], sandbox_engine: docker.DockerClient,
 
 
 WEB = '{host="app-1",service="obs-web",replica="1"}'
+WEB_SYSTEMD = '{host="app-1",service="obs-web",replica="1",by="systemd"}'
 
 
 def test_after_a_deploy_prometheus_sees_the_service(rig: Rig) -> None:
@@ -144,11 +146,26 @@ def test_after_a_deploy_prometheus_sees_the_service(rig: Rig) -> None:
 
 def test_a_forced_restart_is_counted(rig: Rig) -> None:
     p = rig.prom
-    p.wait_value(f"hostctl_service_restarts_total{WEB}", 0, timeout=30)
+    p.wait_value(f"hostctl_service_restarts_total{WEB_SYSTEMD}", 0, timeout=30)
     ssh(rig.host, "docker kill hostctl-obs-web-1 >/dev/null")
     p.wait_value(f"hostctl_service_up{WEB}", 0, timeout=30)
-    p.wait_value(f"hostctl_service_restarts_total{WEB}", 1, timeout=60)
+    p.wait_value(f"hostctl_service_restarts_total{WEB_SYSTEMD}", 1, timeout=60)
     p.wait_value(f"hostctl_service_up{WEB}", 1, timeout=60)
+
+
+def test_a_restart_by_the_health_probe_is_counted_as_such(rig: Rig) -> None:
+    """The probe's `systemctl restart` resets systemd's NRestarts: the crash counted before
+    must stay counted, and the probe's restart is counted on its own series."""
+    p = rig.prom
+    web_probe = WEB_SYSTEMD.replace('by="systemd"', 'by="probe"')
+    p.wait_value(f"hostctl_service_healthy{WEB}", 1, timeout=60)
+    crashes = p.value(f"hostctl_service_restarts_total{WEB_SYSTEMD}")
+    assert p.value(f"hostctl_service_restarts_total{web_probe}") == 0
+    ssh(rig.host, "systemctl start hostctl-probe.timer && "
+                  "docker exec hostctl-obs-web-1 rm /www/health")
+    p.wait_value(f"hostctl_service_restarts_total{web_probe}", 1, timeout=90)
+    p.wait_value(f"hostctl_service_healthy{WEB}", 1, timeout=60)
+    assert p.value(f"hostctl_service_restarts_total{WEB_SYSTEMD}") == crashes
 
 
 def test_a_job_run_counts_for_its_project(rig: Rig) -> None:

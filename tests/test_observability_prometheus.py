@@ -302,7 +302,7 @@ def test_prometheus_scrapes_the_exporter_bundle(
     # a forced restart: systemd restarted the unit, its new container starts from zero CPU
     host.restarts["hostctl-api-1.service"] = 1
     host.run("c2", "hostctl-api-1", "api", "shop", cpu=0.5, memory=900, pid=102)
-    prom.wait_value('hostctl_service_restarts_total{host="priced",replica="1"}', 1)
+    prom.wait_value('hostctl_service_restarts_total{host="priced",replica="1",by="systemd"}', 1)
     prom.wait_value('hostctl_container_cpu_seconds_total{host="priced",replica="1"}', 0.5)
     prom.wait_value(f"hostctl_project_cpu_seconds_total{p}", 5.5)
 

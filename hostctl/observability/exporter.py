@@ -39,6 +39,7 @@ from hostctl.observability import exporter_sources as src
 VERSION = "1"
 CONFIG_PATH = "/etc/hostctl/exporter/config.json"
 SERVICE_LABELS = ("service", "project", "replica")
+RESTART_CAUSES = ("systemd", "probe")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -112,7 +113,7 @@ class Replica:
     replica: int
     up: bool
     healthy: bool
-    restarts: int
+    restarts: Mapping[str, int]  # by cause: systemd, probe (see count_restarts)
     image: str
     spec_hash: str
     cpu_seconds: float | None
@@ -161,12 +162,14 @@ def healthy(check: Check, c: src.Container | None) -> bool:
 @dataclass
 class State:
     """What carries over between samples and exporter restarts: the totals per project,
-    and the last CPU reading of each container (to count only what is new)."""
+    the last CPU reading of each container (to count only what is new), and each unit's
+    restart totals (count_restarts)."""
 
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     containers: dict[str, float] = field(default_factory=dict)
     last: float | None = None
     audit_offset: int = 0
+    restarts: dict[str, dict[str, int]] = field(default_factory=dict)  # unit -> count_restarts()
 
     @classmethod
     def load(cls, path: str) -> State:
@@ -174,7 +177,8 @@ class State:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
             return cls(data.get("projects", {}), data.get("containers", {}),
-                       data.get("last"), int(data.get("audit_offset", 0)))
+                       data.get("last"), int(data.get("audit_offset", 0)),
+                       data.get("restarts", {}))
         except (OSError, ValueError, AttributeError):
             return cls()
 
@@ -183,13 +187,37 @@ class State:
         tmp = f"{path}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"projects": self.projects, "containers": self.containers,
-                       "last": self.last, "audit_offset": self.audit_offset}, fh,
-                      sort_keys=True)
+                       "last": self.last, "audit_offset": self.audit_offset,
+                       "restarts": self.restarts}, fh, sort_keys=True)
         os.replace(tmp, path)
 
     def totals(self, project: str) -> dict[str, Any]:
         return self.projects.setdefault(project, {"cpu_seconds": 0.0, "gpu_seconds": 0.0,
                                                   "cost": {}})
+
+
+def count_restarts(prev: Mapping[str, int] | None, nrestarts: int, probe: int
+                   ) -> dict[str, int]:
+    """The restart totals of one unit after a sample, by cause: `systemd` (its container
+    exited, Restart= started it again) and `probe` (hostctl's probe found it unhealthy).
+
+    Neither source is a counter: systemd resets NRestarts on every explicit start or restart
+    (a deploy, the probe's own restarts), and the probe's file can be removed. So the totals
+    grow by what each source gained since the last sample, and a source that went down has
+    been reset: its whole new value is new. (Automatic restarts between a reset and the next
+    sample that do not bring NRestarts back above its old value are missed; with samples
+    seconds apart that takes a crash loop faster than RestartSec.)
+    """
+    if prev is None:
+        return {"systemd": nrestarts, "probe": probe, "seen_systemd": nrestarts,
+                "seen_probe": probe}
+
+    def gained(now: int, seen: int) -> int:
+        return now - seen if now >= seen else now
+
+    return {"systemd": prev.get("systemd", 0) + gained(nrestarts, prev.get("seen_systemd", 0)),
+            "probe": prev.get("probe", 0) + gained(probe, prev.get("seen_probe", 0)),
+            "seen_systemd": nrestarts, "seen_probe": probe}
 
 
 class Sampler:
@@ -251,7 +279,9 @@ class Sampler:
         if containers is not None:
             self.state.containers = seen
             self.state.last = now
-        replicas = self._replicas(containers or [], units or {}, cpu, memory)
+        if units is not None:
+            self._count_restarts(units)
+        replicas = self._replicas(containers or [], cpu, memory)
         releases = src.Releases.read(self.conf.state_dir)
         deployed = {name: t for name in self.conf.services
                     if (t := releases.deployed_at(name)) is not None}
@@ -265,7 +295,17 @@ class Sampler:
             self.latest = snap
         return snap
 
-    def _replicas(self, containers: list[src.Container], units: Mapping[str, src.UnitState],
+    def _count_restarts(self, units: Mapping[str, src.UnitState]) -> None:
+        probe = src.read_probe_restarts(f"{self.conf.state_dir}/health")
+        for name, s in self.conf.services.items():
+            for i in s.replicas:
+                unit = f"hostctl-{name}-{i}.service"
+                if unit in units:  # a unit systemd does not know yet has nothing to count
+                    self.state.restarts[unit] = count_restarts(
+                        self.state.restarts.get(unit), units[unit].restarts,
+                        probe.get(unit, 0))
+
+    def _replicas(self, containers: list[src.Container],
                   cpu: Mapping[str, float | None], memory: Mapping[str, float | None]
                   ) -> list[Replica]:
         by_name = {c.name: c for c in containers}
@@ -275,11 +315,11 @@ class Sampler:
         def one(item: tuple[str, ServiceConf, int]) -> Replica:
             name, s, i = item
             c = by_name.get(f"hostctl-{name}-{i}")
-            unit = units.get(f"hostctl-{name}-{i}.service")
+            counted = self.state.restarts.get(f"hostctl-{name}-{i}.service", {})
             running = c is not None and c.running
             return Replica(
                 name, s.project, i, running, healthy(s.check, c),
-                unit.restarts if unit else 0,
+                {cause: counted.get(cause, 0) for cause in RESTART_CAUSES},
                 c.image if running and c else s.image,
                 (c.label("spec-hash") if running and c else "") or s.spec_hash,
                 cpu.get(c.id) if c else None, memory.get(c.id) if c else None)
@@ -326,8 +366,10 @@ def _service_families(snap: Snapshot) -> Iterator[Metric]:
     up = GaugeMetricFamily("hostctl_service_up", "1 if the replica's container runs", labels=labels)
     ok = GaugeMetricFamily("hostctl_service_healthy", "1 if the replica passes its health check",
                            labels=labels)
-    restarts = CounterMetricFamily("hostctl_service_restarts", "Restarts of the replica's unit "
-                                   "by systemd since it was last started", labels=labels)
+    restarts = CounterMetricFamily("hostctl_service_restarts", "Restarts of the replica's "
+                                   "unit, by cause: systemd (its container exited) or probe "
+                                   "(hostctl's health probe found it unhealthy)",
+                                   labels=[*labels, "by"])
     info = InfoMetricFamily("hostctl_service", "What the replica runs",
                             labels=[*labels, "image", "spec_hash"])
     cpu = CounterMetricFamily("hostctl_container_cpu_seconds", "CPU time of the replica's "
@@ -338,7 +380,8 @@ def _service_families(snap: Snapshot) -> Iterator[Metric]:
         values = [r.service, r.project, str(r.replica)]
         up.add_metric(values, int(r.up))
         ok.add_metric(values, int(r.healthy))
-        restarts.add_metric(values, r.restarts)
+        for cause in RESTART_CAUSES:
+            restarts.add_metric([*values, cause], r.restarts.get(cause, 0))
         info.add_metric([*values, r.image, r.spec_hash], {})
         if r.cpu_seconds is not None:
             cpu.add_metric(values, r.cpu_seconds)

@@ -226,6 +226,30 @@ def read_units(run: Run, systemctl: str = "systemctl") -> dict[str, UnitState] |
     return parse_show(out) if code == 0 else None
 
 
+# -- hostctl's health probe ------------------------------------------------------------------
+
+def read_probe_restarts(health_dir: str) -> dict[str, int]:
+    """unit -> restarts by hostctl's health probe, ever (the `restarts=` line of the probe's
+    <unit>.state files, hostctl.probe). Missing or unreadable files count as none."""
+    out: dict[str, int] = {}
+    try:
+        names = os.listdir(health_dir)
+    except OSError:
+        return out
+    for name in names:
+        if not name.endswith(".state"):
+            continue
+        try:
+            with open(os.path.join(health_dir, name), encoding="utf-8") as fh:
+                for line in fh:
+                    key, _, value = line.strip().partition("=")
+                    if key == "restarts" and value.isdigit():
+                        out[name[:-len(".state")]] = int(value)
+        except OSError:
+            continue
+    return out
+
+
 # -- hostctl's releases ----------------------------------------------------------------------
 
 @dataclass

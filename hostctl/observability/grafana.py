@@ -103,9 +103,9 @@ def dashboard(site: str, project: str, met: MetricsConfig,
     lay.add(_series("Health per replica", f"max by (service, replica, host) "
                                           f"(hostctl_service_healthy{_sel(p)})",
                     "{{service}} #{{replica}} on {{host}}", "bool_yes_no"), 12, 8)
-    lay.add(_series("Restarts", f"sum by (service, host) (increase("
+    lay.add(_series("Restarts", f"sum by (service, host, by) (increase("
                                 f"hostctl_service_restarts_total{_sel(p)}[$__rate_interval]))",
-                    "{{service}} on {{host}}", "none"), 12, 8)
+                    "{{service}} on {{host}} (by {{by}})", "none"), 12, 8)
     lay.add(_series("CPU (cores)", f"sum by (service, replica, host) (rate("
                                    f"hostctl_container_cpu_seconds_total{_sel(p)}"
                                    "[$__rate_interval]))",

@@ -96,7 +96,9 @@ def alert_rules(inv: m.Inventory, met: MetricsConfig) -> str:
               "hostctl_service_up == 1", "5m",
               "{{ $labels.service }} #{{ $labels.replica }} on {{ $labels.host }} runs but "
               "fails its health check"),
-        _rule("HostctlServiceRestarting", "increase(hostctl_service_restarts_total[15m]) > 3",
+        # crashes (by="systemd") and health restarts (by="probe") count together
+        _rule("HostctlServiceRestarting",
+              "sum without (by) (increase(hostctl_service_restarts_total[15m])) > 3",
               "0m", "{{ $labels.service }} #{{ $labels.replica }} on {{ $labels.host }} "
               "restarted more than 3 times in 15 minutes", "ticket"),
     ]
