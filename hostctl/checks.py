@@ -168,6 +168,10 @@ def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
         for i, v in enumerate(w.volumes):
             if v.target in seen:
                 yield at(w, f"volumes/{i}", f"'{v.target}' is mounted twice; mount it once")
+            elif w.is_job and v.target.rstrip("/") == "/artifacts":
+                # render.artifacts_mount: Docker refuses two mounts at one path.
+                yield at(w, f"volumes/{i}", "every run has its project's artifacts volume at "
+                                            "/artifacts; mount this one elsewhere")
             seen.add(v.target)
 
 

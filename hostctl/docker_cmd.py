@@ -17,6 +17,16 @@ from hostctl.placement import Instance
 
 LABEL = "io.hostctl"
 ENV_DIR = "/etc/hostctl/env"
+# Where the run queue's helper writes a GPU service's leased devices (hostctl-jobs.sh
+# lease_service), read by its unit with EnvironmentFile=-.
+GPU_ENV_DIR = "/var/lib/hostctl/svc"
+GPU_ARGS = "$HOSTCTL_GPU_ARGS"
+
+
+class Raw(str):
+    """A word hostctl builds itself from validated names that carries a systemd specifier
+    (such as %i, the run id) or a $VARIABLE the unit sets: written as is, while every other
+    word is escaped."""
 
 
 # Not hashed: where a spec came from, and its route, which only the gateway reads: editing
@@ -75,13 +85,13 @@ def labels(w: m.Workload, site: str, extra: dict[str, str]) -> list[str]:
 
 
 def resource_args(r: m.Resources) -> list[str]:
+    """CPU and memory limits. GPUs are never a count here: a service or run gets specific
+    devices from the host's lease table (GPU_ARGS, a job's $HOSTCTL_RUN_ARGS)."""
     args: list[str] = []
     if r.cpus is not None:
         args += ["--cpus", f"{r.cpus:g}"]
     if r.memory is not None:
         args += ["--memory", f"{r.memory}b"]
-    if r.gpus:
-        args += ["--gpus", str(r.gpus)]
     return args
 
 
@@ -142,6 +152,10 @@ def service_run_argv(inst: Instance, site: str, verb: str = "run",
     argv = [inst.host.docker, verb, "--rm", "--name", inst.name]
     argv += labels(w, site, {f"{LABEL}.instance": str(inst.index), f"{LABEL}.host": inst.host.name})
     argv += common_run_args(w, bool(w.secrets), log)
+    if w.resources.gpus:
+        # `--gpus '"device=..."'` (or, on a test host, an --env naming the devices), as
+        # lease_service wrote it: the unit splits the variable into words.
+        argv.append(Raw(GPU_ARGS))
     for pname, port in w.ports.items():
         host_port = inst.host_port(pname)
         if host_port is not None:
@@ -150,6 +164,10 @@ def service_run_argv(inst: Instance, site: str, verb: str = "run",
     argv += health_args(w.health)
     before, after = command_tail(w)
     return argv + before + [w.image] + after
+
+
+def gpu_env_file(unit: str) -> str:
+    return f"{GPU_ENV_DIR}/{unit}.env"
 
 
 def connect_argv(docker: str, project: str, name: str) -> list[str]:

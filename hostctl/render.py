@@ -17,6 +17,7 @@ import jinja2
 from hostctl import docker_cmd as d
 from hostctl import model as m
 from hostctl.placement import Instance, instances_on, placed_on, schedule_host
+from hostctl.remote import layout as L
 from hostctl.systemd.quoting import exec_line, setting_value
 
 UNIT_DIR = "/etc/systemd/system"
@@ -67,11 +68,12 @@ def service_unit(inst: Instance, site: str, log: Sequence[str] = d.JOURNALD) -> 
     if w.reach:
         # `docker run` joins one network only (Docker 20.10): create the container, connect
         # it to the other projects' networks, then start it attached, all before it runs.
-        pre = [exec_line(d.service_run_argv(inst, site, verb="create", log=log))]
+        pre = [_exec_words(d.service_run_argv(inst, site, verb="create", log=log))]
         pre += [exec_line(d.connect_argv(docker, p, inst.name)) for p in w.reach]
         run = exec_line(d.start_attached_argv(docker, inst.name))
     else:
-        pre, run = [], exec_line(d.service_run_argv(inst, site, log=log))
+        pre, run = [], _exec_words(d.service_run_argv(inst, site, log=log))
+    gpus = w.resources.gpus
     text = _render(
         "service.unit.j2",
         site=site,
@@ -86,6 +88,10 @@ def service_unit(inst: Instance, site: str, log: Sequence[str] = d.JOURNALD) -> 
         remove=exec_line(d.remove_argv(docker, inst.name)),
         restart={"always": "always", "on-failure": "on-failure", "never": "no"}[w.restart],
         stop_timeout=int(w.stop_timeout) + 15,
+        gpus=gpus,
+        gpu_env=d.gpu_env_file(inst.unit),
+        gpu_lease=exec_line([L.JOBS_HELPER, "lease-service", inst.unit, str(gpus)]),
+        gpu_release=exec_line([L.JOBS_HELPER, "release-service", inst.unit]),
     )
     return RenderedFile(f"{UNIT_DIR}/{inst.unit}", text, workload=w.name)
 
@@ -94,9 +100,7 @@ def job_unit_name(w: m.Workload) -> str:
     return f"hostctl-job-{w.name}@.service"
 
 
-class Raw(str):
-    """A word hostctl builds itself from validated names that carries a systemd specifier
-    (such as %i, the run id): written as is, while every other word is escaped."""
+Raw = d.Raw
 
 
 def _exec_words(argv: Sequence[str]) -> str:
@@ -112,7 +116,7 @@ def _exec_words(argv: Sequence[str]) -> str:
     return " ".join(words)
 
 
-JOBS_HELPER = "/var/lib/hostctl/bin/hostctl-jobs"  # hostctl.jobs.hostside.HELPER
+JOBS_HELPER = L.JOBS_HELPER
 # ExecCondition of a run: the queue admits it (exit 0) or keeps it waiting (1). Where hostctl
 # never installed the queue (a host only deployed to), a job without GPUs runs at once as it
 # always did; a job with GPUs fails, as it must never run without its lease.
@@ -130,7 +134,7 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
     # GPUs come from the queue's lease (specific devices, in $HOSTCTL_RUN_ARGS), not a count.
     run += d.common_run_args(replace(w, resources=replace(w.resources, gpus=0)),
                              bool(w.secrets), log)
-    run += [Raw("$HOSTCTL_RUN_ARGS")]
+    run += [*artifacts_mount(w), Raw("$HOSTCTL_RUN_ARGS")]
     before, after = d.command_tail(w)
     run += [*before, w.image, *after]
     r = w.resources
@@ -160,6 +164,38 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
         runtime_max=int(w.timeout) if w.timeout else None,
     )
     return RenderedFile(f"{UNIT_DIR}/{job_unit_name(w)}", text, workload=w.name)
+
+
+ARTIFACTS_DIR = "/artifacts"
+
+
+def artifacts_volume(project: str) -> str:
+    return f"hostctl-{project}-artifacts"
+
+
+def artifacts_mount(w: m.Workload) -> list[str]:
+    """The project's artifacts volume at /artifacts in every run, so a run finds what earlier
+    runs (on that host) left there. Docker creates it on first use, labelled as hostctl's."""
+    opts = ["type=volume", f"src={artifacts_volume(w.project)}", f"dst={ARTIFACTS_DIR}",
+            f"volume-label={d.LABEL}.managed=true", f"volume-label={d.LABEL}.project={w.project}"]
+    return ["--mount", ",".join(opts)]
+
+
+def jobs_files(site: m.Site, host: m.Host) -> list[RenderedFile]:
+    """The run queue's helper and the host's GPUs for it, where jobs or GPU services are: a
+    timer's runs and a service's GPU lease need them before anyone runs `hostctl run`. The
+    same bytes `hostctl run` writes (hostside.install_lines), so the two never fight."""
+    from hostctl.jobs.hostside import gpu_conf_text, helper_text
+    from hostctl.jobs.plan import gpu_config
+
+    needed = any(placed_on(w, host) and (w.is_job or (
+        w.resources.gpus and instances_on(w, host))) for w in site.workloads)
+    if not needed:
+        return []
+    return [RenderedFile(L.JOBS_HELPER, helper_text(), 0o755, workload=L.JOBS_WORKLOAD,
+                         restarts=False),
+            RenderedFile(L.GPU_CONF, gpu_conf_text(gpu_config(host)), MODE_PUBLIC,
+                         workload=L.JOBS_WORKLOAD, restarts=False)]
 
 
 def job_timer(w: m.Workload, site: str) -> RenderedFile:
@@ -214,6 +250,8 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
                 add(service_unit(inst, inv.site, log_args(inv.logging, inv, w)))
         if w.secrets:
             add(env_file(w, site))
+    for f in jobs_files(site, host):
+        add(f)
     for f in host_files(site, host):  # the exporter; the Logstash pipeline on its host
         add(f)
     from hostctl.probe import probe_files  # the continuous health probe

@@ -5,6 +5,7 @@ stub systemctl (its FIFO, GPU leases, retries, cancel and reclaim)."""
 from __future__ import annotations
 
 import calendar
+import hashlib
 import os
 import shutil
 import subprocess
@@ -116,7 +117,11 @@ def test_run_request_env_and_install_script() -> None:
     text = H.script(H.submit_lines([r]))
     assert "/var/lib/hostctl/bin/hostctl-jobs submit g-2 && echo '@@submitted'" in text
     install = H.script(H.install_lines(H.GpuConfig(2, "env")))
-    assert H.helper_hash() in install and "devs='0 1'" in install
+    conf = H.gpu_conf_text(H.GpuConfig(2, "env"))
+    assert conf.endswith(b"\nmode=env\ndeclared=0 1\n")
+    # the same files with the same bytes as a deploy renders (render.jobs_files)
+    assert H.helper_hash() in install and hashlib.sha256(conf).hexdigest() in install
+    assert "/var/lib/hostctl/bin/hostctl-jobs gpus" in install
     with pytest.raises(ValueError):
         H.install_lines(H.GpuConfig(1, "cuda"))
     with pytest.raises(ValueError):
@@ -265,3 +270,90 @@ def test_helper_reclaims_a_dead_holder_and_skips_a_timer_instance(helper: object
     # The timer's instance queues a fresh run and does not run itself (exit 1).
     res = h("admit", "train", "scheduled", HOSTCTL_JOB_GPUS="0", HOSTCTL_JOB_PROJECT="lab")
     assert res.returncode == 1 and "scheduled run queued as run" in res.stderr
+
+
+def test_helper_reads_the_gpus_from_the_conf_hostctl_writes(helper: object,
+                                                             tmp_path: Path) -> None:
+    h: Any = helper
+    conf = h.root / "gpu" / "host.conf"
+    conf.write_bytes(H.gpu_conf_text(H.GpuConfig(2, "env")))
+    assert h("gpus").returncode == 0
+    assert (h.root / "gpu" / "devices").read_text() == "0 1\n"
+    # nvidia mode: the host's own view, when nvidia-smi answers
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '0\\n3\\n'\n")
+    smi.chmod(0o755)
+    conf.write_bytes(H.gpu_conf_text(H.GpuConfig(2, "nvidia")))
+    os.utime(conf, (2_000_000_000, 2_000_000_000))  # newer than the devices file
+    assert h("gpus").returncode == 0
+    assert (h.root / "gpu" / "devices").read_text() == "0 3\n"
+    assert (h.root / "gpu" / "mode").read_text() == "nvidia\n"
+
+
+def test_helper_service_leases_block_jobs_and_are_released_or_reclaimed(
+        helper: object, tmp_path: Path) -> None:
+    h: Any = helper
+    active = tmp_path / "stub" / "active"
+    (active / "hostctl-a-1.service").write_text("activating\n")
+    res = h("lease-service", "hostctl-a-1.service", "1")
+    assert res.returncode == 0, res.stderr
+    assert (h.root / "gpu" / "lease" / "0").read_text() == "svc:hostctl-a-1.service\n"
+    env = (h.root / "svc" / "hostctl-a-1.service.env").read_text()
+    assert env == "HOSTCTL_GPU_ARGS=\" '--env' 'HOSTCTL_GPU_DEVICES=0'\"\n"
+    (active / "hostctl-a-1.service").write_text("active\n")
+    # a job queued behind sees the GPU as taken
+    h.prepare("r1", 1)
+    h("submit", "r1")
+    assert h.field("r1", "state") == "queued"
+    # a second service cannot start: a clear line for its journal, and the GPU promised to it
+    (active / "hostctl-b-1.service").write_text("activating\n")
+    res = h("lease-service", "hostctl-b-1.service", "1")
+    assert res.returncode == 1
+    assert res.stderr == (
+        "hostctl-jobs: hostctl-b-1.service cannot start: it needs 1 GPU(s) and 0 of this "
+        "host's 1 are free (held by 0=svc:hostctl-a-1.service); it takes the next ones "
+        "released (systemd retries it)\n")
+    res = h("lease-service", "hostctl-c-1.service", "2")
+    assert (res.returncode, res.stderr) == (1, "hostctl-jobs: hostctl-c-1.service cannot "
+                                               "start: it needs 2 GPU(s) and this host has 1\n")
+    # the first service stops: its GPU goes to the waiting service, not to the queued job
+    (active / "hostctl-a-1.service").write_text("deactivating\n")
+    assert h("release-service", "hostctl-a-1.service").returncode == 0
+    assert not (h.root / "gpu" / "lease" / "0").exists()
+    assert h.field("r1", "state") == "queued"
+    assert h("lease-service", "hostctl-b-1.service", "1").returncode == 0
+    # that service dies without its stop path running: the queue's pass reclaims its GPU
+    (active / "hostctl-b-1.service").write_text("failed\n")
+    assert h("tick").returncode == 0
+    assert (h.root / "gpu" / "lease" / "0").read_text() == "r1\n"
+    assert h.field("r1", "state") == "starting"
+
+
+def test_plan_time_runtime_error_only_for_hosts_running_gpu_workloads() -> None:
+    from hostctl import model as m
+    from hostctl.secrets import SecretStore
+
+    gpu = m.Host("gpu-1", "10.0.0.2", gpus=1)
+    train = m.Workload("job", "train", "lab", "img", resources=m.Resources(gpus=1))
+    cpu = m.Workload("job", "etl", "lab", "img")
+    site = m.Site(m.Inventory("site.yml", "t", {"gpu-1": gpu}), (train, cpu), SecretStore())
+    runc = frozenset({"runc"})
+    assert P.gpu_runtime_error(site, gpu, runc) == (
+        "gpu-1: the inventory declares 1 GPU(s) but Docker on the host has no nvidia runtime "
+        "(install the NVIDIA Container Toolkit and restart Docker), so `--gpus` cannot work; "
+        "needed by train (on a test host without GPUs, the test-only `gpu_mode: env` of its "
+        "inventory entry hands out device ids instead)")
+    assert P.gpu_runtime_error(site, gpu, runc | {"nvidia"}) is None
+    assert P.gpu_runtime_error(site, gpu, None) is None  # Docker did not say
+    assert P.gpu_runtime_error(site, gpu, runc, only=["etl"]) is None  # deploy --only etl
+    env = m.Host("gpu-1", "10.0.0.2", gpus=1, gpu_mode="env")
+    assert P.gpu_runtime_error(site, env, runc) is None
+    no_gpu_work = m.Site(site.inventory, (cpu,), SecretStore())
+    assert P.gpu_runtime_error(no_gpu_work, gpu, runc) is None
+
+
+def test_facts_script_asks_docker_for_its_runtimes() -> None:
+    from hostctl.remote.facts import facts_script
+
+    assert "( docker info --format '{{json .Runtimes}}' >\"$T/rt\" 2>/dev/null ) &" in \
+        facts_script("docker")

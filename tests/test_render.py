@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hostctl.jobs import hostside as H
 from hostctl.loader import load_site
 from hostctl.platform import with_platform
 from hostctl.render import render_site
@@ -137,3 +138,70 @@ def test_a_service_that_reaches_another_project_is_created_connected_then_starte
         path.write_text(unit)
         result = _verify(path)
         assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+GPU_SERVICE = SERVICE.replace("name: api", "name: infer").replace(
+    "placement: {hosts: [app-1]}", "placement: {hosts: [gpu-1]}\nresources: gpu_medium")
+
+
+def test_a_gpu_service_leases_its_devices_before_it_starts_and_releases_them_on_every_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": GPU_SERVICE})
+    rendered = {f.path: f for f in render_site(load_site(str(inv), environ={}))["gpu-1"]}
+    unit = rendered["/etc/systemd/system/hostctl-infer-1.service"].content.decode()
+    lines = [ln for ln in unit.splitlines() if ln.startswith(("Exec", "EnvironmentFile"))]
+    assert lines[0] == "EnvironmentFile=-/var/lib/hostctl/svc/hostctl-infer-1.service.env"
+    assert lines[1:3] == [
+        "ExecStartPre=-/usr/bin/docker rm -f hostctl-infer-1",
+        "ExecStartPre=/var/lib/hostctl/bin/hostctl-jobs lease-service hostctl-infer-1.service 1"]
+    # the leased devices, never a count, and the variable left for systemd to split
+    assert " --cpus 8 --memory 17179869184b $HOSTCTL_GPU_ARGS --publish " in lines[3]
+    assert "--gpus" not in unit
+    assert lines[-2:] == [
+        "ExecStopPost=-/usr/bin/docker rm -f hostctl-infer-1",
+        "ExecStopPost=-/var/lib/hostctl/bin/hostctl-jobs release-service "
+        "hostctl-infer-1.service"]
+    # the host gets the queue's helper and its GPUs with the service, as with a job
+    helper = rendered["/var/lib/hostctl/bin/hostctl-jobs"]
+    assert (helper.mode, helper.content) == (0o755, H.helper_text())
+    assert rendered["/var/lib/hostctl/gpu/host.conf"].content.endswith(
+        b"mode=nvidia\ndeclared=0\n")
+    if shutil.which("systemd-analyze") and Path("/usr/bin/docker").exists():
+        path = tmp_path / "hostctl-infer-1.service"
+        path.write_text(unit)
+        result = _verify(path)
+        assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_hosts_without_jobs_or_gpu_services_get_no_queue_helper(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": SERVICE})
+    rendered = render_site(load_site(str(inv), environ={}))
+    assert not [f.path for files in rendered.values() for f in files
+                if f.path.startswith("/var/lib/hostctl/")]
+
+
+def test_every_run_mounts_its_projects_artifacts_volume() -> None:
+    site = load_site(str(EXAMPLE))
+    unit = {f.path: f for f in render_site(site)["gpu-1"]}[
+        "/etc/systemd/system/hostctl-job-train-triage@.service"].content.decode()
+    run = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    assert (" --mount type=volume,src=hostctl-triage-artifacts,dst=/artifacts,"
+            "volume-label=io.hostctl.managed=true,volume-label=io.hostctl.project=triage "
+            "$HOSTCTL_RUN_ARGS ") in run
+
+
+def test_a_jobs_own_volume_at_artifacts_is_refused_where_it_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hostctl.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"j.yml": "kind: job\nname: etl\nproject: shop\nimage: x:1\n"
+                                        "volumes: [out:/artifacts]\n"})
+    with pytest.raises(ConfigError) as info:
+        load_site(str(inv), environ={})
+    assert [str(p) for p in info.value.problems] == [
+        "specs/j.yml:5: volumes/0: every run has its project's artifacts volume at "
+        "/artifacts; mount this one elsewhere"]

@@ -17,6 +17,7 @@
 #   cancel ID               cancel a queued run, or stop a running one
 #   lease-service UNIT N    ExecStartPre of a service that needs N GPUs
 #   release-service UNIT    ExecStopPost of that service
+#   gpus                    read the host's GPUs again (after hostctl wrote gpu/host.conf)
 set -u
 umask 077
 export LC_ALL=C
@@ -24,6 +25,7 @@ S=${HOSTCTL_STATE:-/var/lib/hostctl}  # overridden only by hostctl's own tests
 R=$S/runs
 A=$R/.active      # one empty file per run that has not finished: the queue
 G=$S/gpu          # devices, mode, lease/DEV (holder), want/UNIT (services waiting)
+CONF=$G/host.conf # written by hostctl (deploy, or any run or jobs command): mode, declared
 SELF=$S/bin/hostctl-jobs
 START_GRACE_MS=60000  # a run handed to systemd that has not started by then is re-queued
 BACKOFF_BASE=5        # seconds before retry 1; doubled for each further retry
@@ -39,6 +41,24 @@ locked() {
   exec 9>>"$S/jobs.lock"
   # Bounded: a stuck holder must not hang a unit's start or stop for ever.
   flock -w 120 9 || { log "the queue lock stayed busy for 120 s"; exit 75; }
+  gpus_init
+}
+
+# devices and mode come from host.conf: the host's own view of its GPUs when the NVIDIA
+# tools are there, the inventory's otherwise. Read again only when hostctl rewrote the conf
+# (nvidia-smi is slow), so a host deployed to but never reached by `hostctl run` has them.
+gpus_init() {
+  [ -f "$CONF" ] || return 0
+  [ -f "$G/devices" ] && [ -f "$G/mode" ] && ! [ "$CONF" -nt "$G/devices" ] && return 0
+  mode=$(sed -n 's/^mode=//p' "$CONF")
+  devs=$(sed -n 's/^declared=//p' "$CONF")
+  if [ "$mode" != env ]; then
+    found=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | tr -d ' ' | \
+      tr '\n' ' ' | sed 's/ $//')
+    [ -n "$found" ] && devs=$found
+  fi
+  printf '%s\n' "$mode" > "$G/.mode.tmp" && mv -f "$G/.mode.tmp" "$G/mode"
+  printf '%s\n' "$devs" > "$G/.devices.tmp" && mv -f "$G/.devices.tmp" "$G/devices"
 }
 
 new_id() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -157,7 +177,7 @@ reclaim() {  # runs whose unit is gone without reporting, leases nobody holds an
   done
   for f in "$G"/want/*; do
     [ -f "$f" ] || continue
-    [ "$(systemctl is-active "${f##*/}")" = activating ] || rm -f "$f"
+    case $(systemctl is-active "${f##*/}") in activating|deactivating) ;; *) rm -f "$f";; esac
   done
 }
 
@@ -325,14 +345,22 @@ cancel() {  # ID
   dispatch
 }
 
-lease_service() {  # UNIT N: a service takes N GPUs, or waits for them (systemd retries it)
+lease_service() {  # UNIT N: a service takes N GPUs before its container starts
   unit=$1; n=$2
   locked
-  release "svc:$unit"
+  release "svc:$unit"   # what it held before a restart
+  reclaim               # and what dead runs and services held
+  total=$(devices | wc -w)
+  if [ "$n" -gt "$total" ]; then
+    log "$unit cannot start: it needs $n GPU(s) and this host has $total"
+    exit 1
+  fi
   set -- $(free_devices)
   if [ "$#" -lt "$n" ]; then
+    # Promised to it: queued runs leave them alone (reserved_gpus) until it starts or stops.
     echo "$n" > "$G/want/$unit"
-    log "$unit waits for $n GPU(s): $# free; the next ones released go to it"
+    log "$unit cannot start: it needs $n GPU(s) and $# of this host's $total are free" \
+      "(held by$(holders)); it takes the next ones released (systemd retries it)"
     exit 1
   fi
   devs=""
@@ -343,13 +371,19 @@ lease_service() {  # UNIT N: a service takes N GPUs, or waits for them (systemd 
   done
   rm -f "$G/want/$unit"
   mkdir -p "$S/svc"
-  printf 'HOSTCTL_GPU_ARGS="%s"\n' "$(gpu_words "$devs")" > "$S/svc/$unit.env"
+  printf 'HOSTCTL_GPU_ARGS="%s"\n' "$(gpu_words "$devs")" > "$S/svc/.$unit.tmp" && \
+    mv -f "$S/svc/.$unit.tmp" "$S/svc/$unit.env"
+  log "$unit holds GPU(s) $devs"
 }
 
-release_service() {  # UNIT
+holders() {  # " DEV=HOLDER" for every leased device
+  for f in "$G"/lease/*; do [ -f "$f" ] && printf ' %s=%s' "${f##*/}" "$(cat "$f")"; done
+}
+
+release_service() {  # UNIT. Its want (if it waits for GPUs) stays while systemd restarts it:
+  # reclaim drops it once the unit is neither starting nor stopping.
   locked
   release "svc:$1"
-  rm -f "$G/want/$1"
   dispatch
 }
 
@@ -369,5 +403,6 @@ case $cmd in
   cancel) cancel "$@";;
   lease-service) lease_service "$@";;
   release-service) release_service "$@";;
+  gpus) locked;;
   *) log "unknown command '$cmd'"; exit 2;;
 esac

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from hostctl.jobs.records import RunRecord, parse_records
+from hostctl.remote import layout as L
 from hostctl.remote.facts import show_blocks, split_sections
 
 q = shlex.quote
@@ -26,12 +27,15 @@ q = shlex.quote
 STATE_DIR = "/var/lib/hostctl"
 RUNS_DIR = f"{STATE_DIR}/runs"
 GPU_DIR = f"{STATE_DIR}/gpu"
-HELPER = f"{STATE_DIR}/bin/hostctl-jobs"
+HELPER = L.JOBS_HELPER
+GPU_CONF = L.GPU_CONF  # the inventory's GPUs of the host, read by the helper
 UNIT_DIR = "/etc/systemd/system"
 # Named outside hostctl-*.service/timer on purpose: deploy removes unit files of that shape
 # that no spec renders, and status reports them as drift.
 QUEUE_SERVICE = "hostctl.jobs.service"
 QUEUE_TIMER = "hostctl.jobs.timer"
+HELPER_MODE = "0755"
+GPU_CONF_MODE = "0644"
 QUEUE_PERIOD = "20s"  # how soon a dead run's GPUs are reclaimed at worst
 VERSION = "1"
 _SELECT = re.compile(r"[a-z0-9][a-z0-9.-]*\*?")
@@ -41,6 +45,9 @@ QUEUE_SERVICE_TEXT = f"""# Installed by hostctl: its job queue's periodic pass.
 [Unit]
 Description=hostctl job queue: reclaim what dead runs held, start queued runs
 After=docker.service
+
+# The helper leaves with the last job of the host (a deploy removes it): no failing passes.
+ConditionFileIsExecutable={HELPER}
 
 [Service]
 Type=oneshot
@@ -95,12 +102,22 @@ def _put_file(path: str, data: bytes, mode: str) -> list[str]:
     ]
 
 
-def install_lines(gpu: GpuConfig) -> list[str]:
-    """Make the host ready for runs: helper, queue timer, GPU devices and mode. Cheap when
-    nothing changed (hashes compared on the host); daemon-reload only when a unit did."""
+def gpu_conf_text(gpu: GpuConfig) -> bytes:
+    """The host's GPUs as the inventory declares them, for the helper (which asks nvidia-smi
+    instead in nvidia mode, when it is there). Deploy and every jobs command write it."""
     if gpu.mode not in GPU_MODES:
         raise ValueError(f"unknown GPU mode {gpu.mode!r}")
     declared = " ".join(str(i) for i in range(gpu.count))
+    return (f"# Written by hostctl: this host's GPUs as its inventory declares them.\n"
+            f"mode={gpu.mode}\ndeclared={declared}\n").encode()
+
+
+def install_lines(gpu: GpuConfig) -> list[str]:
+    """Make the host ready for runs: helper, queue timer, GPU devices and mode. Cheap when
+    nothing changed (hashes compared on the host); daemon-reload only when a unit did.
+
+    The helper and gpu conf are the same bytes and mode a deploy writes (render.py), so
+    neither undoes the other."""
     lines = [
         "export LC_ALL=C",
         "umask 077",
@@ -108,24 +125,14 @@ def install_lines(gpu: GpuConfig) -> list[str]:
         f"&& chmod 0700 {STATE_DIR}",
         "reload=",
     ]
-    lines += _put_file(HELPER, helper_text(), "0755")
+    lines += _put_file(HELPER, helper_text(), HELPER_MODE)
+    lines += _put_file(GPU_CONF, gpu_conf_text(gpu), GPU_CONF_MODE)
     for name, text in ((QUEUE_SERVICE, QUEUE_SERVICE_TEXT), (QUEUE_TIMER, QUEUE_TIMER_TEXT)):
         lines += [line.replace("echo '@@changed", "reload=1; echo '@@changed")
                   for line in _put_file(f"{UNIT_DIR}/{name}", text.encode(), "0644")]
-    if gpu.mode == "env":
-        lines.append(f"devs={q(declared)}")
-    else:
-        # The host's own view when the NVIDIA tools are there; the inventory's otherwise.
-        lines += [
-            "devs=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null "
-            "| tr -d ' ' | tr '\\n' ' ' | sed 's/ $//')",
-            f'[ -n "$devs" ] || devs={q(declared)}',
-        ]
     lines += [
-        f'[ "$(cat {GPU_DIR}/devices 2>/dev/null)" = "$devs" ] || '
-        f'printf \'%s\\n\' "$devs" > {GPU_DIR}/devices',
-        f'[ "$(cat {GPU_DIR}/mode 2>/dev/null)" = {gpu.mode} ] || '
-        f"echo {gpu.mode} > {GPU_DIR}/mode",
+        # The helper reads the GPUs from the conf when it changed: now, so the read sees them.
+        f"{HELPER} gpus",
         'if [ -n "$reload" ]; then',
         f"  systemctl daemon-reload && systemctl enable --now {QUEUE_TIMER} >/dev/null 2>&1",
         "fi",

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from hostctl import model as m
 from hostctl.errors import HostctlError
-from hostctl.jobs.hostside import GpuConfig, HostJobs, RunRequest
+from hostctl.jobs.hostside import GpuConfig, HostJobs, RunRequest, runtime_problem
 from hostctl.jobs.records import RunRecord
-from hostctl.placement import eligible_hosts
+from hostctl.placement import eligible_hosts, placed_on
 from hostctl.schema import did_you_mean
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -26,6 +26,21 @@ def gpu_mode(host: m.Host) -> str:
 
 def gpu_config(host: m.Host) -> GpuConfig:
     return GpuConfig(host.gpus, gpu_mode(host))
+
+
+def gpu_runtime_error(site: m.Site, host: m.Host, runtimes: frozenset[str] | None,
+                      only: Iterable[str] | None = None) -> str | None:
+    """Plan time: the host runs GPU workloads (of `only`, when given) but its Docker cannot
+    hand GPUs to containers. None when Docker did not say which runtimes it has."""
+    names = set(only) if only is not None else None
+    users = sorted(w.name for w in site.workloads
+                   if w.resources.gpus and placed_on(w, host)
+                   and (names is None or w.name in names))
+    problem = runtime_problem(host.name, host.gpus, gpu_mode(host), runtimes) if users else None
+    if problem is None:
+        return None
+    return (f"{problem}; needed by {', '.join(users)} (on a test host without GPUs, the "
+            "test-only `gpu_mode: env` of its inventory entry hands out device ids instead)")
 
 
 def find_job(site: m.Site, name: str) -> m.Workload:

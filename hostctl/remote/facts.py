@@ -94,7 +94,7 @@ def facts_script(docker: str, lock_record: str | None = None) -> str:
             f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
             "fi",
         ]
-    # The docker CLI is the slow part on a busy host: its four queries run at once,
+    # The docker CLI is the slow part on a busy host: its queries run at once,
     # while the shell reads files and systemd; `docker ps` failing means Docker is down.
     lines += [
         'T=$(mktemp -d)',
@@ -105,6 +105,7 @@ def facts_script(docker: str, lock_record: str | None = None) -> str:
         "--format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}' >\"$T/img\" 2>/dev/null ) &",
         f"( {d} network ls --filter label=io.hostctl.managed=true --format '{{{{.Name}}}}' "
         '>"$T/net" 2>/dev/null ) &',
+        f"( {d} info --format '{{{{json .Runtimes}}}}' >\"$T/rt\" 2>/dev/null ) &",
         f"echo '{MARK}files'",
         f"for f in {globs}; do [ -f \"$f\" ] && sha256sum \"$f\"; done",
         f"echo '{MARK}contents'",

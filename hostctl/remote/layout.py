@@ -34,6 +34,11 @@ HEALTH_LOG = f"{STATE_DIR}/health.log"  # a JSON line per restart by the probe
 # it: a JSON line saying when and by whom. Deploy reads them with the facts and leaves those
 # services stopped, their routes pointing at the cluster, until `handoff --back` removes them.
 CLUSTER_DIR = f"{STATE_DIR}/cluster"
+# The job queue's host-side helper and the host's GPUs for it (hostctl.jobs.hostside), on
+# every host with jobs or GPU services: deploy writes them, and so does any jobs command.
+JOBS_HELPER = f"{STATE_DIR}/bin/hostctl-jobs"
+GPU_CONF = f"{STATE_DIR}/gpu/host.conf"
+JOBS_WORKLOAD = "hostctl-jobs"
 
 # Globs of the files hostctl owns on a host; anything else is never touched or removed.
 MANAGED_GLOBS = (
@@ -44,6 +49,8 @@ MANAGED_GLOBS = (
     *EXPORTER_FILES[:2],
     PIPELINE_GLOB,
     *PROBE_FILES[:2],
+    JOBS_HELPER,
+    GPU_CONF,
 )
 # Read back by hash only, like secrets, but because they are binary: never shown as a diff.
 HASH_ONLY = (EXPORTER_FILES[0],)
