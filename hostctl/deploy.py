@@ -298,7 +298,9 @@ class Run:
             msg = (f"{host.name}: Docker is not running on the host ({facts.docker_detail}); "
                    "start it with: systemctl start docker")
             return HostPlan(host.name, error=msg)
-        owned = set(self.options.only) if self.options.only is not None else None
+        # The job queue's helper serves every job and GPU service: --only any of them keeps it.
+        owned = (set(self.options.only) | {L.JOBS_WORKLOAD}
+                 if self.options.only is not None else None)
         from hostctl.platform import skipped_workloads
 
         leave = skipped_workloads(self.options.skip_platform)
@@ -306,6 +308,10 @@ class Run:
                          owned=owned, leave=leave, image_users=target.image_users)
         if target.error:
             plan = replace(plan, error=f"{host.name}: {target.error}")
+        from hostctl.jobs.plan import gpu_runtime_error  # GPU workloads need nvidia's runtime
+
+        gpu_error = gpu_runtime_error(self.site, host, facts.runtimes, self.options.only)
+        plan = replace(plan, error=plan.error or gpu_error)
         rolling = self._rolling_units(plan)
         gaps = [u.unit for u in plan.units if u.action == "restart" and u.unit not in rolling]
         notes = []
