@@ -363,3 +363,28 @@ def test_audit_records_are_sent_once_each_as_gelf(tmp_path: Path) -> None:
             msg["short_message"], msg["timestamp"]) == (
         "audit", "hostctl-audit", '{"start": 1}', "deploy deployed", 1700000000.0)
     assert state.audit_offset == len(json.dumps(records[0])) + 1
+
+
+def test_without_metrics_the_program_only_ships_the_audit_records(tmp_path: Path) -> None:
+    from hostctl.observability.exporter import main
+
+    log = tmp_path / "audit.log"
+    log.write_text(json.dumps({"time": 1700000000, "command": "deploy", "result": "deployed",
+                               "host": "app-1", "site": "s"}) + "\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({
+            "site": "s", "host": "app-1", "metrics": False, "state_dir": str(tmp_path),
+            "audit": {"address": f"udp://127.0.0.1:{sock.getsockname()[1]}",
+                      "file": str(log)}}))
+        assert main(["--config", str(config), "--once"]) == 0
+        assert json.loads(sock.recv(9000))["short_message"] == "deploy deployed"
+        # the offset is kept where the exporter keeps it: a second run sends nothing again
+        assert State.load(str(tmp_path / "exporter/state.json")).audit_offset == \
+            log.stat().st_size
+        assert main(["--config", str(config), "--once"]) == 0
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(9000)

@@ -117,6 +117,23 @@ def test_without_sections_observability_adds_nothing(tmp_path: Path,
     assert all(host_files(site, h) == [] for h in site.inventory.hosts.values())
 
 
+def test_logging_without_metrics_still_ships_the_audit_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    logging_only = INVENTORY.split("metrics:")[0]
+    site = load_site(str(make_site(tmp_path, SPECS, logging_only)), environ={})
+    tree = rendered_tree(site)
+    assert not [rel for rel in site_files(site) if rel.startswith(("prometheus", "grafana"))]
+    for host in site.inventory.hosts:
+        conf = json.loads(tree[f"{host}/etc/hostctl/exporter/config.json"])
+        assert conf == {"site": "obs-site", "host": host, "metrics": False,
+                        "state_dir": "/var/lib/hostctl", "sample_interval": 5.0,
+                        "audit": {"address": "udp://10.0.0.9:12201",
+                                  "file": "/var/lib/hostctl/audit.log"}}
+        unit = tree[f"{host}/etc/systemd/system/hostctl-exporter.service"].decode()
+        assert "Description=hostctl audit shipper" in unit and "9477" not in unit
+
+
 def test_the_exporter_config_lists_what_runs_on_each_host(site: Site) -> None:
     tree = rendered_tree(site)
     app = json.loads(tree["app-1/etc/hostctl/exporter/config.json"])

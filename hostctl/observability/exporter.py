@@ -80,6 +80,7 @@ class ExporterConf:
     services: dict[str, ServiceConf] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {project, gpus}
     audit: dict[str, Any] | None = None  # {"address": "udp://h:p", "file": path}
+    metrics: bool = True  # False: no /metrics and no sampling, only the audit records shipped
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExporterConf:
@@ -89,7 +90,7 @@ class ExporterConf:
                               Check(**s.get("check", {"kind": "running"})))
             for name, s in data.get("services", {}).items()}
         keys = ("listen", "port", "docker", "systemctl", "proc", "cgroup", "gpus",
-                "sample_interval", "state_dir", "prices", "jobs", "audit")
+                "sample_interval", "state_dir", "prices", "jobs", "audit", "metrics")
         simple = {k: data[k] for k in keys if k in data}
         return cls(site=data["site"], host=data["host"], services=services, **simple)
 
@@ -435,6 +436,8 @@ def serve(conf: ExporterConf, once: bool = False) -> int:
 
     from hostctl.observability.exporter_audit import AuditShipper
 
+    if not conf.metrics:
+        return ship_audit_only(conf, once)
     sampler = Sampler(conf)
     registry = registry_for(sampler)
     shipper = AuditShipper.from_conf(conf, sampler.state)
@@ -454,6 +457,32 @@ def serve(conf: ExporterConf, once: bool = False) -> int:
         except Exception as exc:  # keep serving the last sample; say what went wrong
             print(f"hostctl-exporter: sample failed: {type(exc).__name__}: {exc}",
                   file=sys.stderr, flush=True)
+
+
+def ship_audit_only(conf: ExporterConf, once: bool = False) -> int:
+    """Logging without metrics: ship the audit records, keeping the offset in the same
+    state file the exporter would (so turning metrics on later sends nothing twice)."""
+    from hostctl.observability.exporter_audit import AuditShipper
+
+    path = f"{conf.state_dir}/exporter/state.json"
+    state = State.load(path)
+    shipper = AuditShipper.from_conf(conf, state)
+    if shipper is None:
+        print("hostctl-exporter: neither metrics nor an audit address: nothing to do",
+              file=sys.stderr)
+        return 2
+    print(f"hostctl-exporter: shipping audit records of {conf.host} to "
+          f"{conf.audit['address'] if conf.audit else ''}", file=sys.stderr, flush=True)
+    while True:
+        try:
+            shipper.ship()
+            state.save(path)
+        except Exception as exc:  # keep going: the next look sends what is still unsent
+            print(f"hostctl-exporter: shipping failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+        if once:
+            return 0
+        time.sleep(conf.sample_interval)
 
 
 def main(argv: list[str] | None = None) -> int:

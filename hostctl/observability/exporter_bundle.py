@@ -32,6 +32,7 @@ AUDIT_LOG = f"{STATE_DIR}/audit.log"
 WORKLOAD = "hostctl-exporter"  # what its files are owned by in a release manifest
 PYTHON = "/usr/bin/python3"
 MIN_PYTHON = (3, 9)  # prometheus_client's own minimum
+AUDIT_INTERVAL = 5.0  # seconds between two looks at the audit log, without metrics
 
 _HERE = Path(__file__).parent
 _MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py")
@@ -103,6 +104,14 @@ def _check(w: m.Workload) -> dict[str, Any]:
     return out
 
 
+def audit_only_config(site: m.Site, host: m.Host, log: LoggingConfig) -> dict[str, Any]:
+    """With logging but no metrics the same program runs to ship the audit records alone:
+    no listener, no sampling."""
+    return {"site": site.inventory.site, "host": host.name, "metrics": False,
+            "state_dir": STATE_DIR, "sample_interval": AUDIT_INTERVAL,
+            "audit": {"address": gelf_address(log, site.inventory), "file": AUDIT_LOG}}
+
+
 def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
                     log: LoggingConfig | None = None) -> dict[str, Any]:
     """What the exporter on `host` watches, and the prices it charges at."""
@@ -137,13 +146,19 @@ def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
     return conf
 
 
-def exporter_unit(site: str, host: str, met: MetricsConfig) -> str:
-    """The exporter's systemd unit: restarted by systemd, read-only except its state."""
+def exporter_unit(site: str, host: str, met: MetricsConfig | None) -> str:
+    """The exporter's systemd unit: restarted by systemd, read-only except its state.
+    Without metrics (`met` None) it only ships the audit records."""
+    if met is None:
+        what, description = "audit shipper", "hostctl audit shipper (audit records to Logstash)"
+    else:
+        what = "metrics exporter"
+        description = f"hostctl metrics exporter (Prometheus, port {met.exporter.port})"
     return (
-        f"# Rendered by hostctl for site {site}: the metrics exporter of {host}.\n"
+        f"# Rendered by hostctl for site {site}: the {what} of {host}.\n"
         "# Do not edit: hostctl deploy overwrites it.\n"
         "[Unit]\n"
-        f"Description=hostctl metrics exporter (Prometheus, port {met.exporter.port})\n"
+        f"Description={description}\n"
         "After=network-online.target docker.service\n"
         "Wants=network-online.target\n"
         "\n"
@@ -167,10 +182,16 @@ def exporter_unit(site: str, host: str, met: MetricsConfig) -> str:
 
 def exporter_files(site: m.Site, host: m.Host, met: MetricsConfig | None,
                    log: LoggingConfig | None = None) -> list[RenderedFile]:
-    """The bundle, its configuration and its unit, for `host` (none without metrics)."""
-    if met is None:
+    """The bundle, its configuration and its unit, for `host`: with metrics, the exporter
+    (which also ships the audit records with logging); with logging alone, the same program
+    shipping the audit records; with neither, nothing."""
+    if met is not None:
+        data = exporter_config(site, host, met, log)
+    elif log is not None:
+        data = audit_only_config(site, host, log)
+    else:
         return []
-    conf = json.dumps(exporter_config(site, host, met, log), indent=2, sort_keys=True) + "\n"
+    conf = json.dumps(data, indent=2, sort_keys=True) + "\n"
     return [
         RenderedFile(BUNDLE_PATH, build_bundle(), MODE_PUBLIC, workload=WORKLOAD,
                      redacted_content=b"(hostctl-exporter.pyz: the exporter, built by hostctl)\n"),
