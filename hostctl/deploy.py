@@ -215,6 +215,7 @@ class Run:
         self._gateway_checked = False
         self._gateway: dict[str, Runner | RunnerError] | None = None
         self._weights: dict[tuple[str, str], int] = {}
+        self.cluster_targets: dict[str, str] = {}  # routed services handed to the cluster
         self._targets_future: Future[dict[str, HostTarget]] | None = None
 
     @functools.cached_property
@@ -268,6 +269,10 @@ class Run:
         results = run_parallel(self.runners, read)
         assert self._targets_future is not None, "gather() runs inside connected()"
         self.targets.update(self._targets_future.result())
+        from hostctl import in_cluster  # services handed to the cluster keep routing there
+
+        self.cluster_targets = in_cluster.route_gateway(self.site, self.targets, {
+            n: f for n, f in results.items() if isinstance(f, HostFacts)})
         plans: dict[str, HostPlan] = {}
         for h in self.hosts:
             outcome = results[h.name]
@@ -306,6 +311,9 @@ class Run:
         leave = skipped_workloads(self.options.skip_platform)
         plan = plan_host(facts, target.target, target.images, target.networks,
                          owned=owned, leave=leave, image_users=target.image_users)
+        from hostctl.in_cluster import keep_stopped
+
+        plan = keep_stopped(plan, facts, self.site)
         if target.error:
             plan = replace(plan, error=f"{host.name}: {target.error}")
         from hostctl.jobs.plan import gpu_runtime_error  # GPU workloads need nvidia's runtime
@@ -376,7 +384,7 @@ class Run:
                 self._weights.pop((host, instance), None)
             else:
                 self._weights[(host, instance)] = weight
-            rendered = ops.desired(self.site, dict(self._weights))
+            rendered = ops.desired(self.site, dict(self._weights), self.cluster_targets)
             for runner in (self._gateway or {}).values():
                 assert not isinstance(runner, RunnerError)
                 ops.sync_one(runner, self.site, rendered)
@@ -653,7 +661,7 @@ class Run:
             else:
                 ready[name] = runner
         if ready:
-            rendered = ops.desired(self.site)
+            rendered = ops.desired(self.site, cluster_targets=self.cluster_targets)
             for name in ready:
                 self.progress(name, "gateway", "sync")
             reports += ops.for_each_gateway(ready, lambda r: ops.sync_one(r, self.site,
@@ -725,8 +733,10 @@ class Run:
                     continue
                 chosen = earlier[-1]
             self.rollback_to[name] = chosen
-            plans[name] = plan_files(name, target_from_manifest(manifests[chosen]),
-                                     facts.files, facts.units)
+            from hostctl.in_cluster import keep_stopped
+
+            plans[name] = keep_stopped(plan_files(name, target_from_manifest(
+                manifests[chosen]), facts.files, facts.units), facts, self.site)
         return Plan(plans)
 
     def apply_rollback(self, plan: Plan) -> dict[str, HostOutcome]:

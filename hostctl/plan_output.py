@@ -46,7 +46,8 @@ def host_text(h: HostPlan, facts: HostFacts | None, files: dict[str, RenderedFil
     if h.error:
         return [f"{h.host}: ERROR {h.error.removeprefix(h.host + ': ')}"]
     if not h.changed:
-        return [f"{h.host}: no changes ({h.unchanged} file(s) up to date)"]
+        return [f"{h.host}: no changes ({h.unchanged} file(s) up to date)",
+                *(f"  note   {note}" for note in h.notes)]
     c = h.counts()
     out = [f"{h.host}: {c['write']} file(s) to write, {c['remove']} to remove, "
            f"{c['start']} unit(s) to start, {c['restart']} to restart, {c['stop']} to stop, "

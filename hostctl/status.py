@@ -15,9 +15,10 @@ import re
 import shlex
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hostctl import in_cluster
 from hostctl import model as m
 from hostctl.docker_cmd import LABEL, spec_hash
 from hostctl.errors import HostctlError
@@ -98,6 +99,8 @@ class HostStatus:
     containers: dict[str, ContainerStatus] = field(default_factory=dict)
     # unit -> the health probe's state (hostctl.probe): health, failures, last_failure...
     probe: dict[str, dict[str, str]] = field(default_factory=dict)
+    # service -> its handoff record: it lives in the k3s cluster (hostctl.in_cluster)
+    handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,8 @@ def status_script(docker: str) -> str:
         '  [ -f "$f" ] || continue; u=${f##*/}; u=${u%.state}',
         '  sed "s|^|$u |" "$f"',
         "done",
+        # Services handed to the cluster: shown as "in cluster", not as down.
+        in_cluster.records_script().rstrip("\n"),
         f"echo '{MARK}end'",
     ]
     return "\n".join(lines) + "\n"
@@ -193,6 +198,7 @@ def parse_status(host: str, text: str) -> HostStatus:
         units=parse_unit_blocks(sections.get("units", [])),
         containers=_containers(sections.get("containers", [])),
         probe=_probe_states(sections.get("probe", [])),
+        handed_off=in_cluster.parse_records(sections.get("cluster", [])),
     )
 
 
@@ -318,8 +324,9 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        """Running as it should: active, not unhealthy, no drift."""
-        up = self.state.startswith("active/") or self.state == "active"
+        """Running as it should: active, not unhealthy, no drift (or stopped because it
+        lives in the cluster)."""
+        up = self.state.startswith("active/") or self.state in ("active", IN_CLUSTER)
         return up and self.health in ("-", "healthy") and not self.drift
 
 
@@ -377,6 +384,7 @@ def _hash_drift(service: str, exp: Expected, file_hash: str,
     return []
 
 
+IN_CLUSTER = "in cluster"
 EXPORTER_UNIT = "hostctl-exporter.service"
 PROBE_TIMER = "hostctl-probe.timer"  # hostctl.probe.TIMER_UNIT
 PROBE_UNITS = (PROBE_TIMER, "hostctl-probe@tick.service")
@@ -415,8 +423,12 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
             drift = ["not deployed: the unit is missing on the host (`hostctl deploy`)"]
         else:
             drift = _hash_drift(exp.workload.name, exp, file_hash, c)
-        rows.append(make(exp.workload.name, exp.instance, unit, u, c, file_hash,
-                         exp.spec_hash, drift))
+        row = make(exp.workload.name, exp.instance, unit, u, c, file_hash, exp.spec_hash,
+                   drift)
+        record = st.handed_off.get(exp.workload.name)
+        if record is not None and exp.container is not None:
+            row = _in_cluster(row, record, u)
+        rows.append(row)
 
     known = set(expected)
     if site.inventory.metrics is not None:  # the metrics exporter: no container, no spec
@@ -471,6 +483,28 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
                           f"with `docker rm -f {name}` on the host, or deploy)"],
                          state="no unit"))
     return HostReport(st.host, st, tuple(rows))
+
+
+def _in_cluster(row: Row, record: Mapping[str, Any], u: UnitStatus | None) -> Row:
+    """A unit of a service handed to the cluster: stopped is as it should be."""
+    since = _record_time(record.get("time"))
+    if u is not None and u.active in ("active", "activating", "reloading"):
+        return replace(row, drift=(*row.drift, f"handed to the cluster{_since(record)}, yet "
+                                   "running here too: `hostctl stop` it, or `hostctl k8s "
+                                   f"handoff --back {row.service}`"))
+    return replace(row, state=IN_CLUSTER, result="", restarts=0, since=since or row.since,
+                   health="-")
+
+
+def _since(record: Mapping[str, Any]) -> str:
+    return f" since {record['time']}" if record.get("time") else ""
+
+
+def _record_time(text: Any) -> int | None:
+    try:
+        return calendar.timegm(time.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return None
 
 
 def _workload_of(unit: str) -> str:

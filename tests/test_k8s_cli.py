@@ -145,3 +145,38 @@ def test_handoff_dry_run_prints_the_plan(monkeypatch: pytest.MonkeyPatch) -> Non
                                     "inventories/site.yml", "--dry-run", "--back", "--json"])
     assert [s["step"] for s in json.loads(res.stdout)["steps"]] == [
         "start-on-hosts", "wait-hosts-healthy", "gateway-to-hosts", "remove-from-cluster"]
+
+
+def test_handoff_of_a_routed_service_needs_the_gateway_target(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused before any step runs (not even the dry run), naming the inventory field;
+    going back needs no target."""
+    monkeypatch.chdir(REPO)
+    for extra in ((), ("--dry-run",)):
+        res = CliRunner().invoke(main, ["k8s", "handoff", "triage-api", "-i",
+                                        "inventories/site.yml", *extra])
+        assert res.exit_code == 2
+        assert res.stdout == ""
+        assert res.stderr == (
+            "error: inventories/site.yml: k3s/gateway_target: handing off triage-api, which "
+            "the gateway routes, needs the address where the gateway hosts reach the "
+            "cluster's ingress: set k3s/gateway_target (host:port, e.g. 10.20.0.50:80) in the "
+            "inventory\n1 problem found; nothing was changed.\n")
+
+
+def test_handoff_of_a_route_the_cluster_keeps_closed_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Traefik cannot check auth, so the route gets no Ingress: the gateway would have
+    nowhere to send it."""
+    inventory = (EXAMPLE.read_text().replace("  - specs/*.yml", f"  - {REPO}/inventories/"
+                                             "specs/*.yml")
+                 .replace("env_file: example.secrets.env",
+                          f"env_file: {REPO}/inventories/example.secrets.env")
+                 + "k3s: {ingress: traefik, gateway_target: '10.20.0.50:80'}\n")
+    (tmp_path / "site.yml").write_text(inventory)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["k8s", "handoff", "triage-api", "-i", "site.yml",
+                                    "--dry-run"])
+    assert res.exit_code == 2
+    assert "route: triage-api gets no Ingress in the cluster, so the gateway could not " \
+           "reach it there: auth key-auth needs Kong" in res.stderr

@@ -3,10 +3,17 @@ failure at each step leaves behind (the service serving from where it was)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from hostctl.errors import HostctlError
 from hostctl.k8s import handoff as h
 from hostctl.k8s.handoff import HandoffFailed, plan_handoff, run_handoff
+from tests.k8s_apiserver_standin import StandIn, running
 
 
 def test_plan_to_the_cluster_and_back() -> None:
@@ -100,3 +107,95 @@ def test_missing_actions_are_refused_before_anything_runs() -> None:
     with pytest.raises(Exception, match="no action for start-on-hosts"):
         run_handoff(plan_handoff("svc"), actions)
     assert fake.log == []
+
+
+# -- the real actions: the cluster is the apiserver stand-in; the hosts and the gateway are
+# -- injected (their own end-to-end test is tests/test_k8s_handoff_e2e.py) ------------------
+
+DEPLOYMENT = "/apis/apps/v1/namespaces/triage/deployments/triage-api"
+
+
+@pytest.fixture
+def routed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[tuple[list[str], Callable[..., dict[str, h.Action]], StandIn]]:
+    """(what the hosts and the gateway were asked, a factory of the real actions, the
+    cluster); `fail` names the host/gateway call that raises."""
+    from hostctl.k8s import handoff_actions as ha
+    from hostctl.k8s.client import Cluster
+    from hostctl.k8s.config import K3sConfig
+    from hostctl.k8s.kubeconfig import ClusterAuth
+    from hostctl.k8s.manifests import render_manifests
+    from tests.test_gateway_config import example_site
+
+    site = example_site(tmp_path)
+    cfg = K3sConfig(gateway_target="10.20.0.50:80", rollout_timeout=20)
+    rendering = render_manifests(site, cfg).select(["triage-api"])
+    w = next(x for x in site.workloads if x.name == "triage-api")
+    calls: list[str] = []
+    failing: dict[str, str] = {}
+
+    def fake(name: str) -> Callable[..., None]:
+        def call(*args: object, **kw: object) -> None:
+            label = f"{name}(to_cluster={kw['to_cluster']})" if "to_cluster" in kw else name
+            calls.append(label)
+            if failing.get("fail") == label:
+                raise HostctlError(f"{label} broke")
+        return call
+
+    for name in ("point_gateway", "stop_on_hosts", "start_on_hosts", "_units_up"):
+        monkeypatch.setattr(ha, name, fake(name))
+    with running() as api:
+        cluster = Cluster(ClusterAuth(server=api.url, context="standin"))
+
+        def actions(fail: str = "", timeout: float = 20) -> dict[str, h.Action]:
+            failing["fail"] = fail
+            return dict(ha.handoff_actions(site, replace(cfg, rollout_timeout=timeout), w,
+                                           rendering, cluster, lambda _: None))
+
+        yield calls, actions, api
+
+
+def test_routed_handoff_applies_waits_routes_then_stops(routed: Any) -> None:
+    calls, actions, api = routed
+    done = run_handoff(plan_handoff("triage-api"), actions())
+    assert done == [h.APPLY, h.WAIT_CLUSTER, h.GATEWAY_TO_CLUSTER, h.STOP_HOSTS]
+    assert calls == ["point_gateway(to_cluster=True)", "stop_on_hosts"]
+    # the wait read the Deployment until the stand-in reported every replica ready
+    assert api.paths("GET").count(DEPLOYMENT) >= 2 and DEPLOYMENT in api.objects
+    calls.clear()
+    done = run_handoff(plan_handoff("triage-api", back=True), actions())
+    assert calls == ["start_on_hosts", "_units_up", "point_gateway(to_cluster=False)"]
+    assert DEPLOYMENT not in api.objects
+
+
+def test_a_gateway_that_refuses_leaves_the_hosts_serving(routed: Any) -> None:
+    calls, actions, api = routed
+    with pytest.raises(HandoffFailed) as exc:
+        run_handoff(plan_handoff("triage-api"), actions("point_gateway(to_cluster=True)"))
+    assert exc.value.step == h.GATEWAY_TO_CLUSTER
+    assert exc.value.undone == [h.GATEWAY_TO_HOSTS, h.REMOVE_CLUSTER]
+    # never stopped on the hosts; the route put back (it may have half-happened); the
+    # cluster's Deployment gone again
+    assert calls == ["point_gateway(to_cluster=True)", "point_gateway(to_cluster=False)"]
+    assert DEPLOYMENT not in api.objects
+    assert str(exc.value).endswith("point_gateway(to_cluster=True) broke; the service still "
+                                   "serves from the hosts")
+
+
+def test_hosts_that_cannot_stop_get_started_and_routed_back(routed: Any) -> None:
+    calls, actions, api = routed
+    with pytest.raises(HandoffFailed):
+        run_handoff(plan_handoff("triage-api"), actions("stop_on_hosts"))
+    assert calls == ["point_gateway(to_cluster=True)", "stop_on_hosts", "start_on_hosts",
+                     "point_gateway(to_cluster=False)"]
+    assert DEPLOYMENT not in api.objects
+
+
+def test_a_cluster_that_never_gets_ready_is_never_routed_to(routed: Any) -> None:
+    calls, actions, api = routed
+    api.stuck.add("triage-api")  # the stand-in never reports its replicas ready
+    with pytest.raises(HandoffFailed) as exc:
+        run_handoff(plan_handoff("triage-api"), actions(timeout=1.0))
+    assert exc.value.step == h.WAIT_CLUSTER and exc.value.undone == [h.REMOVE_CLUSTER]
+    assert calls == []  # neither the gateway nor the hosts were touched
+    assert DEPLOYMENT not in api.objects

@@ -2,8 +2,10 @@
 
 Pure: no I/O. Each routed service becomes a Kong service (named like the workload) with one
 route and its plugins, and an upstream `hostctl-<service>` whose targets are every instance
-on every host (host address : published port). Consumers and their credentials come from the
-inventory's gateway section, with values from the secrets source.
+on every host (host address : published port), or, for a service handed to the k3s cluster
+(`cluster_targets`), the one address where the gateway hosts reach the cluster's ingress.
+Consumers and their credentials come from the inventory's gateway section, with values
+from the secrets source.
 
 Credential values stay `Secret`s until the very end: `render_declarative` writes them once
 into the file for the gateway host and once as `<secret NAME>` for everything a person or a
@@ -143,8 +145,8 @@ def _ms(seconds: float) -> int:
 
 class _Builder:
     def __init__(self, site: m.Site, gw: GatewayConfig,
-                 weights: Mapping[tuple[str, str], int]):
-        self.site, self.gw, self.weights = site, gw, weights
+                 weights: Mapping[tuple[str, str], int], cluster: Mapping[str, str]):
+        self.site, self.gw, self.weights, self.cluster = site, gw, weights, cluster
         self.entities: dict[str, EntitySource] = {}
         self.secrets: list[Secret] = []
 
@@ -206,6 +208,12 @@ class _Builder:
             "tags": self.record(f"route:{w.name}", "route", f"route '{w.name}'",
                                 _spec(w, "route"), fields, w.name),
         }
+        if w.name in self.cluster:
+            # The cluster's Ingress for this route matches the client's own path and Host
+            # (hostctl.k8s.manifests renders it from the same route) and strips the prefix
+            # itself; stripping here too would leave it nothing to match.
+            route["strip_path"] = False
+            route["preserve_host"] = True
         if r.hosts:
             route["hosts"] = list(r.hosts)
         if r.methods:
@@ -227,8 +235,12 @@ class _Builder:
         assert r is not None
         out = []
         if r.auth == "key-auth":
+            # In the cluster, its ingress checks the key again (anyone who reaches the
+            # cluster's address could call it otherwise) and hides it from the app there:
+            # pass it on.
             out.append(self.plugin(w, "key-auth", {
-                "key_names": list(self.gw.key_names), "hide_credentials": True,
+                "key_names": list(self.gw.key_names),
+                "hide_credentials": w.name not in self.cluster,
             }, "route/auth", {"config.key_names": self.gw.source("gateway/key_names")}))
         elif r.auth == "jwt":
             out.append(self.plugin(w, "jwt", {
@@ -267,6 +279,8 @@ class _Builder:
         return self.plugin(w, "cors", config, "route/cors", fields)
 
     def upstream(self, w: m.Workload) -> dict[str, Any]:
+        if w.name in self.cluster:
+            return self.cluster_upstream(w, self.cluster[w.name])
         port_name = route_port(w)
         assert port_name is not None
         name = UPSTREAM_PREFIX + w.name
@@ -289,6 +303,30 @@ class _Builder:
         tags = self.record(f"upstream:{w.name}", "upstream", f"upstream '{name}'", source,
                            {"name": _spec(w, "name"), **hc_fields}, name)
         return {"name": name, "healthchecks": hc, "tags": tags, "targets": targets}
+
+    def cluster_upstream(self, w: m.Workload, target: str) -> dict[str, Any]:
+        """One target, the cluster's ingress. Its probe is TCP: an http probe of the spec's
+        health path would reach the Ingress without the route's Host and path and mark the
+        only target down; the cluster checks its pods' readiness itself."""
+        name = UPSTREAM_PREFIX + w.name
+        inv = self.site.inventory
+        key = "k3s/gateway_target"
+        where = Source(inv.file, inv.lines.get(key, inv.lines.get("k3s", 0)), key)
+        interval = w.health.interval if w.health else NO_HEALTH_INTERVAL
+        timeout = w.health.timeout if w.health else NO_HEALTH_TIMEOUT
+        retries = w.health.retries if w.health else NO_HEALTH_RETRIES
+        hc = {"active": {"type": "tcp", "timeout": _num(timeout),
+                         "healthy": {"interval": _num(interval), "successes": 1},
+                         "unhealthy": {"interval": _num(interval), "tcp_failures": retries,
+                                       "timeouts": retries}},
+              "passive": {"type": "http", "unhealthy": dict(PASSIVE_UNHEALTHY)}}
+        tags = self.record(f"target:{w.name}:cluster", "target",
+                           f"target '{target}' (the cluster) of upstream '{name}'", where,
+                           {"target": where})
+        up_tags = self.record(f"upstream:{w.name}", "upstream", f"upstream '{name}'", where,
+                              {"name": _spec(w, "name")}, name)
+        return {"name": name, "healthchecks": hc, "tags": up_tags,
+                "targets": [{"target": target, "weight": DEFAULT_WEIGHT, "tags": tags}]}
 
     def consumer(self, name: str) -> dict[str, Any]:
         c = self.gw.consumers[name]
@@ -354,14 +392,18 @@ def _healthchecks(w: m.Workload, port_name: str) -> tuple[dict[str, Any], dict[s
 
 
 def build_declarative(site: m.Site, gw: GatewayConfig,
-                      weights: Mapping[tuple[str, str], int] | None = None
+                      weights: Mapping[tuple[str, str], int] | None = None,
+                      cluster_targets: Mapping[str, str] | None = None
                       ) -> tuple[dict[str, Any], Provenance]:
     """The declarative config as data (credential values as `Secret`s) and its provenance.
 
     `weights` maps (host name, instance name) to a target weight (default 100); a rolling
-    deploy sets an instance to 0 to drain it.
+    deploy sets an instance to 0 to drain it. `cluster_targets` maps a service handed to
+    the k3s cluster to the host:port of the cluster's ingress (k3s/gateway_target): its
+    upstream has that one target, and Kong sends the client's own Host and path on, so the
+    cluster's Ingress matches; route, auth and plugins stay as they are for the client.
     """
-    b = _Builder(site, gw, weights or {})
+    b = _Builder(site, gw, weights or {}, cluster_targets or {})
     config = b.config()
     return config, Provenance(b.entities, gw.source("gateway"), tuple(b.secrets))
 
@@ -397,7 +439,8 @@ def preflight(config: Mapping[str, Any], provenance: Provenance) -> list[Problem
     return problems
 
 
-def render_declarative(site: m.Site, weights: Mapping[tuple[str, str], int] | None = None
+def render_declarative(site: m.Site, weights: Mapping[tuple[str, str], int] | None = None,
+                       cluster_targets: Mapping[str, str] | None = None
                        ) -> RenderedGateway | None:
     """The gateway's declarative file: (text with values, redacted text, provenance).
 
@@ -415,7 +458,7 @@ def render_declarative(site: m.Site, weights: Mapping[tuple[str, str], int] | No
     problems.extend(check_gateway(inv, site.workloads, site.secrets))
     if problems:
         raise ConfigError(problems)
-    config, provenance = build_declarative(site, gw, weights)
+    config, provenance = build_declarative(site, gw, weights, cluster_targets)
     problems = preflight(config, provenance)
     if problems:
         raise ConfigError(problems)
@@ -423,10 +466,11 @@ def render_declarative(site: m.Site, weights: Mapping[tuple[str, str], int] | No
                            provenance)
 
 
-def gateway_files(site: m.Site, weights: Mapping[tuple[str, str], int] | None = None
+def gateway_files(site: m.Site, weights: Mapping[tuple[str, str], int] | None = None,
+                  cluster_targets: Mapping[str, str] | None = None
                   ) -> dict[str, list[RenderedFile]]:
     """Per gateway host, the declarative file as a RenderedFile (0600, shown redacted)."""
-    rendered = render_declarative(site, weights)
+    rendered = render_declarative(site, weights, cluster_targets)
     if rendered is None:
         return {}
     gw = gateway_config(site.inventory, [])

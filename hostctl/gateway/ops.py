@@ -22,14 +22,15 @@ from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 
 
-def desired(site: m.Site, weights: dict[tuple[str, str], int] | None = None
-            ) -> RenderedGateway:
-    """The config hostctl would send: the site's own services (platform services excluded)."""
+def desired(site: m.Site, weights: dict[tuple[str, str], int] | None = None,
+            cluster_targets: Mapping[str, str] | None = None) -> RenderedGateway:
+    """The config hostctl would send: the site's own services (platform services excluded),
+    those in `cluster_targets` routed to the k3s cluster."""
     from hostctl.platform import PLATFORM_PROJECT
 
     own = replace(site, workloads=tuple(w for w in site.workloads
                                         if w.project != PLATFORM_PROJECT))
-    rendered = render_declarative(own, weights)
+    rendered = render_declarative(own, weights, cluster_targets)
     if rendered is None:
         raise HostctlError(f"{site.inventory.file}: no gateway section: nothing to do "
                            "(`hostctl docs gateway` shows how to add one)")

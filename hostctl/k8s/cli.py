@@ -235,14 +235,23 @@ def handoff(inventory: str, service: str, back: bool, dry_run: bool, as_json: bo
     """Move SERVICE to the cluster: apply, wait until ready, point its gateway route at the
     cluster, stop it on the hosts (--back reverses it). A failed step is undone with the
     steps before it, so the service keeps serving from where it was.
+
+    A routed service needs k3s/gateway_target: Kong on the gateway hosts then sends its
+    route (same paths, auth and plugins) to the cluster's ingress there. The hosts record
+    the handoff (/var/lib/hostctl/cluster/SERVICE): `deploy` leaves the service stopped and
+    routed to the cluster, `status` shows it "in cluster", until --back.
     """
     from hostctl.day2 import find_workload
+    from hostctl.errors import ConfigError
     from hostctl.k8s.handoff import plan_handoff, run_handoff
+    from hostctl.k8s.handoff_actions import check_handoff, is_routed
 
     site, cfg, rendering = _render(inventory, service)
     w = find_workload(site, service)
-    routed = w.route is not None and site.inventory.gateway is not None
-    plan = plan_handoff(service, back=back, routed=routed)
+    problems = check_handoff(site, cfg, w, rendering, back)
+    if problems:
+        raise ConfigError(problems)
+    plan = plan_handoff(service, back=back, routed=is_routed(site, w))
     if dry_run:
         click.echo(json.dumps(plan.as_json(), indent=2) if as_json else "\n".join(plan.lines()))
         return

@@ -1,22 +1,56 @@
 """The concrete actions behind each handoff step: the cluster through `Cluster`, the hosts
-through the same runners and unit actions as `hostctl start/stop`.
+through the same runners and unit actions as `hostctl start/stop`, the gateway through the
+same tunnel, `POST /config` and hash check as `hostctl gateway sync`.
 
-The gateway steps need the host gateway to route one service to a target outside the
-hosts (the proposed `cluster_targets` argument of `gateway.declarative.build_declarative`);
-until then they fail with a message, and the executor undoes the steps before them.
+Stopping on the hosts also records the handoff there (hostctl.in_cluster), so every later
+deploy leaves the service stopped and routed to the cluster; starting removes the record
+once the units hold. `check_handoff` refuses what cannot work before any step runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+from hostctl import in_cluster
 from hostctl import model as m
-from hostctl.errors import HostctlError
+from hostctl.errors import HostctlError, Problem
 from hostctl.k8s import handoff as h
 from hostctl.k8s.client import Cluster, apply_all, wait_rollouts
 from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import Rendering
+
+if TYPE_CHECKING:
+    from hostctl.deploy import Run
+    from hostctl.runner.base import Runner
+
+
+def is_routed(site: m.Site, w: m.Workload) -> bool:
+    """Whether the site's gateway routes to `w` (then the handoff moves its route too)."""
+    return w.route is not None and site.inventory.gateway is not None
+
+
+def check_handoff(site: m.Site, cfg: K3sConfig, w: m.Workload, rendering: Rendering,
+                  back: bool = False) -> list[Problem]:
+    """What makes a handoff of `w` impossible, located; checked before any step runs.
+    Going back needs neither: the route returns to the hosts whatever the cluster has."""
+    if back or not is_routed(site, w):
+        return []
+    problems = []
+    if not cfg.gateway_target:
+        problems.append(cfg.problem(
+            "gateway_target", f"handing off {w.name}, which the gateway routes, needs the "
+            "address where the gateway hosts reach the cluster's ingress: set "
+            "k3s/gateway_target (host:port, e.g. 10.20.0.50:80) in the inventory"))
+    ingress = [d for d in rendering.manifests if d["kind"] == "Ingress"
+               and d["metadata"]["name"] == w.name]
+    if not ingress:
+        why = [r.message for r in rendering.report if r.path.startswith("route")]
+        problems.append(Problem(w.file, w.lines.get("route", w.line), "route",
+                                f"{w.name} gets no Ingress in the cluster, so the gateway "
+                                "could not reach it there" + (f": {why[0]}" if why else "")))
+    return problems
 
 
 def handoff_actions(site: m.Site, cfg: K3sConfig, w: m.Workload, rendering: Rendering,
@@ -35,59 +69,156 @@ def handoff_actions(site: m.Site, cfg: K3sConfig, w: m.Workload, rendering: Rend
         for doc in deployments:
             cluster.delete(doc)
 
-    def gateway(to: str) -> h.Action:
-        def point() -> None:
-            raise HostctlError(f"pointing the gateway route of {w.name} at {to} needs cluster "
-                               "targets in the gateway's declarative config (not built yet)")
-        return point
-
+    context = cluster.auth.context
     return {
         h.APPLY: apply,
         h.WAIT_CLUSTER: wait_cluster,
         h.REMOVE_CLUSTER: remove,
-        h.GATEWAY_TO_CLUSTER: gateway(cfg.gateway_target or "the cluster"),
-        h.GATEWAY_TO_HOSTS: gateway("the hosts"),
-        h.STOP_HOSTS: lambda: _units(site, w, "stop"),
-        h.START_HOSTS: lambda: _units(site, w, "start"),
+        h.GATEWAY_TO_CLUSTER: lambda: point_gateway(site, cfg, w, to_cluster=True),
+        h.GATEWAY_TO_HOSTS: lambda: point_gateway(site, cfg, w, to_cluster=False),
+        h.STOP_HOSTS: lambda: stop_on_hosts(site, cfg, w, context),
+        h.START_HOSTS: lambda: start_on_hosts(site, w),
         h.WAIT_HOSTS: lambda: _units_up(site, w),
     }
 
 
-def _units(site: m.Site, w: m.Workload, action: str) -> None:
-    from hostctl import day2
-    from hostctl.deploy import DeployOptions, Run, command_line, who
+# -- the hosts --------------------------------------------------------------------------------
 
-    instances = day2.select_instances(site, w.name)
-    hosts = frozenset(i.host.name for i in instances)
+def record_hosts(site: m.Site, w: m.Workload) -> frozenset[str]:
+    """Where the handoff is recorded: the hosts that run `w`, and the gateway hosts."""
+    from hostctl.placement import service_instances
+
+    gw = site.inventory.gateway
+    gateway = set(gw.hosts) if gw is not None and w.route is not None else set()
+    return frozenset({i.host.name for i in service_instances(w, site.inventory)} | gateway)
+
+
+@contextmanager
+def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Run]:
+    from hostctl.deploy import DeployOptions, Run, command_line
+
     run = Run(site, DeployOptions(hosts=hosts, command=command_line()))
     with run.connected():
-        audit = {"who": who(), "command": run.options.command, "run": run.run_id,
-                 "site": site.inventory.site}
-        outcomes = day2.unit_action(run.runners, action, instances, audit=audit)
-    bad = [line for line in day2.action_lines(outcomes) if not _ok_line(line)]
+        bad = [f"{n}: {r}".replace(f"{n}: {n}", n) for n, r in sorted(run.runners.items())
+               if isinstance(r, Exception)]
+        if bad:
+            raise HostctlError("; ".join(bad))
+        yield run
+
+
+def _script_on_all(run: Run, script: str, mark: str, what: str) -> None:
+    from hostctl.runner.pool import run_parallel
+
+    def one(runner: Runner) -> None:
+        res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=60)
+        if f"@@{mark}" not in res.stdout:
+            raise HostctlError(f"{runner.host}: could not {what}: "
+                               + ((res.stderr or res.stdout).strip().splitlines()
+                                  or ["no output"])[-1])
+
+    results = run_parallel(run.runners, one)
+    errors = [str(e) for e in results.values() if isinstance(e, Exception)]
+    if errors:
+        raise HostctlError("; ".join(errors))
+
+
+def stop_on_hosts(site: m.Site, cfg: K3sConfig, w: m.Workload, context: str) -> None:
+    """Record the handoff (first: a deploy that runs meanwhile must not start it again),
+    disable the units (a reboot must not either), then stop them."""
+    from hostctl import day2
+    from hostctl.deploy import who
+
+    instances = day2.select_instances(site, w.name)
+    units = " ".join(i.unit for i in instances)
+    with _connected(site, record_hosts(site, w)) as run:
+        line = in_cluster.record_line(who(), run.run_id, context, cfg.gateway_target)
+        _script_on_all(run, in_cluster.write_record_script(w.name, line), "recorded",
+                       f"record the handoff of {w.name}")
+        unit_hosts = {i.host.name for i in instances}
+        runners = {n: r for n, r in run.runners.items() if n in unit_hosts}
+        for runner in runners.values():
+            assert not isinstance(runner, Exception)
+            runner.run(["sh", "-c", f"systemctl disable -- {units} >/dev/null 2>&1; true"],
+                       timeout=60)
+        _unit_action(run, runners, instances, "stop")
+
+
+def start_on_hosts(site: m.Site, w: m.Workload) -> None:
+    """Enable and start the units; once they hold, remove the handoff record everywhere."""
+    from hostctl import day2
+
+    instances = day2.select_instances(site, w.name)
+    units = " ".join(i.unit for i in instances)
+    with _connected(site, record_hosts(site, w)) as run:
+        unit_hosts = {i.host.name for i in instances}
+        runners = {n: r for n, r in run.runners.items() if n in unit_hosts}
+        for runner in runners.values():
+            assert not isinstance(runner, Exception)
+            runner.run(["sh", "-c", f"systemctl enable -- {units} >/dev/null 2>&1; true"],
+                       timeout=60)
+        _unit_action(run, runners, instances, "start")
+        _script_on_all(run, in_cluster.remove_record_script(w.name), "removed",
+                       f"remove the handoff record of {w.name}")
+
+
+def _unit_action(run: Run, runners: Mapping[str, Any], instances: Any, action: str) -> None:
+    from hostctl import day2
+    from hostctl.deploy import who
+
+    audit = {"who": who(), "command": run.options.command, "run": run.run_id,
+             "site": run.site.inventory.site}
+    outcomes = day2.unit_action(runners, action, instances, audit=audit)
     if not all(o.ok for o in outcomes.values()):
-        raise HostctlError(f"{action} {w.name} on the hosts: " + "; ".join(bad[:5]))
-
-
-def _ok_line(line: str) -> bool:
-    return "ok" in line.split()
+        bad = [line for line in day2.action_lines(outcomes) if "ok" not in line.split()]
+        raise HostctlError(f"{action} {instances[0].workload.name} on the hosts: "
+                           + "; ".join(bad[:5]))
 
 
 def _units_up(site: m.Site, w: m.Workload) -> None:
     from hostctl import day2
-    from hostctl.deploy import DeployOptions, Run, command_line
 
     instances = day2.select_instances(site, w.name)
     hosts = frozenset(i.host.name for i in instances)
-    run = Run(site, DeployOptions(hosts=hosts, command=command_line()))
     down: list[str] = []
-    with run.connected():
+    with _connected(site, hosts) as run:
         for host, runner in run.runners.items():
-            if isinstance(runner, Exception):
-                raise HostctlError(f"{host}: {runner}")
+            assert not isinstance(runner, Exception)
             units = [i.unit for i in instances if i.host.name == host]
             states: Mapping[str, Any] = day2.read_states(runner, units)
             down += [f"{host}/{u}" for u in units
                      if u not in states or not day2.is_up(states[u])]
     if down:
         raise HostctlError(f"{w.name} is not up on the hosts: {', '.join(down)}")
+
+
+# -- the gateway ------------------------------------------------------------------------------
+
+def point_gateway(site: m.Site, cfg: K3sConfig, w: m.Workload, *, to_cluster: bool) -> None:
+    """Send every gateway host's Kong the whole config with `w` routed to the cluster (or to
+    the hosts), other handed-off services where their records say, and verify its hash."""
+    from hostctl.gateway import ops
+    from hostctl.placement import service_instances
+
+    gw = site.inventory.gateway
+    assert gw is not None
+    routed = [x for x in site.services if x.route is not None]
+    hosts = frozenset(gw.hosts) | {i.host.name for x in routed
+                                   for i in service_instances(x, site.inventory)}
+    with _connected(site, hosts) as run:
+        records: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, runner in run.runners.items():
+            assert not isinstance(runner, Exception)
+            res = runner.run(["sh", "-s"], stdin=in_cluster.records_script().encode(),
+                             timeout=60)
+            records[name] = in_cluster.parse_records_output(res.stdout)
+        handed = in_cluster.handed_off(records)
+        if to_cluster:
+            handed[w.name] = {"target": cfg.gateway_target}
+        else:
+            handed.pop(w.name, None)
+        rendered = ops.desired(site, cluster_targets=in_cluster.cluster_targets(site, handed))
+        gateways = {n: r for n, r in run.runners.items() if n in gw.hosts}
+        reports = ops.for_each_gateway(gateways, lambda r: ops.sync_one(r, site, rendered))
+    bad = [line for r in reports if not r.ok for line in r.lines]
+    if bad:
+        raise HostctlError("the gateway did not take the new route: " + "; ".join(bad))
