@@ -15,7 +15,8 @@ from hostctl.cli import inventory_option, json_option, main
 def gateway() -> None:
     """Kong, the API gateway: its configuration comes whole from the specs' routes and the
     inventory's gateway section, and reaches Kong's Admin API through an SSH tunnel to the
-    gateway host's loopback."""
+    gateway host's loopback. A service handed to the cluster (`hostctl k8s handoff`) stays
+    routed to k3s/gateway_target, as the gateway hosts' records say."""
 
 
 def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
@@ -31,6 +32,14 @@ def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
     run = Run(site, DeployOptions(hosts=frozenset(names), command=command_line()))
     step = {"plan": ops.plan_one, "sync": ops.sync_one, "status": ops.status_one}[what]
     with run.connected():
+        # Services handed to the cluster stay routed there: the gateway hosts hold a
+        # record of each handoff (hostctl.in_cluster).
+        from hostctl import in_cluster
+
+        handed = in_cluster.handed_off(in_cluster.read_records(run.runners))
+        routes = in_cluster.cluster_targets(site, handed)
+        if routes:
+            rendered = ops.desired(site, cluster_targets=routes)
         reports = ops.for_each_gateway(run.runners, lambda r: step(r, site, rendered))
     if as_json:
         click.echo(json.dumps({r.host: {"ok": r.ok, "changed": r.changed, "lines": r.lines,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hostctl.deploy import HostTarget
     from hostctl.plan import HostPlan
     from hostctl.remote.facts import HostFacts
+    from hostctl.runner.base import Runner, RunnerError
 
 __all__ = ["parse_records"]
 
@@ -80,6 +81,32 @@ def parse_records_output(text: str) -> dict[str, dict[str, Any]]:
     lines = text.splitlines()
     start = lines.index(f"{MARK}cluster") + 1 if f"{MARK}cluster" in lines else len(lines)
     return parse_records(lines[start:])
+
+
+def read_records(runners: Mapping[str, Runner | RunnerError]
+                 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """host -> its records, one round trip per host; a host that cannot say is an error
+    (guessing "none" would route a service in the cluster back to stopped hosts)."""
+    from hostctl.errors import HostctlError
+    from hostctl.runner.pool import run_parallel
+
+    def one(runner: Runner) -> dict[str, dict[str, Any]]:
+        res = runner.run(["sh", "-s"], stdin=records_script().encode(), timeout=60)
+        if not res.ok or f"{MARK}cluster" not in res.stdout.splitlines():
+            raise HostctlError(f"{runner.host}: could not read the handoff records in "
+                               f"{L.CLUSTER_DIR}: {(res.stderr or res.stdout).strip()}")
+        return parse_records_output(res.stdout)
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    errors = []
+    for host, result in run_parallel(runners, one).items():
+        if isinstance(result, Exception):
+            errors.append(str(result) if str(result).startswith(host) else f"{host}: {result}")
+        else:
+            out[host] = result
+    if errors:
+        raise HostctlError("; ".join(errors))
+    return out
 
 
 # -- what the hosts say -----------------------------------------------------------------------

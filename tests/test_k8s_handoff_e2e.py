@@ -134,6 +134,9 @@ def test_deploy_leaves_it_in_the_cluster(rig: Rig) -> None:
     rows = [line.split() for line in out.splitlines() if line.startswith("  triage-api ")]
     assert [row[:4] for row in rows] == [["triage-api", "1", "in", "cluster"],
                                          ["triage-api", "2", "in", "cluster"]]
+    # `hostctl gateway` reads the records too: nothing to change, nothing routed back
+    rc, out = rig.hostctl("gateway", "plan")
+    assert (rc, out) == (0, "edge-1: no changes\n")
     # a deploy of the gateway host alone still knows (it keeps a record too)
     rc, out = rig.hostctl("deploy", "--yes", "--hosts", "edge-1")
     assert rc == 0, out

@@ -205,13 +205,7 @@ def point_gateway(site: m.Site, cfg: K3sConfig, w: m.Workload, *, to_cluster: bo
     hosts = frozenset(gw.hosts) | {i.host.name for x in routed
                                    for i in service_instances(x, site.inventory)}
     with _connected(site, hosts) as run:
-        records: dict[str, dict[str, dict[str, Any]]] = {}
-        for name, runner in run.runners.items():
-            assert not isinstance(runner, Exception)
-            res = runner.run(["sh", "-s"], stdin=in_cluster.records_script().encode(),
-                             timeout=60)
-            records[name] = in_cluster.parse_records_output(res.stdout)
-        handed = in_cluster.handed_off(records)
+        handed = in_cluster.handed_off(in_cluster.read_records(run.runners))
         if to_cluster:
             handed[w.name] = {"target": cfg.gateway_target}
         else:
