@@ -65,7 +65,7 @@ def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] |
 def plan(inventory: str, hosts: str | None, only: str | None, skip_platform: tuple[str, ...],
          as_json: bool, no_diff: bool) -> None:
     """Show what a deploy would change on each host. Exit status: 0 no changes, 1 changes,
-    2 errors."""
+    2 errors. Services handed to the k3s cluster are noted, never started."""
     from hostctl.deploy import DeployOptions, Run, command_line
 
     site, skip = _site_for(inventory, skip_platform)
@@ -113,6 +113,9 @@ def deploy(inventory: str, hosts: str | None, only: str | None,
 
     On a terminal the plan is shown and confirmed first (--yes skips the question; without
     a terminal nothing is asked). Exit status 0 when every host ends deployed or unchanged.
+
+    A service handed to the k3s cluster (`hostctl k8s handoff`) stays stopped on the hosts
+    and routed to the cluster until `hostctl k8s handoff --back SERVICE`.
     """
     from hostctl.deploy import DeployOptions, Run, command_line, exit_status
     from hostctl.errors import HostctlError
