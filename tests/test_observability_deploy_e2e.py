@@ -1,8 +1,9 @@
 """hostctl deploy with logging and metrics sections, on sandbox hosts (the integration):
 the exporter deployed and answering on every host, services logging through gelf to a
 Logstash that is not there (skipped explicitly) and healthy all the same, `hostctl logs`
-and `status` still telling the truth; a price change restarts the exporter alone;
-removing the metrics section removes the exporter."""
+and `status` still telling the truth; a price change restarts the exporter alone; logging
+without metrics still ships every host's audit records; removing both sections removes the
+exporter."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import re
 import urllib.request
 from typing import Any
 
+import docker
 import pytest
 import yaml
 
+from hostctl.sandbox.container_spec import NETWORK
 from tests.deploy_rig import Site, example_site, wait_for
+from tests.gelf_listener import GelfListener
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["example_site"]
@@ -75,6 +79,38 @@ def test_a_price_change_restarts_the_exporter_alone(example_site: Site) -> None:
     res = s.deploy("--skip-platform", "logging")
     assert res.returncode == 0, res.stdout + res.stderr
     assert wait_for(lambda: 'resource="cpu"} ' in metrics(s, "edge-1"), timeout=60)
+
+
+def test_logging_without_metrics_ships_each_hosts_audit_records(
+        example_site: Site, sandbox_engine: docker.DockerClient) -> None:
+    """The audit records reach Logstash's GELF input from every host, metrics or not: here
+    a GELF listener on this machine stands in for Logstash (its gelf input's protocol)."""
+    s = example_site
+    gateway = str(sandbox_engine.networks.get(NETWORK).attrs["IPAM"]["Config"][0]["Gateway"])
+    with GelfListener(gateway) as listener:
+        set_sections(s, metrics=None, logging={
+            "host": "edge-1", "logstash": {"address": gateway, "port": listener.port}})
+        res = s.deploy("--skip-platform", "logging")
+        assert res.returncode == 0, res.stdout + res.stderr
+        for host in s.hosts:
+            assert s.ssh(host, "systemctl is-active hostctl-exporter").strip() == "active"
+            assert "audit shipper" in s.ssh(host, "systemctl show -p Description "
+                                                  "hostctl-exporter")
+        assert metrics(s, "app-1").startswith("unreachable")  # no /metrics any more
+        # this very deploy's record on each host: the one naming the release it made current
+        # (a record the old exporter had not sent yet may come too: nothing is lost)
+        current = {host: s.ssh(host, "readlink /var/lib/hostctl/current").strip()
+                   .rsplit("/", 1)[-1] for host in s.hosts}
+        got = listener.wait_for(
+            lambda msg: msg.get("_io.hostctl.kind") == "audit"
+            and msg.get("_audit_release") == current.get(msg.get("_io.hostctl.host", "")),
+            timeout=60, count=len(s.hosts))
+    by_host = {msg["_io.hostctl.host"]: msg for msg in got}
+    assert sorted(by_host) == sorted(s.hosts), got
+    for msg in by_host.values():
+        assert msg["_audit_result"] == "deployed" and msg["_audit_command"].startswith(
+            "hostctl deploy "), msg
+        assert msg["_io.hostctl.project"] == "hostctl-audit"
 
 
 def test_removing_metrics_removes_the_exporter(example_site: Site) -> None:
