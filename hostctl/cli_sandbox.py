@@ -105,11 +105,14 @@ def write_inventory(source: str | None, booted: list[Any], state_dir: Path) -> P
         "known_hosts": str(state_dir / "known_hosts"),
         "connect_timeout": "10s",
     }
+    # Sandbox hosts have no GPU and no NVIDIA runtime: the test-only gpu_mode `env` lets
+    # GPU work take its leases and get device ids in an environment variable instead.
     data["hosts"] = {
         h.name: {
             "address": h.address,
             "labels": dict(h.labels),
             "gpus": h.gpus,
+            **({"gpu_mode": "env"} if h.gpus else {}),
             "ssh": {"host": h.ssh_host, "port": h.ssh_port},
         }
         for h in booted
