@@ -9,7 +9,8 @@ Deploy reads the records with its facts, in the same round trip, and then:
 - keeps the gateway routing the service to the cluster.
 `hostctl status` reads them too and shows the service as "in cluster", not down.
 
-Pure except for the scripts it builds; deploy.py and plan's callers hold a few lines each.
+Pure but for `read_records`, which asks hosts through their runners; deploy.py holds a few
+lines calling it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,7 @@ def keep_stopped(plan: HostPlan, facts: HostFacts, site: m.Site) -> HostPlan:
     return replace(plan, units=kept, enable=enable, notes=(*plan.notes, *notes))
 
 
-def route_gateway(site: m.Site, targets: MutableMapping[str, HostTarget],
+def route_gateway(site: m.Site, targets: Mapping[str, HostTarget],
                   facts: Mapping[str, HostFacts]) -> dict[str, str]:
     """The cluster targets of this run; the gateway hosts' declarative file re-rendered
     with them (render.py wrote it before the facts were read)."""
@@ -185,12 +186,11 @@ def route_gateway(site: m.Site, targets: MutableMapping[str, HostTarget],
         return routes
     path = L.GATEWAY_FILE
     rendered = None
-    for name, t in targets.items():
+    for t in targets.values():
         old = t.files.get(path)
         if old is None:
             continue
         rendered = rendered or desired(site, cluster_targets=routes)
         t.files[path] = replace(old, content=rendered.text, redacted_content=rendered.redacted)
         t.target[path] = replace(t.target[path], sha256=sha256(rendered.text))
-        targets[name] = t
     return routes

@@ -173,3 +173,24 @@ def test_the_status_script_reads_the_records() -> None:
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
     assert f"for f in {L.CLUSTER_DIR}/*" in script
     assert script.index("@@cluster") < script.index("@@end")
+
+
+def test_read_records_asks_each_host_and_refuses_to_guess() -> None:
+    from hostctl.errors import HostctlError
+    from hostctl.runner.base import HostUnreachable, Result
+    from hostctl.runner.recording import RecordingRunner
+
+    said = Result(0, "@@cluster\ntriage-api " + json.dumps(RECORD) + "\n", "")
+    edge = RecordingRunner("edge-1", default=said)
+    app = RecordingRunner("app-1", default=Result(0, "@@cluster\n", ""))
+    assert in_cluster.read_records({"edge-1": edge, "app-1": app}) == {
+        "edge-1": {"triage-api": RECORD}, "app-1": {}}
+    assert edge.commands == [["sh", "-s"]]
+    # a host that cannot answer is an error: "none" would route a service in the cluster
+    # back to hosts where it is stopped
+    cut = RecordingRunner("edge-1", default=Result(0, "", ""))
+    with pytest.raises(HostctlError, match="edge-1: could not read the handoff records"):
+        in_cluster.read_records({"edge-1": cut, "app-1": app})
+    gone = RecordingRunner("edge-1", default=HostUnreachable("edge-1", "connection refused"))
+    with pytest.raises(HostctlError, match=r"^edge-1: connection refused$"):
+        in_cluster.read_records({"edge-1": gone})

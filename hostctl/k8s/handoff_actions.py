@@ -197,22 +197,18 @@ def point_gateway(site: m.Site, cfg: K3sConfig, w: m.Workload, *, to_cluster: bo
     """Send every gateway host's Kong the whole config with `w` routed to the cluster (or to
     the hosts), other handed-off services where their records say, and verify its hash."""
     from hostctl.gateway import ops
-    from hostctl.placement import service_instances
 
     gw = site.inventory.gateway
     assert gw is not None
-    routed = [x for x in site.services if x.route is not None]
-    hosts = frozenset(gw.hosts) | {i.host.name for x in routed
-                                   for i in service_instances(x, site.inventory)}
-    with _connected(site, hosts) as run:
+    # Every handoff of a routed service is recorded on the gateway hosts too: they know.
+    with _connected(site, frozenset(gw.hosts)) as run:
         handed = in_cluster.handed_off(in_cluster.read_records(run.runners))
         if to_cluster:
             handed[w.name] = {"target": cfg.gateway_target}
         else:
             handed.pop(w.name, None)
         rendered = ops.desired(site, cluster_targets=in_cluster.cluster_targets(site, handed))
-        gateways = {n: r for n, r in run.runners.items() if n in gw.hosts}
-        reports = ops.for_each_gateway(gateways, lambda r: ops.sync_one(r, site, rendered))
+        reports = ops.for_each_gateway(run.runners, lambda r: ops.sync_one(r, site, rendered))
     bad = [line for r in reports if not r.ok for line in r.lines]
     if bad:
         raise HostctlError("the gateway did not take the new route: " + "; ".join(bad))
