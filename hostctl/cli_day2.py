@@ -233,7 +233,7 @@ def _action_command(action: str) -> Callable[..., None]:
             audit = {"who": who(), "command": run.options.command, "run": run.run_id,
                      "site": site.inventory.site}
             outcomes = day2.unit_action(run.runners, action, instances, wait=limit,
-                                        audit=audit)
+                                        audit=audit, lock_record=run.lock_record)
         ok = all(o.ok for o in outcomes.values())
         if as_json:
             click.echo(json.dumps(day2.action_json(outcomes), indent=2))
@@ -248,7 +248,9 @@ def _action_command(action: str) -> Callable[..., None]:
     command.__name__ = action
     command.__doc__ = _ACTION_HELP[action] + (
         " Each unit's resulting state is reported, with its last journal lines when it "
-        "did not end as asked; the action is recorded in the host's audit log. Exit "
+        "did not end as asked; the action is recorded in the host's audit log. A host "
+        "that a deploy has locked is left alone and reported (the action holds the same "
+        "lock while it acts and waits, so no deploy starts meanwhile). Exit "
         "status 1 when a unit did not end as asked or a host could not be reached.")
     f: Any = json_option(command)
     if action != "stop":

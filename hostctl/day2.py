@@ -193,6 +193,46 @@ def unit_log_argv(unit: str, lines: int = FAILURE_LOG_LINES) -> list[str]:
 # The record arrives on stdin, so nothing about it is quoted into a command line.
 AUDIT_SCRIPT = 'mkdir -p "$1" && cat >> "$2"'
 
+# A start/stop/restart takes the host's deploy lock (the one `hostctl deploy` takes in its
+# facts script) for as long as it acts and waits: a deploy half-way through must not have
+# units restarted under it, and a deploy must not start while units are being restarted.
+# $1 state dir, $2 lock dir, $3 our lock record; then the systemctl argv.
+LOCKED_EXIT = 75  # EX_TEMPFAIL: someone else holds the lock
+DONE = {"start": "started", "stop": "stopped", "restart": "restarted"}
+LOCKED_ACTION_SCRIPT = (
+    'mkdir -p "$1" && chmod 0700 "$1" || exit 70\n'
+    'if mkdir "$2" 2>/dev/null; then printf \'%s\\n\' "$3" > "$2/holder.json"\n'
+    'else echo "@@lock held $(stat -c %Y "$2" 2>/dev/null || echo 0)"\n'
+    '  head -c 4096 "$2/holder.json" 2>/dev/null | tr -d \'\\n\'; echo; exit 75\nfi\n'
+    'shift 3; exec "$@"\n')
+# Only our own lock is released: one broken and taken by someone else stays theirs.
+UNLOCK_SCRIPT = 'if [ "$(cat "$1/holder.json" 2>/dev/null)" = "$2" ]; then rm -rf "$1"; fi'
+
+
+def locked_action_argv(action: str, units: Sequence[str], lock_record: str) -> list[str]:
+    return ["sh", "-c", LOCKED_ACTION_SCRIPT, "hostctl-action", L.STATE_DIR, L.LOCK_DIR,
+            lock_record, *action_argv(action, units)]
+
+
+def unlock_argv(lock_record: str) -> list[str]:
+    return ["sh", "-c", UNLOCK_SCRIPT, "hostctl-unlock", L.LOCK_DIR, lock_record]
+
+
+def lock_message(host: str, stdout: str, action: str) -> str | None:
+    """The refusal when the host's lock is held (None when it was not), naming the holder."""
+    from hostctl.remote.facts import parse_lock, split_sections
+
+    lock = parse_lock(split_sections(stdout))
+    if not lock.held:
+        return None
+    holder = lock.holder
+    started = int(holder.get("started") or lock.since or 0)
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?"
+    return (f"{host}: nothing {DONE[action]}: the host is locked by {holder.get('who', 'unknown')} "
+            f"since {when}, running `{holder.get('command', '?')}`; wait for it to end and "
+            "retry (a lock left by a run that died is broken by `hostctl deploy "
+            "--force-unlock`)")
+
 
 def audit_argv() -> list[str]:
     return ["sh", "-c", AUDIT_SCRIPT, "hostctl-audit", L.STATE_DIR, L.AUDIT_LOG]
@@ -484,20 +524,42 @@ def unit_action(runners: Mapping[str, Runner | RunnerError], action: str,
                 instances: Sequence[Instance], *, wait: float = 60.0,
                 audit: Mapping[str, Any] | None = None, interval: float = 1.0,
                 clock: Callable[[], float] = time.monotonic,
-                sleep: Callable[[float], None] = time.sleep) -> dict[str, ActionOutcome]:
+                sleep: Callable[[float], None] = time.sleep,
+                lock_record: str | None = None) -> dict[str, ActionOutcome]:
     """`systemctl ACTION` on the instances' units, every host in parallel, then each unit's
     resulting state (waiting, bounded, for start/restart to hold), the journal tail of the
-    units that did not end as asked, and an audit record on the host."""
+    units that did not end as asked, and an audit record on the host.
+
+    With `lock_record`, each host's deploy lock is taken in the same round trip as the
+    action and released after the wait: a host locked by someone else is left untouched
+    and reported."""
     by_host: dict[str, list[Instance]] = {}
     for inst in instances:
         by_host.setdefault(inst.host.name, []).append(inst)
 
     def one(runner: Runner) -> ActionOutcome:
+        if lock_record is None:
+            return act(runner)
+        try:
+            return act(runner)
+        finally:
+            runner.run(unlock_argv(lock_record), timeout=SHOW_TIMEOUT)
+
+    def act(runner: Runner) -> ActionOutcome:
         insts = by_host[runner.host]
         units = [i.unit for i in insts]
         labels = {i.unit: label(i) for i in insts}
         out = ActionOutcome(runner.host, action)
-        res = runner.run(action_argv(action, units), timeout=ACTION_TIMEOUT)
+        if lock_record is None:
+            res = runner.run(action_argv(action, units), timeout=ACTION_TIMEOUT)
+        else:
+            res = runner.run(locked_action_argv(action, units, lock_record),
+                             timeout=ACTION_TIMEOUT)
+            refused = lock_message(runner.host, res.stdout, action) \
+                if res.rc == LOCKED_EXIT else None
+            if refused:  # nothing was done: no states to wait for, nothing to audit
+                out.error = refused
+                return out
         if not res.ok:
             out.error = f"{runner.host}: systemctl {action} failed: {_last_line(res)}"
         stable: set[str] = set()

@@ -582,7 +582,8 @@ def hosts(monkeypatch: pytest.MonkeyPatch) -> Hosts:
     def connected(site: Site, names: Any) -> Iterator[Any]:
         runners.asked.append(list(names))
         yield SimpleNamespace(runners={n: runners[n] for n in names}, run_id="r1",
-                              options=SimpleNamespace(command="hostctl test"))
+                              options=SimpleNamespace(command="hostctl test"),
+                              lock_record='{"run": "r1"}')
 
     monkeypatch.setattr(cli_day2, "_connected", connected)
     return runners
@@ -684,9 +685,55 @@ def test_cli_restart_json(inventory: Path, hosts: Hosts,
     out = json.loads(res.output)
     assert out["ok"] and [u["state"] for u in out["hosts"]["app-1"]["units"]] == [
         "active/running", "active/running"]
-    record = json.loads(runner.calls[-1].stdin or b"")
+    [audit] = [c for c in runner.calls if c.command == tuple(day2.audit_argv())]
+    record = json.loads(audit.stdin or b"")
     assert (record["command"], record["run"], record["result"]) == (
         "hostctl test", "r1", "restart")
+    # the action ran under the deploy lock, released at the end (only if still ours)
+    first, last = runner.calls[0].command, runner.calls[-1].command
+    assert first[:2] == ("sh", "-c") and first[-5:] == ("systemctl", "restart", "--", *API)
+    assert '{"run": "r1"}' in first
+    assert last == tuple(day2.unlock_argv('{"run": "r1"}'))
+
+
+def test_a_host_locked_by_a_deploy_is_left_alone_and_named(site: Site) -> None:
+    holder = json.dumps({"who": "bob@ci", "command": "hostctl deploy -i site.yml",
+                         "started": 1795000000})
+    locked = Result(day2.LOCKED_EXIT, f"@@lock held 1795000000\n{holder}\n", "")
+    runner = RecordingRunner("app-1", [(lambda c: c[:2] == ("sh", "-c"), locked)])
+    out = day2.unit_action({"app-1": runner}, "restart", day2.select_instances(site, "api"),
+                           audit=AUDIT, lock_record='{"run": "r1"}')
+    assert not out["app-1"].ok and out["app-1"].units == []
+    assert out["app-1"].error == (
+        "app-1: nothing restarted: the host is locked by bob@ci since 2026-11-18 "
+        "11:06:40 UTC, running `hostctl deploy -i site.yml`; wait for it to end and retry "
+        "(a lock left by a run that died is broken by `hostctl deploy --force-unlock`)")
+    # no systemctl, no audit record; the unlock touches only a lock that is ours
+    assert [c.command[1] for c in runner.calls] == ["-c", "-c"]
+    assert runner.calls[-1].command == tuple(day2.unlock_argv('{"run": "r1"}'))
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, held: bool) -> None:
+    import subprocess
+
+    state, lock = tmp_path / "state", tmp_path / "state" / "lock"
+    if held:
+        lock.mkdir(parents=True)
+        (lock / "holder.json").write_text('{"who": "bob"}\n')
+    argv = day2.locked_action_argv("restart", ["u.service"], '{"run": "r1"}')
+    argv = [*argv[:4], str(state), str(lock), *argv[6:-4], "echo", "acted"]
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if held:
+        assert res.returncode == day2.LOCKED_EXIT and "acted" not in res.stdout
+        assert day2.lock_message("h", res.stdout, "stop").startswith(  # type: ignore[union-attr]
+            "h: nothing stopped: the host is locked by bob since ")
+    else:
+        assert res.returncode == 0 and res.stdout == "acted\n"
+        assert (lock / "holder.json").read_text() == '{"run": "r1"}\n'
+    unlock = day2.unlock_argv('{"run": "r1"}')
+    subprocess.run([*unlock[:4], str(lock), unlock[5]], check=True)
+    assert lock.exists() == held  # ours is removed; someone else's is left
 
 
 def test_cli_stop_text(inventory: Path, hosts: Hosts) -> None:

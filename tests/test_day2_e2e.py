@@ -248,6 +248,30 @@ def test_restart_one_instance_leaves_the_other_alone(example_site: Site) -> None
     assert str(record["command"]).startswith("hostctl restart")
 
 
+def test_restart_leaves_a_host_that_a_deploy_has_locked(example_site: Site) -> None:
+    s = example_site
+    holder = json.dumps({"who": "bob@ci", "command": "hostctl deploy -i site.yml",
+                         "started": int(time.time())})
+    s.ssh("app-1", f"mkdir /var/lib/hostctl/lock && echo '{holder}' > "
+                   "/var/lib/hostctl/lock/holder.json")
+    before = s.active_since("app-1")
+    time.sleep(1.1)  # ActiveEnterTimestamp has one-second resolution
+    try:
+        res = hostctl(s, "restart", "-i", str(s.inventory), "triage-api")
+    finally:
+        held = s.ssh("app-1", "cat /var/lib/hostctl/lock/holder.json").strip()
+        s.ssh("app-1", "rm -rf /var/lib/hostctl/lock")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "nothing restarted: the host is locked by bob@ci" in res.stdout + res.stderr
+    assert held == holder  # bob's lock was left as it was
+    assert s.active_since("app-1") == before
+    # unlocked: the restart goes through, and leaves no lock behind
+    res = hostctl(s, "restart", "-i", str(s.inventory), "triage-api", "--instance", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert s.ssh("app-1", "ls /var/lib/hostctl/lock 2>&1 || true").strip().endswith(
+        "No such file or directory")
+
+
 def test_stop_then_start(example_site: Site) -> None:
     s = example_site
     res = hostctl(s, "stop", "-i", str(s.inventory), "reports-web", "--json")

@@ -151,7 +151,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
     if "end" not in sections:
         raise FactsError(f"{host}: incomplete answer from the host (no end marker)")
     docker = (sections.get("docker") or [""])[0]
-    lock = _lock(sections)
+    lock = parse_lock(sections)
     return HostFacts(
         host=host,
         docker_ok=docker.split(" ")[0] == "ok",
@@ -188,7 +188,8 @@ def split_sections(text: str) -> dict[str, list[str]]:
     return sections
 
 
-def _lock(sections: dict[str, list[str]]) -> LockState:
+def parse_lock(sections: dict[str, list[str]]) -> LockState:
+    """The `@@lock` section: acquired, or held by whom (the holder record as found)."""
     lines = sections.get("lock")
     if not lines:
         return LockState()
