@@ -117,12 +117,13 @@ def _exec_words(argv: Sequence[str]) -> str:
 
 
 JOBS_HELPER = L.JOBS_HELPER
-# ExecCondition of a run: the queue admits it (exit 0) or keeps it waiting (1). Where hostctl
-# never installed the queue (a host only deployed to), a job without GPUs runs at once as it
-# always did; a job with GPUs fails, as it must never run without its lease.
+# ExecCondition of a run: the queue admits it (exit 0) or keeps it waiting (1). Deploy
+# installs the queue with the unit (jobs_files); should the helper still be missing (a
+# rollback to a release from before it was managed), a job without GPUs runs at once as it
+# always did, and a job with GPUs fails, as it must never run without its lease.
 _ADMIT = ('h=' + JOBS_HELPER + '; [ -x "$h" ] && exec "$h" admit "$0" "$1"; '
-          'echo "hostctl: $h is missing (any hostctl run or jobs command installs it)" >&2; '
-          'exit "$2"')
+          'echo "hostctl: $h is missing (a deploy, or any hostctl run or jobs command, '
+          'installs it)" >&2; exit "$2"')
 
 
 def job_unit(w: m.Workload, host: m.Host, site: str,

@@ -69,8 +69,52 @@ command: [sh, -c, 'echo "tick $HOSTCTL_RUN_ID"']
 resources: {cpus: 0.1}
 placement: {labels: {role: app}}
 schedule: "*:*:0/10"
+---
+kind: job
+name: notes
+project: lab
+image: hostctl-demo-app:1.0
+command:
+  - sh
+  - -c
+  - >-
+    cat /artifacts/notes 2>/dev/null; echo "left by $HOSTCTL_RUN_ID" >> /artifacts/notes
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+---
+kind: job
+name: talk
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'for i in 1 2 3; do echo "line $i of $HOSTCTL_RUN_ID"; sleep 2; done; exit 4']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+---
+kind: job
+name: picky
+project: lab
+image: hostctl-demo-app:1.0
+command:
+  - sh
+  - -c
+  - >-
+    echo "shard $HOSTCTL_SHARD_INDEX as $HOSTCTL_RUN_ID with FAIL=$FAIL";
+    case $HOSTCTL_RUN_ID in *-r1) exit 0;; esac;
+    case " $FAIL " in *" $HOSTCTL_SHARD_INDEX "*) exit 5;; esac
+resources: {cpus: 0.1}
+---
+kind: service
+name: infer
+project: lab
+image: hostctl-demo-app:1.0
+ports: {http: {container: 8080, host: 18500}}
+health: {http: {path: /health, port: http}, interval: 1s, timeout: 1s, retries: 5}
+resources: {gpus: 1, cpus: 0.1}
+placement: {labels: {role: gpu}}
 """
-JOBS = ("gpu-sleep", "slow", "flaky", "shard", "tick")
+JOBS = ("gpu-sleep", "slow", "flaky", "shard", "tick", "notes", "talk", "picky")
+HELPER = "/var/lib/hostctl/bin/hostctl-jobs"
+GPU_CONF = "/var/lib/hostctl/gpu/host.conf"
 CLEAN = """
 systemctl disable --now hostctl.jobs.timer >/dev/null 2>&1
 systemctl stop 'hostctl.retry-*' >/dev/null 2>&1
@@ -111,6 +155,52 @@ def run_json(s: Site, *args: str) -> dict[str, Any]:
     assert res.returncode == 0, res.stdout + res.stderr
     out: dict[str, Any] = json.loads(res.stdout)
     return out
+
+
+def host_runs(s: Site, host: str, job: str) -> list[dict[str, str]]:
+    """The records of `job`'s runs on the host, read over SSH (no hostctl command, which
+    would install the queue helper itself)."""
+    ids = s.ssh(host, f"grep -l -x {job} /var/lib/hostctl/runs/*/job 2>/dev/null | "
+                      "xargs -r -n1 dirname | xargs -r -n1 basename; true").split()
+    return [{"id": i, **record(s, host, i)} for i in ids]
+
+
+def test_deploy_installs_the_queue_so_a_timer_runs_where_hostctl_run_never_did(
+        site: Site) -> None:
+    from hostctl.jobs import hostside as H
+
+    for name, conf in (("app-1", H.GpuConfig(0, "nvidia")), ("gpu-1", H.GpuConfig(1, "env"))):
+        out = site.ssh(name, f"stat -c %a {HELPER}; sha256sum < {HELPER}; cat {GPU_CONF}")
+        mode, digest, rest = out.split("\n", 2)
+        assert (mode, digest.split()[0]) == ("755", H.helper_hash()), name
+        assert rest.encode() == H.gpu_conf_text(conf), name
+    # Only the deploy has been there: the timer's run gets a record from the queue and runs.
+    assert wait_for(lambda: any(r.get("state") == "succeeded" and r.get("by") == "timer"
+                                for r in host_runs(site, "app-1", "tick")), timeout=40, every=2)
+
+
+def test_a_deploy_after_a_run_finds_the_helper_as_the_run_left_it(site: Site) -> None:
+    site.ssh("edge-1", f"rm -f {HELPER} {GPU_CONF}")  # as on a host no deploy wrote them to
+    assert jobs(site, "jobs").returncode == 0  # every jobs command installs them
+    res = site.plan("--only", ",".join(JOBS))
+    assert res.returncode == 0, res.stdout + res.stderr  # 0: nothing to change
+
+
+def test_plan_and_deploy_report_a_gpu_host_without_the_nvidia_runtime(site: Site) -> None:
+    data = yaml.safe_load(site.inventory.read_text())
+    del data["hosts"]["gpu-1"]["gpu_mode"]  # real GPUs wanted; the sandbox has no NVIDIA
+    nvidia = site.inventory.with_name("site-nvidia.yml")
+    nvidia.write_text(yaml.safe_dump(data, sort_keys=False))
+    want = ("gpu-1: ERROR the inventory declares 1 GPU(s) but Docker on the host has no "
+            "nvidia runtime (install the NVIDIA Container Toolkit and restart Docker)")
+    plan = site.hostctl("plan", "-i", str(nvidia), "--skip-platform", "gateway")
+    assert plan.returncode == 2 and want in plan.stdout + plan.stderr, plan.stdout + plan.stderr
+    assert "needed by gpu-sleep, infer, train-triage" in plan.stdout + plan.stderr
+    deploy = site.hostctl("deploy", "-i", str(nvidia), "--yes", "--skip-platform", "gateway",
+                          "--only", "gpu-sleep")
+    assert deploy.returncode != 0 and want in deploy.stdout + deploy.stderr
+    # the test-only setting is what lets the sandbox's gpu-1 through
+    assert site.plan("--only", "gpu-sleep").returncode == 0
 
 
 def test_second_gpu_run_queues_and_starts_when_the_first_ends(site: Site) -> None:
@@ -251,3 +341,109 @@ def test_concurrent_operators_never_share_the_gpu(site: Site) -> None:
     spans = sorted((int(record(site, "gpu-1", i)["started"]),
                     int(record(site, "gpu-1", i)["ended"])) for i in ids)
     assert all(spans[k][1] <= spans[k + 1][0] for k in range(len(spans) - 1)), spans
+
+
+def test_every_run_of_a_project_sees_its_artifacts_volume(site: Site) -> None:
+    first = jobs(site, "run", "notes", "--wait")
+    second = jobs(site, "run", "notes", "--wait")
+    assert first.returncode == second.returncode == 0, first.stdout + second.stdout
+    a, b = first.stdout.split()[1], second.stdout.split()[1]
+    log = site.ssh("app-1", f"journalctl -u hostctl-job-notes@{b} -o cat")
+    assert f"left by {a}" in log
+    labels = json.loads(site.ssh("app-1", "docker volume inspect hostctl-lab-artifacts "
+                                          "--format '{{json .Labels}}'"))
+    assert labels == {"io.hostctl.managed": "true", "io.hostctl.project": "lab"}
+    mounts = site.ssh("app-1", "grep -h '^ExecStart=' "
+                               "/etc/systemd/system/hostctl-job-*@.service")
+    assert mounts.count("dst=/artifacts,") == mounts.count("ExecStart=") > 3
+
+
+def test_run_follow_streams_the_output_and_returns_the_exit_status(site: Site) -> None:
+    cmd = [sys.executable, "-m", "hostctl", "run", "-i", str(site.inventory), "talk",
+           "--follow"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=site.root, env={**__import__("os").environ, "NO_COLOR": "1"})
+    seen: list[tuple[float, str]] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append((time.monotonic(), line.rstrip("\n")))
+    assert proc.wait(timeout=120) == 4, proc.stderr.read() if proc.stderr else ""
+    ended = time.monotonic()
+    run_id = seen[0][1].split()[1]
+    lines = [(t, text.split()[-3]) for t, text in seen
+             if text.endswith(f" of {run_id}") and text.split()[-4] == "line"]
+    assert [n for _, n in lines] == ["1", "2", "3"], seen
+    assert ended - lines[0][0] > 2  # printed while the run went on, not at its end
+    assert seen[-1][1].startswith(f"run {run_id} failed") and "(exit 4)" in seen[-1][1]
+
+
+def test_retry_failed_reruns_only_the_failed_shards_with_their_index_and_values(
+        site: Site) -> None:
+    res = jobs(site, "run", "picky", "--shards", "5", "--set", "FAIL=1 3", timeout=240)
+    assert res.returncode == 1, res.stdout + res.stderr
+    group = res.stdout.split()[1].rstrip(":")
+    rows = {int(r[0]): r for r in (line.split() for line in res.stdout.splitlines())
+            if r and r[0].isdigit()}
+    assert {i: (r[3], r[5]) for i, r in rows.items()} == {
+        0: ("succeeded", "0"), 1: ("failed", "5"), 2: ("succeeded", "0"), 3: ("failed", "5"),
+        4: ("succeeded", "0")}, res.stdout
+    assert f"hostctl run --retry-failed {group}" in res.stdout
+    retry = jobs(site, "run", "--retry-failed", group, timeout=240)
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    rows = {int(r[0]): r for r in (line.split() for line in retry.stdout.splitlines())
+            if r and r[0].isdigit()}
+    assert sorted(rows) == [0, 1, 2, 3, 4] and all(r[3] == "succeeded" for r in rows.values())
+    assert {i: r[1] for i, r in rows.items() if i in (1, 3)} == {
+        1: f"{group}-1-r1", 3: f"{group}-3-r1"}, retry.stdout
+    assert rows[0][1] == f"{group}-0"  # a shard that succeeded is not run again
+    for i in (1, 3):
+        log = site.ssh(rows[i][2], f"journalctl -u hostctl-job-picky@{group}-{i}-r1 -o cat")
+        assert f"shard {i} as {group}-{i}-r1 with FAIL=1 3" in log
+    listed = json.loads(jobs(site, "jobs", "--group", group, "--json").stdout)["runs"]
+    assert len(listed) == 7
+    again = jobs(site, "run", "--retry-failed", group)
+    assert (again.returncode, again.stdout.strip()) == (
+        0, f"group {group}: no failed shard to run again")
+
+
+LEASES = "grep -H '' /var/lib/hostctl/gpu/lease/* 2>/dev/null | sed 's|.*/||'; true"
+
+
+def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
+    res = site.deploy("--only", "infer")
+    assert res.returncode == 0, res.stdout + res.stderr
+    unit = "hostctl-infer-1.service"
+    try:
+        assert site.ssh("gpu-1", LEASES).strip() == f"0:svc:{unit}"
+        env = site.ssh("gpu-1", "docker exec hostctl-infer-1 printenv HOSTCTL_GPU_DEVICES")
+        assert env.strip() == "0"
+        # a job queued behind sees the GPU as taken, and starts once the service stops
+        queued = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+        assert queued["state"] == "queued", queued
+        time.sleep(2)
+        assert record(site, "gpu-1", queued["run"])["state"] == "queued"
+        site.ssh("gpu-1", f"systemctl stop {unit}")
+        assert wait_for(lambda: record(site, "gpu-1", queued["run"]).get("state")
+                        == "succeeded", timeout=40)
+        # a run holds the GPU: the service cannot start, and its journal says why
+        holder = run_json(site, "gpu-sleep", "--set", "SLEEP=60")
+        assert wait_for(lambda: record(site, "gpu-1", holder["run"]).get("state")
+                        == "running", timeout=20)
+        site.ssh("gpu-1", f"systemctl start --no-block {unit}")
+        want = f"{unit} cannot start: it needs 1 GPU(s) and 0 of this host's 1 are free " \
+               f"(held by 0={holder['run']})"
+        assert wait_for(lambda: want in site.ssh("gpu-1", f"journalctl -u {unit} -o cat"),
+                        timeout=20)
+        # the run ends: the GPU went to the waiting service, which now starts
+        assert jobs(site, "cancel", holder["run"]).returncode == 0
+        assert wait_for(lambda: site.ssh("gpu-1", LEASES).strip() == f"0:svc:{unit}"
+                        and site.ssh("gpu-1", f"systemctl is-active {unit}; true").strip()
+                        == "active", timeout=40)
+        # a service that died without its stop path leaves a lease the queue reclaims
+        site.ssh("gpu-1", f"systemctl stop {unit} && "
+                          "echo svc:hostctl-gone-1.service > /var/lib/hostctl/gpu/lease/0")
+        after = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+        assert wait_for(lambda: record(site, "gpu-1", after["run"]).get("state")
+                        == "succeeded", timeout=40)
+    finally:
+        site.ssh("gpu-1", f"systemctl disable --now {unit} >/dev/null 2>&1; true")
