@@ -52,7 +52,8 @@ def _note(text: str) -> None:
 @click.option("--max-parallel", type=click.IntRange(1), metavar="N",
               help="At most N shards at once (default: as many as the hosts have room for).")
 @click.option("--retry-failed", "retry_group", metavar="RUN_GROUP",
-              help="Run again the shards of RUN_GROUP that did not succeed.")
+              help="Run again the shards of RUN_GROUP that did not succeed (or were never "
+                   "queued), with the group's --set values.")
 @json_option
 def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, ...],
             follow: bool, wait: bool, shards: int | None, max_parallel: int | None,
@@ -224,9 +225,8 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
                                   indexes=indexes, retry=retry, by=by, env=env,
                                   max_parallel=max_parallel, observe=view, known=known)
     except KeyboardInterrupt:
-        _err(f"interrupted: shards already queued go on on their hosts; shards not yet "
-             f"queued will not run (`hostctl run --retry-failed {group}` runs them later is "
-             "not possible for never-queued shards: start the group again)")
+        _err(f"interrupted: shards already queued go on on their hosts; `hostctl run "
+             f"--retry-failed {group}` runs the ones not queued yet, and any that failed")
         return 130
     latest = state.latest()
     if as_json:
@@ -257,17 +257,19 @@ def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
         if not records:
             raise HostctlError(f"no runs of group {group} on any host")
         w = P.find_job(site, records[0].job)
-        failed = P.failed_shards(records)
+        indexes = P.shards_to_retry(records)
         shards = max(r.shards for r in records)
-        if not failed:
+        if not indexes:
             click.echo(f"group {group}: no failed shard to run again")
             sys.exit(0)
         retry = max(P.retry_number(r.id) for r in records) + 1
-        env = ops.run_env(ops.live_runner(conn.runners, failed[0].host), failed[0].id)
+        # Every run of a group has the same --set values: read them from a failed one.
+        source = (P.failed_shards(records) or records)[0]
+        env = ops.run_env(ops.live_runner(conn.runners, source.host), source.id)
         ready = _ready(site, w, {h: r for h, r in conn.runners.items()
                                  if h in {x.name for x in P.job_hosts(site, w, host)}})
         code = _run_shards(site, w, conn.runners, ready, group, shards,
-                           [r.shard for r in failed], retry, env, max_parallel, as_json,
+                           indexes, retry, env, max_parallel, as_json,
                            conn.who, known=records)
     sys.exit(code)
 

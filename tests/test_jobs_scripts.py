@@ -357,3 +357,17 @@ def test_facts_script_asks_docker_for_its_runtimes() -> None:
 
     assert "( docker info --format '{{json .Runtimes}}' >\"$T/rt\" 2>/dev/null ) &" in \
         facts_script("docker")
+
+
+def test_retry_failed_takes_failed_and_never_queued_shards_not_running_or_retried_ones(
+        ) -> None:
+    def run(run_id: str, shard: int, state: str, submitted: int) -> RunRecord:
+        return RunRecord(run_id, "h", state=state, group="g", shard=shard, shards=6,
+                         submitted=submitted)
+
+    records = [run("g-0", 0, "succeeded", 1), run("g-1", 1, "failed", 1),
+               run("g-2", 2, "timed-out", 1), run("g-2-r1", 2, "succeeded", 5),
+               run("g-3", 3, "running", 1), run("g-4", 4, "cancelled", 1)]
+    # shard 5 never got queued (hostctl was interrupted)
+    assert P.shards_to_retry(records) == [1, 4, 5]
+    assert P.shards_to_retry([]) == []

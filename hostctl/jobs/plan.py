@@ -222,6 +222,17 @@ def failed_shards(records: Iterable[RunRecord]) -> list[RunRecord]:
     return [r for r in latest_per_shard(records).values() if r.final and r.state != "succeeded"]
 
 
+def shards_to_retry(records: Sequence[RunRecord]) -> list[int]:
+    """What `--retry-failed` runs again: the shards whose latest run ended without success,
+    and those never queued (hostctl was interrupted before it got to them)."""
+    if not records:
+        return []
+    shards = max(r.shards for r in records)
+    seen = {r.shard for r in records}
+    missing = [i for i in range(shards) if i not in seen]
+    return sorted([r.shard for r in failed_shards(records)] + missing)
+
+
 def retry_number(run_id: str) -> int:
     """GROUP-INDEX-rN -> N (0 for a first run)."""
     tail = run_id.rsplit("-", 1)[-1]
