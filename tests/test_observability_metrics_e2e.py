@@ -1,17 +1,17 @@
 """The exporter on a real sandbox host, scraped by a real Prometheus on this machine.
 
-hostctl renders a small site (a service with an http check, a CPU-burning job) and the
-exporter's bundle, config and unit; the files go to app-1 over SSH and systemd runs them,
-as a deploy would (tests/test_observability_deploy_e2e.py runs the real deploy). Prometheus'
-HTTP API then has to show the expected series and values after the deploy, a forced restart
+`hostctl deploy` puts a small site (a service with an http check, a CPU-burning job, the
+metrics section) on app-1: its units, the exporter and the health probe. Prometheus' HTTP
+API then has to show the expected series and values after the deploy, a forced restart
 (container killed, systemd brings it back), a restart by the health probe, a job run, and
 `up` 0 once the exporter stops.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +20,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from hostctl.cli_sandbox import write_inventory
 from hostctl.docker_cmd import spec_hash
 from hostctl.loader import load_site
 from hostctl.model import Site
 from hostctl.observability.config import metrics_config
-from hostctl.observability.files import host_files
-from hostctl.render import render_host
 from hostctl.sandbox import app_image
 from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
@@ -37,7 +36,6 @@ from tests.test_observability_prometheus import PrometheusServer, needs_promethe
 pytestmark = [pytest.mark.sandbox, needs_prometheus]
 IMAGE = "hostctl-demo-app:1.0"
 PORT = 9477
-DEPLOYED_AT = 1_700_000_000
 
 INVENTORY = """\
 site: obs-e2e
@@ -72,23 +70,17 @@ CLEANUP = RESET + "rm -rf /usr/local/lib/hostctl\ndocker network rm hostctl-obs 
                   ">/dev/null 2>&1; true\n"
 
 
-def put(host: SandboxHost, path: str, content: bytes, mode: int) -> None:
-    directory = path.rsplit("/", 1)[0]
-    subprocess.run(host.ssh_argv(f"mkdir -p {directory} && cat > {path}.tmp && "
-                                 f"chmod {mode:o} {path}.tmp && mv {path}.tmp {path}"),
-                   input=content, check=True, timeout=60, capture_output=True)
-
-
 @dataclass
 class Rig:
     host: SandboxHost
     site: Site
     prom: PrometheusServer
+    deployed: tuple[float, float]  # the deploy ran between these two times
 
 
 @pytest.fixture(scope="module")
 def rig(sandbox_hosts: list[SandboxHost], sandbox_engine: docker.DockerClient,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+        sandbox_state_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     host = next(h for h in sandbox_hosts if h.name == "app-1")
     ssh(host, CLEANUP)
     if ssh(host, f"docker image inspect {IMAGE} >/dev/null 2>&1 && echo yes",
@@ -96,26 +88,22 @@ def rig(sandbox_hosts: list[SandboxHost], sandbox_engine: docker.DockerClient,
         app_image.build("1.0")
         pipe_image(sandbox_engine, IMAGE, sandbox_engine.containers.get(host.container_name))
     root = tmp_path_factory.mktemp("obs-site")
-    inventory = make_site(root, SPECS, INVENTORY.format(address=host.address, port=PORT))
+    source = make_site(root, SPECS, INVENTORY.format(address=host.address, port=PORT))
+    # its own name: the sandbox inventory is written next to the example site's site.yml
+    source = source.rename(source.with_name("obs-e2e.yml"))
+    inventory = write_inventory(str(source), [host], sandbox_state_dir)
     site = load_site(str(inventory), environ={})
-    target = site.inventory.hosts["app-1"]
-    for f in [*render_host(site, target), *host_files(site, target)]:
-        put(host, f.path, f.content, f.mode)
-    web = next(w for w in site.workloads if w.name == "obs-web")
-    manifest = {"release": "r1", "previous": None, "created": DEPLOYED_AT,
-                "workloads": {"obs-web": spec_hash(web)}}
-    put(host, "/var/lib/hostctl/releases/r1/manifest.json", json.dumps(manifest).encode(),
-        0o644)
-    ssh(host, "ln -sfn /var/lib/hostctl/releases/r1 /var/lib/hostctl/current && "
-              "docker network create hostctl-obs >/dev/null && "
-              "docker network create hostctl-obsjobs >/dev/null && systemctl daemon-reload && "
-              "systemctl start hostctl-obs-web-1.service hostctl-exporter.service")
+    started = time.time()
+    res = subprocess.run([sys.executable, "-m", "hostctl", "deploy", "-i", str(inventory),
+                          "--yes"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "NO_COLOR": "1"}, cwd=root)
+    assert res.returncode == 0, res.stdout + res.stderr
     met = metrics_config(site.inventory)
     assert met is not None
     prom = PrometheusServer(Path(root) / "prom", site.inventory, met, [
         {"targets": [f"{host.address}:{PORT}"], "labels": {"host": "app-1", "site": "obs-e2e"}}])
     try:
-        yield Rig(host, site, prom)
+        yield Rig(host, site, prom, (started, time.time()))
     finally:
         prom.stop()
         journal = ssh(host, "journalctl -u hostctl-exporter --no-pager -n 30 2>&1", check=False)
@@ -134,7 +122,9 @@ def test_after_a_deploy_prometheus_sees_the_service(rig: Rig) -> None:
     web = next(w for w in rig.site.workloads if w.name == "obs-web")
     info = p.query(f"hostctl_service_info{WEB}")[0]["metric"]
     assert (info["image"], info["spec_hash"], info["project"]) == (IMAGE, spec_hash(web), "obs")
-    assert p.value('hostctl_service_deploy_timestamp_seconds{service="obs-web"}') == DEPLOYED_AT
+    deployed = p.value('hostctl_service_deploy_timestamp_seconds{service="obs-web"}')
+    assert deployed is not None and \
+        int(rig.deployed[0]) - 1 <= deployed <= rig.deployed[1] + 1, (deployed, rig.deployed)
     # CPU and memory read from the container's cgroup files on the host itself
     wait_until(lambda: (p.value(f"hostctl_container_memory_bytes{WEB}") or 0) > 0, 30,
                what="memory of obs-web")
