@@ -88,7 +88,8 @@ def status(inventory: str, hosts: str | None, as_json: bool) -> None:
     """Show what runs on every host, and where it drifts from the specs.
 
     For each service instance (and job timer): its unit state, Docker health, image, spec
-    hash and since when (UTC); and each host's current release.
+    hash and since when (UTC); and each host's current release. A service handed to the
+    k3s cluster (`hostctl k8s handoff`) shows "in cluster" since its handoff, not down.
 
     Drift is marked with `*` and explained under the table: a spec hash that differs from
     the specs, a unit the specs want but the host lacks, a unit or container the specs do
