@@ -17,7 +17,7 @@
 #   cancel ID               cancel a queued run, or stop a running one
 #   lease-service UNIT N    ExecStartPre of a service that needs N GPUs
 #   release-service UNIT    ExecStopPost of that service
-#   gpus                    read the host's GPUs again (after hostctl wrote gpu/host.conf)
+#   install-queue           (re)write and enable the queue's timer, read the host's GPUs
 set -u
 umask 077
 export LC_ALL=C
@@ -27,6 +27,13 @@ A=$R/.active      # one empty file per run that has not finished: the queue
 G=$S/gpu          # devices, mode, lease/DEV (holder), want/UNIT (services waiting)
 CONF=$G/host.conf # written by hostctl (deploy, or any run or jobs command): mode, declared
 SELF=$S/bin/hostctl-jobs
+# The queue's own units. Not hostctl-*: deploy removes unit files of that shape that no spec
+# renders, and status reports them as drift. The tests of this file (HOSTCTL_STATE) install
+# none unless they give a directory for them.
+UNITS=${HOSTCTL_UNIT_DIR:-/etc/systemd/system}
+[ -n "${HOSTCTL_STATE:-}" ] && [ -z "${HOSTCTL_UNIT_DIR:-}" ] && UNITS=
+QUEUE=hostctl.jobs
+QUEUE_PERIOD=20s   # how soon a dead run's or service's GPUs are reclaimed at worst
 START_GRACE_MS=60000  # a run handed to systemd that has not started by then is re-queued
 BACKOFF_BASE=5        # seconds before retry 1; doubled for each further retry
 BACKOFF_MAX=300
@@ -62,6 +69,63 @@ gpus_init() {
 }
 
 new_id() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# -- the queue's timer ----------------------------------------------------------------------
+
+queue_service() {
+  cat <<EOF
+# Installed by hostctl: its job queue's periodic pass.
+[Unit]
+Description=hostctl job queue: reclaim what dead runs held, start queued runs
+After=docker.service
+# The helper leaves with the last job of the host (a deploy removes it): no failing passes.
+ConditionFileIsExecutable=$SELF
+
+[Service]
+Type=oneshot
+ExecStart=$SELF tick
+EOF
+}
+
+queue_timer() {
+  cat <<EOF
+# Installed by hostctl: a pass of the job queue every $QUEUE_PERIOD and
+# after boot (a run that was going when the host went down left GPU leases behind).
+[Unit]
+Description=hostctl job queue pass every $QUEUE_PERIOD
+
+[Timer]
+OnBootSec=$QUEUE_PERIOD
+OnUnitActiveSec=$QUEUE_PERIOD
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+EOF
+}
+
+install_queue() {  # the units when they differ; --no-block: a unit's start may be calling
+  [ -n "$UNITS" ] || return 0
+  changed=
+  for kind in service timer; do
+    new=$UNITS/.$QUEUE.$kind.new
+    queue_$kind > "$new"
+    if cmp -s "$new" "$UNITS/$QUEUE.$kind"; then
+      rm -f "$new"
+    else
+      chmod 0644 "$new" && mv -f "$new" "$UNITS/$QUEUE.$kind"
+      echo "@@changed $UNITS/$QUEUE.$kind"; changed=1
+    fi
+  done
+  [ -z "$changed" ] && return 0
+  systemctl daemon-reload && systemctl enable --now --no-block "$QUEUE.timer" >/dev/null 2>&1
+}
+
+# Whatever takes a GPU (a run, a service) makes sure the timer that reclaims it runs, also on
+# a host that only deploys reached: its first lease installs the timer.
+queue_ready() {
+  [ -z "$UNITS" ] || [ -e "$UNITS/$QUEUE.timer" ] || install_queue >/dev/null
+}
 
 # -- GPU leases --------------------------------------------------------------------------
 
@@ -254,6 +318,7 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
 admit() {  # JOB ID
   JOB=$1; id=$2
   locked
+  queue_ready
   if [ "$id" = scheduled ]; then
     # The timer always starts the same instance: give this run (each shard of it) its own
     # id and record, and let the queue start them; this activation itself runs nothing.
@@ -348,6 +413,7 @@ cancel() {  # ID
 lease_service() {  # UNIT N: a service takes N GPUs before its container starts
   unit=$1; n=$2
   locked
+  queue_ready
   release "svc:$unit"   # what it held before a restart
   reclaim               # and what dead runs and services held
   total=$(devices | wc -w)
@@ -403,6 +469,6 @@ case $cmd in
   cancel) cancel "$@";;
   lease-service) lease_service "$@";;
   release-service) release_service "$@";;
-  gpus) locked;;
+  install-queue) locked; install_queue;;
   *) log "unknown command '$cmd'"; exit 2;;
 esac

@@ -30,42 +30,15 @@ GPU_DIR = f"{STATE_DIR}/gpu"
 HELPER = L.JOBS_HELPER
 GPU_CONF = L.GPU_CONF  # the inventory's GPUs of the host, read by the helper
 UNIT_DIR = "/etc/systemd/system"
-# Named outside hostctl-*.service/timer on purpose: deploy removes unit files of that shape
-# that no spec renders, and status reports them as drift.
-QUEUE_SERVICE = "hostctl.jobs.service"
+# The queue's periodic pass (reclaims what dead runs and services held): written by the
+# helper itself (hostctl-jobs.sh install_queue), named outside hostctl-*.service/timer.
 QUEUE_TIMER = "hostctl.jobs.timer"
 HELPER_MODE = "0755"
 GPU_CONF_MODE = "0644"
-QUEUE_PERIOD = "20s"  # how soon a dead run's GPUs are reclaimed at worst
 VERSION = "1"
 _SELECT = re.compile(r"[a-z0-9][a-z0-9.-]*\*?")
 GPU_MODES = ("nvidia", "env")
 
-QUEUE_SERVICE_TEXT = f"""# Installed by hostctl: its job queue's periodic pass.
-[Unit]
-Description=hostctl job queue: reclaim what dead runs held, start queued runs
-After=docker.service
-
-# The helper leaves with the last job of the host (a deploy removes it): no failing passes.
-ConditionFileIsExecutable={HELPER}
-
-[Service]
-Type=oneshot
-ExecStart={HELPER} tick
-"""
-QUEUE_TIMER_TEXT = f"""# Installed by hostctl: a pass of the job queue every {QUEUE_PERIOD} and
-# after boot (a run that was going when the host went down left GPU leases behind).
-[Unit]
-Description=hostctl job queue pass every {QUEUE_PERIOD}
-
-[Timer]
-OnBootSec={QUEUE_PERIOD}
-OnUnitActiveSec={QUEUE_PERIOD}
-AccuracySec=1s
-
-[Install]
-WantedBy=timers.target
-"""
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,7 +87,7 @@ def gpu_conf_text(gpu: GpuConfig) -> bytes:
 
 def install_lines(gpu: GpuConfig) -> list[str]:
     """Make the host ready for runs: helper, queue timer, GPU devices and mode. Cheap when
-    nothing changed (hashes compared on the host); daemon-reload only when a unit did.
+    nothing changed (compared on the host); daemon-reload only when a unit did.
 
     The helper and gpu conf are the same bytes and mode a deploy writes (render.py), so
     neither undoes the other."""
@@ -123,20 +96,12 @@ def install_lines(gpu: GpuConfig) -> list[str]:
         "umask 077",
         f"mkdir -p {STATE_DIR} {RUNS_DIR}/.active {GPU_DIR}/lease {GPU_DIR}/want "
         f"&& chmod 0700 {STATE_DIR}",
-        "reload=",
     ]
     lines += _put_file(HELPER, helper_text(), HELPER_MODE)
     lines += _put_file(GPU_CONF, gpu_conf_text(gpu), GPU_CONF_MODE)
-    for name, text in ((QUEUE_SERVICE, QUEUE_SERVICE_TEXT), (QUEUE_TIMER, QUEUE_TIMER_TEXT)):
-        lines += [line.replace("echo '@@changed", "reload=1; echo '@@changed")
-                  for line in _put_file(f"{UNIT_DIR}/{name}", text.encode(), "0644")]
-    lines += [
-        # The helper reads the GPUs from the conf when it changed: now, so the read sees them.
-        f"{HELPER} gpus",
-        'if [ -n "$reload" ]; then',
-        f"  systemctl daemon-reload && systemctl enable --now {QUEUE_TIMER} >/dev/null 2>&1",
-        "fi",
-    ]
+    # The helper writes the queue's units (it installs them itself on a host only deployed
+    # to) and reads the GPUs from the conf when it changed: now, so the read sees them.
+    lines.append(f"{HELPER} install-queue")
     return lines
 
 
