@@ -121,7 +121,7 @@ def test_run_request_env_and_install_script() -> None:
     assert conf.endswith(b"\nmode=env\ndeclared=0 1\n")
     # the same files with the same bytes as a deploy renders (render.jobs_files)
     assert H.helper_hash() in install and hashlib.sha256(conf).hexdigest() in install
-    assert "/var/lib/hostctl/bin/hostctl-jobs gpus" in install
+    assert install.endswith("\n/var/lib/hostctl/bin/hostctl-jobs install-queue\n")
     with pytest.raises(ValueError):
         H.install_lines(H.GpuConfig(1, "cuda"))
     with pytest.raises(ValueError):
@@ -277,7 +277,7 @@ def test_helper_reads_the_gpus_from_the_conf_hostctl_writes(helper: object,
     h: Any = helper
     conf = h.root / "gpu" / "host.conf"
     conf.write_bytes(H.gpu_conf_text(H.GpuConfig(2, "env")))
-    assert h("gpus").returncode == 0
+    assert h("install-queue").returncode == 0
     assert (h.root / "gpu" / "devices").read_text() == "0 1\n"
     # nvidia mode: the host's own view, when nvidia-smi answers
     smi = tmp_path / "bin" / "nvidia-smi"
@@ -285,7 +285,7 @@ def test_helper_reads_the_gpus_from_the_conf_hostctl_writes(helper: object,
     smi.chmod(0o755)
     conf.write_bytes(H.gpu_conf_text(H.GpuConfig(2, "nvidia")))
     os.utime(conf, (2_000_000_000, 2_000_000_000))  # newer than the devices file
-    assert h("gpus").returncode == 0
+    assert h("install-queue").returncode == 0
     assert (h.root / "gpu" / "devices").read_text() == "0 3\n"
     assert (h.root / "gpu" / "mode").read_text() == "nvidia\n"
 
@@ -371,3 +371,43 @@ def test_retry_failed_takes_failed_and_never_queued_shards_not_running_or_retrie
     # shard 5 never got queued (hostctl was interrupted)
     assert P.shards_to_retry(records) == [1, 4, 5]
     assert P.shards_to_retry([]) == []
+
+
+def test_helper_installs_the_queue_timer_once_also_from_a_first_lease(
+        helper: object, tmp_path: Path) -> None:
+    h: Any = helper
+    units = tmp_path / "units"
+    units.mkdir()
+    res = h("install-queue", HOSTCTL_UNIT_DIR=str(units))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"@@changed {units}/hostctl.jobs.service",
+                                       f"@@changed {units}/hostctl.jobs.timer"]
+    service = (units / "hostctl.jobs.service").read_text()
+    assert f"\nExecStart={h.root}/bin/hostctl-jobs tick\n" in service
+    assert "\nOnUnitActiveSec=20s\n" in (units / "hostctl.jobs.timer").read_text()
+    assert h.calls()[-2:] == ["systemctl daemon-reload",
+                              "systemctl enable --now --no-block hostctl.jobs.timer"]
+    # unchanged: nothing written, no reload
+    assert h("install-queue", HOSTCTL_UNIT_DIR=str(units)).stdout == ""
+    assert len(h.calls()) == 2
+    # a host only deployed to: the first lease (here a service's) installs it
+    (units / "hostctl.jobs.timer").unlink()
+    assert h("lease-service", "hostctl-a-1.service", "1",
+             HOSTCTL_UNIT_DIR=str(units)).returncode == 0
+    assert (units / "hostctl.jobs.timer").exists()
+    assert h.calls()[-1] == "systemctl enable --now --no-block hostctl.jobs.timer"
+    if shutil.which("systemd-analyze"):
+        (h.root / "bin").mkdir()
+        shutil.copy(Path(H.__file__).with_name("hostctl-jobs.sh"), h.root / "bin" / "hostctl-jobs")
+        (h.root / "bin" / "hostctl-jobs").chmod(0o755)
+        for name in ("hostctl.jobs.service", "hostctl.jobs.timer"):
+            res = subprocess.run(["systemd-analyze", "verify", "--recursive-errors=no", name],
+                                 capture_output=True, text=True, cwd=units, timeout=60)
+            assert (res.returncode, res.stdout + res.stderr) == (0, ""), name
+
+
+def test_a_helper_found_on_a_host_before_any_release_stays_executable_in_the_snapshot() -> None:
+    from hostctl.remote import layout as L
+
+    assert [L.live_mode(p) for p in (L.JOBS_HELPER, L.GPU_CONF, "/etc/hostctl/env/a.env")] == [
+        "0755", "0644", "0600"]

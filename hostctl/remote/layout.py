@@ -62,6 +62,14 @@ def is_managed(path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, g) for g in MANAGED_GLOBS)
 
 
+def live_mode(path: str) -> str:
+    """The mode of a managed file found on a host that no release records (written by
+    `hostctl run`, or before hostctl's first release), so a rollback keeps it usable."""
+    if is_secret_path(path):
+        return "0600"
+    return "0755" if path == JOBS_HELPER else "0644"
+
+
 def is_secret_path(path: str) -> bool:
     """Files whose content must never leave the host: their hashes only are read back."""
     return path.startswith(ENV_DIR + "/") or path == GATEWAY_FILE or path in HASH_ONLY
