@@ -554,7 +554,7 @@ class Run:
         owners = _live_workloads(facts.files, facts.units)
         manifest = {
             "release": snap, "note": "live files before hostctl's first managed release",
-            "files": [{"path": p, "sha256": s, "mode": "0600" if L.is_secret_path(p) else "0644",
+            "files": [{"path": p, "sha256": s, "mode": L.live_mode(p),
                        "workload": owners.get(p, ""), "secret": L.is_secret_path(p)}
                       for p, s in sorted(facts.files.items())],
         }
@@ -577,7 +577,7 @@ class Run:
                 files.append(known[path])
             else:
                 files.append({"path": path, "sha256": facts.files[path],
-                              "mode": "0600" if L.is_secret_path(path) else "0644",
+                              "mode": L.live_mode(path),
                               "workload": owners.get(path, ""),
                               "secret": L.is_secret_path(path)})
         return {
