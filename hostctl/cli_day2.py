@@ -234,7 +234,9 @@ def _action_command(action: str) -> Callable[..., None]:
             audit = {"who": who(), "command": run.options.command, "run": run.run_id,
                      "site": site.inventory.site}
             outcomes = day2.unit_action(run.runners, action, instances, wait=limit,
-                                        audit=audit, lock_record=run.lock_record)
+                                        audit=audit, lock_record=run.lock_record,
+                                        refuse_in_cluster=service if action != "stop"
+                                        else None)
         ok = all(o.ok for o in outcomes.values())
         if as_json:
             click.echo(json.dumps(day2.action_json(outcomes), indent=2))

@@ -196,22 +196,44 @@ AUDIT_SCRIPT = 'mkdir -p "$1" && cat >> "$2"'
 # A start/stop/restart takes the host's deploy lock (the one `hostctl deploy` takes in its
 # facts script) for as long as it acts and waits: a deploy half-way through must not have
 # units restarted under it, and a deploy must not start while units are being restarted.
-# $1 state dir, $2 lock dir, $3 our lock record; then the systemctl argv.
+# A service handed to the cluster (`hostctl k8s handoff`) is not started on the hosts by
+# hand either: its handoff record (in_cluster) is checked under the same lock.
+# $1 state dir, $2 lock dir, $3 our lock record, $4 the handoff record to refuse on (or "");
+# then the systemctl argv.
 LOCKED_EXIT = 75  # EX_TEMPFAIL: someone else holds the lock
+IN_CLUSTER_EXIT = 76
 DONE = {"start": "started", "stop": "stopped", "restart": "restarted"}
 LOCKED_ACTION_SCRIPT = (
     'mkdir -p "$1" && chmod 0700 "$1" || exit 70\n'
     'if mkdir "$2" 2>/dev/null; then printf \'%s\\n\' "$3" > "$2/holder.json"\n'
     'else echo "@@lock held $(stat -c %Y "$2" 2>/dev/null || echo 0)"\n'
     '  head -c 4096 "$2/holder.json" 2>/dev/null | tr -d \'\\n\'; echo; exit 75\nfi\n'
-    'shift 3; exec "$@"\n')
+    'if [ -n "$4" ] && [ -f "$4" ]; then\n'
+    '  echo "@@cluster"; printf \'%s \' "${4##*/}"; head -c 4096 "$4" | tr -d \'\\n\'; echo\n'
+    '  exit 76\nfi\n'
+    'shift 4; exec "$@"\n')
 # Only our own lock is released: one broken and taken by someone else stays theirs.
 UNLOCK_SCRIPT = 'if [ "$(cat "$1/holder.json" 2>/dev/null)" = "$2" ]; then rm -rf "$1"; fi'
 
 
-def locked_action_argv(action: str, units: Sequence[str], lock_record: str) -> list[str]:
+def locked_action_argv(action: str, units: Sequence[str], lock_record: str,
+                       refuse_in_cluster: str | None = None) -> list[str]:
+    record = f"{L.CLUSTER_DIR}/{refuse_in_cluster}" if refuse_in_cluster else ""
     return ["sh", "-c", LOCKED_ACTION_SCRIPT, "hostctl-action", L.STATE_DIR, L.LOCK_DIR,
-            lock_record, *action_argv(action, units)]
+            lock_record, record, *action_argv(action, units)]
+
+
+def in_cluster_message(host: str, stdout: str, action: str) -> str | None:
+    from hostctl.remote.facts import parse_handed_off, split_sections
+
+    records = parse_handed_off(split_sections(stdout).get("cluster", []))
+    if not records:
+        return None
+    service, record = next(iter(records.items()))
+    since = f" since {record['time']}" if record.get("time") else ""
+    by = f" (handed off by {record['who']})" if record.get("who") else ""
+    return (f"{host}: nothing {DONE[action]}: {service} lives in the cluster{since}{by}; "
+            f"`hostctl k8s handoff --back {service}` brings it back to the hosts")
 
 
 def unlock_argv(lock_record: str) -> list[str]:
@@ -525,14 +547,16 @@ def unit_action(runners: Mapping[str, Runner | RunnerError], action: str,
                 audit: Mapping[str, Any] | None = None, interval: float = 1.0,
                 clock: Callable[[], float] = time.monotonic,
                 sleep: Callable[[float], None] = time.sleep,
-                lock_record: str | None = None) -> dict[str, ActionOutcome]:
+                lock_record: str | None = None,
+                refuse_in_cluster: str | None = None) -> dict[str, ActionOutcome]:
     """`systemctl ACTION` on the instances' units, every host in parallel, then each unit's
     resulting state (waiting, bounded, for start/restart to hold), the journal tail of the
     units that did not end as asked, and an audit record on the host.
 
     With `lock_record`, each host's deploy lock is taken in the same round trip as the
     action and released after the wait: a host locked by someone else is left untouched
-    and reported."""
+    and reported. With `refuse_in_cluster` (a service name) too, a host where that service
+    is recorded as handed to the cluster is left untouched and reported."""
     by_host: dict[str, list[Instance]] = {}
     for inst in instances:
         by_host.setdefault(inst.host.name, []).append(inst)
@@ -553,10 +577,11 @@ def unit_action(runners: Mapping[str, Runner | RunnerError], action: str,
         if lock_record is None:
             res = runner.run(action_argv(action, units), timeout=ACTION_TIMEOUT)
         else:
-            res = runner.run(locked_action_argv(action, units, lock_record),
+            res = runner.run(locked_action_argv(action, units, lock_record, refuse_in_cluster),
                              timeout=ACTION_TIMEOUT)
-            refused = lock_message(runner.host, res.stdout, action) \
-                if res.rc == LOCKED_EXIT else None
+            refused = (lock_message(runner.host, res.stdout, action) if res.rc == LOCKED_EXIT
+                       else in_cluster_message(runner.host, res.stdout, action)
+                       if res.rc == IN_CLUSTER_EXIT else None)
             if refused:  # nothing was done: no states to wait for, nothing to audit
                 out.error = refused
                 return out

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hostctl.remote import layout as L
-from hostctl.remote.facts import _handed_off as parse_records
+from hostctl.remote.facts import parse_handed_off as parse_records
 
 if TYPE_CHECKING:
     from hostctl import model as m

@@ -713,27 +713,38 @@ def test_a_host_locked_by_a_deploy_is_left_alone_and_named(site: Site) -> None:
     assert runner.calls[-1].command == tuple(day2.unlock_argv('{"run": "r1"}'))
 
 
-@pytest.mark.parametrize("held", [False, True])
-def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, held: bool) -> None:
+@pytest.mark.parametrize("case", ["free", "held", "in-cluster"])
+def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
     import subprocess
 
     state, lock = tmp_path / "state", tmp_path / "state" / "lock"
-    if held:
+    record = tmp_path / "cluster" / "api"
+    if case == "held":
         lock.mkdir(parents=True)
         (lock / "holder.json").write_text('{"who": "bob"}\n')
-    argv = day2.locked_action_argv("restart", ["u.service"], '{"run": "r1"}')
-    argv = [*argv[:4], str(state), str(lock), *argv[6:-4], "echo", "acted"]
+    if case == "in-cluster":
+        record.parent.mkdir()
+        record.write_text('{"time": "2026-11-22T09:00:00Z", "who": "alice@laptop"}\n')
+    argv = day2.locked_action_argv("restart", ["u.service"], '{"run": "r1"}', "api")
+    assert argv[7].endswith("/cluster/api")
+    argv = [*argv[:4], str(state), str(lock), argv[6], str(record), "echo", "acted"]
     res = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if held:
+    if case == "held":
         assert res.returncode == day2.LOCKED_EXIT and "acted" not in res.stdout
         assert day2.lock_message("h", res.stdout, "stop").startswith(  # type: ignore[union-attr]
             "h: nothing stopped: the host is locked by bob since ")
+    elif case == "in-cluster":
+        assert res.returncode == day2.IN_CLUSTER_EXIT and "acted" not in res.stdout
+        assert day2.in_cluster_message("h", res.stdout, "start") == (
+            "h: nothing started: api lives in the cluster since 2026-11-22T09:00:00Z (handed "
+            "off by alice@laptop); `hostctl k8s handoff --back api` brings it back to the hosts")
     else:
         assert res.returncode == 0 and res.stdout == "acted\n"
+    if case != "held":
         assert (lock / "holder.json").read_text() == '{"run": "r1"}\n'
     unlock = day2.unlock_argv('{"run": "r1"}')
     subprocess.run([*unlock[:4], str(lock), unlock[5]], check=True)
-    assert lock.exists() == held  # ours is removed; someone else's is left
+    assert lock.exists() == (case == "held")  # ours is removed; someone else's is left
 
 
 def test_cli_stop_text(inventory: Path, hosts: Hosts) -> None:

@@ -272,6 +272,22 @@ def test_restart_leaves_a_host_that_a_deploy_has_locked(example_site: Site) -> N
         "No such file or directory")
 
 
+def test_start_refuses_a_service_handed_to_the_cluster(example_site: Site) -> None:
+    s = example_site
+    s.ssh("edge-1", "mkdir -p /var/lib/hostctl/cluster && echo '{\"time\": "
+                    "\"2026-11-22T09:00:00Z\", \"who\": \"alice@laptop\"}' > "
+                    "/var/lib/hostctl/cluster/reports-web")
+    try:
+        res = hostctl(s, "restart", "-i", str(s.inventory), "reports-web")
+    finally:
+        s.ssh("edge-1", "rm -rf /var/lib/hostctl/cluster")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert ("edge-1: nothing restarted: reports-web lives in the cluster since "
+            "2026-11-22T09:00:00Z (handed off by alice@laptop); `hostctl k8s handoff --back "
+            "reports-web` brings it back to the hosts") in res.stdout + res.stderr
+    assert s.audit("edge-1")[-1]["result"] != "restart"
+
+
 def test_stop_then_start(example_site: Site) -> None:
     s = example_site
     res = hostctl(s, "stop", "-i", str(s.inventory), "reports-web", "--json")

@@ -167,7 +167,10 @@ def _unit_action(run: Run, runners: Mapping[str, Any], instances: Any, action: s
 
     audit = {"who": who(), "command": run.options.command, "run": run.run_id,
              "site": run.site.inventory.site}
-    outcomes = day2.unit_action(runners, action, instances, audit=audit)
+    # Under the deploy lock, like `hostctl start/stop`: no deploy changes these units
+    # while the handoff stops or starts them.
+    outcomes = day2.unit_action(runners, action, instances, audit=audit,
+                                lock_record=run.lock_record)
     if not all(o.ok for o in outcomes.values()):
         bad = [line for line in day2.action_lines(outcomes) if "ok" not in line.split()]
         raise HostctlError(f"{action} {instances[0].workload.name} on the hosts: "

@@ -168,7 +168,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         lock=lock,
         now=int((sections.get("now") or ["0"])[0] or 0),
         runtimes=_runtimes(sections.get("runtimes", [])),
-        handed_off=_handed_off(sections.get("cluster", [])),
+        handed_off=parse_handed_off(sections.get("cluster", [])),
     )
 
 
@@ -314,7 +314,8 @@ def _runtimes(lines: list[str]) -> frozenset[str] | None:
     return frozenset(data) if isinstance(data, dict) else None
 
 
-def _handed_off(lines: list[str]) -> dict[str, dict[str, Any]]:
+def parse_handed_off(lines: list[str]) -> dict[str, dict[str, Any]]:
+    """`SERVICE JSON` lines (the `@@cluster` section) -> service -> its handoff record."""
     out: dict[str, dict[str, Any]] = {}
     for line in lines:
         name, _, raw = line.partition(" ")
