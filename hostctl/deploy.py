@@ -733,10 +733,11 @@ class Run:
                     continue
                 chosen = earlier[-1]
             self.rollback_to[name] = chosen
-            from hostctl.in_cluster import keep_stopped
+            from hostctl.in_cluster import keep_gateway_file, keep_stopped
 
-            plans[name] = keep_stopped(plan_files(name, target_from_manifest(
-                manifests[chosen]), facts.files, facts.units), facts, self.site)
+            target = keep_gateway_file(target_from_manifest(manifests[chosen]), facts)
+            plans[name] = keep_stopped(plan_files(name, target, facts.files, facts.units),
+                                       facts, self.site)
         return Plan(plans)
 
     def apply_rollback(self, plan: Plan) -> dict[str, HostOutcome]:

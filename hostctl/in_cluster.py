@@ -174,6 +174,17 @@ def keep_stopped(plan: HostPlan, facts: HostFacts, site: m.Site) -> HostPlan:
     return replace(plan, units=kept, enable=enable, notes=(*plan.notes, *notes))
 
 
+def keep_gateway_file(target: dict[str, Any], facts: HostFacts) -> dict[str, Any]:
+    """A rollback target that leaves the gateway host's Kong file as it is while services
+    are handed to the cluster: an earlier release's file routes them to hosts where they
+    are stopped, and Kong would load it at its next start."""
+    path = L.GATEWAY_FILE
+    live = facts.files.get(path)
+    if not facts.handed_off or path not in target or live is None:
+        return target
+    return {**target, path: replace(target[path], sha256=live)}
+
+
 def route_gateway(site: m.Site, targets: Mapping[str, HostTarget],
                   facts: Mapping[str, HostFacts]) -> dict[str, str]:
     """The cluster targets of this run; the gateway hosts' declarative file re-rendered

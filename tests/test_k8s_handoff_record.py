@@ -114,6 +114,23 @@ def test_an_unreadable_record_still_keeps_it_stopped(tmp_path: Path) -> None:
                                     "(unreadable record): ")
 
 
+def test_a_rollback_keeps_the_gateway_file_that_routes_to_the_cluster() -> None:
+    from dataclasses import replace
+
+    from hostctl.plan import plan_files
+
+    old = {L.GATEWAY_FILE: TargetFile(L.GATEWAY_FILE, "a" * 64, 0o600, "gateway-kong", True),
+           "/etc/systemd/system/hostctl-x-1.service": TargetFile(
+               "/etc/systemd/system/hostctl-x-1.service", "b" * 64, 0o644, "x")}
+    live = {L.GATEWAY_FILE: "c" * 64, "/etc/systemd/system/hostctl-x-1.service": "d" * 64}
+    facts = replace(_facts({"triage-api": RECORD}), files=live)
+    kept = in_cluster.keep_gateway_file(old, facts)
+    assert [f.path for f in plan_files("edge-1", kept, live, {}).files] == [
+        "/etc/systemd/system/hostctl-x-1.service"]  # the live Kong file stays
+    # nothing handed off: the rollback puts the earlier Kong file back like any other
+    assert in_cluster.keep_gateway_file(old, replace(facts, handed_off={})) == old
+
+
 def test_cluster_targets_prefer_the_inventory_then_the_record(tmp_path: Path) -> None:
     site = example_site(tmp_path)
     handed = {"triage-api": RECORD, "triage-worker": RECORD}  # the worker has no route
