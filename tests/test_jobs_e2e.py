@@ -177,6 +177,8 @@ def test_deploy_installs_the_queue_so_a_timer_runs_where_hostctl_run_never_did(
     # Only the deploy has been there: the timer's run gets a record from the queue and runs.
     assert wait_for(lambda: any(r.get("state") == "succeeded" and r.get("by") == "timer"
                                 for r in host_runs(site, "app-1", "tick")), timeout=40, every=2)
+    # and the queue's own timer (reclaiming what dead runs held) came with the first run
+    assert site.ssh("app-1", "systemctl is-active hostctl.jobs.timer; true").strip() == "active"
 
 
 def test_a_deploy_after_a_run_finds_the_helper_as_the_run_left_it(site: Site) -> None:
@@ -434,11 +436,19 @@ def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
                f"(held by 0={holder['run']})"
         assert wait_for(lambda: want in site.ssh("gpu-1", f"journalctl -u {unit} -o cat"),
                         timeout=20)
+        # so a deploy that restarts it fails on that host and returns it to the release before
+        # (whose start waits for the GPU as well: systemd keeps trying)
+        site.edit("specs/jobs-test.yml", "name: infer\n", "name: infer\nenv: {V: '2'}\n")
+        res = site.deploy("--only", "infer")
+        assert res.returncode != 0, res.stdout + res.stderr
+        assert "failed: gpu-1" in res.stdout and "rollback" in res.stderr, res.stdout + res.stderr
+        assert "V=" not in site.ssh("gpu-1", f"cat /etc/systemd/system/{unit}")
         # the run ends: the GPU went to the waiting service, which now starts
         assert jobs(site, "cancel", holder["run"]).returncode == 0
         assert wait_for(lambda: site.ssh("gpu-1", LEASES).strip() == f"0:svc:{unit}"
                         and site.ssh("gpu-1", f"systemctl is-active {unit}; true").strip()
                         == "active", timeout=40)
+        assert "V=2" not in site.ssh("gpu-1", "docker exec hostctl-infer-1 printenv")
         # a service that died without its stop path leaves a lease the queue reclaims
         site.ssh("gpu-1", f"systemctl stop {unit} && "
                           "echo svc:hostctl-gone-1.service > /var/lib/hostctl/gpu/lease/0")
