@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from hostctl import model as m
 from hostctl.errors import Problem
-from hostctl.placement import eligible_hosts, gpus_needed, service_instances
+from hostctl.placement import eligible_hosts, gpus_needed, placed_on, service_instances
 from hostctl.schema import did_you_mean
 from hostctl.secrets import SecretStore
 
@@ -73,6 +73,21 @@ def gpus_available(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
             yield at(w, "resources", f"needs {need} GPU(s) on every host it runs on, but "
                                      f"{', '.join(short)} ha{'s' if len(short) == 1 else 've'} "
                                      "fewer; narrow placement to GPU hosts")
+
+
+def service_gpus_fit(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                     ) -> Iterator[Problem]:
+    """Every instance of a GPU service holds its own devices: together they must fit."""
+    for host in inv.hosts.values():
+        users = [w for w in ws if not w.is_job and gpus_needed(w, inv) and placed_on(w, host)]
+        total = sum(gpus_needed(w, inv) * w.instances for w in users)
+        # A host short even for one instance is gpus_available's to report.
+        if users and total > host.gpus >= max(gpus_needed(w, inv) for w in users):
+            parts = ", ".join(f"{w.name} {w.instances}x{gpus_needed(w, inv)}" for w in users)
+            yield at(users[-1], "resources",
+                     f"the GPU services on {host.name} need {total} GPU(s) together ({parts}) "
+                     f"and it has {host.gpus}: some instances would never start; lower "
+                     "instances or narrow placement")
 
 
 def health_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
@@ -230,7 +245,8 @@ def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: Secr
 
 
 ALL_CHECKS: tuple[Check, ...] = (
-    unique_names, known_profiles, placement_matches, gpus_available, health_ports,
+    unique_names, known_profiles, placement_matches, gpus_available, service_gpus_fit,
+    health_ports,
     route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
     reach_known_projects,
     gateway_consistent, observability_consistent,

@@ -205,3 +205,20 @@ def test_a_jobs_own_volume_at_artifacts_is_refused_where_it_is_written(
     assert [str(p) for p in info.value.problems] == [
         "specs/j.yml:5: volumes/0: every run has its project's artifacts volume at "
         "/artifacts; mount this one elsewhere"]
+
+
+def test_gpu_services_that_cannot_all_hold_their_devices_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hostctl.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": GPU_SERVICE + "instances: 2\n"})
+    with pytest.raises(ConfigError) as info:
+        load_site(str(inv), environ={})
+    assert [str(p) for p in info.value.problems] == [
+        "specs/a.yml:10: resources: the GPU services on gpu-1 need 2 GPU(s) together "
+        "(infer 2x1) and it has 1: some instances would never start; lower instances or "
+        "narrow placement"]
+    # one instance fits (the unit tests above render it)
+    make_site(tmp_path, {"a.yml": GPU_SERVICE})
+    assert load_site(str(inv), environ={}).workloads
