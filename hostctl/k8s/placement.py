@@ -1,0 +1,38 @@
+"""How many pods a workload runs and which nodes may take them.
+
+On hosts a service runs `instances` containers on each eligible host; in the cluster the
+same count becomes the Deployment's replicas, and Kubernetes chooses the nodes. Placement by
+host name has no cluster meaning; placement by labels carries over only as a nodeSelector,
+when the inventory asks for it (k3s/node_selector).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hostctl import model as m
+from hostctl.k8s.render_context import RenderContext
+from hostctl.placement import eligible_hosts
+
+
+def pod_count(inv: m.Inventory, w: m.Workload) -> int:
+    """Pods running at once: a job's shards, or a service's instances x eligible hosts."""
+    if w.is_job:
+        return w.shards
+    return w.instances * len(eligible_hosts(w, inv))
+
+
+def place(ctx: RenderContext, w: m.Workload, spec: dict[str, Any]) -> None:
+    """Add a nodeSelector to the pod `spec` if asked for; report what placement loses."""
+    p = w.placement
+    if ctx.cfg.node_selector and p.labels:
+        spec["nodeSelector"] = dict(p.labels)
+    if p.hosts:
+        ctx.note(w, "placement/hosts", f"hosts {', '.join(p.hosts)} are not carried: "
+                 "Kubernetes chooses nodes"
+                 + ("" if w.is_job else
+                    f"; replicas = instances x eligible hosts = {pod_count(ctx.inv, w)}"))
+    if p.labels and not ctx.cfg.node_selector:
+        wanted = ", ".join(f"{k}={v}" for k, v in p.labels.items())
+        ctx.note(w, "placement/labels", f"labels {wanted} are not carried: Kubernetes "
+                 "chooses nodes (set k3s/node_selector: true to require nodes labelled so)")
