@@ -837,11 +837,24 @@ def _counts_text(plan: HostPlan) -> str:
 
 
 def _failure_text(stdout: str, stderr: str) -> str:
+    """The failed step and its last line of output, then each failing unit's last line
+    (the `@@unit-log UNIT` sections remote.scripts.unit_step prints after `@@failed`)."""
     lines = stdout.splitlines()
     for i, line in enumerate(lines):
-        if line.startswith("@@failed "):
-            tail = [ln for ln in lines[i + 1:] if ln.strip() and not ln.startswith("@@")]
-            return f"step {line.split()[1]}: " + (tail[-1] if tail else "no output")
+        if not line.startswith("@@failed "):
+            continue
+        own: list[str] = []
+        logs: dict[str, list[str]] = {}
+        current: list[str] | None = own
+        for ln in lines[i + 1:]:
+            if ln.startswith("@@unit-log "):
+                current = logs.setdefault(ln.split(" ", 1)[1], [])
+            elif ln.startswith("@@"):
+                current = None
+            elif current is not None and ln.strip():
+                current.append(ln)
+        text = f"step {line.split()[1]}: " + (own[-1] if own else "no output")
+        return text + "".join(f"; {unit}: {log[-1]}" for unit, log in logs.items() if log)
     err = stderr.strip().splitlines()
     return err[-1] if err else "the script stopped early"
 

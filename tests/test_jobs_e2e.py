@@ -442,6 +442,7 @@ def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
         res = site.deploy("--only", "infer")
         assert res.returncode != 0, res.stdout + res.stderr
         assert "failed: gpu-1" in res.stdout and "rollback" in res.stderr, res.stdout + res.stderr
+        assert want in res.stdout, res.stdout  # the summary says why, not only "see status"
         assert "V=" not in site.ssh("gpu-1", f"cat /etc/systemd/system/{unit}")
         # the run ends: the GPU went to the waiting service, which now starts
         assert jobs(site, "cancel", holder["run"]).returncode == 0

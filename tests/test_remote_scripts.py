@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -60,10 +61,47 @@ def test_activate_orders_stop_install_reload_enable_restart() -> None:
         "ln -sfn releases/r1 /var/lib/hostctl/current.new",
         "step network /usr/bin/docker network create",
         "step enable systemctl enable -- hostctl-a-1.service",
-        "step restart systemctl restart -- hostctl-a-1.service",
+        "unit_step restart hostctl-a-1.service",
         "echo '@@applied'")]
     assert order == sorted(order)
     assert "rm -f /var/lib/hostctl/current" in SCRIPTS["activate-none"]
+
+
+def test_a_unit_that_fails_to_start_says_why_in_the_deploy(tmp_path: Path) -> None:
+    """unit_step on a real shell, with systemctl and journalctl stubs that answer as
+    systemd's do for a unit whose ExecStartPre failed; then deploy's reading of it."""
+    from hostctl.deploy import _failure_text
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(
+        "#!/bin/sh\ncase \"$1\" in\n"
+        "  start) echo 'Job for hostctl-gpu-1.service failed because the control process "
+        "exited with error code.' >&2; echo 'See \"systemctl status hostctl-gpu-1.service\" "
+        "for details.' >&2; exit 1;;\n"
+        "  is-active) [ \"$4\" = hostctl-ok-1.service ];;\nesac\n")
+    (bin_dir / "journalctl").write_text(
+        "#!/bin/sh\necho 'an older line'\necho 'hostctl-gpu-1.service cannot start: it needs "
+        "1 GPU(s) and 0 of this host'\\''s 1 are free (held by 0=r7)'\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    script = S.PRELUDE.replace("[ -d /var/lib/hostctl/lock ]", "[ -d /nonexistent ]") + \
+        "unit_step start hostctl-ok-1.service hostctl-gpu-1.service\necho '@@applied'\n"
+    res = subprocess.run(["sh", "-s"], input=script, text=True, capture_output=True,
+                         timeout=10, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert res.returncode == 1 and "@@applied" not in res.stdout
+    assert _failure_text(res.stdout, res.stderr) == (
+        'step start: See "systemctl status hostctl-gpu-1.service" for details.; '
+        "hostctl-gpu-1.service: hostctl-gpu-1.service cannot start: it needs 1 GPU(s) and 0 of "
+        "this host's 1 are free (held by 0=r7)")
+
+
+def test_failure_text_without_unit_logs() -> None:
+    from hostctl.deploy import _failure_text
+
+    assert _failure_text("@@staged\n@@failed install\ncp: cannot create x\n", "") == \
+        "step install: cp: cannot create x"
+    assert _failure_text("@@staged\n", "sh: 1: broken\n") == "sh: 1: broken"
 
 
 def test_staged_files_round_trip_through_base64_with_their_mode(tmp_path: object) -> None:

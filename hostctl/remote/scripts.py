@@ -30,6 +30,22 @@ step() {
     echo "@@failed $n"; tail -n 20 "$LOG"; exit 1
   fi
 }
+unit_step() {
+  # systemctl's own "see systemctl status" says nothing of why: the failing units' last
+  # lines (their processes' output, e.g. an ExecStartPre that could not lease its GPUs) do.
+  n=$1; shift
+  if ! systemctl "$n" -- "$@" >>"$LOG" 2>&1; then
+    echo "@@failed $n"; tail -n 20 "$LOG"
+    for u in "$@"; do
+      systemctl is-active --quiet -- "$u" && continue
+      echo "@@unit-log $u"
+      # (a stop path's `docker rm -f` of a container that never started is noise here)
+      journalctl --no-pager -o cat -n 20 _SYSTEMD_UNIT="$u" 2>/dev/null \
+        | grep -v '^Error: No such container' | tail -n 3 | cut -c1-300
+    done
+    exit 1
+  fi
+}
 put() {
   mkdir -p "$(dirname "$2")" && cp "$1" "$2.hostctl-new" && chmod "$3" "$2.hostctl-new" \
     && { [ -z "${4:-}" ] || chown "$4" "$2.hostctl-new"; } && mv -f "$2.hostctl-new" "$2"
@@ -120,9 +136,9 @@ def activate(plan: HostPlan, release: str | None, docker: str,
     if plan.enable:
         lines.append(f"step enable systemctl enable -- {_words(plan.enable)}")
     if restarts:
-        lines.append(f"step restart systemctl restart -- {_words(restarts)}")
+        lines.append(f"unit_step restart {_words(restarts)}")
     if starts:
-        lines.append(f"step start systemctl start -- {_words(starts)}")
+        lines.append(f"unit_step start {_words(starts)}")
     lines.append("echo '@@applied'")
     return "\n".join(lines) + "\n"
 
