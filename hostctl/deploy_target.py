@@ -1,0 +1,93 @@
+"""What each host should run, worked out from the site alone, before any host is contacted.
+
+A HostTarget is the rendered files, the images and where they come from, the Docker networks,
+and the health probe of each service instance on the host. Building it needs no network, so
+a deploy builds every host's target while it connects (see deploy.Run.connected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hostctl import docker_cmd as d
+from hostctl import model as m
+from hostctl.errors import HostctlError
+from hostctl.images import LocalImages
+from hostctl.placement import eligible_hosts, service_instances
+from hostctl.plan import TargetFile, sha256
+from hostctl.platform import PLATFORM_PROJECT, platform_name
+from hostctl.remote import scripts as S
+from hostctl.render import RenderedFile, render_host
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    """What one host should run, derived from the site alone (no host contact)."""
+
+    host: m.Host
+    files: dict[str, RenderedFile]
+    target: dict[str, TargetFile]
+    images: dict[str, tuple[str, str | None]]
+    image_users: dict[str, set[str]]
+    networks: dict[str, str]  # network -> project
+    probes: dict[str, S.HealthProbe]
+    error: str | None = None  # why this host cannot be deployed (an image missing here)
+
+
+def build_target(site: m.Site, host: m.Host, images: LocalImages | None) -> HostTarget:
+    """The target of one host. `images` is asked for local image ids only when some workload
+    is pushed from here (None: nothing is pushed, so no Docker is needed on this machine)."""
+    inv = site.inventory
+    files = {f.path: f for f in render_host(site, host)}
+    target = {p: TargetFile(p, sha256(f.content), f.mode, f.workload, f.secret, f.owner,
+                            f.restarts) for p, f in files.items()}
+    refs: dict[str, tuple[str, str | None]] = {}
+    users: dict[str, set[str]] = {}
+    networks: dict[str, str] = {}
+    probes: dict[str, S.HealthProbe] = {}
+    error = None
+    for w in site.workloads:
+        if host not in eligible_hosts(w, inv):
+            continue
+        networks[d.network_name(w.project)] = w.project
+        for project in w.reach:
+            networks[d.network_name(project)] = project
+        users.setdefault(w.image, set()).add(w.name)
+        method = w.image_source or inv.image_source
+        local_id = None
+        if method == "push" and images is not None:
+            try:
+                local_id = images.image_id(w.image)
+            except HostctlError as exc:
+                error = str(exc)
+            if local_id is None and error is None:
+                error = (f"image {w.image} (for {w.name}) is not on this machine; build or "
+                         "pull it here first: image_source is push")
+                if w.project == PLATFORM_PROJECT:
+                    error = (f"platform service {w.name} cannot start: its image {w.image} "
+                             "is not on this machine (image_source push); load it here "
+                             "(docker load), or leave it out explicitly with "
+                             f"--skip-platform {platform_name(w.name)}")
+        refs[w.image] = (method, local_id)
+        for inst in service_instances(w, inv):
+            if inst.host.name == host.name:
+                probes[inst.unit] = probe_for(inst.workload, inst.name, inst.unit)
+    return HostTarget(host, files, target, refs, users, networks, probes, error)
+
+
+def probe_for(w: m.Workload, container: str, unit: str) -> S.HealthProbe:
+    """The health check of one service instance: its own http, tcp or command check, or
+    without one, that its container is running."""
+    h = w.health
+    if h is None:
+        return S.HealthProbe(unit, container, "running", interval=1, timeout=1, retries=3)
+    if h.command is not None:
+        kind, port, path = "command", 0, "/"
+    else:
+        check = h.http or h.tcp
+        assert check is not None
+        kind = "http" if h.http else "tcp"
+        port = w.ports[check.port].container
+        path = h.http.path if h.http else "/"
+    return S.HealthProbe(unit, container, kind, port, path, h.interval, h.timeout, h.retries,
+                         h.start_period)
