@@ -7,6 +7,7 @@ previous release, and always with an audit record and its lock released.
 The Run here connects, reads facts, plans, applies and finishes; the rest is in parts:
 deploy_target (what each host should run, from the site alone), deploy_lock (the per-host
 lock), deploy_rolling (restarts one instance at a time through the gateway),
+deploy_release (the manifests of the release staged and the one a failure returns to),
 deploy_platform_steps (Kong's config and log retention after the hosts), deploy_rollback
 (`hostctl rollback`) and deploy_outcome (each host's outcome and failure texts).
 """
@@ -27,12 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hostctl import docker_cmd as d
 from hostctl import model as m
 from hostctl.deploy_lock import break_stale_lock, lock_message, lock_record
 from hostctl.deploy_outcome import HostOutcome, Progress, describe_exc, failure_text, quiet
 from hostctl.deploy_outcome import exit_status as exit_status
 from hostctl.deploy_platform_steps import apply_retention, sync_gateway
+from hostctl.deploy_release import release_manifest, rollback_point
 from hostctl.deploy_rollback import apply_rollback, rollback_plan
 from hostctl.deploy_rolling import GatewayRolling
 from hostctl.deploy_target import HostTarget, build_target
@@ -42,7 +43,6 @@ from hostctl.images import LocalImages, pull, push
 from hostctl.plan import (
     HostPlan,
     Plan,
-    _live_workloads,
     plan_files,
     plan_host,
     target_from_manifest,
@@ -315,8 +315,10 @@ class Run:
                 return HostOutcome(name, "failed", f"{name}: could not {img.method} {img.ref}: "
                                                    f"{detail[0]}; nothing was changed", plan)
         release = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + self.run_id[:6]
-        previous, snapshot = self._rollback_point(facts, release)
-        new_manifest = self._manifest(release, facts, target, plan, previous)
+        previous, snapshot = rollback_point(facts)
+        new_manifest = release_manifest(release, facts, target, plan, previous, site=self.site,
+                                        by=self.who, run_id=self.run_id,
+                                        revision=self.revision)
         contents = {f.path: (target.files[f.path].content, f.mode)
                     for f in plan.files if f.action == "write"}
         removed = [f.path for f in plan.files if f.action == "remove"]
@@ -357,55 +359,6 @@ class Run:
                         outcome.message += f"; its gateway weight is still 0 ({exc})"
             return outcome
         return HostOutcome(name, "deployed", f"release {release}", plan, health, release)
-
-    def _rollback_point(self, facts: HostFacts, release: str) -> tuple[dict[str, Any], str]:
-        """The release to return to on failure, and a script that snapshots the live files
-        first when no release matches them (first deploy, hand edits)."""
-        current = facts.manifest
-        live_matches = current and {f["path"]: f["sha256"] for f in current.get("files", [])
-                                    } == facts.files
-        if live_matches:
-            return current, ""
-        if not facts.files:
-            return {}, ""
-        # Named a second earlier, so it sorts before the release it precedes.
-        snap = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - 1)) + "-base"
-        owners = _live_workloads(facts.files, facts.units)
-        manifest = {
-            "release": snap, "note": "live files before hostctl's first managed release",
-            "files": [{"path": p, "sha256": s, "mode": L.live_mode(p),
-                       "workload": owners.get(p, ""), "secret": L.is_secret_path(p)}
-                      for p, s in sorted(facts.files.items())],
-        }
-        return manifest, S.stage_release(snap, {}, [], manifest)
-
-    def _manifest(self, release: str, facts: HostFacts, target: HostTarget, plan: HostPlan,
-                  previous: Mapping[str, Any]) -> dict[str, Any]:
-        written = {f.path for f in plan.files if f.action == "write"}
-        removed = {f.path for f in plan.files if f.action == "remove"}
-        known = {f["path"]: f for f in previous.get("files", [])}
-        owners = _live_workloads(facts.files, facts.units)
-        files = []
-        for path in sorted((set(facts.files) - removed) | written):
-            t = target.target.get(path)
-            if t is not None and (path in written or facts.files.get(path) == t.sha256):
-                files.append({"path": path, "sha256": t.sha256, "mode": f"{t.mode:04o}",
-                              "workload": t.workload, "secret": t.secret, "owner": t.owner,
-                              "restarts": t.restarts})
-            elif path in known:
-                files.append(known[path])
-            else:
-                files.append({"path": path, "sha256": facts.files[path],
-                              "mode": L.live_mode(path),
-                              "workload": owners.get(path, ""),
-                              "secret": L.is_secret_path(path)})
-        return {
-            "release": release, "previous": previous.get("release"),
-            "created": int(time.time()), "by": self.who, "run": self.run_id,
-            "revision": self.revision,
-            "workloads": {w.name: d.spec_hash(w) for w in self.site.workloads},
-            "files": files,
-        }
 
     def _roll_back(self, runner: Runner, failed: HostPlan, new_manifest: Mapping[str, Any],
                    previous: Mapping[str, Any], why: str,
