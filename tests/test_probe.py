@@ -24,13 +24,21 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_DATE = shutil.which("date") or "/bin/date"
 
 FAKES = {
+    # `systemctl show -p ... -- UNIT...`: a block of the asked properties per unit, blocks
+    # apart by a blank line (as systemd prints them; Id included when asked)
     "systemctl": r"""#!/bin/sh
 W=$FAKE_WORLD
 case $1 in
   show)
-    for u; do :; done
-    echo "ActiveState=$(cat "$W/units/$u.active" 2>/dev/null || echo inactive)"
-    echo "ActiveEnterTimestamp=$(cat "$W/units/$u.entered" 2>/dev/null)" ;;
+    echo "$*" >> "$W/calls"
+    while [ "$1" != -- ]; do shift; done; shift
+    first=1
+    for u; do
+      [ $first = 1 ] || echo; first=0
+      echo "Id=$u"
+      echo "ActiveState=$(cat "$W/units/$u.active" 2>/dev/null || echo inactive)"
+      echo "ActiveEnterTimestamp=$(cat "$W/units/$u.entered" 2>/dev/null)"
+    done ;;
   restart)
     for u; do :; done
     echo "$FAKE_NOW $u" >> "$W/restarts"
@@ -38,15 +46,21 @@ case $1 in
   *) exit 1 ;;
 esac
 """,
+    # `docker inspect -f FORMAT NAME...`: FORMAT rendered per container that exists (the
+    # probe's one format: name, running, health or none, addresses), an error for the others
     "docker": r"""#!/bin/sh
 W=$FAKE_WORLD
-[ "$1" = inspect ] || exit 1
-fmt=$3; c=$4
-case $fmt in
-  *State.Running*) cat "$W/containers/$c.running" 2>/dev/null || echo true ;;
-  *State.Health*) cat "$W/containers/$c.health" 2>/dev/null || echo healthy ;;
-  *Networks*) printf '%s \n' "$(cat "$W/containers/$c.ip")" ;;
-esac
+[ "$1" = inspect ] && [ "$2" = -f ] || exit 1
+echo "$*" >> "$W/calls"
+shift 2; shift
+rc=0
+for c; do
+  if [ ! -f "$W/containers/$c.ip" ]; then echo "Error: No such object: $c" >&2; rc=1; continue; fi
+  running=$(cat "$W/containers/$c.running" 2>/dev/null || echo true)
+  health=$(cat "$W/containers/$c.health" 2>/dev/null || echo none)
+  printf '/%s@T@%s@T@%s@T@%s \n' "$c" "$running" "$health" "$(cat "$W/containers/$c.ip")"
+done
+exit $rc
 """,
     "curl": r"""#!/bin/sh
 for a; do url=$a; done
@@ -272,6 +286,29 @@ def test_a_stopped_container_counts_as_a_failure(tmp_path: Path) -> None:
         h.tick(t)
     assert h.restarts() == [(1004, API1.unit)]
     assert "not running" in h.state(API1.unit)["last_reason"]
+
+
+def test_one_show_and_one_inspect_per_run_whatever_the_number_of_services(
+        tmp_path: Path) -> None:
+    many = [replace(API1, unit=f"hostctl-api-{i}.service", container=f"hostctl-api-{i}")
+            for i in range(1, 13)]
+    h = Host(tmp_path, many)
+    for t in (1000, 1005):
+        h.tick(t)
+    calls = (h.world / "calls").read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["show", "inspect", "show", "inspect"]
+    assert all(p.unit in calls[0] and p.container in calls[1] for p in many)
+    assert all(h.state(p.unit)["health"] == "healthy" for p in many)
+
+
+def test_a_container_docker_does_not_know_counts_as_a_failure(tmp_path: Path) -> None:
+    h = Host(tmp_path, [API1, API2])
+    (h.world / "containers" / "hostctl-api-1.ip").unlink()  # docker inspect: no such object
+    for t in (1000, 1002, 1004):
+        h.tick(t)
+    assert h.restarts() == [(1004, API1.unit)]
+    assert h.state(API1.unit)["last_reason"] == "container hostctl-api-1 is not running"
+    assert h.state(API2.unit)["health"] == "healthy"  # the others are read all the same
 
 
 def test_files_for_the_worked_example() -> None:
