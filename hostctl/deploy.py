@@ -173,8 +173,8 @@ class Run:
         def read(runner: Runner) -> HostFacts:
             self.progress(runner.host, "facts", "")
             host = self.site.inventory.hosts[runner.host]
-            res = runner.run(["sh", "-s"], stdin=facts_script(host.docker, record).encode(),
-                             timeout=120)
+            script = facts_script(host.docker, record, runtimes=host.gpus > 0)
+            res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=120)
             facts = parse_facts(runner.host, res.stdout)
             if record is not None and facts.lock.held and self.options.force_unlock:
                 facts = break_stale_lock(runner, facts, self.options.lock_ttl,

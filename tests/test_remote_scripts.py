@@ -214,8 +214,11 @@ def test_facts_script_is_valid_shell() -> None:
     from hostctl.remote.facts import facts_script
 
     for lock in (None, '{"who": "x"}'):
-        subprocess.run(["sh", "-n"], input=facts_script("docker", lock), text=True,
-                       check=True)
+        for runtimes in (True, False):
+            subprocess.run(["sh", "-n"], input=facts_script("docker", lock, runtimes),
+                           text=True, check=True)
+    assert "docker info" in facts_script("docker") and \
+        "docker info" not in facts_script("docker", runtimes=False)
 
 
 def test_truncated_answer_is_an_error() -> None:
