@@ -49,17 +49,27 @@ save() {
   } > "$1.new" && mv -f "$1.new" "$1"
 }
 
+# One `systemctl show` and one `docker inspect` for every unit and container per run, read
+# from these tables below: a docker CLI call per check and service costs a host with a few
+# dozen services more CPU than the services themselves.
+TAB=$(printf '\t')
+lookup() {  # TABLE KEY: the rest of KEY's line in TABLE ("KEY<tab>rest")
+  printf '%s\n' "$1" | while IFS= read -r line; do
+    case $line in "$2$TAB"*) printf '%s\n' "${line#*"$TAB"}"; break ;; esac
+  done
+}
+
 check() {  # unit container kind port timeout path: 0 when healthy, else prints why not
-  running=$(/usr/bin/docker inspect -f '{{.State.Running}}' "$2" 2>/dev/null)
+  seen=$(lookup "$CONTAINERS" "$2")
+  running=${seen%%"$TAB"*}; rest=${seen#*"$TAB"}
+  h=${rest%%"$TAB"*}; ip=${rest#*"$TAB"}; ip=${ip%% *}
   if [ "$running" != true ]; then echo "container $2 is not running"; return 1; fi
   case $3 in
     command)
-      h=$(/usr/bin/docker inspect -f '{{.State.Health.Status}}' "$2" 2>/dev/null)
       [ "$h" = unhealthy ] || return 0
       echo "docker health check says unhealthy"; return 1 ;;
     running) return 0 ;;
   esac
-  ip=$(ip_of "$2")
   if [ -z "$ip" ]; then echo "container $2 has no address"; return 1; fi
   case $3 in
     http) probe_http "$ip" "$4" "$5" "$6" >/dev/null && return 0
@@ -70,15 +80,27 @@ check() {  # unit container kind port timeout path: 0 when healthy, else prints 
   echo "unknown check kind $3"; return 1
 }
 
+units=$(grep -v '^#' "$CONF" | awk 'NF { print $1 }')
+[ -n "$units" ] || exit 0
+# unit<tab>ActiveState<tab>ActiveEnterTimestamp, one line a unit
+UNITS=$(systemctl show -p Id -p ActiveState -p ActiveEnterTimestamp -- $units 2>/dev/null |
+  awk -F= -v OFS="$TAB" '
+    /^Id=/ { id = $2 } /^ActiveState=/ { a = $2 }
+    /^ActiveEnterTimestamp=/ { e = substr($0, index($0, "=") + 1) }
+    /^$/ { if (id != "") print id, a, e; id = a = e = "" }
+    END { if (id != "") print id, a, e }')
+# container<tab>running<tab>health (or none)<tab>addresses; a missing one has no line
+CONTAINERS=$(/usr/bin/docker inspect -f "{{.Name}}@T@{{.State.Running}}@T@{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}@T@{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}" $(grep -v '^#' "$CONF" | awk 'NF { print $2 }') \
+  2>/dev/null | sed "s|^/||; s|@T@|$TAB|g")
+
 grep -v '^#' "$CONF" |
 while read -r unit container kind port interval timeout retries start path; do
   [ -n "$unit" ] || continue
   f=$STATE/$unit.state
   load "$f"
   now=$(date +%s)
-  show=$(systemctl show -p ActiveState -p ActiveEnterTimestamp -- "$unit" 2>/dev/null)
-  active=$(printf '%s\n' "$show" | sed -n 's/^ActiveState=//p')
-  entered=$(printf '%s\n' "$show" | sed -n 's/^ActiveEnterTimestamp=//p')
+  seen=$(lookup "$UNITS" "$unit")
+  active=${seen%%"$TAB"*}; entered=${seen#*"$TAB"}
   if [ "$active" != active ]; then
     # Stopped on purpose, failed (systemd restarts it), or being restarted: not ours.
     if [ "$health" != inactive ]; then health=inactive; failures=0; save "$f"; fi
