@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hostctl.errors import Problem
 
@@ -42,6 +43,18 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash((self.name, self._value))
+
+
+def materialize(value: Any, reveal: bool) -> Any:
+    """`value` (nested dicts, lists and tuples) with each Secret replaced by its value
+    (`reveal`: only for what goes to a 0600 file or over an API) or by `<secret NAME>`."""
+    if isinstance(value, Secret):
+        return value.reveal() if reveal else repr(value)
+    if isinstance(value, dict):
+        return {k: materialize(v, reveal) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [materialize(v, reveal) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

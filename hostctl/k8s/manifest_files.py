@@ -14,21 +14,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from hostctl.k8s.render_context import ReportItem
-from hostctl.secrets import Secret
+from hostctl.secrets import materialize
 
 if TYPE_CHECKING:  # manifests imports this module; the type is only for annotations
     from hostctl.k8s.manifests import Rendering
-
-
-def materialize(value: Any, reveal: bool) -> Any:
-    """`value` with each Secret replaced by its value (`reveal`) or by `<secret NAME>`."""
-    if isinstance(value, Secret):
-        return value.reveal() if reveal else repr(value)
-    if isinstance(value, dict):
-        return {k: materialize(v, reveal) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [materialize(v, reveal) for v in value]
-    return value
 
 
 def dump(doc: Mapping[str, Any], reveal: bool = False) -> str:

@@ -47,7 +47,6 @@ from hostctl.k8s.manifest_files import (
     dump_all,
     file_name,
     files,
-    materialize,
     report_text,
 )
 from hostctl.k8s.names import (
@@ -65,6 +64,7 @@ from hostctl.k8s.pods import GPU_RESOURCE, GPU_RUNTIME_CLASS, SHARD_INDEX_PATH
 from hostctl.k8s.render_context import RenderContext, ReportItem
 from hostctl.k8s.services import service
 from hostctl.k8s.values import cpu_quantity, escape_expansion, memory_quantity
+from hostctl.secrets import materialize
 
 __all__ = [
     "GPU_RESOURCE", "GPU_RUNTIME_CLASS", "ISOLATION_POLICY", "KIND_ORDER", "KONG_API",
