@@ -16,6 +16,7 @@ from hostctl.images import LocalImages
 from hostctl.placement import eligible_hosts, service_instances
 from hostctl.plan import TargetFile, sha256
 from hostctl.platform import PLATFORM_PROJECT, platform_name
+from hostctl.probe import probe_for
 from hostctl.remote import scripts as S
 from hostctl.render import RenderedFile, render_host
 
@@ -73,21 +74,3 @@ def build_target(site: m.Site, host: m.Host, images: LocalImages | None) -> Host
             if inst.host.name == host.name:
                 probes[inst.unit] = probe_for(inst.workload, inst.name, inst.unit)
     return HostTarget(host, files, target, refs, users, networks, probes, error)
-
-
-def probe_for(w: m.Workload, container: str, unit: str) -> S.HealthProbe:
-    """The health check of one service instance: its own http, tcp or command check, or
-    without one, that its container is running."""
-    h = w.health
-    if h is None:
-        return S.HealthProbe(unit, container, "running", interval=1, timeout=1, retries=3)
-    if h.command is not None:
-        kind, port, path = "command", 0, "/"
-    else:
-        check = h.http or h.tcp
-        assert check is not None
-        kind = "http" if h.http else "tcp"
-        port = w.ports[check.port].container
-        path = h.http.path if h.http else "/"
-    return S.HealthProbe(unit, container, kind, port, path, h.interval, h.timeout, h.retries,
-                         h.start_period)

@@ -42,9 +42,26 @@ INSPECT_FORMAT = ("{{.Name}}@T@{{.State.Running}}@T@"
 MODE_SCRIPT = 0o755
 
 
+def probe_for(w: m.Workload, container: str, unit: str) -> HealthProbe:
+    """The health check of one service instance: its own http, tcp or command check, or
+    without one, that its container is running."""
+    h = w.health
+    if h is None:
+        return HealthProbe(unit, container, "running", interval=1, timeout=1, retries=3)
+    if h.command is not None:
+        kind, port, path = "command", 0, "/"
+    else:
+        check = h.http or h.tcp
+        assert check is not None
+        kind = "http" if h.http else "tcp"
+        port = w.ports[check.port].container
+        path = h.http.path if h.http else "/"
+    return HealthProbe(unit, container, kind, port, path, h.interval, h.timeout, h.retries,
+                         h.start_period)
+
+
 def host_probes(site: m.Site, host: m.Host) -> list[HealthProbe]:
     """The service instances on `host` that have a health check, in unit order."""
-    from hostctl.deploy import probe_for  # deploy builds on render, which builds on us
     from hostctl.placement import instances_on, placed_on
 
     out = []

@@ -104,6 +104,8 @@ Raw = d.Raw
 
 
 def _exec_words(argv: Sequence[str]) -> str:
+    if not any(isinstance(word, Raw) for word in argv):
+        return exec_line(argv)  # nothing written as is: one pass over the whole line
     stub = "/x"
     words = []
     for i, word in enumerate(argv):
