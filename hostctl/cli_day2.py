@@ -208,11 +208,12 @@ def exec_(inventory: str, service: str, host: str | None, instance: int | None, 
 _ACTION_DONE = {"start": "started", "stop": "stopped", "restart": "restarted"}
 _ACTION_HELP = {
     "start": "Start SERVICE's units (where they are not running) and wait until each stays "
-             "active.",
+             "active. A service handed to the cluster is refused (`hostctl k8s handoff "
+             "--back` brings it back).",
     "stop": "Stop SERVICE's units. They stay enabled: a reboot or the next `hostctl deploy` "
             "starts them again.",
     "restart": "Restart SERVICE's units (all at once on each host) and wait until each "
-               "stays active.",
+               "stays active. A service handed to the cluster is refused.",
 }
 
 
