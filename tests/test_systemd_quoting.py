@@ -346,7 +346,9 @@ def _dump(unit: Path) -> tuple[str, list[list[str]]]:
     # Only "\n" ends a line: arguments may hold U+2028 or U+0085, which str.splitlines() splits on.
     lines = stdout.split("\n")
     start = lines.index(f"\t-> Unit {unit.name}:")
-    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("\t-> Unit "))
+    # our unit may be the last one dumped: then its block runs to the end
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("\t-> Unit ")),
+               len(lines))
     section = lines[start:end]
     description = next(line for line in section if line.startswith("\t\tDescription: "))
     prefix = "\t\t\tCommand Line: "
