@@ -88,11 +88,10 @@ def measure(inventory: Path, shards: int) -> dict[str, Any]:
     runs = report["runs"]
     site = load_site(str(inventory))
     w = P.find_job(site, "bench-shard")
-    from hostctl.deploy import DeployOptions, Run
+    from hostctl.deploy import session
 
     hosts = [h.name for h in P.job_hosts(site, w)]
-    run = Run(site, DeployOptions(hosts=frozenset(hosts)))
-    with run.connected():
+    with session(site, hosts) as run:
         seen = ops.read_hosts(site, run.runners, install=False, select=(H.ACTIVE,))
     totals = {h: P.room(hj, w).total for h, hj in seen.items() if isinstance(hj, H.HostJobs)}
     first_submit = min(r["submitted_ms"] for r in runs)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 import click
@@ -33,14 +33,11 @@ def _seconds(value: str, option: str) -> float:
     return seconds
 
 
-@contextmanager
-def _connected(site: Any, hosts: Iterable[str]) -> Iterator[Any]:
-    """The same runners (and connect errors) as deploy: one per host, opened in parallel."""
-    from hostctl.deploy import DeployOptions, Run, command_line
+def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
+    """deploy.session: the same runners (and connect errors) as deploy, one per host."""
+    from hostctl.deploy import session  # imported when used: it brings the SSH runner
 
-    run = Run(site, DeployOptions(hosts=frozenset(hosts), command=command_line()))
-    with run.connected():
-        yield run
+    return session(site, hosts)
 
 
 def _stderr(text: str) -> None:
@@ -221,7 +218,6 @@ def _action_command(action: str) -> Callable[..., None]:
     def command(inventory: str, service: str, host: str | None, instance: int | None,
                 as_json: bool, wait: str = "0s") -> None:
         from hostctl import day2
-        from hostctl.deploy import who
         from hostctl.loader import load_site
 
         limit = max(_seconds(wait, "--wait"), day2.STABLE_SECONDS + 1)
@@ -232,10 +228,8 @@ def _action_command(action: str) -> Callable[..., None]:
             click.echo(f"{action} {service}: {len(instances)} unit(s) on {', '.join(hosts)}",
                        err=True)
         with _connected(site, hosts) as run:
-            audit = {"who": who(), "command": run.options.command, "run": run.run_id,
-                     "site": site.inventory.site}
             outcomes = day2.unit_action(run.runners, action, instances, wait=limit,
-                                        audit=audit, lock_record=run.lock_record,
+                                        audit=run.audit_base(), lock_record=run.lock_record,
                                         refuse_in_cluster=service if action != "stop"
                                         else None)
         ok = all(o.ok for o in outcomes.values())

@@ -237,7 +237,7 @@ def rollback(inventory: str, hosts: str | None, to: str | None, yes: bool,
 @json_option
 def releases(inventory: str, hosts: str | None, as_json: bool) -> None:
     """List the releases kept on each host (newest last; * marks the current one)."""
-    from hostctl.deploy import DeployOptions, Run, command_line
+    from hostctl.deploy import session
     from hostctl.loader import load_site
     from hostctl.remote import scripts as S
     from hostctl.runner.base import RunnerError
@@ -245,8 +245,7 @@ def releases(inventory: str, hosts: str | None, as_json: bool) -> None:
 
     site = load_site(inventory)
     _check_names(site, _names(hosts), None)
-    run = Run(site, DeployOptions(hosts=_names(hosts), command=command_line()))
-    with run.connected():
+    with session(site, _names(hosts)) as run:
         results = run_parallel(run.runners, lambda r: r.run(
             ["sh", "-s"], stdin=S.releases_script().encode(), timeout=60))
     report: dict[str, Any] = {}

@@ -20,7 +20,7 @@ def gateway() -> None:
 
 
 def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
-    from hostctl.deploy import DeployOptions, Run, command_line
+    from hostctl.deploy import session
     from hostctl.gateway import ops
     from hostctl.loader import load_site
 
@@ -29,9 +29,8 @@ def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
     names = set(ops.gateway_hosts(site))
     if hosts:
         names &= {h.strip() for h in hosts.split(",")}
-    run = Run(site, DeployOptions(hosts=frozenset(names), command=command_line()))
     step = {"plan": ops.plan_one, "sync": ops.sync_one, "status": ops.status_one}[what]
-    with run.connected():
+    with session(site, names) as run:
         # Services handed to the cluster stay routed there: the gateway hosts hold a
         # record of each handoff (hostctl.in_cluster).
         from hostctl import in_cluster

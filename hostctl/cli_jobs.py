@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import click
@@ -20,14 +20,11 @@ DAY_MS = 24 * 3600 * 1000
 RECENT_RUNS = 50
 
 
-@contextmanager
-def _connected(site: Any, hosts: Iterable[str]) -> Iterator[Any]:
-    """The same runners (and connect errors) as deploy: one per host, opened in parallel."""
-    from hostctl.deploy import DeployOptions, Run, command_line
+def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
+    """deploy.session: the same runners (and connect errors) as deploy, one per host."""
+    from hostctl.deploy import session  # imported when used: it brings the SSH runner
 
-    run = Run(site, DeployOptions(hosts=frozenset(hosts), command=command_line()))
-    with run.connected():
-        yield run
+    return session(site, hosts)
 
 
 def _err(text: str) -> None:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -150,12 +150,14 @@ class Run:
                 for h in self.hosts}
 
     @contextmanager
-    def connected(self) -> Iterator[Run]:
-        # What each host should run is worked out here while the network is busy connecting
-        # and reading facts: the run then costs about the longer of the two, not their sum.
-        pool = ThreadPoolExecutor(max_workers=1)
-        self._targets_future = pool.submit(self._build_targets)
-        pool.shutdown(wait=False)
+    def connected(self, plan: bool = True) -> Iterator[Run]:
+        """Runners to the run's hosts. With `plan` (a run that will `gather`), what each host
+        should run is worked out meanwhile, while the network is busy connecting and
+        reading facts: the run then costs about the longer of the two, not their sum."""
+        if plan:
+            pool = ThreadPoolExecutor(max_workers=1)
+            self._targets_future = pool.submit(self._build_targets)
+            pool.shutdown(wait=False)
         by_name = {h.name: h for h in self.hosts}
         for h in self.hosts:
             self.progress(h.name, "connect", "")
@@ -430,11 +432,15 @@ class Run:
 
     # -- finish -------------------------------------------------------------------------
 
+    def audit_base(self) -> dict[str, Any]:
+        """What every audit record of this run says: who ran what, as which run, where."""
+        return {"who": self.who, "command": self.options.command, "run": self.run_id,
+                "site": self.site.inventory.site}
+
     def audit_record(self, outcome: HostOutcome) -> dict[str, Any]:
         return {
-            "time": int(time.time()), "who": self.who, "command": self.options.command,
-            "run": self.run_id, "revision": self.revision,
-            "site": self.site.inventory.site, "host": outcome.host, "result": outcome.status,
+            **self.audit_base(), "time": int(time.time()), "revision": self.revision,
+            "host": outcome.host, "result": outcome.status,
             "message": outcome.message, "release": outcome.release,
             "plan": outcome.plan.counts() if outcome.plan else {},
             "failed": [h.unit for h in outcome.health if not h.ok],
@@ -478,6 +484,18 @@ def _counts_text(plan: HostPlan) -> str:
         ("write", "to write"), ("remove", "to remove"), ("start", "to start"),
         ("restart", "to restart"), ("stop", "to stop"), ("images", "image(s)")) if c[k]]
     return ", ".join(parts) or "nothing to do"
+
+
+@contextmanager
+def session(site: m.Site, hosts: Iterable[str] | None) -> Iterator[Run]:
+    """Runners to `hosts` (None: all) for a command that acts on them without planning a
+    deploy (status, logs, start/stop/restart, jobs, releases, gateway, handoff steps):
+    deploy's connections, lock record, run id and audit fields, without working out what
+    each host should run."""
+    chosen = None if hosts is None else frozenset(hosts)
+    run = Run(site, DeployOptions(hosts=chosen, command=command_line()))
+    with run.connected(plan=False):
+        yield run
 
 
 def command_line() -> str:

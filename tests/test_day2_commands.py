@@ -583,7 +583,9 @@ def hosts(monkeypatch: pytest.MonkeyPatch) -> Hosts:
         runners.asked.append(list(names))
         yield SimpleNamespace(runners={n: runners[n] for n in names}, run_id="r1",
                               options=SimpleNamespace(command="hostctl test"),
-                              lock_record='{"run": "r1"}')
+                              lock_record='{"run": "r1"}',
+                              audit_base=lambda: {"who": "ops@laptop", "run": "r1",
+                                                  "command": "hostctl test", "site": "t"})
 
     monkeypatch.setattr(cli_day2, "_connected", connected)
     return runners

@@ -95,10 +95,11 @@ def record_hosts(site: m.Site, w: m.Workload) -> frozenset[str]:
 
 @contextmanager
 def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Run]:
-    from hostctl.deploy import DeployOptions, Run, command_line
+    """deploy.session, refusing to go on when a host cannot be reached: a handoff step
+    must act on every host it names."""
+    from hostctl.deploy import session
 
-    run = Run(site, DeployOptions(hosts=hosts, command=command_line()))
-    with run.connected():
+    with session(site, hosts) as run:
         bad = [f"{n}: {r}".replace(f"{n}: {n}", n) for n, r in sorted(run.runners.items())
                if isinstance(r, Exception)]
         if bad:
@@ -126,20 +127,13 @@ def stop_on_hosts(site: m.Site, cfg: K3sConfig, w: m.Workload, context: str) -> 
     """Record the handoff (first: a deploy that runs meanwhile must not start it again),
     disable the units (a reboot must not either), then stop them."""
     from hostctl import day2
-    from hostctl.deploy import who
 
     instances = day2.select_instances(site, w.name)
-    units = " ".join(i.unit for i in instances)
     with _connected(site, record_hosts(site, w)) as run:
-        line = in_cluster.record_line(who(), run.run_id, context, cfg.gateway_target)
+        line = in_cluster.record_line(run.who, run.run_id, context, cfg.gateway_target)
         _script_on_all(run, in_cluster.write_record_script(w.name, line), "recorded",
                        f"record the handoff of {w.name}")
-        unit_hosts = {i.host.name for i in instances}
-        runners = {n: r for n, r in run.runners.items() if n in unit_hosts}
-        for runner in runners.values():
-            assert not isinstance(runner, Exception)
-            runner.run(["sh", "-c", f"systemctl disable -- {units} >/dev/null 2>&1; true"],
-                       timeout=60)
+        runners = _set_enabled(run, instances, False)
         _unit_action(run, runners, instances, "stop")
 
 
@@ -148,28 +142,33 @@ def start_on_hosts(site: m.Site, w: m.Workload) -> None:
     from hostctl import day2
 
     instances = day2.select_instances(site, w.name)
-    units = " ".join(i.unit for i in instances)
     with _connected(site, record_hosts(site, w)) as run:
-        unit_hosts = {i.host.name for i in instances}
-        runners = {n: r for n, r in run.runners.items() if n in unit_hosts}
-        for runner in runners.values():
-            assert not isinstance(runner, Exception)
-            runner.run(["sh", "-c", f"systemctl enable -- {units} >/dev/null 2>&1; true"],
-                       timeout=60)
+        runners = _set_enabled(run, instances, True)
         _unit_action(run, runners, instances, "start")
         _script_on_all(run, in_cluster.remove_record_script(w.name), "removed",
                        f"remove the handoff record of {w.name}")
 
 
+def _set_enabled(run: Run, instances: Any, enable: bool) -> dict[str, Any]:
+    """Enable (or disable) the instances' units on their hosts, so a reboot does (or does
+    not) start them; the runners of those hosts, for the action that follows."""
+    units = " ".join(i.unit for i in instances)
+    verb = "enable" if enable else "disable"
+    unit_hosts = {i.host.name for i in instances}
+    runners = {n: r for n, r in run.runners.items() if n in unit_hosts}
+    for runner in runners.values():
+        assert not isinstance(runner, Exception)  # _connected refused unreachable hosts
+        runner.run(["sh", "-c", f"systemctl {verb} -- {units} >/dev/null 2>&1; true"],
+                   timeout=60)
+    return runners
+
+
 def _unit_action(run: Run, runners: Mapping[str, Any], instances: Any, action: str) -> None:
     from hostctl import day2
-    from hostctl.deploy import who
 
-    audit = {"who": who(), "command": run.options.command, "run": run.run_id,
-             "site": run.site.inventory.site}
     # Under the deploy lock, like `hostctl start/stop`: no deploy changes these units
     # while the handoff stops or starts them.
-    outcomes = day2.unit_action(runners, action, instances, audit=audit,
+    outcomes = day2.unit_action(runners, action, instances, audit=run.audit_base(),
                                 lock_record=run.lock_record)
     if not all(o.ok for o in outcomes.values()):
         bad = [line for line in day2.action_lines(outcomes) if "ok" not in line.split()]
