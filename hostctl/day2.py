@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,29 +199,32 @@ AUDIT_SCRIPT = 'mkdir -p "$1" && cat >> "$2"'
 # units restarted under it, and a deploy must not start while units are being restarted.
 # A service handed to the cluster (`hostctl k8s handoff`) is not started on the hosts by
 # hand either: its handoff record (in_cluster) is checked under the same lock.
-# $1 state dir, $2 lock dir, $3 our lock record, $4 the handoff record to refuse on (or "");
-# then the systemctl argv.
 LOCKED_EXIT = 75  # EX_TEMPFAIL: someone else holds the lock
 IN_CLUSTER_EXIT = 76
 DONE = {"start": "started", "stop": "stopped", "restart": "restarted"}
-LOCKED_ACTION_SCRIPT = (
-    'mkdir -p "$1" && chmod 0700 "$1" || exit 70\n'
-    'if mkdir "$2" 2>/dev/null; then printf \'%s\\n\' "$3" > "$2/holder.json"\n'
-    'else echo "@@lock held $(stat -c %Y "$2" 2>/dev/null || echo 0)"\n'
-    '  head -c 4096 "$2/holder.json" 2>/dev/null | tr -d \'\\n\'; echo; exit 75\nfi\n'
-    'if [ -n "$4" ] && [ -f "$4" ]; then\n'
-    '  echo "@@cluster"; printf \'%s \' "${4##*/}"; head -c 4096 "$4" | tr -d \'\\n\'; echo\n'
-    '  exit 76\nfi\n'
-    'shift 4; exec "$@"\n')
+
 # Only our own lock is released: one broken and taken by someone else stays theirs.
 UNLOCK_SCRIPT = 'if [ "$(cat "$1/holder.json" 2>/dev/null)" = "$2" ]; then rm -rf "$1"; fi'
 
 
-def locked_action_argv(action: str, units: Sequence[str], lock_record: str,
-                       refuse_in_cluster: str | None = None) -> list[str]:
-    record = f"{L.CLUSTER_DIR}/{refuse_in_cluster}" if refuse_in_cluster else ""
-    return ["sh", "-c", LOCKED_ACTION_SCRIPT, "hostctl-action", L.STATE_DIR, L.LOCK_DIR,
-            lock_record, record, *action_argv(action, units)]
+def locked_action_script(action: str, units: Sequence[str], lock_record: str,
+                         refuse_in_cluster: str | None = None) -> str:
+    """Take the lock as deploy does (exit LOCKED_EXIT when someone holds it); with
+    `refuse_in_cluster`, exit IN_CLUSTER_EXIT, printing its record, when that service is
+    handed to the cluster; else run `systemctl ACTION` on the units."""
+    from hostctl.remote.facts import take_lock_lines
+
+    lines = take_lock_lines(lock_record, held_exit=LOCKED_EXIT)
+    if refuse_in_cluster:
+        record = shlex.quote(f"{L.CLUSTER_DIR}/{refuse_in_cluster}")
+        lines += [
+            f"if [ -f {record} ]; then",
+            f"  echo '@@cluster'; printf '%s ' {shlex.quote(refuse_in_cluster)}",
+            f"  head -c 4096 {record} | tr -d '\\n'; echo; exit {IN_CLUSTER_EXIT}",
+            "fi",
+        ]
+    lines.append("exec " + shlex.join(action_argv(action, units)))
+    return "\n".join(lines) + "\n"
 
 
 def in_cluster_message(host: str, stdout: str, action: str) -> str | None:
@@ -248,11 +252,9 @@ def lock_message(host: str, stdout: str, action: str) -> str | None:
     if not lock.held:
         return None
     holder = lock.holder
-    started = int(holder.get("started") or lock.since or 0)
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?"
     return (f"{host}: nothing {DONE[action]}: the host is locked by {holder.get('who', 'unknown')} "
-            f"since {when}, running `{holder.get('command', '?')}`; wait for it to end and "
-            "retry (a lock left by a run that died is broken by `hostctl deploy "
+            f"since {lock.started_text}, running `{holder.get('command', '?')}`; wait for it "
+            "to end and retry (a lock left by a run that died is broken by `hostctl deploy "
             "--force-unlock`)")
 
 
@@ -577,8 +579,8 @@ def unit_action(runners: Mapping[str, Runner | RunnerError], action: str,
         if lock_record is None:
             res = runner.run(action_argv(action, units), timeout=ACTION_TIMEOUT)
         else:
-            res = runner.run(locked_action_argv(action, units, lock_record, refuse_in_cluster),
-                             timeout=ACTION_TIMEOUT)
+            script = locked_action_script(action, units, lock_record, refuse_in_cluster)
+            res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=ACTION_TIMEOUT)
             refused = (lock_message(runner.host, res.stdout, action) if res.rc == LOCKED_EXIT
                        else in_cluster_message(runner.host, res.stdout, action)
                        if res.rc == IN_CLUSTER_EXIT else None)

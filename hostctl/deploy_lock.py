@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import replace
 
 from hostctl.deploy_outcome import Progress
@@ -30,14 +29,13 @@ def lock_record(who: str, run_id: str, started: float, command: str) -> str:
 def lock_message(host: str, facts: HostFacts, ttl: float) -> str:
     """Why `host` cannot be deployed now, and what to do: wait, or break a lock older
     than `ttl` seconds (its run most likely died)."""
-    holder = facts.lock.holder
-    started = int(holder.get("started") or facts.lock.since or 0)
+    holder, started = facts.lock.holder, facts.lock.started
     age = max(0, facts.now - started) if started else 0
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?"
     hint = ("rerun with --force-unlock to break it" if age > ttl else
             f"wait for it; if that run died, --force-unlock can break the lock once it is "
             f"older than {int(ttl)}s")
-    return (f"{host}: locked by {holder.get('who', 'unknown')} since {when} ({age}s ago) "
+    return (f"{host}: locked by {holder.get('who', 'unknown')} since {facts.lock.started_text} "
+            f"({age}s ago) "
             f"running `{holder.get('command', '?')}`; {hint}")
 
 
@@ -45,7 +43,7 @@ def break_stale_lock(runner: Runner, facts: HostFacts, ttl: float, record: str,
                      progress: Progress) -> HostFacts:
     """With --force-unlock: take over a lock older than `ttl` seconds. A younger one is left
     alone (its run may still be working); the facts then still say the lock is held."""
-    started = int(facts.lock.holder.get("started") or facts.lock.since or 0)
+    started = facts.lock.started
     # Measured against the host's clock (facts.now), the one it keeps the lock's mtime by.
     if facts.now - started <= ttl:
         return facts

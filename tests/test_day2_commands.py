@@ -19,6 +19,7 @@ from hostctl.cli import main
 from hostctl.errors import HostctlError
 from hostctl.loader import load_site
 from hostctl.model import Site
+from hostctl.remote import layout as L
 from hostctl.runner.base import ConnectionLost, HostUnreachable, Result, Runner, RunnerError
 from hostctl.runner.recording import Call, RecordingRunner
 from tests.site_factory import make_site
@@ -692,17 +693,17 @@ def test_cli_restart_json(inventory: Path, hosts: Hosts,
     assert (record["command"], record["run"], record["result"]) == (
         "hostctl test", "r1", "restart")
     # the action ran under the deploy lock, released at the end (only if still ours)
-    first, last = runner.calls[0].command, runner.calls[-1].command
-    assert first[:2] == ("sh", "-c") and first[-5:] == ("systemctl", "restart", "--", *API)
-    assert '{"run": "r1"}' in first
-    assert last == tuple(day2.unlock_argv('{"run": "r1"}'))
+    first, last = runner.calls[0], runner.calls[-1]
+    assert first.command == ("sh", "-s") and first.stdin == day2.locked_action_script(
+        "restart", API, '{"run": "r1"}', "api").encode()
+    assert last.command == tuple(day2.unlock_argv('{"run": "r1"}'))
 
 
 def test_a_host_locked_by_a_deploy_is_left_alone_and_named(site: Site) -> None:
     holder = json.dumps({"who": "bob@ci", "command": "hostctl deploy -i site.yml",
                          "started": 1795000000})
     locked = Result(day2.LOCKED_EXIT, f"@@lock held 1795000000\n{holder}\n", "")
-    runner = RecordingRunner("app-1", [(lambda c: c[:2] == ("sh", "-c"), locked)])
+    runner = RecordingRunner("app-1", [(lambda c: c == ("sh", "-s"), locked)])
     out = day2.unit_action({"app-1": runner}, "restart", day2.select_instances(site, "api"),
                            audit=AUDIT, lock_record='{"run": "r1"}')
     assert not out["app-1"].ok and out["app-1"].units == []
@@ -711,7 +712,7 @@ def test_a_host_locked_by_a_deploy_is_left_alone_and_named(site: Site) -> None:
         "11:06:40 UTC, running `hostctl deploy -i site.yml`; wait for it to end and retry "
         "(a lock left by a run that died is broken by `hostctl deploy --force-unlock`)")
     # no systemctl, no audit record; the unlock touches only a lock that is ours
-    assert [c.command[1] for c in runner.calls] == ["-c", "-c"]
+    assert [c.command[1] for c in runner.calls] == ["-s", "-c"]
     assert runner.calls[-1].command == tuple(day2.unlock_argv('{"run": "r1"}'))
 
 
@@ -727,10 +728,13 @@ def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
     if case == "in-cluster":
         record.parent.mkdir()
         record.write_text('{"time": "2026-11-22T09:00:00Z", "who": "alice@laptop"}\n')
-    argv = day2.locked_action_argv("restart", ["u.service"], '{"run": "r1"}', "api")
-    assert argv[7].endswith("/cluster/api")
-    argv = [*argv[:4], str(state), str(lock), argv[6], str(record), "echo", "acted"]
-    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    script = day2.locked_action_script("restart", ["u.service"], '{"run": "r1"}', "api")
+    for real, here in ((L.LOCK_DIR, lock), (f"{L.CLUSTER_DIR}/api", record),
+                       (L.STATE_DIR, state), ("systemctl restart -- u.service", "echo acted")):
+        assert real in script
+        script = script.replace(real, str(here))
+    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         check=False)
     if case == "held":
         assert res.returncode == day2.LOCKED_EXIT and "acted" not in res.stdout
         assert day2.lock_message("h", res.stdout, "stop").startswith(  # type: ignore[union-attr]
@@ -741,7 +745,7 @@ def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
             "h: nothing started: api lives in the cluster since 2026-11-22T09:00:00Z (handed "
             "off by alice@laptop); `hostctl k8s handoff --back api` brings it back to the hosts")
     else:
-        assert res.returncode == 0 and res.stdout == "acted\n"
+        assert res.returncode == 0 and res.stdout == "@@lock acquired\nacted\n"
     if case != "held":
         assert (lock / "holder.json").read_text() == '{"run": "r1"}\n'
     unlock = day2.unlock_argv('{"run": "r1"}')

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,16 @@ class LockState:
     raw: str = ""  # the holder record as found, to break exactly that lock and no newer one
     since: int = 0  # lock directory's mtime (epoch seconds), when the record is unreadable
 
+    @property
+    def started(self) -> int:
+        """When the holder took the lock (epoch seconds; 0 when nobody can tell)."""
+        return int(self.holder.get("started") or self.since or 0)
+
+    @property
+    def started_text(self) -> str:
+        started = self.started
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?"
+
 
 @dataclass(frozen=True)
 class HostFacts:
@@ -72,6 +83,25 @@ class HostFacts:
     handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def take_lock_lines(lock_record: str, held_exit: int | None = None) -> list[str]:
+    """Shell lines that take the host's deploy lock (a directory: mkdir is atomic) with
+    `lock_record` in it, and print `@@lock acquired`, or `@@lock held MTIME` and the
+    holder's record (parse_lock reads both). With `held_exit`, a held lock ends the script
+    with that status. Deploy's facts script and the day-two actions take it the same way."""
+    held = [f"  exit {held_exit}"] if held_exit is not None else []
+    return [
+        f"mkdir -p {L.STATE_DIR} && chmod 0700 {L.STATE_DIR}",
+        f"if mkdir {L.LOCK_DIR} 2>/dev/null; then",
+        f"  printf '%s\\n' {shlex.quote(lock_record)} > {L.LOCK_DIR}/holder.json",
+        f"  echo '{MARK}lock acquired'",
+        "else",
+        f"  echo \"{MARK}lock held $(stat -c %Y {L.LOCK_DIR} 2>/dev/null || echo 0)\"",
+        f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
+        *held,
+        "fi",
+    ]
+
+
 def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = True) -> str:
     """The script that prints a host's facts; with `lock_record`, it also takes the lock.
     `runtimes`: ask Docker for its runtimes too (only GPU hosts need them: one docker call
@@ -86,16 +116,7 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
         f"echo \"{MARK}now $(date +%s)\"",
     ]
     if lock_record is not None:
-        lines += [
-            f"mkdir -p {L.STATE_DIR} && chmod 0700 {L.STATE_DIR}",
-            f"if mkdir {L.LOCK_DIR} 2>/dev/null; then",
-            f"  printf '%s\\n' {shlex.quote(lock_record)} > {L.LOCK_DIR}/holder.json",
-            f"  echo '{MARK}lock acquired'",
-            "else",
-            f"  echo \"{MARK}lock held $(stat -c %Y {L.LOCK_DIR} 2>/dev/null || echo 0)\"",
-            f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
-            "fi",
-        ]
+        lines += take_lock_lines(lock_record)
     # The docker CLI is the slow part on a busy host: its queries run at once,
     # while the shell reads files and systemd; `docker ps` failing means Docker is down.
     lines += [
