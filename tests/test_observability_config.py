@@ -13,6 +13,7 @@ from hostctl.model import Site
 from hostctl.observability.config import (
     DEFAULT_ELASTICSEARCH_IMAGE,
     DEFAULT_LOGSTASH_IMAGE,
+    URL_HINT,
     ElasticsearchSettings,
     ExporterSettings,
     LoggingConfig,
@@ -114,6 +115,9 @@ def test_defaults_from_the_smallest_sections(tmp_path: Path) -> None:
 
 # -- errors: input -> exact message ---------------------------------------------------------
 
+INJECTED = ('http://es:9200"]}} filter { ruby { code => "system(1)" } } '
+            'output { elasticsearch { hosts => ["http://es')
+
 ERRORS = [
     ("logging: {hots: edge-1}",
      ["site.yml:8: logging: missing required key 'host'",
@@ -129,8 +133,29 @@ ERRORS = [
     ("logging: {host: edge-1, logstash: {protocol: http}}",
      ["site.yml:8: logging/logstash/protocol: 'http' is not one of: udp, tcp"]),
     ("logging: {host: edge-1, elasticsearch: {url: es.example.org}}",
-     ["site.yml:8: logging/elasticsearch/url: 'es.example.org' is not valid: give a URL "
-      "such as http://es.example.org:9200"]),
+     ["site.yml:8: logging/elasticsearch/url: 'es.example.org' is not valid: " + URL_HINT]),
+    # Written into the Logstash pipeline: nothing that could end its string or be
+    # substituted there (issue 10 #18: this one added a ruby filter to the pipeline).
+    ("logging: {host: edge-1, elasticsearch: {url: '" + INJECTED + "'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://es:9200\"]}} filter { ruby { code => "
+      "\"system(1)\" } ...' is not valid: " + URL_HINT]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://es:9200/a\\'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://es:9200/a\\' is not valid: "
+      + URL_HINT]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://es:9200/${ES_PASSWORD}'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://es:9200/${ES_PASSWORD}' is not valid: "
+      + URL_HINT]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://es:9200/%{[host][name]}'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://es:9200/%{[host][name]}' is not "
+      "valid: " + URL_HINT]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://elastic:secret@es:9200'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://elastic:secret@es:9200' is not valid: "
+      + URL_HINT]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://es:9200/?refresh=true'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://es:9200/?refresh=true' is not valid: "
+      + URL_HINT]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://es:92000'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://es:92000' is not valid: " + URL_HINT]),
     ("logging: {host: edge-1, images: {logstash: 'Logstash:latest!'}}",
      ["site.yml:8: logging/images/logstash: 'Logstash:latest!' is not valid: give a pinned "
       "image reference such as docker.elastic.co/logstash/logstash:8.15.3"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,11 @@ from hostctl import model as m
 from hostctl.observability.config import ElasticsearchSettings, LoggingConfig, LogstashSettings
 from hostctl.observability.elasticsearch import retention_requests
 from hostctl.observability.logging_args import gelf_address, log_args
-from hostctl.observability.pipeline import render_pipeline
+from hostctl.observability.pipeline import (
+    UnsafeLogstashValue,
+    logstash_string,
+    render_pipeline,
+)
 from hostctl.observability.platform import logging_workloads
 
 GOLDEN = Path(__file__).parent / "golden" / "observability"
@@ -88,6 +93,54 @@ def test_pipeline_data_stream_to_an_external_elasticsearch() -> None:
 
 def test_pipeline_is_the_same_bytes_every_time() -> None:
     assert render_pipeline(CFG, "s") == render_pipeline(LoggingConfig(host="edge-1"), "s")
+
+
+# Logstash's `double_quoted_string` (logstash-core/lib/logstash/config/grammar.treetop):
+#   '"' ( '\"' / !'"' . )* '"'
+DOUBLE_QUOTED = re.compile(r'"((?:\\"|(?!").)*)"', re.DOTALL)
+# What config.support_escapes=true then does to the text between the quotes
+# (org.logstash.common.StringEscapeHelper MINIMAL): \" \' \\ \n \r \t \0
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "r": "\r", "t": "\t", "0": "\0"}
+
+
+def unescaped(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), text, flags=re.S)
+
+
+@pytest.mark.parametrize("value", [
+    "http://es:9200", "https://[fd00::1]:9200/es%20x/", "example_site", "a'b", "x y%20z"])
+def test_a_logstash_string_means_its_value_with_and_without_support_escapes(value: str) -> None:
+    text = logstash_string(value)
+    m_ = DOUBLE_QUOTED.match(text)
+    assert m_ is not None and m_.end() == len(text)
+    assert m_.group(1) == value and unescaped(m_.group(1)) == value
+
+
+@pytest.mark.parametrize(("value", "held"), [
+    ('http://es:9200"]}} filter { ruby { code => "system(1)" } }', '"'),
+    ("http://es/a\\", "\\"), ("a\nb", "\n"), ("a\x7f", "\x7f"),
+    ("http://es/${ES_PASSWORD}", "${"), ("logs-%{[host][name]}", "%{")])
+def test_what_no_logstash_string_holds_safely_is_refused(value: str, held: str) -> None:
+    with pytest.raises(UnsafeLogstashValue) as err:
+        logstash_string(value)
+    assert str(err.value) == (f"{value!r} cannot be written into a Logstash pipeline "
+                              f"(it holds {held!r})")
+
+
+def test_the_pipeline_refuses_an_unvalidated_url_instead_of_pasting_it() -> None:
+    bad = replace(CFG, elasticsearch=ElasticsearchSettings(
+        url='http://es:9200"]}} filter { ruby { code => "system(1)" } } output { x { y => ["'))
+    with pytest.raises(UnsafeLogstashValue):
+        render_pipeline(bad, INV.site)
+
+
+def test_every_string_of_the_pipeline_is_one_grammar_string() -> None:
+    """The external URL is the whole value of `hosts`, as Logstash's grammar reads it."""
+    url = "https://es.example.org:9200/prefix%2Fx"
+    cfg = replace(CFG, elasticsearch=ElasticsearchSettings(url=url))
+    text = render_pipeline(cfg, INV.site).decode()
+    line = next(li for li in text.splitlines() if "hosts =>" in li)
+    assert [m_.group(1) for m_ in DOUBLE_QUOTED.finditer(line)] == [url]
 
 
 # -- Elasticsearch requests ------------------------------------------------------------------

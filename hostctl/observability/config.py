@@ -141,7 +141,20 @@ class MetricsConfig:
 
 # -- the schemas -----------------------------------------------------------------------------
 
-URL_PATTERN = r"https?://[A-Za-z0-9.:\[\]-]+(:[0-9]+)?(/[^\s]*)?"
+# The Elasticsearch URL is written into the Logstash pipeline (a double-quoted string, where
+# Logstash's grammar ends the string at a '"' not preceded by '\\', and `${VAR}` and
+# `%{field}` are substituted), and hostctl sends its requests there. So it is kept to what an
+# Elasticsearch address needs: http(s), a DNS name, IPv4 or [IPv6] address, a port 1-65535,
+# a path of unreserved characters and %XX; no credentials, query, quotes, backslashes, '$'.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_PORT = (r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}"
+         r"|[1-9][0-9]{0,3})")
+URL_PATTERN = (rf"https?://({_LABEL}(\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(:{_PORT})?"
+               r"(/([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})*)*")
+URL_HINT = ("give a URL such as http://es.example.org:9200 (http or https, a host name or "
+            "address, a port, a path of letters, digits, '.', '_', '~', '-', '/' or %XX; "
+            "no user, password, query or quotes)")
+URL_MAX = 2048
 ADDRESS_PATTERN = r"[A-Za-z0-9.:-]+"
 
 
@@ -159,7 +172,7 @@ def _logging_section() -> Record[LoggingConfig]:
             "address": Str(ADDRESS_PATTERN, "give an IP address or DNS name"),
         }),
         "elasticsearch": Record(ElasticsearchSettings, {
-            "url": Str(URL_PATTERN, "give a URL such as http://es.example.org:9200"),
+            "url": Str(URL_PATTERN, URL_HINT, max_len=URL_MAX),
             "port": s.port_number,
             "heap": Size(minimum=256 * 1024 * 1024),
         }),

@@ -25,16 +25,65 @@ def templates_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parents[2] / "logging"
 
 
+class UnsafeLogstashValue(ValueError):
+    """A value that no Logstash string can hold safely (validate refuses it first)."""
+
+
+def _unsafe(value: str) -> str | None:
+    for c in value:
+        if c in '"\\' or ord(c) < 0x20 or ord(c) == 0x7f:
+            return c
+    for pattern in ("${", "%{"):
+        if pattern in value:
+            return pattern
+    return None
+
+
+def logstash_string(value: object) -> str:
+    """`value` as a double-quoted Logstash string that means `value` whatever
+    `config.support_escapes` says. Logstash's grammar (logstash-core/lib/logstash/config/
+    grammar.treetop, `double_quoted_string`) ends the string at a '"' not preceded by a
+    backslash, and only with support_escapes on does it turn `\\"` or `\\\\` back into one
+    character: no escape means the same under both settings, so a value holding a quote,
+    backslash or control character is refused rather than escaped. `${VAR}` (Logstash
+    substitutes environment and keystore values) and `%{field}` (event fields) are refused
+    too: they would not be the value written."""
+    text = str(value)
+    bad = _unsafe(text)
+    if bad is not None:
+        raise UnsafeLogstashValue(f"{text!r} cannot be written into a Logstash pipeline "
+                                  f"(it holds {bad!r})")
+    return f'"{text}"'
+
+
+def logstash_comment(value: object) -> str:
+    """`value` inside a `#` comment line: anything but a line break."""
+    text = str(value)
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in text):
+        raise UnsafeLogstashValue(f"{text!r} cannot be written into a Logstash comment")
+    return text
+
+
+def logstash_number(value: object) -> str:
+    """An integer as Logstash's `number` rule reads it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UnsafeLogstashValue(f"{value!r} is not an integer")
+    return str(value)
+
+
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
-        autoescape=False,  # Logstash syntax; every value below is validated or built here
+        autoescape=False,  # Logstash syntax: every value goes through a filter below
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters.update(ls_string=logstash_string, ls_comment=logstash_comment,
+                       ls_number=logstash_number)
+    return env
 
 
 def elasticsearch_url(cfg: LoggingConfig) -> str:
@@ -59,8 +108,8 @@ def render_pipeline(cfg: LoggingConfig, site: str) -> bytes:
         site=site,
         mode_text=mode_text,
         port=cfg.logstash.port,
-        udp=str(cfg.logstash.protocol == "udp").lower(),
-        tcp=str(cfg.logstash.protocol == "tcp").lower(),
+        udp=cfg.logstash.protocol == "udp",
+        tcp=cfg.logstash.protocol == "tcp",
         data_stream=data_stream,
         namespace=data_stream_namespace(site),
         elasticsearch=elasticsearch_url(cfg),
