@@ -325,6 +325,40 @@ def test_docker_down_keeps_totals_and_says_so(tmp_path: Path) -> None:
     assert s['hostctl_project_cpu_seconds_total{project="ml"}'] == 160.0
 
 
+def test_a_service_handed_to_the_cluster_is_read_at_every_sample(tmp_path: Path) -> None:
+    """The handoff writes /var/lib/hostctl/cluster/SERVICE on the host and changes no
+    exporter config: the exporter reads the records itself, so the alert rules can leave
+    the service's stopped replicas alone (issue 10 #4)."""
+    from hostctl.in_cluster import record_line, record_path
+    from hostctl.observability.exporter_bundle import STATE_DIR
+
+    sampler, s = run_site(tmp_path, None)
+    assert not [k for k in s if k.startswith("hostctl_service_in_cluster")]
+    state = Path(sampler.conf.state_dir)
+    record = state / record_path("api").removeprefix(STATE_DIR + "/")
+    _write(record, record_line("ops", "r1", "k3s", None, now=T0) + "\n")
+    _write(state / "cluster/train", "{}\n")  # a job's name: not a service of this host
+    _write(state / "cluster/web.tmp", "{}\n")  # a handoff writing its record elsewhere
+    sampler.sample()
+    s = series(sampler)
+    assert {k: v for k, v in s.items() if k.startswith("hostctl_service_in_cluster")} == {
+        'hostctl_service_in_cluster{project="shop",service="api"}': 1.0}
+    assert s['hostctl_service_up{project="shop",replica="2",service="api"}'] == 0.0
+    record.write_text("not json")  # unreadable still means handed off, as for deploy
+    sampler.sample()
+    assert series(sampler)['hostctl_service_in_cluster{project="shop",service="api"}'] == 1.0
+    record.unlink()  # handoff --back
+    sampler.sample()
+    assert not [k for k in series(sampler) if k.startswith("hostctl_service_in_cluster")]
+
+
+def test_the_exporter_reads_records_where_the_handoff_writes_them() -> None:
+    from hostctl.observability.exporter_bundle import STATE_DIR
+    from hostctl.remote import layout
+
+    assert f"{STATE_DIR}/{src.CLUSTER_SUBDIR}" == layout.CLUSTER_DIR
+
+
 def test_health_comes_from_docker_when_the_container_has_a_check(tmp_path: Path) -> None:
     from hostctl.observability.exporter import healthy
 

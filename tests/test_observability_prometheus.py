@@ -294,6 +294,11 @@ def test_prometheus_scrapes_the_exporter_bundle(
     info = prom.query('hostctl_service_info{host="priced",replica="1"}')[0]["metric"]
     assert (info["image"], info["spec_hash"], info["project"], info["site"], info["job"]) == (
         "app:1.0", "0123456789ab", "shop", "promtest", "hostctl-promtest")
+    # the site comes from the target's labels alone: no exported_site (issue 10 #7)
+    about = prom.query('hostctl_exporter_info{host="priced"}')[0]["metric"]
+    assert {k: v for k, v in about.items() if k not in ("instance",)} == {
+        "__name__": "hostctl_exporter_info", "host": "priced", "job": "hostctl-promtest",
+        "site": "promtest", "version": "1"}
     # prices missing: the cost series are absent, not zero; usage is still counted
     assert prom.query('hostctl_project_cost_total{host="unpriced"}') == []
     assert prom.query('hostctl_price_per_hour{host="unpriced"}') == []

@@ -131,6 +131,7 @@ class Snapshot:
     deployed: dict[str, float] = field(default_factory=dict)
     gpus_allocated: int = 0
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # totals, see State
+    in_cluster: dict[str, str] = field(default_factory=dict)  # service -> project
 
 
 def probe(check: Check, container: src.Container) -> bool:
@@ -283,6 +284,10 @@ class Sampler:
         if units is not None:
             self._count_restarts(units)
         replicas = self._replicas(containers or [], cpu, memory)
+        # Read at every sample: a handoff (or its --back) changes no exporter config.
+        handed = src.read_handed_off(self.conf.state_dir)
+        in_cluster = {name: s.project for name, s in sorted(self.conf.services.items())
+                      if name in handed}
         releases = src.Releases.read(self.conf.state_dir)
         deployed = {name: t for name in self.conf.services
                     if (t := releases.deployed_at(name)) is not None}
@@ -291,7 +296,7 @@ class Sampler:
         except OSError as exc:
             print(f"hostctl-exporter: cannot save {self.state_path}: {exc}", file=sys.stderr)
         snap = Snapshot(now, self.clock() - started, containers is not None, units is not None,
-                        replicas, deployed, gpus_allocated, self._projects_copy())
+                        replicas, deployed, gpus_allocated, self._projects_copy(), in_cluster)
         with self.lock:
             self.latest = snap
         return snap
@@ -343,9 +348,11 @@ class HostctlCollector(Collector):
 
 def families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
     """Every metric family of one sample."""
+    # No `site` label: the scrape target carries it (a `site` here would come out as
+    # `exported_site`).
     info = InfoMetricFamily("hostctl_exporter", "The exporter and what it watches",
-                            labels=["site", "version"])
-    info.add_metric([conf.site, VERSION], {})
+                            labels=["version"])
+    info.add_metric([VERSION], {})
     yield info
     yield GaugeMetricFamily("hostctl_exporter_docker_up",
                             "1 if Docker answered at the last sample", value=int(snap.docker_up))
@@ -393,7 +400,13 @@ def _service_families(snap: Snapshot) -> Iterator[Metric]:
     projects = {r.service: r.project for r in snap.replicas}
     for service, when in sorted(snap.deployed.items()):
         deployed.add_metric([service, projects.get(service, "")], when)
-    yield from (up, ok, restarts, info, cpu, mem, deployed)
+    # The alert rules leave these services' replicas alone: they run in the k3s cluster.
+    in_cluster = GaugeMetricFamily("hostctl_service_in_cluster", "1 if the service was handed "
+                                   "to the k3s cluster (hostctl k8s handoff): its replicas "
+                                   "here are meant to be stopped", labels=["service", "project"])
+    for service, project in sorted(snap.in_cluster.items()):
+        in_cluster.add_metric([service, project], 1)
+    yield from (up, ok, restarts, info, cpu, mem, deployed, in_cluster)
 
 
 def _project_families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:

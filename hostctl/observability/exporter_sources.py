@@ -250,6 +250,35 @@ def read_probe_restarts(health_dir: str) -> dict[str, int]:
     return out
 
 
+# -- services handed to the k3s cluster ------------------------------------------------------
+
+CLUSTER_SUBDIR = "cluster"  # under the state dir: hostctl.remote.layout.CLUSTER_DIR
+RECORD_MAX = 4096  # a record is one short JSON line (hostctl.in_cluster.record_line)
+
+
+def read_handed_off(state_dir: str) -> dict[str, dict[str, Any]]:
+    """service -> its handoff record (`hostctl k8s handoff` writes one file per service,
+    by temp file and rename; hostctl.in_cluster). An unreadable record still means handed
+    off, as it does for deploy; a missing folder means none."""
+    folder = os.path.join(state_dir, CLUSTER_SUBDIR)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith(".") or name.endswith(".tmp") or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                record = json.loads(fh.read(RECORD_MAX) or "{}")
+        except (OSError, ValueError):
+            record = {}
+        out[name] = record if isinstance(record, dict) else {}
+    return out
+
+
 # -- hostctl's releases ----------------------------------------------------------------------
 
 @dataclass

@@ -27,6 +27,12 @@ def dashboard_uid(site: str, project: str) -> str:
     return f"hostctl-{base[:23]}-{hashlib.sha256(base.encode()).hexdigest()[:8]}"
 
 
+def currency_unit(code: str) -> str:
+    """Grafana's unit for an amount in `code`: the general `currency:<CODE>` form (the
+    fixed ids such as `currencyUSD` exist for some twenty codes only)."""
+    return f"currency:{code}"
+
+
 def _sel(project: str, extra: str = "") -> str:
     return f'{{project="{project}",host=~"$host"{extra}}}'
 
@@ -116,10 +122,10 @@ def dashboard(site: str, project: str, met: MetricsConfig,
     if met.prices is not None:
         lay.add(_stat(f"Cost in range ({met.prices.currency})",
                       f"sum(increase(hostctl_project_cost_total{_sel(p)}[$__range]))",
-                      "currency" + met.prices.currency, decimals=2), 6, 6)
+                      currency_unit(met.prices.currency), decimals=2), 6, 6)
         lay.add(_series("Cost per hour", f"sum by (resource) (rate(hostctl_project_cost_total"
                                          f"{_sel(p)}[$__rate_interval])) * 3600",
-                        "{{resource}}", "currency" + met.prices.currency), 18, 6)
+                        "{{resource}}", currency_unit(met.prices.currency)), 18, 6)
     else:
         lay.add(_text("Cost", "No prices in the inventory (`metrics: prices:`): hostctl "
                               "computes no cost for this site."), 24, 3)

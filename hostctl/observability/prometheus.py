@@ -89,7 +89,9 @@ def alert_rules(inv: m.Inventory, met: MetricsConfig) -> str:
               f"time() - hostctl_exporter_last_sample_timestamp_seconds > {stale}", "2m",
               "the exporter on {{ $labels.host }} has not read its containers for "
               f"over {stale}s", "ticket"),
-        _rule("HostctlServiceDown", "hostctl_service_up == 0", "2m",
+        # A service handed to the k3s cluster is stopped on its hosts on purpose.
+        _rule("HostctlServiceDown", "hostctl_service_up == 0 unless on (job, instance, service) "
+              "hostctl_service_in_cluster == 1", "2m",
               "{{ $labels.service }} #{{ $labels.replica }} (project {{ $labels.project }}) "
               "is not running on {{ $labels.host }}"),
         _rule("HostctlServiceUnhealthy", "hostctl_service_healthy == 0 and "
