@@ -193,3 +193,76 @@ def test_a_spec_may_not_take_a_logging_service_name(tmp_path: Path) -> None:
     external = "logging: {host: edge-1, elasticsearch: {url: 'http://es:9200'}}\n"
     spec = SERVICE.replace("name: api", "name: logging-elasticsearch")
     assert problems(tmp_path / "b", external, {"api.yml": spec}) == []
+
+
+# -- platform ports: a service may not publish one (issue 10 #19) ----------------------------
+
+METRICS_ON = "metrics: {prometheus: {scrape_interval: 15s}}"  # the exporter on 9477
+
+
+def _service_on(host: str, port: str) -> dict[str, str]:
+    return {"api.yml": SERVICE.replace("{container: 8080, host: 18080}", port)
+            .replace("hosts: [app-1]", f"hosts: [{host}]")}
+
+
+PORT_CLASHES = [
+    (METRICS_ON, "app-1", "{container: 8080, host: 9477}",
+     ["specs/api.yml:6: ports/http/host: host port 9477/tcp on app-1 is taken by hostctl's "
+      "exporter (metrics/exporter/port in site.yml); pick another host port, or change "
+      "metrics/exporter/port"]),
+    ("metrics: {exporter: {port: 9100}}", "app-1", "{container: 8080, host: 9100}",
+     ["specs/api.yml:6: ports/http/host: host port 9100/tcp on app-1 is taken by hostctl's "
+      "exporter (metrics/exporter/port in site.yml); pick another host port, or change "
+      "metrics/exporter/port"]),
+    ("metrics: {exporter: {listen: 10.0.0.1}}", "app-1",
+     "{container: 8080, host: 9477, bind: 127.0.0.1}", []),
+    ("logging: {host: app-1}", "app-1", "{container: 8080, host: 12201, protocol: udp}",
+     ["specs/api.yml:6: ports/http/host: host port 12201/udp on app-1 is taken by Logstash's "
+      "GELF input (logging/logstash/port in site.yml); pick another host port, or change "
+      "logging/logstash/port"]),
+    ("logging: {host: app-1}", "app-1", "{container: 8080, host: 12201}", []),
+    ("logging: {host: edge-1}", "app-1", "{container: 8080, host: 12201, protocol: udp}", []),
+    ("logging: {host: app-1}", "app-1", "{container: 8080, host: 9200}",
+     ["specs/api.yml:6: ports/http/host: host port 9200/tcp on app-1 is taken by hostctl's "
+      "Elasticsearch (logging/elasticsearch/port in site.yml); pick another host port, or "
+      "change logging/elasticsearch/port"]),
+    ("logging: {host: app-1}", "app-1", "{container: 8080, host: 9200, bind: 10.0.0.1}", []),
+    ("logging: {host: app-1, elasticsearch: {url: 'http://es:9200'}}", "app-1",
+     "{container: 8080, host: 9200}", []),
+    # instances count up from the host port: the second one lands on the exporter's
+    (METRICS_ON, "app-1", "{container: 8080, host: 9476}\ninstances: 2",
+     ["specs/api.yml:6: ports/http/host: host port 9477/tcp on app-1 is taken by hostctl's "
+      "exporter (metrics/exporter/port in site.yml); pick another host port, or change "
+      "metrics/exporter/port"]),
+]
+
+
+@pytest.mark.parametrize(("sections", "host", "port", "expected"), PORT_CLASHES,
+                         ids=[f"{c[0]} {c[2]}" for c in PORT_CLASHES])
+def test_a_service_may_not_publish_a_platform_port(tmp_path: Path, sections: str, host: str,
+                                                   port: str, expected: list[str]) -> None:
+    assert problems(tmp_path, sections + "\n", _service_on(host, port)) == expected
+
+
+PLATFORM_CLASHES = [
+    ("logging: {host: edge-1}\nmetrics: {exporter: {port: 9200}}",
+     ["site.yml:9: metrics/exporter/port: port 9200/tcp on edge-1 is also taken by hostctl's "
+      "Elasticsearch (logging/elasticsearch/port); give each its own port"]),
+    ("logging: {host: edge-1, elasticsearch: {port: 9477}}\n" + METRICS_ON,
+     ["site.yml:8: logging/elasticsearch/port: port 9477/tcp on edge-1 is also taken by "
+      "hostctl's exporter (metrics/exporter/port); give each its own port"]),
+    ("logging: {host: edge-1, logstash: {port: 9477}}\n" + METRICS_ON, []),  # udp and tcp
+    ("gateway: {hosts: [edge-1], admin_port: 9477}\n" + METRICS_ON,
+     ["site.yml:9: metrics/exporter/port: port 9477/tcp on edge-1 is also taken by Kong's "
+      "Admin API (gateway/admin_port); give each its own port"]),
+    ("gateway: {hosts: [edge-1], proxy: {http: 9200}}\nlogging: {host: edge-1}",
+     ["site.yml:9: logging/elasticsearch/port: port 9200/tcp on edge-1 is also taken by "
+      "Kong's HTTP proxy (gateway/proxy/http); give each its own port"]),
+]
+
+
+@pytest.mark.parametrize(("sections", "expected"), PLATFORM_CLASHES,
+                         ids=[c[0] for c in PLATFORM_CLASHES])
+def test_two_platform_services_may_not_share_a_port(tmp_path: Path, sections: str,
+                                                    expected: list[str]) -> None:
+    assert problems(tmp_path, sections + "\n") == expected
