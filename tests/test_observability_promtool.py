@@ -12,7 +12,6 @@ config` read the rendered files as they are.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,7 +29,13 @@ from hostctl.observability.config import metrics_config
 from hostctl.observability.exporter import ExporterConf, Sampler, registry_for
 from hostctl.observability.exporter_bundle import exporter_config
 from hostctl.observability.files import site_files
-from hostctl.observability.prometheus import alert_rules, job_name, rules_file, targets
+from hostctl.observability.prometheus import (
+    alert_rules,
+    job_name,
+    promql_string,
+    rules_file,
+    targets,
+)
 from tests.site_factory import make_site
 from tests.test_observability_exporter import FakeHost, inspect_item, labels
 
@@ -76,11 +81,6 @@ class MinuteClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def promql_string(value: str) -> str:
-    """A label value in series notation (PromQL's double-quoted string)."""
-    return json.dumps(value)
 
 
 class Scrapes:
@@ -340,3 +340,22 @@ def test_promtool_checks_the_rendered_config_and_rules(site: m.Site, tmp_path: P
                                                                "prometheus.yml")],
                             capture_output=True, text=True, timeout=60)
     assert config.returncode == 0, config.stdout + config.stderr
+
+
+@pytest.mark.parametrize("value", ['a"b', "back\\slash", "line\nbreak", "ünï", "$host"])
+def test_a_promql_string_selects_exactly_its_value(tmp_path: Path, value: str) -> None:
+    """promql_string, which the rules and dashboards write label values with, read by
+    Prometheus' own parser: it selects the series with that value and no other."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [
+        {"record": "selected", "expr": f"count(up{{job={promql_string(value)}}})"}]}]}))
+    tests = tmp_path / "tests.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(rules)], "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f"up{{job={promql_string(v)}}}", "values": "1 1"}
+                         for v in (value, value + "x", "a")],
+        "promql_expr_test": [{"expr": "selected", "eval_time": "1m",
+                              "exp_samples": [{"labels": "selected", "value": 1}]}]}]}))
+    res = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -14,6 +14,7 @@ from typing import Any
 from hostctl import model as m
 from hostctl.observability.config import LoggingConfig, MetricsConfig
 from hostctl.observability.pipeline import data_stream_namespace
+from hostctl.observability.prometheus import promql_string
 
 SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -34,7 +35,7 @@ def currency_unit(code: str) -> str:
 
 
 def _sel(project: str, extra: str = "") -> str:
-    return f'{{project="{project}",host=~"$host"{extra}}}'
+    return f'{{project={promql_string(project)},host=~"$host"{extra}}}'
 
 
 class _Layout:
@@ -143,6 +144,7 @@ def dashboard(site: str, project: str, met: MetricsConfig,
         lay.add(_text("Logs", f"This project's logs are in Elasticsearch, {where}; fields "
                               "`service.name`, `host.name`, `hostctl.instance`, "
                               "`hostctl.spec_hash`."), 24, 3)
+    hosts_query = f"label_values(hostctl_service_up{{project={promql_string(p)}}}, host)"
     return {
         "uid": dashboard_uid(site, p), "title": f"hostctl {site}: {p}",
         "tags": ["hostctl", f"site:{site}", f"project:{p}"],
@@ -152,9 +154,8 @@ def dashboard(site: str, project: str, met: MetricsConfig,
             {"name": "datasource", "label": "Prometheus", "type": "datasource",
              "query": "prometheus", "current": {}, "hide": 0},
             {"name": "host", "label": "Host", "type": "query", "datasource": DS,
-             "query": {"query": f'label_values(hostctl_service_up{{project="{p}"}}, host)',
-                       "refId": "hosts"},
-             "definition": f'label_values(hostctl_service_up{{project="{p}"}}, host)',
+             "query": {"query": hosts_query, "refId": "hosts"},
+             "definition": hosts_query,
              "includeAll": True, "multi": True, "allValue": ".*", "refresh": 2,
              "current": {"text": "All", "value": "$__all"}, "hide": 0},
         ]},

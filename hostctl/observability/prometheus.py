@@ -14,6 +14,14 @@ from hostctl import model as m
 from hostctl.observability.config import MetricsConfig
 
 
+def promql_string(value: str) -> str:
+    """`value` as a PromQL string literal: double-quoted, with Go's escapes for quotes,
+    backslashes and control characters (JSON's are a subset PromQL's lexer reads). The
+    names hostctl writes are validated names; this keeps a query one query whatever they
+    hold."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def job_name(site: str) -> str:
     return f"hostctl-{site}"
 
@@ -80,7 +88,7 @@ def alert_rules(inv: m.Inventory, met: MetricsConfig) -> str:
     job = job_name(inv.site)
     stale = max(60, int(met.exporter.sample_interval * 5))
     rules = [
-        _rule("HostctlExporterDown", f'up{{job="{job}"}} == 0', "2m",
+        _rule("HostctlExporterDown", f"up{{job={promql_string(job)}}} == 0", "2m",
               "hostctl exporter on {{ $labels.host }} does not answer (host down, or "
               "hostctl-exporter.service stopped); its services are not watched"),
         _rule("HostctlDockerDown", "hostctl_exporter_docker_up == 0", "1m",
