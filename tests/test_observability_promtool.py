@@ -29,6 +29,7 @@ from hostctl.observability.config import metrics_config
 from hostctl.observability.exporter import ExporterConf, Sampler, registry_for
 from hostctl.observability.exporter_bundle import exporter_config
 from hostctl.observability.files import site_files
+from hostctl.observability.grafana import dashboard
 from hostctl.observability.prometheus import (
     alert_rules,
     job_name,
@@ -356,6 +357,29 @@ def test_a_promql_string_selects_exactly_its_value(tmp_path: Path, value: str) -
                          for v in (value, value + "x", "a")],
         "promql_expr_test": [{"expr": "selected", "eval_time": "1m",
                               "exp_samples": [{"labels": "selected", "value": 1}]}]}]}))
+    res = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_dashboard_expects_no_replica_of_a_service_in_the_cluster(
+        site: m.Site, tmp_path: Path) -> None:
+    """"Replicas expected" of the rendered dashboard, on the real exporter's series of a host
+    where api runs two replicas and web was handed to the cluster."""
+    met = metrics_config(site.inventory)
+    assert met is not None
+    panels = dashboard(site.inventory.site, "shop", met)["panels"]
+    (expr,) = [p["targets"][0]["expr"] for p in panels if p["title"] == "Replicas expected"]
+    scenario = service_down(site, tmp_path / "s", handed_off=True)
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [
+        {"record": "expected", "expr": expr.replace("$host", ".*")}]}]}))
+    tests = tmp_path / "tests.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(rules)], "tests": [{
+        "interval": "1m", "input_series": scenario["input_series"],
+        "promql_expr_test": [{"expr": "expected", "eval_time": "2m",
+                              "exp_samples": [{"labels": "expected", "value": 2}]}]}]},
+        width=1000))
     res = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -99,7 +99,11 @@ def dashboard(site: str, project: str, met: MetricsConfig,
     lay = _Layout()
     lay.add(_stat("Replicas running", f"sum(hostctl_service_up{_sel(p)})",
                   description="Containers of the project's services that run"), 4, 4)
-    lay.add(_stat("Replicas expected", f"count(hostctl_service_up{_sel(p)})"), 4, 4)
+    # A service handed to the k3s cluster is not expected on the hosts any more.
+    lay.add(_stat("Replicas expected", f"count(hostctl_service_up{_sel(p)} unless on "
+                                       "(job, instance, service) hostctl_service_in_cluster)",
+                  description="Replicas the hosts should run (services handed to the k3s "
+                              "cluster left out)"), 4, 4)
     lay.add(_stat("Replicas healthy", f"sum(hostctl_service_healthy{_sel(p)})"), 4, 4)
     lay.add(_stat("Restarts in range", f"sum(increase(hostctl_service_restarts_total"
                                        f"{_sel(p)}[$__range]))", decimals=0), 4, 4)
