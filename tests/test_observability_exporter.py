@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -325,29 +326,34 @@ def test_docker_down_keeps_totals_and_says_so(tmp_path: Path) -> None:
     assert s['hostctl_project_cpu_seconds_total{project="ml"}'] == 160.0
 
 
-def test_a_service_handed_to_the_cluster_is_read_at_every_sample(tmp_path: Path) -> None:
-    """The handoff writes /var/lib/hostctl/cluster/SERVICE on the host and changes no
-    exporter config: the exporter reads the records itself, so the alert rules can leave
-    the service's stopped replicas alone (issue 10 #4)."""
-    from hostctl.in_cluster import record_line, record_path
-    from hostctl.observability.exporter_bundle import STATE_DIR
+def test_a_service_handed_to_the_cluster_is_read_at_every_sample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handoff writes /var/lib/hostctl/cluster/SERVICE on the host (its own script, run
+    here under sh against the exporter's state folder) and changes no exporter config: the
+    exporter reads the records itself, so the alert rules can leave the service's stopped
+    replicas alone (issue 10 #4)."""
+    from hostctl.in_cluster import record_line, remove_record_script, write_record_script
+    from hostctl.remote import layout
+
+    def sh(script: str) -> None:
+        subprocess.run(["sh", "-c", script], capture_output=True, check=True, timeout=30)
 
     sampler, s = run_site(tmp_path, None)
     assert not [k for k in s if k.startswith("hostctl_service_in_cluster")]
-    state = Path(sampler.conf.state_dir)
-    record = state / record_path("api").removeprefix(STATE_DIR + "/")
-    _write(record, record_line("ops", "r1", "k3s", None, now=T0) + "\n")
-    _write(state / "cluster/train", "{}\n")  # a job's name: not a service of this host
-    _write(state / "cluster/web.tmp", "{}\n")  # a handoff writing its record elsewhere
+    cluster = Path(sampler.conf.state_dir) / src.CLUSTER_SUBDIR
+    monkeypatch.setattr(layout, "CLUSTER_DIR", str(cluster))
+    sh(write_record_script("api", record_line("ops", "r1", "k3s", None, now=T0)))
+    _write(cluster / "train", "{}\n")  # a job's name: not a service of this host
+    _write(cluster / "web.tmp", "{}\n")  # a handoff writing its record elsewhere
     sampler.sample()
     s = series(sampler)
     assert {k: v for k, v in s.items() if k.startswith("hostctl_service_in_cluster")} == {
         'hostctl_service_in_cluster{project="shop",service="api"}': 1.0}
     assert s['hostctl_service_up{project="shop",replica="2",service="api"}'] == 0.0
-    record.write_text("not json")  # unreadable still means handed off, as for deploy
+    (cluster / "api").write_text("not json")  # unreadable still means handed off
     sampler.sample()
     assert series(sampler)['hostctl_service_in_cluster{project="shop",service="api"}'] == 1.0
-    record.unlink()  # handoff --back
+    sh(remove_record_script("api"))  # handoff --back
     sampler.sample()
     assert not [k for k in series(sampler) if k.startswith("hostctl_service_in_cluster")]
 
