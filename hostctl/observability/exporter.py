@@ -7,8 +7,8 @@ a state file, so a restarted exporter carries on counting instead of starting fr
 
 Runs from the bundle (exporter_bundle.py) on the host's own python3: standard library and
 prometheus_client only. Metric names: REFERENCE.md (prefix hostctl_, base units, counters
-end in _total). Labels never use `instance` or `job` (Prometheus' own target labels):
-a service's copy is `replica`; the host comes from the scrape target's labels.
+end in _total). Labels never use `instance`, `job`, `host` or `site` (the scrape target's
+labels; Prometheus would rename ours to exported_*): a service's copy is `replica`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""What the exporter reads on its host: Docker, systemd, the cgroup files of containers and
-hostctl's release manifests. Each source is a command (or a file) and a pure parser, so the
-parsers are tested on captured output.
+"""What the exporter reads on its host: Docker, systemd, the cgroup files of containers,
+hostctl's release manifests and the records of services handed to the k3s cluster. Each
+source is a command (or a file) and a pure parser, so the parsers are tested on captured output.
 
 Runs inside the exporter bundle on the host's own python3: standard library only.
 """
