@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from hostctl import model as m
+from hostctl.docker_cmd import health_cmd_word
 from hostctl.errors import Problem
-from hostctl.placement import eligible_hosts, gpus_needed, placed_on, service_instances
+from hostctl.placement import Instance, eligible_hosts, gpus_needed, placed_on, service_instances
 from hostctl.schema import did_you_mean
 from hostctl.secrets import SecretStore
+from hostctl.systemd.quoting import UnitQuotingError, argument_problem
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
 
@@ -190,6 +192,54 @@ def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
             seen.add(v.target)
 
 
+def _argv_words(w: m.Workload) -> Iterator[tuple[str, str, str]]:
+    """(path, word, how to fix it) for every spec value that becomes one `docker run`
+    argument (docker_cmd.common_run_args, health_args, command_tail)."""
+    for key, value in w.env.items():
+        yield f"env/{key}", f"{key}={value}", "shorten the value (NAME=VALUE is one argument)"
+    for i, word in enumerate(w.command or ()):
+        yield f"command/{i}", word, "change this word"
+    for i, word in enumerate(w.args):
+        yield f"args/{i}", word, "change this word"
+    if w.health is not None and w.health.command is not None:
+        yield "health/command", health_cmd_word(w.health.command), \
+            "shorten the command (Docker receives it as one argument)"
+
+
+def words_fit_units(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                    ) -> Iterator[Problem]:
+    """Every spec value that render writes into a unit's `docker run` line passes the rule
+    render applies (systemd.quoting), here, with its field; then what only the whole line
+    can show (its length) by rendering the workload's units as deploy would."""
+    for w in ws:
+        found = False
+        for path, word, fix in _argv_words(w):
+            why = argument_problem(word)
+            if why is not None:
+                found = True
+                yield at(w, path, f"{why}; {fix}")
+        if not found:
+            yield from _units_render(w, inv)
+
+
+def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
+    from hostctl import render  # here: render's templates are only needed once specs pass
+
+    dockers = {h.docker: h for h in eligible_hosts(w, inv)}  # the rest is the same per host
+    for host in dockers.values():
+        try:
+            if w.is_job:
+                render.job_unit(w, host, inv.site)
+                if w.schedule is not None:
+                    render.job_timer(w, inv.site)
+            else:
+                render.service_unit(Instance(w, host, w.instances), inv.site)
+        except UnitQuotingError as exc:
+            yield at(w, "", f"cannot be written into a systemd unit for {host.name}: {exc}; "
+                            "shorten env values, args or command")
+            return
+
+
 def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
                          ) -> Iterator[Problem]:
     projects = {w.project for w in ws}
@@ -205,17 +255,25 @@ def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
 
 
 def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
-    from hostctl.systemd.calendar import CalendarError, parse_calendar
+    from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
 
     for w in ws:
         if w.schedule is None:
             continue
         try:
-            parse_calendar(w.schedule)
+            spec = parse_calendar(w.schedule)
         except CalendarError as exc:
             yield at(w, "schedule", f"'{w.schedule}' is not a systemd calendar expression: "
                                     f"{exc}; e.g. 'daily', 'Mon..Fri 02:00' or "
                                     "'*-*-* 03:30:00'")
+            continue
+        if never_fires(spec):
+            # systemd loads such a timer and it never elapses: `systemd-analyze calendar`
+            # says "Next elapse: never" (a date that does not exist, or one that has passed).
+            yield at(w, "schedule", f"'{w.schedule}' never fires: no such date lies ahead "
+                                    "(a day that does not exist, such as 02-30, or a time "
+                                    "that has passed); give a date to come, or a repeating "
+                                    "schedule such as 'daily'")
 
 
 def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
@@ -248,7 +306,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, service_gpus_fit,
     health_ports,
     route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
-    reach_known_projects,
+    reach_known_projects, words_fit_units,
     gateway_consistent, observability_consistent,
 )
 
