@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from hostctl import model as m
-from hostctl.docker_cmd import health_cmd_word
+from hostctl.docker_cmd import JOURNALD, health_cmd_word
 from hostctl.errors import Problem
 from hostctl.placement import Instance, eligible_hosts, gpus_needed, placed_on, service_instances
 from hostctl.schema import did_you_mean
 from hostctl.secrets import SecretStore
-from hostctl.systemd.quoting import UnitQuotingError, argument_problem
+from hostctl.systemd.quoting import (
+    MAX_VALUE_BYTES,
+    UnitQuotingError,
+    argument_problem,
+    setting_value,
+)
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
 
@@ -222,18 +227,46 @@ def words_fit_units(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
             yield from _units_render(w, inv)
 
 
-def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
-    from hostctl import render  # here: render's templates are only needed once specs pass
+# exec_line writes a byte as at most 4 characters (`\xNN`); the rest of a `docker run` line
+# (names, labels, the docker path, logging options) stays well under this.
+_LINE_SLACK = 64 * 1024
 
+
+def _may_not_fit(w: m.Workload) -> bool:
+    """Whether the workload's words could make a unit line too long (rendering tells)."""
+    words = [word for _, word, _ in _argv_words(w)]
+    words += [f"{v.source}:{v.target}" for v in w.volumes]
+    size = sum(len(word.encode("utf-8", "surrogatepass")) for word in words)
+    return 4 * size + _LINE_SLACK > MAX_VALUE_BYTES
+
+
+def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
+    try:
+        setting_value(w.source)  # the unit's "# spec:" comment: the spec file's path
+    except UnitQuotingError as exc:
+        yield at(w, "", f"its file name cannot be written into a systemd unit: {exc}; "
+                        "rename the file")
+        return
+    if not _may_not_fit(w):
+        return
+    # Here: render (and its templates) and the logging options are only needed for the few
+    # workloads with that much text.
+    from hostctl import render
+    from hostctl.observability import log_args
+
+    try:
+        log = log_args(inv.logging, inv, w)
+    except KeyError:  # the logging host is unknown: observability_consistent says so
+        log = list(JOURNALD)
     dockers = {h.docker: h for h in eligible_hosts(w, inv)}  # the rest is the same per host
     for host in dockers.values():
         try:
             if w.is_job:
-                render.job_unit(w, host, inv.site)
+                render.job_unit(w, host, inv.site, log)
                 if w.schedule is not None:
                     render.job_timer(w, inv.site)
             else:
-                render.service_unit(Instance(w, host, w.instances), inv.site)
+                render.service_unit(Instance(w, host, w.instances), inv.site, log)
         except UnitQuotingError as exc:
             yield at(w, "", f"cannot be written into a systemd unit for {host.name}: {exc}; "
                             "shorten env values, args or command")

@@ -246,7 +246,9 @@ resources = ByShape(
 health = Record(m.Health, {
     "http": Record(m.HttpCheck, {
         "port": Field(Str(), required=True),
-        "path": Str(r"/[^\s]*", "the path must start with '/' and have no spaces"),
+        # Printable ASCII: the probe and the deploy gate put it in a URL (curl, wget).
+        "path": Str(r"/[!-~]*", "the path must start with '/' and have no spaces, control "
+                                "or non-ASCII characters (percent-encode them)"),
     }),
     "tcp": Record(m.TcpCheck, {"port": Field(Str(), required=True)}),
     "command": Command(),

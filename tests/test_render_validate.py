@@ -117,6 +117,15 @@ SPEC_CASES = [
          "come, or a repeating schedule such as 'daily'"],
         id="schedules-that-never-fire"),
     pytest.param(
+        {"a.yml": SERVICE.replace("path: /health", 'path: "/he\\x01"'),
+         "b.yml": SERVICE.replace("name: api", "name: b").replace("18080", "18081")
+         .replace("path: /health", "path: /grüße")},
+        ["specs/a.yml:8: health/http/path: '/he\x01' is not valid: the path must start with "
+         "'/' and have no spaces, control or non-ASCII characters (percent-encode them)",
+         "specs/b.yml:8: health/http/path: '/grüße' is not valid: the path must start with "
+         "'/' and have no spaces, control or non-ASCII characters (percent-encode them)"],
+        id="health-path-outside-a-url"),
+    pytest.param(
         {"a.yml": SERVICE.replace("api:1.0", "api:١")},
         ["specs/a.yml:4: image: 'example.org/shop/api:١' is not valid: give an image "
          "reference such as registry.example.org/team/app:1.2.3"],
