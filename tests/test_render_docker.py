@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from hostctl import model as m
-from hostctl.docker_cmd import go_duration
+from hostctl.checks import ENV_FILE_LINE_MAX
+from hostctl.docker_cmd import ENV_DIR, go_duration
 from hostctl.loader import load_site
 from hostctl.platform import with_platform
 from hostctl.render import render_site
@@ -65,11 +66,14 @@ def engine() -> Iterator[str]:
             _docker(kind, "rm", "-f" if kind == "container" else "--", *listed)
 
 
-def _docker_runs(site: m.Site) -> list[tuple[str, list[str]]]:
-    """(unit, argv) of every `docker run`/`docker create` line in every rendered unit."""
+def _docker_runs(site: m.Site, env_dir: Path) -> list[tuple[str, list[str]]]:
+    """(unit, argv) of every `docker run`/`docker create` line in every rendered unit; the
+    env files (secrets) are written under env_dir as they would be on the host."""
     found = []
     for files in render_site(site).values():
         for f in files:
+            if f.secret and f.path.endswith(".env"):
+                (env_dir / Path(f.path).name).write_bytes(f.content)
             if not f.path.startswith("/etc/systemd/system/"):
                 continue
             for line in f.content.decode().splitlines():
@@ -82,9 +86,9 @@ def _docker_runs(site: m.Site) -> list[tuple[str, list[str]]]:
     return found
 
 
-def _as_test_container(argv: list[str], site: m.Site, tag: str, env_file: Path) -> list[str]:
+def _as_test_container(argv: list[str], site: m.Site, tag: str, env_dir: Path) -> list[str]:
     """The same flags, made creatable here: `create`, a unique name and label, the demo
-    image, an env file that exists; CPUs within this machine's (Docker checks the host's)."""
+    image, the env file written here; CPUs within this machine's (Docker checks the host's)."""
     images = {w.image for w in site.workloads}
     out = ["create", "--label", tag]
     words = iter(argv[2:])
@@ -92,8 +96,8 @@ def _as_test_container(argv: list[str], site: m.Site, tag: str, env_file: Path) 
         if word == "--name":
             out += [word, f"{tag}-{next(words)}"]
         elif word == "--env-file":
-            out += [word, str(env_file)]
-            next(words)
+            path = next(words)
+            out += [word, str(env_dir / Path(path).name) if path.startswith(ENV_DIR) else path]
         elif word == "--cpus":
             out += [word, str(min(float(next(words)), os.cpu_count() or 1))]
         elif word in images:
@@ -105,16 +109,14 @@ def _as_test_container(argv: list[str], site: m.Site, tag: str, env_file: Path) 
 
 
 def _create_all(site: m.Site, tag: str, tmp_path: Path) -> int:
-    env_file = tmp_path / "secrets.env"
-    env_file.write_text("A_SECRET=value\n")
-    runs = _docker_runs(site)
+    runs = _docker_runs(site, tmp_path)
     networks = sorted({argv[i + 1] for _, argv in runs for i, w in enumerate(argv)
                        if w == "--network"})
     for net in networks:
         _docker("network", "create", "--label", tag, f"{tag}-{net}")
     refused = []
     for unit, argv in runs:
-        args = _as_test_container(argv, site, tag, env_file)
+        args = _as_test_container(argv, site, tag, tmp_path)
         args = [f"{tag}-{a}" if a in networks else a for a in args]
         res = _docker(*args)
         if res.returncode != 0:
@@ -141,8 +143,11 @@ def test_docker_accepts_every_docker_run_of_odd_but_valid_values(
                  "resources: {gpus: 2, cpus: 1.5, memory: 1Ti}\nports: {u: {container: 53, "
                  "host: 5353, protocol: udp, bind: 127.0.0.1}}\nreach: [shop]\n",
         "j.yml": JOB + "timeout: 365d\nschedule: '2199-12-31 23:00 UTC'\nstop_timeout: 1h\n"
-                       "resources: {gpus: 1}\nenv: {LONG: " + "y" * 60_000 + "}\n",
-    }, inventory=ODD_INVENTORY)
+                       "resources: {gpus: 1}\nenv: {LONG: " + "y" * 60_000 + "}\n"
+                       "secrets: [BIG, ODD]\n",
+    }, inventory=ODD_INVENTORY,
+        # the longest line an env file may have (checks.ENV_FILE_LINE_MAX), and odd bytes
+        secrets="BIG=" + "z" * (ENV_FILE_LINE_MAX - 4) + "\nODD= x=y \"'$%#\n")
     count = _create_all(load_site(str(inv), environ={}), engine, tmp_path)
     assert count == 4  # api x2, infer (created, then connected and started), etl
 

@@ -144,6 +144,28 @@ def test_spec_values_render_refuses_are_refused_by_validate(
     assert [str(p) for p in info.value.problems] == expected
 
 
+@pytest.mark.parametrize(("secrets", "expected"), [
+    ("DB_PASSWORD=" + "s" * (65535 - 12) + "\n", []),
+    ("DB_PASSWORD=" + "s" * (65536 - 12) + "\n",
+     ["specs/a.yml:10: secrets/0: secret 'DB_PASSWORD' is longer than a Docker env file line "
+      "may be (65535 bytes with its name); keep large secrets out of the environment"]),
+    ("DB_PASSWORD=a\0b\n",
+     ["specs/a.yml:10: secrets/0: secret 'DB_PASSWORD' contains a NUL character, which no "
+      "environment variable can hold; store it base64-encoded"]),
+])
+def test_secrets_docker_cannot_read_from_an_env_file_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secrets: str,
+        expected: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": SERVICE + "secrets: [DB_PASSWORD]\n"}, secrets=secrets)
+    try:
+        load_site(str(inv), environ={})
+        got = []
+    except ConfigError as exc:
+        got = [str(p) for p in exc.problems]
+    assert got == expected
+
+
 INVENTORY_CASES = [
     pytest.param(_inv("{address: 10.0.0.1,", "{address: --privileged,"),
                  ["site.yml:3: hosts/app-1/address: '--privileged' is not an IP address or DNS "
