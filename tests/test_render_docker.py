@@ -40,6 +40,7 @@ hosts:
 profiles: {}
 specs: [specs/*.yml]
 secrets: {env_file: secrets.env}
+logging: {host: app-1, logstash: {protocol: tcp, port: 12202}}
 """
 
 
@@ -108,7 +109,7 @@ def _as_test_container(argv: list[str], site: m.Site, tag: str, env_dir: Path) -
     return out
 
 
-def _create_all(site: m.Site, tag: str, tmp_path: Path) -> int:
+def _create_all(site: m.Site, tag: str, tmp_path: Path) -> list[list[str]]:
     runs = _docker_runs(site, tmp_path)
     networks = sorted({argv[i + 1] for _, argv in runs for i, w in enumerate(argv)
                        if w == "--network"})
@@ -124,13 +125,13 @@ def _create_all(site: m.Site, tag: str, tmp_path: Path) -> int:
         else:
             _docker("rm", "-f", res.stdout.strip())
     assert refused == []
-    return len(runs)
+    return [argv for _, argv in runs]
 
 
 def test_docker_accepts_every_docker_run_of_the_worked_example(
         engine: str, tmp_path: Path) -> None:
-    count = _create_all(with_platform(load_site(str(EXAMPLE))), engine, tmp_path)
-    assert count == 7  # 5 services (the gateway among them) and 2 jobs
+    runs = _create_all(with_platform(load_site(str(EXAMPLE))), engine, tmp_path)
+    assert len(runs) == 7  # 5 services (the gateway among them) and 2 jobs
 
 
 def test_docker_accepts_every_docker_run_of_odd_but_valid_values(
@@ -148,8 +149,12 @@ def test_docker_accepts_every_docker_run_of_odd_but_valid_values(
     }, inventory=ODD_INVENTORY,
         # the longest line an env file may have (checks.ENV_FILE_LINE_MAX), and odd bytes
         secrets="BIG=" + "z" * (ENV_FILE_LINE_MAX - 4) + "\nODD= x=y \"'$%#\n")
-    count = _create_all(load_site(str(inv), environ={}), engine, tmp_path)
-    assert count == 4  # api x2, infer (created, then connected and started), etl
+    runs = _create_all(load_site(str(inv), environ={}), engine, tmp_path)
+    assert len(runs) == 4  # api x2, infer (created, then connected and started), etl
+    assert all("gelf" in argv for argv in runs)
+    # what the odd values were there to exercise
+    assert {"--gpus", "--env-file", "--health-start-period", "--publish", "--volume",
+            "--entrypoint"} <= {word for argv in runs for word in argv}
 
 
 def test_docker_create_does_refuse_a_bad_flag(engine: str) -> None:
