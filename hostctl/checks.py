@@ -10,10 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from hostctl import model as m
+from hostctl.docker_cmd import JOURNALD, health_cmd_word
 from hostctl.errors import Problem
-from hostctl.placement import eligible_hosts, gpus_needed, placed_on, service_instances
+from hostctl.placement import Instance, eligible_hosts, gpus_needed, placed_on, service_instances
 from hostctl.schema import did_you_mean
 from hostctl.secrets import SecretStore
+from hostctl.systemd.quoting import (
+    MAX_VALUE_BYTES,
+    UnitQuotingError,
+    argument_problem,
+    setting_value,
+)
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
 
@@ -172,9 +179,21 @@ def secrets_known(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
             elif "\n" in secret.reveal() or "\r" in secret.reveal():
                 yield at(w, f"secrets/{i}", f"secret '{name}' contains a line break, which "
                          "Docker env files cannot carry; store it base64-encoded")
+            elif "\0" in secret.reveal():
+                yield at(w, f"secrets/{i}", f"secret '{name}' contains a NUL character, which "
+                         "no environment variable can hold; store it base64-encoded")
+            elif len(f"{name}={secret.reveal()}".encode("utf-8", "surrogatepass")
+                     ) > ENV_FILE_LINE_MAX:
+                # docker reads --env-file with a bufio.Scanner: 64 KiB a line at most.
+                yield at(w, f"secrets/{i}", f"secret '{name}' is longer than a Docker env "
+                         f"file line may be ({ENV_FILE_LINE_MAX} bytes with its name); "
+                         "keep large secrets out of the environment")
             if name in w.env:
                 yield at(w, f"env/{name}", f"'{name}' is both in env and in secrets; keep it "
                                            "in secrets only")
+
+
+ENV_FILE_LINE_MAX = 64 * 1024 - 1
 
 
 def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
@@ -188,6 +207,82 @@ def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
                 yield at(w, f"volumes/{i}", "every run has its project's artifacts volume at "
                                             "/artifacts; mount this one elsewhere")
             seen.add(v.target)
+
+
+def _argv_words(w: m.Workload) -> Iterator[tuple[str, str, str]]:
+    """(path, word, how to fix it) for every spec value that becomes one `docker run`
+    argument (docker_cmd.common_run_args, health_args, command_tail)."""
+    for key, value in w.env.items():
+        yield f"env/{key}", f"{key}={value}", "shorten the value (NAME=VALUE is one argument)"
+    for i, word in enumerate(w.command or ()):
+        yield f"command/{i}", word, "change this word"
+    for i, word in enumerate(w.args):
+        yield f"args/{i}", word, "change this word"
+    if w.health is not None and w.health.command is not None:
+        yield "health/command", health_cmd_word(w.health.command), \
+            "shorten the command (Docker receives it as one argument)"
+
+
+def words_fit_units(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                    ) -> Iterator[Problem]:
+    """Every spec value that render writes into a unit's `docker run` line passes the rule
+    render applies (systemd.quoting), here, with its field; then what only the whole line
+    can show (its length) by rendering the workload's units as deploy would."""
+    for w in ws:
+        found = False
+        for path, word, fix in _argv_words(w):
+            why = argument_problem(word)
+            if why is not None:
+                found = True
+                yield at(w, path, f"{why}; {fix}")
+        if not found:
+            yield from _units_render(w, inv)
+
+
+# exec_line writes a byte as at most 4 characters (`\xNN`); the rest of a `docker run` line
+# (names, labels, the docker path, logging options) stays well under this.
+_LINE_SLACK = 64 * 1024
+
+
+def _may_not_fit(w: m.Workload) -> bool:
+    """Whether the workload's words could make a unit line too long (rendering tells)."""
+    words = [word for _, word, _ in _argv_words(w)]
+    words += [f"{v.source}:{v.target}" for v in w.volumes]
+    size = sum(len(word.encode("utf-8", "surrogatepass")) for word in words)
+    return 4 * size + _LINE_SLACK > MAX_VALUE_BYTES
+
+
+def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
+    try:
+        setting_value(w.source)  # the unit's "# spec:" comment: the spec file's path
+    except UnitQuotingError as exc:
+        yield at(w, "", f"its file name cannot be written into a systemd unit: {exc}; "
+                        "rename the file")
+        return
+    if not _may_not_fit(w):
+        return
+    # Here: render (and its templates) and the logging options are only needed for the few
+    # workloads with that much text.
+    from hostctl import render
+    from hostctl.observability import log_args
+
+    try:
+        log = log_args(inv.logging, inv, w)
+    except KeyError:  # the logging host is unknown: observability_consistent says so
+        log = list(JOURNALD)
+    dockers = {h.docker: h for h in eligible_hosts(w, inv)}  # the rest is the same per host
+    for host in dockers.values():
+        try:
+            if w.is_job:
+                render.job_unit(w, host, inv.site, log)
+                if w.schedule is not None:
+                    render.job_timer(w, inv.site)
+            else:
+                render.service_unit(Instance(w, host, w.instances), inv.site, log)
+        except UnitQuotingError as exc:
+            yield at(w, "", f"cannot be written into a systemd unit for {host.name}: {exc}; "
+                            "shorten env values, args or command")
+            return
 
 
 def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
@@ -205,17 +300,25 @@ def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
 
 
 def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
-    from hostctl.systemd.calendar import CalendarError, parse_calendar
+    from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
 
     for w in ws:
         if w.schedule is None:
             continue
         try:
-            parse_calendar(w.schedule)
+            spec = parse_calendar(w.schedule)
         except CalendarError as exc:
             yield at(w, "schedule", f"'{w.schedule}' is not a systemd calendar expression: "
                                     f"{exc}; e.g. 'daily', 'Mon..Fri 02:00' or "
                                     "'*-*-* 03:30:00'")
+            continue
+        if never_fires(spec):
+            # systemd loads such a timer and it never elapses: `systemd-analyze calendar`
+            # says "Next elapse: never" (a date that does not exist, or one that has passed).
+            yield at(w, "schedule", f"'{w.schedule}' never fires: no such date lies ahead "
+                                    "(a day that does not exist, such as 02-30, or a time "
+                                    "that has passed); give a date to come, or a repeating "
+                                    "schedule such as 'daily'")
 
 
 def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
@@ -248,7 +351,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, service_gpus_fit,
     health_ports,
     route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
-    reach_known_projects,
+    reach_known_projects, words_fit_units,
     gateway_consistent, observability_consistent,
 )
 

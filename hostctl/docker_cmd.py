@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
@@ -89,10 +90,15 @@ def resource_args(r: m.Resources) -> list[str]:
     devices from the host's lease table (GPU_ARGS, a job's $HOSTCTL_RUN_ARGS)."""
     args: list[str] = []
     if r.cpus is not None:
-        args += ["--cpus", f"{r.cpus:g}"]
+        args += ["--cpus", cpus_text(r.cpus)]
     if r.memory is not None:
         args += ["--memory", f"{r.memory}b"]
     return args
+
+
+def cpus_text(cpus: float) -> str:
+    """`0.5`, `2`, `0.000000001`: decimal, never `1e-09` (Docker reads it with big.Rat)."""
+    return f"{cpus:.9f}".rstrip("0").rstrip(".")
 
 
 def health_args(h: m.Health | None) -> list[str]:
@@ -100,18 +106,28 @@ def health_args(h: m.Health | None) -> list[str]:
     if h is None or h.command is None:
         return []
     return [
-        "--health-cmd", " ".join(_sh_quote(word) for word in h.command),
-        "--health-interval", f"{h.interval:g}s",
-        "--health-timeout", f"{h.timeout:g}s",
+        "--health-cmd", health_cmd_word(h.command),
+        "--health-interval", go_duration(h.interval),
+        "--health-timeout", go_duration(h.timeout),
         "--health-retries", str(h.retries),
-        "--health-start-period", f"{h.start_period:g}s",
+        "--health-start-period", go_duration(h.start_period),
     ]
 
 
-def _sh_quote(word: str) -> str:
-    import shlex
+def go_duration(seconds: float) -> str:
+    """A duration as Go's time.ParseDuration (Docker's --health-* flags) reads it: a whole
+    number and one unit, exact to the nanosecond (`12d` -> `1036800s`, `1.5s` -> `1500ms`).
+    Never `1.0368e+06s`, which Go refuses."""
+    nanos = round(seconds * 1e9)
+    for unit, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if nanos % size == 0:
+            return f"{nanos // size}{unit}"
+    return f"{nanos}ns"
 
-    return shlex.quote(word)
+
+def health_cmd_word(command: Sequence[str]) -> str:
+    """Docker runs --health-cmd with `/bin/sh -c`: the words, each quoted for the shell."""
+    return shlex.join(command)
 
 
 JOURNALD = ("--log-driver", "journald")
@@ -179,7 +195,8 @@ def start_attached_argv(docker: str, name: str) -> list[str]:
 
 
 def stop_argv(docker: str, name: str, timeout: float) -> list[str]:
-    return [docker, "stop", f"--time={int(timeout)}", name]
+    # `-t`: `--time` is deprecated and hidden, and Docker warns about it on every stop.
+    return [docker, "stop", "-t", str(int(timeout)), name]
 
 
 def remove_argv(docker: str, name: str) -> list[str]:

@@ -9,10 +9,12 @@ union member. The rules here are few and each maps to one message.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from hostctl.errors import Problem
@@ -162,17 +164,36 @@ class Bool(Check[bool]):
         return value
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+# ASCII digits only: `\d` would also read "١٠s" (Arabic-Indic digits) as 10 seconds.
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# The longest duration Go's time.Duration holds (2^63-1 ns, about 292 years): Docker parses
+# every duration it is given into one, so nothing longer may pass, whatever the field.
+DURATION_CEILING = (2**63 - 1) / 1e9
+
+
+def format_seconds(seconds: float) -> str:
+    """`90s` for 90.0, `1d` for 86400.0: a duration as messages show it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:g}s"
 
 
 class Duration(Check[float]):
-    """Seconds, from a number of seconds or text like `90s`, `1m30s`, `500ms`, `2h`."""
+    """Seconds, from a number of seconds or text like `90s`, `1m30s`, `500ms`, `2h`.
+
+    `maximum`: the longest the field accepts (every field has one, for what reads it:
+    Docker, systemd, hostctl's probe). `zero_or_minimum`: 0 is allowed (it means "none")
+    although other values must be at least `minimum`."""
 
     expected = "a duration"
 
-    def __init__(self, minimum: float = 0.0):
+    def __init__(self, minimum: float = 0.0, maximum: float = DURATION_CEILING,
+                 zero_or_minimum: bool = False):
         self.minimum = minimum
+        self.maximum = min(maximum, DURATION_CEILING)
+        self.zero_or_minimum = zero_or_minimum
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> float:
         seconds = parse_duration(value)
@@ -180,8 +201,13 @@ class Duration(Check[float]):
             return ctx.error(
                 path, f"expected a duration such as 30s, 5m, 1h30m or 500ms, got {describe(value)}"
             )
-        if seconds < self.minimum:
-            return ctx.error(path, f"must be at least {self.minimum:g}s, got {value}")
+        if seconds < self.minimum and not (self.zero_or_minimum and seconds == 0):
+            also = "0 or " if self.zero_or_minimum else ""
+            return ctx.error(path, f"must be {also}at least {format_seconds(self.minimum)}, "
+                                   f"got {value}")
+        if seconds > self.maximum:
+            return ctx.error(path, f"must be at most {format_seconds(self.maximum)}, got "
+                                   f"{describe(value)}")
         return seconds
 
 
@@ -190,7 +216,7 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
+        return float(value) if 0 <= value < math.inf else None
     if not isinstance(value, str) or not value:
         return None
     text = value.replace(" ", "")
@@ -200,14 +226,16 @@ def parse_duration(value: Any) -> float | None:
             return None
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
-    return total if pos == len(text) and pos > 0 else None
+    return total if pos == len(text) and pos > 0 and total < math.inf else None
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?")
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?", re.ASCII)
 _SIZE_UNITS = {
     None: 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
 }
+# Docker reads sizes into a Go int64 (and Kubernetes quantities are int64 too).
+SIZE_CEILING = 2**63 - 1
 
 
 class Size(Check[int]):
@@ -215,8 +243,9 @@ class Size(Check[int]):
 
     expected = "a size"
 
-    def __init__(self, minimum: int = 1):
+    def __init__(self, minimum: int = 1, maximum: int = SIZE_CEILING):
         self.minimum = minimum
+        self.maximum = min(maximum, SIZE_CEILING)
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> int:
         size = parse_size(value)
@@ -226,6 +255,9 @@ class Size(Check[int]):
             )
         if size < self.minimum:
             return ctx.error(path, f"must be at least {self.minimum} bytes, got {value}")
+        if size > self.maximum:
+            return ctx.error(path, f"must be at most {self.maximum} bytes, got "
+                                   f"{describe(value)}")
         return size
 
 
@@ -239,7 +271,8 @@ def parse_size(value: Any) -> int | None:
     m = _SIZE.fullmatch(value.strip())
     if not m:
         return None
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    # Decimal arithmetic: float() of a long digit string is inf (or loses bytes).
+    return int(Decimal(m.group(1)) * _SIZE_UNITS[m.group(2)])
 
 
 class ListOf(Check[tuple[Any, ...]]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
 from hostctl import model as m
@@ -27,6 +29,7 @@ from hostctl.schema import (
     Str,
     failed,
 )
+from hostctl.systemd.quoting import argument_problem, program_problem
 from hostctl.yamlsource import Path
 
 # Names end up in systemd unit names, container names, Docker network names and (later)
@@ -41,7 +44,7 @@ IMAGE_PATTERN = (
     r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     r"(?::[0-9]+)?/)?"
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 LABEL_KEY = r"[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9])?"
@@ -56,6 +59,90 @@ labels = MapOf(
 )
 port_number = Int(1, 65535)
 
+# The longest each duration may be (docs/service.yml, job.yml, inventory.yml say so): far
+# beyond any sensible value, and well inside what reads them (Go's time.Duration for Docker's
+# --health-* flags, systemd's TimeoutStopSec= and RuntimeMaxSec=, the probe's shell
+# arithmetic), so a typo such as `12000d` is refused instead of failing later.
+HEALTH_MAX = 86400.0  # 1d: health interval, timeout and start_period
+STOP_TIMEOUT_MAX = 3600.0  # 1h: `docker stop -t`, and systemd's TimeoutStopSec= past it
+JOB_TIMEOUT_MAX = 365 * 86400.0  # 365d: a job run's RuntimeMaxSec=
+CONNECT_TIMEOUT_MAX = 600.0  # 10m: SSH connection attempts
+
+
+# A DNS name (RFC 1123): dot-separated labels of ASCII letters, digits and '-', neither
+# starting nor ending with '-'. So no address can start with '-' and pass for an option.
+_DNS_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+DNS_NAME_MAX = 253
+
+
+def address_problem(value: str) -> str | None:
+    """Why `value` is neither an IP address nor a DNS name, or None when it is one.
+
+    Dotted numbers are an IPv4 address or nothing: `999.999.999.999` is no name either."""
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", value):
+        return "is not a valid IPv4 address (four numbers 0..255)"
+    if len(value.rstrip(".")) > DNS_NAME_MAX or not _DNS_NAME.fullmatch(value):
+        return ("is not an IP address or DNS name: give an address such as 10.0.0.11 or "
+                "fd00::11, or a name such as app-1.example.org (letters, digits, '-' and "
+                "'.', no leading '-')")
+    return None
+
+
+class HostAddress(Check[str]):
+    """An IP address (v4 or v6) or a DNS name, checked with the ipaddress module."""
+
+    expected = "an address"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        why = address_problem(text)
+        return ctx.error(path, f"{_describe(text)} {why}") if why else text
+
+
+class BindAddress(Check[str]):
+    """Where Docker publishes a port: an IPv4 address, or an IPv6 one in brackets."""
+
+    expected = "an IP address"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        try:
+            if text.startswith("[") and text.endswith("]") and "%" not in text:
+                ipaddress.IPv6Address(text[1:-1])
+            else:
+                ipaddress.IPv4Address(text)
+        except ValueError:
+            return ctx.error(path, f"{_describe(text)} is not valid: give an IP address such "
+                                   "as 127.0.0.1, or an IPv6 address in brackets such as [::1]")
+        return text
+
+
+class DockerPath(Check[str]):
+    """The docker client's path: every unit's ExecStart= runs it, so systemd's rule for a
+    program path applies (systemd.quoting.program_problem, as render applies it)."""
+
+    expected = "a path"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        why = argument_problem(text) or program_problem(text)
+        if why is not None:
+            return ctx.error(path, f"{_describe(text)} {why}; give the absolute path of the "
+                                   "docker client on the host, such as /usr/bin/docker")
+        return text
+
 
 class PortSpec(Check[m.Port]):
     """`http: 8080` (container port only) or `http: {container: 8080, host: 18080}`."""
@@ -65,7 +152,7 @@ class PortSpec(Check[m.Port]):
         "container": Field(port_number, required=True),
         "host": port_number,
         "protocol": Str(choices=("tcp", "udp")),
-        "bind": Str(r"[0-9.]+|\[[0-9a-fA-F:]+\]", "give an IP address such as 127.0.0.1"),
+        "bind": BindAddress(),
     })
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> m.Port:
@@ -85,10 +172,13 @@ class VolumeSpec(Check[m.Volume]):
 
     expected = "a volume"
     _long = Record(m.Volume, {
-        "source": Field(Str(r"(/.*|[A-Za-z0-9][A-Za-z0-9_.-]*)",
-                            "give an absolute host path or a volume name"), required=True),
-        "target": Field(Str(r"/.*", "the path inside the container must be absolute"),
-                        required=True),
+        # `docker run --volume SOURCE:TARGET[:ro]` splits on ':', so neither path has one.
+        "source": Field(Str(r"(/[^:\x00-\x1f\x7f]*|[A-Za-z0-9][A-Za-z0-9_.-]*)",
+                            "give an absolute host path or a volume name (no ':' or control "
+                            "characters)"), required=True),
+        "target": Field(Str(r"/[^:\x00-\x1f\x7f]*[^:/\x00-\x1f\x7f][^:\x00-\x1f\x7f]*",
+                            "the path inside the container must be absolute, not '/', with "
+                            "no ':' or control characters"), required=True),
         "read_only": Bool(),
     })
 
@@ -106,8 +196,30 @@ def _describe(value: Any) -> str:
     return describe(value)
 
 
+# Docker refuses fewer than 0.01 CPUs, and more precision than a billionth (NanoCPUs).
+CPUS_MIN, CPUS_MAX = 0.01, 4096
+
+
+class Cpus(Check[float]):
+    """`--cpus`: 0.01 up to a sensible 4096 (Docker also refuses more than the host has),
+    in steps of 0.000000001."""
+
+    expected = "a number"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> float:
+        cpus: float = Number(0, CPUS_MAX, exclusive_minimum=True)(value, path, ctx)
+        if failed(cpus):
+            return INVALID
+        if cpus < CPUS_MIN:
+            return ctx.error(path, f"must be at least {CPUS_MIN} (Docker's least), got {cpus:g}")
+        if abs(round(cpus * 1e9) - cpus * 1e9) > 1e-6:
+            return ctx.error(path, f"{cpus!r} is more precise than Docker takes: at most 9 "
+                                   "decimals")
+        return cpus
+
+
 resources_mapping = Record(m.Resources, {
-    "cpus": Number(0, exclusive_minimum=True),
+    "cpus": Cpus(),
     "memory": Size(minimum=6 * 2**20),  # Docker refuses less than 6 MiB
     "gpus": Int(0, 64),
 })
@@ -134,14 +246,17 @@ resources = ByShape(
 health = Record(m.Health, {
     "http": Record(m.HttpCheck, {
         "port": Field(Str(), required=True),
-        "path": Str(r"/[^\s]*", "the path must start with '/' and have no spaces"),
+        # Printable ASCII: the probe and the deploy gate put it in a URL (curl, wget).
+        "path": Str(r"/[!-~]*", "the path must start with '/' and have no spaces, control "
+                                "or non-ASCII characters (percent-encode them)"),
     }),
     "tcp": Record(m.TcpCheck, {"port": Field(Str(), required=True)}),
     "command": Command(),
-    "interval": Duration(minimum=1),
-    "timeout": Duration(minimum=0.1),
+    "interval": Duration(minimum=1, maximum=HEALTH_MAX),
+    "timeout": Duration(minimum=0.1, maximum=HEALTH_MAX),
     "retries": Int(1, 100),
-    "start_period": Duration(),
+    # Docker refuses a start period under 1ms, other than none at all.
+    "start_period": Duration(minimum=0.001, maximum=HEALTH_MAX, zero_or_minimum=True),
 })
 
 placement = Record(m.Placement, {
@@ -204,8 +319,8 @@ workload = Record(m.Workload, {
     "restart": Str(choices=("always", "on-failure", "never")),
     "route": route,
     "reach": ListOf(name),
-    "stop_timeout": Duration(minimum=1),
-    "timeout": Duration(minimum=1),
+    "stop_timeout": Duration(minimum=1, maximum=STOP_TIMEOUT_MAX),
+    "timeout": Duration(minimum=1, maximum=JOB_TIMEOUT_MAX),
     "retries": Int(0, 100),
     "schedule": Str(),
     "shards": Int(1, 10000),
@@ -221,13 +336,13 @@ ssh = Record(m.SSHSettings, {
     "user": Str(r"[a-z_][a-z0-9_-]*", "give a Unix user name"),
     "port": port_number,
     "key": Str(),
-    "host": Str(),
-    "connect_timeout": Duration(minimum=1),
+    "host": HostAddress(),
+    "connect_timeout": Duration(minimum=1, maximum=CONNECT_TIMEOUT_MAX),
     "known_hosts": Str(),
 })
 
 profile = Record(m.Profile, {
-    "cpus": Number(0, exclusive_minimum=True),
+    "cpus": Cpus(),
     "memory": Size(minimum=6 * 2**20),
     "gpus": Int(0, 64),
 })
@@ -241,8 +356,7 @@ secrets_config = Record(m.SecretsConfig, {
 def host_record(host_name_: str) -> Record[m.Host]:
     """Hosts are keyed by name in the inventory; the name is passed into the record."""
     return Record(m.Host, {
-        "address": Field(Str(r"[A-Za-z0-9.:-]+", "give an IP address or DNS name"),
-                         required=True),
+        "address": Field(HostAddress(), required=True),
         "ssh": Record(dict, {  # merged with the inventory's ssh defaults afterwards
             "user": ssh.fields["user"], "port": ssh.fields["port"], "key": ssh.fields["key"],
             "host": ssh.fields["host"], "connect_timeout": ssh.fields["connect_timeout"],
@@ -251,7 +365,7 @@ def host_record(host_name_: str) -> Record[m.Host]:
         "labels": labels,
         "gpus": Int(0, 64),
         "gpu_mode": Str(choices=("nvidia", "env")),
-        "docker": Str(r"/.*", "give the absolute path of the docker client on the host"),
+        "docker": DockerPath(),
     }, extra={"name": host_name_})
 
 

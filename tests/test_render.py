@@ -89,11 +89,16 @@ def _verify(unit: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+def need_verify() -> None:
+    """systemd-analyze verify, and the program our units run (it checks that it exists)."""
     if shutil.which("systemd-analyze") is None or not Path("/usr/bin/docker").exists():
         if os.environ.get("CI"):
             pytest.fail("CI must install systemd (systemd-analyze) and docker.io")
         pytest.skip("systemd-analyze or /usr/bin/docker missing: run scripts/test.sh set-up")
+
+
+def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    need_verify()
     units = tmp_path / "units"
     units.mkdir()
     for files in render_site(with_platform(load_site(str(EXAMPLE)))).values():

@@ -9,6 +9,7 @@ checks are skipped only when systemd-analyze is missing, and fail instead in CI.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import random
 import shutil
@@ -22,6 +23,8 @@ from hostctl.systemd.calendar import (
     CalendarComponent,
     CalendarError,
     CalendarSpec,
+    never_fires,
+    next_elapse,
     normalized,
     parse_calendar,
     to_cron,
@@ -403,3 +406,78 @@ def test_to_cron(expr: str, cron: str | None) -> None:
         assert cron is None
         return
     assert to_cron(spec) == cron
+
+
+# --- the next elapse --------------------------------------------------------------------------
+
+BASE = 1_788_000_000  # 2026-08-29 10:40:00 UTC: a fixed "now" for both sides
+
+
+def _systemd_next(expressions: list[str], base: int) -> list[str | None]:
+    """`systemd-analyze calendar --iterations=1 --base-time=@BASE`'s "Next elapse" in UTC,
+    "never", or None when it refuses the expression."""
+    if ANALYZE is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is required in CI (Debian package 'systemd')")
+        pytest.skip("systemd-analyze not installed")
+    out: list[str | None] = []
+    for expr in expressions:
+        result = subprocess.run(
+            [ANALYZE, "calendar", "--iterations=1", f"--base-time=@{base}", expr],
+            capture_output=True, text=True, check=False, timeout=30,
+            env={**os.environ, "TZ": "UTC", "SYSTEMD_LOG_COLOR": "0"})
+        found = [line.split("Next elapse: ", 1)[1] for line in result.stdout.split("\n")
+                 if "Next elapse: " in line]
+        out.append(found[0] if found else None)
+    return out
+
+
+def _ours_next(expr: str, base: int) -> str | None:
+    try:
+        spec = parse_calendar(expr, timezones=ZONES)
+    except CalendarError:
+        return None
+    usec = next_elapse(spec, base * USEC_PER_SEC)
+    if usec is None:
+        return "never"
+    when = datetime.datetime.fromtimestamp(usec // USEC_PER_SEC, datetime.UTC)
+    return when.strftime("%a %Y-%m-%d %H:%M:%S UTC")
+
+
+NEXT_CASES = [
+    "2024-02-30", "Mon *-02-30", "*-02-30", "*-02-29 12:00", "*-04-31", "2020-01-01",
+    "2026-08-29 10:39:59", "2026-08-29 10:40:00", "2026-08-29 10:40:01", "2199-12-31 23:59:59",
+    "daily", "weekly", "monthly", "quarterly", "*:0/15", "*:*:1.5", "Fri *-*-13",
+    "Mon *-*~03 04:00", "*-*~01..07", "*-*~07/2", "*-02~01", "Sat,Sun *-*-* 10:00:00/5",
+    "Mon 2027-*-* 10:00 UTC", "@1234", "@4102444800", "Mon..Fri 02:00", "*-*-31",
+    "Wed *-02-29", "2028-02-29 Tue", "Tue 2028-02-29", "Sun 2199-12-*",
+]
+
+
+def test_next_elapse_agrees_with_systemd() -> None:
+    """hostctl's port of find_next() against the real one, from the same instant (UTC),
+    on the table above and on generated expressions without a named zone."""
+    generated = [e for e in _generated(seed=10, count=150) if not e.endswith(("Tokyo", "/X"))]
+    expressions = NEXT_CASES + generated
+    theirs = _systemd_next(expressions, BASE)
+    ours = [_ours_next(e, BASE) for e in expressions]
+    mismatches = [(e, o, t) for e, o, t in zip(expressions, ours, theirs, strict=True) if o != t]
+    assert mismatches == []
+    assert sum(t == "never" for t in theirs) >= 8  # both outcomes are exercised
+    assert sum(t not in (None, "never") for t in theirs) >= 40
+
+
+@pytest.mark.parametrize(("expr", "never"), [
+    ("2024-02-30", True), ("2020-01-01 UTC", True), ("*-02-30", True), ("daily", False),
+    ("2199-12-31", False), ("*-02-29", False),
+])
+def test_never_fires(expr: str, never: bool) -> None:
+    assert never_fires(parse_calendar(expr), now=BASE) is never
+
+
+def test_never_fires_leaves_a_day_for_the_hosts_zone() -> None:
+    """A time a few hours past in UTC may still lie ahead on a host east of it: refused only
+    in UTC, or when it passed more than a day ago."""
+    assert never_fires(parse_calendar("2026-08-29 08:00"), now=BASE) is False
+    assert never_fires(parse_calendar("2026-08-29 08:00 UTC"), now=BASE) is True
+    assert never_fires(parse_calendar("2026-08-27 08:00"), now=BASE) is True

@@ -9,7 +9,8 @@ once the units hold. `check_handoff` refuses what cannot work before any step ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import shlex
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -152,15 +153,20 @@ def start_on_hosts(site: m.Site, w: m.Workload) -> None:
 def _set_enabled(run: Run, instances: Any, enable: bool) -> dict[str, Any]:
     """Enable (or disable) the instances' units on their hosts, so a reboot does (or does
     not) start them; the runners of those hosts, for the action that follows."""
-    units = " ".join(i.unit for i in instances)
     verb = "enable" if enable else "disable"
     unit_hosts = {i.host.name for i in instances}
     runners = {n: r for n, r in run.runners.items() if n in unit_hosts}
-    for runner in runners.values():
+    for name, runner in runners.items():
         assert not isinstance(runner, Exception)  # _connected refused unreachable hosts
-        runner.run(["sh", "-c", f"systemctl {verb} -- {units} >/dev/null 2>&1; true"],
-                   timeout=60)
+        runner.run(["sh", "-c", enable_script(verb, [i.unit for i in instances
+                                                      if i.host.name == name])], timeout=60)
     return runners
+
+
+def enable_script(verb: str, units: Sequence[str]) -> str:
+    """`systemctl enable|disable -- UNITS`, quoted for the remote shell like every other
+    remote command; failures are ignored (a unit already in that state)."""
+    return shlex.join(["systemctl", verb, "--", *units]) + " >/dev/null 2>&1; true"
 
 
 def _unit_action(run: Run, runners: Mapping[str, Any], instances: Any, action: str) -> None:

@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 USEC_PER_SEC = 1_000_000
@@ -726,3 +727,188 @@ def _cron_weekdays(days: frozenset[int] | None) -> str:
             parts.extend(str(n) for n in numbers[i : j + 1])
         i = j + 1
     return ",".join(parts)
+
+
+# --- the next elapse --------------------------------------------------------------------------
+
+# find_next() gives up after this many rounds (MAX_CALENDAR_ITERATIONS): the timer never fires.
+_MAX_ITERATIONS = 1000
+_EPOCH = datetime(1970, 1, 1)
+# How far apart two hosts' clocks can read the same instant (UTC-12 .. UTC+14), and more.
+ZONE_ALLOWANCE_USEC = 26 * 3600 * USEC_PER_SEC
+
+
+@dataclass
+class _Tm:
+    """`struct tm` as find_next() uses it: year in full, month 0..11, any value may overflow
+    until _normalize() folds it, as timegm() does."""
+
+    year: int
+    mon: int
+    mday: int
+    hour: int = 0
+    min: int = 0
+    sec: int = 0
+
+    def copy(self) -> _Tm:
+        return _Tm(self.year, self.mon, self.mday, self.hour, self.min, self.sec)
+
+
+def _seconds(tm: _Tm) -> int:
+    year = tm.year + tm.mon // 12
+    first = datetime(year, tm.mon % 12 + 1, 1)
+    return ((first - _EPOCH).days + tm.mday - 1) * 86400 + tm.hour * 3600 + tm.min * 60 + tm.sec
+
+
+def _from_seconds(seconds: int) -> _Tm:
+    t = _EPOCH + timedelta(seconds=seconds)
+    return _Tm(t.year, t.month - 1, t.day, t.hour, t.minute, t.second)
+
+
+def _normalize(tm: _Tm) -> _Tm | None:
+    """timegm() and back; None where mktime_or_timegm() fails (before 1970, or far out)."""
+    try:
+        seconds = _seconds(tm)
+        return _from_seconds(seconds) if seconds >= 0 else None
+    except (OverflowError, ValueError):
+        return None
+
+
+def _end_of_month(tm: _Tm, day: int) -> int:
+    """find_end_of_month(): `~day` as a day of tm's month, or -1."""
+    t = _normalize(_Tm(tm.year, tm.mon + 1, 1 - day, tm.hour, tm.min, tm.sec))
+    return -1 if t is None or t.mon != tm.mon % 12 else t.mday
+
+
+def _matching(spec: CalendarSpec, chain: Chain | None, tm: _Tm, value: int,
+              is_day: bool = False) -> tuple[int, int]:
+    """find_matching_component(): (-1 none, 0 unchanged, 1 changed; the earliest value)."""
+    if chain is None:
+        return 0, value
+    best: int | None = None
+    for c in chain:
+        start, stop = c.start, -1 if c.stop is None else c.stop
+        if spec.end_of_month and is_day:
+            start, stop = _end_of_month(tm, start), _end_of_month(tm, stop)
+            if stop > 0:
+                start, stop = stop, start
+        if start >= value:
+            if best is None or start < best:
+                best = start
+        elif c.repeat > 0:
+            k = start + c.repeat * -(-(value - start) // c.repeat)
+            if (best is None or k < best) and (stop < 0 or k <= stop):
+                best = k
+    if best is None:
+        return -1, value
+    return int(best != value), best
+
+
+def _within_bounds(tm: _Tm) -> int:
+    """tm_within_bounds(): -1 out of range or backwards, 0 normalized (tm updated), 1 as is."""
+    if tm.year > MAX_YEAR:
+        return -1
+    t = _normalize(tm)
+    if t is None:
+        return -1
+    pairs = (("year", "mon"), ("mon", "mday"), ("mday", "hour"), ("hour", "min"),
+             ("min", "sec"))
+    cmp = 0
+    for name, reset in pairs:
+        cmp = (getattr(t, name) > getattr(tm, name)) - (getattr(t, name) < getattr(tm, name))
+        if cmp:
+            setattr(t, reset, 1 if reset == "mday" else 0)
+            break
+    else:
+        cmp = (t.sec > tm.sec) - (t.sec < tm.sec)
+    if cmp < 0:
+        return -1
+    if cmp > 0:
+        tm.__dict__.update(t.__dict__)
+    return int(cmp == 0)
+
+
+def _find_next(spec: CalendarSpec, tm: _Tm, usec: int) -> tuple[_Tm, int] | None:
+    """find_next() of calendarspec.c, computed in UTC (timegm)."""
+    c = tm.copy()
+    bits = None if spec.weekdays is None else sum(1 << d for d in spec.weekdays)
+    for _ in range(_MAX_ITERATIONS):
+        normal = _normalize(c)
+        if normal is not None:
+            c = normal
+        r, c.year = _matching(spec, spec.year, c, c.year)
+        if r > 0:
+            c.mon, c.mday, c.hour, c.min, c.sec, usec = 0, 1, 0, 0, 0, 0
+        if r < 0 or _within_bounds(c) <= 0:
+            return None
+        r, month = _matching(spec, spec.month, c, c.mon + 1)
+        c.mon = month - 1
+        if r > 0:
+            c.mday, c.hour, c.min, c.sec, usec = 1, 0, 0, 0, 0
+        if r < 0 or (r := _within_bounds(c)) < 0:
+            c.year, c.mon, c.mday, c.hour, c.min, c.sec, usec = c.year + 1, 0, 1, 0, 0, 0, 0
+            continue
+        if r == 0:
+            continue
+        r, c.mday = _matching(spec, spec.day, c, c.mday, is_day=True)
+        if r > 0:
+            c.hour, c.min, c.sec, usec = 0, 0, 0, 0
+        if r < 0 or (r := _within_bounds(c)) < 0:
+            c.mon, c.mday, c.hour, c.min, c.sec, usec = c.mon + 1, 1, 0, 0, 0, 0
+            continue
+        if r == 0:
+            continue
+        day = _normalize(c)
+        if bits is not None and (day is None or not bits >> _weekday(day) & 1):
+            c.mday, c.hour, c.min, c.sec, usec = c.mday + 1, 0, 0, 0, 0
+            continue
+        r, c.hour = _matching(spec, spec.hour, c, c.hour)
+        if r > 0:
+            c.min, c.sec, usec = 0, 0, 0
+        if r < 0 or (r := _within_bounds(c)) < 0:
+            c.mday, c.hour, c.min, c.sec, usec = c.mday + 1, 0, 0, 0, 0
+            continue
+        if r == 0:
+            continue
+        r, c.min = _matching(spec, spec.minute, c, c.min)
+        if r > 0:
+            c.sec, usec = 0, 0
+        if r < 0 or (r := _within_bounds(c)) < 0:
+            c.hour, c.min, c.sec, usec = c.hour + 1, 0, 0, 0
+            continue
+        if r == 0:
+            continue
+        r, micro = _matching(spec, spec.microsecond, c, c.sec * USEC_PER_SEC + usec)
+        c.sec, usec = divmod(micro, USEC_PER_SEC)
+        if r < 0 or (r := _within_bounds(c)) < 0:
+            c.min, c.sec, usec = c.min + 1, 0, 0
+            continue
+        if r == 0:
+            continue
+        return c, usec
+    return None
+
+
+def _weekday(tm: _Tm) -> int:
+    return (datetime(tm.year, tm.mon + 1, tm.mday).weekday())  # 0 = Monday, as our bits
+
+
+def next_elapse(spec: CalendarSpec, after_usec: int) -> int | None:
+    """calendar_spec_next_usec(): the first time (µs since the epoch) after `after_usec`
+    when the expression elapses, or None for never. Computed in UTC, whatever the
+    expression's zone: the target host's zone is not known here."""
+    usec = after_usec + 1
+    found = _find_next(spec, _from_seconds(usec // USEC_PER_SEC), usec % USEC_PER_SEC)
+    if found is None:
+        return None
+    tm, micro = found
+    return _seconds(tm) * USEC_PER_SEC + micro
+
+
+def never_fires(spec: CalendarSpec, now: float | None = None) -> bool:
+    """True when a timer with this expression would never elapse again: a date that does not
+    exist (`2024-02-30`), or that has passed. Outside UTC, a day's slack for the host's zone."""
+    now_usec = int((time.time() if now is None else now) * USEC_PER_SEC)
+    if not spec.utc:
+        now_usec -= ZONE_ALLOWANCE_USEC
+    return next_elapse(spec, now_usec) is None

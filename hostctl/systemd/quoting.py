@@ -113,15 +113,26 @@ def setting_value(text: str) -> str:
 def _check_argument(index: int, arg: object) -> None:
     if not isinstance(arg, str):
         raise TypeError(f"argv[{index}] is {type(arg).__name__}, not str")
+    why = argument_problem(arg)
+    if why is not None:
+        raise UnitQuotingError(f"argv[{index}] {why}")
+
+
+def argument_problem(arg: str) -> str | None:
+    """Why `arg` cannot be one argument of an ExecStart= line, or None when it can.
+
+    The rule exec_line applies, for validation to apply to the same values first."""
     if "\0" in arg:
         # C strings end at NUL and systemd refuses \x00 escapes: no way to pass it.
-        raise UnitQuotingError(f"argv[{index}] contains a NUL character, which no argv can hold")
-    size = _check_encodable(arg, f"argv[{index}]")
+        return "contains a NUL character, which no argv can hold"
+    try:
+        size = _check_encodable(arg, "it")
+    except UnitQuotingError as exc:
+        return str(exc).removeprefix("it ")
     if size + 1 > MAX_ARG_STRLEN:
-        raise UnitQuotingError(
-            f"argv[{index}] is {size} bytes; the kernel limit for one argument is "
-            f"{MAX_ARG_STRLEN - 1} bytes"
-        )
+        return (f"is {size} bytes; the kernel limit for one argument is "
+                f"{MAX_ARG_STRLEN - 1} bytes")
+    return None
 
 
 def _check_encodable(text: str, what: str) -> int:
@@ -135,31 +146,40 @@ def _check_encodable(text: str, what: str) -> int:
 
 
 def _check_program(path: str) -> None:
-    """Refuse program paths that systemd would reject or run differently from argv[0]."""
+    found = _program_problem(path)
+    if found is not None:
+        why, show = found
+        raise UnitQuotingError(f"argv[0] {why}" + show.format(path=path))
+
+
+def program_problem(path: str) -> str | None:
+    """Why systemd would refuse `path` as a program, or run it differently from argv[0];
+    None when it would not. The rule exec_line applies, for validation to apply first."""
+    found = _program_problem(path)
+    return None if found is None else found[0]
+
+
+def _program_problem(path: str) -> tuple[str, str] | None:
+    """(why, how exec_line's message shows the path) or None."""
     if not path.startswith("/"):
-        raise UnitQuotingError(f"argv[0] must be an absolute path, got {path!r}")
+        return "must be an absolute path", ", got {path!r}"
     if path.endswith("/"):
-        raise UnitQuotingError(f"argv[0] names a directory: {path!r}")
+        return "names a directory", ": {path!r}"
     # config_parse_exec() refuses these with "Executable name contains special characters"
     # (string_is_safe() in src/basic/string-util.c).
     for char in path:
         if ord(char) < 0x20 or ord(char) == 0x7F or char in "\"'\\":
-            raise UnitQuotingError(
-                f"argv[0] contains {char!r}, which systemd refuses in an executable path"
-            )
+            return f"contains {char!r}, which systemd refuses in an executable path", ""
     if "$" in path:
         # systemd executes the path as written but expands `$` in argv[0] when starting it,
         # so the program and its argv[0] would disagree whichever way we escape it.
-        raise UnitQuotingError(
-            f"argv[0] contains '$', which systemd cannot pass unchanged: {path!r}"
-        )
-    if len(path.encode("utf-8")) > PATH_MAX - 1:
-        raise UnitQuotingError(f"argv[0] is longer than PATH_MAX ({PATH_MAX - 1} bytes)")
+        return "contains '$', which systemd cannot pass unchanged", ": {path!r}"
+    if len(path.encode("utf-8", "surrogatepass")) > PATH_MAX - 1:
+        return f"is longer than PATH_MAX ({PATH_MAX - 1} bytes)", ""
     for part in path.split("/"):
-        if len(part.encode("utf-8")) > NAME_MAX:
-            raise UnitQuotingError(
-                f"argv[0] has a path component longer than NAME_MAX ({NAME_MAX} bytes)"
-            )
+        if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX:
+            return f"has a path component longer than NAME_MAX ({NAME_MAX} bytes)", ""
+    return None
 
 
 def _quote_word(arg: str) -> str:
