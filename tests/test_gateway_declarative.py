@@ -337,3 +337,17 @@ def test_cors_on_a_route_with_methods_needs_options(tmp_path: Path, in_repo: Non
                                           site.secrets)] == [
         f"inventories/specs/reports.yml:{web.lines['route/methods']}: route/methods: browsers "
         "send CORS preflight requests as OPTIONS: add OPTIONS to route/methods"]
+
+
+def test_an_http_probe_passes_on_any_2xx_3xx_and_fails_on_4xx_5xx(tmp_path: Path) -> None:
+    """docs/service.yml: "GET must answer 2xx/3xx" (hostctl's probe is `curl -f`); Kong's
+    defaults ([200, 302]) would never mark a target healthy again whose health answers 204."""
+    config = yaml.safe_load(render_declarative(example_site(tmp_path)).redacted)  # type: ignore[union-attr]
+    (up,) = [u for u in config["upstreams"] if u["name"] == "hostctl-triage-api"]
+    active = up["healthchecks"]["active"]
+    assert active["type"] == "http"
+    assert active["healthy"]["http_statuses"] == list(range(200, 400))
+    assert active["unhealthy"]["http_statuses"] == list(range(400, 600))
+    assert {204, 301, 302, 399} <= set(active["healthy"]["http_statuses"])
+    tcp = [u for u in config["upstreams"] if u["healthchecks"]["active"]["type"] == "tcp"]
+    assert all("http_statuses" not in u["healthchecks"]["active"]["healthy"] for u in tcp)
