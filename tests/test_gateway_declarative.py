@@ -132,23 +132,37 @@ def test_no_gateway_section_renders_nothing(tmp_path: Path) -> None:
 
 
 SPEC_PROBLEMS = [
-    ("path: /triage", "path: /triage/../admin", "route/path: Kong would reject route "
-     "'triage-api': paths.1: non-normalized path, consider use '/admin' instead"),
-    ("path: /triage", "path: '/tri%zzage'", "route/path: Kong would reject route "
-     "'triage-api': paths.1: invalid url-encoded value: '%zz'"),
+    ("path: /triage", "path: /triage/../admin", "route/path: '/triage/../admin' is not a "
+     "usable path prefix: Kong refuses it and matches requests against its normalized form "
+     "'/admin' (no '.' or '..' segments, no escapes of unreserved characters): write that"),
+    ("path: /triage", "path: '/tri%zzage'", "route/path: '/tri%zzage' is not a usable path "
+     "prefix: Kong refuses it (invalid url-encoded value: '%zz'): '%' starts a %XX escape, "
+     "write a literal '%' as %25"),
     ("rate_limit: {minute: 600}", "rate_limit: {second: 20, minute: 10}",
-     "route/rate_limit: Kong would reject plugin 'rate-limiting' on route 'triage-api': the "
-     "limit for minute(10.0) cannot be lower than the limit for second(20.0)"),
+     "route/rate_limit/minute: allows fewer requests per minute (10) than per second (20), "
+     "which Kong refuses: raise it to at least 20, or lower second"),
+    ("path: /triage", "path: /tri\\age", "route/path: '/tri\\age' is not a usable path "
+     "prefix: it has '\\', which a request path cannot hold: use letters, digits and - . _ ~ ! "
+     "$ & ' ( ) * + , ; = : @ / (RFC 3986), and %XX escapes for the rest"),
+    ("path: /health, port: http", "path: '/health?deep=1', port: http", "health/http/path: "
+     "'/health?deep=1' is also the gateway's active health check of this routed service, and "
+     "Kong refuses it (invalid path: '/health?deep=1' (characters outside of the reserved list "
+     "of RFC 3986 found)): use a path without a query string, '//' or characters outside RFC "
+     "3986, such as /health"),
+    ("path: /health, port: http", "path: /api//health, port: http", "health/http/path: "
+     "'/api//health' is also the gateway's active health check of this routed service, and "
+     "Kong refuses it (must not have empty segments): use a path without a query string, '//' "
+     "or characters outside RFC 3986, such as /health"),
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "message"), SPEC_PROBLEMS)
-def test_what_kong_would_refuse_is_reported_at_the_spec_line(
-        tmp_path: Path, old: str, new: str, message: str) -> None:
+def _triage_site(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
     specs = tmp_path / "specs"
     shutil.copytree(REPO / "inventories" / "specs", specs)
     triage = specs / "triage.yml"
-    triage.write_text(triage.read_text().replace(old, new))
+    text = triage.read_text()
+    assert old in text
+    triage.write_text(text.replace(old, new, 1))
     inv = tmp_path / "inv"
     inv.mkdir()
     site_file = tmp_path / "inv" / "site.yml"
@@ -156,14 +170,41 @@ def test_what_kong_would_refuse_is_reported_at_the_spec_line(
         "  - specs/*.yml", f"  - {specs}/*.yml").replace(
         "env_file: example.secrets.env", f"env_file: {REPO}/inventories/example.secrets.env")
         + "\n" + (REPO / "kong" / "gateway.example.yml").read_text())
+    return site_file, triage
+
+
+@pytest.mark.parametrize(("old", "new", "message"), SPEC_PROBLEMS)
+def test_what_kong_would_refuse_validate_refuses_at_the_spec_line(
+        tmp_path: Path, old: str, new: str, message: str) -> None:
     from hostctl.loader import load_site
 
-    site = load_site(str(site_file), environ=EXAMPLE_SECRETS)
+    site_file, triage = _triage_site(tmp_path, old, new)
+    with pytest.raises(ConfigError) as err:
+        load_site(str(site_file), environ=EXAMPLE_SECRETS)
+    (problem,) = err.value.problems
+    assert problem.file.endswith("specs/triage.yml")
+    assert problem.line == _line_of(triage, new.split(",")[0])
+    assert f"{problem.path}: {problem.message}" == message
+
+
+@pytest.mark.parametrize(("paths", "message"), [
+    (("/triage/../admin",), "route/path: Kong would reject route 'triage-api': paths.1: "
+     "non-normalized path, consider use '/admin' instead"),
+    (("/triage", "/tri%zzage"), "route/path: Kong would reject route 'triage-api': paths.2: "
+     "invalid url-encoded value: '%zz'"),
+])
+def test_what_kong_would_refuse_render_reports_at_the_spec_line(
+        tmp_path: Path, paths: tuple[str, ...], message: str) -> None:
+    """Render checks the file again (a Site made without validate, as tests and tools do)."""
+    site = example_site(tmp_path)
+    (api,) = [w for w in site.workloads if w.name == "triage-api"]
+    assert api.route is not None
+    bad = replace(api, route=replace(api.route, paths=paths))
+    site = replace(site, workloads=tuple(bad if w is api else w for w in site.workloads))
     with pytest.raises(ConfigError) as err:
         render_declarative(site)
     (problem,) = err.value.problems
-    assert problem.file.endswith("specs/triage.yml")
-    assert problem.line == _line_of(triage, new)
+    assert problem.file.endswith("specs/triage.yml") and problem.line == api.lines["route/path"]
     assert f"{problem.path}: {problem.message}" == message
 
 
@@ -172,15 +213,14 @@ def test_duplicate_keys_are_refused_without_showing_them(tmp_path: Path) -> None
         "key_auth: [TRIAGE_CI_API_KEY]", "key_auth: [TRIAGE_CI_API_KEY, SAME_KEY]")
     env = {**EXAMPLE_SECRETS, "HOSTCTL_SECRET_SAME_KEY": EXAMPLE_SECRETS[
         "HOSTCTL_SECRET_TRIAGE_CI_API_KEY"]}
-    site = example_site(tmp_path, gateway, env)
     with pytest.raises(ConfigError) as err:
-        render_declarative(site)
+        example_site(tmp_path, gateway, env)
     (problem,) = err.value.problems
     assert problem.path == "gateway/consumers/triage-ci/key_auth/1"
     assert problem.message == (
-        "Kong would reject key-auth credential SAME_KEY of consumer 'triage-ci': uniqueness "
-        "violation: 'keyauth_credentials' entity with key set to '<secret TRIAGE_CI_API_KEY>' "
-        "already declared")  # the same value under two names: either name, never the value
+        "secret 'SAME_KEY' holds the same key as secret 'TRIAGE_CI_API_KEY' at "
+        "gateway/consumers/triage-ci/key_auth/0, and Kong refuses two key-auth credentials "
+        "with one key: give each credential its own secret value")
     assert EXAMPLE_SECRETS["HOSTCTL_SECRET_TRIAGE_CI_API_KEY"] not in str(err.value)
 
 
