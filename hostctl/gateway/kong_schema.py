@@ -1,6 +1,7 @@
-"""The Kong 3.x entity and plugin fields hostctl emits, as a schema, with Kong's own wording.
+"""The Kong 3.9 entity and plugin fields hostctl emits, as a schema, with Kong's own wording.
 
-Written from Kong's sources (Kong/kong): `kong/db/schema/entities/{services,routes,upstreams,
+Written from Kong's sources (Kong/kong at tag 3.9.1, the image hostctl pins), value rules
+ported line for line in `kong_typedefs`: `kong/db/schema/entities/{services,routes,upstreams,
 targets,consumers}.lua`, `kong/db/schema/typedefs.lua` (names, paths, hosts, ports),
 `kong/plugins/{key-auth,jwt,acl,rate-limiting,cors,request-size-limiting}/schema.lua` and
 `daos.lua` (credentials), the declarative format in `kong/db/declarative/` (nesting,
@@ -9,6 +10,11 @@ uniqueness) and the flattened errors of `POST /config?flatten_errors=1` (`kong/d
 It covers what hostctl writes, not all of Kong: a field Kong has but hostctl never sets is
 simply not declared here, so a typo in hostctl's generator shows up as "unknown field" in
 hostctl's own tests instead of as a 400 from a production gateway.
+
+Not ported: the traditional_compatible router's own check of each route (its ATC
+expression), which could refuse characters inside paths and hosts; the spec rules
+(`spec_rules`) keep hostctl's paths to RFC 3986 characters and its hosts to DNS names, which
+that router takes as they are.
 
 `validate` answers like Kong does (entity type, name, tags, field errors with 1-based list
 positions); `check` turns that into one line per problem, plus hostctl's own lints.
@@ -242,8 +248,9 @@ JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256",
 
 def _jwt_needs_public_key(cred: dict[str, Any]) -> Iterator[FieldError]:
     algorithm = cred.get("algorithm", "HS256")
-    if isinstance(algorithm, str) and not algorithm.startswith("HS") and not cred.get(
-            "rsa_public_key"):
+    # jwt/daos.lua: the conditional on algorithm matching RS*, PS* or EdDSA
+    if algorithm in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA") and \
+            not cred.get("rsa_public_key"):
         yield FieldError("rsa_public_key", "required field missing")
 
 
@@ -338,6 +345,7 @@ PLUGIN_CONFIGS: dict[str, Mapping[str, F]] = {
         "max_age": F("number"),
         "credentials": F("boolean", required=True, default=False),
         "preflight_continue": F("boolean", required=True, default=False),
+        "private_network": F("boolean", required=True, default=False),
     },
     "request-size-limiting": {
         "allowed_payload_size": F("integer", default=128),
