@@ -195,3 +195,14 @@ def test_an_accepted_cors_origin_is_one_pcre2_compiles(value: str) -> None:
         pytest.skip("libpcre2-8 is not loadable here")
     if pcre.portable_error(value) is None:
         assert pcre.pcre2_error(value) is None, value
+
+
+def test_whatever_else_kong_refuses_validate_reports_through_kongs_rules(
+        tmp_path: Path) -> None:
+    """The last check renders the Kong file and runs Kong's rules on it: a host address the
+    inventory's own rule lets through but Kong refuses as a target is caught there too."""
+    inventory = GATEWAY_INVENTORY.replace("address: 10.0.0.1", "address: 10.0.0.256")
+    assert problems(tmp_path, ROUTED, inventory) == [
+        "specs/api.yml:6: ports/http/host: Kong would reject target '10.0.0.256:18080' "
+        "(hostctl-api-1 on app-1) of upstream 'hostctl-api': target: Invalid target "
+        "('10.0.0.256:18080'); not a valid hostname or ip address"]

@@ -423,12 +423,12 @@ def _kong_accepts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
     """Last: the Kong file these specs make, through Kong's rules (kong_schema), so validate
     refuses whatever render would, located at the spec or inventory key behind the field."""
     from hostctl import model as m
-    from hostctl.checks import route_ports, route_rate_limits
+    from hostctl.checks import route_ports, route_rate_limits, unique_names
     from hostctl.gateway.declarative import build_declarative, preflight
     from hostctl.platform import PLATFORM_PROJECT
 
     own = tuple(w for w in ws if w.project != PLATFORM_PROJECT)
-    if any(True for check in (route_ports, route_rate_limits)
+    if any(True for check in (unique_names, route_ports, route_rate_limits)
            for _ in check(inv, list(own), store)):
         return  # those report the routes' own problems; no Kong file can be made of them
     config, provenance = build_declarative(m.Site(inventory=inv, workloads=own, secrets=store),
