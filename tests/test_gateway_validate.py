@@ -206,3 +206,14 @@ def test_whatever_else_kong_refuses_validate_reports_through_kongs_rules(
         "specs/api.yml:6: ports/http/host: Kong would reject target '10.0.0.256:18080' "
         "(hostctl-api-1 on app-1) of upstream 'hostctl-api': target: Invalid target "
         "('10.0.0.256:18080'); not a valid hostname or ip address"]
+
+
+def test_a_health_interval_kong_cannot_probe_at_is_refused_where_it_is_written(
+        tmp_path: Path) -> None:
+    spec = ROUTED.replace("  http: {path: /health, port: http}\n",
+                          "  http: {path: /health, port: http}\n  interval: 20h\n")
+    assert problems(tmp_path, spec) == [
+        "specs/api.yml:9: health/interval: Kong would reject upstream 'hostctl-api': "
+        "healthchecks.active.healthy.interval: value should be between 0 and 65535",
+        "specs/api.yml:9: health/interval: Kong would reject upstream 'hostctl-api': "
+        "healthchecks.active.unhealthy.interval: value should be between 0 and 65535"]
