@@ -140,9 +140,39 @@ def route_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Itera
                          + did_you_mean(port_name, w.ports)
                          + f" (known: {', '.join(w.ports) or 'none'})")
                 continue
+        if w.ports[port_name].protocol != "tcp":
+            yield at(w, "route/port" if r.port is not None else "route",
+                     f"'{port_name}' is a {w.ports[port_name].protocol} port, and the gateway "
+                     "proxies HTTP, which runs over TCP: route a tcp port")
+            continue
         if w.ports[port_name].host is None:
             yield at(w, f"ports/{port_name}", "is routed by the gateway, so it must be "
                                               "published: add host: PORT")
+
+
+RATE_PERIODS = ("second", "minute", "hour", "day")
+
+
+def route_rate_limits(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                      ) -> Iterator[Problem]:
+    """A rate limit Kong's rate-limiting plugin accepts: at least one period, and a longer
+    period never allowing fewer requests than a shorter one."""
+    for w in ws:
+        limit = w.route.rate_limit if w.route is not None else None
+        if limit is None:
+            continue
+        given = [(p, getattr(limit, p)) for p in RATE_PERIODS if getattr(limit, p) is not None]
+        if not given:
+            yield at(w, "route/rate_limit", "sets no limit: give requests per second, minute, "
+                                            "hour or day, e.g. {minute: 600}, or remove it")
+        for i, (shorter, low) in enumerate(given):
+            wrong = next(((p, v) for p, v in given[i + 1:] if v < low), None)
+            if wrong is not None:
+                yield at(w, f"route/rate_limit/{wrong[0]}",
+                         f"allows fewer requests per {wrong[0]} ({wrong[1]}) than per {shorter} "
+                         f"({low}), which Kong refuses: raise it to at least {low}, or lower "
+                         f"{shorter}")
+                break
 
 
 def host_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
@@ -350,7 +380,8 @@ def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: Secr
 ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, service_gpus_fit,
     health_ports,
-    route_ports, host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
+    route_ports, route_rate_limits,
+    host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
     reach_known_projects, words_fit_units,
     gateway_consistent, observability_consistent,
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 from hostctl import model as m
 from hostctl.gateway.config import GATEWAY
+from hostctl.gateway.spec_rules import CorsOrigin, RouteHost, RoutePath
 from hostctl.k8s.config import K3S
 from hostctl.observability.config import LOGGING, METRICS
 from hostctl.schema import (
@@ -265,11 +266,8 @@ placement = Record(m.Placement, {
 })
 
 route = Record(m.Route, {
-    "paths": Field(ListOf(Str(r"/[^\s]*", "route paths start with '/' and have no spaces"),
-                          min_len=1, single_ok=True), key="path"),
-    "hosts": ListOf(Str(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?",
-                        "give a DNS name such as api.example.org or *.example.org"),
-                    single_ok=True),
+    "paths": Field(ListOf(RoutePath(), min_len=1, single_ok=True), key="path"),
+    "hosts": ListOf(RouteHost(), single_ok=True),
     "methods": ListOf(Str(choices=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
                                    "OPTIONS"))),
     "port": Str(),
@@ -281,9 +279,7 @@ route = Record(m.Route, {
     "allow_projects": ListOf(name),
     "max_body": Size(minimum=1),
     "cors": Record(m.Cors, {
-        "origins": ListOf(Str(r"\*|https?://[^\s/]+|[^\s]+",
-                              "give '*', an origin such as https://app.example.org, or a "
-                              "regex"), min_len=1, single_ok=True),
+        "origins": ListOf(CorsOrigin(), min_len=1, single_ok=True),
         "methods": ListOf(Str(choices=("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE",
                                        "OPTIONS", "TRACE", "CONNECT"))),
         "headers": ListOf(Str(r"[A-Za-z0-9_-]+", "header names are letters, digits, _ and -")),

@@ -28,7 +28,8 @@ def build_standin_pyz(out: Path) -> Path:
         z.write(REPO / "tests" / "kong_admin_standin.py", "kong_admin_standin.py")
         z.writestr("hostctl/__init__.py", "")
         z.writestr("hostctl/gateway/__init__.py", "")
-        z.write(REPO / "hostctl" / "gateway" / "kong_schema.py", "hostctl/gateway/kong_schema.py")
+        for module in ("kong_schema", "kong_typedefs", "pcre"):
+            z.write(REPO / "hostctl" / "gateway" / f"{module}.py", f"hostctl/gateway/{module}.py")
         for path in sorted(yaml_dir.glob("*.py")):  # the pure-Python PyYAML
             z.write(path, f"yaml/{path.name}")
     return out

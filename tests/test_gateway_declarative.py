@@ -132,23 +132,37 @@ def test_no_gateway_section_renders_nothing(tmp_path: Path) -> None:
 
 
 SPEC_PROBLEMS = [
-    ("path: /triage", "path: /triage/../admin", "route/path: Kong would reject route "
-     "'triage-api': paths.1: non-normalized path, consider use '/admin' instead"),
-    ("path: /triage", "path: '/tri%zzage'", "route/path: Kong would reject route "
-     "'triage-api': paths.1: invalid url-encoded value: '%zz'"),
+    ("path: /triage", "path: /triage/../admin", "route/path: '/triage/../admin' is not a "
+     "usable path prefix: Kong refuses it and matches requests against its normalized form "
+     "'/admin' (no '.' or '..' segments, no escapes of unreserved characters): write that"),
+    ("path: /triage", "path: '/tri%zzage'", "route/path: '/tri%zzage' is not a usable path "
+     "prefix: Kong refuses it (invalid url-encoded value: '%zz'): '%' starts a %XX escape, "
+     "write a literal '%' as %25"),
     ("rate_limit: {minute: 600}", "rate_limit: {second: 20, minute: 10}",
-     "route/rate_limit: Kong would reject plugin 'rate-limiting' on route 'triage-api': the "
-     "limit for minute(10.0) cannot be lower than the limit for second(20.0)"),
+     "route/rate_limit/minute: allows fewer requests per minute (10) than per second (20), "
+     "which Kong refuses: raise it to at least 20, or lower second"),
+    ("path: /triage", "path: /tri\\age", "route/path: '/tri\\age' is not a usable path "
+     "prefix: it has '\\', which a request path cannot hold: use letters, digits and - . _ ~ ! "
+     "$ & ' ( ) * + , ; = : @ / (RFC 3986), and %XX escapes for the rest"),
+    ("path: /health, port: http", "path: '/health?deep=1', port: http", "health/http/path: "
+     "'/health?deep=1' is also the gateway's active health check of this routed service, and "
+     "Kong refuses it (invalid path: '/health?deep=1' (characters outside of the reserved list "
+     "of RFC 3986 found)): use a path without a query string, '//' or characters outside RFC "
+     "3986, such as /health"),
+    ("path: /health, port: http", "path: /api//health, port: http", "health/http/path: "
+     "'/api//health' is also the gateway's active health check of this routed service, and "
+     "Kong refuses it (must not have empty segments): use a path without a query string, '//' "
+     "or characters outside RFC 3986, such as /health"),
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "message"), SPEC_PROBLEMS)
-def test_what_kong_would_refuse_is_reported_at_the_spec_line(
-        tmp_path: Path, old: str, new: str, message: str) -> None:
+def _triage_site(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
     specs = tmp_path / "specs"
     shutil.copytree(REPO / "inventories" / "specs", specs)
     triage = specs / "triage.yml"
-    triage.write_text(triage.read_text().replace(old, new))
+    text = triage.read_text()
+    assert old in text
+    triage.write_text(text.replace(old, new, 1))
     inv = tmp_path / "inv"
     inv.mkdir()
     site_file = tmp_path / "inv" / "site.yml"
@@ -156,14 +170,41 @@ def test_what_kong_would_refuse_is_reported_at_the_spec_line(
         "  - specs/*.yml", f"  - {specs}/*.yml").replace(
         "env_file: example.secrets.env", f"env_file: {REPO}/inventories/example.secrets.env")
         + "\n" + (REPO / "kong" / "gateway.example.yml").read_text())
+    return site_file, triage
+
+
+@pytest.mark.parametrize(("old", "new", "message"), SPEC_PROBLEMS)
+def test_what_kong_would_refuse_validate_refuses_at_the_spec_line(
+        tmp_path: Path, old: str, new: str, message: str) -> None:
     from hostctl.loader import load_site
 
-    site = load_site(str(site_file), environ=EXAMPLE_SECRETS)
+    site_file, triage = _triage_site(tmp_path, old, new)
+    with pytest.raises(ConfigError) as err:
+        load_site(str(site_file), environ=EXAMPLE_SECRETS)
+    (problem,) = err.value.problems
+    assert problem.file.endswith("specs/triage.yml")
+    assert problem.line == _line_of(triage, new.split(",")[0])
+    assert f"{problem.path}: {problem.message}" == message
+
+
+@pytest.mark.parametrize(("paths", "message"), [
+    (("/triage/../admin",), "route/path: Kong would reject route 'triage-api': paths.1: "
+     "non-normalized path, consider use '/admin' instead"),
+    (("/triage", "/tri%zzage"), "route/path: Kong would reject route 'triage-api': paths.2: "
+     "invalid url-encoded value: '%zz'"),
+])
+def test_what_kong_would_refuse_render_reports_at_the_spec_line(
+        tmp_path: Path, paths: tuple[str, ...], message: str) -> None:
+    """Render checks the file again (a Site made without validate, as tests and tools do)."""
+    site = example_site(tmp_path)
+    (api,) = [w for w in site.workloads if w.name == "triage-api"]
+    assert api.route is not None
+    bad = replace(api, route=replace(api.route, paths=paths))
+    site = replace(site, workloads=tuple(bad if w is api else w for w in site.workloads))
     with pytest.raises(ConfigError) as err:
         render_declarative(site)
     (problem,) = err.value.problems
-    assert problem.file.endswith("specs/triage.yml")
-    assert problem.line == _line_of(triage, new)
+    assert problem.file.endswith("specs/triage.yml") and problem.line == api.lines["route/path"]
     assert f"{problem.path}: {problem.message}" == message
 
 
@@ -172,15 +213,14 @@ def test_duplicate_keys_are_refused_without_showing_them(tmp_path: Path) -> None
         "key_auth: [TRIAGE_CI_API_KEY]", "key_auth: [TRIAGE_CI_API_KEY, SAME_KEY]")
     env = {**EXAMPLE_SECRETS, "HOSTCTL_SECRET_SAME_KEY": EXAMPLE_SECRETS[
         "HOSTCTL_SECRET_TRIAGE_CI_API_KEY"]}
-    site = example_site(tmp_path, gateway, env)
     with pytest.raises(ConfigError) as err:
-        render_declarative(site)
+        example_site(tmp_path, gateway, env)
     (problem,) = err.value.problems
     assert problem.path == "gateway/consumers/triage-ci/key_auth/1"
     assert problem.message == (
-        "Kong would reject key-auth credential SAME_KEY of consumer 'triage-ci': uniqueness "
-        "violation: 'keyauth_credentials' entity with key set to '<secret TRIAGE_CI_API_KEY>' "
-        "already declared")  # the same value under two names: either name, never the value
+        "secret 'SAME_KEY' holds the same key as secret 'TRIAGE_CI_API_KEY' at "
+        "gateway/consumers/triage-ci/key_auth/0, and Kong refuses two key-auth credentials "
+        "with one key: give each credential its own secret value")
     assert EXAMPLE_SECRETS["HOSTCTL_SECRET_TRIAGE_CI_API_KEY"] not in str(err.value)
 
 
@@ -228,28 +268,37 @@ paths = st.one_of(
     st.from_regex(r"/[a-z][a-z0-9-]{0,8}(/[a-z0-9._-]{1,6}){0,2}", fullmatch=True),
     st.text(PATH_ALPHABET, min_size=0, max_size=12).map(lambda s: "/" + s),
 )
-rate_limits = st.one_of(st.none(), st.builds(
+rate_limits = st.one_of(st.none(), st.builds(  # {} and a longer period lower, too
     m.RateLimit, second=st.one_of(st.none(), st.integers(1, 100)),
     minute=st.one_of(st.none(), st.integers(1, 10000)),
     hour=st.one_of(st.none(), st.integers(1, 100000)), day=st.none(),
-).filter(lambda r: any(vars(r).values())))
+))
+cors = st.one_of(st.none(), st.builds(m.Cors, origins=st.lists(st.sampled_from([
+    "*", "https://a.example.org", r"https://.*\.example\.org", "https://(a|b).example.org",
+    "invalid_**regex", "https://x.org(", r"https://\x41.org"]), min_size=1, max_size=2)
+    .map(tuple)))
 routes = st.builds(
     m.Route,
     paths=st.lists(paths, min_size=1, max_size=3, unique=True).map(tuple),
-    hosts=st.lists(st.sampled_from(["a.example.org", "*.example.org", "b.example.org"]),
+    hosts=st.lists(st.sampled_from(["a.example.org", "*.example.org", "b.example.org",
+                                    "a..example.org", "x-.example.org", "c.example.org:99999",
+                                    "d.example.org:8080"]),
                    max_size=2, unique=True).map(tuple),
     methods=st.lists(st.sampled_from(["GET", "POST", "OPTIONS", "DELETE"]), max_size=3,
                      unique=True).map(tuple),
     strip_path=st.booleans(),
     auth=st.sampled_from(["none", "key-auth", "jwt"]),
     rate_limit=rate_limits,
+    cors=cors,
     allow_projects=st.lists(st.sampled_from(["p0", "p1"]), max_size=1).map(tuple),
 ).map(lambda r: replace(r, allow_projects=()) if r.auth == "none" and r.paths[0] < "/m"
       else r)
 healths = st.one_of(
     st.none(),
     st.builds(m.Health, http=st.builds(m.HttpCheck, port=st.just("http"),
-                                       path=st.sampled_from(["/", "/health", "/up/z"])),
+                                       path=st.sampled_from(["/", "/health", "/up/z",
+                                                             "/health?deep=1", "/a//health",
+                                                             "/h%zz", "/h{x}"])),
               interval=st.sampled_from([1.0, 2.0, 2.5, 30.0]), timeout=st.just(1.0),
               retries=st.integers(1, 5)),
     st.builds(m.Health, tcp=st.builds(m.TcpCheck, port=st.just("http"))),
@@ -265,7 +314,8 @@ def sites(draw: st.DrawFn) -> m.Site:
         workloads.append(m.Workload(
             kind="service", name=f"svc-{i}", project=draw(st.sampled_from(["p0", "p1"])),
             image="img:1", file=f"specs/svc-{i}.yml", line=1,
-            ports={"http": m.Port(8080, 20000 + 100 * i)},
+            ports={"http": m.Port(8080, 20000 + 100 * i,
+                                  protocol=draw(st.sampled_from(["tcp"] * 9 + ["udp"])))},
             placement=m.Placement(hosts=tuple(draw(st.lists(
                 st.sampled_from(sorted(HOSTS)), min_size=1, max_size=3, unique=True)))),
             instances=draw(st.integers(1, 3)), health=draw(healths),
@@ -282,7 +332,10 @@ def sites(draw: st.DrawFn) -> m.Site:
         consumers["lonely"] = Consumer("lonely", projects[0])
     gw = GatewayConfig(hosts=("h0",), consumers=consumers, file="site.yml",
                        lines={"gateway": 3})
-    store = SecretStore({f"KEY_{j}": Secret(f"KEY_{j}", f"value-{j}-xyz") for j in range(6)})
+    # Now and then two keys share a value, or one is empty: Kong refuses both.
+    values = {j: f"value-{j}-xyz" for j in range(6)}
+    values[draw(st.integers(0, 5))] = draw(st.sampled_from(["value-0-xyz", "", "value-9-xyz"]))
+    store = SecretStore({f"KEY_{j}": Secret(f"KEY_{j}", v) for j, v in values.items()})
     inv = m.Inventory(file="site.yml", site="gen", hosts=HOSTS, gateway=gw)  # type: ignore[arg-type]
     return m.Site(inventory=inv, workloads=tuple(workloads), secrets=store)
 
@@ -291,14 +344,15 @@ def sites(draw: st.DrawFn) -> m.Site:
 @given(sites())
 def test_generated_sites_are_refused_with_locations_or_accepted_by_kongs_schema(
         site: m.Site) -> None:
-    problems = check_gateway(site.inventory, list(site.workloads), site.secrets)
+    """What validate's checks accept, render turns into a file Kong's schema accepts."""
+    from hostctl import checks
+
+    problems = checks.run_all(site.inventory, list(site.workloads), site.secrets)
     if not problems:
-        config, provenance = build_declarative(site, site.inventory.gateway)  # type: ignore[arg-type]
-        problems = preflight(config, provenance)
-        if not problems:
-            plain = yaml.safe_load(render_declarative(site).text)  # type: ignore[union-attr]
-            assert ks.check(plain) == []
-            return
+        rendered = render_declarative(site)  # raises if Kong's rules refuse the file
+        assert rendered is not None
+        assert ks.check(yaml.safe_load(rendered.text)) == []
+        return
     for p in problems:
         assert p.file and p.line > 0 and p.path, p  # located, never a bare complaint
         assert "value-" not in p.message
@@ -337,3 +391,17 @@ def test_cors_on_a_route_with_methods_needs_options(tmp_path: Path, in_repo: Non
                                           site.secrets)] == [
         f"inventories/specs/reports.yml:{web.lines['route/methods']}: route/methods: browsers "
         "send CORS preflight requests as OPTIONS: add OPTIONS to route/methods"]
+
+
+def test_an_http_probe_passes_on_any_2xx_3xx_and_fails_on_4xx_5xx(tmp_path: Path) -> None:
+    """docs/service.yml: "GET must answer 2xx/3xx" (hostctl's probe is `curl -f`); Kong's
+    defaults ([200, 302]) would never mark a target healthy again whose health answers 204."""
+    config = yaml.safe_load(render_declarative(example_site(tmp_path)).redacted)  # type: ignore[union-attr]
+    (up,) = [u for u in config["upstreams"] if u["name"] == "hostctl-triage-api"]
+    active = up["healthchecks"]["active"]
+    assert active["type"] == "http"
+    assert active["healthy"]["http_statuses"] == list(range(200, 400))
+    assert active["unhealthy"]["http_statuses"] == list(range(400, 600))
+    assert {204, 301, 302, 399} <= set(active["healthy"]["http_statuses"])
+    tcp = [u for u in config["upstreams"] if u["healthchecks"]["active"]["type"] == "tcp"]
+    assert all("http_statuses" not in u["healthchecks"]["active"]["healthy"] for u in tcp)

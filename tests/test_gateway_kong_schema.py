@@ -89,23 +89,23 @@ CASES = [
     (f"{RT}/plugins/0/config/key_names", ["a b"], "plugin 'key-auth': config.key_names.1: bad "
                                                   "header name 'a b', allowed characters are "
                                                   "A-Z, a-z, 0-9, '_', and '-'"),
-    (f"{RT}/plugins/1/config/deny", ["x"], "plugin 'acl': only one of these fields must be "
+    (f"{RT}/plugins/1/config/deny", ["x"], "plugin 'acl': exactly one of these fields must be "
                                            "non-empty: 'config.allow', 'config.deny'"),
-    (f"{RT}/plugins/1/config", {}, "plugin 'acl': at least one of these fields must be "
-                                   "non-empty: 'config.allow', 'config.deny'"),
     (f"{RT}/plugins/2/config/policy", "cluster", "plugin 'rate-limiting': config.policy: "
                                                  "expected one of: local, redis"),
     (f"{RT}/plugins/2/config/minute", 0, "plugin 'rate-limiting': config.minute: value must "
                                          "be greater than 0"),
-    (f"{RT}/plugins/2/config/second", 60, "plugin 'rate-limiting': the limit for minute(10.0) "
-                                          "cannot be lower than the limit for second(60.0)"),
+    (f"{RT}/plugins/2/config/second", 60, "plugin 'rate-limiting': config: The limit for "
+                                          "minute(10.0) cannot be lower than the limit for "
+                                          "second(60.0)"),
     (f"{RT}/plugins/2/config", {"policy": "local"},
      "plugin 'rate-limiting': at least one of these fields must be non-empty: "
      "'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', "
      "'config.year'"),
-    (f"{UP}/name", "10.0.0.1", "upstream '10.0.0.1': name: Invalid name; no ip addresses "
-                               "allowed"),
-    (f"{UP}/name", "up:80", "upstream 'up:80': name: Invalid name; no port allowed"),
+    (f"{UP}/name", "10.0.0.1", "upstream '10.0.0.1': name: Invalid name ('10.0.0.1'); "
+                               "no ip addresses allowed"),
+    (f"{UP}/name", "up:80", "upstream 'up:80': name: Invalid name ('up:80'); no port "
+                           "allowed"),
     (f"{UP}/healthchecks/active/healthy/interval", -1,
      "upstream 'hostctl-api': healthchecks.active.healthy.interval: value should be between "
      "0 and 65535"),

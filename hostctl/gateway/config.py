@@ -205,9 +205,12 @@ def check_gateway(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore
     gw = gateway_config(inv, problems)
     if gw is None:
         return problems
-    for check in (_known_hosts, _secrets_present, _consumer_projects, _auth_has_consumers,
-                  _allow_projects_known, _no_route_overlap, _ports_free, _cors_preflight):
+    for check in (_known_hosts, _secrets_present, _credentials_unique, _consumer_projects,
+                  _auth_has_consumers, _allow_projects_known, _no_route_overlap, _ports_free,
+                  _cors_preflight, _health_path_for_kong):
         problems.extend(check(gw, inv, ws, store))
+    if not problems:
+        problems.extend(_kong_accepts(gw, inv, ws, store))
     return problems
 
 
@@ -354,3 +357,80 @@ def _cors_preflight(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload
         if "OPTIONS" not in r.methods:
             yield at(w, "route/methods", "browsers send CORS preflight requests as OPTIONS: "
                                          "add OPTIONS to route/methods")
+
+
+def _credentials_unique(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
+                        store: SecretStore) -> Iterator[Problem]:
+    """Kong refuses an empty key or secret, and two key-auth credentials with one key, or two
+    JWT credentials with one key (the token's iss), anywhere in the file. Values are compared
+    and never shown: the messages name the secrets."""
+    keys: dict[str, tuple[str, str]] = {}  # key value -> (path, secret name)
+    jwt_keys: dict[str, str] = {}  # jwt key -> path
+    for name, c in sorted(gw.consumers.items()):
+        where = f"gateway/consumers/{name}"
+        wanted = [(f"{where}/key_auth/{i}", s, "API key") for i, s in enumerate(c.key_auth)]
+        wanted += [(f"{where}/jwt/{i}/secret", j.secret, "JWT secret")
+                   for i, j in enumerate(c.jwt)]
+        for path, secret, what in wanted:
+            value = store.get(secret)
+            if value is not None and value.reveal() == "":
+                yield gw.source(path).problem(
+                    f"secret '{secret}' is empty, and Kong refuses an empty {what}: give it "
+                    f"a value in {store.describe_sources()}")
+        for path, secret, _ in wanted[:len(c.key_auth)]:
+            value = store.get(secret)
+            if value is None or value.reveal() == "":
+                continue
+            first = keys.setdefault(value.reveal(), (path, secret))
+            if first[0] != path:
+                same = "is the same secret as" if first[1] == secret else (
+                    f"holds the same key as secret '{first[1]}' at")
+                yield gw.source(path).problem(
+                    f"secret '{secret}' {same} {first[0]}, and Kong refuses two key-auth "
+                    "credentials with one key: give each credential its own secret value")
+        for i, j in enumerate(c.jwt):
+            key = j.key or name
+            path = f"{where}/jwt/{i}" + ("/key" if j.key else "")
+            first_path = jwt_keys.setdefault(key, path)
+            if first_path != path:
+                yield gw.source(path).problem(
+                    f"JWT key '{key}' is also the key at {first_path} (a missing key is the "
+                    "consumer's name), and Kong refuses two JWT credentials with one key: set "
+                    "a different key (the tokens' iss claim)")
+
+
+def _health_path_for_kong(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
+                          store: SecretStore) -> Iterator[Problem]:
+    """A routed service's http health check on its routed port becomes Kong's active check,
+    whose http_path is Kong's typedefs.path: no query, no `//`, only RFC 3986 characters."""
+    from hostctl.checks import at
+    from hostctl.gateway import kong_typedefs as kt
+
+    for w in ws:
+        h = w.health
+        if w.route is None or h is None or h.http is None or h.http.port != route_port(w):
+            continue
+        message = kt.path(h.http.path)
+        if message is not None:
+            yield at(w, "health/http/path",
+                     f"'{h.http.path}' is also the gateway's active health check of this "
+                     f"routed service, and Kong refuses it ({message}): use a path without a "
+                     "query string, '//' or characters outside RFC 3986, such as /health")
+
+
+def _kong_accepts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
+                  store: SecretStore) -> Iterator[Problem]:
+    """Last: the Kong file these specs make, through Kong's rules (kong_schema), so validate
+    refuses whatever render would, located at the spec or inventory key behind the field."""
+    from hostctl import model as m
+    from hostctl.checks import route_ports, route_rate_limits, unique_names
+    from hostctl.gateway.declarative import build_declarative, preflight
+    from hostctl.platform import PLATFORM_PROJECT
+
+    own = tuple(w for w in ws if w.project != PLATFORM_PROJECT)
+    if any(True for check in (unique_names, route_ports, route_rate_limits)
+           for _ in check(inv, list(own), store)):
+        return  # those report the routes' own problems; no Kong file can be made of them
+    config, provenance = build_declarative(m.Site(inventory=inv, workloads=own, secrets=store),
+                                           gw)
+    yield from preflight(config, provenance)

@@ -44,6 +44,11 @@ DEFAULT_WEIGHT = 100
 # Recovery is left to the active probes, which every upstream has.
 PASSIVE_UNHEALTHY = {"http_failures": 5, "tcp_failures": 2, "timeouts": 3,
                      "http_statuses": [500, 502, 503, 504]}
+# An http probe passes as hostctl's own probe does (`curl -f`, docs/service.yml: "GET must
+# answer 2xx/3xx") and fails on any 4xx/5xx; Kong's defaults ([200, 302] healthy, eight codes
+# unhealthy) would never bring back a target whose health answers 204 or 301.
+HEALTHY_STATUSES = list(range(200, 400))
+UNHEALTHY_STATUSES = list(range(400, 600))
 NO_HEALTH_INTERVAL = 10.0  # services without an http/tcp health check get a tcp probe this often
 NO_HEALTH_TIMEOUT = 5.0
 NO_HEALTH_RETRIES = 3
@@ -385,6 +390,8 @@ def _healthchecks(w: m.Workload, port_name: str) -> tuple[dict[str, Any], dict[s
     if http:
         assert h is not None and h.http is not None
         active["http_path"] = h.http.path
+        active["healthy"]["http_statuses"] = list(HEALTHY_STATUSES)
+        active["unhealthy"]["http_statuses"] = list(UNHEALTHY_STATUSES)
         active["unhealthy"]["http_failures"] = retries
         fields["healthchecks.active.http_path"] = _spec(w, "health/http/path")
     passive = {"type": "http", "unhealthy": dict(PASSIVE_UNHEALTHY)}

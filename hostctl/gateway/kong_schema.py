@@ -1,6 +1,7 @@
-"""The Kong 3.x entity and plugin fields hostctl emits, as a schema, with Kong's own wording.
+"""The Kong 3.9 entity and plugin fields hostctl emits, as a schema, with Kong's own wording.
 
-Written from Kong's sources (Kong/kong): `kong/db/schema/entities/{services,routes,upstreams,
+Written from Kong's sources (Kong/kong at tag 3.9.1, the image hostctl pins), value rules
+ported line for line in `kong_typedefs`: `kong/db/schema/entities/{services,routes,upstreams,
 targets,consumers}.lua`, `kong/db/schema/typedefs.lua` (names, paths, hosts, ports),
 `kong/plugins/{key-auth,jwt,acl,rate-limiting,cors,request-size-limiting}/schema.lua` and
 `daos.lua` (credentials), the declarative format in `kong/db/declarative/` (nesting,
@@ -9,6 +10,11 @@ uniqueness) and the flattened errors of `POST /config?flatten_errors=1` (`kong/d
 It covers what hostctl writes, not all of Kong: a field Kong has but hostctl never sets is
 simply not declared here, so a typo in hostctl's generator shows up as "unknown field" in
 hostctl's own tests instead of as a 400 from a production gateway.
+
+Not ported: the traditional_compatible router's own check of each route (its ATC
+expression), which could refuse characters inside paths and hosts; the spec rules
+(`spec_rules`) keep hostctl's paths to RFC 3986 characters and its hosts to DNS names, which
+that router takes as they are.
 
 `validate` answers like Kong does (entity type, name, tags, field errors with 1-based list
 positions); `check` turns that into one line per problem, plus hostctl's own lints.
@@ -20,6 +26,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from hostctl.gateway import kong_typedefs as kt
 
 FORMAT_VERSIONS = ("1.1", "2.1", "3.0")
 HTTP_METHODS = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT")
@@ -86,161 +94,18 @@ def _error_json(e: FieldError) -> dict[str, str]:
     return out
 
 
-# -- typedefs (kong/db/schema/typedefs.lua) -------------------------------------------------
+# -- typedefs (kong/db/schema/typedefs.lua, ported in kong_typedefs) -------------------------
 
-_NAME = re.compile(r"[A-Za-z0-9._~-]+")
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?")
-_IPV4 = re.compile(r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
-_PATH_CHARS = re.compile(r"/[A-Za-z0-9._~/%:@!$&'()*+,;=-]*")
-_HEADER_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]")
-
-
-def _name(value: str) -> str | None:
-    if not _NAME.fullmatch(value):
-        return (f"invalid value '{value}': the only accepted ascii characters are "
-                "alphanumerics or ., -, _, and ~")
-    return None
-
-
-def _kind_of_host(value: str) -> str:
-    """'ipv4', 'ipv6', 'name' or 'invalid', the way Kong's normalize_ip sees a bare host."""
-    if _IPV4.fullmatch(value):
-        return "ipv4"
-    if (value.startswith("[") and value.endswith("]")) or value.count(":") >= 2:
-        return "ipv6"
-    return "name" if _HOSTNAME.fullmatch(value) else "invalid"
-
-
-def split_host_port(value: str) -> tuple[str, int | None] | None:
-    """`host`, `host:port`, `[v6]:port` -> (host, port); None when the port is not a number."""
-    if value.startswith("["):
-        host, _, rest = value.partition("]")
-        host += "]"
-        if not rest:
-            return host, None
-        if not rest.startswith(":") or not rest[1:].isdigit():
-            return None
-        return host, int(rest[1:])
-    if value.count(":") == 1:
-        host, _, port = value.partition(":")
-        return (host, int(port)) if port.isdigit() else None
-    return value, None
-
-
-def _host(value: str) -> str | None:
-    parts = split_host_port(value)
-    if parts is None or _kind_of_host(parts[0]) == "invalid":
-        return f"invalid value: {value}"
-    if parts[1] is not None:
-        return "must not have a port"
-    return None
-
-
-def _upstream_name(value: str) -> str | None:
-    parts = split_host_port(value)
-    if parts is None or _kind_of_host(parts[0]) == "invalid":
-        return "Invalid name; must be a valid hostname"
-    if _kind_of_host(parts[0]) != "name":
-        return "Invalid name; no ip addresses allowed"
-    if parts[1] is not None:
-        return "Invalid name; no port allowed"
-    return None
-
-
-def _target(value: str) -> str | None:
-    parts = split_host_port(value)
-    if parts is None or _kind_of_host(parts[0]) == "invalid":
-        return f"Invalid target ('{value}'); not a valid hostname or ip address"
-    if parts[1] is not None and not 0 < parts[1] < 65536:
-        return f"Invalid target ('{value}'); not a valid hostname or ip address"
-    return None
-
-
-def _route_host(value: str) -> str | None:
-    if value.count("*") > 1:
-        return "invalid wildcard: must have at most one wildcard"
-    if "*" in value and not (value.startswith("*.") or value.endswith(".*")):
-        return "invalid wildcard: must be placed at leftmost or rightmost label"
-    parts = split_host_port(value.replace("*", "abc"))
-    if parts is None or _kind_of_host(parts[0]) == "invalid":
-        return f"invalid value: {value}"
-    return None
-
-
-def normalize_path(path: str) -> str:
-    """Kong's `kong.tools.uri.normalize(path, true)`: decode unreserved escapes, upper-case
-    the others, merge slashes and remove dot segments (RFC 3986 section 5.2.4)."""
-
-    def escape(m: re.Match[str]) -> str:
-        char = chr(int(m.group(1), 16))
-        return char if _UNRESERVED.fullmatch(char) else m.group(0).upper()
-
-    path = re.sub(r"%([0-9A-Fa-f]{2})", escape, path)
-    path = re.sub(r"/{2,}", "/", path)
-    out: list[str] = []
-    segments = path.split("/")
-    for i, seg in enumerate(segments[1:], start=1):
-        last = i == len(segments) - 1
-        if seg == "..":
-            if len(out) > 0:
-                out.pop()
-            if last:
-                out.append("")
-        elif seg == ".":
-            if last:
-                out.append("")
-        else:
-            out.append(seg)
-    return "/" + "/".join(out)
-
-
-def _router_path(value: str) -> str | None:
-    if not (value.startswith("/") or value.startswith("~/")):
-        return "should start with: / (fixed path) or ~/ (regex path)"
-    if "//" in value:
-        return "must not have empty segments"
-    if value.startswith("~"):
-        return None  # a regex; hostctl never writes one
-    if not _PATH_CHARS.fullmatch(value):
-        return (f"invalid path: '{value}' (characters outside of the reserved list of "
-                "RFC 3986 found)")
-    bad = re.search(r"%(?![0-9A-Fa-f]{2}).?.?", value)
-    if bad:
-        return f"invalid url-encoded value: '{bad.group(0)}'"
-    normalized = normalize_path(value)
-    if normalized != value:
-        return f"non-normalized path, consider use '{normalized}' instead"
-    return None
-
-
-def _header_name(value: str) -> str | None:
-    return None if _HEADER_NAME.fullmatch(value) else f"bad header name '{value}', allowed " \
-        "characters are A-Z, a-z, 0-9, '_', and '-'"
-
-
-def _tag(value: str) -> str | None:
-    if any(c in value for c in ",/") or not all(32 < ord(c) < 127 or ord(c) > 127 for c in value):
-        return (f"invalid tag '{value}': expected printable ascii (except `,` and `/`) or "
-                "valid utf-8 sequences")
-    return None
-
-
-def _origin(value: str) -> str | None:
-    if value == "*":
-        return None
-    try:
-        re.compile(value)
-    except re.error:
-        return f"'{value}' is not a valid regex"
-    return None
+normalize_path = kt.normalize_path
+_router_path = kt.router_path
 
 
 STRING = F("string")
-NAME = F("string", validator=_name)
-TAGS = F("set", elements=F("string", validator=_tag))
-COUNT = F("integer", between=(0, 2**31))
-STATUSES = F("array", elements=F("integer", between=(100, 999)))
+NAME = F("string", validator=kt.utf8_name)
+TAGS = F("set", elements=F("string", validator=kt.tag))
+COUNT = F("integer", between=(0, 255))  # upstreams.lua one_byte_integer
+STATUSES = F("array", elements=F("integer", between=(100, 999)))  # upstreams.lua http_statuses
+SECONDS = F("number", between=(0, 65535))
 PROTOCOLS = ("grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp",
              "ws", "wss")
 FOREIGN = F("foreign")
@@ -268,11 +133,19 @@ class Entity:
 
 
 def _route_matches_something(route: dict[str, Any]) -> Iterator[FieldError]:
+    """routes_subschemas.lua, the http subschema's conditional_at_least_one_of."""
     protocols = route.get("protocols") or ["http", "https"]
-    http = {"http", "https"} & set(protocols if isinstance(protocols, list) else [])
-    if http and not any(route.get(k) for k in ("methods", "hosts", "headers", "paths", "snis")):
-        yield FieldError(None, "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' "
-                               f"when 'protocols' is '{sorted(http)[-1]}'")
+    protocols = protocols if isinstance(protocols, list) else []
+    fields: tuple[str, ...] = ("methods", "hosts", "headers", "paths")
+    if "https" in protocols:
+        fields, which = (*fields, "snis"), "https"
+    elif "http" in protocols:
+        which = "http"
+    else:
+        return
+    if not any(route.get(k) for k in fields):
+        quoted = ", ".join(f"'{k}'" for k in fields)
+        yield FieldError(None, f"must set one of {quoted} when 'protocols' is '{which}'")
 
 
 def _consumer_has_identity(consumer: dict[str, Any]) -> Iterator[FieldError]:
@@ -290,10 +163,9 @@ def _service_has_host(service: dict[str, Any]) -> Iterator[FieldError]:
 SERVICE = Entity("services", "service", {
     "name": NAME, "tags": TAGS, "enabled": F("boolean", default=True),
     "protocol": F("string", required=True, default="http", one_of=PROTOCOLS),
-    "host": F("string", required=True, validator=_host),
+    "host": F("string", required=True, validator=kt.host),
     "port": F("integer", required=True, default=80, between=(0, 65535)),
-    "path": F("string", validator=lambda v: None if v.startswith("/") else
-              "should start with: /"),
+    "path": F("string", validator=kt.path),
     "retries": F("integer", default=5, between=(0, 32767)),
     "connect_timeout": F("integer", default=60000, between=(1, 2**31 - 2)),
     "write_timeout": F("integer", default=60000, between=(1, 2**31 - 2)),
@@ -306,8 +178,8 @@ ROUTE = Entity("routes", "route", {
     "protocols": F("set", elements=F("string", one_of=PROTOCOLS), default=["http", "https"]),
     "methods": F("set", elements=F("string", validator=lambda v: None if re.fullmatch(
         "[A-Z]+", v) else "invalid value: " + v)),
-    "hosts": F("array", elements=F("string", validator=_route_host)),
-    "paths": F("array", elements=F("string", validator=_router_path)),
+    "hosts": F("array", elements=F("string", validator=kt.route_host)),
+    "paths": F("array", elements=F("string", validator=kt.router_path)),
     "strip_path": F("boolean", default=True),
     "preserve_host": F("boolean", default=False),
     "path_handling": F("string", default="v0", one_of=("v0", "v1")),
@@ -318,10 +190,10 @@ ROUTE = Entity("routes", "route", {
 }, nested={"plugins": "plugins"}, parent_key={"services": "service"}, display="name",
     unique=(("name",),), checks=(_route_matches_something,))
 
-_ACTIVE_HEALTHY = {"interval": F("number", default=0, between=(0, 65535)),
-                   "successes": F("integer", default=0, between=(0, 2**31)),
-                   "http_statuses": STATUSES}
-_ACTIVE_UNHEALTHY = {"interval": F("number", default=0, between=(0, 65535)),
+# upstreams.lua builds every healthchecks field from one table of types: intervals and
+# timeouts are `seconds`, every counter a `one_byte_integer`.
+_ACTIVE_HEALTHY = {"interval": SECONDS, "successes": COUNT, "http_statuses": STATUSES}
+_ACTIVE_UNHEALTHY = {"interval": SECONDS,
                      "http_failures": COUNT, "tcp_failures": COUNT, "timeouts": COUNT,
                      "http_statuses": STATUSES}
 _PASSIVE_HEALTHY = {"successes": COUNT, "http_statuses": STATUSES}
@@ -330,19 +202,18 @@ _PASSIVE_UNHEALTHY = {"http_failures": COUNT, "tcp_failures": COUNT, "timeouts":
 _CHECK_TYPES = ("tcp", "http", "https", "grpc", "grpcs")
 
 UPSTREAM = Entity("upstreams", "upstream", {
-    "name": F("string", required=True, validator=_upstream_name), "tags": TAGS,
+    "name": F("string", required=True, validator=kt.upstream_name), "tags": TAGS,
     "algorithm": F("string", default="round-robin",
-                   one_of=("consistent-hashing", "least-connections", "round-robin", "latency",
-                           "sticky-sessions")),
+                   one_of=("consistent-hashing", "least-connections", "round-robin",
+                           "latency")),
     "slots": F("integer", default=10000, between=(10, 2**16)),
     "healthchecks": _record({
         "threshold": F("number", default=0, between=(0, 100)),
         "active": _record({
             "type": F("string", default="http", one_of=_CHECK_TYPES),
-            "timeout": F("number", default=1, between=(0, 65535)),
+            "timeout": SECONDS,
             "concurrency": F("integer", default=10, between=(1, 2**31)),
-            "http_path": F("string", default="/", validator=lambda v: None if v.startswith(
-                "/") else "should start with: /"),
+            "http_path": F("string", default="/", validator=kt.path),
             "healthy": _record(_ACTIVE_HEALTHY),
             "unhealthy": _record(_ACTIVE_UNHEALTHY),
         }),
@@ -355,7 +226,7 @@ UPSTREAM = Entity("upstreams", "upstream", {
 }, nested={"targets": "targets"}, display="name", unique=(("name",),))
 
 TARGET = Entity("targets", "target", {
-    "target": F("string", required=True, validator=_target), "tags": TAGS,
+    "target": F("string", required=True, validator=kt.target), "tags": TAGS,
     "weight": F("integer", default=100, between=(0, 65535)), "upstream": FOREIGN,
 }, parent_key={"upstreams": "upstream"}, unique=(("upstream", "target"),))
 
@@ -377,8 +248,9 @@ JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256",
 
 def _jwt_needs_public_key(cred: dict[str, Any]) -> Iterator[FieldError]:
     algorithm = cred.get("algorithm", "HS256")
-    if isinstance(algorithm, str) and not algorithm.startswith("HS") and not cred.get(
-            "rsa_public_key"):
+    # jwt/daos.lua: the conditional on algorithm matching RS*, PS* or EdDSA
+    if algorithm in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA") and \
+            not cred.get("rsa_public_key"):
         yield FieldError("rsa_public_key", "required field missing")
 
 
@@ -399,33 +271,37 @@ def _only_one_of(*names: str) -> EntityCheck:
         config = plugin.get("config") or {}
         given = [n for n in names if config.get(n)]
         quoted = ", ".join(f"'config.{n}'" for n in names)
-        if len(given) > 1:
-            yield FieldError(None, f"only one of these fields must be non-empty: {quoted}")
+        # Kong's only_one_of, then its at_least_one_of: none given fails both.
+        if len(given) != 1:
+            yield FieldError(None, f"exactly one of these fields must be non-empty: {quoted}")
         if not given:
             yield FieldError(None, f"at least one of these fields must be non-empty: {quoted}")
     return check
 
 
 def _rate_limits(plugin: dict[str, Any]) -> Iterator[FieldError]:
+    """The config record's custom_validator (validate_periods_order, run only when its
+    fields are valid, reported on `config`), then the at_least_one_of entity check."""
     config = plugin.get("config") or {}
+    fields_ok = not list(check_record(PLUGIN_CONFIGS["rate-limiting"], config, "config"))
     limits = [(p, config.get(p)) for p in PERIODS]
     numbers = [(p, v) for p, v in limits if isinstance(v, int | float) and
                not isinstance(v, bool)]
+    order = [(lower, v1, upper, v2) for i, (lower, v1) in enumerate(numbers)
+             for upper, v2 in numbers[i + 1:] if v2 < v1]
+    if fields_ok and order:
+        lower, v1, upper, v2 = order[0]
+        yield FieldError("config", f"The limit for {upper}({v2:.1f}) cannot be lower than the "
+                                   f"limit for {lower}({v1:.1f})")
     if not any(v is not None for _, v in limits):
         quoted = ", ".join(f"'config.{p}'" for p in PERIODS)
         yield FieldError(None, f"at least one of these fields must be non-empty: {quoted}")
-    for i, (lower, v1) in enumerate(numbers):
-        for upper, v2 in numbers[i + 1:]:
-            if v2 < v1:
-                yield FieldError(None, f"the limit for {upper}({v2:.1f}) cannot be lower than "
-                                       f"the limit for {lower}({v1:.1f})")
-                return
 
 
 PLUGIN_CONFIGS: dict[str, Mapping[str, F]] = {
     "key-auth": {
         "key_names": F("array", required=True, default=["apikey"],
-                       elements=F("string", validator=_header_name)),
+                       elements=F("string", validator=kt.header_name)),
         "hide_credentials": F("boolean", required=True, default=False),
         "anonymous": STRING,
         "key_in_header": F("boolean", required=True, default=True),
@@ -452,8 +328,7 @@ PLUGIN_CONFIGS: dict[str, Mapping[str, F]] = {
     "rate-limiting": {
         **{p: F("number", gt=0) for p in PERIODS},
         "limit_by": F("string", default="consumer",
-                      one_of=("consumer", "credential", "ip", "service", "header", "path",
-                              "consumer-group")),
+                      one_of=("consumer", "credential", "ip", "service", "header", "path")),
         # DB-less Kong narrows the policies to these two (`is_dbless()` in the schema).
         "policy": F("string", default="local", one_of=("local", "redis")),
         "fault_tolerant": F("boolean", required=True, default=True),
@@ -462,7 +337,7 @@ PLUGIN_CONFIGS: dict[str, Mapping[str, F]] = {
         "error_message": F("string", default="API rate limit exceeded"),
     },
     "cors": {
-        "origins": F("array", elements=F("string", validator=_origin)),
+        "origins": F("array", elements=F("string", validator=kt.cors_origin)),
         "headers": F("array", elements=STRING),
         "exposed_headers": F("array", elements=STRING),
         "methods": F("array", default=list(HTTP_METHODS),
@@ -470,6 +345,7 @@ PLUGIN_CONFIGS: dict[str, Mapping[str, F]] = {
         "max_age": F("number"),
         "credentials": F("boolean", required=True, default=False),
         "preflight_continue": F("boolean", required=True, default=False),
+        "private_network": F("boolean", required=True, default=False),
     },
     "request-size-limiting": {
         "allowed_payload_size": F("integer", default=128),
@@ -532,6 +408,13 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def _plainly_fine(f: F, value: Any) -> bool:
+    """A quick yes for an integer within its bounds, with no other rule on it."""
+    return (f.type == "integer" and type(value) is int and f.validator is None
+            and f.one_of is None and f.gt is None
+            and (f.between is None or f.between[0] <= value <= f.between[1]))
+
+
 def check_value(f: F, value: Any, path: str) -> Iterator[FieldError]:
     """Errors for one field value, named by Kong's dotted, 1-based path."""
     if value is None:
@@ -539,29 +422,39 @@ def check_value(f: F, value: Any, path: str) -> Iterator[FieldError]:
     if not _type_ok(f, value):
         yield FieldError(path, f"expected {_describe_type(f.type)}")
         return
-    if f.type == "string" and len(value) < (f.len_min if f.len_min is not None else 1):
-        yield FieldError(path, f"length must be at least {f.len_min or 1}")
-        return
+    # Kong's Schema:validate_field: the elements or fields first, then the validators in
+    # Schema.validators_order (one_of, gt, between, len_min, ..., custom_validator).
+    if f.type in ("array", "set") and f.elements is not None:
+        # Only the elements that are not plainly fine get the full check: status lists
+        # hold hundreds of integers, and validate renders the whole file.
+        inner = [e for i, item in enumerate(value, start=1) if not _plainly_fine(f.elements, item)
+                 for e in check_value(f.elements, item, f"{path}.{i}")]
+        if inner:
+            yield from inner
+            return
+    if f.type == "record" and f.fields is not None:
+        inner = list(check_record(f.fields, value, path))
+        if inner:
+            yield from inner
+            return
     if f.one_of is not None and value not in f.one_of:
         yield FieldError(path, "expected one of: " + ", ".join(str(c) for c in f.one_of))
+        return
+    if f.gt is not None and not value > f.gt:
+        yield FieldError(path, f"value must be greater than {_number(f.gt)}")
         return
     if f.between is not None and not f.between[0] <= value <= f.between[1]:
         lo, hi = f.between
         yield FieldError(path, f"value should be between {_number(lo)} and {_number(hi)}")
         return
-    if f.gt is not None and not value > f.gt:
-        yield FieldError(path, f"value must be greater than {_number(f.gt)}")
+    len_min = f.len_min if f.len_min is not None else (1 if f.type == "string" else None)
+    if len_min is not None and len(value) < len_min:
+        yield FieldError(path, f"length must be at least {len_min}")
         return
     if f.validator is not None:
         message = f.validator(value)
         if message:
             yield FieldError(path, message)
-            return
-    if f.type in ("array", "set") and f.elements is not None:
-        for i, item in enumerate(value, start=1):
-            yield from check_value(f.elements, item, f"{path}.{i}")
-    if f.type == "record" and f.fields is not None:
-        yield from check_record(f.fields, value, path)
 
 
 def check_record(fields: Mapping[str, F], value: dict[str, Any], prefix: str = ""
