@@ -5,6 +5,7 @@ never looser than Kong's (kong_typedefs, PCRE2 itself)."""
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from hostctl.errors import ConfigError
 from hostctl.gateway import kong_typedefs as kt
 from hostctl.gateway import pcre
+from hostctl.gateway.config import check_gateway
 from hostctl.gateway.spec_rules import route_path_problem
 from hostctl.loader import load_site
 from hostctl.schema import Context
@@ -197,12 +199,29 @@ def test_an_accepted_cors_origin_is_one_pcre2_compiles(value: str) -> None:
         assert pcre.pcre2_error(value) is None, value
 
 
-def test_whatever_else_kong_refuses_validate_reports_through_kongs_rules(
+def test_an_address_kong_refuses_as_a_target_is_refused_at_the_inventory_line(
         tmp_path: Path) -> None:
-    """The last check renders the Kong file and runs Kong's rules on it: a host address the
-    inventory's own rule lets through but Kong refuses as a target is caught there too."""
+    """The inventory's own address rule is as strict as Kong's target rule, so the operator
+    is pointed at the host, not at a spec that publishes a port on it."""
     inventory = GATEWAY_INVENTORY.replace("address: 10.0.0.1", "address: 10.0.0.256")
     assert problems(tmp_path, ROUTED, inventory) == [
+        "site.yml:4: hosts/app-1/address: '10.0.0.256' is not a valid IPv4 address "
+        "(four numbers 0..255)"]
+
+
+def test_whatever_else_kong_refuses_validate_reports_through_kongs_rules(
+        tmp_path: Path) -> None:
+    """The last gateway check renders the Kong file and runs Kong's rules on it, a backstop
+    for whatever the field rules let through: here an address no loader would accept, set on
+    an already loaded site, is caught there and located at the spec key behind the target."""
+    site = load_site(str(make_site(tmp_path, {"api.yml": ROUTED}, GATEWAY_INVENTORY,
+                                   BASE_SECRETS)), environ={})
+    inv = site.inventory
+    hosts = {name: replace(h, address="10.0.0.256") if name == "app-1" else h
+             for name, h in inv.hosts.items()}
+    inv = replace(inv, hosts=hosts)
+    found = [str(p) for p in check_gateway(inv, list(site.workloads), site.secrets)]
+    assert found == [
         "specs/api.yml:6: ports/http/host: Kong would reject target '10.0.0.256:18080' "
         "(hostctl-api-1 on app-1) of upstream 'hostctl-api': target: Invalid target "
         "('10.0.0.256:18080'); not a valid hostname or ip address"]
