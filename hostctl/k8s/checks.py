@@ -9,6 +9,7 @@ IsDNS1123Subdomain, IsDNS1035Label, IsQualifiedName, IsValidLabelValue, IsValidP
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -88,6 +89,7 @@ def name_problem(kind: str, name: str) -> str | None:
     return subdomain_problem(name, what)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys on every object
 def label_key_problem(key: str) -> str | None:
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or subdomain_problem(prefix, "label key prefix")):
