@@ -127,11 +127,17 @@ def _route(w: m.Workload, r: m.Route) -> Iterator[Problem]:
         bad = ([f"contain '{s}'" for s in INGRESS_PATH_NEVER if s in path]
                + [f"end with '{s}'" for s in INGRESS_PATH_NOT_LAST if path.endswith(s)])
         if bad:
-            yield at(w, f"route/paths/{i}", f"'{path}': a Kubernetes Ingress path must not "
-                     f"{' or '.join(bad)}; write the path without it")
+            yield at(w, _item(w, "route/path", i), f"'{path}': a Kubernetes Ingress path "
+                     f"must not {' or '.join(bad)}; write the path without it")
     for i, host in enumerate(r.hosts):
         if (msg := ingress_host_problem(host)) is not None:
-            yield at(w, f"route/hosts/{i}", f"'{host}': {msg}")
+            yield at(w, _item(w, "route/hosts", i), f"'{host}': {msg}")
+
+
+def _item(w: m.Workload, key: str, i: int) -> str:
+    """`key/i` for an item of a list the spec wrote as a list, `key` for a single value
+    (`path: /api` and `path: [/a, /b]` both give a list)."""
+    return f"{key}/{i}" if f"{key}/{i}" in w.lines else key
 
 
 def ingress_host_problem(host: str) -> str | None:
