@@ -435,6 +435,19 @@ def test_the_worked_example_with_odd_values_renders_and_validates(
                      "ops_bot.v2": f"ops-bot-v2-{_hash('ops_bot.v2')}"}
 
 
+def test_what_only_the_rendering_finds_is_located_too(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Secret's values are over 1 MiB: the spec names them, the values are elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    make_site(tmp_path, {"a.yml": JOB + "secrets: [BIG, API_TOKEN]\n"},
+              secrets=f"BIG={'x' * 2**20}\nAPI_TOKEN=t\n")
+    with pytest.raises(ConfigError) as exc:
+        load_site("site.yml", environ={})
+    assert [str(p) for p in exc.value.problems] == [
+        "specs/a.yml:6: secrets: Secret batch-secrets: its values add up to 1048577 bytes; "
+        "Kubernetes allows 1048576 (1 MiB)"]
+
+
 def test_secret_values_stay_out_of_problems(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

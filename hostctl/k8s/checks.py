@@ -19,6 +19,7 @@ from typing import Any
 from hostctl import model as m
 from hostctl.checks import at
 from hostctl.errors import Problem
+from hostctl.secrets import Secret
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -29,6 +30,7 @@ CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253
 PORT_NAME_MAX = 15
+MAX_DATA_BYTES = 1024 * 1024  # a ConfigMap's or Secret's values together (api.MaxSecretSize)
 CRONJOB_NAME_MAX = 52  # the controller appends an 11-character suffix for each Job it makes
 
 # Kinds whose names must be DNS labels (the rest are DNS subdomains).
@@ -159,10 +161,15 @@ def manifest_problems(doc: Mapping[str, Any]) -> Iterator[str]:
         yield from _labels(job.get("metadata", {}).get("labels") or {})
         yield from _pod(job.get("spec", {}).get("template", {}), JOB_RESTART_POLICIES, kind)
     elif kind in ("ConfigMap", "Secret"):
+        size = 0
         for data_key in ("data", "stringData"):
-            for k in doc.get(data_key) or {}:
+            for k, v in (doc.get(data_key) or {}).items():
                 if not CONFIG_KEY.fullmatch(k) or len(k) > SUBDOMAIN_MAX:
                     yield f"{kind} {name}: key '{k}' must be letters, digits, '-', '_' or '.'"
+                size += len((v.reveal() if isinstance(v, Secret) else str(v)).encode())
+        if size > MAX_DATA_BYTES:
+            yield (f"{kind} {name}: its values add up to {size} bytes; Kubernetes allows "
+                   f"{MAX_DATA_BYTES} (1 MiB)")
 
 
 def _labels(labels: Mapping[str, Any]) -> Iterator[str]:

@@ -28,8 +28,7 @@ from hostctl.k8s.config import K3sConfig, k3s_config
 from hostctl.k8s.names import consumer_object_name
 from hostctl.secrets import SecretStore
 
-# A ConfigMap's (and a Secret's) values together: api.MaxSecretSize, also used for ConfigMaps.
-MAX_DATA_BYTES = 1024 * 1024
+MAX_DATA_BYTES = kc.MAX_DATA_BYTES
 # networking validation, validateHTTPIngressPath, for pathType Prefix.
 INGRESS_PATH_NEVER = ("//", "/./", "/../", "%2f", "%2F")
 INGRESS_PATH_NOT_LAST = ("/..", "/.")
