@@ -105,6 +105,11 @@ def label_key_problem(key: str) -> str | None:
 def label_value_problem(key: str, value: Any) -> str | None:
     if not isinstance(value, str):
         return f"label '{key}' must be a string, got {type(value).__name__}"
+    return _label_value_problem(key, value)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few values on every object of a workload
+def _label_value_problem(key: str, value: str) -> str | None:
     if len(value) > LABEL_MAX:
         return f"label '{key}' value is {len(value)} characters long; at most {LABEL_MAX}"
     if value and not LABEL_NAME.fullmatch(value):

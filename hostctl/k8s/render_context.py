@@ -45,6 +45,7 @@ class RenderContext:
     report: list[ReportItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     _labels: dict[int, dict[str, str]] = field(default_factory=dict, repr=False)
+    _pods: dict[int, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.inv = self.site.inventory
@@ -60,6 +61,14 @@ class RenderContext:
         if id(w) not in self._labels:
             self._labels[id(w)] = workload_labels(self.inv.site, w)
         return dict(self._labels[id(w)])
+
+    def pod_count(self, w: m.Workload) -> int:
+        """placement.pod_count, computed once per workload (it walks every host)."""
+        if id(w) not in self._pods:
+            from hostctl.k8s.placement import pod_count  # placement imports this module
+
+            self._pods[id(w)] = pod_count(self.inv, w)
+        return self._pods[id(w)]
 
     def add(self, doc: dict[str, Any], origin: kc.Origin) -> None:
         """Keep `doc` unless the same object (kind, namespace, name) is already kept; two
