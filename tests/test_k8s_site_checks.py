@@ -245,6 +245,18 @@ def test_consumers_that_would_share_an_object_name_are_refused(
         f"both be the KongConsumer '{taken}' in a cluster; rename one of them"]
 
 
+def test_route_values_are_checked_for_either_ingress_class(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Traefik gives an auth route no Ingress; its path is refused all the same, since the
+    same site under `ingress: kong` would render it."""
+    monkeypatch.chdir(tmp_path)
+    spec = SERVICE + "route: {path: /a//b, auth: key-auth}\n"
+    inventory = BASE_INVENTORY + GATEWAY + "k3s: {ingress: traefik}\n"
+    assert validate(tmp_path, spec, inventory) == [
+        "specs/a.yml:8: route/path: '/a//b': a Kubernetes Ingress path must not contain "
+        "'//'; write the path without it"]
+
+
 # -- UDP ------------------------------------------------------------------------------------
 
 def test_a_route_to_a_udp_port_never_becomes_an_ingress_backend() -> None:

@@ -1,15 +1,18 @@
 """What the API server refuses and schema validation does not catch, checked before anything
 is sent: object names (RFC 1123 / RFC 1035), label keys and values, port names, a Job's
-restartPolicy, CronJob schedules. Each problem points at the spec (or inventory) line that
-produced the object.
+restartPolicy, CronJob schedules, Ingress paths and hosts, ConfigMap and Secret sizes. Each
+problem points at the spec (or inventory) line that produced the object.
 
 The rules follow k8s.io/apimachinery/pkg/util/validation (IsDNS1123Label,
-IsDNS1123Subdomain, IsDNS1035Label, IsQualifiedName, IsValidLabelValue, IsValidPortName).
+IsDNS1123Subdomain, IsDNS1035Label, IsQualifiedName, IsValidLabelValue, IsValidPortName)
+and the API server's own validation (pkg/apis/core and pkg/apis/networking validation:
+Ingress rules and paths, the 1 MiB limit of a ConfigMap's or Secret's data).
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +35,11 @@ SUBDOMAIN_MAX = 253
 PORT_NAME_MAX = 15
 MAX_DATA_BYTES = 1024 * 1024  # a ConfigMap's or Secret's values together (api.MaxSecretSize)
 CRONJOB_NAME_MAX = 52  # the controller appends an 11-character suffix for each Job it makes
+
+WILDCARD_SUBDOMAIN = re.compile(r"\*\." + DNS1123_SUBDOMAIN.pattern)
+# networking validation (validateHTTPIngressPath), for pathType Prefix.
+INGRESS_PATH_NEVER = ("//", "/./", "/../", "%2f", "%2F")
+INGRESS_PATH_NOT_LAST = ("/..", "/.")
 
 # Kinds whose names must be DNS labels (the rest are DNS subdomains).
 LABEL_NAMED = frozenset({"Namespace", "Job", "CronJob"})
@@ -124,6 +132,40 @@ def port_name_problem(name: str) -> str | None:
         return (f"port name '{name}' is not valid in Kubernetes (IANA service name): at most "
                 f"{PORT_NAME_MAX} lowercase letters, digits and single '-', with a letter")
     return None
+
+
+def ingress_path_problem(path: str) -> str | None:
+    """What an Ingress refuses in a Prefix path (validateHTTPIngressPath), or None."""
+    bad = ([f"contain '{s}'" for s in INGRESS_PATH_NEVER if s in path]
+           + [f"end with '{s}'" for s in INGRESS_PATH_NOT_LAST if path.endswith(s)])
+    if not bad:
+        return None
+    return (f"'{path}': a Kubernetes Ingress path must not {' or '.join(bad)}; write the "
+            "path without it")
+
+
+def ingress_host_problem(host: str) -> str | None:
+    """What an Ingress rule refuses in `host` (validateIngressRules), or None."""
+    if ":" in host:
+        return f"'{host}': an Ingress host cannot carry a port; remove ':PORT'"
+    try:
+        ipaddress.ip_address(host)
+        return f"'{host}': an Ingress host must be a DNS name, not an IP address"
+    except ValueError:
+        pass
+    pattern = WILDCARD_SUBDOMAIN if host.startswith("*") else DNS1123_SUBDOMAIN
+    if len(host) > SUBDOMAIN_MAX or not pattern.fullmatch(host) or any(
+            len(label) > LABEL_MAX for label in host.split(".")):
+        return (f"'{host}': not a DNS name a Kubernetes Ingress takes: dot-separated labels "
+                f"of at most {LABEL_MAX} lowercase letters, digits and '-', each starting "
+                f"and ending with a letter or digit, {SUBDOMAIN_MAX} characters in all")
+    return None
+
+
+def spec_item(w: m.Workload, key: str, i: int) -> str:
+    """`key/i` for an item of a list the spec wrote as a list, `key` for a single value
+    (`path: /api` and `path: [/a, /b]` both give a list)."""
+    return f"{key}/{i}" if f"{key}/{i}" in w.lines else key
 
 
 # -- whole manifests ------------------------------------------------------------------------

@@ -51,6 +51,14 @@ def route(ctx: RenderContext, w: m.Workload) -> None:
             f"port '{port}' is {w.ports[port].protocol.upper()}: an Ingress routes HTTP, "
             "which runs over TCP; route a TCP port")))
         return
+    # Checked before the class decides (Traefik leaves auth routes out): every site that
+    # validates must render for either class.
+    for i, path in enumerate(r.paths):
+        if (msg := kc.ingress_path_problem(path)) is not None:
+            ctx.problems.append(at(w, kc.spec_item(w, "route/path", i), msg))
+    for i, name in enumerate(r.hosts):
+        if (msg := kc.ingress_host_problem(name)) is not None:
+            ctx.problems.append(at(w, kc.spec_item(w, "route/hosts", i), msg))
     annotations: dict[str, str] = {}
     if ctx.ingress == KONG:
         annotations = kong_route(ctx, w, r)
@@ -59,12 +67,9 @@ def route(ctx: RenderContext, w: m.Workload) -> None:
     rules = []
     paths = [{"path": p, "pathType": "Prefix", "backend": {"service": {
         "name": w.name, "port": {"name": port}}}} for p in (r.paths or ("/",))]
-    for i, host in enumerate(r.hosts or (None,)):
+    for host in r.hosts or (None,):
         rule: dict[str, Any] = {"http": {"paths": paths}}
         if host is not None:
-            if ":" in host:
-                ctx.problems.append(at(w, f"route/hosts/{i}", f"'{host}': an Ingress "
-                                    "host cannot carry a port; remove ':PORT'"))
             rule["host"] = host
         rules.append(rule)
     ctx.add({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",

@@ -9,15 +9,16 @@ API server accepts what it renders. Two layers:
   and numbers are those of k8s.io/apimachinery/pkg/util/validation and of
   pkg/apis/core and networking validation, as in checks.py);
 - the rendering itself, once every other check has passed: whatever the builders or
-  checks.check_manifests still refuse (two objects with one name, ...) is reported at the
-  spec line that made the object.
+  checks.check_manifests still refuse is reported at the spec line that made the object
+  (two objects with one name, a Secret over 1 MiB), or at the value itself where the
+  builder checks it: a route's paths and hosts are checked as its Ingress is built
+  (ingress.route), for every ingress class, and only once the gateway's own checks of
+  the same values have passed, so one bad path gets one message.
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
-import re
 from collections.abc import Iterator, Sequence
 
 from hostctl import model as m
@@ -29,10 +30,6 @@ from hostctl.k8s.names import consumer_object_name
 from hostctl.secrets import SecretStore
 
 MAX_DATA_BYTES = kc.MAX_DATA_BYTES
-# networking validation, validateHTTPIngressPath, for pathType Prefix.
-INGRESS_PATH_NEVER = ("//", "/./", "/../", "%2f", "%2F")
-INGRESS_PATH_NOT_LAST = ("/..", "/.")
-WILDCARD_SUBDOMAIN = re.compile(r"\*\." + kc.DNS1123_SUBDOMAIN.pattern)
 
 
 def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,
@@ -72,8 +69,6 @@ def workload_problems(w: m.Workload, cfg: K3sConfig) -> Iterator[Problem]:
             yield at(w, f"secrets/{i}", f"secret name is {len(name)} characters long; a "
                      f"Kubernetes Secret key holds at most {kc.SUBDOMAIN_MAX}: shorten it")
     yield from _volumes(w)
-    if w.route is not None:
-        yield from _route(w, w.route)
     if w.schedule is not None:
         yield from _schedule(w)
     if cfg.node_selector:
@@ -119,42 +114,6 @@ def _volumes(w: m.Workload) -> Iterator[Problem]:
         elif (msg := kc.subdomain_problem(v.source, "volume")) is not None:
             yield at(w, f"volumes/{i}", msg + " (a named volume becomes a "
                      "PersistentVolumeClaim of that name); rename it")
-
-
-def _route(w: m.Workload, r: m.Route) -> Iterator[Problem]:
-    for i, path in enumerate(r.paths):
-        bad = ([f"contain '{s}'" for s in INGRESS_PATH_NEVER if s in path]
-               + [f"end with '{s}'" for s in INGRESS_PATH_NOT_LAST if path.endswith(s)])
-        if bad:
-            yield at(w, _item(w, "route/path", i), f"'{path}': a Kubernetes Ingress path "
-                     f"must not {' or '.join(bad)}; write the path without it")
-    for i, host in enumerate(r.hosts):
-        if (msg := ingress_host_problem(host)) is not None:
-            yield at(w, _item(w, "route/hosts", i), f"'{host}': {msg}")
-
-
-def _item(w: m.Workload, key: str, i: int) -> str:
-    """`key/i` for an item of a list the spec wrote as a list, `key` for a single value
-    (`path: /api` and `path: [/a, /b]` both give a list)."""
-    return f"{key}/{i}" if f"{key}/{i}" in w.lines else key
-
-
-def ingress_host_problem(host: str) -> str | None:
-    """What an Ingress rule refuses in `host` (validateIngressRules), or None."""
-    if ":" in host:
-        return "an Ingress host cannot carry a port; remove ':PORT'"
-    try:
-        ipaddress.ip_address(host)
-        return "an Ingress host must be a DNS name, not an IP address"
-    except ValueError:
-        pass
-    pattern = WILDCARD_SUBDOMAIN if host.startswith("*") else kc.DNS1123_SUBDOMAIN
-    if len(host) > kc.SUBDOMAIN_MAX or not pattern.fullmatch(host) or any(
-            len(label) > kc.LABEL_MAX for label in host.split(".")):
-        return (f"not a DNS name a Kubernetes Ingress takes: dot-separated labels of at "
-                f"most {kc.LABEL_MAX} lowercase letters, digits and '-', each starting and "
-                f"ending with a letter or digit, {kc.SUBDOMAIN_MAX} characters in all")
-    return None
 
 
 def _schedule(w: m.Workload) -> Iterator[Problem]:
