@@ -76,7 +76,7 @@ CASES = [
       "name): at most 15 lowercase letters, digits and single '-', with a letter; rename it"]),
     (SERVICE + "  local: {container: 8080, host: 18081, bind: 127.0.0.1}\n",
      ["specs/a.yml:8: ports/local: container port 8080/tcp is also port 'http': a "
-      "Kubernetes Service takes each port and protocol once; publish it under one name"]),
+      "Kubernetes Service takes each port and protocol once; keep one of them"]),
     (SERVICE + "  dns: {container: 8080, protocol: udp}\n", []),
     (JOB + f"env: {{{'A' * 254}: x, {'B' * 253}: y}}\n",
      [f"specs/a.yml:6: env/{'A' * 254}: variable name is 254 characters long; a Kubernetes "

@@ -24,12 +24,11 @@ from collections.abc import Iterator, Sequence
 from hostctl import model as m
 from hostctl.checks import at
 from hostctl.errors import ConfigError, Problem
+from hostctl.gateway.config import GatewayConfig
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import K3sConfig, k3s_config
 from hostctl.k8s.names import consumer_object_name
 from hostctl.secrets import SecretStore
-
-MAX_DATA_BYTES = kc.MAX_DATA_BYTES
 
 
 def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,
@@ -91,7 +90,7 @@ def _ports(w: m.Workload) -> Iterator[Problem]:
         if first != pname:
             yield at(w, f"ports/{pname}", f"container port {port.container}/{port.protocol} "
                      f"is also port '{first}': a Kubernetes Service takes each port and "
-                     "protocol once; publish it under one name")
+                     "protocol once; keep one of them")
 
 
 def _env(w: m.Workload) -> Iterator[Problem]:
@@ -100,9 +99,9 @@ def _env(w: m.Workload) -> Iterator[Problem]:
             yield at(w, f"env/{key}", f"variable name is {len(key)} characters long; a "
                      f"Kubernetes ConfigMap key holds at most {kc.SUBDOMAIN_MAX}: shorten it")
     size = sum(len(v.encode()) for v in w.env.values())
-    if size > MAX_DATA_BYTES:
+    if size > kc.MAX_DATA_BYTES:
         yield at(w, "env", f"the values add up to {size} bytes; a Kubernetes ConfigMap holds "
-                 f"at most {MAX_DATA_BYTES} (1 MiB): put large data in a volume")
+                 f"at most {kc.MAX_DATA_BYTES} (1 MiB): put large data in a volume")
 
 
 def _volumes(w: m.Workload) -> Iterator[Problem]:
@@ -117,13 +116,17 @@ def _volumes(w: m.Workload) -> Iterator[Problem]:
 
 
 def _schedule(w: m.Workload) -> Iterator[Problem]:
+    from hostctl.systemd.calendar import CalendarError, parse_calendar
+
+    assert w.schedule is not None
+    try:
+        parse_calendar(w.schedule)
+    except CalendarError:  # no calendar expression at all: schedules_valid reports it
+        return
     cron = kc.cron_schedule(w)
     if isinstance(cron, Problem):
-        # What is no calendar expression at all is schedules_valid's to report.
-        if "is not a calendar expression" not in cron.message:
-            yield cron
-        return
-    if cron.time_zone is not None and not time_zone_known(cron.time_zone):
+        yield cron
+    elif cron.time_zone is not None and not time_zone_known(cron.time_zone):
         yield at(w, "schedule", f"'{cron.time_zone}' is not a time zone a Kubernetes "
                  "CronJob knows (IANA database); name one such as Europe/Berlin, or UTC")
 
@@ -158,15 +161,13 @@ def inventory_problems(inv: m.Inventory, cfg: K3sConfig) -> list[Problem]:
         problems.append(cfg.problem("time_zone", f"'{cfg.time_zone}' is not a time zone a "
                                     "Kubernetes CronJob knows (IANA database); name one "
                                     "such as Europe/Berlin, or Etc/UTC"))
-    gw = inv.gateway
-    consumers = getattr(gw, "consumers", None) or {}
+    gw = inv.gateway if isinstance(inv.gateway, GatewayConfig) else None
     taken: dict[str, str] = {}
-    for name in consumers:
+    for name in gw.consumers if gw is not None else {}:
         obj = consumer_object_name(name)
         first = taken.setdefault(obj, name)
-        if first != name:
-            where = f"gateway/consumers/{name}"
-            problems.append(gw.source(where).problem(  # type: ignore[union-attr]
+        if gw is not None and first != name:
+            problems.append(gw.source(f"gateway/consumers/{name}").problem(
                 f"consumers '{first}' and '{name}' would both be the KongConsumer "
                 f"'{obj}' in a cluster; rename one of them"))
     return problems
