@@ -391,4 +391,9 @@ def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore) -> list[
     problems: list[Problem] = []
     for check in ALL_CHECKS:
         problems.extend(check(inv, ws, store))
+    # What a Kubernetes cluster would refuse, for every site (k8s render must never refuse a
+    # site that validates); it renders the site only when everything above passed.
+    from hostctl.k8s.site_checks import kubernetes_problems  # the k8s package uses checks
+
+    problems.extend(kubernetes_problems(inv, ws, store, others_found=bool(problems)))
     return problems

@@ -3,17 +3,22 @@
 `kubernetes_validate.validate(doc, version, strict=True)` is what `kubernetes-validate
 --strict -k VERSION` runs for each document. Its schema files are read once per run here
 (the library reads them on every call), which makes generated-spec tests affordable.
-Custom resources (KongPlugin, KongConsumer, Traefik's Middleware) have no schema in the
-package: hostctl's own checks cover them, and `shape_problems` checks their few fields.
+Custom resources have no schema in the package. KongPlugin and KongConsumer are validated
+with jsonschema against Kong's own CRDs (tests/data/kong_crds/, ported from
+Kong/kubernetes-ingress-controller; see each file's header), strictly as `kubectl apply
+--validate=strict` would (unknown fields refused), with their CEL rules
+(x-kubernetes-validations) written out below. Traefik's Middleware keeps `shape_problems`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 
 @functools.cache
@@ -29,7 +34,7 @@ def _utils() -> Any:
     return utils
 
 
-CUSTOM_KINDS = {"KongPlugin", "KongConsumer", "Middleware"}
+CUSTOM_KINDS = {"Middleware"}  # no ported CRD: shape_problems
 
 
 def newest_versions(n: int = 3) -> list[str]:
@@ -46,6 +51,9 @@ def strict_problems(docs: Sequence[Mapping[str, Any]], versions: Sequence[str]) 
     for doc in docs:
         meta = doc.get("metadata", {})
         name = f"{doc.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}"
+        if doc.get("kind") in KONG_KINDS:
+            out += [f"{name}: {p}" for p in crd_problems(doc)]
+            continue
         if doc.get("kind") in CUSTOM_KINDS:
             out += [f"{name}: {p}" for p in shape_problems(doc)]
             continue
@@ -61,9 +69,6 @@ def strict_problems(docs: Sequence[Mapping[str, Any]], versions: Sequence[str]) 
 
 
 _CUSTOM_FIELDS = {
-    "KongPlugin": ({"apiVersion", "kind", "metadata", "plugin", "config"}, {"plugin"}),
-    "KongConsumer": ({"apiVersion", "kind", "metadata", "username", "credentials"},
-                     {"username"}),
     "Middleware": ({"apiVersion", "kind", "metadata", "spec"}, {"spec"}),
 }
 
@@ -74,4 +79,73 @@ def shape_problems(doc: Mapping[str, Any]) -> list[str]:
     out += [f"missing {k}" for k in required if k not in doc]
     if doc["kind"] == "Middleware" and len(doc.get("spec", {})) != 1:
         out.append("a Middleware has exactly one kind of middleware")
+    return out
+
+
+# -- Kong's CRDs ----------------------------------------------------------------------------
+
+KONG_CRDS = Path(__file__).parent / "data" / "kong_crds"
+KONG_KINDS = {"KongPlugin", "KongConsumer", "KongIngress"}
+
+# The CEL rules (x-kubernetes-validations) of those CRDs, as Python. A rule missing here
+# fails the validation, so a newer CRD cannot slip a rule past the tests. Transition rules
+# (oldSelf) apply to updates only; rendered objects are created.
+_CEL: dict[str, Callable[[Mapping[str, Any]], bool] | None] = {
+    "has(self.username) || has(self.custom_id)":
+        lambda d: "username" in d or "custom_id" in d,
+    "!(has(self.config) && has(self.configFrom))":
+        lambda d: not ("config" in d and "configFrom" in d),
+    "!(has(self.configFrom) && has(self.configPatches))":
+        lambda d: not ("configFrom" in d and "configPatches" in d),
+    "self.plugin == oldSelf.plugin": None,
+}
+
+
+@functools.cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> the version's openAPIV3Schema, from every ported CRD."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(KONG_CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            api = f"{spec['group']}/{version['name']}"
+            out[(api, spec["names"]["kind"])] = version["schema"]["openAPIV3Schema"]
+    return out
+
+
+def strict_schema(schema: Any) -> Any:
+    """The structural schema with unknown fields refused (what field validation Strict
+    does), except where it keeps unknown fields (x-kubernetes-preserve-unknown-fields)."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) for k, v in schema.items()
+           if k not in ("properties", "x-kubernetes-validations")}
+    if "properties" in schema:
+        out["properties"] = {k: strict_schema(v) for k, v in schema["properties"].items()}
+        if (not schema.get("x-kubernetes-preserve-unknown-fields")
+                and "additionalProperties" not in schema):
+            out["additionalProperties"] = False
+    if schema.get("x-kubernetes-list-type") == "set":
+        out["uniqueItems"] = True
+    return out
+
+
+def crd_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Violations of the object's CRD schema and CEL rules, as 'path: message'."""
+    import jsonschema
+
+    schema = crd_schemas().get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+    if schema is None:
+        return [f"no ported CRD for {doc.get('apiVersion')} {doc.get('kind')}"]
+    validator = jsonschema.Draft7Validator(strict_schema(schema))
+    out = [f"{'/'.join(str(p) for p in e.absolute_path) or '.'}: {e.message}"
+           for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
+    for rule in schema.get("x-kubernetes-validations", []):
+        if rule["rule"] not in _CEL:
+            out.append(f"CEL rule not ported to tests/k8s_validation.py: {rule['rule']}")
+        elif (check := _CEL[rule["rule"]]) is not None and not check(doc):
+            out.append(f".: {rule['message']}")
     return out

@@ -68,7 +68,7 @@ image: hostctl-demo-app:1.0
 command: [sh, -c, 'echo "tick $HOSTCTL_RUN_ID"']
 resources: {cpus: 0.1}
 placement: {labels: {role: app}}
-schedule: "*:*:0/10"
+schedule: minutely  # the shortest a Kubernetes CronJob can say too (validate insists)
 ---
 kind: job
 name: notes
@@ -310,13 +310,13 @@ def test_the_timer_queues_a_scheduled_run_with_its_own_record(site: Site) -> Non
     assert wait_for(has_next, timeout=20, every=1)
     tick = seen[0]
     assert [x["host"] for x in tick] == ["app-1"]
-    assert tick[0]["next_ms"] - time.time() * 1000 < 11_000
+    assert tick[0]["next_ms"] - time.time() * 1000 < 61_000
 
     def timer_runs() -> list[dict[str, Any]]:
         out = json.loads(jobs(site, "jobs", "--json").stdout)["runs"]
         return [r for r in out if r["job"] == "tick" and r["state"] == "succeeded"]
 
-    assert wait_for(lambda: len(timer_runs()) >= 1, timeout=40, every=2)
+    assert wait_for(lambda: len(timer_runs()) >= 1, timeout=100, every=2)
     run = timer_runs()[0]
     assert run["by"] == "timer" and run["host"] == "app-1"
     assert f"tick {run['run']}" in site.ssh(

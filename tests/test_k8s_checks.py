@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from hostctl.k8s.checks import manifest_problems
+from hostctl.secrets import Secret
 
 
 def pod_of(kind: str, restart: str = "Never", labels: dict[str, Any] | None = None
@@ -49,6 +50,11 @@ def pod_of(kind: str, restart: str = "Never", labels: dict[str, Any] | None = No
      ["label key 'io_hostctl/site': the prefix before '/' must be a DNS subdomain"]),
     ({"kind": "ConfigMap", "metadata": {"name": "x", "namespace": "n"}, "data": {"A B": "1"}},
      ["ConfigMap x: key 'A B' must be letters, digits, '-', '_' or '.'"]),
+    ({"kind": "ConfigMap", "metadata": {"name": "x", "namespace": "n"},
+      "data": {"A": "a" * 2**19, "B": "b" * 2**19}}, []),
+    ({"kind": "Secret", "metadata": {"name": "x", "namespace": "n"},
+      "stringData": {"A": Secret("A", "a" * 2**19), "B": "b" * (2**19 + 1)}},
+     ["Secret x: its values add up to 1048577 bytes; Kubernetes allows 1048576 (1 MiB)"]),
     (pod_of("Job", "Always"), ["a Job's pods need restartPolicy Never or OnFailure, not Always"]),
     (pod_of("CronJob", "Always"),
      ["a CronJob's pods need restartPolicy Never or OnFailure, not Always"]),

@@ -82,13 +82,17 @@ def test_render_json_and_unknown_only(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "no workload 'triage-apj'; did you mean 'triage-api'?" in res.stderr
 
 
-def test_render_errors_are_located(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("command", [["k8s", "render"], ["validate"]])
+def test_what_kubernetes_refuses_is_located_by_render_and_validate_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
     monkeypatch.chdir(tmp_path)
     make_site(tmp_path, {"a.yml": SERVICE.replace("name: api", "name: 1api")})
-    res = CliRunner().invoke(main, ["k8s", "render", "-i", "site.yml"])
+    res = CliRunner().invoke(main, [*command, "-i", "site.yml"])
     assert res.exit_code == 2
-    assert res.stderr.startswith("error: specs/a.yml:2: name: Service name '1api' is not a "
-                                 "valid RFC 1035 label")
+    assert res.stderr == (
+        "error: specs/a.yml:2: name: '1api' must start with a letter: a service with ports "
+        "becomes a Kubernetes Service, whose name is an RFC 1035 label; rename it (e.g. "
+        "'s-1api')\n1 problem found; nothing was changed.\n")
 
 
 @pytest.fixture

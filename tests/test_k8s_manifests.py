@@ -236,7 +236,7 @@ def test_schedules_without_cron_equivalent_are_errors_at_the_spec_line(
     assert "has no cron equivalent for a Kubernetes CronJob: " + why in problem.message
 
 
-def test_names_kubernetes_refuses_are_errors_at_the_spec_line(
+def test_names_kubernetes_refuses_are_refused_by_validate_at_the_spec_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     spec = SERVICE.replace("name: api", "name: 9api").replace(
@@ -244,12 +244,16 @@ def test_names_kubernetes_refuses_are_errors_at_the_spec_line(
     spec += "volumes: [Data_1:/data]\n"
     with pytest.raises(ConfigError) as exc:
         render_specs(tmp_path, {"a.yml": spec})
-    got = sorted({(p.line, p.path, p.message.split(":")[0]) for p in exc.value.problems})
-    messages = " | ".join(p.message for p in exc.value.problems)
-    assert "Service name '9api' is not a valid RFC 1035 label" in messages
-    assert "port name 'metrics-and-health' is not valid in Kubernetes" in messages
-    assert "volume 'Data_1' is not a valid Kubernetes name" in messages
-    assert all(p.file == "specs/a.yml" and p.line > 0 for p in exc.value.problems), got
+    assert [str(p) for p in exc.value.problems] == [
+        "specs/a.yml:2: name: '9api' must start with a letter: a service with ports becomes "
+        "a Kubernetes Service, whose name is an RFC 1035 label; rename it (e.g. 's-9api')",
+        "specs/a.yml:6: ports/metrics-and-health: port name 'metrics-and-health' is not "
+        "valid in Kubernetes (IANA service name): at most 15 lowercase letters, digits and "
+        "single '-', with a letter; rename it",
+        "specs/a.yml:8: volumes/0: volume 'Data_1' is not a valid Kubernetes name (RFC 1123 "
+        "subdomain): use lowercase letters, digits, '-' and '.' (a named volume becomes a "
+        "PersistentVolumeClaim of that name); rename it",
+    ]
 
 
 def test_reach_opens_both_directions_between_two_projects(tmp_path: Path) -> None:

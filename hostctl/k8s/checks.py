@@ -1,14 +1,18 @@
 """What the API server refuses and schema validation does not catch, checked before anything
 is sent: object names (RFC 1123 / RFC 1035), label keys and values, port names, a Job's
-restartPolicy, CronJob schedules. Each problem points at the spec (or inventory) line that
-produced the object.
+restartPolicy, CronJob schedules, Ingress paths and hosts, ConfigMap and Secret sizes. Each
+problem points at the spec (or inventory) line that produced the object.
 
 The rules follow k8s.io/apimachinery/pkg/util/validation (IsDNS1123Label,
-IsDNS1123Subdomain, IsDNS1035Label, IsQualifiedName, IsValidLabelValue, IsValidPortName).
+IsDNS1123Subdomain, IsDNS1035Label, IsQualifiedName, IsValidLabelValue, IsValidPortName)
+and the API server's own validation (pkg/apis/core and pkg/apis/networking validation:
+Ingress rules and paths, the 1 MiB limit of a ConfigMap's or Secret's data).
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +22,7 @@ from typing import Any
 from hostctl import model as m
 from hostctl.checks import at
 from hostctl.errors import Problem
+from hostctl.secrets import Secret
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -28,7 +33,13 @@ CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253
 PORT_NAME_MAX = 15
+MAX_DATA_BYTES = 1024 * 1024  # a ConfigMap's or Secret's values together (api.MaxSecretSize)
 CRONJOB_NAME_MAX = 52  # the controller appends an 11-character suffix for each Job it makes
+
+WILDCARD_SUBDOMAIN = re.compile(r"\*\." + DNS1123_SUBDOMAIN.pattern)
+# networking validation (validateHTTPIngressPath), for pathType Prefix.
+INGRESS_PATH_NEVER = ("//", "/./", "/../", "%2f", "%2F")
+INGRESS_PATH_NOT_LAST = ("/..", "/.")
 
 # Kinds whose names must be DNS labels (the rest are DNS subdomains).
 LABEL_NAMED = frozenset({"Namespace", "Job", "CronJob"})
@@ -88,6 +99,7 @@ def name_problem(kind: str, name: str) -> str | None:
     return subdomain_problem(name, what)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys on every object
 def label_key_problem(key: str) -> str | None:
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or subdomain_problem(prefix, "label key prefix")):
@@ -101,6 +113,11 @@ def label_key_problem(key: str) -> str | None:
 def label_value_problem(key: str, value: Any) -> str | None:
     if not isinstance(value, str):
         return f"label '{key}' must be a string, got {type(value).__name__}"
+    return _label_value_problem(key, value)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few values on every object of a workload
+def _label_value_problem(key: str, value: str) -> str | None:
     if len(value) > LABEL_MAX:
         return f"label '{key}' value is {len(value)} characters long; at most {LABEL_MAX}"
     if value and not LABEL_NAME.fullmatch(value):
@@ -115,6 +132,40 @@ def port_name_problem(name: str) -> str | None:
         return (f"port name '{name}' is not valid in Kubernetes (IANA service name): at most "
                 f"{PORT_NAME_MAX} lowercase letters, digits and single '-', with a letter")
     return None
+
+
+def ingress_path_problem(path: str) -> str | None:
+    """What an Ingress refuses in a Prefix path (validateHTTPIngressPath), or None."""
+    bad = ([f"contain '{s}'" for s in INGRESS_PATH_NEVER if s in path]
+           + [f"end with '{s}'" for s in INGRESS_PATH_NOT_LAST if path.endswith(s)])
+    if not bad:
+        return None
+    return (f"'{path}': a Kubernetes Ingress path must not {' or '.join(bad)}; write the "
+            "path without it")
+
+
+def ingress_host_problem(host: str) -> str | None:
+    """What an Ingress rule refuses in `host` (validateIngressRules), or None."""
+    if ":" in host:
+        return f"'{host}': an Ingress host cannot carry a port; remove ':PORT'"
+    try:
+        ipaddress.ip_address(host)
+        return f"'{host}': an Ingress host must be a DNS name, not an IP address"
+    except ValueError:
+        pass
+    pattern = WILDCARD_SUBDOMAIN if host.startswith("*") else DNS1123_SUBDOMAIN
+    if len(host) > SUBDOMAIN_MAX or not pattern.fullmatch(host) or any(
+            len(label) > LABEL_MAX for label in host.split(".")):
+        return (f"'{host}': not a DNS name a Kubernetes Ingress takes: dot-separated labels "
+                f"of at most {LABEL_MAX} lowercase letters, digits and '-', each starting "
+                f"and ending with a letter or digit, {SUBDOMAIN_MAX} characters in all")
+    return None
+
+
+def spec_item(w: m.Workload, key: str, i: int) -> str:
+    """`key/i` for an item of a list the spec wrote as a list, `key` for a single value
+    (`path: /api` and `path: [/a, /b]` both give a list)."""
+    return f"{key}/{i}" if f"{key}/{i}" in w.lines else key
 
 
 # -- whole manifests ------------------------------------------------------------------------
@@ -157,10 +208,15 @@ def manifest_problems(doc: Mapping[str, Any]) -> Iterator[str]:
         yield from _labels(job.get("metadata", {}).get("labels") or {})
         yield from _pod(job.get("spec", {}).get("template", {}), JOB_RESTART_POLICIES, kind)
     elif kind in ("ConfigMap", "Secret"):
+        size = 0
         for data_key in ("data", "stringData"):
-            for k in doc.get(data_key) or {}:
+            for k, v in (doc.get(data_key) or {}).items():
                 if not CONFIG_KEY.fullmatch(k) or len(k) > SUBDOMAIN_MAX:
                     yield f"{kind} {name}: key '{k}' must be letters, digits, '-', '_' or '.'"
+                size += len((v.reveal() if isinstance(v, Secret) else str(v)).encode())
+        if size > MAX_DATA_BYTES:
+            yield (f"{kind} {name}: its values add up to {size} bytes; Kubernetes allows "
+                   f"{MAX_DATA_BYTES} (1 MiB)")
 
 
 def _labels(labels: Mapping[str, Any]) -> Iterator[str]:

@@ -16,7 +16,7 @@ from hostctl.checks import at
 from hostctl.gateway.config import GatewayConfig, route_port
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import KONG
-from hostctl.k8s.names import meta, namespace_of, workload_labels
+from hostctl.k8s.names import meta, namespace_of
 from hostctl.k8s.network_policy import admit_ingress_controller
 from hostctl.k8s.render_context import RenderContext
 
@@ -45,6 +45,20 @@ def route(ctx: RenderContext, w: m.Workload) -> None:
     ns = namespace_of(ctx.cfg, w.project)
     port = route_port(w)
     assert port is not None
+    if w.ports[port].protocol != "tcp":
+        # An Ingress carries HTTP, which runs over TCP: never a backend on a UDP port.
+        ctx.problems.append(at(w, "route/port" if r.port else "route", (
+            f"port '{port}' is {w.ports[port].protocol.upper()}: an Ingress routes HTTP, "
+            "which runs over TCP; route a TCP port")))
+        return
+    # Checked before the class decides (Traefik leaves auth routes out): every site that
+    # validates must render for either class.
+    for i, path in enumerate(r.paths):
+        if (msg := kc.ingress_path_problem(path)) is not None:
+            ctx.problems.append(at(w, kc.spec_item(w, "route/path", i), msg))
+    for i, name in enumerate(r.hosts):
+        if (msg := kc.ingress_host_problem(name)) is not None:
+            ctx.problems.append(at(w, kc.spec_item(w, "route/hosts", i), msg))
     annotations: dict[str, str] = {}
     if ctx.ingress == KONG:
         annotations = kong_route(ctx, w, r)
@@ -53,16 +67,13 @@ def route(ctx: RenderContext, w: m.Workload) -> None:
     rules = []
     paths = [{"path": p, "pathType": "Prefix", "backend": {"service": {
         "name": w.name, "port": {"name": port}}}} for p in (r.paths or ("/",))]
-    for i, host in enumerate(r.hosts or (None,)):
+    for host in r.hosts or (None,):
         rule: dict[str, Any] = {"http": {"paths": paths}}
         if host is not None:
-            if ":" in host:
-                ctx.problems.append(at(w, f"route/hosts/{i}", f"'{host}': an Ingress "
-                                    "host cannot carry a port; remove ':PORT'"))
             rule["host"] = host
         rules.append(rule)
     ctx.add({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-             "metadata": meta(w.name, ns, workload_labels(ctx.inv.site, w), annotations),
+             "metadata": meta(w.name, ns, ctx.labels(w), annotations),
              "spec": {"ingressClassName": ctx.ingress, "rules": rules}},
             kc.origin_of(w, "route"))
     admit_ingress_controller(ctx, w, port)
@@ -78,7 +89,7 @@ def kong_route(ctx: RenderContext, w: m.Workload, r: m.Route) -> dict[str, str]:
         name = f"{w.name}-{plugin['name']}"
         names.append(name)
         ctx.add({"apiVersion": KONG_API, "kind": "KongPlugin",
-                 "metadata": meta(name, ns, workload_labels(ctx.inv.site, w),
+                 "metadata": meta(name, ns, ctx.labels(w),
                                   {"kubernetes.io/ingress.class": KONG}),
                  "plugin": plugin["name"], "config": plugin["config"]},
                 kc.origin_of(w, _PLUGIN_SOURCE.get(plugin["name"], "route")))
@@ -159,7 +170,7 @@ def traefik_route(ctx: RenderContext, w: m.Workload, r: m.Route,
         # Traefik names a CRD middleware NAMESPACE-NAME@kubernetescrd in the annotation.
         names.append(f"{ns}-{name}@kubernetescrd")
         ctx.add({"apiVersion": TRAEFIK_API, "kind": "Middleware",
-                 "metadata": meta(name, ns, workload_labels(ctx.inv.site, w)), "spec": spec},
+                 "metadata": meta(name, ns, ctx.labels(w)), "spec": spec},
                 kc.origin_of(w, source))
     if names:
         annotations["traefik.ingress.kubernetes.io/router.middlewares"] = ",".join(names)

@@ -12,7 +12,7 @@ from typing import Any
 from hostctl import model as m
 from hostctl.errors import Problem
 from hostctl.k8s import checks as kc
-from hostctl.k8s.names import meta, namespace_of, workload_labels
+from hostctl.k8s.names import meta, namespace_of
 from hostctl.k8s.pods import pod_template
 from hostctl.k8s.render_context import RenderContext
 from hostctl.k8s.values import seconds
@@ -20,7 +20,7 @@ from hostctl.k8s.values import seconds
 
 def job(ctx: RenderContext, w: m.Workload) -> None:
     ns = namespace_of(ctx.cfg, w.project)
-    labels = workload_labels(ctx.inv.site, w)
+    labels = ctx.labels(w)
     pod = pod_template(ctx, w, labels, restart="Never")
     if w.timeout is not None:
         # Per run, like RuntimeMaxSec on hosts: each retry is a new pod with its own time.

@@ -3,7 +3,8 @@ keys, jwt secrets) as labelled Secrets that Kong's ingress controller reads.
 
 Only for Kong: Traefik has no consumers, so there they are reported (and routes with auth
 stay closed, see ingress.py). A consumer is rendered only when its project has workloads in
-the site, into that project's namespace.
+the site, into that project's namespace. Its username stays exactly the gateway section's
+name; the objects' names are derived from it (names.consumer_object_name).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import KONG
 from hostctl.k8s.ingress import KONG_API
-from hostctl.k8s.names import meta, namespace_of, project_labels
+from hostctl.k8s.names import consumer_object_name, meta, namespace_of, project_labels
 from hostctl.k8s.render_context import RenderContext
 from hostctl.secrets import Secret
 
@@ -43,12 +44,14 @@ def consumer(ctx: RenderContext, name: str, c: Any) -> None:
     callers = frozenset(w.name for w in ctx.site.services if w.route is not None and (
         w.project == c.project or c.project in w.route.allow_projects))
     origin = kc.Origin(src.file, src.line, where, callers)
+    # Object names are derived (Kubernetes refuses '_' and more); the username stays exact.
+    obj = consumer_object_name(name)
     # The acl group is the project: routes admit the groups of their allowed projects.
     credentials: list[tuple[str, str, dict[str, Any]]] = [
-        (f"{name}-acl", "acl", {"group": c.project})]
-    credentials += [(f"{name}-key-auth-{i}", "key-auth", {"key": secret(ctx, s, origin)})
+        (f"{obj}-acl", "acl", {"group": c.project})]
+    credentials += [(f"{obj}-key-auth-{i}", "key-auth", {"key": secret(ctx, s, origin)})
                     for i, s in enumerate(c.key_auth)]
-    credentials += [(f"{name}-jwt-{i}", "jwt", {
+    credentials += [(f"{obj}-jwt-{i}", "jwt", {
         "key": j.key or name, "algorithm": j.algorithm,
         "secret": secret(ctx, j.secret, origin)}) for i, j in enumerate(c.jwt)]
     for secret_object, kind, data in credentials:
@@ -57,7 +60,7 @@ def consumer(ctx: RenderContext, name: str, c: Any) -> None:
                                                       "konghq.com/credential": kind}),
                  "stringData": data}, origin)
     ctx.add({"apiVersion": KONG_API, "kind": "KongConsumer",
-             "metadata": meta(name, ns, labels, {"kubernetes.io/ingress.class": KONG}),
+             "metadata": meta(obj, ns, labels, {"kubernetes.io/ingress.class": KONG}),
              "username": name, "credentials": [s for s, _, _ in credentials]}, origin)
 
 

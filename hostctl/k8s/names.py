@@ -8,6 +8,8 @@ something and the object that refers to it cannot disagree.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +32,24 @@ def env_config_map(w: m.Workload) -> str:
 
 def secret_name(w: m.Workload) -> str:
     return f"{w.name}-secrets"
+
+
+# A consumer's name may hold characters object names may not ('_', '.', capitals): its
+# objects get a name made of lowercase letters, digits and '-', kept short enough for the
+# longest credential suffix (`-key-auth-NNNN`) to fit in a DNS subdomain (253).
+CONSUMER_OBJECT_MAX = 200
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def consumer_object_name(username: str) -> str:
+    """The KongConsumer's object name (and its credential Secrets' prefix) for a consumer;
+    the consumer keeps its exact `username`. A name that is valid as it is stays as it is;
+    any other gets a short hash of the exact username, so two consumers never share one."""
+    base = _NOT_NAME.sub("-", username.lower()).strip("-")
+    if base == username and len(base) <= CONSUMER_OBJECT_MAX:
+        return base
+    digest = hashlib.sha256(username.encode()).hexdigest()[:10]
+    return f"{base[:CONSUMER_OBJECT_MAX - 11]}-{digest}".lstrip("-")
 
 
 def meta(name: str, namespace: str | None, labels: Mapping[str, str],

@@ -19,7 +19,6 @@ from hostctl.k8s.names import (
     meta,
     namespace_of,
     project_labels,
-    workload_labels,
 )
 from hostctl.k8s.render_context import RenderContext
 
@@ -39,7 +38,7 @@ def reach(ctx: RenderContext, w: m.Workload) -> None:
     """A service that joins another project's network can reach its pods and be reached
     by them (a Docker network is symmetric): a policy on each side."""
     ns = namespace_of(ctx.cfg, w.project)
-    labels = workload_labels(ctx.inv.site, w)
+    labels = ctx.labels(w)
     for i, project in enumerate(w.reach):
         other = namespace_of(ctx.cfg, project)
         origin = kc.origin_of(w, f"reach/{i}")
@@ -56,7 +55,7 @@ def admit_ingress_controller(ctx: RenderContext, w: m.Workload, port: str) -> No
     the gateway reaches only routed ports on hosts."""
     controller = ingress_namespace(ctx.cfg, ctx.inv)
     ctx.add(policy(f"{w.name}-from-ingress", namespace_of(ctx.cfg, w.project),
-                   workload_labels(ctx.inv.site, w), {SELECTOR_KEY: w.name},
+                   ctx.labels(w), {SELECTOR_KEY: w.name},
                    [{"namespaceSelector": ns_selector(controller)}],
                    [{"protocol": w.ports[port].protocol.upper(), "port": port}]),
             kc.origin_of(w, "route"))

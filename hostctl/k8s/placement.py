@@ -31,7 +31,7 @@ def place(ctx: RenderContext, w: m.Workload, spec: dict[str, Any]) -> None:
         ctx.note(w, "placement/hosts", f"hosts {', '.join(p.hosts)} are not carried: "
                  "Kubernetes chooses nodes"
                  + ("" if w.is_job else
-                    f"; replicas = instances x eligible hosts = {pod_count(ctx.inv, w)}"))
+                    f"; replicas = instances x eligible hosts = {ctx.pod_count(w)}"))
     if p.labels and not ctx.cfg.node_selector:
         wanted = ", ".join(f"{k}={v}" for k, v in p.labels.items())
         ctx.note(w, "placement/labels", f"labels {wanted} are not carried: Kubernetes "

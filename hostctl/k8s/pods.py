@@ -18,7 +18,6 @@ from hostctl.k8s.names import (
     meta,
     namespace_of,
     secret_name,
-    workload_labels,
 )
 from hostctl.k8s.placement import place
 from hostctl.k8s.render_context import RenderContext
@@ -47,7 +46,7 @@ def pod_template(ctx: RenderContext, w: m.Workload, labels: Mapping[str, str],
         container["envFrom"] = [{"configMapRef": {"name": env_config_map(w)}}]
         ctx.add({"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": meta(env_config_map(w), namespace_of(ctx.cfg, w.project),
-                                  workload_labels(ctx.inv.site, w)),
+                                  ctx.labels(w)),
                  "data": dict(w.env)}, kc.origin_of(w, "env"))
     env = secret_env(ctx, w) + shard_env(w)
     if env:
@@ -93,7 +92,7 @@ def secret_env(ctx: RenderContext, w: m.Workload) -> list[dict[str, Any]]:
         values[name] = value
     ctx.add({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
              "metadata": meta(secret_name(w), namespace_of(ctx.cfg, w.project),
-                              workload_labels(ctx.inv.site, w)),
+                              ctx.labels(w)),
              "stringData": values}, kc.origin_of(w, "secrets"))
     return [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name(w),
                                                           "key": name}}}

@@ -17,6 +17,7 @@ from hostctl.errors import Problem
 from hostctl.gateway.config import GatewayConfig
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import K3sConfig, ingress_class
+from hostctl.k8s.names import workload_labels
 
 
 @dataclass(frozen=True, order=True)
@@ -43,6 +44,8 @@ class RenderContext:
     origins: dict[tuple[str, str, str], kc.Origin] = field(default_factory=dict)
     report: list[ReportItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    _labels: dict[int, dict[str, str]] = field(default_factory=dict, repr=False)
+    _pods: dict[int, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.inv = self.site.inventory
@@ -53,11 +56,32 @@ class RenderContext:
         self.gw: GatewayConfig | None = (self.inv.gateway if isinstance(
             self.inv.gateway, GatewayConfig) else None)
 
+    def labels(self, w: m.Workload) -> dict[str, str]:
+        """names.workload_labels, computed once per workload (the spec hash is not free)."""
+        if id(w) not in self._labels:
+            self._labels[id(w)] = workload_labels(self.inv.site, w)
+        return dict(self._labels[id(w)])
+
+    def pod_count(self, w: m.Workload) -> int:
+        """placement.pod_count, computed once per workload (it walks every host)."""
+        if id(w) not in self._pods:
+            from hostctl.k8s.placement import pod_count  # placement imports this module
+
+            self._pods[id(w)] = pod_count(self.inv, w)
+        return self._pods[id(w)]
+
     def add(self, doc: dict[str, Any], origin: kc.Origin) -> None:
-        """Keep `doc` unless an object of that kind, namespace and name is already kept."""
+        """Keep `doc` unless the same object (kind, namespace, name) is already kept; two
+        different objects with one name are a problem, never one silently lost."""
         key = kc.manifest_key(doc)
         if key in self.docs:  # shared objects (a project's namespace, a claim): more owners
             old = self.origins[key]
+            if self.docs[key] != doc:
+                kind, ns, name = key
+                self.problems.append(origin.problem(
+                    f"the {kind} '{name}' (namespace {ns or '-'}) made from this is also made "
+                    f"from {old.file}:{old.line} ({old.path}); rename one of them"))
+                return
             self.origins[key] = kc.Origin(old.file, old.line, old.path,
                                           old.workloads | origin.workloads)
             return

@@ -10,19 +10,18 @@ from __future__ import annotations
 from hostctl import model as m
 from hostctl.k8s import checks as kc
 from hostctl.k8s import ingress
-from hostctl.k8s.names import SELECTOR_KEY, meta, namespace_of, workload_labels
+from hostctl.k8s.names import SELECTOR_KEY, meta, namespace_of
 from hostctl.k8s.network_policy import reach
-from hostctl.k8s.placement import pod_count
 from hostctl.k8s.pods import pod_template
 from hostctl.k8s.render_context import RenderContext
 
 
 def service(ctx: RenderContext, w: m.Workload) -> None:
     ns = namespace_of(ctx.cfg, w.project)
-    labels = workload_labels(ctx.inv.site, w)
+    labels = ctx.labels(w)
     origin = kc.origin_of(w)
     # As many pods as the service runs containers on hosts: instances x eligible hosts.
-    replicas = pod_count(ctx.inv, w)
+    replicas = ctx.pod_count(w)
     pod = pod_template(ctx, w, labels, restart="Always")
     ctx.add({"apiVersion": "apps/v1", "kind": "Deployment",
              "metadata": meta(w.name, ns, labels),

@@ -12,7 +12,6 @@ from typing import Any
 from hostctl import model as m
 from hostctl.k8s import checks as kc
 from hostctl.k8s.names import meta, namespace_of, project_labels
-from hostctl.k8s.placement import pod_count
 from hostctl.k8s.render_context import RenderContext
 from hostctl.k8s.values import memory_quantity
 
@@ -21,7 +20,7 @@ def volumes(ctx: RenderContext, w: m.Workload
             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The pod's volumes and the container's mounts of them (claims added to `ctx`)."""
     volumes, mounts = [], []
-    pods = pod_count(ctx.inv, w)
+    pods = ctx.pod_count(w)
     for i, v in enumerate(w.volumes):
         name = f"volume-{i}"
         mount: dict[str, Any] = {"name": name, "mountPath": v.target}
