@@ -169,9 +169,8 @@ def secrets_known(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
             if secret is None:
                 yield at(w, f"secrets/{i}", f"secret '{name}' is not in "
                          f"{store.describe_sources()}; add it there (never in the spec)")
-            elif "\n" in secret.reveal() or "\r" in secret.reveal():
-                yield at(w, f"secrets/{i}", f"secret '{name}' contains a line break, which "
-                         "Docker env files cannot carry; store it base64-encoded")
+            # A value render cannot write (line breaks, NUL, not UTF-8) is reported where it is
+            # read, by secrets.value_problem.
             if name in w.env:
                 yield at(w, f"env/{name}", f"'{name}' is both in env and in secrets; keep it "
                                            "in secrets only")
