@@ -130,7 +130,9 @@ def validate(inventory: str, as_json: bool) -> None:
 @main.command()
 @inventory_option
 @click.option("-o", "--out", "out_dir", default="out", show_default=True,
-              type=click.Path(file_okay=False), help="Folder to write; one subfolder per host.")
+              type=click.Path(file_okay=False),
+              help="Folder to write; one subfolder per host. Replaced whole each time; a "
+                   "folder with files render did not write is refused.")
 @json_option
 def render(inventory: str, out_dir: str, as_json: bool) -> None:
     """Render every host's files into a folder to inspect (secret values are not written)."""

@@ -116,7 +116,9 @@ class _Builder:
     def fail(self, line: int, path: Path, message: str) -> YamlProblem:
         return YamlProblem(Problem(self.doc.file, line, _fmt(path), message))
 
-    def value(self, node: yaml.Node, path: Path, aliased: bool) -> Any:
+    def value(self, node: yaml.Node, path: Path, aliased: bool, used_at: int = 0) -> Any:
+        """The value of `node` at `path`; `used_at`: the line that refers to it (an alias's
+        node is the anchored one, so its own line is the anchor's)."""
         line = node.start_mark.line + 1
         self.doc.lines[path] = line
         if len(path) > MAX_DEPTH:
@@ -125,7 +127,7 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             key = id(node)
             if key in self.open:
-                raise self.fail(self.doc.line_of(path[:-1]) if path else line, path,
+                raise self.fail(used_at or line, path,
                                 "invalid YAML: an alias refers to a value that contains it (a "
                                 "loop); use the alias outside the anchored value")
             aliased = aliased or key in self.seen
@@ -162,7 +164,7 @@ class _Builder:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                out = self.merge(value_node, path, aliased, out)
+                out = self.merge(value_node, path, aliased, out, key_node.start_mark.line + 1)
         written: set[str] = set()
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -177,14 +179,14 @@ class _Builder:
                                                     f"{self.doc.lines[(*path, key)]}); remove "
                                                     "one of them")
             written.add(key)
-            out[key] = self.value(value_node, (*path, key), aliased)
+            out[key] = self.value(value_node, (*path, key), aliased, line)
             # Point at the key, not at a block value starting on the next line.
             self.doc.lines[(*path, key)] = line
         self.doc.lines[path] = node.start_mark.line + 1
         return out
 
-    def merge(self, node: yaml.Node, path: Path, aliased: bool, merged: dict[str, Any]
-              ) -> dict[str, Any]:
+    def merge(self, node: yaml.Node, path: Path, aliased: bool, merged: dict[str, Any],
+              used_at: int) -> dict[str, Any]:
         """`<<: *defaults` or `<<: [*a, *b]` (the first mapping wins a key)."""
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         out = dict(merged)
@@ -193,7 +195,7 @@ class _Builder:
                 raise self.fail(source.start_mark.line + 1, path,
                                 "invalid YAML: '<<' merges a mapping or a list of mappings")
             lines = dict(self.doc.lines)
-            values = self.value(source, path, aliased)
+            values = self.value(source, path, aliased, used_at)
             for key, value in values.items():
                 if key not in out:
                     out[key] = value
