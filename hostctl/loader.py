@@ -21,7 +21,7 @@ from hostctl.input_files import InputFileError, not_regular, read_input, utf8_pr
 from hostctl.schema import INVALID, Context, Record
 from hostctl.secrets import load_secrets
 from hostctl.systemd.quoting import UnitQuotingError, setting_value
-from hostctl.yamlsource import Document, YamlProblem, format_path, load_documents
+from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
 
 
 def display_path(path: str) -> str:
@@ -80,6 +80,8 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
     top: dict[str, Any] = Record(dict, s.INVENTORY_KEYS)(doc.data, (), ctx)
     if top is INVALID:
         return None
+    if _nul_in_file_names(doc.data, ctx):
+        return None
     base = os.path.dirname(os.path.abspath(path))
     defaults = m.SSHSettings(**_ssh_paths(base, top.get("ssh", {})))
     hosts: dict[str, m.Host] = {}
@@ -113,6 +115,25 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         k3s=top.get("k3s"),
         lines={str(k): doc.line_of((k,)) for k in doc.data},
     )
+
+
+def _nul_in_file_names(data: dict[str, Any], ctx: Context) -> bool:
+    """Report SSH key and known_hosts paths with a NUL, which no file name can hold (the
+    secrets file's is reported where it is read); True if there was one."""
+    found = False
+    hosts = data.get("hosts")
+    sections: list[tuple[Path, Any]] = [(("ssh",), data.get("ssh"))]
+    if isinstance(hosts, dict):
+        sections += [(("hosts", name, "ssh"), raw.get("ssh")) for name, raw in hosts.items()
+                     if isinstance(raw, dict)]
+    for where, ssh in sections:
+        for key in ("key", "known_hosts"):
+            value = ssh.get(key) if isinstance(ssh, dict) else None
+            if isinstance(value, str) and "\0" in value:
+                ctx.error((*where, key), "has a NUL character, which no file name can hold; "
+                                         "remove it")
+                found = True
+    return found
 
 
 def _ssh_paths(base: str, ssh: dict[str, Any]) -> dict[str, Any]:

@@ -109,6 +109,16 @@ CASES = {
         ["error: site.yml:9: secrets/env_file: secrets file 's\\x00.env' has a NUL character "
          "in its name, which no file name can hold", FOOTER_1],
         inventory=BASE_INVENTORY.replace("env_file: secrets.env", 'env_file: "s\\0.env"')),
+    "1e308-price": Case(
+        {"a.yml": SERVICE},
+        ["error: site.yml:10: metrics/prices/cpu_hour: must be at most 9007199254740991, got "
+         "1e+308", FOOTER_1],
+        inventory=BASE_INVENTORY + "metrics: {prices: {currency: EUR, cpu_hour: 1.0e+308}}\n"),
+    "nul-in-ssh-key-path": Case(
+        {"a.yml": SERVICE},
+        ["error: site.yml:2: ssh/key: has a NUL character, which no file name can hold; remove "
+         "it", FOOTER_1],
+        inventory=BASE_INVENTORY.replace("site: t\n", 'site: t\nssh: {key: "id\\0"}\n')),
     "100000-env-keys": Case(
         {"a.yml": SERVICE + "env:\n" + "".join(f"  K{i}: v{i}\n" for i in range(100_000))},
         ["error: specs/a.yml:10: env: 100000 variables take 1977780 bytes of the unit's docker "
