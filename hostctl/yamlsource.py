@@ -121,33 +121,36 @@ class _Builder:
         node is the anchored one, so its own line is the anchor's)."""
         line = node.start_mark.line + 1
         self.doc.lines[path] = line
-        if len(path) > MAX_DEPTH:
+        if aliased:
+            self.count(line, path)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if len(path) >= MAX_DEPTH:
             raise self.fail(line, (*path[:3], "..."), f"nested more than {MAX_DEPTH} levels "
                                                         "deep; no hostctl setting is")
-        if not isinstance(node, yaml.ScalarNode):
-            key = id(node)
-            if key in self.open:
-                raise self.fail(used_at or line, path,
-                                "invalid YAML: an alias refers to a value that contains it (a "
-                                "loop); use the alias outside the anchored value")
-            aliased = aliased or key in self.seen
-            self.seen.add(key)
-            self.open.add(key)
-        if aliased:
-            self.budget.aliased += 1
-            if self.budget.aliased > MAX_ALIASED_VALUES:
-                raise self.fail(line, path, f"aliases expand to more than {MAX_ALIASED_VALUES} "
-                                            "values in this file; write the values out, or "
-                                            "reuse fewer of them")
-        try:
-            if isinstance(node, yaml.MappingNode):
-                return self.mapping(node, path, aliased)
-            if isinstance(node, yaml.SequenceNode):
-                return [self.value(item, (*path, i), aliased)
-                        for i, item in enumerate(node.value)]
-            return self.scalar(node, path)
-        finally:
-            self.open.discard(id(node))
+        key = id(node)
+        if key in self.open:
+            raise self.fail(used_at or line, path,
+                            "invalid YAML: an alias refers to a value that contains it (a "
+                            "loop); use the alias outside the anchored value")
+        if key in self.seen and not aliased:  # an alias: what it adds counts
+            aliased = True
+            self.count(line, path)
+        self.seen.add(key)
+        self.open.add(key)
+        if isinstance(node, yaml.MappingNode):
+            result: Any = self.mapping(node, path, aliased)
+        else:
+            result = [self.value(item, (*path, i), aliased) for i, item in enumerate(node.value)]
+        self.open.discard(key)
+        return result
+
+    def count(self, line: int, path: Path) -> None:
+        self.budget.aliased += 1
+        if self.budget.aliased > MAX_ALIASED_VALUES:
+            raise self.fail(line, path, f"aliases expand to more than {MAX_ALIASED_VALUES} "
+                                        "values in this file; write the values out, or reuse "
+                                        "fewer of them")
 
     def scalar(self, node: yaml.Node, path: Path) -> Any:
         try:
@@ -159,50 +162,54 @@ class _Builder:
                             "it if it is text") from None
 
     def mapping(self, node: yaml.MappingNode, path: Path, aliased: bool) -> dict[str, Any]:
-        # YAML's merge keys (`<<: *defaults`) first: keys written here win over merged ones,
-        # and their lines too.
         out: dict[str, Any] = {}
+        written: dict[str, Any] = out  # keys written here (not merged)
+        if any(key_node.tag == _MERGE_TAG for key_node, _ in node.value):
+            # YAML's merge keys (`<<: *defaults`) first: keys written here win over merged
+            # ones, and their lines too.
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    self.merge(value_node, path, aliased, out, key_node.start_mark.line + 1)
+            written = {}
+        lines = self.doc.lines
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                out = self.merge(value_node, path, aliased, out, key_node.start_mark.line + 1)
-        written: set[str] = set()
-        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
             if key_node.tag == _MERGE_TAG:
                 continue
-            line = key_node.start_mark.line + 1
             key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str | int | float | bool):
-                raise self.fail(line, path, "mapping keys must be plain scalars")
-            key = str(key) if not isinstance(key, str) else key
+            if not isinstance(key, str):
+                if not isinstance(key, int | float | bool):
+                    raise self.fail(line, path, "mapping keys must be plain scalars")
+                key = str(key)
             if key in written:
                 raise self.fail(line, (*path, key), f"duplicate key '{key}' (first at line "
-                                                    f"{self.doc.lines[(*path, key)]}); remove "
-                                                    "one of them")
-            written.add(key)
-            out[key] = self.value(value_node, (*path, key), aliased, line)
+                                                    f"{lines[(*path, key)]}); remove one of them")
+            value = self.value(value_node, (*path, key), aliased, line)
+            written[key] = out[key] = value
             # Point at the key, not at a block value starting on the next line.
-            self.doc.lines[(*path, key)] = line
-        self.doc.lines[path] = node.start_mark.line + 1
+            lines[(*path, key)] = line
+        lines[path] = node.start_mark.line + 1
         return out
 
-    def merge(self, node: yaml.Node, path: Path, aliased: bool, merged: dict[str, Any],
-              used_at: int) -> dict[str, Any]:
-        """`<<: *defaults` or `<<: [*a, *b]` (the first mapping wins a key)."""
+    def merge(self, node: yaml.Node, path: Path, aliased: bool, out: dict[str, Any],
+              used_at: int) -> None:
+        """Add what `<<: *defaults` or `<<: [*a, *b]` brings to `out`, where a key already
+        there wins (the first mapping listed wins a key)."""
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        out = dict(merged)
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
                 raise self.fail(source.start_mark.line + 1, path,
                                 "invalid YAML: '<<' merges a mapping or a list of mappings")
-            lines = dict(self.doc.lines)
-            values = self.value(source, path, aliased, used_at)
-            for key, value in values.items():
-                if key not in out:
-                    out[key] = value
-                else:  # an earlier mapping wins: keep its lines
-                    self.doc.lines.update({p: n for p, n in lines.items()
-                                           if p[:len(path) + 1] == (*path, key)})
-        return out
+            # Built with lines of its own, so those of keys that lose are not kept.
+            lines, self.doc.lines = self.doc.lines, {}
+            try:
+                values = self.value(source, path, aliased, used_at)
+            finally:
+                mine, self.doc.lines = self.doc.lines, lines
+            new = {k for k in values if k not in out}
+            out.update((k, v) for k, v in values.items() if k in new)
+            lines.update((p, n) for p, n in mine.items() if len(p) > len(path)
+                         and p[len(path)] in new)
 
 
 def _fmt(path: Path) -> str:

@@ -353,3 +353,12 @@ def test_internal_error_never_shows_data_and_its_trace_hides_secrets(
     assert "hunter2" not in text
     assert oct(trace.stat().st_mode & 0o777) == "0o600"
     assert redact("x hunter2-value y") == "x <secret DB_PASSWORD> y"
+
+
+def test_merge_keys_let_written_keys_win_with_their_lines() -> None:
+    from hostctl.yamlsource import load_documents
+
+    doc = load_documents("d: &d {x: 1, y: {z: 2}}\ne: &e {x: 3, w: 4}\nb:\n  x: 5\n"
+                         "  <<: [*d, *e]\n", "f.yml")[0]
+    assert doc.data["b"] == {"x": 5, "y": {"z": 2}, "w": 4}
+    assert [doc.line_of(("b", k)) for k in ("x", "y", "w")] == [4, 1, 2]
