@@ -505,12 +505,12 @@ def recheck_section(file: str, key: str, raw: Any, check: Check[Any], problems: 
                     line: int = 0) -> Any:
     """An inventory section kept as a raw mapping (an Inventory built without the loader),
     checked now. The file is read again so problems carry lines; None when it fails."""
+    from hostctl.input_files import InputFileError, read_input
     from hostctl.yamlsource import YamlProblem, load_documents
 
     try:
-        with open(file, encoding="utf-8") as fh:
-            doc = load_documents(fh.read(), file)[0]
-    except (OSError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
+        doc = load_documents(read_input(file).decode("utf-8"), file)[0]
+    except (InputFileError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
         doc = Document(file, {key: raw}, {(key,): line})
     data = doc.data.get(key, raw) if isinstance(doc.data, dict) else raw
     before = len(problems)
