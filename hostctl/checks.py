@@ -206,24 +206,12 @@ def secrets_known(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
             if secret is None:
                 yield at(w, f"secrets/{i}", f"secret '{name}' is not in "
                          f"{store.describe_sources()}; add it there (never in the spec)")
-            elif "\n" in secret.reveal() or "\r" in secret.reveal():
-                yield at(w, f"secrets/{i}", f"secret '{name}' contains a line break, which "
-                         "Docker env files cannot carry; store it base64-encoded")
-            elif "\0" in secret.reveal():
-                yield at(w, f"secrets/{i}", f"secret '{name}' contains a NUL character, which "
-                         "no environment variable can hold; store it base64-encoded")
-            elif len(f"{name}={secret.reveal()}".encode("utf-8", "surrogatepass")
-                     ) > ENV_FILE_LINE_MAX:
-                # docker reads --env-file with a bufio.Scanner: 64 KiB a line at most.
-                yield at(w, f"secrets/{i}", f"secret '{name}' is longer than a Docker env "
-                         f"file line may be ({ENV_FILE_LINE_MAX} bytes with its name); "
-                         "keep large secrets out of the environment")
+            # A value render cannot write (line breaks, NUL, not UTF-8, a line over Docker's
+            # env-file limit) is reported where it is read, by secrets.value_problem.
             if name in w.env:
                 yield at(w, f"env/{name}", f"'{name}' is both in env and in secrets; keep it "
                                            "in secrets only")
 
-
-ENV_FILE_LINE_MAX = 64 * 1024 - 1
 
 
 def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import traceback
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from hostctl import __version__
-from hostctl.errors import ConfigError, HostctlError
+from hostctl.errors import ConfigError, HostctlError, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,20 +55,45 @@ class HostctlGroup(click.Group):
                            err=True)
             ctx.exit(exc.exit_code)
         except HostctlError as exc:
-            click.secho(f"error: {exc}", err=True, fg="red")
+            # Line by line: a message may span lines, but a name inside it must not add any.
+            text = "\n".join(printable(line) for line in str(exc).split("\n"))
+            click.secho(f"error: {text}", err=True, fg="red")
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except Exception:
+        except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            fd, path = tempfile.mkstemp(prefix="hostctl-crash-", suffix=".txt")
-            with os.fdopen(fd, "w") as fh:
-                traceback.print_exc(file=fh)
-            click.secho(f"internal error: {sys.exc_info()[1]!r} — this is a bug in hostctl; "
-                        f"the full trace is in {path} (or rerun with --debug)", err=True,
-                        fg="red")
+            path = _write_crash_report(exc)
+            # The exception's type and where it happened, never its text or repr: those can
+            # hold any value hostctl was handling, a whole env file of secrets included.
+            click.secho(f"internal error: {type(exc).__name__}{_where(exc)} — this is a bug in "
+                        f"hostctl; the full trace is in {path} (or rerun with --debug)",
+                        err=True, fg="red")
             ctx.exit(70)
+
+
+def _where(exc: BaseException) -> str:
+    """` at hostctl/render.py:228`: the innermost frame of hostctl's own code."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.abspath(f.filename).startswith(package + os.sep)]
+    if not frames:
+        return ""
+    where = os.path.relpath(frames[-1].filename, os.path.dirname(package))
+    return f" at {where}:{frames[-1].lineno}"
+
+
+def _write_crash_report(exc: BaseException) -> str:
+    """Write the trace (code lines, no local variables) to a 0600 temp file, with every secret
+    value hostctl holds blanked out of the exception messages; return its path."""
+    from hostctl.secrets import redact
+
+    text = "".join(traceback.format_exception(exc))
+    fd, path = tempfile.mkstemp(prefix="hostctl-crash-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write(redact(text))
+    return path
 
 
 @click.group(cls=HostctlGroup, context_settings={"help_option_names": ["-h", "--help"],
@@ -106,7 +130,9 @@ def validate(inventory: str, as_json: bool) -> None:
 @main.command()
 @inventory_option
 @click.option("-o", "--out", "out_dir", default="out", show_default=True,
-              type=click.Path(file_okay=False), help="Folder to write; one subfolder per host.")
+              type=click.Path(file_okay=False),
+              help="Folder to write; one subfolder per host. Replaced whole each time; a "
+                   "folder with files render did not write is refused.")
 @json_option
 def render(inventory: str, out_dir: str, as_json: bool) -> None:
     """Render every host's files into a folder to inspect (secret values are not written)."""

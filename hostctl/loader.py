@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -15,10 +16,12 @@ from typing import Any
 from hostctl import checks
 from hostctl import model as m
 from hostctl import spec_schema as s
-from hostctl.errors import ConfigError, Problem
+from hostctl.errors import ConfigError, Problem, Source
+from hostctl.input_files import InputFileError, not_regular, read_input, utf8_problem
 from hostctl.schema import INVALID, Context, Record
 from hostctl.secrets import load_secrets
-from hostctl.yamlsource import Document, YamlProblem, format_path, load_documents
+from hostctl.systemd.quoting import UnitQuotingError, setting_value
+from hostctl.yamlsource import Document, Path, YamlProblem, format_path, load_documents
 
 
 def display_path(path: str) -> str:
@@ -28,21 +31,28 @@ def display_path(path: str) -> str:
 
 
 def read_text(path: str, problems: list[Problem], what: str) -> str | None:
+    """The text of an inventory or spec file, or None with the reason in `problems`."""
     shown = display_path(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        problems.append(Problem(shown, 0, "", f"{what} not found"))
-    except IsADirectoryError:
-        problems.append(Problem(shown, 0, "", f"{what} is a directory, expected a YAML file"))
-    except PermissionError:
-        problems.append(Problem(shown, 0, "", f"cannot read {what}: permission denied"))
+        data = read_input(path)
+    except InputFileError as exc:
+        problems.append(Problem(shown, 0, "", _unreadable(what, str(exc))))
+        return None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problems.append(Problem(shown, 0, "", f"{what} is not UTF-8 text (byte {exc.start})"))
-    except OSError as exc:
-        problems.append(Problem(shown, 0, "", f"cannot read {what}: {exc.strerror or exc}"))
-    return None
+        line, column = utf8_problem(data, exc)
+        problems.append(Problem(shown, line, "", f"{what} is not UTF-8 text: byte "
+                                f"0x{data[exc.start]:02x} at column {column}; save it as UTF-8"))
+        return None
+
+
+def _unreadable(what: str, reason: str) -> str:
+    if reason.startswith("cannot be read: "):
+        return f"cannot read {what}: {reason.removeprefix('cannot be read: ')}"
+    if reason.startswith("is a directory"):
+        return f"{what} is a directory, expected a YAML file"
+    return f"{what} {reason}"
 
 
 def parse_yaml(path: str, problems: list[Problem], what: str) -> list[Document] | None:
@@ -69,6 +79,8 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
     ctx = Context(doc, problems)
     top: dict[str, Any] = Record(dict, s.INVENTORY_KEYS)(doc.data, (), ctx)
     if top is INVALID:
+        return None
+    if _nul_in_file_names(doc.data, ctx):
         return None
     base = os.path.dirname(os.path.abspath(path))
     defaults = m.SSHSettings(**_ssh_paths(base, top.get("ssh", {})))
@@ -105,6 +117,25 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
     )
 
 
+def _nul_in_file_names(data: dict[str, Any], ctx: Context) -> bool:
+    """Report SSH key and known_hosts paths with a NUL, which no file name can hold (the
+    secrets file's is reported where it is read); True if there was one."""
+    found = False
+    hosts = data.get("hosts")
+    sections: list[tuple[Path, Any]] = [(("ssh",), data.get("ssh"))]
+    if isinstance(hosts, dict):
+        sections += [(("hosts", name, "ssh"), raw.get("ssh")) for name, raw in hosts.items()
+                     if isinstance(raw, dict)]
+    for where, ssh in sections:
+        for key in ("key", "known_hosts"):
+            value = ssh.get(key) if isinstance(ssh, dict) else None
+            if isinstance(value, str) and "\0" in value:
+                ctx.error((*where, key), "has a NUL character, which no file name can hold; "
+                                         "remove it")
+                found = True
+    return found
+
+
 def _ssh_paths(base: str, ssh: dict[str, Any]) -> dict[str, Any]:
     """Key and known_hosts paths are relative to the inventory, like every other path."""
     return {k: _resolve(base, v) if k in ("key", "known_hosts") else v for k, v in ssh.items()}
@@ -114,19 +145,55 @@ def _resolve(base: str, path: str) -> str:
     return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
 
 
-def spec_files(inv: m.Inventory, problems: list[Problem]) -> list[str]:
-    """The spec files the inventory names, each once, in a stable order."""
+def spec_files(inv: m.Inventory, problems: list[Problem], base: str = ".") -> list[str]:
+    """The spec files the inventory names, each once, in a stable order. `base`: the
+    inventory's folder, which rendered units name spec files relative to."""
     files: list[str] = []
     for i, pattern in enumerate(inv.specs):
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else (
-            [pattern] if os.path.exists(pattern) else [])
-        matches = [p for p in matches if os.path.isfile(p)] if glob.has_magic(pattern) else matches
+        where = (inv.file, inv.lines.get("specs", 0), f"specs/{i}")
+        if glob.has_magic(pattern):
+            # What a pattern matches besides regular files (folders, pipes) is not a spec.
+            matches = [p for p in sorted(glob.glob(pattern, recursive=True))
+                       if os.path.isfile(p)]
+        else:
+            kind = _not_a_file(pattern)
+            if kind:
+                problems.append(Problem(*where, f"'{display_path(pattern)}' is {kind}"))
+                continue
+            matches = [pattern] if os.path.exists(pattern) else []
         if not matches:
-            problems.append(Problem(inv.file, inv.lines.get("specs", 0), f"specs/{i}",
-                                    f"'{display_path(pattern)}' matches no file; fix the path "
-                                    "(it is relative to the inventory)"))
-        files.extend(p for p in matches if p not in files)
+            problems.append(Problem(*where, f"'{display_path(pattern)}' matches no file; fix "
+                                            "the path (it is relative to the inventory)"))
+        for path in matches:
+            why = _name_problem(os.path.relpath(os.path.abspath(path), base))
+            if why:
+                problems.append(Problem(*where, f"'{display_path(path)}': {why}"))
+            elif path not in files:
+                files.append(path)
     return files
+
+
+def _name_problem(source: str) -> str | None:
+    """Why a spec file's name cannot be written into the units made from it (each names its
+    spec file), or None."""
+    try:
+        setting_value(source)
+    except UnitQuotingError as exc:
+        return f"a systemd unit cannot name this file ({exc}); rename it"
+    return None
+
+
+def _not_a_file(path: str) -> str | None:
+    """What `path` is when it exists and is no regular file, worded for a message."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISDIR(mode):
+        return ("a directory; name the spec files in it, such as "
+                f"'{display_path(os.path.join(path, '*.yml'))}'")
+    kind = not_regular(mode)
+    return f"{kind}, not a regular file; name a YAML file" if kind else None
 
 
 def load_workloads(files: list[str], problems: list[Problem], base: str = ".") -> list[m.Workload]:
@@ -137,7 +204,7 @@ def load_workloads(files: list[str], problems: list[Problem], base: str = ".") -
             continue
         docs = [d for d in docs if d.data is not None]
         if not docs:
-            problems.append(Problem(display_path(path), 0, "",
+            problems.append(Problem(display_path(path), 1, "",
                                     "no workload in this file; add a spec or remove the file"))
         for doc in docs:
             workload = parse_workload(doc, problems)
@@ -189,10 +256,11 @@ def load_site(inventory_path: str, environ: Mapping[str, str] | None = None) -> 
     if inv is None:
         raise ConfigError(problems)
     base = os.path.dirname(os.path.abspath(inventory_path))
-    workloads = load_workloads(spec_files(inv, problems), problems, base)
+    workloads = load_workloads(spec_files(inv, problems, base), problems, base)
     store, secret_problems = load_secrets(
         inv.secrets.env_file, inv.secrets.env_prefix, environ,
-        display_path(inv.secrets.env_file) if inv.secrets.env_file else None)
+        display_path(inv.secrets.env_file) if inv.secrets.env_file else None,
+        Source(inv.file, inv.lines.get("secrets", 0), "secrets/env_file"))
     problems.extend(secret_problems)
     problems.extend(checks.run_all(inv, workloads, store))
     if problems:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from hostctl.errors import Problem
+from hostctl.systemd.quoting import LONG_LINE_MAX
 from hostctl.yamlsource import Document, Path, format_path
 
 T = TypeVar("T")
@@ -59,7 +60,8 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, int | float):
-        return f"a number ({value})"
+        text = number_text(value)
+        return text if text.startswith("a ") else f"a number ({text})"
     if isinstance(value, str):
         return f"'{value}'" if len(value) <= 60 else f"'{value[:57]}...'"
     if isinstance(value, list):
@@ -67,6 +69,31 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+# The largest whole number every reader of hostctl's values holds exactly: JSON parsers that
+# use doubles, Lua (Kong), JavaScript (Grafana). Numbers beyond it are refused whatever the
+# field, so no conversion downstream overflows or rounds.
+NUMBER_CEILING = 2**53 - 1
+
+
+def number_text(value: int | float) -> str:
+    """A YAML number as messages show it; short even when the number is huge or not finite."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        return str(value)
+    if abs(value) > 10**30:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"a {'negative ' if value < 0 else ''}number of about {digits} digits"
+    return str(value)
+
+
+# What env may take of a unit's docker run line: most of systemd's limit for one line, the
+# rest left for the docker options, image, command and args around it.
+ENV_LINE_BUDGET = 3 * LONG_LINE_MAX // 4
 
 
 class Check(Generic[T]):
@@ -97,7 +124,11 @@ class Str(Check[str]):
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
         if self.coerce_numbers and isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
+            text = _number_as_text(value)
+            if text is None:
+                return ctx.error(path, f"got {describe(value)}, which YAML reads as a number "
+                                       "and not as the text written; quote it")
+            value = text
         if isinstance(value, bool) and self.coerce_numbers:
             return ctx.error(
                 path,
@@ -130,6 +161,17 @@ class Int(Check[int]):
         return _in_range(value, self.minimum, self.maximum, path, ctx)
 
 
+def _number_as_text(value: int | float) -> str | None:
+    """A number read where text is expected, as text; None for .inf, .nan and integers too
+    long for Python to write out."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        return str(value)
+    except ValueError:  # more than 4300 digits (sys.get_int_max_str_digits)
+        return None
+
+
 class Number(Check[float]):
     expected = "a number"
 
@@ -141,18 +183,30 @@ class Number(Check[float]):
     def __call__(self, value: Any, path: Path, ctx: Context) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return ctx.error(path, f"expected a number, got {describe(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            return ctx.error(path, f"expected a finite number, got {number_text(value)}")
         if self.exclusive_minimum and self.minimum is not None and value <= self.minimum:
-            return ctx.error(path, f"must be greater than {self.minimum:g}, got {value:g}")
+            return ctx.error(path, f"must be greater than {self.minimum:g}, got "
+                                   f"{_number(value)}")
         checked = _in_range(value, self.minimum, self.maximum, path, ctx)
         return INVALID if failed(checked) else float(checked)
 
 
 def _in_range(value: Any, lo: Any, hi: Any, path: Path, ctx: Context) -> Any:
-    if lo is not None and value < lo:
-        return ctx.error(path, f"must be at least {lo}, got {value}")
-    if hi is not None and value > hi:
-        return ctx.error(path, f"must be at most {hi}, got {value}")
+    """`value` between `lo` and `hi` (each None for no bound of the field's own), and within
+    NUMBER_CEILING either way."""
+    lo = -NUMBER_CEILING if lo is None else max(lo, -NUMBER_CEILING)
+    hi = NUMBER_CEILING if hi is None else min(hi, NUMBER_CEILING)
+    if value < lo:
+        return ctx.error(path, f"must be at least {lo}, got {number_text(value)}")
+    if value > hi:
+        return ctx.error(path, f"must be at most {hi}, got {number_text(value)}")
     return value
+
+
+def _number(value: int | float) -> str:
+    """A number as `must be greater than` messages show it: `0.5`, `1e+300`."""
+    return f"{value:g}" if isinstance(value, float) else number_text(value)
 
 
 class Bool(Check[bool]):
@@ -319,6 +373,25 @@ class MapOf(Check[dict[str, Any]]):
         return out if self.keep_order else dict(sorted(out.items()))
 
 
+class EnvVars(MapOf):
+    """Environment variables (`NAME: value`). Render passes each as a `--env NAME=VALUE` word
+    of the one `ExecStart=` line of a unit, and systemd refuses a unit file line longer than
+    LONG_LINE_MAX (1 MiB): the variables together must leave that line room."""
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> dict[str, Any]:
+        env = super().__call__(value, path, ctx)
+        if failed(env):
+            return env
+        size = sum(len(f" --env {k}={v}".encode("utf-8", "surrogatepass")) for k, v in env.items())
+        if size > ENV_LINE_BUDGET:
+            return ctx.error(path, f"{len(env)} variables take {size} bytes of the unit's "
+                                   f"docker run line (--env NAME=VALUE each); systemd reads unit "
+                                   f"file lines of at most {LONG_LINE_MAX} bytes, so keep env "
+                                   f"under {ENV_LINE_BUDGET} bytes and put bulky settings in a "
+                                   "file the container reads")
+        return env
+
+
 class Command(Check[tuple[str, ...]]):
     """A command as a list of words, or one string split like a shell would (no shell runs)."""
 
@@ -464,12 +537,12 @@ def recheck_section(file: str, key: str, raw: Any, check: Check[Any], problems: 
                     line: int = 0) -> Any:
     """An inventory section kept as a raw mapping (an Inventory built without the loader),
     checked now. The file is read again so problems carry lines; None when it fails."""
+    from hostctl.input_files import InputFileError, read_input
     from hostctl.yamlsource import YamlProblem, load_documents
 
     try:
-        with open(file, encoding="utf-8") as fh:
-            doc = load_documents(fh.read(), file)[0]
-    except (OSError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
+        doc = load_documents(read_input(file).decode("utf-8"), file)[0]
+    except (InputFileError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
         doc = Document(file, {key: raw}, {(key,): line})
     data = doc.data.get(key, raw) if isinstance(doc.data, dict) else raw
     before = len(problems)

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from hostctl import model as m
-from hostctl.checks import ENV_FILE_LINE_MAX
 from hostctl.docker_cmd import ENV_DIR, go_duration
 from hostctl.loader import load_site
 from hostctl.platform import with_platform
 from hostctl.render import render_site
 from hostctl.sandbox import app_image
+from hostctl.secrets import ENV_FILE_LINE_MAX
 from tests.site_factory import make_site
 from tests.systemd_exec_parser import DEFAULT_SPECIFIERS, parse_exec_line
 from tests.test_render_validate import JOB, ODD_BUT_VALID
@@ -147,7 +147,7 @@ def test_docker_accepts_every_docker_run_of_odd_but_valid_values(
                        "resources: {gpus: 1}\nenv: {LONG: " + "y" * 60_000 + "}\n"
                        "secrets: [BIG, ODD]\n",
     }, inventory=ODD_INVENTORY,
-        # the longest line an env file may have (checks.ENV_FILE_LINE_MAX), and odd bytes
+        # the longest line an env file may have (secrets.ENV_FILE_LINE_MAX), and odd bytes
         secrets="BIG=" + "z" * (ENV_FILE_LINE_MAX - 4) + "\nODD= x=y \"'$%#\n")
     runs = _create_all(load_site(str(inv), environ={}), engine, tmp_path)
     assert len(runs) == 4  # api x2, infer (created, then connected and started), etl

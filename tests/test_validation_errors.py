@@ -131,7 +131,7 @@ CASES = [
     ),
     pytest.param(
         {"a.yml": "\n# nothing here\n"},
-        ["specs/a.yml: no workload in this file; add a spec or remove the file"],
+        ["specs/a.yml:1: no workload in this file; add a spec or remove the file"],
         id="empty-file",
     ),
     pytest.param(
@@ -228,7 +228,8 @@ def test_unreadable_spec_file_is_reported(tmp_path: Path, monkeypatch: pytest.Mo
         with pytest.raises(ConfigError) as info:
             load_site(str(inv), environ={})
         assert [str(p) for p in info.value.problems] == [
-            "specs: spec file is a directory, expected a YAML file"]
+            "site.yml:8: specs/0: 'specs' is a directory; name the spec files in it, such as "
+            "'specs/*.yml'"]
         return
     monkeypatch.chdir(tmp_path)
     inv = make_site(tmp_path, {"a.yml": SERVICE})

@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 from hostctl.cli import inventory_option, json_option, main
-from hostctl.errors import HostctlError
 
 ONLY_HELP = "Only these workloads (comma-separated names) and what they need."
 REPORT_MARKER = "hostctl-report.txt"
@@ -119,21 +118,20 @@ def _by_file(rendering: Any) -> dict[str, dict[str, Any]]:
 
 
 def write_tree(texts: dict[str, str], out_dir: str, secret_files: set[str]) -> None:
-    """Replace `out_dir` with `texts`; refuse a folder hostctl did not render (no report)."""
-    import shutil
+    """Replace `out_dir` with `texts`; refuse a folder hostctl did not render (no report).
+    The rule and the swap are render's too (render_output.replace_folder)."""
+    from hostctl.render_output import replace_folder
 
-    if os.path.exists(out_dir) and os.listdir(out_dir) and not os.path.exists(
-            os.path.join(out_dir, REPORT_MARKER)):
-        raise HostctlError(f"{out_dir} is not empty and was not written by `hostctl k8s "
-                           "render`; choose another folder")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    for rel, text in sorted(texts.items()):
-        path = os.path.join(out_dir, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        mode = 0o600 if rel in secret_files else 0o644
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    def write(folder: str) -> None:
+        for rel, text in sorted(texts.items()):
+            path = os.path.join(folder, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            mode = 0o600 if rel in secret_files else 0o644
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+
+    replace_folder(out_dir, write, REPORT_MARKER, "hostctl k8s render")
 
 
 @contextmanager
