@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from hostctl.cli import inventory_option, json_option, main
+from hostctl.cli_options import hosts_option
 from hostctl.placement import eligible_hosts
 
 INSTANCE_HELP = "Only this instance (1, 2, ...)."
@@ -79,9 +80,9 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
 
 @main.command()
 @inventory_option
-@click.option("--hosts", "hosts", metavar="H1,H2", help="Only these hosts (comma-separated).")
+@hosts_option
 @json_option
-def status(inventory: str, hosts: str | None, as_json: bool) -> None:
+def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """Show what runs on every host, and where it drifts from the specs.
 
     For each service instance (and job timer): its unit state, Docker health, image, spec
@@ -101,7 +102,7 @@ def status(inventory: str, hosts: str | None, as_json: bool) -> None:
 
     site = load_site(inventory)
     inv = site.inventory
-    wanted = [h.strip() for h in (hosts or "").split(",") if h.strip()] or list(inv.hosts)
+    wanted = list(hosts) or list(inv.hosts)
     for h in wanted:
         if h not in inv.hosts:
             raise HostctlError(f"--hosts: no host '{h}' in {inv.file}{did_you_mean(h, inv.hosts)}")
