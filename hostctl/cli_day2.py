@@ -85,9 +85,12 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
 def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """Show what runs on every host, and where it drifts from the specs.
 
-    For each service instance (and job timer): its unit state, Docker health, image, spec
-    hash and since when (UTC); and each host's current release. A service handed to the
-    k3s cluster (`hostctl k8s handoff`) shows "in cluster" since its handoff, not down.
+    For each service instance (and job timer): its unit state, health, image, spec hash and
+    since when (UTC); and each host's current release. Health is Docker's verdict, or while
+    Docker has none (no check, or still starting) hostctl's own check of that run of the
+    unit: the health probe's, or the deploy's health gate's, whichever came last. A service
+    handed to the k3s cluster (`hostctl k8s handoff`) shows "in cluster" since its handoff,
+    not down.
 
     Drift is marked with `*` and explained under the table: a spec hash that differs from
     the specs, a unit the specs want but the host lacks, a unit or container the specs do

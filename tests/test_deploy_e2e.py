@@ -35,8 +35,17 @@ def test_a_platform_service_that_cannot_start_is_said_at_plan_time(example_site:
 def test_first_deploy_brings_every_host_to_healthy(example_site: Site) -> None:
     s = example_site
     res = s.deploy("--json")
+    # at once, as a script would: the image's own HEALTHCHECK (every 10 s) has not run yet
+    status = s.hostctl("status", "-i", str(s.inventory), "--json")
+    docker_says = s.ssh("app-1", "docker ps --format '{{.Names}} {{.Status}}'")
     assert "gateway: skipped (--skip-platform gateway)" in res.stderr
     assert res.returncode == 0, res.stdout + res.stderr
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert report["ok"] is True, status.stdout
+    rows = [r for h in report["hosts"].values() for r in h["rows"] if r["container"]]
+    assert {r["health"] for r in rows} == {"healthy"} and len(rows) == 4, status.stdout
+    assert "(health: starting)" in docker_says, docker_says  # else this proved nothing
     out = json.loads(res.stdout)
     assert {h: v["status"] for h, v in out["hosts"].items()} == {
         "edge-1": "deployed", "app-1": "deployed", "gpu-1": "deployed"}
