@@ -77,9 +77,12 @@ def test_render_writes_a_folder_per_host(runner: CliRunner, tmp_path: Path) -> N
     result = runner.invoke(main, ["render", "-i", EXAMPLE, "-o", "out", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert sorted(data["hosts"]) == ["app-1", "edge-1", "gpu-1"]
+    # "_site": what is for no host (Prometheus, Grafana, Logstash's pipeline)
+    assert sorted(data["hosts"]) == ["_site", "app-1", "edge-1", "gpu-1"]
     unit = tmp_path / "out/edge-1/etc/systemd/system/hostctl-reports-web-1.service"
     assert "ExecStart=/usr/bin/docker run --rm --name hostctl-reports-web-1" in unit.read_text()
+    assert (tmp_path / "out/_site/prometheus/prometheus.yml").is_file()
+    assert (tmp_path / "out/gpu-1/etc/systemd/system/hostctl-exporter.service").is_file()
 
 
 def test_internal_errors_say_where_the_trace_went(
