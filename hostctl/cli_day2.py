@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from hostctl.cli import inventory_option, json_option, main
+from hostctl.cli_options import hosts_option
 from hostctl.placement import eligible_hosts
 
 INSTANCE_HELP = "Only this instance (1, 2, ...)."
@@ -79,14 +80,17 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
 
 @main.command()
 @inventory_option
-@click.option("--hosts", "hosts", metavar="H1,H2", help="Only these hosts (comma-separated).")
+@hosts_option
 @json_option
-def status(inventory: str, hosts: str | None, as_json: bool) -> None:
+def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """Show what runs on every host, and where it drifts from the specs.
 
-    For each service instance (and job timer): its unit state, Docker health, image, spec
-    hash and since when (UTC); and each host's current release. A service handed to the
-    k3s cluster (`hostctl k8s handoff`) shows "in cluster" since its handoff, not down.
+    For each service instance (and job timer): its unit state, health, image, spec hash and
+    since when (UTC); and each host's current release. Health is Docker's verdict, or while
+    Docker has none (no check, or still starting) hostctl's own check of that run of the
+    unit: the health probe's, or the deploy's health gate's, whichever came last. A service
+    handed to the k3s cluster (`hostctl k8s handoff`) shows "in cluster" since its handoff,
+    not down.
 
     Drift is marked with `*` and explained under the table: a spec hash that differs from
     the specs, a unit the specs want but the host lacks, a unit or container the specs do
@@ -101,7 +105,7 @@ def status(inventory: str, hosts: str | None, as_json: bool) -> None:
 
     site = load_site(inventory)
     inv = site.inventory
-    wanted = [h.strip() for h in (hosts or "").split(",") if h.strip()] or list(inv.hosts)
+    wanted = list(hosts) or list(inv.hosts)
     for h in wanted:
         if h not in inv.hosts:
             raise HostctlError(f"--hosts: no host '{h}' in {inv.file}{did_you_mean(h, inv.hosts)}")

@@ -9,22 +9,24 @@ from typing import Any
 import click
 
 from hostctl.cli import inventory_option, json_option, main
+from hostctl.cli_options import hosts_option, names_option
 
 PLAN_EXIT_HELP = "Exit status: 0 no changes, 1 changes, 2 errors."
 
 
-def _names(value: str | None) -> frozenset[str] | None:
-    return frozenset(v.strip() for v in value.split(",") if v.strip()) if value else None
+def _names(value: tuple[str, ...]) -> frozenset[str] | None:
+    """A list option's names; None when it was not given (then: all of them)."""
+    return frozenset(value) if value else None
 
 
 def targeting(f: Any) -> Any:
-    f = click.option("--hosts", "hosts", metavar="H1,H2",
-                     help="Only these hosts (comma-separated).")(f)
-    f = click.option("--only", "only", metavar="S1,S2",
-                     help="Only these workloads; others are left exactly as they are.")(f)
-    f = click.option("--skip-platform", "skip_platform", multiple=True, metavar="NAME",
-                     help="Leave this platform service (gateway) out, and as it is on its "
-                          "hosts.")(f)
+    f = hosts_option(f)
+    f = names_option("--only", "only", metavar="S1,S2",
+                     help="Only these workloads; others are left exactly as they are "
+                          "(comma-separated, or repeat the option).")(f)
+    f = names_option("--skip-platform", "skip_platform", metavar="NAMES",
+                     help="Leave these platform services (gateway, logging) out, and as they "
+                          "are on their hosts (comma-separated, or repeat the option).")(f)
     return f
 
 
@@ -62,7 +64,8 @@ def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] |
 @targeting
 @json_option
 @click.option("--no-diff", is_flag=True, help="List changed files without their diffs.")
-def plan(inventory: str, hosts: str | None, only: str | None, skip_platform: tuple[str, ...],
+def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
+         skip_platform: tuple[str, ...],
          as_json: bool, no_diff: bool) -> None:
     """Show what a deploy would change on each host. Exit status: 0 no changes, 1 changes,
     2 errors. Services handed to the k3s cluster are noted, never started."""
@@ -105,7 +108,7 @@ def _show_plan(run: Any, the_plan: Any, as_json: bool, diffs: bool) -> None:
 @click.option("--lock-ttl", default="30m", show_default=True, metavar="DURATION",
               help="Age after which a lock counts as stale.")
 @json_option
-def deploy(inventory: str, hosts: str | None, only: str | None,
+def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
            skip_platform: tuple[str, ...], yes: bool, dry_run: bool, serial: int | None,
            fail_fast: bool, force_unlock: bool, lock_ttl: str, as_json: bool) -> None:
     """Make every host run what the specs say: write units, fetch images, restart what
@@ -193,12 +196,12 @@ def _show_outcomes(outcomes: Any, as_json: bool, gateway: Any = ()) -> None:
 
 @main.command()
 @inventory_option
-@click.option("--hosts", "hosts", metavar="H1,H2", help="Only these hosts (comma-separated).")
+@hosts_option
 @click.option("--to", "to", metavar="RELEASE",
               help="The release to return to (default: the one before the current one).")
 @click.option("-y", "--yes", is_flag=True, help="Roll back without asking for confirmation.")
 @json_option
-def rollback(inventory: str, hosts: str | None, to: str | None, yes: bool,
+def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
              as_json: bool) -> None:
     """Put hosts back on an earlier release (`hostctl releases` lists them): its unit and
     env files return, the units that differ restart, and health is checked again."""
@@ -233,9 +236,9 @@ def rollback(inventory: str, hosts: str | None, to: str | None, yes: bool,
 
 @main.command()
 @inventory_option
-@click.option("--hosts", "hosts", metavar="H1,H2", help="Only these hosts (comma-separated).")
+@hosts_option
 @json_option
-def releases(inventory: str, hosts: str | None, as_json: bool) -> None:
+def releases(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """List the releases kept on each host (newest last; * marks the current one)."""
     from hostctl.deploy import session
     from hostctl.loader import load_site

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from hostctl.cli import inventory_option, json_option, main
+from hostctl.cli_options import names_option
 
 
 @main.group()
@@ -19,7 +20,7 @@ def gateway() -> None:
     routed to k3s/gateway_target, as the gateway hosts' records say."""
 
 
-def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
+def _run(inventory: str, hosts: tuple[str, ...], what: str, as_json: bool) -> None:
     from hostctl.deploy import session
     from hostctl.gateway import ops
     from hostctl.loader import load_site
@@ -28,7 +29,8 @@ def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
     rendered = ops.desired(site)
     names = set(ops.gateway_hosts(site))
     if hosts:
-        names &= {h.strip() for h in hosts.split(",")}
+        _check_hosts(site, hosts, names)
+        names &= set(hosts)
     step = {"plan": ops.plan_one, "sync": ops.sync_one, "status": ops.status_one}[what]
     with session(site, names) as run:
         # Services handed to the cluster stay routed there: the gateway hosts hold a
@@ -53,16 +55,29 @@ def _run(inventory: str, hosts: str | None, what: str, as_json: bool) -> None:
              else 0)
 
 
+def _check_hosts(site: Any, hosts: tuple[str, ...], gateway_hosts: set[str]) -> None:
+    """A name that is no gateway host is refused, not silently left out."""
+    from hostctl.errors import HostctlError
+    from hostctl.schema import did_you_mean
+
+    for h in hosts:
+        if h not in gateway_hosts:
+            known = ", ".join(sorted(gateway_hosts)) or "none"
+            raise HostctlError(f"--hosts: no gateway host '{h}' in {site.inventory.file}"
+                               f"{did_you_mean(h, gateway_hosts)} (gateway hosts: {known})")
+
+
 def _hosts_option(f: Any) -> Any:
-    return click.option("--hosts", "hosts", metavar="H1,H2",
-                        help="Only these gateway hosts.")(f)
+    return names_option("--hosts", "hosts", metavar="H1,H2",
+                        help="Only these gateway hosts (comma-separated, or repeat the "
+                             "option).")(f)
 
 
 @gateway.command("plan")
 @inventory_option
 @_hosts_option
 @json_option
-def gateway_plan(inventory: str, hosts: str | None, as_json: bool) -> None:
+def gateway_plan(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """Show how the config Kong runs differs from the one hostctl would send (exit 0 same,
     1 different, 2 errors). Credential values are never shown."""
     _run(inventory, hosts, "plan", as_json)
@@ -72,7 +87,7 @@ def gateway_plan(inventory: str, hosts: str | None, as_json: bool) -> None:
 @inventory_option
 @_hosts_option
 @json_option
-def gateway_sync(inventory: str, hosts: str | None, as_json: bool) -> None:
+def gateway_sync(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """Send the whole configuration (POST /config) and verify Kong's configuration hash. A
     config Kong rejects is reported against the spec lines that made it; Kong keeps
     running its previous one."""
@@ -83,6 +98,6 @@ def gateway_sync(inventory: str, hosts: str | None, as_json: bool) -> None:
 @inventory_option
 @_hosts_option
 @json_option
-def gateway_status(inventory: str, hosts: str | None, as_json: bool) -> None:
+def gateway_status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """Routes, upstream target health, and whether Kong runs hostctl's configuration."""
     _run(inventory, hosts, "status", as_json)

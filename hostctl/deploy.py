@@ -309,7 +309,7 @@ class Run:
         for img in plan.images:
             self.progress(name, "images", f"{img.method} {img.ref}")
             if img.method == "push":
-                res = push(runner, host.docker, self.local_images.save(img.ref))
+                res = push(runner, host.docker, img.ref, self.local_images.save(img.ref))
             else:
                 res = pull(runner, host.docker, img.ref)
             if not res.ok:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from hostctl.errors import HostctlError
+from hostctl.remote.facts import normalise_ref
 from hostctl.runner.base import Result, Runner
 
 CHUNK = 1 << 20
@@ -54,12 +55,24 @@ class LocalImages:
         return self._ids[ref]
 
     def save(self, ref: str) -> Iterator[bytes]:
-        image = self._docker().images.get(ref)
-        yield from image.save(chunk_size=CHUNK, named=True)
+        """`docker save REF`: the archive names exactly this reference. (The SDK's
+        `Image.save(named=True)` names the image's first tag instead, whichever it is, so
+        the host would get another tag than the one its units run.)"""
+        # `docker save NAME` without a tag would save every tag of NAME: ask for NAME:latest
+        yield from self._docker().api.get_image(normalise_ref(ref), chunk_size=CHUNK)
 
 
-def push(runner: Runner, docker: str, chunks: Iterable[bytes], timeout: float = 1800) -> Result:
-    return runner.stream_in([docker, "load", "--quiet"], chunks, timeout=timeout)
+def push_argv(docker: str, ref: str) -> list[str]:
+    """Load the archive on stdin, then check that REF names an image on the host (docker
+    says "No such image: REF" when the archive brought it under another name)."""
+    return ["sh", "-c", '"$1" load --quiet && "$1" image inspect --format "{{.Id}}" "$2"',
+            "sh", docker, ref]
+
+
+def push(runner: Runner, docker: str, ref: str, chunks: Iterable[bytes],
+         timeout: float = 1800) -> Result:
+    """Stream an image to the host under REF; not ok when REF is not there afterwards."""
+    return runner.stream_in(push_argv(docker, ref), chunks, timeout=timeout)
 
 
 def pull(runner: Runner, docker: str, ref: str, timeout: float = 1800) -> Result:

@@ -218,7 +218,8 @@ def plan_host(
     """A deploy's plan for one host.
 
     `images`: ref -> (method, local image id for push); `image_users`: ref -> workloads, so
-    a pushed image whose id changed under the same tag restarts the units that use it.
+    a pushed image whose id changed under the same tag restarts the units that use it. A
+    pushed image is up to date only when the host has that very reference naming that id.
     """
     base = plan_files(facts.host, target, facts.files, facts.units, owned=owned, leave=leave)
     image_actions = []
@@ -229,7 +230,11 @@ def plan_host(
         have = facts.images.get(normalise_ref(ref))
         if method == "push":
             if have is None:
-                image_actions.append(ImageAction(ref, "push", "missing on host", local_id))
+                # The image may be there under other names, but units run it by this one.
+                reason = ("on the host under another name only"
+                          if local_id is not None and local_id in facts.images.values()
+                          else "missing on host")
+                image_actions.append(ImageAction(ref, "push", reason, local_id))
             elif local_id is not None and have != local_id:
                 image_actions.append(ImageAction(ref, "push", "newer build here", local_id))
                 restart_for_image |= set((image_users or {}).get(ref, set()))

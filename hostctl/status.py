@@ -26,6 +26,7 @@ from hostctl.placement import UNIT_PREFIX, schedule_host, service_instances
 from hostctl.probe import host_probes
 from hostctl.remote import layout as L
 from hostctl.remote.facts import show_blocks, split_sections
+from hostctl.remote.scripts import VERIFIED_SUFFIX
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 
@@ -99,6 +100,8 @@ class HostStatus:
     containers: dict[str, ContainerStatus] = field(default_factory=dict)
     # unit -> the health probe's state (hostctl.probe): health, failures, last_failure...
     probe: dict[str, dict[str, str]] = field(default_factory=dict)
+    # unit -> when a deploy's health gate last saw it healthy (epoch seconds)
+    verified: dict[str, int] = field(default_factory=dict)
     # service -> its handoff record: it lives in the k3s cluster (hostctl.in_cluster)
     handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -112,6 +115,7 @@ class ProbeState:
     last_failure: int | None = None  # epoch seconds
     last_reason: str = ""
     last_restart: int | None = None
+    last_check: int | None = None  # epoch seconds of its last check (healthy or not)
 
     @staticmethod
     def of(values: Mapping[str, str] | None) -> ProbeState | None:
@@ -124,7 +128,7 @@ class ProbeState:
 
         return ProbeState(values.get("health", ""), num("restarts"),
                           num("last_failure") or None, values.get("last_reason", ""),
-                          num("last_restart") or None)
+                          num("last_restart") or None, num("last_check") or None)
 
 
 # -- the script and its parser -----------------------------------------------------------
@@ -172,6 +176,12 @@ def status_script(docker: str) -> str:
         '  [ -f "$f" ] || continue; u=${f##*/}; u=${u%.state}',
         '  sed "s|^|$u |" "$f"',
         "done",
+        # When a deploy's health gate last saw each unit healthy, as "UNIT EPOCH" lines.
+        f"echo '{MARK}verified'",
+        f"for f in {L.HEALTH_DIR}/*{VERIFIED_SUFFIX}; do",
+        f'  [ -f "$f" ] || continue; u=${{f##*/}}; u=${{u%{VERIFIED_SUFFIX}}}',
+        '  printf \'%s %s\\n\' "$u" "$(head -c 20 "$f" | tr -dc 0-9)"',
+        "done",
         # Services handed to the cluster: shown as "in cluster", not as down.
         in_cluster.records_script().rstrip("\n"),
         f"echo '{MARK}end'",
@@ -198,6 +208,7 @@ def parse_status(host: str, text: str) -> HostStatus:
         units=parse_unit_blocks(sections.get("units", [])),
         containers=_containers(sections.get("containers", [])),
         probe=_probe_states(sections.get("probe", [])),
+        verified=_verified(sections.get("verified", [])),
         handed_off=in_cluster.parse_records(sections.get("cluster", [])),
     )
 
@@ -209,6 +220,15 @@ def _probe_states(lines: list[str]) -> dict[str, dict[str, str]]:
         key, eq, value = kv.partition("=")
         if unit and eq:
             out.setdefault(unit, {})[key] = value
+    return out
+
+
+def _verified(lines: list[str]) -> dict[str, int]:
+    out = {}
+    for line in lines:
+        unit, _, stamp = line.partition(" ")
+        if unit and stamp.strip().isdigit():
+            out[unit] = int(stamp)
     return out
 
 
@@ -404,8 +424,8 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
             seen_containers.add(c.name)
         probe = ProbeState.of(st.probe.get(unit)) if unit else None
         health = c.health if c else "-"
-        if health == "-" and probe is not None and probe.health in ("healthy", "unhealthy"):
-            health = probe.health  # an http/tcp check: only the probe runs it after deploy
+        if health in ("-", "starting") and unit is not None:
+            health = hostctl_verdict(probe, st.verified.get(unit), u) or health
         return Row(
             service=service, instance=instance, unit=unit,
             state=state or (u.state if u else "missing"), result=u.result if u else "",
@@ -483,6 +503,27 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
                           f"with `docker rm -f {name}` on the host, or deploy)"],
                          state="no unit"))
     return HostReport(st.host, st, tuple(rows))
+
+
+def hostctl_verdict(probe: ProbeState | None, verified: int | None,
+                    u: UnitStatus | None) -> str | None:
+    """hostctl's own verdict on the unit's current run, for when Docker has none (no
+    HEALTHCHECK, or it is still "starting": an image's check runs on its own interval).
+
+    Two sources, both hostctl's check of the service as its spec says: the health probe's
+    last check, and the deploy's health gate (HEALTH_DIR/<unit>.verified). The later one
+    counts, and only when it was made after the unit last started: a verdict on an earlier
+    run says nothing about this one. None when neither checked this run."""
+    started = parse_timestamp(u.active_enter) if u is not None else None
+    found: list[tuple[int, int, str]] = []  # (when, rank, verdict): the gate wins a tie
+    if probe is not None and probe.health in ("healthy", "unhealthy"):
+        found.append((probe.last_check or 0, 0, probe.health))
+    if verified is not None:
+        found.append((verified, 1, "healthy"))
+    # A probe record without last_check (written before it existed) has no time: it counts
+    # unless something newer is known.
+    current = [f for f in found if started is None or f[0] == 0 or f[0] >= started]
+    return max(current)[2] if current else None
 
 
 def _in_cluster(row: Row, record: Mapping[str, Any], u: UnitStatus | None) -> Row:

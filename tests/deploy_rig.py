@@ -1,8 +1,10 @@
 """A worked-example site deployed into sandbox hosts, for end-to-end tests of hostctl itself.
 
 `example_site` copies inventories/ into a temp folder (so tests may edit specs), boots the
-sandbox hosts, writes the sandbox inventory and builds the demo app images. Tests drive
-the real `hostctl` command in a subprocess and look at the hosts over SSH.
+sandbox hosts, writes the sandbox inventory and builds the demo app images. It leaves out the
+example's logging and metrics sections (these tests are about deploy itself; the ones about
+observability add their own); `whole_example_site` keeps them, as `scripts/try.sh` deploys
+it. Tests drive the real `hostctl` command in a subprocess and look at the hosts over SSH.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Site:
     root: Path  # the copy of inventories/
     inventory: Path  # the sandbox inventory
     hosts: dict[str, SandboxHost]
+    skip: str = "gateway"  # the platform services no image of can be had here
 
     def hostctl(self, *args: str, timeout: float = 300,
                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -45,10 +48,10 @@ class Site:
     def deploy(self, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
         """`hostctl deploy --yes`, leaving out Kong (no image of it can be had here)."""
         return self.hostctl("deploy", "-i", str(self.inventory), "--yes",  # type: ignore[arg-type]
-                            "--skip-platform", "gateway", *args, **kw)
+                            "--skip-platform", self.skip, *args, **kw)
 
     def plan(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.hostctl("plan", "-i", str(self.inventory), "--skip-platform", "gateway",
+        return self.hostctl("plan", "-i", str(self.inventory), "--skip-platform", self.skip,
                             *args)
 
     def ssh(self, host: str, command: str, timeout: float = 60) -> str:
@@ -111,22 +114,40 @@ def wait_for(check: object, timeout: float = 30, every: float = 0.5) -> bool:
     return False
 
 
-@pytest.fixture(scope="module")
-def example_site(sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def _example(sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory, observability: bool) -> Site:
+    import yaml
+
     from hostctl.cli_sandbox import write_inventory
 
     root = tmp_path_factory.mktemp("site") / "inventories"
     shutil.copytree(REPO / "inventories", root, ignore=shutil.ignore_patterns("images"))
+    if not observability:
+        data = yaml.safe_load((root / "site.yml").read_text())
+        for section in ("logging", "metrics"):
+            data.pop(section, None)
+        (root / "site.yml").write_text(yaml.safe_dump(data, sort_keys=False))
     for version in ("1.0", "2.0"):
         app_image.build(version)
     booted = {h.name: h for h in sandbox_hosts}
     assert sorted(booted) == sorted(r.name for r in EXAMPLE_HOSTS)
     inventory = write_inventory(str(root / "site.yml"), list(booted.values()), sandbox_state_dir)
-    site = Site(root, inventory, booted)
+    site = Site(root, inventory, booted, "gateway,logging" if observability else "gateway")
     for name in site.hosts:
         site.ssh(name, RESET)
-    yield site
+    return site
+
+
+@pytest.fixture(scope="module")
+def example_site(sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    yield _example(sandbox_hosts, sandbox_state_dir, tmp_path_factory, observability=False)
+
+
+@pytest.fixture(scope="module")
+def whole_example_site(sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path,
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    yield _example(sandbox_hosts, sandbox_state_dir, tmp_path_factory, observability=True)
 
 
 # Leaves a host as if hostctl had never been there (each test module starts from that).

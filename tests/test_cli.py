@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -77,9 +78,12 @@ def test_render_writes_a_folder_per_host(runner: CliRunner, tmp_path: Path) -> N
     result = runner.invoke(main, ["render", "-i", EXAMPLE, "-o", "out", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert sorted(data["hosts"]) == ["app-1", "edge-1", "gpu-1"]
+    # "_site": what is for no host (Prometheus, Grafana, Logstash's pipeline)
+    assert sorted(data["hosts"]) == ["_site", "app-1", "edge-1", "gpu-1"]
     unit = tmp_path / "out/edge-1/etc/systemd/system/hostctl-reports-web-1.service"
     assert "ExecStart=/usr/bin/docker run --rm --name hostctl-reports-web-1" in unit.read_text()
+    assert (tmp_path / "out/_site/prometheus/prometheus.yml").is_file()
+    assert (tmp_path / "out/gpu-1/etc/systemd/system/hostctl-exporter.service").is_file()
 
 
 def test_internal_errors_say_where_the_trace_went(
@@ -111,3 +115,106 @@ def test_docs_sections(runner: CliRunner) -> None:
     assert result.exit_code == 1
     assert result.stderr == ("error: no docs section 'servce'; did you mean 'service'? "
                              "(known: inventory, service, job, gateway, logging, metrics, k3s)\n")
+
+
+# -- list options: repeated and comma-separated, on every command --------------------------
+
+# Every list option of every command, with what the command needs besides it to parse.
+LIST_OPTIONS = [
+    (("plan",), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("plan",), "--only", "only", ["-i", "x.yml"]),
+    (("plan",), "--skip-platform", "skip_platform", ["-i", "x.yml"]),
+    (("deploy",), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("deploy",), "--only", "only", ["-i", "x.yml"]),
+    (("deploy",), "--skip-platform", "skip_platform", ["-i", "x.yml"]),
+    (("rollback",), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("releases",), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("status",), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("gateway", "plan"), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("gateway", "sync"), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("gateway", "status"), "--hosts", "hosts", ["-i", "x.yml"]),
+    (("k8s", "render"), "--only", "only", ["-i", "x.yml"]),
+    (("k8s", "diff"), "--only", "only", ["-i", "x.yml"]),
+    (("k8s", "apply"), "--only", "only", ["-i", "x.yml"]),
+]
+
+
+def _command(path: tuple[str, ...]) -> click.Command:
+    cmd: click.Command = main
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        found = cmd.get_command(click.Context(cmd), name)
+        assert found is not None, path
+        cmd = found
+    return cmd
+
+
+def _parse(path: tuple[str, ...], args: list[str]) -> dict[str, object]:
+    cmd = _command(path)
+    with cmd.make_context(" ".join(path), list(args)) as ctx:
+        return dict(ctx.params)
+
+
+@pytest.mark.parametrize(("path", "flag", "dest", "needs"), LIST_OPTIONS,
+                         ids=[f"{' '.join(p)} {f}" for p, f, _, _ in LIST_OPTIONS])
+def test_a_list_option_takes_both_forms(path: tuple[str, ...], flag: str, dest: str,
+                                        needs: list[str]) -> None:
+    assert _parse(path, needs)[dest] == ()
+    assert _parse(path, [*needs, flag, "a,b"])[dest] == ("a", "b")
+    assert _parse(path, [*needs, flag, "a", flag, "b"])[dest] == ("a", "b")
+    assert _parse(path, [*needs, flag, "a, b", flag, "c", flag, "a"])[dest] == ("a", "b", "c")
+    for bad in ("", "a,,b", "a,"):
+        with pytest.raises(click.BadParameter) as err:
+            _parse(path, [*needs, flag, bad])
+        assert err.value.format_message() == (
+            f"Invalid value for '{flag}': empty name in '{bad}': give names separated by "
+            "commas, or repeat the option")
+
+
+def test_every_list_option_is_in_the_table() -> None:
+    """A new command's --hosts/--only/--skip-platform must take both forms too (and be
+    tested above): every option that takes names uses the shared callback."""
+    from hostctl.cli_options import split_names
+
+    found = set()
+
+    def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(click.Context(cmd)):
+                sub = cmd.get_command(click.Context(cmd), name)
+                assert sub is not None
+                walk(sub, (*path, name))
+            return
+        for p in cmd.params:
+            if isinstance(p, click.Option) and (p.callback is split_names or
+                                                p.opts[0] in ("--hosts", "--only",
+                                                              "--skip-platform")):
+                found.add((path, p.opts[0], p.callback is split_names))
+
+    walk(main, ())
+    # `sandbox up --hosts N` is a count of hosts, not a list of names
+    assert found - {(("sandbox", "up"), "--hosts", False)} == {
+        (path, flag, True) for path, flag, _, _ in LIST_OPTIONS}
+
+
+def test_skip_platform_takes_a_comma_list_and_names_the_unknown_one(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["plan", "-i", EXAMPLE, "--skip-platform", "gateway,logs"])
+    assert result.exit_code == 1
+    assert result.stderr == ("error: --skip-platform: no platform service 'logs' "
+                             "(known: gateway, logging)\n")
+
+
+@pytest.mark.parametrize("args", [["--hosts", "app-1,app1"], ["--hosts", "app-1", "--hosts",
+                                                                "app1"]])
+def test_hosts_list_names_the_unknown_host(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(main, ["plan", "-i", EXAMPLE, *args])
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: --hosts: no host 'app1' in {EXAMPLE}; "
+                             "did you mean 'app-1'?\n")
+
+
+def test_gateway_hosts_refuses_a_host_that_runs_no_gateway(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["gateway", "status", "-i", EXAMPLE, "--hosts", "edge-1,app-1"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: --hosts: no gateway host 'app-1' in {EXAMPLE} "
+                             "(gateway hosts: edge-1)\n")

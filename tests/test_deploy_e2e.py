@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+import docker
 import pytest
 
 from tests.deploy_rig import Site, example_site, wait_for
@@ -34,8 +35,17 @@ def test_a_platform_service_that_cannot_start_is_said_at_plan_time(example_site:
 def test_first_deploy_brings_every_host_to_healthy(example_site: Site) -> None:
     s = example_site
     res = s.deploy("--json")
+    # at once, as a script would: the image's own HEALTHCHECK (every 10 s) has not run yet
+    status = s.hostctl("status", "-i", str(s.inventory), "--json")
+    docker_says = s.ssh("app-1", "docker ps --format '{{.Names}} {{.Status}}'")
     assert "gateway: skipped (--skip-platform gateway)" in res.stderr
     assert res.returncode == 0, res.stdout + res.stderr
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert report["ok"] is True, status.stdout
+    rows = [r for h in report["hosts"].values() for r in h["rows"] if r["container"]]
+    assert {r["health"] for r in rows} == {"healthy"} and len(rows) == 4, status.stdout
+    assert "(health: starting)" in docker_says, docker_says  # else this proved nothing
     out = json.loads(res.stdout)
     assert {h: v["status"] for h, v in out["hosts"].items()} == {
         "edge-1": "deployed", "app-1": "deployed", "gpu-1": "deployed"}
@@ -216,3 +226,37 @@ def test_projects_are_isolated_unless_a_spec_reaches_across(example_site: Site) 
     assert _reaches(s, "app-1", "hostctl-triage-bridge-1", reports_ip)
     (s.root / "specs/isolation.yml").unlink()
     assert s.deploy().returncode == 0
+
+
+def test_a_pushed_image_arrives_under_the_reference_its_units_run(
+        example_site: Site, sandbox_engine: docker.DockerClient) -> None:
+    """An image with two tags, pushed by the one that does not sort first (Docker SDK's
+    Image.save(named=True) would ship that first one): to app-1, which lacks the image, and to
+    edge-1, which has the same image id under the other tag (2.0, pushed earlier)."""
+    s = example_site
+    assert sandbox_engine.images.get("hostctl-demo-app:2.0").tag("hostctl-demo-app", "3.0")
+    try:
+        assert sandbox_engine.images.get("hostctl-demo-app:3.0").tags[0] != \
+            "hostctl-demo-app:3.0"
+        s.edit("specs/reports.yml", "image: hostctl-demo-app:2.0", "image: hostctl-demo-app:3.0")
+        s.edit("specs/triage.yml", "image: hostctl-demo-app:1.0", "image: hostctl-demo-app:3.0")
+        plan = s.plan()
+        assert plan.returncode == 1, plan.stdout + plan.stderr
+        assert re.search(r"^edge-1: .*\n  image  push hostctl-demo-app:3.0 \(on the host under "
+                         r"another name only\)$", plan.stdout, re.M), plan.stdout
+        assert re.search(r"^app-1: .*\n  image  push hostctl-demo-app:3.0 \(missing on host\)$",
+                         plan.stdout, re.M), plan.stdout
+        res = s.deploy()
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert s.http("edge-1", 18090, "/version") == (200, "2.0\n")
+        assert s.http("app-1", 18080, "/version") == (200, "2.0\n")
+        tags = s.ssh("app-1", "docker image ls --format '{{.Tag}}' hostctl-demo-app").split()
+        assert sorted(tags) == ["1.0", "3.0"]  # exactly the reference asked for
+        again = s.plan()
+        assert again.returncode == 0 and "image" not in again.stdout, again.stdout
+    finally:
+        sandbox_engine.images.remove("hostctl-demo-app:3.0")
+    s.edit("specs/reports.yml", "image: hostctl-demo-app:3.0", "image: hostctl-demo-app:2.0")
+    s.edit("specs/triage.yml", "image: hostctl-demo-app:3.0", "image: hostctl-demo-app:1.0")
+    res = s.deploy()
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -137,3 +137,26 @@ def test_every_rendered_file_is_one_hostctl_reads_back() -> None:
     for files in render_site(with_platform(load_site(str(example)))).values():
         for f in files:
             assert is_managed(f.path), f.path
+
+
+IMAGE_CASES = [
+    # (what the host has, ref -> (method, local id)) -> the image action, or None
+    ({"app:1": "sha256:a"}, ("app:1", "push", "sha256:a"), None),
+    ({"app:1": "sha256:old"}, ("app:1", "push", "sha256:a"), "newer build here"),
+    ({"app:latest": "sha256:a"}, ("app:1", "push", "sha256:a"),
+     "on the host under another name only"),
+    ({"other:7": "sha256:b"}, ("app:1", "push", "sha256:a"), "missing on host"),
+    ({}, ("app:1", "push", "sha256:a"), "missing on host"),
+    ({"app:latest": "sha256:a"}, ("docker.io/library/app", "push", "sha256:a"), None),
+    ({"app:1": "sha256:a"}, ("docker.io/library/app:1", "push", "sha256:a"), None),
+    ({"app:1": "sha256:x"}, ("app:1", "pull", None), None),
+    ({"app:2": "sha256:x"}, ("app:1", "pull", None), "missing on host"),
+]
+
+
+def test_a_pushed_image_is_current_only_under_its_own_reference_and_id() -> None:
+    for have, (ref, method, local_id), want in IMAGE_CASES:
+        facts = HostFacts("h", docker_ok=True, images=have)
+        plan = plan_host(facts, {}, {ref: (method, local_id)}, ())
+        got = [(i.ref, i.method, i.reason) for i in plan.images]
+        assert got == ([] if want is None else [(ref, method, want)]), (have, ref)

@@ -11,6 +11,7 @@ import pytest
 
 from hostctl.jobs import hostside as H
 from hostctl.loader import load_site
+from hostctl.observability.exporter_bundle import BUNDLE_PATH
 from hostctl.platform import with_platform
 from hostctl.render import render_site
 from hostctl.render_output import replace_tree
@@ -21,16 +22,23 @@ EXAMPLE = REPO / "inventories" / "site.yml"
 GOLDEN = Path(__file__).parent / "golden" / "example"
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under root but the exporter's zipapp (a zip of this checkout, tested in
+    test_observability_render): path -> bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not str(p).endswith(BUNDLE_PATH)}
+
+
 def test_worked_example_matches_golden_files(tmp_path: Path) -> None:
     """The whole rendered tree, byte for byte. HOSTCTL_UPDATE_GOLDEN=1 rewrites the copies."""
     out = tmp_path / "out"
     replace_tree(render_site(with_platform(load_site(str(EXAMPLE)))), str(out))
     if os.environ.get("HOSTCTL_UPDATE_GOLDEN") == "1":
         shutil.rmtree(GOLDEN, ignore_errors=True)
-        shutil.copytree(out, GOLDEN)
-    got = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    want = {str(p.relative_to(GOLDEN)): p.read_bytes()
-            for p in sorted(GOLDEN.rglob("*")) if p.is_file()}
+        for rel in _tree(out):
+            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(out / rel, GOLDEN / rel)  # with its mode
+    got, want = _tree(out), _tree(GOLDEN)
     assert sorted(got) == sorted(want)
     for name in want:
         assert got[name].decode() == want[name].decode(), name
@@ -106,7 +114,7 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
             if f.path.startswith("/etc/systemd/system/"):
                 (units / Path(f.path).name).write_bytes(f.content)
     checked = sorted(units.iterdir())
-    assert len(checked) == 10
+    assert len(checked) == 13  # with the exporter, Logstash and Elasticsearch
     for unit in checked:
         result = _verify(unit)
         assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit.name

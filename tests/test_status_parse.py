@@ -471,8 +471,20 @@ CAPTURED_AT = 1795329295  # 2026-11-22 06:34:55 UTC
 
 
 @pytest.fixture(scope="module")
-def example() -> Site:
-    return load_site(str(REPO / "inventories" / "site.yml"))
+def example(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """The worked example as it was captured: without its logging and metrics sections (the
+    hosts then ran no exporter, and containers logged to journald)."""
+    import yaml
+
+    inventories = REPO / "inventories"
+    data = yaml.safe_load((inventories / "site.yml").read_text())
+    for section in ("logging", "metrics"):
+        data.pop(section)
+    data["specs"] = [str(inventories / p) for p in data["specs"]]
+    data["secrets"]["env_file"] = str(inventories / data["secrets"]["env_file"])
+    path = tmp_path_factory.mktemp("example") / "site.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_site(str(path))
 
 
 def captured(text: str, site: Site) -> str:
@@ -622,3 +634,72 @@ def test_a_stopped_probe_is_shown(probe_site: Site) -> None:
     [row] = [r for r in rows if r.service == L.PROBE_WORKLOAD]
     assert row.unit == "hostctl-probe.timer" and row.state == "inactive/dead"
     assert "health probe is not running" in row.drift[0]
+
+
+def verdict_output(h: dict[str, str], docker_status: str, probe: dict[str, str],
+                   verified: int | None) -> str:
+    """app-1 right after a deploy: web #1 started at NOW - 5, its image has a HEALTHCHECK."""
+    started = "Tue 2024-05-14 10:59:55 UTC"  # NOW - 5
+    units = "\n\n".join([
+        unit_block("hostctl-web-1.service", "active", "running", since=started),
+        unit_block("hostctl-web-2.service", "active", "running"),
+        unit_block("hostctl-probe.timer", "active", "waiting", restarts=None)])
+    containers = "\n".join([
+        container("hostctl-web-1", "example.org/shop/web:1.0", "running", docker_status,
+                  h["web"], "web", "1"),
+        container("hostctl-web-2", "example.org/shop/web:1.0", "running", "Up 1 hour",
+                  h["web"], "web", "2")])
+    probe_lines = "\n".join(f"hostctl-web-1.service {k}={v}" for k, v in probe.items())
+    verified_line = "" if verified is None else f"hostctl-web-1.service {verified}\n"
+    return (f"@@hostctl-status 1\n@@now {NOW}\n@@release r1\n@@unitfiles\n"
+            f"hostctl-web-1.service {h['web']}\nhostctl-web-2.service {h['web']}\n"
+            f"@@units\n{units}\n@@docker\nok 24.0.7\n@@containers\n{containers}\n"
+            f"@@probe\n{probe_lines}\n@@verified\n{verified_line}@@end\n")
+
+
+STARTING = "Up 3 seconds (health: starting)"
+VERDICTS = [
+    # Docker's status, the probe's record, the gate's record -> health shown
+    (STARTING, {}, NOW - 2, "healthy"),  # deploy just passed, Docker has not checked yet
+    (STARTING, {}, None, "starting"),  # nobody checked this run yet
+    (STARTING, {}, NOW - 60, "starting"),  # a verdict on the run before this one
+    (STARTING, {"health": "healthy", "last_check": str(NOW - 1)}, None, "healthy"),
+    (STARTING, {"health": "unhealthy", "last_check": str(NOW - 1)}, NOW - 3, "unhealthy"),
+    (STARTING, {"health": "unhealthy", "last_check": str(NOW - 4)}, NOW - 3, "healthy"),
+    (STARTING, {"health": "unhealthy", "last_check": str(NOW - 3)}, NOW - 3, "healthy"),
+    (STARTING, {"health": "healthy", "last_check": str(NOW - 90)}, None, "starting"),
+    (STARTING, {"health": "starting", "last_check": "0"}, NOW - 2, "healthy"),
+    ("Up 3 seconds (unhealthy)", {}, NOW - 2, "unhealthy"),  # Docker's verdict stands
+    ("Up 3 seconds (healthy)", {"health": "unhealthy", "last_check": str(NOW - 1)}, None,
+     "healthy"),
+    ("Up 3 seconds", {}, NOW - 2, "healthy"),  # no Docker check at all
+    ("Up 3 seconds", {"health": "unhealthy", "last_check": str(NOW - 90)}, None, "-"),
+    ("Up 3 seconds", {"health": "unhealthy"}, None, "unhealthy"),  # a record without a time
+]
+
+
+@pytest.mark.parametrize(("docker_status", "probe", "verified", "health"), VERDICTS)
+def test_health_is_dockers_verdict_else_hostctls_own_on_this_run(
+        probe_site: Site, docker_status: str, probe: dict[str, str], verified: int | None,
+        health: str) -> None:
+    status = st.parse_status("app-1", verdict_output(hashes(probe_site), docker_status, probe,
+                                                     verified))
+    reports = st.build_reports(probe_site, {"app-1": status})
+    row = reports["app-1"].rows[0]
+    assert (row.unit, row.health, row.ok) == ("hostctl-web-1.service", health,
+                                              health in ("healthy", "-"))
+    assert st.report_json(reports)["ok"] is (health in ("healthy", "-"))
+
+
+def test_status_script_reads_the_deploys_health_verdicts(tmp_path: Path) -> None:
+    """The script's loop over HEALTH_DIR, run by sh on files like the health gate writes."""
+    (tmp_path / "hostctl-web-1.service.verified").write_text(f"{NOW - 2}\n")
+    (tmp_path / "hostctl-web-2.service.verified").write_text("garbage\n")
+    (tmp_path / "hostctl-web-1.service.state").write_text(f"health=healthy\nlast_check={NOW}\n")
+    script = st.status_script("/nonexistent/docker").replace(L.HEALTH_DIR, str(tmp_path))
+    out = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, timeout=30)
+    status = st.parse_status("app-1", out.stdout)
+    assert status.verified == {"hostctl-web-1.service": NOW - 2}
+    assert status.probe == {"hostctl-web-1.service": {"health": "healthy",
+                                                      "last_check": str(NOW)}}

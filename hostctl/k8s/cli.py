@@ -17,8 +17,10 @@ from typing import Any
 import click
 
 from hostctl.cli import inventory_option, json_option, main
+from hostctl.cli_options import names_option
 
-ONLY_HELP = "Only these workloads (comma-separated names) and what they need."
+ONLY_HELP = ("Only these workloads (comma-separated names, or repeat the option) and what "
+             "they need.")
 REPORT_MARKER = "hostctl-report.txt"
 
 
@@ -33,11 +35,7 @@ def k8s() -> None:
     """
 
 
-def _names(only: str | None) -> list[str]:
-    return [n.strip() for n in (only or "").split(",") if n.strip()]
-
-
-def _render(inventory: str, only: str | None) -> tuple[Any, Any, Any]:
+def _render(inventory: str, only: tuple[str, ...]) -> tuple[Any, Any, Any]:
     """(site, k3s config, rendering), narrowed to --only."""
     from hostctl.errors import ConfigError
     from hostctl.k8s.config import k3s_config
@@ -51,7 +49,7 @@ def _render(inventory: str, only: str | None) -> tuple[Any, Any, Any]:
     if problems:
         raise ConfigError(problems)
     rendering = render_manifests(site, cfg)
-    names = _names(only)
+    names = list(only)
     known = {w.name for w in site.workloads}
     for name in names:
         if name not in known:
@@ -66,12 +64,12 @@ def _render(inventory: str, only: str | None) -> tuple[Any, Any, Any]:
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
               help="Write one file per object (NAMESPACE/kind-name.yaml) into this folder, "
                    "replacing an earlier render there. Default: one YAML stream on stdout.")
-@click.option("--only", metavar="NAMES", help=ONLY_HELP)
+@names_option("--only", metavar="NAMES", help=ONLY_HELP)
 @click.option("--with-secrets", is_flag=True,
               help="Write secret values into the Secret manifests (files mode 0600). "
                    "Default: `<secret NAME>` in their place.")
 @json_option
-def render(inventory: str, out_dir: str | None, only: str | None, with_secrets: bool,
+def render(inventory: str, out_dir: str | None, only: tuple[str, ...], with_secrets: bool,
            as_json: bool) -> None:
     """Render Kubernetes manifests from the inventory and specs, offline.
 
@@ -155,11 +153,11 @@ def _progress(as_json: bool) -> Callable[[str], None]:
 
 @k8s.command()
 @inventory_option
-@click.option("--only", metavar="NAMES", help=ONLY_HELP)
+@names_option("--only", metavar="NAMES", help=ONLY_HELP)
 @click.option("--prune", is_flag=True,
               help="Also list objects hostctl made for this site that the specs no longer name.")
 @json_option
-def diff(inventory: str, only: str | None, prune: bool, as_json: bool) -> None:
+def diff(inventory: str, only: tuple[str, ...], prune: bool, as_json: bool) -> None:
     """Show what `apply` would change in the cluster (exit 1 when something would).
 
     Each object is dry-run applied on the server, so defaults and admission are the
@@ -187,7 +185,7 @@ def diff(inventory: str, only: str | None, prune: bool, as_json: bool) -> None:
 
 @k8s.command()
 @inventory_option
-@click.option("--only", metavar="NAMES", help=ONLY_HELP)
+@names_option("--only", metavar="NAMES", help=ONLY_HELP)
 @click.option("--prune", is_flag=True,
               help="Delete objects hostctl made for this site that the specs no longer name.")
 @click.option("--force-conflicts", is_flag=True,
@@ -195,7 +193,7 @@ def diff(inventory: str, only: str | None, prune: bool, as_json: bool) -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait for Deployments to roll out (k3s/rollout_timeout).")
 @json_option
-def apply(inventory: str, only: str | None, prune: bool, force_conflicts: bool, wait: bool,
+def apply(inventory: str, only: tuple[str, ...], prune: bool, force_conflicts: bool, wait: bool,
           as_json: bool) -> None:
     """Apply the manifests to the cluster (server-side apply, field manager hostctl).
 
@@ -244,7 +242,7 @@ def handoff(inventory: str, service: str, back: bool, dry_run: bool, as_json: bo
     from hostctl.k8s.handoff import plan_handoff, run_handoff
     from hostctl.k8s.handoff_actions import check_handoff, is_routed
 
-    site, cfg, rendering = _render(inventory, service)
+    site, cfg, rendering = _render(inventory, (service,))
     w = find_workload(site, service)
     problems = check_handoff(site, cfg, w, rendering, back)
     if problems:

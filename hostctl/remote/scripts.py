@@ -194,18 +194,30 @@ def probe_functions(docker: str) -> list[str]:
     ]
 
 
+# A unit the health gate saw healthy: HEALTH_DIR/<unit>.verified holds when (epoch seconds).
+# `hostctl status` trusts it for that run of the unit while Docker's own check (an image's
+# HEALTHCHECK) has not said anything yet.
+VERIFIED_SUFFIX = ".verified"
+
+
+def verified_path(unit: str) -> str:
+    return f"{L.HEALTH_DIR}/{unit}{VERIFIED_SUFFIX}"
+
+
 def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 20) -> str:
     """Poll every probe until each is healthy or has failed past its retries.
 
     A check counts as failed when the unit is not active, the container does not run, or
     the probe fails; failures inside start_period do not count (Docker's semantics). The
     loop is bounded by the largest budget. Prints `@@health UNIT ok|fail REASON`, and the
-    unit's last journal lines for each failure.
+    unit's last journal lines for each failure. A unit found healthy is recorded on the host
+    (verified_path), for `hostctl status`.
     """
     d = q(docker)
     lines = [
         "export LC_ALL=C",
         "start=$(date +%s)",
+        f"mkdir -p {L.HEALTH_DIR} 2>/dev/null",
         *probe_functions(docker),
     ]
     budget = max((p.budget for p in probes), default=0)
@@ -230,6 +242,7 @@ def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 2
             f"[ \"$({d} inspect -f '{{{{.State.Running}}}}' {c} 2>/dev/null)\" = true ] && "
             f"[ -n \"$ip\" ] && {check}; then",
             f"      s{i}=ok; echo \"@@health {p.unit} ok $el\"",
+            f"      {{ echo \"$now\" > {q(verified_path(p.unit))}; }} 2>/dev/null",
             f"    elif [ $el -ge {int(p.start_period)} ] && [ $now -ge \"$n{i}\" ]; then",
             f"      n{i}=$((now + {max(1, int(p.interval))}))",
             f"      f{i}=$((f{i} + 1))",
