@@ -375,7 +375,10 @@ ALL_CHECKS: tuple[Check, ...] = (
 )
 
 
-def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore) -> list[Problem]:
+def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore,
+            earlier_problems: bool = False) -> list[Problem]:
+    """Every cross-check; `earlier_problems`: loading found some already (a spec or a secret
+    that did not load), so the site is not whole and is not rendered as a last check."""
     problems: list[Problem] = []
     for check in ALL_CHECKS:
         problems.extend(check(inv, ws, store))
@@ -383,5 +386,6 @@ def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore) -> list[
     # site that validates); it renders the site only when everything above passed.
     from hostctl.k8s.site_checks import kubernetes_problems  # the k8s package uses checks
 
-    problems.extend(kubernetes_problems(inv, ws, store, others_found=bool(problems)))
+    problems.extend(kubernetes_problems(inv, ws, store,
+                                        others_found=earlier_problems or bool(problems)))
     return problems

@@ -262,7 +262,7 @@ def load_site(inventory_path: str, environ: Mapping[str, str] | None = None) -> 
         display_path(inv.secrets.env_file) if inv.secrets.env_file else None,
         Source(inv.file, inv.lines.get("secrets", 0), "secrets/env_file"))
     problems.extend(secret_problems)
-    problems.extend(checks.run_all(inv, workloads, store))
+    problems.extend(checks.run_all(inv, workloads, store, earlier_problems=bool(problems)))
     if problems:
         raise ConfigError(problems)
     resolved = tuple(resolve_workload(w, inv) for w in workloads)

@@ -53,7 +53,7 @@ SPEC_CASES = [
         "which a request path cannot hold: use letters, digits and - . _ ~ ! $ & ' ( ) * + , "
         "; = : @ / (RFC 3986), and %XX escapes for the rest"], id="path-backslash"),
     pytest.param(_route("", path='"/a\\x01b"'), [
-        "specs/api.yml:11: route/path: '/a\x01b' is not a usable path prefix: it has '\\x01', "
+        "specs/api.yml:11: route/path: '/a\\x01b' is not a usable path prefix: it has '\\x01', "
         "which a request path cannot hold: use letters, digits and - . _ ~ ! $ & ' ( ) * + , "
         "; = : @ / (RFC 3986), and %XX escapes for the rest"], id="path-control"),
     pytest.param(_route("", path="/a?b"), [

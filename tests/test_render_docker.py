@@ -131,7 +131,8 @@ def _create_all(site: m.Site, tag: str, tmp_path: Path) -> list[list[str]]:
 def test_docker_accepts_every_docker_run_of_the_worked_example(
         engine: str, tmp_path: Path) -> None:
     runs = _create_all(with_platform(load_site(str(EXAMPLE))), engine, tmp_path)
-    assert len(runs) == 7  # 5 services (the gateway among them) and 2 jobs
+    # 5 services (the gateway among them), Logstash and Elasticsearch, and 2 jobs
+    assert len(runs) == 9
 
 
 def test_docker_accepts_every_docker_run_of_odd_but_valid_values(
@@ -143,7 +144,7 @@ def test_docker_accepts_every_docker_run_of_odd_but_valid_values(
         "g.yml": "kind: service\nname: infer\nproject: ml\nimage: x:1\n"
                  "resources: {gpus: 2, cpus: 1.5, memory: 1Ti}\nports: {u: {container: 53, "
                  "host: 5353, protocol: udp, bind: 127.0.0.1}}\nreach: [shop]\n",
-        "j.yml": JOB + "timeout: 365d\nschedule: '2199-12-31 23:00 UTC'\nstop_timeout: 1h\n"
+        "j.yml": JOB + "timeout: 365d\nschedule: '*-12-31 23:00 UTC'\nstop_timeout: 1h\n"
                        "resources: {gpus: 1}\nenv: {LONG: " + "y" * 60_000 + "}\n"
                        "secrets: [BIG, ODD]\n",
     }, inventory=ODD_INVENTORY,

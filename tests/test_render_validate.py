@@ -46,9 +46,9 @@ SPEC_CASES = [
          "131071 bytes; shorten the value (NAME=VALUE is one argument)"],
         id="env-word-over-the-kernel-limit"),
     pytest.param(
-        {"a.yml": SERVICE + "env:\n" + "".join(f"  V{i}: {'x' * 100_000}\n" for i in range(11))},
+        {"a.yml": SERVICE + "args:\n" + "".join(f"  - {'x' * 100_000}\n" for i in range(11))},
         ["specs/a.yml:1: cannot be written into a systemd unit for app-1: the ExecStart= "
-         "command line is 1100507 bytes; systemd refuses unit file lines over 1048576 bytes "
+         "command line is 1100407 bytes; systemd refuses unit file lines over 1048576 bytes "
          "(at most 1048512 bytes are left for the value); shorten env values, args or "
          "command"],
         id="the-whole-line-too-long"),
@@ -120,7 +120,7 @@ SPEC_CASES = [
         {"a.yml": SERVICE.replace("path: /health", 'path: "/he\\x01"'),
          "b.yml": SERVICE.replace("name: api", "name: b").replace("18080", "18081")
          .replace("path: /health", "path: /grüße")},
-        ["specs/a.yml:8: health/http/path: '/he\x01' is not valid: the path must start with "
+        ["specs/a.yml:8: health/http/path: '/he\\x01' is not valid: the path must start with "
          "'/' and have no spaces, control or non-ASCII characters (percent-encode them)",
          "specs/b.yml:8: health/http/path: '/grüße' is not valid: the path must start with "
          "'/' and have no spaces, control or non-ASCII characters (percent-encode them)"],
@@ -147,11 +147,11 @@ def test_spec_values_render_refuses_are_refused_by_validate(
 @pytest.mark.parametrize(("secrets", "expected"), [
     ("DB_PASSWORD=" + "s" * (65535 - 12) + "\n", []),
     ("DB_PASSWORD=" + "s" * (65536 - 12) + "\n",
-     ["specs/a.yml:10: secrets/0: secret 'DB_PASSWORD' is longer than a Docker env file line "
-      "may be (65535 bytes with its name); keep large secrets out of the environment"]),
+     ["secrets.env:1: DB_PASSWORD: DB_PASSWORD=VALUE is 65536 bytes; Docker reads env-file "
+      "lines of at most 65535 bytes: keep large secrets in a file mounted from a volume"]),
     ("DB_PASSWORD=a\0b\n",
-     ["specs/a.yml:10: secrets/0: secret 'DB_PASSWORD' contains a NUL character, which no "
-      "environment variable can hold; store it base64-encoded"]),
+     ["secrets.env:1: DB_PASSWORD: the value contains a NUL character, which no environment "
+      "variable can hold"]),
 ])
 def test_secrets_docker_cannot_read_from_an_env_file_are_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secrets: str,
@@ -192,12 +192,12 @@ INVENTORY_CASES = [
                   "on the host, such as /usr/bin/docker"],
                  id="docker-path-with-quote"),
     pytest.param(_inv("{address: 10.0.0.1,", "{address: 10.0.0.1, docker: \"/opt/d\\tx\","),
-                 ["site.yml:3: hosts/app-1/docker: '/opt/d\tx' contains '\\t', which systemd "
+                 ["site.yml:3: hosts/app-1/docker: '/opt/d\\tx' contains '\\t', which systemd "
                   "refuses in an executable path; give the absolute path of the docker client "
                   "on the host, such as /usr/bin/docker"],
                  id="docker-path-with-control-character"),
     pytest.param(_inv("{address: 10.0.0.1,", "{address: 10.0.0.1, docker: \"/opt/d\\0x\","),
-                 ["site.yml:3: hosts/app-1/docker: '/opt/d\x00x' contains a NUL character, "
+                 ["site.yml:3: hosts/app-1/docker: '/opt/d\\x00x' contains a NUL character, "
                   "which no argv can hold; give the absolute path of the docker client on the "
                   "host, such as /usr/bin/docker"],
                  id="docker-path-with-nul"),
@@ -237,7 +237,7 @@ def test_odd_but_valid_values_validate_and_render(
     monkeypatch.chdir(tmp_path)
     inv = make_site(tmp_path, {
         "a.yml": ODD_BUT_VALID,
-        "j.yml": JOB + "timeout: 365d\nschedule: '2199-12-31 23:00 UTC'\n"})
+        "j.yml": JOB + "timeout: 365d\nschedule: '*-12-31 23:00 UTC'\n"})
     rendered = {f.path: f.content.decode() for f in render_site(load_site(str(inv),
                                                                           environ={}))["app-1"]}
     unit = rendered["/etc/systemd/system/hostctl-api-1.service"]
@@ -260,7 +260,7 @@ def test_units_of_odd_but_valid_values_pass_systemd_analyze_verify(
     monkeypatch.chdir(tmp_path)
     inv = make_site(tmp_path, {
         "a.yml": ODD_BUT_VALID,
-        "j.yml": JOB + "timeout: 365d\nschedule: '2199-12-31 23:00 UTC'\nstop_timeout: 1h\n"})
+        "j.yml": JOB + "timeout: 365d\nschedule: '*-12-31 23:00 UTC'\nstop_timeout: 1h\n"})
     units = tmp_path / "units"
     units.mkdir()
     for f in render_site(load_site(str(inv), environ={}))["app-1"]:
