@@ -487,7 +487,8 @@ class Record(Check[T]):
             f = self.fields[name]
             if key not in value or (value[key] is None and f.required):
                 if f.required:
-                    ctx.error(path, f"missing required key '{key}'")
+                    # At the top of a file the missing key itself is the field to name.
+                    ctx.error(path or (key,), f"missing required key '{key}'")
                     bad = True
                 continue
             if value[key] is None:

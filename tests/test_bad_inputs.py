@@ -210,9 +210,9 @@ CASES = {
          FOOTER_1]),
     "newline-in-file-name": Case(
         {"a.yml": SERVICE, "b\nc.yml": "kind: service\n"},
-        ["error: specs/b\\nc.yml:1: missing required key 'image'",
-         "error: specs/b\\nc.yml:1: missing required key 'name'",
-         "error: specs/b\\nc.yml:1: missing required key 'project'",
+        ["error: specs/b\\nc.yml:1: image: missing required key 'image'",
+         "error: specs/b\\nc.yml:1: name: missing required key 'name'",
+         "error: specs/b\\nc.yml:1: project: missing required key 'project'",
          "3 problems found; nothing was changed."]),
     "escape-in-value": Case(
         {"a.yml": SERVICE.replace("name: api", 'name: "\\e[2J"')},

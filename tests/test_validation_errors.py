@@ -170,7 +170,7 @@ def test_bad_input_gives_exact_messages(tmp_path: Path, monkeypatch: pytest.Monk
 
 INVENTORY_CASES = [
     pytest.param(BASE_INVENTORY.replace("site: t\n", ""),
-                 ["site.yml:1: missing required key 'site'"], id="missing-site"),
+                 ["site.yml:1: site: missing required key 'site'"], id="missing-site"),
     pytest.param(BASE_INVENTORY + "hosst: {}\n",
                  ["site.yml:10: hosst: unknown key 'hosst'; did you mean 'hosts'? (known: "
                   "gateway, hosts, image_source, k3s, logging, metrics, profiles, secrets, "
