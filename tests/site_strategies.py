@@ -117,7 +117,7 @@ def dump(value: Any) -> str:
 # The share of values drawn through `v()` that are odd, in percent: drawn once per site
 # (see `sites`), so some sites are all valid and reach render, others are odd throughout.
 # Shrinking moves towards 0, towards valid values.
-ODD_LEVELS = [0, 0, 2, 5, 12]
+ODD_LEVELS = [0, 1, 1, 2, 5, 12]
 _odd_percent = [5]
 
 ODD_NUMBERS: list[Any] = [
@@ -148,6 +148,11 @@ def v(valid: SearchStrategy[Any] | Any, *odd: Any) -> SearchStrategy[Any]:
     odd_s = st.one_of(st.sampled_from(list(odd)), ODD_ANY) if odd else ODD_ANY
     return st.integers(0, 99).flatmap(
         lambda n: odd_s if n >= 100 - _odd_percent[0] else valid_s)
+
+
+def _is_key(value: Any) -> bool:
+    """Odd values that can be mapping keys (YAML scalars)."""
+    return not isinstance(value, dict | list)
 
 
 def odd(draw: st.DrawFn, percent: int) -> bool:
@@ -328,7 +333,7 @@ def gateway_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
         "managed": v(st.booleans(), "yes", 1),
         "drain": duration(0, 10),
         "consumers": v(st.dictionaries(
-            st.sampled_from(["ci", "dash-1", "a.b", "x_y"]) | v("ci", *ODD_NAME),
+            st.sampled_from(["ci", "dash-1", "a.b", "x_y"]) | v("ci", *ODD_NAME).filter(_is_key),
             consumer, min_size=1, max_size=3), {}, [], {"ci": None}),
     }
 
@@ -652,7 +657,8 @@ def secret_marker(value: str) -> str:
 @st.composite
 def sites(draw: st.DrawFn) -> SiteFiles:
     _odd_percent[0] = draw(st.sampled_from(ODD_LEVELS))
-    host_names = draw(st.lists(st.sampled_from(["app-1", "gpu-1", "edge-1"]) | a_name(["x-1"]),
+    host_names = draw(st.lists(st.sampled_from(["app-1", "gpu-1", "edge-1"])
+                               | a_name(["x-1"]).filter(_is_key),
                                min_size=1, max_size=3, unique_by=str))
     labels = [("role", r) for r in ("app", "gpu", "edge")]
     secret_names = draw(st.lists(st.sampled_from(SECRET_NAMES), min_size=1, max_size=4,

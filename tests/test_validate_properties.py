@@ -6,8 +6,11 @@ Sites are written to disk from the documented keys (tests/site_strategies.py), m
 with a share of odd values, and driven through the command line in-process:
 
 - `validate` exits 0 or 2, never anything else (no traceback, no internal error);
-- exit 0: `render` and `k8s render` succeed, and the Kong file render writes passes Kong's
-  rules (hostctl.gateway.kong_schema), with the values and without;
+- exit 0: `render` and `k8s render` succeed; the Kong file render writes passes Kong's rules
+  (hostctl.gateway.kong_schema), with the values and without; the manifests pass
+  Kubernetes' strict schemas (kubernetes-validate, newest version); every unit's Exec lines
+  parse as systemd parses them (tests/systemd_exec_parser.py) and its time spans and the
+  `docker run`/`docker stop` options hostctl writes are ones systemd and Docker take;
 - exit 2: every problem names its file, a line (> 0) and a path, and prints as one line;
 - no output and no rendered file holds a secret value from the secrets file.
 
@@ -168,7 +171,8 @@ def check_problems(text: Result, problems: list[dict[str, Any]], site: gen.SiteF
         assert line.startswith("error: "), line
         assert not CONTROL.search(line), f"control character in {line!r}"
         where = f"{p['file']}:{p['line']}"
-        assert p["file"] in site.files or p["file"].startswith("specs/"), p
+        assert p["file"] in site.files or p["file"].startswith("specs/"), (
+            f"names a file the site does not have: {line}")
         if p["file"] == SECRETS_FILE and p["line"] > 0:
             continue
         if NO_LINE.fullmatch(p["message"]):
@@ -177,7 +181,9 @@ def check_problems(text: Result, problems: list[dict[str, Any]], site: gen.SiteF
         if WHOLE_FILE.fullmatch(p["message"]):
             continue
         assert p["path"], f"no path: {line}"
-        assert line == f"error: {where}: {p['path']}: {p['message']}", line
+        expected = f"error: {where}: {p['path']}: {p['message']}"
+        assert line == expected, (
+            f"printed {line!r} for {expected!r} (an escape sequence in a quoted value?)")
 
 
 def check_renders(root: Path, site: gen.SiteFiles, command: Any) -> None:
@@ -187,10 +193,101 @@ def check_renders(root: Path, site: gen.SiteFiles, command: Any) -> None:
     manifests = command("k8s", "render", "-i", site.inventory, "-o", "k8s-out")
     assert manifests.exit_code == 0, (
         f"validate passed, k8s render exited {manifests.exit_code}:\n{manifests.output}")
+    from tests.k8s_validation import newest_versions, strict_problems
+
+    docs = [doc for path in sorted((root / "k8s-out").rglob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+    refused = strict_problems(docs, newest_versions(1))
+    assert refused == [], "Kubernetes would refuse:\n" + "\n".join(refused)
+    problems = [p for unit in sorted((root / "out").glob("*/etc/systemd/system/*.service"))
+                for p in unit_problems(unit.relative_to(root / "out"), unit.read_text())]
+    assert problems == [], "systemd or Docker would refuse:\n" + "\n".join(problems)
     for kong_file in sorted((root / "out").glob("*/etc/hostctl/gateway/kong.yml")):
         config = yaml.safe_load(kong_file.read_text())
         assert ks.check(config) == [], f"Kong would refuse {kong_file.relative_to(root)}"
     revealed_kong(site)
+
+
+# -- what systemd and Docker refuse in a rendered unit (a light model of their parsers) ------
+
+# systemd's parse_time(): a number and a unit; more than USEC_INFINITY microseconds is ERANGE.
+SYSTEMD_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(us|ms|s|sec|min|m|h|d|w)?")
+SYSTEMD_UNITS = {None: 1, "us": 1e-6, "ms": 1e-3, "s": 1, "sec": 1, "min": 60, "m": 60,
+                 "h": 3600, "d": 86400, "w": 604800}
+TIME_KEYS = ("TimeoutStartSec", "TimeoutStopSec", "RuntimeMaxSec", "RestartSec",
+             "StartLimitIntervalSec")
+# Go's time.ParseDuration (Docker's --health-*): no exponent, at most 2^63-1 ns; Docker
+# refuses a health interval, timeout or start period under 1ms (other than 0).
+GO_DURATION = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
+GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+INT64 = 2**63 - 1
+
+
+def _go_seconds(text: str) -> float | None:
+    if not GO_DURATION.fullmatch(text):
+        return None
+    return sum(float(n) * GO_UNITS[u] for n, u in re.findall(
+        r"((?:\d+(?:\.\d*)?|\.\d+))(ns|us|µs|ms|s|m|h)", text))
+
+
+def docker_problems(argv: list[str]) -> list[str]:
+    """What `docker run` / `docker stop` would refuse among the options hostctl writes."""
+    out: list[str] = []
+    words = iter(argv[2:])
+    for word in words:
+        if word.startswith("--time="):
+            n = word.split("=", 1)[1]
+            if not re.fullmatch(r"-?\d+", n) or abs(int(n)) > INT64:
+                out.append(f"docker stop {word}: not a whole number Docker can take")
+            continue
+        if not word.startswith("--") or word in ("--rm",) or "=" in word:
+            if not word.startswith("--"):
+                break  # the image: what follows is the container's command
+            continue
+        value = next(words, "")
+        if word == "--cpus" and not re.fullmatch(r"\d+(\.\d+)?", value):
+            out.append(f"--cpus {value}: Docker takes a decimal number")
+        elif word == "--memory" and not (re.fullmatch(r"(\d+)b", value)
+                                         and int(value[:-1]) <= INT64):
+            out.append(f"--memory {value}: not a byte count Docker can take")
+        elif word in ("--health-interval", "--health-timeout", "--health-start-period"):
+            secs = _go_seconds(value)
+            if secs is None or secs * 1e9 > INT64:
+                out.append(f"{word} {value}: not a Go duration")
+            elif 0 < secs < 0.001:
+                out.append(f"{word} {value}: Docker refuses less than 1ms")
+        elif word == "--health-retries" and not re.fullmatch(r"\d+", value):
+            out.append(f"{word} {value}: not a whole number")
+        elif word == "--publish":
+            m = re.fullmatch(r"(?:([0-9.]+|\[[0-9a-fA-F:]+\]):)?(\d+):(\d+)(?:/(tcp|udp))?",
+                             value)
+            if not m or not all(1 <= int(p) <= 65535 for p in m.group(2, 3)):
+                out.append(f"--publish {value}: not a port mapping Docker takes")
+    return out
+
+
+def unit_problems(name: Path, text: str) -> list[str]:
+    from tests.systemd_exec_parser import ExecParseError, parse_exec_line
+
+    out: list[str] = []
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or line.startswith("#"):
+            continue
+        if key in TIME_KEYS:
+            m = SYSTEMD_SPAN.fullmatch(value.strip())
+            if value.strip() != "infinity" and (
+                    not m or float(m.group(1)) * SYSTEMD_UNITS[m.group(2)] * 1e6 >= 2**64 - 1):
+                out.append(f"{name}: {key}={value}: not a time span systemd parses")
+        if key.startswith("Exec"):
+            try:
+                argv = parse_exec_line(value.lstrip("-@:+!"))
+            except ExecParseError as exc:
+                out.append(f"{name}: {key}: {exc}")
+                continue
+            if len(argv) > 1 and argv[1] in ("run", "stop"):
+                out += [f"{name}: {key}: {p}" for p in docker_problems(argv)]
+    return out
 
 
 def revealed_kong(site: gen.SiteFiles) -> None:
@@ -404,7 +501,7 @@ KNOWN_BAD: dict[str, gen.SiteFiles] = {
     "uppercase volume name": base_site(specs=("data:/var/lib/api", "Data:/var/lib/api")),
     "control character quoted into a message": base_site(specs=("image: registry.example.org/"
                                                                 "shop/api:1.0",
-                                                                'image: "a\\x1b[31m"')),
+                                                                'image: "a\\x01b"')),
     "newline quoted into a message": base_site(specs=("image: registry.example.org/shop/api:1.0",
                                                       'image: "a\\nb"')),
     # dates and schedules
@@ -417,7 +514,28 @@ KNOWN_BAD: dict[str, gen.SiteFiles] = {
     "UDP route port": base_site(specs=("{container: 8080, host: 18080}",
                                        "{container: 8080, host: 18080, protocol: udp}")),
     "empty rate_limit": base_site(specs=("rate_limit: {minute: 600}", "rate_limit: {}")),
+    "empty rate_limit, no gateway, Traefik ingress": base_site(
+        specs=("  auth: key-auth\n  rate_limit: {minute: 600}", "  rate_limit: {}"),
+        inventory=("gateway:\n  hosts: [edge-1]\n  consumers:\n    ci:\n      project: shop\n"
+                   "      key_auth: [CI_KEY]\n", "k3s: {ingress: traefik}\n")),
+    "day limit under the hour limit": base_site(specs=("rate_limit: {minute: 600}",
+                                                       "rate_limit: {hour: 100, day: 50}")),
+    "route host with a port (Ingress refuses)": base_site(
+        specs=("path: /api", "path: /api\n  hosts: [a.example.org:8443]")),
+    "schedule naming a year (no cron equivalent)": base_site(
+        specs=('"*-*-* 02:00:00"', '"2030-01-01 00:00:00"')),
     # consumers
+    "consumer name with _ (Kubernetes refuses)": base_site(
+        inventory=("    ci:\n", "    ci_x:\n")),
+    "two JWT credentials with the default key": base_site(
+        inventory=("      key_auth: [CI_KEY]\n", "      key_auth: [CI_KEY]\n      jwt:\n"
+                   "        - {secret: DB_PASSWORD}\n        - {secret: OTHER_KEY}\n")),
+    "two consumers share a key, unmanaged Kong": base_site(
+        inventory=("  hosts: [edge-1]\n  consumers:\n    ci:\n      project: shop\n"
+                   "      key_auth: [CI_KEY]\n",
+                   "  hosts: [edge-1]\n  managed: false\n  consumers:\n    ci:\n"
+                   "      project: shop\n      key_auth: [CI_KEY]\n    ci2:\n"
+                   "      project: shop\n      key_auth: [CI_KEY]\n")),
     "two consumers share a key": base_site(inventory=("      key_auth: [CI_KEY]\n",
                                                       "      key_auth: [CI_KEY]\n    ci2:\n"
                                                       "      project: shop\n"
@@ -434,6 +552,13 @@ KNOWN_BAD: dict[str, gen.SiteFiles] = {
         "  http: {path: /health, port: http}\n  interval: 10s\nplacement: {hosts: [app-1]}",
         "  http: {container: 8080, host: 8000}\nvolumes: [data:/var/lib/api]\nhealth:\n"
         "  http: {path: /health, port: http}\n  interval: 10s\nplacement: {hosts: [edge-1]}")),
+    "required key missing at the top of a spec": base_site(
+        specs=("kind: job\nname: train\n", "kind: job\n")),
+    "required key missing at the top of the inventory": base_site(
+        inventory=("site: t\n", "")),
+    "ANSI escape quoted into a message": base_site(
+        inventory=("address: 10.0.0.1", 'address: 10.0.0.1\n    gpu_mode: "\\e[2J"')),
+    "NUL in a job's command": base_site(specs=("timeout: 1h", 'timeout: 1h\ncommand: ["a\\0"]')),
     # files
     "missing secrets file": base_site(inventory=("env_file: secrets.env",
                                                  "env_file: missing.env")),
