@@ -45,8 +45,7 @@ class HostctlGroup(click.Group):
         except ConfigError as exc:
             if ctx.meta.get("hostctl.json"):
                 click.echo(json.dumps({"ok": False, "problems": [
-                    {"file": p.file, "line": p.line, "path": p.path, "message": p.message}
-                    for p in exc.problems]}, indent=2))
+                    p.shown() for p in exc.problems]}, indent=2))
             else:
                 for p in exc.problems:
                     click.secho(f"error: {p}", err=True, fg="red")

@@ -55,6 +55,12 @@ class Problem:
         text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
         return printable(text)
 
+    def shown(self) -> dict[str, object]:
+        """The fields as `--json` gives them: escaped as on the terminal, so the two agree and
+        a consumer that prints a message prints no terminal command."""
+        return {"file": printable(self.file), "line": self.line, "path": printable(self.path),
+                "message": printable(self.message)}
+
 
 @dataclass(frozen=True)
 class Source:

@@ -213,7 +213,8 @@ class _Builder:
 
 
 def _fmt(path: Path) -> str:
-    return "/".join(str(p) for p in path)
+    # An empty key is shown as "", so the field is named even then.
+    return "/".join(str(p) if p != "" else '""' for p in path)
 
 
 def format_path(path: Path) -> str:
