@@ -136,6 +136,49 @@ def test_inventory_values_kubernetes_refuses(tmp_path: Path,
         "(k3s/node_selector makes it a nodeSelector)"]
 
 
+_TARGET_HINT = ("give host:port, e.g. 10.20.0.50:80 or [fd00::50]:80 (an IP address or DNS "
+                "name, and a port 1..65535)")
+
+
+@pytest.mark.parametrize(("section", "problems"), [
+    ("  gateway_target: 10.0.0.256:80\n",
+     ["site.yml:11: k3s/gateway_target: '10.0.0.256:80' has no IP address or DNS name "
+      "before the port: " + _TARGET_HINT]),
+    ("  gateway_target: -lb.example.org:80\n",
+     ["site.yml:11: k3s/gateway_target: '-lb.example.org:80' has no IP address or DNS name "
+      "before the port: " + _TARGET_HINT]),
+    ("  gateway_target: 'lb.example.org:0'\n",
+     ["site.yml:11: k3s/gateway_target: 'lb.example.org:0' has no port 1..65535: "
+      + _TARGET_HINT]),
+    ("  gateway_target: 'lb:' \n",
+     ["site.yml:11: k3s/gateway_target: 'lb:' has no port 1..65535: " + _TARGET_HINT]),
+    ("  gateway_target: 'fd00::50:80'\n",
+     ["site.yml:11: k3s/gateway_target: 'fd00::50:80' is not host:port: " + _TARGET_HINT]),
+    ("  gateway_target: lb.example.org\n",
+     ["site.yml:11: k3s/gateway_target: 'lb.example.org' is not host:port: " + _TARGET_HINT]),
+    # A DNS name Kong does not take as a target (its hostname rule: no '_', no empty label).
+    ("  gateway_target: 'a..b:80'\n",
+     ["site.yml:11: k3s/gateway_target: 'a..b:80' has no IP address or DNS name before the "
+      "port: " + _TARGET_HINT]),
+    ("  gateway_target: '" + "9" * 5000 + "'\n",
+     ["site.yml:11: k3s/gateway_target: '" + "9" * 57 + "...' is not host:port: "
+      + _TARGET_HINT]),
+    # An address Python takes and Kong's target rule does not.
+    ("  gateway_target: '[::ffff:10.0.0.1]:80'\n",
+     ["site.yml:11: k3s/gateway_target: '[::ffff:10.0.0.1]:80' is refused by Kong as an "
+      "upstream target (Invalid target ('[::ffff:10.0.0.1]:80'); not a valid hostname or ip "
+      "address): " + _TARGET_HINT]),
+    ("  rollout_timeout: 2d\n",
+     ["site.yml:11: k3s/rollout_timeout: must be at most 1d, got '2d'"]),
+    ("  gateway_target: '[fd00::50]:80'\n  rollout_timeout: 1d\n", []),
+    ("  gateway_target: lb.example.org:8080\n", []),
+])
+def test_k3s_values_the_handoff_would_fail_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              section: str, problems: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert validate(tmp_path, JOB, BASE_INVENTORY + "k3s:\n" + section) == problems
+
+
 def test_placement_labels_are_free_without_node_selector(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:

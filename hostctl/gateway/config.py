@@ -205,7 +205,7 @@ def check_gateway(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore
     gw = gateway_config(inv, problems)
     if gw is None:
         return problems
-    for check in (_known_hosts, _secrets_present, _credentials_unique, _consumer_projects,
+    for check in (_known_hosts, _image_pushable, _secrets_present, _credentials_unique, _consumer_projects,
                   _auth_has_consumers, _allow_projects_known, _no_route_overlap, _ports_free,
                   _cors_preflight, _health_path_for_kong):
         problems.extend(check(gw, inv, ws, store))
@@ -221,6 +221,17 @@ def _known_hosts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
             yield gw.source(f"gateway/hosts/{i}").problem(
                 f"no host '{host}' in {inv.file}" + did_you_mean(host, inv.hosts)
                 + f" (known: {', '.join(inv.hosts)})")
+
+
+def _image_pushable(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
+                    store: SecretStore) -> Iterator[Problem]:
+    from hostctl.checks import digest_push_problem
+
+    if not gw.managed or (gw.image_source or inv.image_source) != "push":
+        return
+    why = digest_push_problem(gw.image, inv.file)
+    if why is not None:
+        yield gw.source("gateway/image").problem(why)
 
 
 def _secrets_present(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],

@@ -16,14 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
 from hostctl.schema import (
+    INVALID,
     Bool,
+    Check,
+    Context,
     Duration,
     Record,
     Section,
     Size,
     Str,
+    failed,
     recheck_section,
 )
+from hostctl.yamlsource import Path
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -86,6 +91,48 @@ def kubeconfig_path(cfg: K3sConfig, inv: m.Inventory,
 
 # -- the schema -----------------------------------------------------------------------------
 
+# How long `k8s handoff --wait` and the handoff wait for Deployments to roll out.
+ROLLOUT_TIMEOUT_MAX = 86400.0  # 1d
+TARGET_HINT = ("give host:port, e.g. 10.20.0.50:80 or [fd00::50]:80 (an IP address or DNS "
+               "name, and a port 1..65535)")
+
+
+class GatewayTarget(Check[str]):
+    """host:port where the gateway hosts reach the cluster's ingress: it becomes the target
+    of a Kong upstream, so Kong's target rule applies (kong_typedefs.target), and the host
+    is an address as every host address is (spec_schema.address_problem: no leading '-')."""
+
+    expected = "host:port"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.gateway import kong_typedefs as kt
+        from hostctl.schema import describe
+        from hostctl.spec_schema import address_problem
+
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        host, sep, port = text.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+            bracketed = ":" in host
+        else:
+            bracketed = ":" not in host
+        why = None
+        if not sep or not host or not bracketed:
+            why = "is not host:port"
+        elif not (port.isascii() and port.isdigit() and len(port) <= 5
+                  and 1 <= int(port) <= 65535):
+            why = "has no port 1..65535"
+        elif address_problem(host) is not None:
+            why = "has no IP address or DNS name before the port"
+        elif (kong := kt.target(text)) is not None:
+            why = f"is refused by Kong as an upstream target ({kong})"
+        if why is not None:
+            return ctx.error(path, f"{describe(text)} {why}: {TARGET_HINT}")
+        return text
+
+
 _SECTION: Record[K3sConfig] = Record(K3sConfig, {
     "kubeconfig": Str(),
     "context": Str(r"\S+", "give the context name as `kubectl config get-contexts` shows it"),
@@ -100,9 +147,8 @@ _SECTION: Record[K3sConfig] = Record(K3sConfig, {
     "time_zone": Str(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*",
                      "give an IANA time zone such as Europe/Berlin or Etc/UTC"),
     "node_selector": Bool(),
-    "gateway_target": Str(r"[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9a-fA-F:]+\]:[0-9]{1,5}",
-                          "give host:port, e.g. 10.20.0.50:80"),
-    "rollout_timeout": Duration(minimum=1),
+    "gateway_target": GatewayTarget(),
+    "rollout_timeout": Duration(minimum=1, maximum=ROLLOUT_TIMEOUT_MAX),
 })
 
 

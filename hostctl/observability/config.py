@@ -267,6 +267,7 @@ def check_observability(inv: m.Inventory, ws: list[m.Workload], store: Any = Non
     met = metrics_config(inv, problems)
     if log is not None:
         problems.extend(_logging_host_known(log, inv))
+        problems.extend(_images_pushable(log, inv))
         problems.extend(_platform_names_free(log, ws))
     if met is not None:
         problems.extend(_prices_priced(met))
@@ -280,6 +281,20 @@ def _logging_host_known(log: LoggingConfig, inv: m.Inventory) -> Iterator[Proble
         yield log.source("logging/host").problem(
             f"no host '{log.host}' in {inv.file}" + did_you_mean(log.host, inv.hosts)
             + f" (known: {', '.join(inv.hosts)})")
+
+
+def _images_pushable(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
+    from hostctl.checks import digest_push_problem
+
+    if (log.image_source or inv.image_source) != "push":
+        return
+    images = [("logstash", log.images.logstash)]
+    if log.managed_elasticsearch:
+        images.append(("elasticsearch", log.images.elasticsearch))
+    for key, image in images:
+        why = digest_push_problem(image, inv.file)
+        if why is not None:
+            yield log.source(f"logging/images/{key}").problem(why)
 
 
 def _platform_names_free(log: LoggingConfig, ws: list[m.Workload]) -> Iterator[Problem]:
