@@ -13,7 +13,7 @@ from hostctl import model as m
 from hostctl.docker_cmd import JOURNALD, health_cmd_word
 from hostctl.errors import Problem
 from hostctl.placement import Instance, eligible_hosts, gpus_needed, placed_on, service_instances
-from hostctl.schema import did_you_mean
+from hostctl.schema import describe, did_you_mean
 from hostctl.secrets import SecretStore
 from hostctl.systemd.quoting import (
     MAX_VALUE_BYTES,
@@ -346,7 +346,7 @@ def digest_push_problem(image: str, source: str) -> str | None:
     runs `name@sha256:...` would find no such image on the host."""
     if "@" not in image:
         return None
-    return (f"'{image}' names its image by digest, and image_source is push (in {source}): "
+    return (f"{describe(image)} names its image by digest, and image_source is push (in {source}): "
             "docker load brings no digests to the host, so the image could not be found "
             "there; push it by tag (name:tag, without @sha256:...), or set image_source: "
             "pull")

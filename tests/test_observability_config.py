@@ -176,6 +176,51 @@ ERRORS = [
       "(5s); Prometheus refuses that: make it shorter"]),
     ("metrics: {exporter: {sample_interval: 100ms}}",
      ["site.yml:8: metrics/exporter/sample_interval: must be at least 1s, got 100ms"]),
+    ("metrics: {exporter: {sample_interval: 6m}}",
+     ["site.yml:8: metrics/exporter/sample_interval: must be at most 5m, got '6m'"]),
+    # One address on every host: a specific one exists on one host at most.
+    ("metrics: {exporter: {listen: 10.0.0.1}}",
+     ["site.yml:8: metrics/exporter/listen: '10.0.0.1' is one host's address, and the "
+      "exporter binds this address on every host, where the others have no such address: "
+      "give 0.0.0.0 or :: (every address), or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: '-0.0.0.0'}}",
+     ["site.yml:8: metrics/exporter/listen: '-0.0.0.0' is not an IP address: give 0.0.0.0 "
+      "(every IPv4 address), :: (every address) or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: 999.0.0.0}}",
+     ["site.yml:8: metrics/exporter/listen: '999.0.0.0' is not an IP address: give 0.0.0.0 "
+      "(every IPv4 address), :: (every address) or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: localhost}}",
+     ["site.yml:8: metrics/exporter/listen: 'localhost' is not an IP address: give 0.0.0.0 "
+      "(every IPv4 address), :: (every address) or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: '::'}}", []),
+    ("metrics: {exporter: {listen: '::1'}}", []),
+    ("metrics: {exporter: {listen: 127.0.0.1}}", []),
+    ("logging: {host: edge-1, logstash: {address: '-logs.example.org'}}",
+     ["site.yml:8: logging/logstash/address: '-logs.example.org' is not an IP address or "
+      "DNS name: give an address such as 10.0.0.11 or fd00::11, or a name such as "
+      "app-1.example.org (letters, digits, '-' and '.', no leading '-')"]),
+    ("logging: {host: edge-1, logstash: {address: 10.0.0.256}}",
+     ["site.yml:8: logging/logstash/address: '10.0.0.256' is not a valid IPv4 address "
+      "(four numbers 0..255)"]),
+    ("logging: {host: edge-1, logstash: {address: 'fd00::9'}}", []),
+    # Prometheus's durations are whole units (ms at the finest), and a scrape rarer than
+    # its staleness (5m) leaves gaps: at most 1h, documented.
+    ("metrics: {prometheus: {scrape_interval: 1.0005s}}",
+     ["site.yml:8: metrics/prometheus/scrape_interval: 1.0005s is not a whole number of "
+      "milliseconds, the finest unit Prometheus takes: round it, e.g. 1500ms"]),
+    ("metrics: {prometheus: {scrape_interval: 2h, scrape_timeout: 90m}}",
+     ["site.yml:8: metrics/prometheus/scrape_interval: must be at most 1h, got '2h'",
+      "site.yml:8: metrics/prometheus/scrape_timeout: must be at most 1h, got '90m'"]),
+    ("metrics: {prometheus: {scrape_interval: 1500ms, scrape_timeout: 1s}}", []),
+    # Platform images pushed by digest: docker load brings no digests along.
+    ("image_source: push\nlogging: {host: edge-1, images: {logstash: 'logstash@sha256:"
+     + "0" * 64 + "'}}",
+     ["site.yml:9: logging/images/logstash: 'logstash@sha256:" + "0" * 41 + "...' names "
+      "its image by digest, and image_source is push (in site.yml): docker load brings no "
+      "digests to the host, so the image could not be found there; push it by tag "
+      "(name:tag, without @sha256:...), or set image_source: pull"]),
+    ("logging: {host: edge-1, image_source: pull, images: {logstash: 'logstash@sha256:"
+     + "0" * 64 + "'}}", []),
 ]
 
 
@@ -214,8 +259,8 @@ PORT_CLASHES = [
      ["specs/api.yml:6: ports/http/host: host port 9100/tcp on app-1 is taken by hostctl's "
       "exporter (metrics/exporter/port in site.yml); pick another host port, or change "
       "metrics/exporter/port"]),
-    ("metrics: {exporter: {listen: 10.0.0.1}}", "app-1",
-     "{container: 8080, host: 9477, bind: 127.0.0.1}", []),
+    ("metrics: {exporter: {listen: 127.0.0.1}}", "app-1",
+     "{container: 8080, host: 9477, bind: 10.0.0.1}", []),
     ("logging: {host: app-1}", "app-1", "{container: 8080, host: 12201, protocol: udp}",
      ["specs/api.yml:6: ports/http/host: host port 12201/udp on app-1 is taken by Logstash's "
       "GELF input (logging/logstash/port in site.yml); pick another host port, or change "

@@ -144,6 +144,44 @@ def test_spec_values_render_refuses_are_refused_by_validate(
     assert [str(p) for p in info.value.problems] == expected
 
 
+DIGEST = "example.org/shop/api@sha256:" + "ab" * 32
+DIGEST_TAGGED = "example.org/shop/api:1.0@sha256:" + "ab" * 32
+PUSH_BY_DIGEST = ("names its image by digest, and image_source is push (in {}): docker load "
+                  "brings no digests to the host, so the image could not be found there; "
+                  "push it by tag (name:tag, without @sha256:...), or set image_source: pull")
+
+
+@pytest.mark.parametrize(("inventory_source", "spec", "expected"), [
+    pytest.param(None, SERVICE.replace("example.org/shop/api:1.0", DIGEST)
+                 + "image_source: push\n",
+                 [f"specs/a.yml:4: image: '{DIGEST[:57]}...' "
+                  + PUSH_BY_DIGEST.format("specs/a.yml")], id="spec-push"),
+    pytest.param("push", SERVICE.replace("example.org/shop/api:1.0", DIGEST_TAGGED),
+                 [f"specs/a.yml:4: image: '{DIGEST_TAGGED[:57]}...' "
+                  + PUSH_BY_DIGEST.format("site.yml")], id="inventory-push"),
+    pytest.param("push", SERVICE.replace("example.org/shop/api:1.0", DIGEST)
+                 + "image_source: pull\n", [], id="spec-pulls"),
+    pytest.param(None, SERVICE.replace("example.org/shop/api:1.0", DIGEST), [],
+                 id="default-pull"),
+    pytest.param("push", SERVICE, [], id="push-by-tag"),
+])
+def test_an_image_pushed_by_digest_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inventory_source: str | None,
+        spec: str, expected: list[str]) -> None:
+    """`docker load` restores tags, never repository digests: a unit running NAME@sha256:...
+    would find no such image on a host it was pushed to."""
+    monkeypatch.chdir(tmp_path)
+    inventory = BASE_INVENTORY + (f"image_source: {inventory_source}\n"
+                                  if inventory_source else "")
+    inv = make_site(tmp_path, {"a.yml": spec}, inventory)
+    try:
+        load_site(str(inv), environ={})
+        found: list[str] = []
+    except ConfigError as err:
+        found = [str(p) for p in err.problems]
+    assert found == expected
+
+
 @pytest.mark.parametrize(("secrets", "expected"), [
     ("DB_PASSWORD=" + "s" * (65535 - 12) + "\n", []),
     ("DB_PASSWORD=" + "s" * (65536 - 12) + "\n",

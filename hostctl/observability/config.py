@@ -11,6 +11,7 @@ The schemas import `hostctl.spec_schema` on first use only, so spec_schema can u
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from hostctl.schema import (
     Size,
     Str,
     did_you_mean,
+    failed,
     recheck_section,
 )
 from hostctl.yamlsource import Path
@@ -155,7 +157,54 @@ URL_HINT = ("give a URL such as http://es.example.org:9200 (http or https, a hos
             "address, a port, a path of letters, digits, '.', '_', '~', '-', '/' or %XX; "
             "no user, password, query or quotes)")
 URL_MAX = 2048
-ADDRESS_PATTERN = r"[A-Za-z0-9.:-]+"
+# The longest each duration may be (logging/metrics.example.yml says so). Prometheus takes
+# longer ones, but a series scraped less often than its staleness (5m) has gaps between
+# scrapes, and an exporter that samples less often than that misses whole jobs.
+SAMPLE_INTERVAL_MAX = 300.0  # 5m
+SCRAPE_MAX = 3600.0  # 1h
+
+
+class ExporterListen(Check[str]):
+    """The address the exporter binds on every host: an IP address (the exporter binds it
+    as given) that every host has: a wildcard or a loopback address."""
+
+    expected = "an IP address"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.schema import describe
+
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return ctx.error(path, f"{describe(text)} is not an IP address: give 0.0.0.0 "
+                                   "(every IPv4 address), :: (every address) or 127.0.0.1 "
+                                   "(the host only)")
+        if not (address.is_unspecified or address.is_loopback):
+            return ctx.error(path, f"{describe(text)} is one host's address, and the exporter "
+                                   "binds this address on every host, where the others have "
+                                   "no such address: give 0.0.0.0 or :: (every address), or "
+                                   "127.0.0.1 (the host only)")
+        return text
+
+
+class ScrapeDuration(Check[float]):
+    """A Prometheus duration: at least 1s, at most SCRAPE_MAX, in whole milliseconds (the
+    finest unit Prometheus's duration syntax has; render writes it as `15s` or `1500ms`)."""
+
+    expected = "a duration"
+    _duration = Duration(minimum=1, maximum=SCRAPE_MAX)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> float:
+        seconds: float = self._duration(value, path, ctx)
+        if failed(seconds):
+            return INVALID
+        if abs(seconds * 1000 - round(seconds * 1000)) > 1e-6:
+            return ctx.error(path, f"{value} is not a whole number of milliseconds, the "
+                                   "finest unit Prometheus takes: round it, e.g. 1500ms")
+        return seconds
 
 
 @functools.cache
@@ -169,7 +218,7 @@ def _logging_section() -> Record[LoggingConfig]:
         "logstash": Record(LogstashSettings, {
             "port": s.port_number,
             "protocol": Str(choices=("udp", "tcp")),
-            "address": Str(ADDRESS_PATTERN, "give an IP address or DNS name"),
+            "address": s.HostAddress(),
         }),
         "elasticsearch": Record(ElasticsearchSettings, {
             "url": Str(URL_PATTERN, URL_HINT, max_len=URL_MAX),
@@ -207,8 +256,8 @@ def _metrics_section() -> Record[MetricsConfig]:
     return Record(MetricsConfig, {
         "exporter": Record(ExporterSettings, {
             "port": s.port_number,
-            "listen": Str(ADDRESS_PATTERN, "give an IP address, such as 0.0.0.0 or 127.0.0.1"),
-            "sample_interval": Duration(minimum=1),
+            "listen": ExporterListen(),
+            "sample_interval": Duration(minimum=1, maximum=SAMPLE_INTERVAL_MAX),
         }),
         "prices": Record(Prices, {
             "currency": Field(Str(r"[A-Z]{3}", "give an ISO 4217 code such as EUR or USD"),
@@ -217,8 +266,8 @@ def _metrics_section() -> Record[MetricsConfig]:
             "gpu_hour": price,
         }),
         "prometheus": Record(PrometheusSettings, {
-            "scrape_interval": Duration(minimum=1),
-            "scrape_timeout": Duration(minimum=1),
+            "scrape_interval": ScrapeDuration(),
+            "scrape_timeout": ScrapeDuration(),
         }),
     })
 
