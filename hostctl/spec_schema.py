@@ -69,6 +69,11 @@ HEALTH_MAX = 86400.0  # 1d: health interval, timeout and start_period
 STOP_TIMEOUT_MAX = 3600.0  # 1h: `docker stop -t`, and systemd's TimeoutStopSec= past it
 JOB_TIMEOUT_MAX = 365 * 86400.0  # 365d: a job run's RuntimeMaxSec=
 CONNECT_TIMEOUT_MAX = 600.0  # 10m: SSH connection attempts
+# Kong's `timeout` typedef: whole milliseconds, 0..2^31-2 (about 24.8 days); 24d is inside.
+ROUTE_TIMEOUT_MAX = 24 * 86400.0
+# Kong's cors plugin sends max_age as `tostring(max_age)`: whole seconds only make a valid
+# Access-Control-Max-Age, and browsers cap it anyway (Firefox at 1d, Chromium at 2h).
+CORS_MAX_AGE_MAX = 86400.0
 
 
 # A DNS name (RFC 1123): dot-separated labels of ASCII letters, digits and '-', neither
@@ -220,6 +225,23 @@ class Cpus(Check[float]):
         return cpus
 
 
+class CorsMaxAge(Check[float]):
+    """How long browsers may cache a preflight answer: whole seconds, at most 1d."""
+
+    expected = "a duration"
+    _duration = Duration(maximum=CORS_MAX_AGE_MAX)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> float:
+        seconds: float = self._duration(value, path, ctx)
+        if failed(seconds):
+            return INVALID
+        if not seconds.is_integer():
+            return ctx.error(path, f"{value} is not a whole number of seconds, and Kong sends "
+                                   "it as Access-Control-Max-Age, which takes only those: "
+                                   "round it")
+        return seconds
+
+
 resources_mapping = Record(m.Resources, {
     "cpus": Cpus(),
     "memory": Size(minimum=6 * 2**20),  # Docker refuses less than 6 MiB
@@ -287,11 +309,12 @@ route = Record(m.Route, {
         "exposed_headers": ListOf(Str(r"[A-Za-z0-9_-]+",
                                       "header names are letters, digits, _ and -")),
         "credentials": Bool(),
-        "max_age": Duration(),
+        "max_age": CorsMaxAge(),
     }),
     "timeouts": Record(m.Timeouts, {
-        "connect": Duration(minimum=0.001), "read": Duration(minimum=0.001),
-        "write": Duration(minimum=0.001),
+        "connect": Duration(minimum=0.001, maximum=ROUTE_TIMEOUT_MAX),
+        "read": Duration(minimum=0.001, maximum=ROUTE_TIMEOUT_MAX),
+        "write": Duration(minimum=0.001, maximum=ROUTE_TIMEOUT_MAX),
     }),
 })
 

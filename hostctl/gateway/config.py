@@ -42,6 +42,8 @@ CONTAINER_CONFIG_PATH = "/kong/declarative/kong.yml"
 PROXY_CONTAINER_PORTS = {"http": 8000, "https": 8443}
 ADMIN_CONTAINER_PORT = 8001
 STATUS_CONTAINER_PORT = 8100
+# A rolling deploy waits this long per instance (kong/gateway.example.yml says so).
+DRAIN_MAX = 3600.0  # 1h
 
 
 
@@ -146,7 +148,7 @@ def _section() -> Record[GatewayConfig]:
         "key_names": ListOf(Str(r"[A-Za-z0-9_-]+", "header names are letters, digits, _ "
                                                    "and -"), min_len=1),
         "managed": Bool(),
-        "drain": Duration(),
+        "drain": Duration(maximum=DRAIN_MAX),
         "consumers": MapOf(Str(CONSUMER_NAME, "use lowercase letters, digits, '.', '_' and "
                                               "'-'"), _ConsumerCheck(s.name, secret, jwt)),
     })
@@ -205,9 +207,9 @@ def check_gateway(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore
     gw = gateway_config(inv, problems)
     if gw is None:
         return problems
-    for check in (_known_hosts, _image_pushable, _secrets_present, _credentials_unique, _consumer_projects,
-                  _auth_has_consumers, _allow_projects_known, _no_route_overlap, _ports_free,
-                  _cors_preflight, _health_path_for_kong):
+    for check in (_known_hosts, _image_pushable, _secrets_present, _credentials_unique,
+                  _consumer_projects, _auth_has_consumers, _allow_projects_known,
+                  _no_route_overlap, _ports_free, _cors_preflight, _health_path_for_kong):
         problems.extend(check(gw, inv, ws, store))
     if not problems:
         problems.extend(_kong_accepts(gw, inv, ws, store))
