@@ -48,6 +48,48 @@ IMAGE_PATTERN = (
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
+# Docker refuses a repository name longer than this, counted as it normalizes the name:
+# `app` is docker.io/library/app, `team/app` is docker.io/team/app (distribution/reference).
+IMAGE_NAME_MAX = 255
+
+
+def image_problem(ref: str) -> str | None:
+    """What Docker refuses in a reference IMAGE_PATTERN matches, or None. The pattern lets
+    the first component have capitals as a registry does; Docker reads it as a registry only
+    when it has a '.' or ':' or is `localhost`, and repository names are lowercase."""
+    name = ref.partition("@")[0]
+    colon = name.find(":", name.rfind("/") + 1)
+    name = name[:colon] if colon >= 0 else name
+    first, slash, _ = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        normalized = name
+    else:
+        if name != name.lower():
+            return "the repository name must be lowercase (only a registry, such as " \
+                   "Registry.example.org, may have capitals)"
+        normalized = "docker.io/" + ("" if slash else "library/") + name
+    if len(normalized) > IMAGE_NAME_MAX:
+        return (f"the repository name is {len(normalized)} characters as Docker reads it "
+                f"({normalized[:30]}...), and Docker takes at most {IMAGE_NAME_MAX}")
+    return None
+
+
+class ImageRef(Check[str]):
+    """An image reference Docker takes: IMAGE_PATTERN, and image_problem's rules."""
+
+    expected = "an image reference"
+
+    def __init__(self, hint: str):
+        self._pattern = Str(IMAGE_PATTERN, hint)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        text: str = self._pattern(value, path, ctx)
+        if failed(text):
+            return INVALID
+        why = image_problem(text)
+        return ctx.error(path, f"{_describe(text)} is not valid: {why}") if why else text
+
+
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 LABEL_KEY = r"[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9])?"
 LABEL_VALUE = r"[a-zA-Z0-9._-]{0,63}"
@@ -180,9 +222,10 @@ class VolumeSpec(Check[m.Volume]):
     expected = "a volume"
     _long = Record(m.Volume, {
         # `docker run --volume SOURCE:TARGET[:ro]` splits on ':', so neither path has one.
-        "source": Field(Str(r"(/[^:\x00-\x1f\x7f]*|[A-Za-z0-9][A-Za-z0-9_.-]*)",
-                            "give an absolute host path or a volume name (no ':' or control "
-                            "characters)"), required=True),
+        # Docker's volume names: [a-zA-Z0-9][a-zA-Z0-9_.-]+, so at least two characters.
+        "source": Field(Str(r"(/[^:\x00-\x1f\x7f]*|[A-Za-z0-9][A-Za-z0-9_.-]+)",
+                            "give an absolute host path or a volume name of two or more "
+                            "characters (no ':' or control characters)"), required=True),
         "target": Field(Str(r"/[^:\x00-\x1f\x7f]*[^:/\x00-\x1f\x7f][^:\x00-\x1f\x7f]*",
                             "the path inside the container must be absolute, not '/', with "
                             "no ':' or control characters"), required=True),
@@ -322,8 +365,8 @@ workload = Record(m.Workload, {
     "kind": Field(Str(choices=("service", "job")), required=True),
     "name": Field(name, required=True),
     "project": Field(name, required=True),
-    "image": Field(Str(IMAGE_PATTERN, "give an image reference such as "
-                                      "registry.example.org/team/app:1.2.3"), required=True),
+    "image": Field(ImageRef("give an image reference such as "
+                            "registry.example.org/team/app:1.2.3"), required=True),
     "image_source": Str(choices=("pull", "push")),
     "command": Command(),
     "args": ListOf(Str(coerce_numbers=True)),

@@ -153,21 +153,31 @@ _TARGET_HINT = ("give host:port, e.g. 10.20.0.50:80 or [fd00::50]:80 (an IP addr
     ("  gateway_target: 'lb:' \n",
      ["site.yml:11: k3s/gateway_target: 'lb:' has no port 1..65535: " + _TARGET_HINT]),
     ("  gateway_target: 'fd00::50:80'\n",
-     ["site.yml:11: k3s/gateway_target: 'fd00::50:80' is not host:port: " + _TARGET_HINT]),
+     ["site.yml:11: k3s/gateway_target: 'fd00::50:80' is not valid: give host:port, e.g. "
+      "10.20.0.50:80"]),
     ("  gateway_target: lb.example.org\n",
-     ["site.yml:11: k3s/gateway_target: 'lb.example.org' is not host:port: " + _TARGET_HINT]),
+     ["site.yml:11: k3s/gateway_target: 'lb.example.org' is not valid: give host:port, e.g. "
+      "10.20.0.50:80"]),
     # A DNS name Kong does not take as a target (its hostname rule: no '_', no empty label).
     ("  gateway_target: 'a..b:80'\n",
      ["site.yml:11: k3s/gateway_target: 'a..b:80' has no IP address or DNS name before the "
       "port: " + _TARGET_HINT]),
     ("  gateway_target: '" + "9" * 5000 + "'\n",
-     ["site.yml:11: k3s/gateway_target: '" + "9" * 57 + "...' is not host:port: "
-      + _TARGET_HINT]),
+     ["site.yml:11: k3s/gateway_target: '" + "9" * 57 + "...' is not valid: give host:port, e.g. "
+      "10.20.0.50:80"]),
     # An address Python takes and Kong's target rule does not.
     ("  gateway_target: '[::ffff:10.0.0.1]:80'\n",
      ["site.yml:11: k3s/gateway_target: '[::ffff:10.0.0.1]:80' is refused by Kong as an "
       "upstream target (Invalid target ('[::ffff:10.0.0.1]:80'); not a valid hostname or ip "
       "address): " + _TARGET_HINT]),
+    # A claim's storageClassName is a DNS subdomain (the API server refuses others).
+    ("  storage_class: 'fast..ssd'\n",
+     ["site.yml:11: k3s/storage_class: 'fast..ssd' is not valid: storage class names are "
+      "lowercase letters, digits, '.' and '-', each part between dots starting and ending "
+      "with a letter or digit"]),
+    ("  storage_class: " + "a" * 254 + "\n",
+     ["site.yml:11: k3s/storage_class: is 254 characters long; at most 253"]),
+    ("  storage_class: fast.ssd-1\n", []),
     ("  rollout_timeout: 2d\n",
      ["site.yml:11: k3s/rollout_timeout: must be at most 1d, got '2d'"]),
     ("  gateway_target: '[fd00::50]:80'\n  rollout_timeout: 1d\n", []),

@@ -176,6 +176,14 @@ ERRORS = [
       "(5s); Prometheus refuses that: make it shorter"]),
     ("metrics: {exporter: {sample_interval: 100ms}}",
      ["site.yml:8: metrics/exporter/sample_interval: must be at least 1s, got 100ms"]),
+    ("logging: {host: edge-1, buffer_size: 2Gi, elasticsearch: {heap: 65Gi}}",
+     ["site.yml:8: logging/buffer_size: must be at most 1073741824 bytes, got '2Gi'",
+      "site.yml:8: logging/elasticsearch/heap: must be at most 68719476736 bytes, got "
+      "'65Gi'"]),
+    ("logging: {host: edge-1, images: {logstash: 'Elastic/logstash:8'}}",
+     ["site.yml:8: logging/images/logstash: 'Elastic/logstash:8' is not valid: the "
+      "repository name must be lowercase (only a registry, such as Registry.example.org, "
+      "may have capitals)"]),
     ("metrics: {exporter: {sample_interval: 6m}}",
      ["site.yml:8: metrics/exporter/sample_interval: must be at most 5m, got '6m'"]),
     # One address on every host: a specific one exists on one host at most.

@@ -104,7 +104,7 @@ SPEC_CASES = [
          "specs/a.yml:10: volumes/1/target: '/' is not valid: the path inside the container "
          "must be absolute, not '/', with no ':' or control characters",
          "specs/a.yml:10: volumes/2/source: '/x:y' is not valid: give an absolute host path or "
-         "a volume name (no ':' or control characters)"],
+         "a volume name of two or more characters (no ':' or control characters)"],
         id="volumes-docker-cannot-mount"),
     pytest.param(
         {"j.yml": JOB + 'schedule: "2024-02-30"\n', "k.yml": JOB.replace("etl", "etl2")
@@ -130,6 +130,25 @@ SPEC_CASES = [
         ["specs/a.yml:4: image: 'example.org/shop/api:١' is not valid: give an image "
          "reference such as registry.example.org/team/app:1.2.3"],
         id="non-ascii-image-tag"),
+    # Docker's reference rules past the grammar: a first component is a registry only with
+    # a '.' or ':' (or localhost), and the name it normalizes to is at most 255 characters.
+    pytest.param(
+        {"a.yml": SERVICE.replace("example.org/shop/api:1.0", "Shop/api:1.0"),
+         "b.yml": SERVICE.replace("name: api", "name: b").replace("18080", "18081")
+         .replace("example.org/shop/api:1.0", "a" * 238 + ":1"),
+         "c.yml": SERVICE.replace("name: api", "name: c").replace("18080", "18082")
+         .replace("example.org/shop/api:1.0", "Registry.example.org/shop/" + "a" * 229)},
+        ["specs/a.yml:4: image: 'Shop/api:1.0' is not valid: the repository name must be "
+         "lowercase (only a registry, such as Registry.example.org, may have capitals)",
+         "specs/b.yml:4: image: '" + "a" * 57 + "...' is not valid: the repository name is "
+         "256 characters as Docker reads it (docker.io/library/aaaaaaaaaaaa...), and Docker "
+         "takes at most 255"],
+        id="image-names-docker-refuses"),
+    pytest.param(
+        {"a.yml": SERVICE + "volumes: ['a:/data']\n"},
+        ["specs/a.yml:10: volumes/0/source: 'a' is not valid: give an absolute host path or a "
+         "volume name of two or more characters (no ':' or control characters)"],
+        id="one-character-volume-name"),
 ]
 
 

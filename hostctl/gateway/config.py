@@ -140,7 +140,7 @@ def _section() -> Record[GatewayConfig]:
     })
     return Record(GatewayConfig, {
         "hosts": Field(ListOf(s.host_name, min_len=1, single_ok=True), required=True),
-        "image": Str(s.IMAGE_PATTERN, "give an image reference such as kong:3.9.1"),
+        "image": s.ImageRef("give an image reference such as kong:3.9.1"),
         "image_source": Str(choices=("pull", "push")),
         "proxy": Record(ProxyPorts, {"http": s.port_number, "https": s.port_number}),
         "admin_port": s.port_number,

@@ -118,11 +118,12 @@ class GatewayTarget(Check[str]):
             bracketed = ":" in host
         else:
             bracketed = ":" not in host
-        why = None
         if not sep or not host or not bracketed:
-            why = "is not host:port"
-        elif not (port.isascii() and port.isdigit() and len(port) <= 5
-                  and 1 <= int(port) <= 65535):
+            return ctx.error(path, f"{describe(text)} is not valid: give host:port, e.g. "
+                                   "10.20.0.50:80")
+        why = None
+        if not (port.isascii() and port.isdigit() and len(port) <= 5
+                and 1 <= int(port) <= 65535):
             why = "has no port 1..65535"
         elif address_problem(host) is not None:
             why = "has no IP address or DNS name before the port"
@@ -139,8 +140,12 @@ _SECTION: Record[K3sConfig] = Record(K3sConfig, {
     "ingress": Str(choices=(TRAEFIK, KONG)),
     "ingress_namespace": Str(DNS_LABEL, "namespace names are lowercase letters, digits and "
                                         "'-'", max_len=63),
-    "storage_class": Str(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?",
-                         "storage class names are lowercase letters, digits, '.' and '-'"),
+    # A PersistentVolumeClaim's storageClassName is a DNS subdomain (the API server's
+    # ValidateClassName): dot-separated labels, 253 characters in all.
+    "storage_class": Str(rf"{DNS_LABEL}(\.{DNS_LABEL})*",
+                         "storage class names are lowercase letters, digits, '.' and '-', "
+                         "each part between dots starting and ending with a letter or digit",
+                         max_len=253),
     "volume_size": Size(minimum=2**20),
     "namespace_prefix": Str(r"([a-z0-9][a-z0-9-]*)?", "a prefix is lowercase letters, digits "
                                                       "and '-', e.g. 'acme-'", max_len=20),

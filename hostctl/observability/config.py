@@ -162,6 +162,11 @@ URL_MAX = 2048
 # scrapes, and an exporter that samples less often than that misses whole jobs.
 SAMPLE_INTERVAL_MAX = 300.0  # 5m
 SCRAPE_MAX = 3600.0  # 1h
+# Elasticsearch's JVM heap: -Xms/-Xmx, and twice it plus 256Mi is the container's
+# --memory. Elastic advises at most half the host's memory and ~30Gi (compressed pointers).
+HEAP_MAX = 64 * 2**30
+# Docker's max-buffer-size: a ring of log messages per container, in dockerd's memory.
+BUFFER_SIZE_MAX = 2**30
 
 
 class ExporterListen(Check[str]):
@@ -211,8 +216,8 @@ class ScrapeDuration(Check[float]):
 def _logging_section() -> Record[LoggingConfig]:
     from hostctl import spec_schema as s  # here, not at import: spec_schema imports this
 
-    image = Str(s.IMAGE_PATTERN, "give a pinned image reference such as "
-                                 "docker.elastic.co/logstash/logstash:8.15.3")
+    image = s.ImageRef("give a pinned image reference such as "
+                       "docker.elastic.co/logstash/logstash:8.15.3")
     return Record(LoggingConfig, {
         "host": Field(s.host_name, required=True),
         "logstash": Record(LogstashSettings, {
@@ -223,13 +228,13 @@ def _logging_section() -> Record[LoggingConfig]:
         "elasticsearch": Record(ElasticsearchSettings, {
             "url": Str(URL_PATTERN, URL_HINT, max_len=URL_MAX),
             "port": s.port_number,
-            "heap": Size(minimum=256 * 1024 * 1024),
+            "heap": Size(minimum=256 * 2**20, maximum=HEAP_MAX),
         }),
         "images": Record(LoggingImages, {"logstash": image, "elasticsearch": image}),
         "image_source": Str(choices=("pull", "push")),
         "retention_days": Int(1, 3650),
         "index": Str(choices=INDEX_MODES),
-        "buffer_size": Size(minimum=64 * 1024),
+        "buffer_size": Size(minimum=64 * 1024, maximum=BUFFER_SIZE_MAX),
     })
 
 
