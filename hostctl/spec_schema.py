@@ -13,6 +13,7 @@ from hostctl.k8s.config import K3S
 from hostctl.observability.config import LOGGING, METRICS
 from hostctl.schema import (
     INVALID,
+    NUMBER_CEILING,
     AnyMapping,
     Bool,
     ByShape,
@@ -343,7 +344,8 @@ route = Record(m.Route, {
         "second": Int(1), "minute": Int(1), "hour": Int(1), "day": Int(1),
     }),
     "allow_projects": ListOf(name),
-    "max_body": Size(minimum=1),
+    # Kong's allowed_payload_size: an integer Lua holds exactly (schema.NUMBER_CEILING).
+    "max_body": Size(minimum=1, maximum=NUMBER_CEILING),
     "cors": Record(m.Cors, {
         "origins": ListOf(CorsOrigin(), min_len=1, single_ok=True),
         "methods": ListOf(Str(choices=("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE",

@@ -122,6 +122,10 @@ SPEC_CASES = [
         "specs/api.yml:13: route/cors/max_age: must be at most 1d, got '2d'"],
         id="cors-max-age-too-long"),
     pytest.param(_route("  cors: {origins: ['*'], max_age: 1d}\n"), [], id="cors-max-age-1d"),
+    # Kong reads allowed_payload_size as a Lua number: beyond 2^53-1 it is rounded.
+    pytest.param(_route("  max_body: 8000000Ti\n"), [
+        "specs/api.yml:13: route/max_body: must be at most 9007199254740991 bytes, got "
+        "'8000000Ti'"], id="max-body-past-lua"),
 ]
 
 

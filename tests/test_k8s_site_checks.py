@@ -178,6 +178,10 @@ _TARGET_HINT = ("give host:port, e.g. 10.20.0.50:80 or [fd00::50]:80 (an IP addr
     ("  storage_class: " + "a" * 254 + "\n",
      ["site.yml:11: k3s/storage_class: is 254 characters long; at most 253"]),
     ("  storage_class: fast.ssd-1\n", []),
+    # open() raises ValueError on a NUL when a k8s command reads the kubeconfig.
+    ("  kubeconfig: \"kube\\0config\"\n",
+     ["site.yml:11: k3s/kubeconfig: 'kube\\x00config' is not valid: a file name cannot hold "
+      "a NUL character; remove it"]),
     ("  rollout_timeout: 2d\n",
      ["site.yml:11: k3s/rollout_timeout: must be at most 1d, got '2d'"]),
     ("  gateway_target: '[fd00::50]:80'\n  rollout_timeout: 1d\n", []),

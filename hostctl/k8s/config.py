@@ -135,7 +135,8 @@ class GatewayTarget(Check[str]):
 
 
 _SECTION: Record[K3sConfig] = Record(K3sConfig, {
-    "kubeconfig": Str(),
+    # A path: open() refuses a NUL in it (ValueError, not a message) when a k8s command runs.
+    "kubeconfig": Str(r"[^\x00]*", "a file name cannot hold a NUL character; remove it"),
     "context": Str(r"\S+", "give the context name as `kubectl config get-contexts` shows it"),
     "ingress": Str(choices=(TRAEFIK, KONG)),
     "ingress_namespace": Str(DNS_LABEL, "namespace names are lowercase letters, digits and "
