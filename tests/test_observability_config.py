@@ -156,6 +156,14 @@ ERRORS = [
       + URL_HINT]),
     ("logging: {host: edge-1, elasticsearch: {url: 'http://es:92000'}}",
      ["site.yml:8: logging/elasticsearch/url: 'http://es:92000' is not valid: " + URL_HINT]),
+    # The URL's host follows the host address rule.
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://[:::1]:9200'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://[:::1]:9200' is not valid: its host "
+      "':::1' is not an IPv6 address"]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'https://10.0.0.300:9200/es'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'https://10.0.0.300:9200/es' is not valid: its "
+      "host '10.0.0.300' is not a valid IPv4 address (four numbers 0..255)"]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://[fd00::9]:9200'}}", []),
     ("logging: {host: edge-1, images: {logstash: 'Logstash:latest!'}}",
      ["site.yml:8: logging/images/logstash: 'Logstash:latest!' is not valid: give a pinned "
       "image reference such as docker.elastic.co/logstash/logstash:8.15.3"]),

@@ -195,6 +195,36 @@ class ExporterListen(Check[str]):
         return text
 
 
+class ElasticsearchUrl(Check[str]):
+    """URL_PATTERN, with its host an address as host addresses are (spec_schema's rule:
+    dotted numbers are an IPv4 address or nothing; brackets hold an IPv6 address)."""
+
+    expected = "a URL"
+    _url = Str(URL_PATTERN, URL_HINT, max_len=URL_MAX)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.schema import describe
+        from hostctl.spec_schema import address_problem
+
+        text: str = self._url(value, path, ctx)
+        if failed(text):
+            return INVALID
+        host = text.split("://", 1)[1]
+        if host.startswith("["):
+            host = host[1:host.index("]")]
+            try:
+                ipaddress.IPv6Address(host)
+                why = None
+            except ValueError:
+                why = "is not an IPv6 address"
+        else:
+            host = host.split("/", 1)[0].split(":", 1)[0]
+            why = address_problem(host)
+        if why is not None:
+            return ctx.error(path, f"{describe(text)} is not valid: its host '{host}' {why}")
+        return text
+
+
 class ScrapeDuration(Check[float]):
     """A Prometheus duration: at least 1s, at most SCRAPE_MAX, in whole milliseconds (the
     finest unit Prometheus's duration syntax has; render writes it as `15s` or `1500ms`)."""
@@ -226,7 +256,7 @@ def _logging_section() -> Record[LoggingConfig]:
             "address": s.HostAddress(),
         }),
         "elasticsearch": Record(ElasticsearchSettings, {
-            "url": Str(URL_PATTERN, URL_HINT, max_len=URL_MAX),
+            "url": ElasticsearchUrl(),
             "port": s.port_number,
             "heap": Size(minimum=256 * 2**20, maximum=HEAP_MAX),
         }),
