@@ -219,6 +219,10 @@ ERRORS = [
      ["site.yml:8: logging/logstash/address: '10.0.0.256' is not a valid IPv4 address "
       "(four numbers 0..255)"]),
     ("logging: {host: edge-1, logstash: {address: 'fd00::9'}}", []),
+    ("logging: {host: edge-1, logstash: {address: 'fe80::9%eth0'}}",
+     ["site.yml:8: logging/logstash/address: 'fe80::9%eth0' has a zone ('%'), which Docker's "
+      "gelf-address URL cannot hold (Docker refuses it when a container is created): give "
+      "the address without it, or a DNS name"]),
     # Prometheus's durations are whole units (ms at the finest), and a scrape rarer than
     # its staleness (5m) leaves gaps: at most 1h, documented.
     ("metrics: {prometheus: {scrape_interval: 1.0005s}}",
@@ -244,6 +248,20 @@ ERRORS = [
 def test_errors_name_file_line_path_and_fix(tmp_path: Path, section: str,
                                             expected: list[str]) -> None:
     assert sorted(problems(tmp_path, section + "\n")) == sorted(expected)
+
+
+def test_the_logging_hosts_zoned_address_is_no_gelf_address(tmp_path: Path) -> None:
+    """Without logging/logstash/address containers send to the logging host's address, and
+    dockerd refuses a zone in gelf-address (`invalid URL escape "%et"`)."""
+    inventory = INVENTORY.replace("10.0.0.9", "'fe80::9%eth0'")
+    make_site(tmp_path, {"api.yml": SERVICE}, inventory + "logging: {host: edge-1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_site(str(tmp_path / "site.yml"), environ={})
+    assert [str(p) for p in err.value.problems] == [
+        "site.yml:8: logging/host: containers send their logs to edge-1's address "
+        "'fe80::9%eth0', which has a zone ('%'), which Docker's gelf-address URL cannot hold "
+        "(Docker refuses it when a container is created): set logging/logstash/address to one "
+        "without it, or a DNS name"]
 
 
 def test_a_spec_may_not_take_a_logging_service_name(tmp_path: Path) -> None:

@@ -225,6 +225,29 @@ class ElasticsearchUrl(Check[str]):
         return text
 
 
+ZONE_HINT = ("has a zone ('%'), which Docker's gelf-address URL cannot hold (Docker refuses "
+             "it when a container is created)")
+
+
+class GelfAddress(Check[str]):
+    """Where containers send GELF: a host address (spec_schema.HostAddress), without an
+    IPv6 zone such as %eth0: dockerd parses `udp://[ADDRESS]:PORT` as a URL."""
+
+    expected = "an address"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.schema import describe
+        from hostctl.spec_schema import HostAddress
+
+        text: str = HostAddress()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        if "%" in text:
+            return ctx.error(path, f"{describe(text)} {ZONE_HINT}: give the address without "
+                                   "it, or a DNS name")
+        return text
+
+
 class ScrapeDuration(Check[float]):
     """A Prometheus duration: at least 1s, at most SCRAPE_MAX, in whole milliseconds (the
     finest unit Prometheus's duration syntax has; render writes it as `15s` or `1500ms`)."""
@@ -253,7 +276,7 @@ def _logging_section() -> Record[LoggingConfig]:
         "logstash": Record(LogstashSettings, {
             "port": s.port_number,
             "protocol": Str(choices=("udp", "tcp")),
-            "address": s.HostAddress(),
+            "address": GelfAddress(),
         }),
         "elasticsearch": Record(ElasticsearchSettings, {
             "url": ElasticsearchUrl(),
@@ -365,6 +388,11 @@ def _logging_host_known(log: LoggingConfig, inv: m.Inventory) -> Iterator[Proble
         yield log.source("logging/host").problem(
             f"no host '{log.host}' in {inv.file}" + did_you_mean(log.host, inv.hosts)
             + f" (known: {', '.join(inv.hosts)})")
+    elif log.logstash.address is None and "%" in inv.hosts[log.host].address:
+        yield log.source("logging/host").problem(
+            f"containers send their logs to {log.host}'s address "
+            f"'{inv.hosts[log.host].address}', which {ZONE_HINT}: set "
+            "logging/logstash/address to one without it, or a DNS name")
 
 
 def _images_pushable(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
