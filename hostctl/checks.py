@@ -13,7 +13,7 @@ from hostctl import model as m
 from hostctl.docker_cmd import JOURNALD, health_cmd_word
 from hostctl.errors import Problem
 from hostctl.placement import Instance, eligible_hosts, gpus_needed, placed_on, service_instances
-from hostctl.schema import did_you_mean
+from hostctl.schema import describe, did_you_mean
 from hostctl.secrets import SecretStore
 from hostctl.systemd.quoting import (
     MAX_VALUE_BYTES,
@@ -339,6 +339,30 @@ def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> I
                                     "schedule such as 'daily'")
 
 
+def digest_push_problem(image: str, source: str) -> str | None:
+    """Why `image` cannot be pushed (`source` says where image_source push is set), or None.
+
+    `docker load` restores an image's tags but never its repository digests, so a unit that
+    runs `name@sha256:...` would find no such image on the host."""
+    if "@" not in image:
+        return None
+    return (f"{describe(image)} names its image by digest, and image_source is push (in {source}): "
+            "docker load brings no digests to the host, so the image could not be found "
+            "there; push it by tag (name:tag, without @sha256:...), or set image_source: "
+            "pull")
+
+
+def images_pushable(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                    ) -> Iterator[Problem]:
+    for w in ws:
+        if (w.image_source or inv.image_source) != "push":
+            continue
+        where = w.file if w.image_source else inv.file
+        why = digest_push_problem(w.image, where)
+        if why is not None:
+            yield at(w, "image", why)
+
+
 def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
     seen: dict[tuple[str, int], str] = {}
     for host in inv.hosts.values():
@@ -370,7 +394,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     health_ports,
     route_ports, route_rate_limits,
     host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
-    reach_known_projects, words_fit_units,
+    reach_known_projects, words_fit_units, images_pushable,
     gateway_consistent, observability_consistent,
 )
 

@@ -13,6 +13,7 @@ from hostctl.k8s.config import K3S
 from hostctl.observability.config import LOGGING, METRICS
 from hostctl.schema import (
     INVALID,
+    NUMBER_CEILING,
     AnyMapping,
     Bool,
     ByShape,
@@ -48,6 +49,48 @@ IMAGE_PATTERN = (
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
+# Docker refuses a repository name longer than this, counted as it normalizes the name:
+# `app` is docker.io/library/app, `team/app` is docker.io/team/app (distribution/reference).
+IMAGE_NAME_MAX = 255
+
+
+def image_problem(ref: str) -> str | None:
+    """What Docker refuses in a reference IMAGE_PATTERN matches, or None. The pattern lets
+    the first component have capitals as a registry does; Docker reads it as a registry only
+    when it has a '.' or ':' or is `localhost`, and repository names are lowercase."""
+    name = ref.partition("@")[0]
+    colon = name.find(":", name.rfind("/") + 1)
+    name = name[:colon] if colon >= 0 else name
+    first, slash, _ = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        normalized = name
+    else:
+        if name != name.lower():
+            return "the repository name must be lowercase (only a registry, such as " \
+                   "Registry.example.org, may have capitals)"
+        normalized = "docker.io/" + ("" if slash else "library/") + name
+    if len(normalized) > IMAGE_NAME_MAX:
+        return (f"the repository name is {len(normalized)} characters as Docker reads it "
+                f"({normalized[:30]}...), and Docker takes at most {IMAGE_NAME_MAX}")
+    return None
+
+
+class ImageRef(Check[str]):
+    """An image reference Docker takes: IMAGE_PATTERN, and image_problem's rules."""
+
+    expected = "an image reference"
+
+    def __init__(self, hint: str):
+        self._pattern = Str(IMAGE_PATTERN, hint)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        text: str = self._pattern(value, path, ctx)
+        if failed(text):
+            return INVALID
+        why = image_problem(text)
+        return ctx.error(path, f"{_describe(text)} is not valid: {why}") if why else text
+
+
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 LABEL_KEY = r"[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9])?"
 LABEL_VALUE = r"[a-zA-Z0-9._-]{0,63}"
@@ -69,6 +112,11 @@ HEALTH_MAX = 86400.0  # 1d: health interval, timeout and start_period
 STOP_TIMEOUT_MAX = 3600.0  # 1h: `docker stop -t`, and systemd's TimeoutStopSec= past it
 JOB_TIMEOUT_MAX = 365 * 86400.0  # 365d: a job run's RuntimeMaxSec=
 CONNECT_TIMEOUT_MAX = 600.0  # 10m: SSH connection attempts
+# Kong's `timeout` typedef: whole milliseconds, 0..2^31-2 (about 24.8 days); 24d is inside.
+ROUTE_TIMEOUT_MAX = 24 * 86400.0
+# Kong's cors plugin sends max_age as `tostring(max_age)`: whole seconds only make a valid
+# Access-Control-Max-Age, and browsers cap it anyway (Firefox at 1d, Chromium at 2h).
+CORS_MAX_AGE_MAX = 86400.0
 
 
 # A DNS name (RFC 1123): dot-separated labels of ASCII letters, digits and '-', neither
@@ -175,9 +223,10 @@ class VolumeSpec(Check[m.Volume]):
     expected = "a volume"
     _long = Record(m.Volume, {
         # `docker run --volume SOURCE:TARGET[:ro]` splits on ':', so neither path has one.
-        "source": Field(Str(r"(/[^:\x00-\x1f\x7f]*|[A-Za-z0-9][A-Za-z0-9_.-]*)",
-                            "give an absolute host path or a volume name (no ':' or control "
-                            "characters)"), required=True),
+        # Docker's volume names: [a-zA-Z0-9][a-zA-Z0-9_.-]+, so at least two characters.
+        "source": Field(Str(r"(/[^:\x00-\x1f\x7f]*|[A-Za-z0-9][A-Za-z0-9_.-]+)",
+                            "give an absolute host path or a volume name of two or more "
+                            "characters (no ':' or control characters)"), required=True),
         "target": Field(Str(r"/[^:\x00-\x1f\x7f]*[^:/\x00-\x1f\x7f][^:\x00-\x1f\x7f]*",
                             "the path inside the container must be absolute, not '/', with "
                             "no ':' or control characters"), required=True),
@@ -218,6 +267,23 @@ class Cpus(Check[float]):
             return ctx.error(path, f"{cpus!r} is more precise than Docker takes: at most 9 "
                                    "decimals")
         return cpus
+
+
+class CorsMaxAge(Check[float]):
+    """How long browsers may cache a preflight answer: whole seconds, at most 1d."""
+
+    expected = "a duration"
+    _duration = Duration(maximum=CORS_MAX_AGE_MAX)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> float:
+        seconds: float = self._duration(value, path, ctx)
+        if failed(seconds):
+            return INVALID
+        if not seconds.is_integer():
+            return ctx.error(path, f"{value} is not a whole number of seconds, and Kong sends "
+                                   "it as Access-Control-Max-Age, which takes only those: "
+                                   "round it")
+        return seconds
 
 
 resources_mapping = Record(m.Resources, {
@@ -278,7 +344,8 @@ route = Record(m.Route, {
         "second": Int(1), "minute": Int(1), "hour": Int(1), "day": Int(1),
     }),
     "allow_projects": ListOf(name),
-    "max_body": Size(minimum=1),
+    # Kong's allowed_payload_size: an integer Lua holds exactly (schema.NUMBER_CEILING).
+    "max_body": Size(minimum=1, maximum=NUMBER_CEILING),
     "cors": Record(m.Cors, {
         "origins": ListOf(CorsOrigin(), min_len=1, single_ok=True),
         "methods": ListOf(Str(choices=("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE",
@@ -287,11 +354,12 @@ route = Record(m.Route, {
         "exposed_headers": ListOf(Str(r"[A-Za-z0-9_-]+",
                                       "header names are letters, digits, _ and -")),
         "credentials": Bool(),
-        "max_age": Duration(),
+        "max_age": CorsMaxAge(),
     }),
     "timeouts": Record(m.Timeouts, {
-        "connect": Duration(minimum=0.001), "read": Duration(minimum=0.001),
-        "write": Duration(minimum=0.001),
+        "connect": Duration(minimum=0.001, maximum=ROUTE_TIMEOUT_MAX),
+        "read": Duration(minimum=0.001, maximum=ROUTE_TIMEOUT_MAX),
+        "write": Duration(minimum=0.001, maximum=ROUTE_TIMEOUT_MAX),
     }),
 })
 
@@ -299,8 +367,8 @@ workload = Record(m.Workload, {
     "kind": Field(Str(choices=("service", "job")), required=True),
     "name": Field(name, required=True),
     "project": Field(name, required=True),
-    "image": Field(Str(IMAGE_PATTERN, "give an image reference such as "
-                                      "registry.example.org/team/app:1.2.3"), required=True),
+    "image": Field(ImageRef("give an image reference such as "
+                            "registry.example.org/team/app:1.2.3"), required=True),
     "image_source": Str(choices=("pull", "push")),
     "command": Command(),
     "args": ListOf(Str(coerce_numbers=True)),

@@ -109,6 +109,23 @@ SPEC_CASES = [
         "'/health?deep=1' (characters outside of the reserved list of RFC 3986 found)): use a "
         "path without a query string, '//' or characters outside RFC 3986, such as /health"],
         id="health-path-query"),
+    # Kong's timeout typedef: whole ms up to 2^31-2 (about 24.8 days).
+    pytest.param(_route("  timeouts: {connect: 25d, read: 24d, write: 1ms}\n"), [
+        "specs/api.yml:13: route/timeouts/connect: must be at most 24d, got '25d'"],
+        id="timeout-past-kongs"),
+    # Kong's cors plugin sends tostring(max_age): whole seconds, and browsers cap it at 1d.
+    pytest.param(_route("  cors: {origins: ['*'], max_age: 1.5s}\n"), [
+        "specs/api.yml:13: route/cors/max_age: 1.5s is not a whole number of seconds, and "
+        "Kong sends it as Access-Control-Max-Age, which takes only those: round it"],
+        id="cors-max-age-fraction"),
+    pytest.param(_route("  cors: {origins: ['*'], max_age: 2d}\n"), [
+        "specs/api.yml:13: route/cors/max_age: must be at most 1d, got '2d'"],
+        id="cors-max-age-too-long"),
+    pytest.param(_route("  cors: {origins: ['*'], max_age: 1d}\n"), [], id="cors-max-age-1d"),
+    # Kong reads allowed_payload_size as a Lua number: beyond 2^53-1 it is rounded.
+    pytest.param(_route("  max_body: 8000000Ti\n"), [
+        "specs/api.yml:13: route/max_body: must be at most 9007199254740991 bytes, got "
+        "'8000000Ti'"], id="max-body-past-lua"),
 ]
 
 
@@ -147,6 +164,25 @@ GATEWAY_CASES = [
         "refuses two JWT credentials with one key: set a different key (the tokens' iss "
         "claim)"], id="jwt-keys-shared"),
 ]
+
+
+GATEWAY_SECTION_CASES = [
+    pytest.param("  drain: 2h\n", [
+        "site.yml:9: gateway/drain: must be at most 1h, got '2h'"], id="drain-too-long"),
+    pytest.param("  image_source: push\n  image: kong@sha256:" + "0" * 64 + "\n", [
+        "site.yml:10: gateway/image: 'kong@sha256:" + "0" * 45 + "...' names its image by "
+        "digest, and image_source is push (in site.yml): docker load brings no digests to the "
+        "host, so the image could not be found there; push it by tag (name:tag, without "
+        "@sha256:...), or set image_source: pull"], id="image-pushed-by-digest"),
+    pytest.param("  image: kong@sha256:" + "0" * 64 + "\n", [], id="image-pulled-by-digest"),
+]
+
+
+@pytest.mark.parametrize(("keys", "expected"), GATEWAY_SECTION_CASES)
+def test_gateway_section_values_deploy_would_fail_on(tmp_path: Path, keys: str,
+                                                     expected: list[str]) -> None:
+    inventory = GATEWAY_INVENTORY.replace("  hosts: [edge-1]\n", "  hosts: [edge-1]\n" + keys)
+    assert problems(tmp_path, ROUTED, inventory) == expected
 
 
 @pytest.mark.parametrize(("consumers", "secrets", "expected"), GATEWAY_CASES)

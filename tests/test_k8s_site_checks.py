@@ -136,6 +136,63 @@ def test_inventory_values_kubernetes_refuses(tmp_path: Path,
         "(k3s/node_selector makes it a nodeSelector)"]
 
 
+_TARGET_HINT = ("give host:port, e.g. 10.20.0.50:80 or [fd00::50]:80 (an IP address or DNS "
+                "name, and a port 1..65535)")
+
+
+@pytest.mark.parametrize(("section", "problems"), [
+    ("  gateway_target: 10.0.0.256:80\n",
+     ["site.yml:11: k3s/gateway_target: '10.0.0.256:80' has no IP address or DNS name "
+      "before the port: " + _TARGET_HINT]),
+    ("  gateway_target: -lb.example.org:80\n",
+     ["site.yml:11: k3s/gateway_target: '-lb.example.org:80' has no IP address or DNS name "
+      "before the port: " + _TARGET_HINT]),
+    ("  gateway_target: 'lb.example.org:0'\n",
+     ["site.yml:11: k3s/gateway_target: 'lb.example.org:0' has no port 1..65535: "
+      + _TARGET_HINT]),
+    ("  gateway_target: 'lb:' \n",
+     ["site.yml:11: k3s/gateway_target: 'lb:' has no port 1..65535: " + _TARGET_HINT]),
+    ("  gateway_target: 'fd00::50:80'\n",
+     ["site.yml:11: k3s/gateway_target: 'fd00::50:80' is not valid: give host:port, e.g. "
+      "10.20.0.50:80"]),
+    ("  gateway_target: lb.example.org\n",
+     ["site.yml:11: k3s/gateway_target: 'lb.example.org' is not valid: give host:port, e.g. "
+      "10.20.0.50:80"]),
+    # A DNS name Kong does not take as a target (its hostname rule: no '_', no empty label).
+    ("  gateway_target: 'a..b:80'\n",
+     ["site.yml:11: k3s/gateway_target: 'a..b:80' has no IP address or DNS name before the "
+      "port: " + _TARGET_HINT]),
+    ("  gateway_target: '" + "9" * 5000 + "'\n",
+     ["site.yml:11: k3s/gateway_target: '" + "9" * 57 + "...' is not valid: give host:port, e.g. "
+      "10.20.0.50:80"]),
+    # An address Python takes and Kong's target rule does not.
+    ("  gateway_target: '[::ffff:10.0.0.1]:80'\n",
+     ["site.yml:11: k3s/gateway_target: '[::ffff:10.0.0.1]:80' is refused by Kong as an "
+      "upstream target (Invalid target ('[::ffff:10.0.0.1]:80'); not a valid hostname or ip "
+      "address): " + _TARGET_HINT]),
+    # A claim's storageClassName is a DNS subdomain (the API server refuses others).
+    ("  storage_class: 'fast..ssd'\n",
+     ["site.yml:11: k3s/storage_class: 'fast..ssd' is not valid: storage class names are "
+      "lowercase letters, digits, '.' and '-', each part between dots starting and ending "
+      "with a letter or digit"]),
+    ("  storage_class: " + "a" * 254 + "\n",
+     ["site.yml:11: k3s/storage_class: is 254 characters long; at most 253"]),
+    ("  storage_class: fast.ssd-1\n", []),
+    # open() raises ValueError on a NUL when a k8s command reads the kubeconfig.
+    ("  kubeconfig: \"kube\\0config\"\n",
+     ["site.yml:11: k3s/kubeconfig: 'kube\\x00config' is not valid: a file name cannot hold "
+      "a NUL character; remove it"]),
+    ("  rollout_timeout: 2d\n",
+     ["site.yml:11: k3s/rollout_timeout: must be at most 1d, got '2d'"]),
+    ("  gateway_target: '[fd00::50]:80'\n  rollout_timeout: 1d\n", []),
+    ("  gateway_target: lb.example.org:8080\n", []),
+])
+def test_k3s_values_the_handoff_would_fail_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              section: str, problems: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert validate(tmp_path, JOB, BASE_INVENTORY + "k3s:\n" + section) == problems
+
+
 def test_placement_labels_are_free_without_node_selector(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:

@@ -156,6 +156,14 @@ ERRORS = [
       + URL_HINT]),
     ("logging: {host: edge-1, elasticsearch: {url: 'http://es:92000'}}",
      ["site.yml:8: logging/elasticsearch/url: 'http://es:92000' is not valid: " + URL_HINT]),
+    # The URL's host follows the host address rule.
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://[:::1]:9200'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'http://[:::1]:9200' is not valid: its host "
+      "':::1' is not an IPv6 address"]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'https://10.0.0.300:9200/es'}}",
+     ["site.yml:8: logging/elasticsearch/url: 'https://10.0.0.300:9200/es' is not valid: its "
+      "host '10.0.0.300' is not a valid IPv4 address (four numbers 0..255)"]),
+    ("logging: {host: edge-1, elasticsearch: {url: 'http://[fd00::9]:9200'}}", []),
     ("logging: {host: edge-1, images: {logstash: 'Logstash:latest!'}}",
      ["site.yml:8: logging/images/logstash: 'Logstash:latest!' is not valid: give a pinned "
       "image reference such as docker.elastic.co/logstash/logstash:8.15.3"]),
@@ -176,6 +184,63 @@ ERRORS = [
       "(5s); Prometheus refuses that: make it shorter"]),
     ("metrics: {exporter: {sample_interval: 100ms}}",
      ["site.yml:8: metrics/exporter/sample_interval: must be at least 1s, got 100ms"]),
+    ("logging: {host: edge-1, buffer_size: 2Gi, elasticsearch: {heap: 65Gi}}",
+     ["site.yml:8: logging/buffer_size: must be at most 1073741824 bytes, got '2Gi'",
+      "site.yml:8: logging/elasticsearch/heap: must be at most 68719476736 bytes, got "
+      "'65Gi'"]),
+    ("logging: {host: edge-1, images: {logstash: 'Elastic/logstash:8'}}",
+     ["site.yml:8: logging/images/logstash: 'Elastic/logstash:8' is not valid: the "
+      "repository name must be lowercase (only a registry, such as Registry.example.org, "
+      "may have capitals)"]),
+    ("metrics: {exporter: {sample_interval: 6m}}",
+     ["site.yml:8: metrics/exporter/sample_interval: must be at most 5m, got '6m'"]),
+    # One address on every host: a specific one exists on one host at most.
+    ("metrics: {exporter: {listen: 10.0.0.1}}",
+     ["site.yml:8: metrics/exporter/listen: '10.0.0.1' is one host's address, and the "
+      "exporter binds this address on every host, where the others have no such address: "
+      "give 0.0.0.0 or :: (every address), or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: '-0.0.0.0'}}",
+     ["site.yml:8: metrics/exporter/listen: '-0.0.0.0' is not an IP address: give 0.0.0.0 "
+      "(every IPv4 address), :: (every address) or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: 999.0.0.0}}",
+     ["site.yml:8: metrics/exporter/listen: '999.0.0.0' is not an IP address: give 0.0.0.0 "
+      "(every IPv4 address), :: (every address) or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: localhost}}",
+     ["site.yml:8: metrics/exporter/listen: 'localhost' is not an IP address: give 0.0.0.0 "
+      "(every IPv4 address), :: (every address) or 127.0.0.1 (the host only)"]),
+    ("metrics: {exporter: {listen: '::'}}", []),
+    ("metrics: {exporter: {listen: '::1'}}", []),
+    ("metrics: {exporter: {listen: 127.0.0.1}}", []),
+    ("logging: {host: edge-1, logstash: {address: '-logs.example.org'}}",
+     ["site.yml:8: logging/logstash/address: '-logs.example.org' is not an IP address or "
+      "DNS name: give an address such as 10.0.0.11 or fd00::11, or a name such as "
+      "app-1.example.org (letters, digits, '-' and '.', no leading '-')"]),
+    ("logging: {host: edge-1, logstash: {address: 10.0.0.256}}",
+     ["site.yml:8: logging/logstash/address: '10.0.0.256' is not a valid IPv4 address "
+      "(four numbers 0..255)"]),
+    ("logging: {host: edge-1, logstash: {address: 'fd00::9'}}", []),
+    ("logging: {host: edge-1, logstash: {address: 'fe80::9%eth0'}}",
+     ["site.yml:8: logging/logstash/address: 'fe80::9%eth0' has a zone ('%'), which Docker's "
+      "gelf-address URL cannot hold (Docker refuses it when a container is created): give "
+      "the address without it, or a DNS name"]),
+    # Prometheus's durations are whole units (ms at the finest), and a scrape rarer than
+    # its staleness (5m) leaves gaps: at most 1h, documented.
+    ("metrics: {prometheus: {scrape_interval: 1.0005s}}",
+     ["site.yml:8: metrics/prometheus/scrape_interval: 1.0005s is not a whole number of "
+      "milliseconds, the finest unit Prometheus takes: round it, e.g. 1500ms"]),
+    ("metrics: {prometheus: {scrape_interval: 2h, scrape_timeout: 90m}}",
+     ["site.yml:8: metrics/prometheus/scrape_interval: must be at most 1h, got '2h'",
+      "site.yml:8: metrics/prometheus/scrape_timeout: must be at most 1h, got '90m'"]),
+    ("metrics: {prometheus: {scrape_interval: 1500ms, scrape_timeout: 1s}}", []),
+    # Platform images pushed by digest: docker load brings no digests along.
+    ("image_source: push\nlogging: {host: edge-1, images: {logstash: 'logstash@sha256:"
+     + "0" * 64 + "'}}",
+     ["site.yml:9: logging/images/logstash: 'logstash@sha256:" + "0" * 41 + "...' names "
+      "its image by digest, and image_source is push (in site.yml): docker load brings no "
+      "digests to the host, so the image could not be found there; push it by tag "
+      "(name:tag, without @sha256:...), or set image_source: pull"]),
+    ("logging: {host: edge-1, image_source: pull, images: {logstash: 'logstash@sha256:"
+     + "0" * 64 + "'}}", []),
 ]
 
 
@@ -183,6 +248,20 @@ ERRORS = [
 def test_errors_name_file_line_path_and_fix(tmp_path: Path, section: str,
                                             expected: list[str]) -> None:
     assert sorted(problems(tmp_path, section + "\n")) == sorted(expected)
+
+
+def test_the_logging_hosts_zoned_address_is_no_gelf_address(tmp_path: Path) -> None:
+    """Without logging/logstash/address containers send to the logging host's address, and
+    dockerd refuses a zone in gelf-address (`invalid URL escape "%et"`)."""
+    inventory = INVENTORY.replace("10.0.0.9", "'fe80::9%eth0'")
+    make_site(tmp_path, {"api.yml": SERVICE}, inventory + "logging: {host: edge-1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_site(str(tmp_path / "site.yml"), environ={})
+    assert [str(p) for p in err.value.problems] == [
+        "site.yml:8: logging/host: containers send their logs to edge-1's address "
+        "'fe80::9%eth0', which has a zone ('%'), which Docker's gelf-address URL cannot hold "
+        "(Docker refuses it when a container is created): set logging/logstash/address to one "
+        "without it, or a DNS name"]
 
 
 def test_a_spec_may_not_take_a_logging_service_name(tmp_path: Path) -> None:
@@ -214,8 +293,8 @@ PORT_CLASHES = [
      ["specs/api.yml:6: ports/http/host: host port 9100/tcp on app-1 is taken by hostctl's "
       "exporter (metrics/exporter/port in site.yml); pick another host port, or change "
       "metrics/exporter/port"]),
-    ("metrics: {exporter: {listen: 10.0.0.1}}", "app-1",
-     "{container: 8080, host: 9477, bind: 127.0.0.1}", []),
+    ("metrics: {exporter: {listen: 127.0.0.1}}", "app-1",
+     "{container: 8080, host: 9477, bind: 10.0.0.1}", []),
     ("logging: {host: app-1}", "app-1", "{container: 8080, host: 12201, protocol: udp}",
      ["specs/api.yml:6: ports/http/host: host port 12201/udp on app-1 is taken by Logstash's "
       "GELF input (logging/logstash/port in site.yml); pick another host port, or change "

@@ -343,6 +343,29 @@ def test_promtool_checks_the_rendered_config_and_rules(site: m.Site, tmp_path: P
     assert config.returncode == 0, config.stdout + config.stderr
 
 
+@pytest.mark.parametrize(("interval", "timeout", "written"), [
+    ("1500ms", "1.001s", ("1500ms", "1001ms")),
+    ("1h", "1h", ("3600s", "3600s")),
+    ("1s", "1s", ("1s", "1s")),
+])
+def test_every_scrape_duration_validate_takes_promtool_takes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval: str, timeout: str,
+        written: tuple[str, str]) -> None:
+    """Prometheus durations are whole units: `1.5s` or `1e+06s` would be refused."""
+    monkeypatch.chdir(tmp_path)
+    inventory = INVENTORY + (f"  prometheus: {{scrape_interval: {interval}, "
+                             f"scrape_timeout: {timeout}}}\n")
+    site = load_site(str(make_site(tmp_path / "site", SPECS, inventory)), environ={})
+    config = site_files(site)["prometheus/prometheus.yml"]
+    scrape = yaml.safe_load(config)["scrape_configs"][0]
+    assert (scrape["scrape_interval"], scrape["scrape_timeout"]) == written
+    path = tmp_path / "prometheus.yml"
+    path.write_bytes(config)
+    checked = subprocess.run(["promtool", "check", "config", "--syntax-only", str(path)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 @pytest.mark.parametrize("value", ['a"b', "back\\slash", "line\nbreak", "ünï", "$host"])
 def test_a_promql_string_selects_exactly_its_value(tmp_path: Path, value: str) -> None:
     """promql_string, which the rules and dashboards write label values with, read by

@@ -104,7 +104,7 @@ SPEC_CASES = [
          "specs/a.yml:10: volumes/1/target: '/' is not valid: the path inside the container "
          "must be absolute, not '/', with no ':' or control characters",
          "specs/a.yml:10: volumes/2/source: '/x:y' is not valid: give an absolute host path or "
-         "a volume name (no ':' or control characters)"],
+         "a volume name of two or more characters (no ':' or control characters)"],
         id="volumes-docker-cannot-mount"),
     pytest.param(
         {"j.yml": JOB + 'schedule: "2024-02-30"\n', "k.yml": JOB.replace("etl", "etl2")
@@ -130,6 +130,25 @@ SPEC_CASES = [
         ["specs/a.yml:4: image: 'example.org/shop/api:١' is not valid: give an image "
          "reference such as registry.example.org/team/app:1.2.3"],
         id="non-ascii-image-tag"),
+    # Docker's reference rules past the grammar: a first component is a registry only with
+    # a '.' or ':' (or localhost), and the name it normalizes to is at most 255 characters.
+    pytest.param(
+        {"a.yml": SERVICE.replace("example.org/shop/api:1.0", "Shop/api:1.0"),
+         "b.yml": SERVICE.replace("name: api", "name: b").replace("18080", "18081")
+         .replace("example.org/shop/api:1.0", "a" * 238 + ":1"),
+         "c.yml": SERVICE.replace("name: api", "name: c").replace("18080", "18082")
+         .replace("example.org/shop/api:1.0", "Registry.example.org/shop/" + "a" * 229)},
+        ["specs/a.yml:4: image: 'Shop/api:1.0' is not valid: the repository name must be "
+         "lowercase (only a registry, such as Registry.example.org, may have capitals)",
+         "specs/b.yml:4: image: '" + "a" * 57 + "...' is not valid: the repository name is "
+         "256 characters as Docker reads it (docker.io/library/aaaaaaaaaaaa...), and Docker "
+         "takes at most 255"],
+        id="image-names-docker-refuses"),
+    pytest.param(
+        {"a.yml": SERVICE + "volumes: ['a:/data']\n"},
+        ["specs/a.yml:10: volumes/0/source: 'a' is not valid: give an absolute host path or a "
+         "volume name of two or more characters (no ':' or control characters)"],
+        id="one-character-volume-name"),
 ]
 
 
@@ -142,6 +161,44 @@ def test_spec_values_render_refuses_are_refused_by_validate(
     with pytest.raises(ConfigError) as info:
         load_site(str(inv), environ={})
     assert [str(p) for p in info.value.problems] == expected
+
+
+DIGEST = "example.org/shop/api@sha256:" + "ab" * 32
+DIGEST_TAGGED = "example.org/shop/api:1.0@sha256:" + "ab" * 32
+PUSH_BY_DIGEST = ("names its image by digest, and image_source is push (in {}): docker load "
+                  "brings no digests to the host, so the image could not be found there; "
+                  "push it by tag (name:tag, without @sha256:...), or set image_source: pull")
+
+
+@pytest.mark.parametrize(("inventory_source", "spec", "expected"), [
+    pytest.param(None, SERVICE.replace("example.org/shop/api:1.0", DIGEST)
+                 + "image_source: push\n",
+                 [f"specs/a.yml:4: image: '{DIGEST[:57]}...' "
+                  + PUSH_BY_DIGEST.format("specs/a.yml")], id="spec-push"),
+    pytest.param("push", SERVICE.replace("example.org/shop/api:1.0", DIGEST_TAGGED),
+                 [f"specs/a.yml:4: image: '{DIGEST_TAGGED[:57]}...' "
+                  + PUSH_BY_DIGEST.format("site.yml")], id="inventory-push"),
+    pytest.param("push", SERVICE.replace("example.org/shop/api:1.0", DIGEST)
+                 + "image_source: pull\n", [], id="spec-pulls"),
+    pytest.param(None, SERVICE.replace("example.org/shop/api:1.0", DIGEST), [],
+                 id="default-pull"),
+    pytest.param("push", SERVICE, [], id="push-by-tag"),
+])
+def test_an_image_pushed_by_digest_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inventory_source: str | None,
+        spec: str, expected: list[str]) -> None:
+    """`docker load` restores tags, never repository digests: a unit running NAME@sha256:...
+    would find no such image on a host it was pushed to."""
+    monkeypatch.chdir(tmp_path)
+    inventory = BASE_INVENTORY + (f"image_source: {inventory_source}\n"
+                                  if inventory_source else "")
+    inv = make_site(tmp_path, {"a.yml": spec}, inventory)
+    try:
+        load_site(str(inv), environ={})
+        found: list[str] = []
+    except ConfigError as err:
+        found = [str(p) for p in err.problems]
+    assert found == expected
 
 
 @pytest.mark.parametrize(("secrets", "expected"), [

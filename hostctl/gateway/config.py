@@ -42,6 +42,8 @@ CONTAINER_CONFIG_PATH = "/kong/declarative/kong.yml"
 PROXY_CONTAINER_PORTS = {"http": 8000, "https": 8443}
 ADMIN_CONTAINER_PORT = 8001
 STATUS_CONTAINER_PORT = 8100
+# A rolling deploy waits this long per instance (kong/gateway.example.yml says so).
+DRAIN_MAX = 3600.0  # 1h
 
 
 
@@ -138,7 +140,7 @@ def _section() -> Record[GatewayConfig]:
     })
     return Record(GatewayConfig, {
         "hosts": Field(ListOf(s.host_name, min_len=1, single_ok=True), required=True),
-        "image": Str(s.IMAGE_PATTERN, "give an image reference such as kong:3.9.1"),
+        "image": s.ImageRef("give an image reference such as kong:3.9.1"),
         "image_source": Str(choices=("pull", "push")),
         "proxy": Record(ProxyPorts, {"http": s.port_number, "https": s.port_number}),
         "admin_port": s.port_number,
@@ -146,7 +148,7 @@ def _section() -> Record[GatewayConfig]:
         "key_names": ListOf(Str(r"[A-Za-z0-9_-]+", "header names are letters, digits, _ "
                                                    "and -"), min_len=1),
         "managed": Bool(),
-        "drain": Duration(),
+        "drain": Duration(maximum=DRAIN_MAX),
         "consumers": MapOf(Str(CONSUMER_NAME, "use lowercase letters, digits, '.', '_' and "
                                               "'-'"), _ConsumerCheck(s.name, secret, jwt)),
     })
@@ -205,9 +207,9 @@ def check_gateway(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore
     gw = gateway_config(inv, problems)
     if gw is None:
         return problems
-    for check in (_known_hosts, _secrets_present, _credentials_unique, _consumer_projects,
-                  _auth_has_consumers, _allow_projects_known, _no_route_overlap, _ports_free,
-                  _cors_preflight, _health_path_for_kong):
+    for check in (_known_hosts, _image_pushable, _secrets_present, _credentials_unique,
+                  _consumer_projects, _auth_has_consumers, _allow_projects_known,
+                  _no_route_overlap, _ports_free, _cors_preflight, _health_path_for_kong):
         problems.extend(check(gw, inv, ws, store))
     if not problems:
         problems.extend(_kong_accepts(gw, inv, ws, store))
@@ -221,6 +223,17 @@ def _known_hosts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
             yield gw.source(f"gateway/hosts/{i}").problem(
                 f"no host '{host}' in {inv.file}" + did_you_mean(host, inv.hosts)
                 + f" (known: {', '.join(inv.hosts)})")
+
+
+def _image_pushable(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
+                    store: SecretStore) -> Iterator[Problem]:
+    from hostctl.checks import digest_push_problem
+
+    if not gw.managed or (gw.image_source or inv.image_source) != "push":
+        return
+    why = digest_push_problem(gw.image, inv.file)
+    if why is not None:
+        yield gw.source("gateway/image").problem(why)
 
 
 def _secrets_present(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],

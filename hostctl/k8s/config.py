@@ -16,14 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
 from hostctl.schema import (
+    INVALID,
     Bool,
+    Check,
+    Context,
     Duration,
     Record,
     Section,
     Size,
     Str,
+    failed,
     recheck_section,
 )
+from hostctl.yamlsource import Path
 
 if TYPE_CHECKING:
     from hostctl import model as m
@@ -86,23 +91,70 @@ def kubeconfig_path(cfg: K3sConfig, inv: m.Inventory,
 
 # -- the schema -----------------------------------------------------------------------------
 
+# How long `k8s handoff --wait` and the handoff wait for Deployments to roll out.
+ROLLOUT_TIMEOUT_MAX = 86400.0  # 1d
+TARGET_HINT = ("give host:port, e.g. 10.20.0.50:80 or [fd00::50]:80 (an IP address or DNS "
+               "name, and a port 1..65535)")
+
+
+class GatewayTarget(Check[str]):
+    """host:port where the gateway hosts reach the cluster's ingress: it becomes the target
+    of a Kong upstream, so Kong's target rule applies (kong_typedefs.target), and the host
+    is an address as every host address is (spec_schema.address_problem: no leading '-')."""
+
+    expected = "host:port"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.gateway import kong_typedefs as kt
+        from hostctl.schema import describe
+        from hostctl.spec_schema import address_problem
+
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        host, sep, port = text.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+            bracketed = ":" in host
+        else:
+            bracketed = ":" not in host
+        if not sep or not host or not bracketed:
+            return ctx.error(path, f"{describe(text)} is not valid: give host:port, e.g. "
+                                   "10.20.0.50:80")
+        why = None
+        if not (port.isascii() and port.isdigit() and len(port) <= 5
+                and 1 <= int(port) <= 65535):
+            why = "has no port 1..65535"
+        elif address_problem(host) is not None:
+            why = "has no IP address or DNS name before the port"
+        elif (kong := kt.target(text)) is not None:
+            why = f"is refused by Kong as an upstream target ({kong})"
+        if why is not None:
+            return ctx.error(path, f"{describe(text)} {why}: {TARGET_HINT}")
+        return text
+
+
 _SECTION: Record[K3sConfig] = Record(K3sConfig, {
-    "kubeconfig": Str(),
+    # A path: open() refuses a NUL in it (ValueError, not a message) when a k8s command runs.
+    "kubeconfig": Str(r"[^\x00]*", "a file name cannot hold a NUL character; remove it"),
     "context": Str(r"\S+", "give the context name as `kubectl config get-contexts` shows it"),
     "ingress": Str(choices=(TRAEFIK, KONG)),
     "ingress_namespace": Str(DNS_LABEL, "namespace names are lowercase letters, digits and "
                                         "'-'", max_len=63),
-    "storage_class": Str(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?",
-                         "storage class names are lowercase letters, digits, '.' and '-'"),
+    # A PersistentVolumeClaim's storageClassName is a DNS subdomain (the API server's
+    # ValidateClassName): dot-separated labels, 253 characters in all.
+    "storage_class": Str(rf"{DNS_LABEL}(\.{DNS_LABEL})*",
+                         "storage class names are lowercase letters, digits, '.' and '-', "
+                         "each part between dots starting and ending with a letter or digit",
+                         max_len=253),
     "volume_size": Size(minimum=2**20),
     "namespace_prefix": Str(r"([a-z0-9][a-z0-9-]*)?", "a prefix is lowercase letters, digits "
                                                       "and '-', e.g. 'acme-'", max_len=20),
     "time_zone": Str(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*",
                      "give an IANA time zone such as Europe/Berlin or Etc/UTC"),
     "node_selector": Bool(),
-    "gateway_target": Str(r"[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9a-fA-F:]+\]:[0-9]{1,5}",
-                          "give host:port, e.g. 10.20.0.50:80"),
-    "rollout_timeout": Duration(minimum=1),
+    "gateway_target": GatewayTarget(),
+    "rollout_timeout": Duration(minimum=1, maximum=ROLLOUT_TIMEOUT_MAX),
 })
 
 

@@ -11,6 +11,7 @@ The schemas import `hostctl.spec_schema` on first use only, so spec_schema can u
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from hostctl.schema import (
     Size,
     Str,
     did_you_mean,
+    failed,
     recheck_section,
 )
 from hostctl.yamlsource import Path
@@ -155,32 +157,137 @@ URL_HINT = ("give a URL such as http://es.example.org:9200 (http or https, a hos
             "address, a port, a path of letters, digits, '.', '_', '~', '-', '/' or %XX; "
             "no user, password, query or quotes)")
 URL_MAX = 2048
-ADDRESS_PATTERN = r"[A-Za-z0-9.:-]+"
+# The longest each duration may be (logging/metrics.example.yml says so). Prometheus takes
+# longer ones, but a series scraped less often than its staleness (5m) has gaps between
+# scrapes, and an exporter that samples less often than that misses whole jobs.
+SAMPLE_INTERVAL_MAX = 300.0  # 5m
+SCRAPE_MAX = 3600.0  # 1h
+# Elasticsearch's JVM heap: -Xms/-Xmx, and twice it plus 256Mi is the container's
+# --memory. Elastic advises at most half the host's memory and ~30Gi (compressed pointers).
+HEAP_MAX = 64 * 2**30
+# Docker's max-buffer-size: a ring of log messages per container, in dockerd's memory.
+BUFFER_SIZE_MAX = 2**30
+
+
+class ExporterListen(Check[str]):
+    """The address the exporter binds on every host: an IP address (the exporter binds it
+    as given) that every host has: a wildcard or a loopback address."""
+
+    expected = "an IP address"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.schema import describe
+
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return ctx.error(path, f"{describe(text)} is not an IP address: give 0.0.0.0 "
+                                   "(every IPv4 address), :: (every address) or 127.0.0.1 "
+                                   "(the host only)")
+        if not (address.is_unspecified or address.is_loopback):
+            return ctx.error(path, f"{describe(text)} is one host's address, and the exporter "
+                                   "binds this address on every host, where the others have "
+                                   "no such address: give 0.0.0.0 or :: (every address), or "
+                                   "127.0.0.1 (the host only)")
+        return text
+
+
+class ElasticsearchUrl(Check[str]):
+    """URL_PATTERN, with its host an address as host addresses are (spec_schema's rule:
+    dotted numbers are an IPv4 address or nothing; brackets hold an IPv6 address)."""
+
+    expected = "a URL"
+    _url = Str(URL_PATTERN, URL_HINT, max_len=URL_MAX)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.schema import describe
+        from hostctl.spec_schema import address_problem
+
+        text: str = self._url(value, path, ctx)
+        if failed(text):
+            return INVALID
+        host = text.split("://", 1)[1]
+        if host.startswith("["):
+            host = host[1:host.index("]")]
+            try:
+                ipaddress.IPv6Address(host)
+                why = None
+            except ValueError:
+                why = "is not an IPv6 address"
+        else:
+            host = host.split("/", 1)[0].split(":", 1)[0]
+            why = address_problem(host)
+        if why is not None:
+            return ctx.error(path, f"{describe(text)} is not valid: its host '{host}' {why}")
+        return text
+
+
+ZONE_HINT = ("has a zone ('%'), which Docker's gelf-address URL cannot hold (Docker refuses "
+             "it when a container is created)")
+
+
+class GelfAddress(Check[str]):
+    """Where containers send GELF: a host address (spec_schema.HostAddress), without an
+    IPv6 zone such as %eth0: dockerd parses `udp://[ADDRESS]:PORT` as a URL."""
+
+    expected = "an address"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        from hostctl.schema import describe
+        from hostctl.spec_schema import HostAddress
+
+        text: str = HostAddress()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        if "%" in text:
+            return ctx.error(path, f"{describe(text)} {ZONE_HINT}: give the address without "
+                                   "it, or a DNS name")
+        return text
+
+
+class ScrapeDuration(Check[float]):
+    """A Prometheus duration: at least 1s, at most SCRAPE_MAX, in whole milliseconds (the
+    finest unit Prometheus's duration syntax has; render writes it as `15s` or `1500ms`)."""
+
+    expected = "a duration"
+    _duration = Duration(minimum=1, maximum=SCRAPE_MAX)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> float:
+        seconds: float = self._duration(value, path, ctx)
+        if failed(seconds):
+            return INVALID
+        if abs(seconds * 1000 - round(seconds * 1000)) > 1e-6:
+            return ctx.error(path, f"{value} is not a whole number of milliseconds, the "
+                                   "finest unit Prometheus takes: round it, e.g. 1500ms")
+        return seconds
 
 
 @functools.cache
 def _logging_section() -> Record[LoggingConfig]:
     from hostctl import spec_schema as s  # here, not at import: spec_schema imports this
 
-    image = Str(s.IMAGE_PATTERN, "give a pinned image reference such as "
-                                 "docker.elastic.co/logstash/logstash:8.15.3")
+    image = s.ImageRef("give a pinned image reference such as "
+                       "docker.elastic.co/logstash/logstash:8.15.3")
     return Record(LoggingConfig, {
         "host": Field(s.host_name, required=True),
         "logstash": Record(LogstashSettings, {
             "port": s.port_number,
             "protocol": Str(choices=("udp", "tcp")),
-            "address": Str(ADDRESS_PATTERN, "give an IP address or DNS name"),
+            "address": GelfAddress(),
         }),
         "elasticsearch": Record(ElasticsearchSettings, {
-            "url": Str(URL_PATTERN, URL_HINT, max_len=URL_MAX),
+            "url": ElasticsearchUrl(),
             "port": s.port_number,
-            "heap": Size(minimum=256 * 1024 * 1024),
+            "heap": Size(minimum=256 * 2**20, maximum=HEAP_MAX),
         }),
         "images": Record(LoggingImages, {"logstash": image, "elasticsearch": image}),
         "image_source": Str(choices=("pull", "push")),
         "retention_days": Int(1, 3650),
         "index": Str(choices=INDEX_MODES),
-        "buffer_size": Size(minimum=64 * 1024),
+        "buffer_size": Size(minimum=64 * 1024, maximum=BUFFER_SIZE_MAX),
     })
 
 
@@ -207,8 +314,8 @@ def _metrics_section() -> Record[MetricsConfig]:
     return Record(MetricsConfig, {
         "exporter": Record(ExporterSettings, {
             "port": s.port_number,
-            "listen": Str(ADDRESS_PATTERN, "give an IP address, such as 0.0.0.0 or 127.0.0.1"),
-            "sample_interval": Duration(minimum=1),
+            "listen": ExporterListen(),
+            "sample_interval": Duration(minimum=1, maximum=SAMPLE_INTERVAL_MAX),
         }),
         "prices": Record(Prices, {
             "currency": Field(Str(r"[A-Z]{3}", "give an ISO 4217 code such as EUR or USD"),
@@ -217,8 +324,8 @@ def _metrics_section() -> Record[MetricsConfig]:
             "gpu_hour": price,
         }),
         "prometheus": Record(PrometheusSettings, {
-            "scrape_interval": Duration(minimum=1),
-            "scrape_timeout": Duration(minimum=1),
+            "scrape_interval": ScrapeDuration(),
+            "scrape_timeout": ScrapeDuration(),
         }),
     })
 
@@ -267,6 +374,7 @@ def check_observability(inv: m.Inventory, ws: list[m.Workload], store: Any = Non
     met = metrics_config(inv, problems)
     if log is not None:
         problems.extend(_logging_host_known(log, inv))
+        problems.extend(_images_pushable(log, inv))
         problems.extend(_platform_names_free(log, ws))
     if met is not None:
         problems.extend(_prices_priced(met))
@@ -280,6 +388,25 @@ def _logging_host_known(log: LoggingConfig, inv: m.Inventory) -> Iterator[Proble
         yield log.source("logging/host").problem(
             f"no host '{log.host}' in {inv.file}" + did_you_mean(log.host, inv.hosts)
             + f" (known: {', '.join(inv.hosts)})")
+    elif log.logstash.address is None and "%" in inv.hosts[log.host].address:
+        yield log.source("logging/host").problem(
+            f"containers send their logs to {log.host}'s address "
+            f"'{inv.hosts[log.host].address}', which {ZONE_HINT}: set "
+            "logging/logstash/address to one without it, or a DNS name")
+
+
+def _images_pushable(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
+    from hostctl.checks import digest_push_problem
+
+    if (log.image_source or inv.image_source) != "push":
+        return
+    images = [("logstash", log.images.logstash)]
+    if log.managed_elasticsearch:
+        images.append(("elasticsearch", log.images.elasticsearch))
+    for key, image in images:
+        why = digest_push_problem(image, inv.file)
+        if why is not None:
+            yield log.source(f"logging/images/{key}").problem(why)
 
 
 def _platform_names_free(log: LoggingConfig, ws: list[m.Workload]) -> Iterator[Problem]:

@@ -52,7 +52,10 @@ def targets_json(inv: m.Inventory, met: MetricsConfig) -> str:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:g}s"
+    """A duration as Prometheus writes one: whole units only (`15s`, `1500ms`; `1.5s` and
+    `1e+06s` are refused). validate keeps scrape durations to whole milliseconds."""
+    ms = round(value * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
 def scrape_config(inv: m.Inventory, met: MetricsConfig) -> str:
