@@ -22,11 +22,11 @@ from hostctl import in_cluster
 from hostctl import model as m
 from hostctl.docker_cmd import LABEL, spec_hash
 from hostctl.errors import HostctlError
+from hostctl.health_verdict import VERIFIED_SUFFIX, Records, parse_timestamp, verdict
 from hostctl.placement import UNIT_PREFIX, schedule_host, service_instances
 from hostctl.probe import host_probes
 from hostctl.remote import layout as L
 from hostctl.remote.facts import show_blocks, split_sections
-from hostctl.remote.scripts import VERIFIED_SUFFIX
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 
@@ -241,19 +241,6 @@ def _unit_files(lines: list[str]) -> dict[str, str]:
     return out
 
 
-_UTC_STAMP = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}):(\d{2}) UTC")
-
-
-def parse_timestamp(text: str) -> int | None:
-    """`Tue 2024-05-14 10:00:00 UTC` -> epoch seconds; None for "" or n/a (never entered)."""
-    found = _UTC_STAMP.search(text)
-    if not found:
-        return None
-    day, hh, mm, ss = found.groups()
-    y, mo, dd = (int(p) for p in day.split("-"))
-    return calendar.timegm((y, mo, dd, int(hh), int(mm), int(ss), 0, 0, 0))
-
-
 def parse_unit_blocks(lines: Sequence[str]) -> dict[str, UnitStatus]:
     """`systemctl show --property=...` output (blank-line separated blocks) by unit Id."""
     out: dict[str, UnitStatus] = {}
@@ -424,8 +411,9 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
             seen_containers.add(c.name)
         probe = ProbeState.of(st.probe.get(unit)) if unit else None
         health = c.health if c else "-"
-        if health in ("-", "starting") and unit is not None:
-            health = hostctl_verdict(probe, st.verified.get(unit), u) or health
+        if unit is not None:  # the one rule, shared with the exporter (hostctl.health_verdict)
+            health = verdict(health, Records.of(st.probe.get(unit), st.verified.get(unit)),
+                             parse_timestamp(u.active_enter) if u is not None else None)
         return Row(
             service=service, instance=instance, unit=unit,
             state=state or (u.state if u else "missing"), result=u.result if u else "",
@@ -503,27 +491,6 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
                           f"with `docker rm -f {name}` on the host, or deploy)"],
                          state="no unit"))
     return HostReport(st.host, st, tuple(rows))
-
-
-def hostctl_verdict(probe: ProbeState | None, verified: int | None,
-                    u: UnitStatus | None) -> str | None:
-    """hostctl's own verdict on the unit's current run, for when Docker has none (no
-    HEALTHCHECK, or it is still "starting": an image's check runs on its own interval).
-
-    Two sources, both hostctl's check of the service as its spec says: the health probe's
-    last check, and the deploy's health gate (HEALTH_DIR/<unit>.verified). The later one
-    counts, and only when it was made after the unit last started: a verdict on an earlier
-    run says nothing about this one. None when neither checked this run."""
-    started = parse_timestamp(u.active_enter) if u is not None else None
-    found: list[tuple[int, int, str]] = []  # (when, rank, verdict): the gate wins a tie
-    if probe is not None and probe.health in ("healthy", "unhealthy"):
-        found.append((probe.last_check or 0, 0, probe.health))
-    if verified is not None:
-        found.append((verified, 1, "healthy"))
-    # A probe record without last_check (written before it existed) has no time: it counts
-    # unless something newer is known.
-    current = [f for f in found if started is None or f[0] == 0 or f[0] >= started]
-    return max(current)[2] if current else None
 
 
 def _in_cluster(row: Row, record: Mapping[str, Any], u: UnitStatus | None) -> Row:

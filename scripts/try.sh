@@ -19,7 +19,7 @@ echo
 echo "Metrics of app-1 (curl http://$address:9477/metrics):"
 for _ in $(seq 30); do
   metrics=$(curl -fsS --noproxy '*' --max-time 5 "http://$address:9477/metrics" 2>/dev/null |
-    grep -E '^hostctl_(service_up|project_cost_total)\{' || true)
+    grep -E '^hostctl_(service_up|service_healthy|project_cost_total)\{' || true)
   [ -n "$metrics" ] && break
   sleep 1
 done

@@ -15,7 +15,6 @@ from prometheus_client import generate_latest
 
 from hostctl.observability import exporter_sources as src
 from hostctl.observability.exporter import (
-    Check,
     ExporterConf,
     Sampler,
     State,
@@ -74,11 +73,20 @@ def test_parse_time() -> None:
 
 
 def test_parse_show() -> None:
-    text = ("Id=hostctl-api-1.service\nNRestarts=3\nActiveState=active\n\n"
-            "Id=hostctl-api-2.service\nNRestarts=\nActiveState=failed\n")
+    text = ("Id=hostctl-api-1.service\nNRestarts=3\nActiveState=active\n"
+            "ActiveEnterTimestamp=Tue 2023-11-14 22:13:20 UTC\n\n"
+            "Id=hostctl-api-2.service\nNRestarts=\nActiveState=failed\n"
+            "ActiveEnterTimestamp=n/a\n")
     assert src.parse_show(text) == {
-        "hostctl-api-1.service": src.UnitState("active", 3),
-        "hostctl-api-2.service": src.UnitState("failed", 0)}
+        "hostctl-api-1.service": src.UnitState("active", 3, int(T0)),
+        "hostctl-api-2.service": src.UnitState("failed", 0, None)}
+
+
+def test_systemctl_runs_in_utc_so_its_times_are_read() -> None:
+    code, out = src.run_command(["sh", "-c", "echo $TZ $LC_ALL"])
+    assert (code, out) == (0, "UTC C\n")
+    assert src.show_argv() == ["systemctl", "show", "--property=Id,NRestarts,ActiveState,"
+                               "ActiveEnterTimestamp", "hostctl-*.service"]
 
 
 def _write(path: Path, text: str) -> None:
@@ -365,21 +373,53 @@ def test_the_exporter_reads_records_where_the_handoff_writes_them() -> None:
     assert f"{STATE_DIR}/{src.CLUSTER_SUBDIR}" == layout.CLUSTER_DIR
 
 
-def test_health_comes_from_docker_when_the_container_has_a_check(tmp_path: Path) -> None:
-    from hostctl.observability.exporter import healthy
+# Docker's state, the probe's record, the deploy gate's record -> hostctl_service_healthy.
+# The unit started at T0 (its ActiveEnterTimestamp); the sample is taken at T0 + 10.
+HEALTH_SAMPLES = [
+    ("starting", None, T0 + 3, 1.0),  # right after a deploy whose health gate passed
+    ("starting", None, None, 0.0),  # nobody checked this run yet
+    ("starting", None, T0 - 30, 0.0),  # the gate saw the run before healthy
+    ("starting", ("unhealthy", T0 + 5), T0 + 3, 0.0),  # the probe checked later: unhealthy
+    ("starting", ("healthy", T0 + 5), None, 1.0),
+    ("starting", ("starting", T0 + 5), None, 0.0),  # failing inside its start period
+    ("unhealthy", ("healthy", T0 + 5), T0 + 3, 0.0),  # Docker's own verdict stands
+    ("healthy", ("unhealthy", T0 + 5), None, 1.0),
+    (None, ("unhealthy", T0 + 5), None, 0.0),  # no Docker check: hostctl's
+    (None, ("healthy", T0 + 5), None, 1.0),
+    (None, ("unhealthy", T0 - 30), None, 1.0),  # a verdict on the run before: none ("-")
+    (None, None, None, 1.0),  # no check at all: running is healthy
+]
 
-    unhealthy = src.parse_inspect(json.dumps([inspect_item(
-        "c", "hostctl-api-1", labels("api", "shop"), pid=1, health="unhealthy")]))[0]
-    assert not healthy(Check("http", 8080), unhealthy)
-    plain = src.parse_inspect(json.dumps([inspect_item(
-        "c", "hostctl-api-1", labels("api", "shop"), pid=1, ip="127.0.0.1")]))[0]
-    with socket.socket() as server:  # a tcp check answered on loopback
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        port = server.getsockname()[1]
-        assert healthy(Check("tcp", port, timeout=1), plain)
-    assert not healthy(Check("tcp", port, timeout=1), plain)  # closed now
-    assert healthy(Check("running"), plain)
+
+@pytest.mark.parametrize(("docker", "probe", "verified", "metric"), HEALTH_SAMPLES)
+def test_healthy_is_the_rule_status_uses(tmp_path: Path, docker: str | None,
+                                         probe: tuple[str, float] | None,
+                                         verified: float | None, metric: float) -> None:
+    host, clock = FakeHost(), Clock()
+    clock.now = T0 + 10
+    host.units = ("Id=hostctl-api-1.service\nNRestarts=0\nActiveState=active\n"
+                  "ActiveEnterTimestamp=Tue 2023-11-14 22:13:20 UTC\n\n"
+                  "Id=hostctl-api-2.service\nNRestarts=0\nActiveState=active\n"
+                  "ActiveEnterTimestamp=Tue 2023-11-14 22:13:20 UTC\n")
+    host.items = [
+        inspect_item("c1", "hostctl-api-1", labels("api", "shop", instance="1"), pid=11,
+                     health=docker),
+        inspect_item("c2", "hostctl-api-2", labels("api", "shop", instance="2"), pid=12,
+                     running=False)]
+    health = tmp_path / "state" / "health"
+    for unit in ("hostctl-api-1.service", "hostctl-api-2.service"):  # the same records
+        if probe is not None:
+            _write(health / f"{unit}.state", f"health={probe[0]}\nfailures=0\n"
+                                             f"last_check={int(probe[1])}\nrestarts=0\n")
+        if verified is not None:
+            _write(health / f"{unit}.verified", f"{int(verified)}\n")
+    sampler = Sampler(conf(None, tmp_path), run=host, cgroups=cgroup_tree(tmp_path, {}),
+                      clock=clock)
+    sampler.sample()
+    s = series(sampler)
+    assert s['hostctl_service_healthy{project="shop",replica="1",service="api"}'] == metric
+    # a container that does not run is never healthy, whatever was recorded
+    assert s['hostctl_service_healthy{project="shop",replica="2",service="api"}'] == 0.0
 
 
 # -- audit records to Logstash ---------------------------------------------------------------

@@ -348,3 +348,42 @@ def test_the_bundle_runs_with_debians_python_and_nothing_else(tmp_path: Path) ->
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert bad.stderr.startswith("hostctl-exporter: cannot read /nonexistent: ")
+
+
+def test_the_bundle_reads_health_with_the_rule_status_uses(tmp_path: Path) -> None:
+    """Right after a deploy whose health gate passed, Docker's own check is still starting:
+    the bundle (host python3, nothing else) reads the gate's record and says healthy."""
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("no /usr/bin/python3 on this machine")
+    host = FakeHost(tmp_path / "h")
+    host.run("c1", "hostctl-api-1", "api", "shop", cpu=1.0, memory=1000, pid=101)
+    host.containers[0]["State"]["Health"] = {"Status": "starting"}
+    host.restarts = {"hostctl-api-1.service": 0}
+    host.flush()
+    started = int(time.time()) - 5
+    stamp = time.strftime("%a %Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
+    host.units.write_text("Id=hostctl-api-1.service\nNRestarts=0\nActiveState=active\n"
+                          f"ActiveEnterTimestamp={stamp}\n")
+    conf = exporter_conf(host, free_port(), None, "h")
+    (tmp_path / "c.json").write_text(json.dumps(conf))
+    (tmp_path / "x.pyz").write_bytes(build_bundle())
+    health = host.root / "state" / "health"
+    health.mkdir(parents=True)
+    series = 'hostctl_service_healthy{project="shop",replica="1",service="api"}'
+
+    def once() -> str:
+        res = subprocess.run([python, "-I", str(tmp_path / "x.pyz"), "--config",
+                              str(tmp_path / "c.json"), "--once"], capture_output=True,
+                             text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+        assert res.returncode == 0, res.stderr
+        return next(line for line in res.stdout.splitlines() if line.startswith(series))
+
+    assert once() == f"{series} 0.0"  # nobody checked this run yet
+    (health / "hostctl-api-1.service.verified").write_text(f"{started - 60}\n")
+    assert once() == f"{series} 0.0"  # the gate saw the run before
+    (health / "hostctl-api-1.service.verified").write_text(f"{started + 2}\n")
+    assert once() == f"{series} 1.0"
+    (health / "hostctl-api-1.service.state").write_text(
+        f"health=unhealthy\nfailures=1\nlast_check={started + 3}\n")
+    assert once() == f"{series} 0.0"  # the probe checked later

@@ -253,6 +253,51 @@ def test_start_period_is_respected(tmp_path: Path) -> None:
     assert h.restarts() == [(1030, slow.unit)]
 
 
+def test_inside_the_start_period_a_success_is_healthy_and_failures_do_not_count(
+        tmp_path: Path) -> None:
+    """Docker's semantics: checked during the start period too; a success there is healthy,
+    a failure there is `starting` (with the check's time) and not counted toward retries."""
+    slow = HealthProbe("hostctl-slow-1.service", "hostctl-slow-1", "http", 80, "/",
+                       interval=2, timeout=1, retries=2, start_period=30)
+    h = Host(tmp_path, [slow])
+    h.set_unit(slow.unit, "active", entered=1000)
+    h.set_up(slow.container, False)
+    h.tick(1001)
+    st = h.state(slow.unit)
+    assert (st["health"], st["failures"], st["last_check"], st["last_failure"]) == \
+        ("starting", "0", "1001", "0")
+    h.set_up(slow.container, True)
+    h.tick(1002)  # within the interval: not checked again
+    assert h.state(slow.unit)["health"] == "starting"
+    h.tick(1003)  # it answers 3 s after it started: healthy, 27 s before its start period ends
+    st = h.state(slow.unit)
+    assert (st["health"], st["last_check"]) == ("healthy", "1003")
+    h.set_up(slow.container, False)
+    for t in (1005, 1007, 1009):
+        h.tick(t)
+    st = h.state(slow.unit)  # still inside the start period: failures do not count
+    assert (st["health"], st["failures"], st["last_check"]) == ("starting", "0", "1009")
+    assert h.restarts() == []
+    h.tick(1030)
+    h.tick(1032)  # past it: two failures (retries 2) restart it
+    assert h.restarts() == [(1032, slow.unit)]
+    assert (h.world / "curls").read_text().count("http://10.0.0.2:80/") == 7
+
+
+def test_a_run_that_started_since_the_last_check_is_checked_at_once(tmp_path: Path) -> None:
+    every = HealthProbe("hostctl-api-1.service", "hostctl-api-1", "http", 8080, "/health",
+                        interval=60, timeout=1, retries=3, start_period=30)
+    h = Host(tmp_path, [every])
+    h.tick(1000)
+    assert h.state(every.unit)["last_check"] == "1000"
+    h.set_unit(every.unit, "active", entered=1010)  # restarted (by a deploy, by systemd)
+    h.tick(1010)  # not 60 s after the last check: at once, as the run is new
+    assert (h.state(every.unit)["health"], h.state(every.unit)["last_check"]) == \
+        ("healthy", "1010")
+    h.tick(1015)
+    assert h.state(every.unit)["last_check"] == "1010"
+
+
 def test_restarts_are_held_back_while_a_deploy_holds_the_lock(tmp_path: Path) -> None:
     h = Host(tmp_path, [API1])
     lock = h.root / L.LOCK_DIR.lstrip("/")
@@ -272,10 +317,15 @@ def test_command_checks_follow_dockers_verdict(tmp_path: Path) -> None:
                       timeout=2, retries=3)
     h = Host(tmp_path, [cmd])
     (h.world / "containers" / "hostctl-db-1.health").write_text("starting")
-    h.tick(1000)
+    h.tick(1000)  # Docker has no verdict yet: neither healthy nor a failure
+    assert (h.state(cmd.unit)["health"], h.state(cmd.unit)["failures"]) == ("starting", "0")
+    (h.world / "containers" / "hostctl-db-1.health").write_text("healthy")
+    h.tick(1005)
+    assert h.state(cmd.unit)["health"] == "healthy"
+    h.tick(1010)
     (h.world / "containers" / "hostctl-db-1.health").write_text("unhealthy")
-    h.tick(1005)  # Docker already counted its retries: one "unhealthy" is enough
-    assert h.restarts() == [(1005, cmd.unit)]
+    h.tick(1015)  # Docker already counted its retries: one "unhealthy" is enough
+    assert h.restarts() == [(1015, cmd.unit)]
     assert h.state(cmd.unit)["last_reason"] == "docker health check says unhealthy"
 
 

@@ -109,3 +109,31 @@ def test_probe_restarts_an_unhealthy_service_and_leaves_the_others(example_site:
         print(f"probe run on {host}: {took_ms[0]:.0f} ms")
     print(f"unhealthy -> restarted by the probe: {took:.1f} s")
     s.ssh("app-1", f"systemctl start {WORKER}")
+
+
+def test_inside_its_start_period_a_service_that_answers_is_healthy(example_site: Site) -> None:
+    """Docker's semantics: a success inside the start period counts. triage-api #2 gets a
+    10-minute start period in the probe's config, is restarted, and is recorded healthy
+    within seconds; `status` (Docker has no check of it, the deploy's record is of the run
+    before) says so from the probe's record."""
+    s = example_site
+    res = s.deploy()
+    assert res.returncode == 0, res.stdout + res.stderr
+    conf = "/etc/hostctl/probe/services.conf"
+    s.ssh("app-1", f"cp {conf} /root/probe-services.conf.saved && "
+                   f"awk '$1 == \"{API2}\" {{ $8 = 600 }} 1' /root/probe-services.conf.saved "
+                   f"> {conf}")
+    try:
+        assert f"{API2} " in s.ssh("app-1", f"grep ' 600 ' {conf}")
+        restarted = int(s.ssh("app-1", f"date +%s; systemctl restart {API2}").split()[0])
+
+        def checked_healthy() -> bool:
+            st = state(s, "app-1", API2)
+            return st.get("health") == "healthy" and int(st.get("last_check", 0)) >= restarted
+        assert wait_for(checked_healthy, timeout=30, every=1), state(s, "app-1", API2)
+        out = status(s)
+        rows = {(r["service"], r["instance"]): r for r in out["hosts"]["app-1"]["rows"]}
+        assert (rows[("triage-api", "2")]["health"], rows[("triage-api", "2")]["ok"]) == \
+            ("healthy", True)
+    finally:
+        s.ssh("app-1", f"mv -f /root/probe-services.conf.saved {conf}")

@@ -669,6 +669,11 @@ VERDICTS = [
     (STARTING, {"health": "unhealthy", "last_check": str(NOW - 3)}, NOW - 3, "healthy"),
     (STARTING, {"health": "healthy", "last_check": str(NOW - 90)}, None, "starting"),
     (STARTING, {"health": "starting", "last_check": "0"}, NOW - 2, "healthy"),
+    # the probe checked inside the start period and it failed: not healthy yet
+    (STARTING, {"health": "starting", "last_check": str(NOW - 1)}, None, "starting"),
+    (STARTING, {"health": "starting", "last_check": str(NOW - 1)}, NOW - 2, "starting"),
+    ("Up 3 seconds", {"health": "starting", "last_check": str(NOW - 1)}, None, "starting"),
+    ("Up 3 seconds", {"health": "starting", "last_check": str(NOW - 1)}, NOW, "healthy"),
     ("Up 3 seconds (unhealthy)", {}, NOW - 2, "unhealthy"),  # Docker's verdict stands
     ("Up 3 seconds (healthy)", {"health": "unhealthy", "last_check": str(NOW - 1)}, None,
      "healthy"),

@@ -5,8 +5,9 @@ accumulates per-project CPU and GPU seconds (and cost, when prices are set); scr
 read the latest sample, so a slow Docker never makes a scrape time out. Totals are kept in
 a state file, so a restarted exporter carries on counting instead of starting from zero.
 
-Runs from the bundle (exporter_bundle.py) on the host's own python3: standard library and
-prometheus_client only. Metric names: REFERENCE.md (prefix hostctl_, base units, counters
+Runs from the bundle (exporter_bundle.py) on the host's own python3: standard library,
+prometheus_client and hostctl.health_verdict (the health rule it shares with `hostctl status`)
+only. Metric names: REFERENCE.md (prefix hostctl_, base units, counters
 end in _total). Labels never use `instance`, `job`, `host` or `site` (the scrape target's
 labels; Prometheus would rename ours to exported_*): a service's copy is `replica`.
 """
@@ -16,13 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,19 +32,22 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from hostctl import health_verdict as hv
 from hostctl.observability import exporter_sources as src
 
 VERSION = "1"
 CONFIG_PATH = "/etc/hostctl/exporter/config.json"
 SERVICE_LABELS = ("service", "project", "replica")
 RESTART_CAUSES = ("systemd", "probe")
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 # -- configuration (rendered by hostctl per host: exporter_bundle.exporter_config) -----------
 
 @dataclass(frozen=True)
 class Check:
+    """The spec's health check, as configured (health is read from hostctl.health_verdict's
+    records and Docker, not probed by the exporter itself)."""
+
     kind: str  # "http" | "tcp" | "command" | "running"
     port: int = 0
     path: str = "/"
@@ -134,31 +135,15 @@ class Snapshot:
     in_cluster: dict[str, str] = field(default_factory=dict)  # service -> project
 
 
-def probe(check: Check, container: src.Container) -> bool:
-    """Whether the container answers its spec's http or tcp check (bounded by timeout)."""
-    for address in container.addresses[:1]:
-        try:
-            if check.kind == "tcp":
-                with socket.create_connection((address, check.port), timeout=check.timeout):
-                    return True
-            url = f"http://{address}:{check.port}{check.path}"
-            with _NO_PROXY.open(url, timeout=check.timeout) as answer:
-                return 200 <= int(answer.status) < 400
-        except (OSError, ValueError):
-            return False
-    return False
-
-
-def healthy(check: Check, c: src.Container | None) -> bool:
-    """Docker's verdict when the container has a health check; else hostctl's own probe
-    of the spec's http/tcp check; else running is healthy (the spec asks no more)."""
+def healthy(c: src.Container | None, unit: src.UnitState | None,
+            records: hv.Records) -> bool:
+    """The replica's container runs and passes the one health rule `hostctl status` uses
+    (hostctl.health_verdict): Docker's verdict, or while it has none yet, hostctl's own
+    latest check of the unit's current run (the probe's, or the deploy's health gate's)."""
     if c is None or not c.running:
         return False
-    if c.health is not None:
-        return c.health == "healthy"
-    if check.kind in ("http", "tcp"):
-        return probe(check, c)
-    return True
+    return hv.counts_as_healthy(hv.verdict(c.health, records,
+                                           unit.started if unit is not None else None))
 
 
 @dataclass
@@ -281,9 +266,10 @@ class Sampler:
         if containers is not None:
             self.state.containers = seen
             self.state.last = now
+        probe, verified = hv.read_records(f"{self.conf.state_dir}/health")
         if units is not None:
-            self._count_restarts(units)
-        replicas = self._replicas(containers or [], cpu, memory)
+            self._count_restarts(units, probe)
+        replicas = self._replicas(containers or [], units or {}, probe, verified, cpu, memory)
         # Read at every sample: a handoff (or its --back) changes no exporter config.
         handed = src.read_handed_off(self.conf.state_dir)
         in_cluster = {name: s.project for name, s in sorted(self.conf.services.items())
@@ -301,8 +287,9 @@ class Sampler:
             self.latest = snap
         return snap
 
-    def _count_restarts(self, units: Mapping[str, src.UnitState]) -> None:
-        probe = src.read_probe_restarts(f"{self.conf.state_dir}/health")
+    def _count_restarts(self, units: Mapping[str, src.UnitState],
+                        records: Mapping[str, Mapping[str, str]]) -> None:
+        probe = src.read_probe_restarts(records)
         for name, s in self.conf.services.items():
             for i in s.replicas:
                 unit = f"hostctl-{name}-{i}.service"
@@ -311,27 +298,27 @@ class Sampler:
                         self.state.restarts.get(unit), units[unit].restarts,
                         probe.get(unit, 0))
 
-    def _replicas(self, containers: list[src.Container],
+    def _replicas(self, containers: list[src.Container], units: Mapping[str, src.UnitState],
+                  probe: Mapping[str, Mapping[str, str]], verified: Mapping[str, int],
                   cpu: Mapping[str, float | None], memory: Mapping[str, float | None]
                   ) -> list[Replica]:
         by_name = {c.name: c for c in containers}
-        wanted = [(name, s, i) for name, s in sorted(self.conf.services.items())
-                  for i in s.replicas]
-
-        def one(item: tuple[str, ServiceConf, int]) -> Replica:
-            name, s, i = item
-            c = by_name.get(f"hostctl-{name}-{i}")
-            counted = self.state.restarts.get(f"hostctl-{name}-{i}.service", {})
-            running = c is not None and c.running
-            return Replica(
-                name, s.project, i, running, healthy(s.check, c),
-                {cause: counted.get(cause, 0) for cause in RESTART_CAUSES},
-                c.image if running and c else s.image,
-                (c.label("spec-hash") if running and c else "") or s.spec_hash,
-                cpu.get(c.id) if c else None, memory.get(c.id) if c else None)
-
-        with ThreadPoolExecutor(max_workers=8) as pool:  # probes wait on timeouts in parallel
-            return list(pool.map(one, wanted))
+        out = []
+        for name, s in sorted(self.conf.services.items()):
+            for i in s.replicas:
+                c = by_name.get(f"hostctl-{name}-{i}")
+                unit = f"hostctl-{name}-{i}.service"
+                counted = self.state.restarts.get(unit, {})
+                running = c is not None and c.running
+                ok = healthy(c, units.get(unit),
+                             hv.Records.of(probe.get(unit), verified.get(unit)))
+                out.append(Replica(
+                    name, s.project, i, running, ok,
+                    {cause: counted.get(cause, 0) for cause in RESTART_CAUSES},
+                    c.image if running and c else s.image,
+                    (c.label("spec-hash") if running and c else "") or s.spec_hash,
+                    cpu.get(c.id) if c else None, memory.get(c.id) if c else None))
+        return out
 
 
 # -- exposition ------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ AUDIT_INTERVAL = 5.0  # seconds between two looks at the audit log, without metr
 
 _HERE = Path(__file__).parent
 _MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py")
+# hostctl modules outside observability/ the exporter imports (standard library only
+# themselves): the health rule it shares with `hostctl status`.
+_SHARED = ("health_verdict.py",)
 # prometheus_client's integrations for other servers are never imported by the exporter.
 _SKIP = ("twisted/", "django/", "aiohttp/", "__pycache__/")
 _MAIN = f'''"""hostctl's metrics exporter: python3 hostctl-exporter.pyz --config FILE [--once]"""
@@ -54,6 +57,7 @@ def _entries() -> list[tuple[str, bytes]]:
     files = [("__main__.py", _MAIN.encode()), ("hostctl/__init__.py", b""),
              ("hostctl/observability/__init__.py", b"")]
     files += [(f"hostctl/observability/{name}", (_HERE / name).read_bytes()) for name in _MODULES]
+    files += [(f"hostctl/{name}", (_HERE.parent / name).read_bytes()) for name in _SHARED]
     package = Path(prometheus_client.__file__).parent
     for path in sorted(package.rglob("*")):
         rel = path.relative_to(package).as_posix()

@@ -2,7 +2,8 @@
 hostctl's release manifests and the records of services handed to the k3s cluster. Each
 source is a command (or a file) and a pure parser, so the parsers are tested on captured output.
 
-Runs inside the exporter bundle on the host's own python3: standard library only.
+Runs inside the exporter bundle on the host's own python3: standard library only (and
+hostctl.health_verdict, which the bundle ships too).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hostctl.health_verdict import parse_timestamp
+
 LABEL = "io.hostctl"
 Run = Callable[[Sequence[str]], tuple[int, str]]
 
 
 def run_command(argv: Sequence[str], timeout: float = 20.0) -> tuple[int, str]:
-    """(exit status, stdout); a missing program or a hang is a failure, not a crash."""
+    """(exit status, stdout); a missing program or a hang is a failure, not a crash.
+    In the C locale and UTC: systemctl's times are then read without guessing a zone."""
+    env = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 127, str(exc)
     return done.returncode, done.stdout
@@ -200,24 +205,28 @@ class CgroupReader:
 # -- systemd ---------------------------------------------------------------------------------
 
 def show_argv(systemctl: str = "systemctl") -> list[str]:
-    return [systemctl, "show", "--property=Id,NRestarts,ActiveState", "hostctl-*.service"]
+    return [systemctl, "show", "--property=Id,NRestarts,ActiveState,ActiveEnterTimestamp",
+            "hostctl-*.service"]
 
 
 @dataclass(frozen=True)
 class UnitState:
     active: str
     restarts: int
+    started: int | None = None  # ActiveEnterTimestamp, epoch seconds: the current run's start
 
 
 def parse_show(text: str) -> dict[str, UnitState]:
-    """`systemctl show -p Id,NRestarts,ActiveState` blocks -> unit -> state."""
+    """`systemctl show -p Id,NRestarts,ActiveState,ActiveEnterTimestamp` blocks (TZ=UTC)
+    -> unit -> state."""
     units: dict[str, UnitState] = {}
     for block in text.strip().split("\n\n"):
         props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
         if props.get("Id"):
             restarts = props.get("NRestarts", "0")
-            units[props["Id"]] = UnitState(props.get("ActiveState", ""),
-                                           int(restarts) if restarts.isdigit() else 0)
+            units[props["Id"]] = UnitState(
+                props.get("ActiveState", ""), int(restarts) if restarts.isdigit() else 0,
+                parse_timestamp(props.get("ActiveEnterTimestamp", "")))
     return units
 
 
@@ -228,26 +237,11 @@ def read_units(run: Run, systemctl: str = "systemctl") -> dict[str, UnitState] |
 
 # -- hostctl's health probe ------------------------------------------------------------------
 
-def read_probe_restarts(health_dir: str) -> dict[str, int]:
+def read_probe_restarts(probe: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
     """unit -> restarts by hostctl's health probe, ever (the `restarts=` line of the probe's
-    <unit>.state files, hostctl.probe). Missing or unreadable files count as none."""
-    out: dict[str, int] = {}
-    try:
-        names = os.listdir(health_dir)
-    except OSError:
-        return out
-    for name in names:
-        if not name.endswith(".state"):
-            continue
-        try:
-            with open(os.path.join(health_dir, name), encoding="utf-8") as fh:
-                for line in fh:
-                    key, _, value = line.strip().partition("=")
-                    if key == "restarts" and value.isdigit():
-                        out[name[:-len(".state")]] = int(value)
-        except OSError:
-            continue
-    return out
+    <unit>.state files, hostctl.probe, as health_verdict.read_records reads them)."""
+    return {unit: int(rec["restarts"]) for unit, rec in probe.items()
+            if rec.get("restarts", "").isdigit()}
 
 
 # -- services handed to the k3s cluster ------------------------------------------------------

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from hostctl.health_verdict import VERIFIED_SUFFIX
 from hostctl.plan import HostPlan
 from hostctl.remote import layout as L
 
@@ -195,9 +196,8 @@ def probe_functions(docker: str) -> list[str]:
 
 
 # A unit the health gate saw healthy: HEALTH_DIR/<unit>.verified holds when (epoch seconds).
-# `hostctl status` trusts it for that run of the unit while Docker's own check (an image's
-# HEALTHCHECK) has not said anything yet.
-VERIFIED_SUFFIX = ".verified"
+# `hostctl status` and the exporter trust it for that run of the unit while Docker's own
+# check (an image's HEALTHCHECK) has not said anything yet (hostctl.health_verdict).
 
 
 def verified_path(unit: str) -> str:

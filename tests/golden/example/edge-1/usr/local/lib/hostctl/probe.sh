@@ -59,15 +59,19 @@ lookup() {  # TABLE KEY: the rest of KEY's line in TABLE ("KEY<tab>rest")
   done
 }
 
-check() {  # unit container kind port timeout path: 0 when healthy, else prints why not
+check() {  # unit container kind port timeout path: 0 when healthy, 2 when Docker's own
+  # check has no verdict yet (starting), else 1 and prints why not
   seen=$(lookup "$CONTAINERS" "$2")
   running=${seen%%"$TAB"*}; rest=${seen#*"$TAB"}
   h=${rest%%"$TAB"*}; ip=${rest#*"$TAB"}; ip=${ip%% *}
   if [ "$running" != true ]; then echo "container $2 is not running"; return 1; fi
   case $3 in
     command)
-      [ "$h" = unhealthy ] || return 0
-      echo "docker health check says unhealthy"; return 1 ;;
+      case $h in
+        unhealthy) echo "docker health check says unhealthy"; return 1 ;;
+        starting) return 2 ;;
+      esac
+      return 0 ;;
     running) return 0 ;;
   esac
   if [ -z "$ip" ]; then echo "container $2 has no address"; return 1; fi
@@ -106,15 +110,25 @@ while read -r unit container kind port interval timeout retries start path; do
     if [ "$health" != inactive ]; then health=inactive; failures=0; save "$f"; fi
     continue
   fi
-  since=$(date -d "$entered" +%s 2>/dev/null) || since=$now
-  if [ $((now - since)) -lt "$start" ]; then
-    if [ "$health" != starting ]; then health=starting; failures=0; save "$f"; fi
-    continue
+  # A run that started after the last check is checked at once (its start unknown: as if
+  # it had just started, so its start period never ends and failures never count).
+  if since=$(date -d "$entered" +%s 2>/dev/null); then
+    [ "$last_check" -lt "$since" ] && last_check=0
+  else
+    since=$now
   fi
   [ "$now" -ge $((last_check + interval)) ] || continue
   last_check=$now
-  if why=$(check "$unit" "$container" "$kind" "$port" "$timeout" "$path"); then
+  why=$(check "$unit" "$container" "$kind" "$port" "$timeout" "$path"); rc=$?
+  if [ "$rc" = 0 ]; then
+    # Healthy, also inside the start period (Docker counts a success there too).
     health=healthy; failures=0; backoff=0; not_before=0
+    save "$f"; continue
+  fi
+  if [ "$rc" = 2 ] || [ $((now - since)) -lt "$start" ]; then
+    # No verdict yet (Docker's own check is starting), or a failure inside the start
+    # period: neither counts toward the retries (Docker's semantics).
+    health=starting; failures=0
     save "$f"; continue
   fi
   why=$(printf '%s' "$why" | tr -d '"\\' | tr '\n' ' ')
