@@ -159,7 +159,7 @@ def conf(prices: dict[str, Any] | None, tmp_path: Path) -> ExporterConf:
         "site": "s", "host": "gpu-1", "docker": "docker", "gpus": 2,
         "state_dir": str(tmp_path / "state"), "prices": prices,
         "services": {"api": {"project": "shop", "image": "app:1.0", "spec_hash": "0123456789ab",
-                             "replicas": [1, 2], "check": {"kind": "running"}}},
+                             "replicas": [1, 2]}},
         "jobs": {"train": {"project": "ml", "gpus": 1}},
     })
 

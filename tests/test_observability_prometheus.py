@@ -247,7 +247,7 @@ def exporter_conf(host: FakeHost, port: int, prices: dict[str, Any] | None,
         "proc": str(host.root / "proc"), "cgroup": str(host.root / "cg"),
         "sample_interval": 1, "state_dir": str(host.root / "state"), "prices": prices,
         "services": {"api": {"project": "shop", "image": "app:1.0", "spec_hash": "0123456789ab",
-                             "replicas": [1, 2], "check": {"kind": "running"}}},
+                             "replicas": [1, 2]}},
         "jobs": {"nightly": {"project": "shop", "gpus": 0}},
     }
 

@@ -44,24 +44,12 @@ RESTART_CAUSES = ("systemd", "probe")
 # -- configuration (rendered by hostctl per host: exporter_bundle.exporter_config) -----------
 
 @dataclass(frozen=True)
-class Check:
-    """The spec's health check, as configured (health is read from hostctl.health_verdict's
-    records and Docker, not probed by the exporter itself)."""
-
-    kind: str  # "http" | "tcp" | "command" | "running"
-    port: int = 0
-    path: str = "/"
-    timeout: float = 2.0
-
-
-@dataclass(frozen=True)
 class ServiceConf:
     project: str
     image: str
     spec_hash: str
     replicas: tuple[int, ...]
-    gpus: int = 0
-    check: Check = field(default_factory=lambda: Check("running"))
+    gpus: int = 0  # health is read from Docker and hostctl.health_verdict's records
 
 
 @dataclass(frozen=True)
@@ -87,8 +75,7 @@ class ExporterConf:
     def from_json(cls, data: Mapping[str, Any]) -> ExporterConf:
         services = {
             name: ServiceConf(s["project"], s["image"], s["spec_hash"],
-                              tuple(s["replicas"]), int(s.get("gpus", 0)),
-                              Check(**s.get("check", {"kind": "running"})))
+                              tuple(s["replicas"]), int(s.get("gpus", 0)))
             for name, s in data.get("services", {}).items()}
         keys = ("listen", "port", "docker", "systemctl", "proc", "cgroup", "gpus",
                 "sample_interval", "state_dir", "prices", "jobs", "audit", "metrics")

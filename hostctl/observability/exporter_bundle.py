@@ -92,22 +92,6 @@ def build_bundle() -> bytes:
     return buf.getvalue()
 
 
-def _check(w: m.Workload) -> dict[str, Any]:
-    h = w.health
-    if h is None:
-        return {"kind": "running"}
-    if h.command is not None:
-        return {"kind": "command"}  # Docker runs it: its verdict is read from Docker
-    check = h.http or h.tcp
-    assert check is not None
-    out: dict[str, Any] = {"kind": "http" if h.http else "tcp",
-                           "port": w.ports[check.port].container,
-                           "timeout": min(h.timeout, 2.0)}
-    if h.http:
-        out["path"] = h.http.path
-    return out
-
-
 def audit_only_config(site: m.Site, host: m.Host, log: LoggingConfig) -> dict[str, Any]:
     """With logging but no metrics the same program runs to ship the audit records alone:
     no listener, no sampling."""
@@ -132,7 +116,7 @@ def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
             continue
         replicas = [inst.index for inst in instances_on(w, host)]
         services[w.name] = {"project": w.project, "image": w.image, "spec_hash": spec_hash(w),
-                            "replicas": replicas, "gpus": w.resources.gpus, "check": _check(w)}
+                            "replicas": replicas, "gpus": w.resources.gpus}
     prices = None
     if met.prices is not None:
         p = met.prices
