@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hostctl.cli_sandbox import write_inventory
+from hostctl.cli.sandbox import write_inventory
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox.locking import file_lock

@@ -76,7 +76,7 @@ def measure(inventory: Path, shards: int) -> dict[str, Any]:
     from hostctl.jobs import hostside as H
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
-    from hostctl.loader import load_site
+    from hostctl.spec.loader import load_site
 
     t0 = time.monotonic()
     res = hostctl(inventory, "run", "bench-shard", "--shards", str(shards), "--json",
@@ -88,7 +88,7 @@ def measure(inventory: Path, shards: int) -> dict[str, Any]:
     runs = report["runs"]
     site = load_site(str(inventory))
     w = P.find_job(site, "bench-shard")
-    from hostctl.deploy import session
+    from hostctl.deploy.run import session
 
     hosts = [h.name for h in P.job_hosts(site, w)]
     with session(site, hosts) as run:
@@ -135,7 +135,7 @@ def main() -> None:
         with file_lock("session", timeout=1800, on_wait="waiting for the sandbox hosts"):
             try:
                 booted = hosts.up(STANDARD_HOSTS, state)
-                from hostctl.cli_sandbox import write_inventory
+                from hostctl.cli.sandbox import write_inventory
 
                 inventory = write_inventory(None, booted, state)
                 figures = prepare_and_measure(inventory, args)

@@ -1,3 +1,3 @@
-from hostctl.cli import main
+from hostctl.cli.root import main
 
 main()

@@ -118,7 +118,7 @@ def _example(sandbox_hosts: list[SandboxHost], sandbox_state_dir: Path,
              tmp_path_factory: pytest.TempPathFactory, observability: bool) -> Site:
     import yaml
 
-    from hostctl.cli_sandbox import write_inventory
+    from hostctl.cli.sandbox import write_inventory
 
     root = tmp_path_factory.mktemp("site") / "inventories"
     shutil.copytree(REPO / "inventories", root, ignore=shutil.ignore_patterns("images"))

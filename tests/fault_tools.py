@@ -27,7 +27,7 @@ import docker
 import yaml
 from docker.models.containers import Container
 
-from hostctl.remote import layout as L
+from hostctl.hosts import layout as L
 from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox import readiness
 from hostctl.sandbox.models import SandboxHost
@@ -98,7 +98,7 @@ class Hosts:
             assert code == 0, f"{name}: could not heal: {out}"
 
     def _replace(self, fresh: SandboxHost) -> None:
-        from hostctl.cli_sandbox import write_inventory
+        from hostctl.cli.sandbox import write_inventory
 
         self.site.hosts[fresh.name] = fresh
         for i, h in enumerate(self.session_hosts):

@@ -1,7 +1,7 @@
 """Hypothesis strategies for whole sites on disk: an inventory, spec files and a secrets file,
 written as YAML text from the documented keys, mostly valid, with a share of odd values.
 
-The keys come from the same tables the schema has (`hostctl/spec_schema.py`, the gateway,
+The keys come from the same tables the schema has (`hostctl/spec/rules.py`, the gateway,
 logging, metrics and k3s sections); `test_validate_properties.py` checks that every key the
 schema knows is one these tables can generate, so a new key cannot go untested.
 

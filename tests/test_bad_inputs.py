@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.secrets import ENV_FILE_LINE_MAX, Secret, parse_env_file, redact
+from hostctl.spec.secrets import ENV_FILE_LINE_MAX, Secret, parse_env_file, redact
 from tests.site_factory import BASE_INVENTORY, BASE_SECRETS, SERVICE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,15 +334,15 @@ def test_internal_error_never_shows_data_and_its_trace_hides_secrets(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    import hostctl.loader
-    from hostctl.cli import main
+    import hostctl.spec.loader
+    from hostctl.cli.root import main
 
     secret = Secret("DB_PASSWORD", "hunter2-value")
 
     def boom(*_: object, **__: object) -> None:
         raise ValueError(f"bad line DB_PASSWORD={secret.reveal()}")
 
-    monkeypatch.setattr(hostctl.loader, "load_site", boom)
+    monkeypatch.setattr(hostctl.spec.loader, "load_site", boom)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     result = CliRunner().invoke(main, ["validate", "-i", "site.yml"])
     assert result.exit_code == 70
@@ -356,7 +356,7 @@ def test_internal_error_never_shows_data_and_its_trace_hides_secrets(
 
 
 def test_merge_keys_let_written_keys_win_with_their_lines() -> None:
-    from hostctl.yamlsource import load_documents
+    from hostctl.spec.yamlsource import load_documents
 
     doc = load_documents("d: &d {x: 1, y: {z: 2}}\ne: &e {x: 3, w: 4}\nb:\n  x: 5\n"
                          "  <<: [*d, *e]\n", "f.yml")[0]

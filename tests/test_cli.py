@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hostctl.cli import main
+from hostctl.cli.root import main
 from tests.site_factory import SERVICE, make_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,16 +88,16 @@ def test_render_writes_a_folder_per_host(runner: CliRunner, tmp_path: Path) -> N
 
 def test_internal_errors_say_where_the_trace_went(
         runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hostctl.loader
+    import hostctl.spec.loader
 
     def boom(*_: object, **__: object) -> None:
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(hostctl.loader, "load_site", boom)
+    monkeypatch.setattr(hostctl.spec.loader, "load_site", boom)
     result = runner.invoke(main, ["validate", "-i", EXAMPLE])
     assert result.exit_code == 70
     # The type and hostctl's innermost frame, never the exception's text: it can hold data.
-    assert re.fullmatch(r"internal error: RuntimeError at hostctl/cli\.py:\d+ — this is a bug "
+    assert re.fullmatch(r"internal error: RuntimeError at hostctl/cli/root\.py:\d+ — this is a bug "
                         r"in hostctl; the full trace is in \S+ \(or rerun with --debug\)\n",
                         result.stderr), result.stderr
     assert "Traceback" not in result.stderr
@@ -174,7 +174,7 @@ def test_a_list_option_takes_both_forms(path: tuple[str, ...], flag: str, dest: 
 def test_every_list_option_is_in_the_table() -> None:
     """A new command's --hosts/--only/--skip-platform must take both forms too (and be
     tested above): every option that takes names uses the shared callback."""
-    from hostctl.cli_options import split_names
+    from hostctl.cli.options import split_names
 
     found = set()
 

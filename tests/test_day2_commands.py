@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hostctl import cli_day2, day2
-from hostctl.cli import main
+from hostctl.cli import day2 as cli_day2
+from hostctl.cli.root import main
 from hostctl.errors import HostctlError
-from hostctl.loader import load_site
-from hostctl.model import Site
-from hostctl.remote import layout as L
+from hostctl.hosts import layout as L
+from hostctl.ops import day2
 from hostctl.runner.base import ConnectionLost, HostUnreachable, Result, Runner, RunnerError
 from hostctl.runner.recording import Call, RecordingRunner
+from hostctl.spec.loader import load_site
+from hostctl.spec.model import Site
 from tests.site_factory import make_site
 
 SPECS = {

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostctl.deploy import DeployOptions, HostOutcome, Run
-from hostctl.loader import load_site
-from hostctl.platform import with_platform
+from hostctl.deploy.run import DeployOptions, HostOutcome, Run
 from hostctl.runner.recording import RecordingRunner
+from hostctl.spec.loader import load_site
+from hostctl.spec.platform import with_platform
 from tests.kong_admin_standin import KongAdminStandIn
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "inventories" / "site.yml"

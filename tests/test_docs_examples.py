@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostctl.loader import load_site
-from hostctl.spec_schema import INVENTORY_KEYS, workload
+from hostctl.spec.loader import load_site
+from hostctl.spec.rules import INVENTORY_KEYS, workload
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

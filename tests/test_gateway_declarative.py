@@ -16,7 +16,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostctl import model as m
 from hostctl.errors import ConfigError
 from hostctl.gateway import build_declarative, gateway_files, render_declarative
 from hostctl.gateway import kong_schema as ks
@@ -28,7 +27,8 @@ from hostctl.gateway.config import (
     check_gateway,
 )
 from hostctl.gateway.declarative import preflight
-from hostctl.secrets import Secret, SecretStore
+from hostctl.spec import model as m
+from hostctl.spec.secrets import Secret, SecretStore
 from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site, without_gateway
 
 GOLDEN = Path(__file__).parent / "golden" / "kong"
@@ -121,7 +121,7 @@ def test_weights_drain_one_instance(tmp_path: Path) -> None:
 
 
 def test_no_gateway_section_renders_nothing(tmp_path: Path) -> None:
-    from hostctl.loader import load_site
+    from hostctl.spec.loader import load_site
 
     inv = tmp_path / "site.yml"
     inv.write_text(without_gateway((REPO / "inventories" / "site.yml").read_text()).replace(
@@ -176,7 +176,7 @@ def _triage_site(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
 @pytest.mark.parametrize(("old", "new", "message"), SPEC_PROBLEMS)
 def test_what_kong_would_refuse_validate_refuses_at_the_spec_line(
         tmp_path: Path, old: str, new: str, message: str) -> None:
-    from hostctl.loader import load_site
+    from hostctl.spec.loader import load_site
 
     site_file, triage = _triage_site(tmp_path, old, new)
     with pytest.raises(ConfigError) as err:
@@ -345,7 +345,7 @@ def sites(draw: st.DrawFn) -> m.Site:
 def test_generated_sites_are_refused_with_locations_or_accepted_by_kongs_schema(
         site: m.Site) -> None:
     """What validate's checks accept, render turns into a file Kong's schema accepts."""
-    from hostctl import checks
+    from hostctl.spec import checks
 
     problems = checks.run_all(site.inventory, list(site.workloads), site.secrets)
     if not problems:

@@ -17,10 +17,10 @@ from hostctl.gateway import kong_typedefs as kt
 from hostctl.gateway import pcre
 from hostctl.gateway.config import check_gateway
 from hostctl.gateway.spec_rules import route_path_problem
-from hostctl.loader import load_site
-from hostctl.schema import Context
-from hostctl.spec_schema import route as route_schema
-from hostctl.yamlsource import Document
+from hostctl.spec.loader import load_site
+from hostctl.spec.rules import route as route_schema
+from hostctl.spec.schema import Context
+from hostctl.spec.yamlsource import Document
 from tests.site_factory import BASE_SECRETS, make_site
 from tests.test_gateway_config import GATEWAY_INVENTORY, ROUTED
 

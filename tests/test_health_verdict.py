@@ -1,4 +1,4 @@
-"""The one health rule `hostctl status` and the exporter share (hostctl.health_verdict): a
+"""The one health rule `hostctl status` and the exporter share (hostctl.hosts.health_verdict): a
 table of Docker's state x the probe's record x the deploy's record x the unit's start."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hostctl import health_verdict as hv
-from hostctl.remote import scripts
-from hostctl.remote.layout import HEALTH_DIR
+from hostctl.hosts import health_verdict as hv
+from hostctl.hosts import scripts
+from hostctl.hosts.layout import HEALTH_DIR
 
 START = 1_000  # the unit's current run started then
 NEW, OLD = START + 5, START - 5  # a record made during this run / during the run before

@@ -144,7 +144,7 @@ def _hj(host: str, cpus: int, runs: tuple[RunRecord, ...] = (), devices: int = 0
 
 
 def test_room_pick_host_and_shard_slots() -> None:
-    from hostctl import model as m
+    from hostctl.spec import model as m
 
     w = m.Workload("job", "shard", "lab", "img", resources=m.Resources(cpus=0.5))
     busy = (RunRecord("a", "h1", state="running", cpus=1500),)
@@ -330,8 +330,8 @@ def test_helper_service_leases_block_jobs_and_are_released_or_reclaimed(
 
 
 def test_plan_time_runtime_error_only_for_hosts_running_gpu_workloads() -> None:
-    from hostctl import model as m
-    from hostctl.secrets import SecretStore
+    from hostctl.spec import model as m
+    from hostctl.spec.secrets import SecretStore
 
     gpu = m.Host("gpu-1", "10.0.0.2", gpus=1)
     train = m.Workload("job", "train", "lab", "img", resources=m.Resources(gpus=1))
@@ -353,7 +353,7 @@ def test_plan_time_runtime_error_only_for_hosts_running_gpu_workloads() -> None:
 
 
 def test_facts_script_asks_docker_for_its_runtimes() -> None:
-    from hostctl.remote.facts import facts_script
+    from hostctl.hosts.facts import facts_script
 
     assert "( docker info --format '{{json .Runtimes}}' >\"$T/rt\" 2>/dev/null ) &" in \
         facts_script("docker")
@@ -407,7 +407,7 @@ def test_helper_installs_the_queue_timer_once_also_from_a_first_lease(
 
 
 def test_a_helper_found_on_a_host_before_any_release_stays_executable_in_the_snapshot() -> None:
-    from hostctl.remote import layout as L
+    from hostctl.hosts import layout as L
 
     assert [L.live_mode(p) for p in (L.JOBS_HELPER, L.GPU_CONF, "/etc/hostctl/env/a.env")] == [
         "0755", "0644", "0600"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hostctl.k8s.checks import manifest_problems
-from hostctl.secrets import Secret
+from hostctl.spec.secrets import Secret
 
 
 def pod_of(kind: str, restart: str = "Never", labels: dict[str, Any] | None = None

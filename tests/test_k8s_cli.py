@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import hostctl.k8s.cli  # noqa: F401  (registers `k8s` on main until hostctl/cli.py imports it)
-from hostctl.cli import main
+import hostctl.cli.k8s  # noqa: F401  (registers `k8s` on main)
+from hostctl.cli.root import main
 from tests.k8s_apiserver_standin import StandIn, running
 from tests.site_factory import BASE_INVENTORY, SERVICE, make_site
 

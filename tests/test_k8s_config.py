@@ -14,9 +14,9 @@ from hostctl.k8s.config import (
     k3s_config,
     kubeconfig_path,
 )
-from hostctl.loader import load_site
-from hostctl.schema import Context
-from hostctl.yamlsource import load_documents
+from hostctl.spec.loader import load_site
+from hostctl.spec.schema import Context
+from hostctl.spec.yamlsource import load_documents
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "k8s" / "k3s.example.yml"
@@ -72,7 +72,7 @@ def test_schema_messages(text: str, message: str) -> None:
 
 
 def test_defaults_follow_the_gateway() -> None:
-    from hostctl import model as m
+    from hostctl.spec import model as m
 
     inv = m.Inventory(file="site.yml", site="s", hosts={})
     assert (ingress_class(K3sConfig(), inv), ingress_namespace(K3sConfig(), inv)) == (

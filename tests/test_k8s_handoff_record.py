@@ -1,4 +1,4 @@
-"""The handoff as the hosts record it (hostctl.in_cluster): the record and its scripts (run
+"""The handoff as the hosts record it (hostctl.k8s.handoff_records): the record and its scripts (run
 under sh against a temporary folder), merging the hosts' records, what deploy's plan keeps
 stopped and says, the gateway file re-rendered, and `status` showing "in cluster"."""
 
@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hostctl import in_cluster
-from hostctl import status as st
-from hostctl.deploy import HostTarget
-from hostctl.plan import HostPlan, TargetFile, UnitAction, sha256
-from hostctl.plan_output import host_text
-from hostctl.remote import layout as L
-from hostctl.remote.facts import HostFacts
-from hostctl.render import RenderedFile
+from hostctl.deploy.plan import HostPlan, TargetFile, UnitAction, sha256
+from hostctl.deploy.plan_output import host_text
+from hostctl.deploy.run import HostTarget
+from hostctl.hosts import layout as L
+from hostctl.hosts.facts import HostFacts
+from hostctl.k8s import handoff_records as in_cluster
+from hostctl.ops import status as st
+from hostctl.render.site import RenderedFile
 from tests.test_gateway_config import example_site
 from tests.test_status_parse import NOW, app1_output, hashes
 from tests.test_status_parse import site as status_site
@@ -117,7 +117,7 @@ def test_an_unreadable_record_still_keeps_it_stopped(tmp_path: Path) -> None:
 def test_a_rollback_keeps_the_gateway_file_that_routes_to_the_cluster() -> None:
     from dataclasses import replace
 
-    from hostctl.plan import plan_files
+    from hostctl.deploy.plan import plan_files
 
     old = {L.GATEWAY_FILE: TargetFile(L.GATEWAY_FILE, "a" * 64, 0o600, "gateway-kong", True),
            "/etc/systemd/system/hostctl-x-1.service": TargetFile(

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostctl import model as m
 from hostctl.errors import ConfigError
 from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import (
@@ -26,8 +25,9 @@ from hostctl.k8s.manifests import (
     materialize,
     render_manifests,
 )
-from hostctl.loader import load_site
-from hostctl.secrets import Secret, SecretStore
+from hostctl.spec import model as m
+from hostctl.spec.loader import load_site
+from hostctl.spec.secrets import Secret, SecretStore
 from tests.k8s_validation import newest_versions, strict_problems
 from tests.site_factory import make_site
 

@@ -16,14 +16,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hostctl import model as m
 from hostctl.errors import ConfigError
 from hostctl.gateway.config import Consumer, GatewayConfig
 from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import materialize, render_manifests
 from hostctl.k8s.names import consumer_object_name
-from hostctl.loader import load_site
-from hostctl.secrets import Secret, SecretStore
+from hostctl.spec import model as m
+from hostctl.spec.loader import load_site
+from hostctl.spec.secrets import Secret, SecretStore
 from tests.k8s_validation import crd_problems, newest_versions, strict_problems
 from tests.site_factory import BASE_INVENTORY, make_site
 

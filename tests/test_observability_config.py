@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 from hostctl.errors import ConfigError, Problem
-from hostctl.loader import load_site
-from hostctl.model import Site
 from hostctl.observability.config import (
     DEFAULT_ELASTICSEARCH_IMAGE,
     DEFAULT_LOGSTASH_IMAGE,
@@ -26,6 +24,8 @@ from hostctl.observability.config import (
     logging_config,
     metrics_config,
 )
+from hostctl.spec.loader import load_site
+from hostctl.spec.model import Site
 from tests.site_factory import SERVICE, make_site
 
 REPO = Path(__file__).resolve().parent.parent

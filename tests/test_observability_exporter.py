@@ -270,7 +270,7 @@ def restarts(sampler: Sampler, replica: int = 1) -> dict[str, float]:
 
 
 def probe_state(tmp_path: Path, unit: str, restarts: int) -> None:
-    """What hostctl's probe keeps per unit (hostctl.probe: key=value lines)."""
+    """What hostctl's probe keeps per unit (hostctl.render.probe: key=value lines)."""
     _write(tmp_path / f"state/health/{unit}.state",
            f"health=healthy\nfailures=0\nrestarts={restarts}\nbackoff=0\n")
 
@@ -340,8 +340,8 @@ def test_a_service_handed_to_the_cluster_is_read_at_every_sample(
     here under sh against the exporter's state folder) and changes no exporter config: the
     exporter reads the records itself, so the alert rules can leave the service's stopped
     replicas alone (issue 10 #4)."""
-    from hostctl.in_cluster import record_line, remove_record_script, write_record_script
-    from hostctl.remote import layout
+    from hostctl.hosts import layout
+    from hostctl.k8s.handoff_records import record_line, remove_record_script, write_record_script
 
     def sh(script: str) -> None:
         subprocess.run(["sh", "-c", script], capture_output=True, check=True, timeout=30)
@@ -367,8 +367,8 @@ def test_a_service_handed_to_the_cluster_is_read_at_every_sample(
 
 
 def test_the_exporter_reads_records_where_the_handoff_writes_them() -> None:
+    from hostctl.hosts import layout
     from hostctl.observability.exporter_bundle import STATE_DIR
-    from hostctl.remote import layout
 
     assert f"{STATE_DIR}/{src.CLUSTER_SUBDIR}" == layout.CLUSTER_DIR
 

@@ -18,17 +18,17 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from hostctl import model as m
-from hostctl.docker_cmd import service_run_argv, spec_hash
 from hostctl.observability.config import LoggingConfig, LogstashSettings
 from hostctl.observability.logging_args import log_args
-from hostctl.placement import Instance
-from hostctl.render import service_unit
+from hostctl.render.docker_cmd import service_run_argv, spec_hash
+from hostctl.render.site import service_unit
 from hostctl.sandbox import app_image
 from hostctl.sandbox.container_spec import NETWORK
 from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.testing import ssh
+from hostctl.spec import model as m
+from hostctl.spec.placement import Instance
 from hostctl.systemd.quoting import exec_line
 from tests.gelf_listener import GelfListener, Message
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hostctl.cli import main
-from hostctl.loader import load_site
-from hostctl.model import Site
+from hostctl.cli.root import main
+from hostctl.deploy.plan import TargetFile, plan_files, sha256
+from hostctl.hosts.facts import UnitState
 from hostctl.observability.exporter_bundle import CONFIG_PATH, UNIT_PATH
-from hostctl.plan import TargetFile, plan_files, sha256
-from hostctl.platform import check_skip, skipped_workloads, with_platform
-from hostctl.remote.facts import UnitState
-from hostctl.render import render_host
+from hostctl.render.site import render_host
+from hostctl.spec.loader import load_site
+from hostctl.spec.model import Site
+from hostctl.spec.platform import check_skip, skipped_workloads, with_platform
 from tests.site_factory import SERVICE, make_site
 
 INVENTORY = """\

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from hostctl import model as m
 from hostctl.observability.config import ElasticsearchSettings, LoggingConfig, LogstashSettings
 from hostctl.observability.elasticsearch import retention_requests
 from hostctl.observability.logging_args import gelf_address, log_args
@@ -24,6 +23,7 @@ from hostctl.observability.pipeline import (
     render_pipeline,
 )
 from hostctl.observability.platform import logging_workloads
+from hostctl.spec import model as m
 
 GOLDEN = Path(__file__).parent / "golden" / "observability"
 

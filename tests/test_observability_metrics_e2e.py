@@ -20,15 +20,15 @@ from pathlib import Path
 import docker
 import pytest
 
-from hostctl.cli_sandbox import write_inventory
-from hostctl.docker_cmd import spec_hash
-from hostctl.loader import load_site
-from hostctl.model import Site
+from hostctl.cli.sandbox import write_inventory
 from hostctl.observability.config import metrics_config
+from hostctl.render.docker_cmd import spec_hash
 from hostctl.sandbox import app_image
 from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.testing import ssh
+from hostctl.spec.loader import load_site
+from hostctl.spec.model import Site
 from tests.deploy_rig import RESET
 from tests.site_factory import make_site
 from tests.test_observability_prometheus import PrometheusServer, needs_prometheus, wait_until

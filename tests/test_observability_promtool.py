@@ -22,9 +22,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hostctl import model as m
-from hostctl.in_cluster import record_line
-from hostctl.loader import load_site
+from hostctl.k8s.handoff_records import record_line
 from hostctl.observability.config import metrics_config
 from hostctl.observability.exporter import ExporterConf, Sampler, registry_for
 from hostctl.observability.exporter_bundle import exporter_config
@@ -37,6 +35,8 @@ from hostctl.observability.prometheus import (
     rules_file,
     targets,
 )
+from hostctl.spec import model as m
+from hostctl.spec.loader import load_site
 from tests.site_factory import make_site
 from tests.test_observability_exporter import FakeHost, inspect_item, labels
 

@@ -25,8 +25,6 @@ from typing import Any
 import pytest
 import requests
 
-from hostctl import model as m
-from hostctl.docker_cmd import service_run_argv, spec_hash
 from hostctl.observability.config import ElasticsearchSettings, LoggingConfig, LogstashSettings
 from hostctl.observability.elasticsearch import (
     ElasticsearchClient,
@@ -37,8 +35,10 @@ from hostctl.observability.elasticsearch import (
 from hostctl.observability.logging_args import log_args
 from hostctl.observability.pipeline import render_pipeline
 from hostctl.observability.platform import elasticsearch_workload
-from hostctl.placement import Instance
+from hostctl.render.docker_cmd import service_run_argv, spec_hash
 from hostctl.sandbox import app_image
+from hostctl.spec import model as m
+from hostctl.spec.placement import Instance
 
 LOGSTASH_ENV = "HOSTCTL_LOGSTASH_IMAGE"
 ELASTICSEARCH_ENV = "HOSTCTL_ELASTICSEARCH_IMAGE"

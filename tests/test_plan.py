@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hostctl.plan import TargetFile, plan_files, plan_host, target_from_manifest
-from hostctl.remote.facts import HostFacts, UnitState
+from hostctl.deploy.plan import TargetFile, plan_files, plan_host, target_from_manifest
+from hostctl.hosts.facts import HostFacts, UnitState
 
 U = "/etc/systemd/system"
 API1 = f"{U}/hostctl-api-1.service"
@@ -128,10 +128,10 @@ def test_every_rendered_file_is_one_hostctl_reads_back() -> None:
     would write it again and a no-op deploy would not be one."""
     from pathlib import Path
 
-    from hostctl.loader import load_site
-    from hostctl.platform import with_platform
-    from hostctl.remote.layout import is_managed
-    from hostctl.render import render_site
+    from hostctl.hosts.layout import is_managed
+    from hostctl.render.site import render_site
+    from hostctl.spec.loader import load_site
+    from hostctl.spec.platform import with_platform
 
     example = Path(__file__).resolve().parent.parent / "inventories" / "site.yml"
     for files in render_site(with_platform(load_site(str(example)))).values():

@@ -15,10 +15,10 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from hostctl import probe as P
-from hostctl.loader import load_site
-from hostctl.remote import layout as L
-from hostctl.remote.scripts import HealthProbe
+from hostctl.hosts import layout as L
+from hostctl.hosts.scripts import HealthProbe
+from hostctl.render import probe as P
+from hostctl.spec.loader import load_site
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_DATE = shutil.which("date") or "/bin/date"

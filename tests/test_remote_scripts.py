@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.plan import FileAction, HostPlan, UnitAction
-from hostctl.remote import scripts as S
-from hostctl.remote.facts import facts_script, normalise_ref, parse_facts
+from hostctl.deploy.plan import FileAction, HostPlan, UnitAction
+from hostctl.hosts import scripts as S
+from hostctl.hosts.facts import facts_script, normalise_ref, parse_facts
 
 PLAN = HostPlan(
     "h",
@@ -70,7 +70,7 @@ def test_activate_orders_stop_install_reload_enable_restart() -> None:
 def test_a_unit_that_fails_to_start_says_why_in_the_deploy(tmp_path: Path) -> None:
     """unit_step on a real shell, with systemctl and journalctl stubs that answer as
     systemd's do for a unit whose ExecStartPre failed; then deploy's reading of it."""
-    from hostctl.deploy import _failure_text
+    from hostctl.deploy.run import _failure_text
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -97,7 +97,7 @@ def test_a_unit_that_fails_to_start_says_why_in_the_deploy(tmp_path: Path) -> No
 
 
 def test_failure_text_without_unit_logs() -> None:
-    from hostctl.deploy import _failure_text
+    from hostctl.deploy.run import _failure_text
 
     assert _failure_text("@@staged\n@@failed install\ncp: cannot create x\n", "") == \
         "step install: cp: cannot create x"
@@ -211,7 +211,7 @@ def test_facts_without_runtimes_or_handoffs() -> None:
 def test_facts_script_is_valid_shell() -> None:
     import subprocess
 
-    from hostctl.remote.facts import facts_script
+    from hostctl.hosts.facts import facts_script
 
     for lock in (None, '{"who": "x"}'):
         for runtimes in (True, False):
@@ -222,7 +222,7 @@ def test_facts_script_is_valid_shell() -> None:
 
 
 def test_truncated_answer_is_an_error() -> None:
-    from hostctl.remote.facts import FactsError
+    from hostctl.hosts.facts import FactsError
 
     with pytest.raises(FactsError):
         parse_facts("h", CAPTURED.split("@@releases")[0])

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from hostctl.jobs import hostside as H
-from hostctl.loader import load_site
 from hostctl.observability.exporter_bundle import BUNDLE_PATH
-from hostctl.platform import with_platform
-from hostctl.render import render_site
-from hostctl.render_output import replace_tree
+from hostctl.render.output import replace_tree
+from hostctl.render.site import render_site
+from hostctl.spec.loader import load_site
+from hostctl.spec.platform import with_platform
 from tests.site_factory import SERVICE, make_site
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from hostctl import model as m
-from hostctl.docker_cmd import ENV_DIR, go_duration
-from hostctl.loader import load_site
-from hostctl.platform import with_platform
-from hostctl.render import render_site
+from hostctl.render.docker_cmd import ENV_DIR, go_duration
+from hostctl.render.site import render_site
 from hostctl.sandbox import app_image
-from hostctl.secrets import ENV_FILE_LINE_MAX
+from hostctl.spec import model as m
+from hostctl.spec.loader import load_site
+from hostctl.spec.platform import with_platform
+from hostctl.spec.secrets import ENV_FILE_LINE_MAX
 from tests.site_factory import make_site
 from tests.systemd_exec_parser import DEFAULT_SPECIFIERS, parse_exec_line
 from tests.test_render_validate import JOB, ODD_BUT_VALID

@@ -40,7 +40,7 @@ import yaml
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 
-from hostctl.cli import main
+from hostctl.cli.root import main
 from hostctl.gateway import kong_schema as ks
 from tests import site_strategies as gen
 
@@ -297,7 +297,7 @@ def revealed_kong(site: gen.SiteFiles) -> None:
     """The file Kong gets holds the values (keys, JWT secrets): Kong's rules again."""
     from hostctl.errors import ConfigError
     from hostctl.gateway import render_declarative
-    from hostctl.loader import load_site
+    from hostctl.spec.loader import load_site
 
     try:
         rendered = render_declarative(load_site(site.inventory))
@@ -325,9 +325,9 @@ def test_validate_refuses_with_locations_or_everything_renders(workdir: Path,
 def _schema_walk(check: Any, data: Any, prefix: str, out: set[str]) -> None:
     """Add to `out` the key paths of `check` (every one, or with `data` the ones present
     in it); map entries and list items are `*`."""
-    from hostctl import schema as sc
-    from hostctl import spec_schema as s
     from hostctl.gateway.config import _ConsumerCheck
+    from hostctl.spec import rules as s
+    from hostctl.spec import schema as sc
 
     every = data is _EVERY
     if isinstance(check, sc.Field):
@@ -364,8 +364,8 @@ _EVERY = object()
 
 
 def _inventory_paths(data: Any) -> set[str]:
-    from hostctl import schema as sc
-    from hostctl import spec_schema as s
+    from hostctl.spec import rules as s
+    from hostctl.spec import schema as sc
 
     out: set[str] = set()
     _schema_walk(sc.Record(dict, s.INVENTORY_KEYS), data, "", out)
@@ -377,7 +377,7 @@ def _inventory_paths(data: Any) -> set[str]:
 
 
 def _workload_paths(data: Any) -> set[str]:
-    from hostctl import spec_schema as s
+    from hostctl.spec import rules as s
 
     out: set[str] = set()
     _schema_walk(s.workload, data, "", out)

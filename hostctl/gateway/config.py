@@ -4,7 +4,7 @@ The section names the hosts that run Kong, the Kong image, the ports Kong listen
 consumers (API clients) with the *names* of their secrets; values come from the secrets
 source. `kong/gateway.example.yml` documents every key and is validated by the tests.
 
-The schema is built on first use and imports `hostctl.spec_schema` only then, so
+The schema is built on first use and imports `hostctl.spec.rules` only then, so
 `spec_schema` can use `GATEWAY` for the inventory's `gateway` key without an import cycle.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem, Source
-from hostctl.schema import (
+from hostctl.spec.schema import (
     Bool,
     Check,
     Context,
@@ -30,11 +30,11 @@ from hostctl.schema import (
     did_you_mean,
     recheck_section,
 )
-from hostctl.yamlsource import Path
+from hostctl.spec.yamlsource import Path
 
 if TYPE_CHECKING:
-    from hostctl import model as m
-    from hostctl.secrets import SecretStore
+    from hostctl.spec import model as m
+    from hostctl.spec.secrets import SecretStore
 
 DEFAULT_IMAGE = "kong:3.9.1"  # pinned: a new Kong is a change someone reviews, not a surprise
 DECLARATIVE_PATH = "/etc/hostctl/gateway/kong.yml"  # on each gateway host, mode 0600
@@ -130,7 +130,7 @@ SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 @functools.cache
 def _section() -> Record[GatewayConfig]:
-    from hostctl import spec_schema as s  # here, not at import: spec_schema imports this module
+    from hostctl.spec import rules as s  # here, not at import: spec_schema imports this module
 
     secret = Str(SECRET_NAME, "secret names are letters, digits and _")
     jwt = Record(JwtCredential, {
@@ -227,7 +227,7 @@ def _known_hosts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
 
 def _image_pushable(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                     store: SecretStore) -> Iterator[Problem]:
-    from hostctl.checks import digest_push_problem
+    from hostctl.spec.checks import digest_push_problem
 
     if not gw.managed or (gw.image_source or inv.image_source) != "push":
         return
@@ -270,7 +270,7 @@ def _consumer_projects(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workl
 
 def _auth_has_consumers(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                         store: SecretStore) -> Iterator[Problem]:
-    from hostctl.checks import at
+    from hostctl.spec.checks import at
 
     for w in ws:
         r = w.route
@@ -288,7 +288,7 @@ def _auth_has_consumers(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Work
 
 def _allow_projects_known(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                           store: SecretStore) -> Iterator[Problem]:
-    from hostctl.checks import at
+    from hostctl.spec.checks import at
     known = _projects(ws)
     for w in ws:
         r = w.route
@@ -310,7 +310,7 @@ def _overlap(a: Sequence[str], b: Sequence[str]) -> bool:
 
 def _no_route_overlap(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                       store: SecretStore) -> Iterator[Problem]:
-    from hostctl.checks import at
+    from hostctl.spec.checks import at
 
     seen: list[tuple[m.Workload, str]] = []
     for w in ws:
@@ -334,7 +334,7 @@ def _no_route_overlap(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Worklo
 
 def _ports_free(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                 store: SecretStore) -> Iterator[Problem]:
-    from hostctl.placement import service_instances
+    from hostctl.spec.placement import service_instances
 
     ours = {"proxy/http": gw.proxy.http, "proxy/https": gw.proxy.https,
             "admin_port": gw.admin_port, "status_port": gw.status_port}
@@ -361,7 +361,7 @@ def _ports_free(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
 
 def _cors_preflight(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                     store: SecretStore) -> Iterator[Problem]:
-    from hostctl.checks import at
+    from hostctl.spec.checks import at
 
     for w in ws:
         r = w.route
@@ -416,8 +416,8 @@ def _health_path_for_kong(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Wo
                           store: SecretStore) -> Iterator[Problem]:
     """A routed service's http health check on its routed port becomes Kong's active check,
     whose http_path is Kong's typedefs.path: no query, no `//`, only RFC 3986 characters."""
-    from hostctl.checks import at
     from hostctl.gateway import kong_typedefs as kt
+    from hostctl.spec.checks import at
 
     for w in ws:
         h = w.health
@@ -435,10 +435,10 @@ def _kong_accepts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                   store: SecretStore) -> Iterator[Problem]:
     """Last: the Kong file these specs make, through Kong's rules (kong_schema), so validate
     refuses whatever render would, located at the spec or inventory key behind the field."""
-    from hostctl import model as m
-    from hostctl.checks import route_ports, route_rate_limits, unique_names
     from hostctl.gateway.declarative import build_declarative, preflight
-    from hostctl.platform import PLATFORM_PROJECT
+    from hostctl.spec import model as m
+    from hostctl.spec.checks import route_ports, route_rate_limits, unique_names
+    from hostctl.spec.platform import PLATFORM_PROJECT
 
     own = tuple(w for w in ws if w.project != PLATFORM_PROJECT)
     if any(True for check in (unique_names, route_ports, route_rate_limits)

@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from hostctl import model as m
 from hostctl.errors import ConfigError, Problem
 from hostctl.gateway import kong_schema as ks
 from hostctl.gateway.config import (
@@ -32,9 +31,10 @@ from hostctl.gateway.config import (
     gateway_config,
     route_port,
 )
-from hostctl.placement import service_instances
-from hostctl.render import MODE_SECRET, RenderedFile
-from hostctl.secrets import Secret, materialize
+from hostctl.render.site import MODE_SECRET, RenderedFile
+from hostctl.spec import model as m
+from hostctl.spec.placement import service_instances
+from hostctl.spec.secrets import Secret, materialize
 
 FORMAT_VERSION = "3.0"
 TAG_PREFIX = "hostctl:"

@@ -16,7 +16,7 @@ from typing import Any
 
 from hostctl.gateway import kong_schema as ks
 from hostctl.gateway.declarative import TAG_PREFIX, Provenance
-from hostctl.secrets import Secret
+from hostctl.spec.secrets import Secret
 
 IGNORED = {"id", "created_at", "updated_at", "tags", "ws_id"}
 KIND_ORDER = ("services", "routes", "upstreams", "targets", "consumers", "acls",

@@ -13,20 +13,20 @@ from typing import Any
 
 import yaml
 
-from hostctl import model as m
 from hostctl.errors import HostctlError
 from hostctl.gateway.admin import GatewayError, KongAdmin, SyncResult, TargetHealth, ready
 from hostctl.gateway.declarative import RenderedGateway, render_declarative
 from hostctl.gateway.diff import diff_configs, hash_summary
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
+from hostctl.spec import model as m
 
 
 def desired(site: m.Site, weights: dict[tuple[str, str], int] | None = None,
             cluster_targets: Mapping[str, str] | None = None) -> RenderedGateway:
     """The config hostctl would send: the site's own services (platform services excluded),
     those in `cluster_targets` routed to the k3s cluster."""
-    from hostctl.platform import PLATFORM_PROJECT
+    from hostctl.spec.platform import PLATFORM_PROJECT
 
     own = replace(site, workloads=tuple(w for w in site.workloads
                                         if w.project != PLATFORM_PROJECT))

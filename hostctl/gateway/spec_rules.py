@@ -15,8 +15,8 @@ from typing import Any
 
 from hostctl.gateway import kong_typedefs as kt
 from hostctl.gateway import pcre
-from hostctl.schema import Check, Context, Str, describe, failed
-from hostctl.yamlsource import Path
+from hostctl.spec.schema import Check, Context, Str, describe, failed
+from hostctl.spec.yamlsource import Path
 
 _PATH_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 

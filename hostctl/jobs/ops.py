@@ -12,13 +12,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from hostctl import model as m
 from hostctl.errors import HostctlError
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
 from hostctl.jobs.records import RunRecord, latest_per_shard
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
+from hostctl.spec import model as m
 
 READ_TIMEOUT = 60.0
 POLL_SECONDS = 0.5  # how often a shard group's hosts are asked how their runs are doing
@@ -90,7 +90,7 @@ def preflight(site: m.Site, w: m.Workload, seen: Mapping[str, H.HostJobs | Excep
               ) -> tuple[dict[str, H.HostJobs], list[str], list[str]]:
     """(hosts ready to run `w`, warnings, errors): the job's unit must be deployed, and a host
     handing out real GPUs needs Docker's nvidia runtime."""
-    from hostctl.docker_cmd import spec_hash
+    from hostctl.render.docker_cmd import spec_hash
 
     ready: dict[str, H.HostJobs] = {}
     warnings: list[str] = []

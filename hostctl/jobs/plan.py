@@ -7,12 +7,12 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from hostctl import model as m
 from hostctl.errors import HostctlError
 from hostctl.jobs.hostside import GpuConfig, HostJobs, RunRequest, runtime_problem
 from hostctl.jobs.records import RunRecord
-from hostctl.placement import eligible_hosts, placed_on
-from hostctl.schema import did_you_mean
+from hostctl.spec import model as m
+from hostctl.spec.placement import eligible_hosts, placed_on
+from hostctl.spec.schema import did_you_mean
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

@@ -19,10 +19,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hostctl import model as m
-from hostctl.checks import at
 from hostctl.errors import Problem
-from hostctl.secrets import Secret
+from hostctl.spec import model as m
+from hostctl.spec.checks import at
+from hostctl.spec.secrets import Secret
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")

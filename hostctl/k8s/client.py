@@ -26,7 +26,7 @@ import yaml
 from hostctl.errors import HostctlError
 from hostctl.k8s.kubeconfig import ClusterAuth
 from hostctl.k8s.manifests import KIND_ORDER, materialize
-from hostctl.secrets import Secret
+from hostctl.spec.secrets import Secret
 
 FIELD_MANAGER = "hostctl"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"

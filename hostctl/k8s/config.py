@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
-from hostctl.schema import (
+from hostctl.spec.schema import (
     INVALID,
     Bool,
     Check,
@@ -28,10 +28,10 @@ from hostctl.schema import (
     failed,
     recheck_section,
 )
-from hostctl.yamlsource import Path
+from hostctl.spec.yamlsource import Path
 
 if TYPE_CHECKING:
-    from hostctl import model as m
+    from hostctl.spec import model as m
 
 TRAEFIK = "traefik"
 KONG = "kong"
@@ -106,8 +106,8 @@ class GatewayTarget(Check[str]):
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
         from hostctl.gateway import kong_typedefs as kt
-        from hostctl.schema import describe
-        from hostctl.spec_schema import address_problem
+        from hostctl.spec.rules import address_problem
+        from hostctl.spec.schema import describe
 
         text: str = Str()(value, path, ctx)
         if failed(text):

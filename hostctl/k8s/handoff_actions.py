@@ -2,7 +2,7 @@
 through the same runners and unit actions as `hostctl start/stop`, the gateway through the
 same tunnel, `POST /config` and hash check as `hostctl gateway sync`.
 
-Stopping on the hosts also records the handoff there (hostctl.in_cluster), so every later
+Stopping on the hosts also records the handoff there (hostctl.k8s.handoff_records), so every later
 deploy leaves the service stopped and routed to the cluster; starting removes the record
 once the units hold. `check_handoff` refuses what cannot work before any step runs.
 """
@@ -14,16 +14,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from hostctl import in_cluster
-from hostctl import model as m
 from hostctl.errors import HostctlError, Problem
 from hostctl.k8s import handoff as h
+from hostctl.k8s import handoff_records as in_cluster
 from hostctl.k8s.client import Cluster, apply_all, wait_rollouts
 from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import Rendering
+from hostctl.spec import model as m
 
 if TYPE_CHECKING:
-    from hostctl.deploy import Run
+    from hostctl.deploy.run import Run
     from hostctl.runner.base import Runner
 
 
@@ -87,7 +87,7 @@ def handoff_actions(site: m.Site, cfg: K3sConfig, w: m.Workload, rendering: Rend
 
 def record_hosts(site: m.Site, w: m.Workload) -> frozenset[str]:
     """Where the handoff is recorded: the hosts that run `w`, and the gateway hosts."""
-    from hostctl.placement import service_instances
+    from hostctl.spec.placement import service_instances
 
     gw = site.inventory.gateway
     gateway = set(gw.hosts) if gw is not None and w.route is not None else set()
@@ -98,7 +98,7 @@ def record_hosts(site: m.Site, w: m.Workload) -> frozenset[str]:
 def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Run]:
     """deploy.session, refusing to go on when a host cannot be reached: a handoff step
     must act on every host it names."""
-    from hostctl.deploy import session
+    from hostctl.deploy.run import session
 
     with session(site, hosts) as run:
         bad = [f"{n}: {r}".replace(f"{n}: {n}", n) for n, r in sorted(run.runners.items())
@@ -127,7 +127,7 @@ def _script_on_all(run: Run, script: str, mark: str, what: str) -> None:
 def stop_on_hosts(site: m.Site, cfg: K3sConfig, w: m.Workload, context: str) -> None:
     """Record the handoff (first: a deploy that runs meanwhile must not start it again),
     disable the units (a reboot must not either), then stop them."""
-    from hostctl import day2
+    from hostctl.ops import day2
 
     instances = day2.select_instances(site, w.name)
     with _connected(site, record_hosts(site, w)) as run:
@@ -140,7 +140,7 @@ def stop_on_hosts(site: m.Site, cfg: K3sConfig, w: m.Workload, context: str) -> 
 
 def start_on_hosts(site: m.Site, w: m.Workload) -> None:
     """Enable and start the units; once they hold, remove the handoff record everywhere."""
-    from hostctl import day2
+    from hostctl.ops import day2
 
     instances = day2.select_instances(site, w.name)
     with _connected(site, record_hosts(site, w)) as run:
@@ -170,7 +170,7 @@ def enable_script(verb: str, units: Sequence[str]) -> str:
 
 
 def _unit_action(run: Run, runners: Mapping[str, Any], instances: Any, action: str) -> None:
-    from hostctl import day2
+    from hostctl.ops import day2
 
     # Under the deploy lock, like `hostctl start/stop`: no deploy changes these units
     # while the handoff stops or starts them.
@@ -183,7 +183,7 @@ def _unit_action(run: Run, runners: Mapping[str, Any], instances: Any, action: s
 
 
 def _units_up(site: m.Site, w: m.Workload) -> None:
-    from hostctl import day2
+    from hostctl.ops import day2
 
     instances = day2.select_instances(site, w.name)
     hosts = frozenset(i.host.name for i in instances)

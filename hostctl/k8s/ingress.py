@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostctl import model as m
-from hostctl.checks import at
 from hostctl.gateway.config import GatewayConfig, route_port
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import KONG
 from hostctl.k8s.names import meta, namespace_of
 from hostctl.k8s.network_policy import admit_ingress_controller
 from hostctl.k8s.render_context import RenderContext
+from hostctl.spec import model as m
+from hostctl.spec.checks import at
 
 KONG_API = "configuration.konghq.com/v1"
 TRAEFIK_API = "traefik.io/v1alpha1"
@@ -116,7 +116,7 @@ def kong_service_annotations(ctx: RenderContext, w: m.Workload) -> dict[str, str
 def kong_plugins(site: m.Site, gw: GatewayConfig | None, w: m.Workload
                  ) -> list[dict[str, Any]]:
     """The route's plugins with exactly the configs the host gateway gives them."""
-    # Imported on use: the gateway's Kong file builder (and hostctl.render behind it) is
+    # Imported on use: the gateway's Kong file builder (and hostctl.render.site behind it) is
     # needed only when routes go to Kong.
     from hostctl.gateway.declarative import build_declarative
 

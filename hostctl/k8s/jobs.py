@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostctl import model as m
 from hostctl.errors import Problem
 from hostctl.k8s import checks as kc
 from hostctl.k8s.names import meta, namespace_of
 from hostctl.k8s.pods import pod_template
 from hostctl.k8s.render_context import RenderContext
 from hostctl.k8s.values import seconds
+from hostctl.spec import model as m
 
 
 def job(ctx: RenderContext, w: m.Workload) -> None:

@@ -16,7 +16,7 @@ from hostctl.k8s.config import KONG
 from hostctl.k8s.ingress import KONG_API
 from hostctl.k8s.names import consumer_object_name, meta, namespace_of, project_labels
 from hostctl.k8s.render_context import RenderContext
-from hostctl.secrets import Secret
+from hostctl.spec.secrets import Secret
 
 
 def consumers(ctx: RenderContext) -> None:

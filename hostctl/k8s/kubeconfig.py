@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from hostctl.errors import HostctlError
-from hostctl.secrets import Secret
+from hostctl.spec.secrets import Secret
 
 
 class KubeconfigError(HostctlError):

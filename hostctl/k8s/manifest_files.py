@@ -1,6 +1,6 @@
 """A rendering as text: YAML documents, the files `render -o DIR` writes, the report.
 
-Secret values stay `hostctl.secrets.Secret` objects in the manifests until `materialize`
+Secret values stay `hostctl.spec.secrets.Secret` objects in the manifests until `materialize`
 turns them into values (for the API server) or into `<secret NAME>` (for files and people),
 so nothing here reveals one unless asked to. Keys are sorted so the text is stable.
 """
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from hostctl.k8s.render_context import ReportItem
-from hostctl.secrets import materialize
+from hostctl.spec.secrets import materialize
 
 if TYPE_CHECKING:  # manifests imports this module; the type is only for annotations
     from hostctl.k8s.manifests import Rendering

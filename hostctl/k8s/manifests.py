@@ -1,7 +1,7 @@
 """Site -> Kubernetes manifests, and a report of what the specs say that Kubernetes cannot.
 
 Pure: no I/O. The result is a sorted list of plain dicts (apply order: namespaces first),
-identical for identical input. Secret values stay `hostctl.secrets.Secret` objects inside
+identical for identical input. Secret values stay `hostctl.spec.secrets.Secret` objects inside
 the dicts until `materialize` turns them into values (for the API server) or into
 `<secret NAME>` (for files and people).
 
@@ -34,7 +34,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hostctl import model as m
 from hostctl.errors import ConfigError, Problem
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import KONG, TRAEFIK, K3sConfig, k3s_config
@@ -64,7 +63,8 @@ from hostctl.k8s.pods import GPU_RESOURCE, GPU_RUNTIME_CLASS, SHARD_INDEX_PATH
 from hostctl.k8s.render_context import RenderContext, ReportItem
 from hostctl.k8s.services import service
 from hostctl.k8s.values import cpu_quantity, escape_expansion, memory_quantity
-from hostctl.secrets import materialize
+from hostctl.spec import model as m
+from hostctl.spec.secrets import materialize
 
 __all__ = [
     "GPU_RESOURCE", "GPU_RUNTIME_CLASS", "ISOLATION_POLICY", "KIND_ORDER", "KONG_API",

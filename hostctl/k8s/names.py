@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hostctl import model as m
-from hostctl.docker_cmd import spec_hash
 from hostctl.k8s.config import K3sConfig
+from hostctl.render.docker_cmd import spec_hash
+from hostctl.spec import model as m
 
 LABEL = "io.hostctl"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "hostctl"}

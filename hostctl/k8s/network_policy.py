@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hostctl import model as m
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import ingress_namespace
 from hostctl.k8s.names import (
@@ -21,6 +20,7 @@ from hostctl.k8s.names import (
     project_labels,
 )
 from hostctl.k8s.render_context import RenderContext
+from hostctl.spec import model as m
 
 ISOLATION_POLICY = "hostctl-project-isolation"
 

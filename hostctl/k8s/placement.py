@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostctl import model as m
 from hostctl.k8s.render_context import RenderContext
-from hostctl.placement import eligible_hosts
+from hostctl.spec import model as m
+from hostctl.spec.placement import eligible_hosts
 
 
 def pod_count(inv: m.Inventory, w: m.Workload) -> int:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hostctl import model as m
-from hostctl.checks import at
 from hostctl.k8s import checks as kc
 from hostctl.k8s.names import (
     env_config_map,
@@ -23,6 +21,8 @@ from hostctl.k8s.placement import place
 from hostctl.k8s.render_context import RenderContext
 from hostctl.k8s.values import cpu_quantity, escape_expansion, memory_quantity, seconds
 from hostctl.k8s.volumes import volumes
+from hostctl.spec import model as m
+from hostctl.spec.checks import at
 
 SHARD_INDEX_PATH = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostctl import model as m
-from hostctl.checks import at
 from hostctl.errors import Problem
 from hostctl.gateway.config import GatewayConfig
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import K3sConfig, ingress_class
 from hostctl.k8s.names import workload_labels
+from hostctl.spec import model as m
+from hostctl.spec.checks import at
 
 
 @dataclass(frozen=True, order=True)

@@ -7,13 +7,13 @@ silently dropped.
 
 from __future__ import annotations
 
-from hostctl import model as m
 from hostctl.k8s import checks as kc
 from hostctl.k8s import ingress
 from hostctl.k8s.names import SELECTOR_KEY, meta, namespace_of
 from hostctl.k8s.network_policy import reach
 from hostctl.k8s.pods import pod_template
 from hostctl.k8s.render_context import RenderContext
+from hostctl.spec import model as m
 
 
 def service(ctx: RenderContext, w: m.Workload) -> None:

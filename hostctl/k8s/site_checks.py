@@ -21,14 +21,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 
-from hostctl import model as m
-from hostctl.checks import at
 from hostctl.errors import ConfigError, Problem
 from hostctl.gateway.config import GatewayConfig
 from hostctl.k8s import checks as kc
 from hostctl.k8s.config import K3sConfig, k3s_config
 from hostctl.k8s.names import consumer_object_name
-from hostctl.secrets import SecretStore
+from hostctl.spec import model as m
+from hostctl.spec.checks import at
+from hostctl.spec.secrets import SecretStore
 
 
 def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,
@@ -46,7 +46,7 @@ def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: Secre
 def rendering_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,
                        cfg: K3sConfig) -> list[Problem]:
     from hostctl.k8s.manifests import render_manifests
-    from hostctl.loader import resolve_workload  # the loader imports the checks
+    from hostctl.spec.loader import resolve_workload  # the loader imports the checks
 
     site = m.Site(inventory=inv, workloads=tuple(resolve_workload(w, inv) for w in ws),
                   secrets=store)

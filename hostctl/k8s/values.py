@@ -7,9 +7,9 @@ silently changes meaning is worse than one that is refused.
 
 from __future__ import annotations
 
-from hostctl import model as m
 from hostctl.k8s import checks as kc
 from hostctl.k8s.render_context import RenderContext
+from hostctl.spec import model as m
 
 
 def cpu_quantity(cpus: float) -> str:

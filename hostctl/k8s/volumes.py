@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostctl import model as m
 from hostctl.k8s import checks as kc
 from hostctl.k8s.names import meta, namespace_of, project_labels
 from hostctl.k8s.render_context import RenderContext
 from hostctl.k8s.values import memory_quantity
+from hostctl.spec import model as m
 
 
 def volumes(ctx: RenderContext, w: m.Workload

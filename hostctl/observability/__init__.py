@@ -10,7 +10,7 @@ exporter, and the Prometheus/Grafana files rendered from the inventory and specs
     shipping_state(log, drivers, logstash_running, stats, earlier)   # for status
 
 The exporter itself (exporter.py, exporter_sources.py, exporter_audit.py) runs on hosts
-from a zipapp and uses only the standard library, prometheus_client and hostctl.health_verdict
+from a zipapp and uses only the standard library, prometheus_client and hostctl.hosts.health_verdict
 (the health rule it shares with `hostctl status`).
 """
 

@@ -4,7 +4,7 @@
 validated by the tests. Like the gateway section, an empty or absent section means "off":
 containers then log to journald, and no exporter is deployed.
 
-The schemas import `hostctl.spec_schema` on first use only, so spec_schema can use
+The schemas import `hostctl.spec.rules` on first use only, so spec_schema can use
 `LOGGING` and `METRICS` for the inventory's keys without an import cycle.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem, Source
-from hostctl.schema import (
+from hostctl.spec.schema import (
     INVALID,
     Check,
     Context,
@@ -33,10 +33,10 @@ from hostctl.schema import (
     failed,
     recheck_section,
 )
-from hostctl.yamlsource import Path
+from hostctl.spec.yamlsource import Path
 
 if TYPE_CHECKING:
-    from hostctl import model as m
+    from hostctl.spec import model as m
 
 # Pinned: a new Logstash or Elasticsearch is a change someone reviews, not a surprise.
 DEFAULT_LOGSTASH_IMAGE = "docker.elastic.co/logstash/logstash:8.15.3"
@@ -176,7 +176,7 @@ class ExporterListen(Check[str]):
     expected = "an IP address"
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        from hostctl.schema import describe
+        from hostctl.spec.schema import describe
 
         text: str = Str()(value, path, ctx)
         if failed(text):
@@ -203,8 +203,8 @@ class ElasticsearchUrl(Check[str]):
     _url = Str(URL_PATTERN, URL_HINT, max_len=URL_MAX)
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        from hostctl.schema import describe
-        from hostctl.spec_schema import address_problem
+        from hostctl.spec.rules import address_problem
+        from hostctl.spec.schema import describe
 
         text: str = self._url(value, path, ctx)
         if failed(text):
@@ -236,8 +236,8 @@ class GelfAddress(Check[str]):
     expected = "an address"
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        from hostctl.schema import describe
-        from hostctl.spec_schema import HostAddress
+        from hostctl.spec.rules import HostAddress
+        from hostctl.spec.schema import describe
 
         text: str = HostAddress()(value, path, ctx)
         if failed(text):
@@ -267,7 +267,7 @@ class ScrapeDuration(Check[float]):
 
 @functools.cache
 def _logging_section() -> Record[LoggingConfig]:
-    from hostctl import spec_schema as s  # here, not at import: spec_schema imports this
+    from hostctl.spec import rules as s  # here, not at import: spec_schema imports this
 
     image = s.ImageRef("give a pinned image reference such as "
                        "docker.elastic.co/logstash/logstash:8.15.3")
@@ -308,7 +308,7 @@ class _Price(Check[float]):
 
 @functools.cache
 def _metrics_section() -> Record[MetricsConfig]:
-    from hostctl import spec_schema as s
+    from hostctl.spec import rules as s
 
     price = _Price()
     return Record(MetricsConfig, {
@@ -360,7 +360,7 @@ def metrics_config(inv: m.Inventory, problems: list[Problem] | None = None
 
 # -- cross-checks ----------------------------------------------------------------------------
 
-# As hostctl.platform names its services: project "platform", one workload per service.
+# As hostctl.spec.platform names its services: project "platform", one workload per service.
 PLATFORM_PROJECT = "platform"
 LOGSTASH_WORKLOAD = "logging-logstash"
 ELASTICSEARCH_WORKLOAD = "logging-elasticsearch"
@@ -396,7 +396,7 @@ def _logging_host_known(log: LoggingConfig, inv: m.Inventory) -> Iterator[Proble
 
 
 def _images_pushable(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
-    from hostctl.checks import digest_push_problem
+    from hostctl.spec.checks import digest_push_problem
 
     if (log.image_source or inv.image_source) != "push":
         return
@@ -410,7 +410,7 @@ def _images_pushable(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
 
 
 def _platform_names_free(log: LoggingConfig, ws: list[m.Workload]) -> Iterator[Problem]:
-    from hostctl.checks import at
+    from hostctl.spec.checks import at
 
     managed = [LOGSTASH_WORKLOAD] + ([ELASTICSEARCH_WORKLOAD] if log.managed_elasticsearch
                                      else [])
@@ -514,8 +514,8 @@ def _platform_ports_free(inv: m.Inventory, log: LoggingConfig | None,
                          met: MetricsConfig | None, ws: list[m.Workload]) -> Iterator[Problem]:
     """A service may not publish a port a platform service takes on the same host (docker
     would fail to start one of them), nor may two platform services share one."""
-    from hostctl.checks import at
-    from hostctl.placement import service_instances
+    from hostctl.spec.checks import at
+    from hostctl.spec.placement import service_instances
 
     ours = platform_listeners(inv, log, met)
     if not ours:

@@ -6,7 +6,7 @@ read the latest sample, so a slow Docker never makes a scrape time out. Totals a
 a state file, so a restarted exporter carries on counting instead of starting from zero.
 
 Runs from the bundle (exporter_bundle.py) on the host's own python3: standard library,
-prometheus_client and hostctl.health_verdict (the health rule it shares with `hostctl status`)
+prometheus_client and hostctl.hosts.health_verdict (the health rule it shares with `hostctl status`)
 only. Metric names: REFERENCE.md (prefix hostctl_, base units, counters
 end in _total). Labels never use `instance`, `job`, `host` or `site` (the scrape target's
 labels; Prometheus would rename ours to exported_*): a service's copy is `replica`.
@@ -32,7 +32,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from hostctl import health_verdict as hv
+from hostctl.hosts import health_verdict as hv
 from hostctl.observability import exporter_sources as src
 
 VERSION = "1"
@@ -49,7 +49,7 @@ class ServiceConf:
     image: str
     spec_hash: str
     replicas: tuple[int, ...]
-    gpus: int = 0  # health is read from Docker and hostctl.health_verdict's records
+    gpus: int = 0  # health is read from Docker and hostctl.hosts.health_verdict's records
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class Snapshot:
 def healthy(c: src.Container | None, unit: src.UnitState | None,
             records: hv.Records) -> bool:
     """The replica's container runs and passes the one health rule `hostctl status` uses
-    (hostctl.health_verdict): Docker's verdict, or while it has none yet, hostctl's own
+    (hostctl.hosts.health_verdict): Docker's verdict, or while it has none yet, hostctl's own
     latest check of the unit's current run (the probe's, or the deploy's health gate's)."""
     if c is None or not c.running:
         return False

@@ -17,11 +17,11 @@ from typing import Any
 
 import prometheus_client
 
-from hostctl import model as m
 from hostctl.observability.config import LoggingConfig, MetricsConfig
 from hostctl.observability.logging_args import gelf_address
-from hostctl.placement import instances_on, placed_on
-from hostctl.render import MODE_PUBLIC, RenderedFile
+from hostctl.render.site import MODE_PUBLIC, RenderedFile
+from hostctl.spec import model as m
+from hostctl.spec.placement import instances_on, placed_on
 
 BUNDLE_PATH = "/usr/local/lib/hostctl/hostctl-exporter.pyz"
 CONFIG_PATH = "/etc/hostctl/exporter/config.json"
@@ -38,7 +38,7 @@ _HERE = Path(__file__).parent
 _MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py")
 # hostctl modules outside observability/ the exporter imports (standard library only
 # themselves): the health rule it shares with `hostctl status`.
-_SHARED = ("health_verdict.py",)
+_SHARED = ("hosts/__init__.py", "hosts/health_verdict.py")
 # prometheus_client's integrations for other servers are never imported by the exporter.
 _SKIP = ("twisted/", "django/", "aiohttp/", "__pycache__/")
 _MAIN = f'''"""hostctl's metrics exporter: python3 hostctl-exporter.pyz --config FILE [--once]"""
@@ -103,7 +103,7 @@ def audit_only_config(site: m.Site, host: m.Host, log: LoggingConfig) -> dict[st
 def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
                     log: LoggingConfig | None = None) -> dict[str, Any]:
     """What the exporter on `host` watches, and the prices it charges at."""
-    from hostctl.docker_cmd import spec_hash
+    from hostctl.render.docker_cmd import spec_hash
 
     inv = site.inventory
     services: dict[str, Any] = {}

@@ -3,7 +3,7 @@ hostctl's release manifests and the records of services handed to the k3s cluste
 source is a command (or a file) and a pure parser, so the parsers are tested on captured output.
 
 Runs inside the exporter bundle on the host's own python3: standard library only (and
-hostctl.health_verdict, which the bundle ships too).
+hostctl.hosts.health_verdict, which the bundle ships too).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hostctl.health_verdict import parse_timestamp
+from hostctl.hosts.health_verdict import parse_timestamp
 
 LABEL = "io.hostctl"
 Run = Callable[[Sequence[str]], tuple[int, str]]
@@ -239,20 +239,20 @@ def read_units(run: Run, systemctl: str = "systemctl") -> dict[str, UnitState] |
 
 def read_probe_restarts(probe: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
     """unit -> restarts by hostctl's health probe, ever (the `restarts=` line of the probe's
-    <unit>.state files, hostctl.probe, as health_verdict.read_records reads them)."""
+    <unit>.state files, hostctl.render.probe, as health_verdict.read_records reads them)."""
     return {unit: int(rec["restarts"]) for unit, rec in probe.items()
             if rec.get("restarts", "").isdigit()}
 
 
 # -- services handed to the k3s cluster ------------------------------------------------------
 
-CLUSTER_SUBDIR = "cluster"  # under the state dir: hostctl.remote.layout.CLUSTER_DIR
-RECORD_MAX = 4096  # a record is one short JSON line (hostctl.in_cluster.record_line)
+CLUSTER_SUBDIR = "cluster"  # under the state dir: hostctl.hosts.layout.CLUSTER_DIR
+RECORD_MAX = 4096  # a record is one short JSON line (hostctl.k8s.handoff_records.record_line)
 
 
 def read_handed_off(state_dir: str) -> dict[str, dict[str, Any]]:
     """service -> its handoff record (`hostctl k8s handoff` writes one file per service,
-    by temp file and rename; hostctl.in_cluster). An unreadable record still means handed
+    by temp file and rename; hostctl.k8s.handoff_records). An unreadable record still means handed
     off, as it does for deploy; a missing folder means none."""
     folder = os.path.join(state_dir, CLUSTER_SUBDIR)
     try:

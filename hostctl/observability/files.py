@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from hostctl import model as m
 from hostctl.observability.config import (
     LoggingConfig,
     MetricsConfig,
@@ -24,7 +23,8 @@ from hostctl.observability.prometheus import (
     targets_file,
     targets_json,
 )
-from hostctl.render import MODE_PUBLIC, RenderedFile
+from hostctl.render.site import MODE_PUBLIC, RenderedFile
+from hostctl.spec import model as m
 
 
 def sections(site: m.Site) -> tuple[LoggingConfig | None, MetricsConfig | None]:

@@ -21,7 +21,7 @@ from hostctl.observability.config import (
 )
 
 if TYPE_CHECKING:
-    from hostctl import model as m
+    from hostctl.spec import model as m
 
 LABEL = "io.hostctl"
 # The labels docker_cmd puts on every container; gelf sends each as an `_io.hostctl.*` field.

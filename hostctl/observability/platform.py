@@ -1,5 +1,5 @@
 """Logstash and Elasticsearch as platform services: ordinary service Workloads (project
-"platform", like hostctl.platform's Kong), so they are rendered, pushed, health-gated and
+"platform", like hostctl.spec.platform's Kong), so they are rendered, pushed, health-gated and
 rolled back like any service. Their files (the pipeline) go to the logging host.
 """
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hostctl import model as m
 from hostctl.observability.config import (
     ELASTICSEARCH_WORKLOAD,
     LOGSTASH_WORKLOAD,
@@ -21,6 +20,7 @@ from hostctl.observability.pipeline import (
     PIPELINE_PATH,
     render_pipeline,
 )
+from hostctl.spec import model as m
 
 LOGSTASH_API_PORT = 9600  # Logstash's monitoring API: health and event counts
 GELF_CONTAINER_PORT = 12201

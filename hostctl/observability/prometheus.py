@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from hostctl import model as m
 from hostctl.observability.config import MetricsConfig
+from hostctl.spec import model as m
 
 
 def promql_string(value: str) -> str:

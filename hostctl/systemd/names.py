@@ -13,7 +13,7 @@ The limit is 40 characters: with the `hostctl-job-` prefix that gives 52, the lo
 Kubernetes CronJob may have (its Jobs append 11 characters and must stay within 63), and
 `hostctl-NAME-INDEX` stays a valid DNS label. Kubernetes Service names must also start with a
 letter (RFC 1035); the `hostctl-` prefix takes care of that, so names may start with a digit.
-This matches NAME_PATTERN / NAME_MAX in hostctl/spec_schema.py.
+This matches NAME_PATTERN / NAME_MAX in hostctl/spec/rules.py.
 """
 
 from __future__ import annotations

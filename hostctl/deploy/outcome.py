@@ -1,0 +1,71 @@
+"""What a deploy tells about each host: progress lines as it goes, its outcome at the end.
+
+Shared by every part of a run (apply, rolling, rollback, the platform steps), so it imports
+none of them: a failure reads the same whichever part met it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from hostctl.deploy.plan import HostPlan
+from hostctl.errors import HostctlError
+from hostctl.hosts import scripts as S
+
+Progress = Callable[[str, str, str], None]  # (host, phase, detail)
+
+
+def quiet(host: str, phase: str, detail: str) -> None:
+    """The progress of a run nobody watches."""
+    return None
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    status: str  # unchanged | deployed | rolled-back | failed | unreachable | locked | skipped
+    message: str = ""
+    plan: HostPlan | None = None
+    health: list[S.HealthResult] = field(default_factory=list)
+    release: str | None = None
+    seconds: float = 0.0
+    round_trips: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("unchanged", "deployed", "planned")
+
+
+def failure_text(stdout: str, stderr: str) -> str:
+    """The failed step and its last line of output, then each failing unit's last line
+    (the `@@unit-log UNIT` sections remote.scripts.unit_step prints after `@@failed`)."""
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("@@failed "):
+            continue
+        own: list[str] = []
+        logs: dict[str, list[str]] = {}
+        current: list[str] | None = own
+        for ln in lines[i + 1:]:
+            if ln.startswith("@@unit-log "):
+                current = logs.setdefault(ln.split(" ", 1)[1], [])
+            elif ln.startswith("@@"):
+                current = None
+            elif current is not None and ln.strip():
+                current.append(ln)
+        text = f"step {line.split()[1]}: " + (own[-1] if own else "no output")
+        return text + "".join(f"; {unit}: {log[-1]}" for unit, log in logs.items() if log)
+    err = stderr.strip().splitlines()
+    return err[-1] if err else "the script stopped early"
+
+
+def describe_exc(host: str, exc: BaseException) -> str:
+    # Our own errors already name the host and say what to do; anything else is a bug to report.
+    if isinstance(exc, HostctlError):
+        return str(exc)
+    return f"{host}: unexpected error: {exc!r}"
+
+
+def exit_status(outcomes: Mapping[str, HostOutcome]) -> int:
+    return 0 if all(o.ok for o in outcomes.values()) else 1

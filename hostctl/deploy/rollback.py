@@ -1,0 +1,120 @@
+"""Rollback by hand (`hostctl rollback`): put hosts back on an earlier release.
+
+Not the automatic rollback of a failed apply (that is in deploy.Run): here the operator
+picks the release, or takes the one before the current, and every host is its own
+transaction as in a deploy: locked, applied, health-checked, audited and unlocked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text
+from hostctl.deploy.plan import HostPlan, Plan, plan_files, target_from_manifest
+from hostctl.hosts import scripts as S
+from hostctl.hosts.lock import lock_message
+from hostctl.runner.base import Runner
+from hostctl.runner.pool import run_parallel
+
+if TYPE_CHECKING:  # deploy imports this module: the Run is only named here, for the types
+    from hostctl.deploy.run import Run
+
+
+def rollback_plan(run: Run, to: str | None) -> Plan:
+    """After `gather(take_lock=True)`: per host, the plan back to release `to` (default:
+    the release before the current one). One more round trip to read the manifests.
+    The release chosen for each host is left in `run.rollback_to`."""
+    run.rollback_to = {}
+    live = {n: r for n, r in run.runners.items() if n in run.facts}
+    results = run_parallel(live, lambda r: r.run(
+        ["sh", "-s"], stdin=S.releases_script().encode(), timeout=60))
+    plans: dict[str, HostPlan] = {}
+    for h in run.hosts:
+        name = h.name
+        facts = run.facts.get(name)
+        res = results.get(name)
+        if facts is None or res is None:
+            plans[name] = HostPlan(name, error=run.outcomes.get(
+                name, HostOutcome(name, "failed", f"{name}: no facts")).message)
+            continue
+        if facts.lock.held:
+            plans[name] = HostPlan(name, error=lock_message(name, facts, run.options.lock_ttl))
+            continue
+        if isinstance(res, Exception):
+            plans[name] = HostPlan(name, error=describe_exc(name, res))
+            continue
+        current, manifests = S.parse_releases(res.stdout)
+        if to is not None:
+            if to not in manifests:
+                known = ", ".join(sorted(manifests)) or "none"
+                plans[name] = HostPlan(name, error=f"{name}: no release {to} (known: {known})")
+                continue
+            chosen = to
+        else:
+            # A release that was itself rolled back failed its deploy: never go back to it.
+            earlier = [r for r in sorted(manifests) if current and r < current
+                       and manifests[r].get("status") != "rolled-back"]
+            if not earlier:
+                plans[name] = HostPlan(name, error=f"{name}: no release before the current "
+                                                   f"one ({current or 'none'})")
+                continue
+            chosen = earlier[-1]
+        run.rollback_to[name] = chosen
+        from hostctl.k8s.handoff_records import keep_gateway_file, keep_stopped
+
+        target = keep_gateway_file(target_from_manifest(manifests[chosen]), facts)
+        plans[name] = keep_stopped(plan_files(name, target, facts.files, facts.units),
+                                   facts, run.site)
+    return Plan(plans)
+
+
+def apply_rollback(run: Run, plan: Plan) -> dict[str, HostOutcome]:
+    """Apply `rollback_plan`'s plan on the hosts this run locked, in parallel; every host
+    in the plan gets an outcome (those not applied: failed, with the plan's reason)."""
+
+    def one(runner: Runner) -> HostOutcome:
+        start = time.monotonic()
+        name = runner.host
+        outcome = _rollback_host(run, runner, plan.hosts[name])
+        outcome.seconds = round(time.monotonic() - start, 3)
+        run.finish_host(runner, outcome)
+        outcome.round_trips = runner.round_trips
+        run.progress(name, outcome.status, outcome.message)
+        return outcome
+
+    live = {n: run.runners[n] for n in plan.hosts if n in run.locked}
+    for name, result in run_parallel(live, one).items():
+        run.outcomes[name] = result if isinstance(result, HostOutcome) else HostOutcome(
+            name, "failed", describe_exc(name, result), plan.hosts[name])
+    for name, hp in plan.hosts.items():
+        run.outcomes.setdefault(name, HostOutcome(name, "failed", hp.error or "not run", hp))
+    return run.outcomes
+
+
+def _rollback_host(run: Run, runner: Runner, plan: HostPlan) -> HostOutcome:
+    name = runner.host
+    host = run.site.inventory.hosts[name]
+    if plan.error:
+        return HostOutcome(name, "failed", plan.error, plan)
+    release = run.rollback_to[name]
+    run.progress(name, "rollback", f"to {release}")
+    res = runner.run(["sh", "-s"], stdin=(S.PRELUDE + S.activate(
+        plan, release, host.docker, {})).encode(), timeout=300)
+    if "applied" not in S.markers(res.stdout):
+        return HostOutcome(name, "failed", f"{name}: rollback to {release} failed: "
+                           f"{failure_text(res.stdout, res.stderr)}", plan)
+    # The old release may run services the specs no longer have (no probe in the target):
+    # those are at least checked to be running.
+    probes = run.targets[name].probes
+    checks = [probes.get(u.unit) or S.HealthProbe(u.unit, u.unit.removesuffix(".service"),
+                                                  "running", interval=1, timeout=1)
+              for u in plan.units if u.action in ("start", "restart")
+              and u.unit.endswith(".service")]
+    health = run.check_health(runner, host, checks)
+    if any(not h.ok for h in health):
+        bad = ", ".join(h.unit for h in health if not h.ok)
+        return HostOutcome(name, "failed", f"{name}: rolled back to {release}, but "
+                                           f"unhealthy: {bad}", plan, health, release)
+    return HostOutcome(name, "deployed", f"rolled back to release {release}", plan,
+                       health, release)

@@ -1,0 +1,354 @@
+"""Everything a plan needs to know about a host, read in one round trip.
+
+`facts_script` builds the shell script (pure); `parse_facts` reads its output (pure), so
+the parser is tested on captured output. The same script can take the deploy lock, which
+saves a round trip: a no-op deploy costs this one and the final unlock, nothing else.
+Secret files are hashed on the host; their content never travels back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hostctl.hosts import layout as L
+
+MARK = "@@"
+VERSION = "1"
+UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState",
+                   "ActiveEnterTimestamp", "NRestarts", "Result")
+
+
+@dataclass(frozen=True)
+class UnitState:
+    name: str
+    load: str = ""
+    active: str = ""
+    sub: str = ""
+    file_state: str = ""
+    active_enter: str = ""
+    restarts: int = 0
+    result: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    state: str
+    spec_hash: str
+
+
+@dataclass(frozen=True)
+class LockState:
+    acquired: bool = False
+    held: bool = False
+    holder: dict[str, Any] = field(default_factory=dict)
+    raw: str = ""  # the holder record as found, to break exactly that lock and no newer one
+    since: int = 0  # lock directory's mtime (epoch seconds), when the record is unreadable
+
+    @property
+    def started(self) -> int:
+        """When the holder took the lock (epoch seconds; 0 when nobody can tell)."""
+        return int(self.holder.get("started") or self.since or 0)
+
+    @property
+    def started_text(self) -> str:
+        started = self.started
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    host: str
+    docker_ok: bool = False
+    docker_detail: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # path -> sha256 (managed files)
+    contents: dict[str, bytes] = field(default_factory=dict)  # non-secret files only
+    units: dict[str, UnitState] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # normalised ref -> image id
+    containers: dict[str, ContainerState] = field(default_factory=dict)
+    networks: frozenset[str] = frozenset()
+    current_release: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    releases: tuple[str, ...] = ()
+    lock: LockState = field(default_factory=LockState)
+    now: int = 0  # the host's clock, epoch seconds
+    # Docker's runtimes (`docker info`); None when Docker did not say (down, or too old)
+    runtimes: frozenset[str] | None = None
+    # service -> its handoff record, for the services handed to the cluster (L.CLUSTER_DIR)
+    handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def take_lock_lines(lock_record: str, held_exit: int | None = None) -> list[str]:
+    """Shell lines that take the host's deploy lock (a directory: mkdir is atomic) with
+    `lock_record` in it, and print `@@lock acquired`, or `@@lock held MTIME` and the
+    holder's record (parse_lock reads both). With `held_exit`, a held lock ends the script
+    with that status. Deploy's facts script and the day-two actions take it the same way."""
+    held = [f"  exit {held_exit}"] if held_exit is not None else []
+    return [
+        f"mkdir -p {L.STATE_DIR} && chmod 0700 {L.STATE_DIR}",
+        f"if mkdir {L.LOCK_DIR} 2>/dev/null; then",
+        f"  printf '%s\\n' {shlex.quote(lock_record)} > {L.LOCK_DIR}/holder.json",
+        f"  echo '{MARK}lock acquired'",
+        "else",
+        f"  echo \"{MARK}lock held $(stat -c %Y {L.LOCK_DIR} 2>/dev/null || echo 0)\"",
+        f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
+        *held,
+        "fi",
+    ]
+
+
+def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = True) -> str:
+    """The script that prints a host's facts; with `lock_record`, it also takes the lock.
+    `runtimes`: ask Docker for its runtimes too (only GPU hosts need them: one docker call
+    less elsewhere, on the path every no-op deploy takes)."""
+    d = shlex.quote(docker)
+    globs = " ".join(L.MANAGED_GLOBS)
+    public_globs = " ".join(g for g in L.MANAGED_GLOBS if not L.is_secret_path(g))
+    props = ",".join(UNIT_PROPERTIES)
+    lines = [
+        "export LC_ALL=C",
+        f"echo '{MARK}hostctl-facts {VERSION}'",
+        f"echo \"{MARK}now $(date +%s)\"",
+    ]
+    if lock_record is not None:
+        lines += take_lock_lines(lock_record)
+    # The docker CLI is the slow part on a busy host: its queries run at once,
+    # while the shell reads files and systemd; `docker ps` failing means Docker is down.
+    lines += [
+        'T=$(mktemp -d)',
+        f"( {d} ps -a --no-trunc --filter label=io.hostctl.managed=true "
+        "--format '{{.Names}}\t{{.State}}\t{{.Label \"io.hostctl.spec-hash\"}}' "
+        '>"$T/ps" 2>"$T/ps.err"; echo $? >"$T/ps.rc" ) &',
+        f"( {d} image ls --no-trunc --digests "
+        "--format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}' >\"$T/img\" 2>/dev/null ) &",
+        f"( {d} network ls --filter label=io.hostctl.managed=true --format '{{{{.Name}}}}' "
+        '>"$T/net" 2>/dev/null ) &',
+        *([f"( {d} info --format '{{{{json .Runtimes}}}}' >\"$T/rt\" 2>/dev/null ) &"]
+          if runtimes else []),
+        f"echo '{MARK}files'",
+        f"for f in {globs}; do [ -f \"$f\" ] && sha256sum \"$f\"; done",
+        f"echo '{MARK}contents'",
+        f"for f in {public_globs}; do [ -f \"$f\" ] && "
+        "printf '%s %s\\n' \"$f\" \"$(base64 -w0 \"$f\")\"; done",
+        f"echo '{MARK}units'",
+        f"units=$(cd {L.UNIT_DIR} && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null "
+        "| grep -v '@\\.service$')",
+        f"[ -n \"$units\" ] && systemctl show --property={props} -- $units",
+        "wait",
+        f"echo '{MARK}docker'",
+        'if [ "$(cat "$T/ps.rc")" = 0 ]; then echo ok; '
+        'else echo "down $(tail -n 1 "$T/ps.err")"; fi',
+        f"echo '{MARK}images'",
+        'cat "$T/img"',
+        f"echo '{MARK}containers'",
+        'cat "$T/ps"',
+        f"echo '{MARK}networks'",
+        'cat "$T/net"',
+        f"echo '{MARK}runtimes'",
+        'cat "$T/rt" 2>/dev/null',
+        'rm -rf "$T"',
+        f"echo '{MARK}cluster'",
+        f"for f in {L.CLUSTER_DIR}/*; do [ -f \"$f\" ] && "
+        "printf '%s %s\\n' \"${f##*/}\" \"$(head -c 4096 \"$f\" | tr -d '\\n')\"; done",
+        f"echo '{MARK}current'",
+        f"readlink {L.CURRENT_LINK} 2>/dev/null",
+        f"echo '{MARK}manifest'",
+        f"tr -d '\\n' < {L.CURRENT_LINK}/{L.MANIFEST} 2>/dev/null; echo",
+        f"echo '{MARK}releases'",
+        f"ls -1 {L.RELEASES_DIR} 2>/dev/null | grep -v '\\.partial$'",
+        f"echo '{MARK}end'",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class FactsError(ValueError):
+    """The host's answer was not what the facts script prints (truncated, wrong shell...)."""
+
+
+def parse_facts(host: str, text: str) -> HostFacts:
+    sections = split_sections(text)
+    if "end" not in sections:
+        raise FactsError(f"{host}: incomplete answer from the host (no end marker)")
+    docker = (sections.get("docker") or [""])[0]
+    lock = parse_lock(sections)
+    return HostFacts(
+        host=host,
+        docker_ok=docker.split(" ")[0] == "ok",
+        docker_detail=docker.partition(" ")[2].strip(),
+        files=_files(sections.get("files", [])),
+        contents=_contents(sections.get("contents", [])),
+        units=_units(sections.get("units", [])),
+        images=_images(sections.get("images", [])),
+        containers=_containers(sections.get("containers", [])),
+        networks=frozenset(n for n in sections.get("networks", []) if n),
+        current_release=_current(sections.get("current", [])),
+        manifest=_manifest(sections.get("manifest", [])),
+        releases=tuple(sorted(r for r in sections.get("releases", []) if r)),
+        lock=lock,
+        now=int((sections.get("now") or ["0"])[0] or 0),
+        runtimes=_runtimes(sections.get("runtimes", [])),
+        handed_off=parse_handed_off(sections.get("cluster", [])),
+    )
+
+
+def split_sections(text: str) -> dict[str, list[str]]:
+    """`@@name rest` starts a section (rest is its first line); other lines belong to it."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith(MARK):
+            name, _, rest = line[len(MARK):].partition(" ")
+            current = sections.setdefault(name, [])
+            if rest:
+                current.append(rest)
+            continue
+        if current is not None:
+            current.append(line)
+    return sections
+
+
+def parse_lock(sections: dict[str, list[str]]) -> LockState:
+    """The `@@lock` section: acquired, or held by whom (the holder record as found)."""
+    lines = sections.get("lock")
+    if not lines:
+        return LockState()
+    if lines[0] == "acquired":
+        return LockState(acquired=True)
+    head = lines[0].split()
+    since = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
+    raw = lines[1] if len(lines) > 1 else ""
+    try:
+        holder = json.loads(raw) if raw else {}
+    except ValueError:
+        holder = {}
+    return LockState(held=True, holder=holder if isinstance(holder, dict) else {}, raw=raw,
+                     since=since)
+
+
+def _files(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        digest, _, path = line.partition("  ")
+        if path and len(digest) == 64:
+            out[path] = digest
+    return out
+
+
+def _contents(lines: list[str]) -> dict[str, bytes]:
+    out = {}
+    for line in lines:
+        path, _, data = line.partition(" ")
+        if path:
+            out[path] = base64.b64decode(data) if data else b""
+    return out
+
+
+def show_blocks(lines: list[str]) -> list[dict[str, str]]:
+    """`systemctl show` output for several units: one KEY=VALUE dict per unit."""
+    blocks: list[dict[str, str]] = []
+    block: dict[str, str] = {}
+    for line in [*lines, ""]:
+        if line.strip():
+            key, _, value = line.partition("=")
+            block[key] = value
+        elif block:
+            blocks.append(block)
+            block = {}
+    return [b for b in blocks if "Id" in b]
+
+
+def _units(lines: list[str]) -> dict[str, UnitState]:
+    return {
+        b["Id"]: UnitState(
+            name=b["Id"], load=b.get("LoadState", ""), active=b.get("ActiveState", ""),
+            sub=b.get("SubState", ""), file_state=b.get("UnitFileState", ""),
+            active_enter=b.get("ActiveEnterTimestamp", ""),
+            restarts=int(n) if (n := b.get("NRestarts", "")).isdigit() else 0,
+            result=b.get("Result", ""),
+        )
+        for b in show_blocks(lines)
+    }
+
+
+def normalise_ref(ref: str) -> str:
+    """Docker's short form of an image reference: `docker.io/library/x` is shown as `x`,
+    and a reference without tag or digest means `:latest`."""
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix):]
+            break
+    name = ref.split("@")[0]
+    if "@" not in ref and ":" not in name.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+def _images(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) != 4:
+            continue
+        repo, tag, digest, image_id = parts
+        if repo == "<none>":
+            continue
+        if tag != "<none>":
+            out[f"{repo}:{tag}"] = image_id
+        if digest != "<none>":
+            out[f"{repo}@{digest}"] = image_id
+    return out
+
+
+def _containers(lines: list[str]) -> dict[str, ContainerState]:
+    out = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) == 3:
+            out[parts[0]] = ContainerState(parts[0], parts[1], parts[2])
+    return out
+
+
+def _current(lines: list[str]) -> str | None:
+    target = lines[0].strip() if lines else ""
+    return target.rsplit("/", 1)[-1] or None
+
+
+def _manifest(lines: list[str]) -> dict[str, Any]:
+    raw = "".join(lines).strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _runtimes(lines: list[str]) -> frozenset[str] | None:
+    """`docker info --format '{{json .Runtimes}}'`: {"runc": {...}, "nvidia": {...}}."""
+    try:
+        data = json.loads("".join(lines).strip() or "null")
+    except ValueError:
+        return None
+    return frozenset(data) if isinstance(data, dict) else None
+
+
+def parse_handed_off(lines: list[str]) -> dict[str, dict[str, Any]]:
+    """`SERVICE JSON` lines (the `@@cluster` section) -> service -> its handoff record."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        name, _, raw = line.partition(" ")
+        if not name:
+            continue
+        try:
+            record = json.loads(raw) if raw else {}
+        except ValueError:
+            record = {}
+        # An unreadable record still means "handed off": deploy must not start it again.
+        out[name] = record if isinstance(record, dict) else {}
+    return out

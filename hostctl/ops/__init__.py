@@ -1,0 +1,1 @@
+"""Commands on running hosts beside deploy: status and the day-two actions."""

@@ -1,0 +1,1 @@
+"""Stage 2: the files each host should have, built by pure functions from a Site."""

@@ -1,0 +1,307 @@
+"""Render every file a host needs, as bytes with a mode: pure functions, strings out.
+
+Same input, byte-identical output: everything is sorted, nothing depends on time or on
+the machine rendering it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jinja2
+
+from hostctl.hosts import layout as L
+from hostctl.render import docker_cmd as d
+from hostctl.spec import model as m
+from hostctl.spec.placement import Instance, instances_on, placed_on, schedule_host
+from hostctl.systemd.quoting import exec_line, setting_value
+
+UNIT_DIR = "/etc/systemd/system"
+MODE_PUBLIC = 0o644
+MODE_SECRET = 0o600
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """A file for a host. `secret` files hold secret values and are written 0600."""
+
+    path: str
+    content: bytes
+    mode: int = MODE_PUBLIC
+    secret: bool = False
+    redacted_content: bytes | None = None
+    workload: str = ""  # the workload it belongs to: a changed env file restarts its units
+    owner: str | None = None  # uid:gid when a container's own user must read it
+    restarts: bool = True  # False: the service reloads it itself (Kong's config, via its API)
+
+    def shown(self) -> bytes:
+        """What may be displayed or written locally: secret values replaced by their names."""
+        return self.redacted_content if self.redacted_content is not None else self.content
+
+
+def _templates_dir() -> Path:
+    # Installed wheels carry the templates inside the package; a checkout has them at the top.
+    packaged = Path(__file__).parents[1] / "_data" / "units"
+    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "units"
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_templates_dir())),
+        autoescape=False,  # systemd syntax, not HTML: values are escaped for systemd instead
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def _render(template: str, **values: object) -> bytes:
+    return _env().get_template(template).render(**values).encode()
+
+
+def service_unit(inst: Instance, site: str, log: Sequence[str] = d.JOURNALD) -> RenderedFile:
+    w, docker = inst.workload, inst.host.docker
+    if w.reach:
+        # `docker run` joins one network only (Docker 20.10): create the container, connect
+        # it to the other projects' networks, then start it attached, all before it runs.
+        pre = [_exec_words(d.service_run_argv(inst, site, verb="create", log=log))]
+        pre += [exec_line(d.connect_argv(docker, p, inst.name)) for p in w.reach]
+        run = exec_line(d.start_attached_argv(docker, inst.name))
+    else:
+        pre, run = [], _exec_words(d.service_run_argv(inst, site, log=log))
+    gpus = w.resources.gpus
+    text = _render(
+        "service.unit.j2",
+        site=site,
+        spec_file=setting_value(w.source),
+        spec_hash=d.spec_hash(w),
+        description=setting_value(
+            f"hostctl service {w.name} #{inst.index} (project {w.project})"),
+        name=inst.name,
+        pre=pre,
+        run=run,
+        stop=exec_line(d.stop_argv(docker, inst.name, w.stop_timeout)),
+        remove=exec_line(d.remove_argv(docker, inst.name)),
+        restart={"always": "always", "on-failure": "on-failure", "never": "no"}[w.restart],
+        stop_timeout=int(w.stop_timeout) + 15,
+        gpus=gpus,
+        gpu_env=d.gpu_env_file(inst.unit),
+        gpu_lease=exec_line([L.JOBS_HELPER, "lease-service", inst.unit, str(gpus)]),
+        gpu_release=exec_line([L.JOBS_HELPER, "release-service", inst.unit]),
+    )
+    return RenderedFile(f"{UNIT_DIR}/{inst.unit}", text, workload=w.name)
+
+
+def job_unit_name(w: m.Workload) -> str:
+    return f"hostctl-job-{w.name}@.service"
+
+
+Raw = d.Raw
+
+
+def _exec_words(argv: Sequence[str]) -> str:
+    if not any(isinstance(word, Raw) for word in argv):
+        return exec_line(argv)  # nothing written as is: one pass over the whole line
+    stub = "/x"
+    words = []
+    for i, word in enumerate(argv):
+        if isinstance(word, Raw):
+            words.append(str(word))
+        elif i == 0:
+            words.append(exec_line([word]))
+        else:  # escape one word on its own, so no user text can reach a Raw word
+            words.append(exec_line([stub, word])[len(stub) + 1:])
+    return " ".join(words)
+
+
+JOBS_HELPER = L.JOBS_HELPER
+# ExecCondition of a run: the queue admits it (exit 0) or keeps it waiting (1). Deploy
+# installs the queue with the unit (jobs_files); should the helper still be missing (a
+# rollback to a release from before it was managed), a job without GPUs runs at once as it
+# always did, and a job with GPUs fails, as it must never run without its lease.
+_ADMIT = ('h=' + JOBS_HELPER + '; [ -x "$h" ] && exec "$h" admit "$0" "$1"; '
+          'echo "hostctl: $h is missing (a deploy, or any hostctl run or jobs command, '
+          'installs it)" >&2; exit "$2"')
+
+
+def job_unit(w: m.Workload, host: m.Host, site: str,
+             log: Sequence[str] = d.JOURNALD) -> RenderedFile:
+    container = Raw(f"hostctl-job-{w.name}-%i")
+    run = [host.docker, "run", "--rm", "--name", container,
+           "--label", Raw(f"{d.LABEL}.run=%i")]
+    run += d.labels(w, site, {f"{d.LABEL}.host": host.name})
+    # GPUs come from the queue's lease (specific devices, in $HOSTCTL_RUN_ARGS), not a count.
+    run += d.common_run_args(replace(w, resources=replace(w.resources, gpus=0)),
+                             bool(w.secrets), log)
+    run += [*artifacts_mount(w), Raw("$HOSTCTL_RUN_ARGS")]
+    before, after = d.command_tail(w)
+    run += [*before, w.image, *after]
+    r = w.resources
+    queue_env = {
+        "HOSTCTL_JOB_PROJECT": w.project, "HOSTCTL_JOB_HOST": host.name,
+        "HOSTCTL_JOB_GPUS": str(r.gpus),
+        "HOSTCTL_JOB_CPUS": str(round(r.cpus * 1000) if r.cpus else 0),
+        "HOSTCTL_JOB_MEMORY": str(r.memory or 0),
+        "HOSTCTL_JOB_ATTEMPTS": str(w.retries + 1), "HOSTCTL_JOB_SHARDS": str(w.shards),
+    }
+    text = _render(
+        "job.unit.j2",
+        site=site,
+        spec_file=setting_value(w.source),
+        spec_hash=d.spec_hash(w),
+        job=w.name,
+        description=setting_value(f"hostctl job {w.name} (project {w.project})") + ", run %i",
+        helper=JOBS_HELPER,
+        queue_env=" ".join(f"{k}={v}" for k, v in queue_env.items()),
+        admit=_exec_words(["/bin/sh", "-c", _ADMIT, w.name, Raw("%i"),
+                           "255" if r.gpus else "0"]),
+        run=_exec_words(run),
+        stop=_exec_words(d.stop_argv(host.docker, container, w.stop_timeout)),
+        remove=_exec_words([host.docker, "rm", "-f", container]),
+        finished=_exec_words([JOBS_HELPER, "finished", w.name, Raw("%i")]),
+        stop_timeout=int(w.stop_timeout) + 15,
+        runtime_max=int(w.timeout) if w.timeout else None,
+    )
+    return RenderedFile(f"{UNIT_DIR}/{job_unit_name(w)}", text, workload=w.name)
+
+
+ARTIFACTS_DIR = "/artifacts"
+
+
+def artifacts_volume(project: str) -> str:
+    return f"hostctl-{project}-artifacts"
+
+
+def artifacts_mount(w: m.Workload) -> list[str]:
+    """The project's artifacts volume at /artifacts in every run, so a run finds what earlier
+    runs (on that host) left there. Docker creates it on first use, labelled as hostctl's."""
+    opts = ["type=volume", f"src={artifacts_volume(w.project)}", f"dst={ARTIFACTS_DIR}",
+            f"volume-label={d.LABEL}.managed=true", f"volume-label={d.LABEL}.project={w.project}"]
+    return ["--mount", ",".join(opts)]
+
+
+def jobs_files(site: m.Site, host: m.Host) -> list[RenderedFile]:
+    """The run queue's helper and the host's GPUs for it, where jobs or GPU services are: a
+    timer's runs and a service's GPU lease need them before anyone runs `hostctl run`. The
+    same bytes `hostctl run` writes (hostside.install_lines), so the two never fight."""
+    from hostctl.jobs.hostside import gpu_conf_text, helper_text
+    from hostctl.jobs.plan import gpu_config
+
+    needed = any(placed_on(w, host) and (w.is_job or (
+        w.resources.gpus and instances_on(w, host))) for w in site.workloads)
+    if not needed:
+        return []
+    return [RenderedFile(L.JOBS_HELPER, helper_text(), 0o755, workload=L.JOBS_WORKLOAD,
+                         restarts=False),
+            RenderedFile(L.GPU_CONF, gpu_conf_text(gpu_config(host)), MODE_PUBLIC,
+                         workload=L.JOBS_WORKLOAD, restarts=False)]
+
+
+def job_timer(w: m.Workload, site: str) -> RenderedFile:
+    assert w.schedule is not None
+    text = _render(
+        "job.timer.j2",
+        site=site,
+        spec_file=setting_value(w.source),
+        spec_hash=d.spec_hash(w),
+        description=setting_value(f"schedule of hostctl job {w.name} (project {w.project})"),
+        calendar=setting_value(w.schedule),
+        unit=f"hostctl-job-{w.name}@scheduled.service",
+    )
+    return RenderedFile(f"{UNIT_DIR}/hostctl-job-{w.name}.timer", text, workload=w.name)
+
+
+def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
+    """The secrets of one workload, in Docker's env-file format (one NAME=VALUE a line)."""
+    real, shown = [], []
+    for name in sorted(w.secrets):
+        secret = site.secrets.get(name)
+        assert secret is not None, "validation guarantees every secret exists"
+        real.append(f"{name}={secret.reveal()}\n")
+        shown.append(f"{name}=<secret {name}>\n")
+    header = "# Rendered by hostctl: secrets of " + w.name + ". Mode 0600.\n"
+    return RenderedFile(
+        d.env_file_path(w), (header + "".join(real)).encode(), MODE_SECRET, secret=True,
+        redacted_content=(header + "".join(shown)).encode(), workload=w.name,
+    )
+
+
+def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
+    """Every hostctl file that belongs on `host`, sorted by path."""
+    # Imported here: hostctl.observability builds on RenderedFile from this module.
+    from hostctl.observability import host_files, log_args
+
+    inv = site.inventory
+    files: dict[str, RenderedFile] = {}
+
+    def add(f: RenderedFile) -> None:
+        files[f.path] = f
+
+    for w in site.workloads:
+        if not placed_on(w, host):
+            continue
+        if w.is_job:
+            add(job_unit(w, host, inv.site, log_args(inv.logging, inv, w)))
+            if w.schedule and schedule_host(w, inv) == host:
+                add(job_timer(w, inv.site))
+        else:
+            for inst in instances_on(w, host):
+                add(service_unit(inst, inv.site, log_args(inv.logging, inv, w)))
+        if w.secrets:
+            add(env_file(w, site))
+    for f in jobs_files(site, host):
+        add(f)
+    for f in host_files(site, host):  # the exporter; the Logstash pipeline on its host
+        add(f)
+    from hostctl.render.probe import probe_files  # the continuous health probe
+
+    for f in probe_files(site, host):
+        add(f)
+    kong = gateway_file(site, host)
+    if kong is not None:
+        add(kong)
+    return [files[p] for p in sorted(files)]
+
+
+def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
+    return {name: render_host(site, host) for name, host in site.inventory.hosts.items()}
+
+
+def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
+    """Kong's declarative config, on the hosts where hostctl runs Kong."""
+    from hostctl.gateway.config import DECLARATIVE_PATH
+    from hostctl.gateway.declarative import render_declarative
+    from hostctl.spec.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
+
+    kong = next((w for w in site.workloads if w.name == GATEWAY_WORKLOAD), None)
+    if kong is None or not placed_on(kong, host):
+        return None
+    # Kong routes to the site's own services; platform services are not among them.
+    own = tuple(w for w in site.workloads if w.project != PLATFORM_PROJECT)
+    rendered = render_declarative(replace(site, workloads=own))
+    if rendered is None:
+        return None
+    # The official image runs Kong as user kong (uid 1000): it must be able to read it.
+    return RenderedFile(DECLARATIVE_PATH, rendered.text, MODE_SECRET, secret=True,
+                        redacted_content=rendered.redacted, workload=GATEWAY_WORKLOAD,
+                        owner="1000:1000", restarts=False)
+
+
+def write_tree(rendered: dict[str, list[RenderedFile]], out_dir: str) -> list[str]:
+    """Write a folder per host for inspection. Secret values are never written locally."""
+    written = []
+    for host, files in rendered.items():
+        for f in files:
+            target = os.path.join(out_dir, host, f.path.lstrip("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = target + ".tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(f.shown())
+            os.chmod(tmp, f.mode)
+            os.replace(tmp, target)
+            written.append(target)
+    return written

@@ -1,0 +1,1 @@
+"""Stage 1: the inventory and specs, parsed, validated and typed (parse -> validate)."""

@@ -1,0 +1,421 @@
+"""Cross-checks between specs, the inventory and the secrets source.
+
+Each check is a small named function returning problems; its message says how to fix it.
+They run only on specs that passed their own schema, and all of them run, so an operator
+sees every problem at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from hostctl.errors import Problem
+from hostctl.render.docker_cmd import JOURNALD, health_cmd_word
+from hostctl.spec import model as m
+from hostctl.spec.placement import (
+    Instance,
+    eligible_hosts,
+    gpus_needed,
+    placed_on,
+    service_instances,
+)
+from hostctl.spec.schema import describe, did_you_mean
+from hostctl.spec.secrets import SecretStore
+from hostctl.systemd.quoting import (
+    MAX_VALUE_BYTES,
+    UnitQuotingError,
+    argument_problem,
+    setting_value,
+)
+
+Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
+
+
+def at(w: m.Workload, path: str, message: str) -> Problem:
+    """A problem located at `path` inside workload `w` (or its nearest parent)."""
+    probe = path
+    while probe and probe not in w.lines:
+        probe = probe.rpartition("/")[0]
+    return Problem(w.file, w.lines.get(probe, w.line), path, message)
+
+
+def unique_names(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    seen: dict[str, m.Workload] = {}
+    for w in ws:
+        first = seen.setdefault(w.name, w)
+        if first is not w:
+            yield at(w, "name", f"'{w.name}' is already the name of the {first.kind} at "
+                                f"{first.file}:{first.lines.get('name', first.line)}; "
+                                "names must be unique across all specs")
+
+
+def known_profiles(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        name = w.resources.profile
+        if name is not None and name not in inv.profiles:
+            known = ", ".join(sorted(inv.profiles)) or "none defined"
+            yield at(w, "resources", f"unknown profile '{name}'"
+                     + did_you_mean(name, inv.profiles)
+                     + f" (known: {known}); define it under profiles: in {inv.file}")
+
+
+def placement_matches(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                      ) -> Iterator[Problem]:
+    for w in ws:
+        for i, host in enumerate(w.placement.hosts):
+            if host not in inv.hosts:
+                yield at(w, f"placement/hosts/{i}", f"no host '{host}' in {inv.file}"
+                         + did_you_mean(host, inv.hosts)
+                         + f" (known: {', '.join(inv.hosts)})")
+        if all(h in inv.hosts for h in w.placement.hosts) and not eligible_hosts(w, inv):
+            yield at(w, "placement", "matches no host of the inventory; check the host "
+                                     "names and labels under placement")
+
+
+def gpus_available(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        need = gpus_needed(w, inv)
+        hosts = eligible_hosts(w, inv)
+        if need == 0 or not hosts:
+            continue
+        short = [h.name for h in hosts if h.gpus < need]
+        if w.is_job and len(short) == len(hosts):
+            yield at(w, "resources", f"needs {need} GPU(s) but no eligible host has that many "
+                                     f"({', '.join(short)}); place it on a GPU host")
+        elif not w.is_job and short:
+            yield at(w, "resources", f"needs {need} GPU(s) on every host it runs on, but "
+                                     f"{', '.join(short)} ha{'s' if len(short) == 1 else 've'} "
+                                     "fewer; narrow placement to GPU hosts")
+
+
+def service_gpus_fit(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                     ) -> Iterator[Problem]:
+    """Every instance of a GPU service holds its own devices: together they must fit."""
+    for host in inv.hosts.values():
+        users = [w for w in ws if not w.is_job and gpus_needed(w, inv) and placed_on(w, host)]
+        total = sum(gpus_needed(w, inv) * w.instances for w in users)
+        # A host short even for one instance is gpus_available's to report.
+        if users and total > host.gpus >= max(gpus_needed(w, inv) for w in users):
+            parts = ", ".join(f"{w.name} {w.instances}x{gpus_needed(w, inv)}" for w in users)
+            yield at(users[-1], "resources",
+                     f"the GPU services on {host.name} need {total} GPU(s) together ({parts}) "
+                     f"and it has {host.gpus}: some instances would never start; lower "
+                     "instances or narrow placement")
+
+
+def health_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        h = w.health
+        if h is None:
+            continue
+        given = [k for k in ("http", "tcp", "command") if getattr(h, k) is not None]
+        if len(given) != 1:
+            yield at(w, "health", "give exactly one of http, tcp or command"
+                     + (f" (found: {', '.join(given)})" if given else ""))
+            continue
+        kind = given[0]
+        port = h.port
+        if port is not None and port not in w.ports:
+            known = ", ".join(w.ports) or "none: add ports"
+            yield at(w, f"health/{kind}/port",
+                     f"'{port}' is not a port name of this service"
+                     + did_you_mean(port, w.ports) + f" (known: {known})")
+        if h.timeout > h.interval:
+            yield at(w, "health/timeout", "must not be longer than health/interval")
+
+
+def route_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        r = w.route
+        if r is None:
+            continue
+        if not r.paths and not r.hosts:
+            yield at(w, "route", "a route needs a path prefix (path: /api) or hosts")
+        if r.port is None:
+            if len(w.ports) != 1:
+                yield at(w, "route", "a route needs a port: name it with route/port"
+                         + (f" (known: {', '.join(w.ports)})" if w.ports else
+                            ", and declare it under ports: {http: {container: 8080, "
+                            "host: 18080}}"))
+                continue
+            port_name = next(iter(w.ports))
+        else:
+            port_name = r.port
+            if port_name not in w.ports:
+                yield at(w, "route/port", f"'{port_name}' is not a port name of this service"
+                         + did_you_mean(port_name, w.ports)
+                         + f" (known: {', '.join(w.ports) or 'none'})")
+                continue
+        if w.ports[port_name].protocol != "tcp":
+            yield at(w, "route/port" if r.port is not None else "route",
+                     f"'{port_name}' is a {w.ports[port_name].protocol} port, and the gateway "
+                     "proxies HTTP, which runs over TCP: route a tcp port")
+            continue
+        if w.ports[port_name].host is None:
+            yield at(w, f"ports/{port_name}", "is routed by the gateway, so it must be "
+                                              "published: add host: PORT")
+
+
+RATE_PERIODS = ("second", "minute", "hour", "day")
+
+
+def route_rate_limits(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                      ) -> Iterator[Problem]:
+    """A rate limit Kong's rate-limiting plugin accepts: at least one period, and a longer
+    period never allowing fewer requests than a shorter one."""
+    for w in ws:
+        limit = w.route.rate_limit if w.route is not None else None
+        if limit is None:
+            continue
+        given = [(p, getattr(limit, p)) for p in RATE_PERIODS if getattr(limit, p) is not None]
+        if not given:
+            yield at(w, "route/rate_limit", "sets no limit: give requests per second, minute, "
+                                            "hour or day, e.g. {minute: 600}, or remove it")
+        for i, (shorter, low) in enumerate(given):
+            wrong = next(((p, v) for p, v in given[i + 1:] if v < low), None)
+            if wrong is not None:
+                yield at(w, f"route/rate_limit/{wrong[0]}",
+                         f"allows fewer requests per {wrong[0]} ({wrong[1]}) than per {shorter} "
+                         f"({low}), which Kong refuses: raise it to at least {low}, or lower "
+                         f"{shorter}")
+                break
+
+
+def host_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    taken: dict[tuple[str, str, int], tuple[m.Workload, str]] = {}
+    for w in ws:
+        for pname, port in w.ports.items():
+            if port.host is not None and port.host + w.instances - 1 > 65535:
+                yield at(w, f"ports/{pname}/host",
+                         f"{w.instances} instances need host ports {port.host}.."
+                         f"{port.host + w.instances - 1}, past 65535; lower host")
+        for inst in service_instances(w, inv):
+            for pname, port in w.ports.items():
+                number = inst.host_port(pname)
+                if number is None or number > 65535:
+                    continue
+                key = (inst.host.name, port.protocol, number)
+                other = taken.setdefault(key, (w, pname))
+                if other[0] is not w or other[1] != pname:
+                    yield at(w, f"ports/{pname}/host",
+                             f"host port {number} on {inst.host.name} is also used by "
+                             f"{other[0].name} ({other[0].file}); instances use host, host+1, "
+                             "...: pick ports that do not overlap")
+                    break
+
+
+def secrets_known(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
+                  ) -> Iterator[Problem]:
+    for w in ws:
+        for i, name in enumerate(w.secrets):
+            secret = store.get(name)
+            if secret is None:
+                yield at(w, f"secrets/{i}", f"secret '{name}' is not in "
+                         f"{store.describe_sources()}; add it there (never in the spec)")
+            # A value render cannot write (line breaks, NUL, not UTF-8, a line over Docker's
+            # env-file limit) is reported where it is read, by secrets.value_problem.
+            if name in w.env:
+                yield at(w, f"env/{name}", f"'{name}' is both in env and in secrets; keep it "
+                                           "in secrets only")
+
+
+
+def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    for w in ws:
+        seen: set[str] = set()
+        for i, v in enumerate(w.volumes):
+            if v.target in seen:
+                yield at(w, f"volumes/{i}", f"'{v.target}' is mounted twice; mount it once")
+            elif w.is_job and v.target.rstrip("/") == "/artifacts":
+                # render.artifacts_mount: Docker refuses two mounts at one path.
+                yield at(w, f"volumes/{i}", "every run has its project's artifacts volume at "
+                                            "/artifacts; mount this one elsewhere")
+            seen.add(v.target)
+
+
+def _argv_words(w: m.Workload) -> Iterator[tuple[str, str, str]]:
+    """(path, word, how to fix it) for every spec value that becomes one `docker run`
+    argument (docker_cmd.common_run_args, health_args, command_tail)."""
+    for key, value in w.env.items():
+        yield f"env/{key}", f"{key}={value}", "shorten the value (NAME=VALUE is one argument)"
+    for i, word in enumerate(w.command or ()):
+        yield f"command/{i}", word, "change this word"
+    for i, word in enumerate(w.args):
+        yield f"args/{i}", word, "change this word"
+    if w.health is not None and w.health.command is not None:
+        yield "health/command", health_cmd_word(w.health.command), \
+            "shorten the command (Docker receives it as one argument)"
+
+
+def words_fit_units(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                    ) -> Iterator[Problem]:
+    """Every spec value that render writes into a unit's `docker run` line passes the rule
+    render applies (systemd.quoting), here, with its field; then what only the whole line
+    can show (its length) by rendering the workload's units as deploy would."""
+    for w in ws:
+        found = False
+        for path, word, fix in _argv_words(w):
+            why = argument_problem(word)
+            if why is not None:
+                found = True
+                yield at(w, path, f"{why}; {fix}")
+        if not found:
+            yield from _units_render(w, inv)
+
+
+# exec_line writes a byte as at most 4 characters (`\xNN`); the rest of a `docker run` line
+# (names, labels, the docker path, logging options) stays well under this.
+_LINE_SLACK = 64 * 1024
+
+
+def _may_not_fit(w: m.Workload) -> bool:
+    """Whether the workload's words could make a unit line too long (rendering tells)."""
+    words = [word for _, word, _ in _argv_words(w)]
+    words += [f"{v.source}:{v.target}" for v in w.volumes]
+    size = sum(len(word.encode("utf-8", "surrogatepass")) for word in words)
+    return 4 * size + _LINE_SLACK > MAX_VALUE_BYTES
+
+
+def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
+    try:
+        setting_value(w.source)  # the unit's "# spec:" comment: the spec file's path
+    except UnitQuotingError as exc:
+        yield at(w, "", f"its file name cannot be written into a systemd unit: {exc}; "
+                        "rename the file")
+        return
+    if not _may_not_fit(w):
+        return
+    # Here: render (and its templates) and the logging options are only needed for the few
+    # workloads with that much text.
+    from hostctl.observability import log_args
+    from hostctl.render import site as render
+
+    try:
+        log = log_args(inv.logging, inv, w)
+    except KeyError:  # the logging host is unknown: observability_consistent says so
+        log = list(JOURNALD)
+    dockers = {h.docker: h for h in eligible_hosts(w, inv)}  # the rest is the same per host
+    for host in dockers.values():
+        try:
+            if w.is_job:
+                render.job_unit(w, host, inv.site, log)
+                if w.schedule is not None:
+                    render.job_timer(w, inv.site)
+            else:
+                render.service_unit(Instance(w, host, w.instances), inv.site, log)
+        except UnitQuotingError as exc:
+            yield at(w, "", f"cannot be written into a systemd unit for {host.name}: {exc}; "
+                            "shorten env values, args or command")
+            return
+
+
+def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                         ) -> Iterator[Problem]:
+    projects = {w.project for w in ws}
+    for w in ws:
+        for i, project in enumerate(w.reach):
+            if project == w.project:
+                yield at(w, f"reach/{i}", f"'{project}' is this service's own project; "
+                                          "remove it (a project's services always meet)")
+            elif project not in projects:
+                yield at(w, f"reach/{i}", f"no spec has project '{project}'"
+                         + did_you_mean(project, projects)
+                         + f" (known: {', '.join(sorted(projects))})")
+
+
+def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
+
+    for w in ws:
+        if w.schedule is None:
+            continue
+        try:
+            spec = parse_calendar(w.schedule)
+        except CalendarError as exc:
+            yield at(w, "schedule", f"'{w.schedule}' is not a systemd calendar expression: "
+                                    f"{exc}; e.g. 'daily', 'Mon..Fri 02:00' or "
+                                    "'*-*-* 03:30:00'")
+            continue
+        if never_fires(spec):
+            # systemd loads such a timer and it never elapses: `systemd-analyze calendar`
+            # says "Next elapse: never" (a date that does not exist, or one that has passed).
+            yield at(w, "schedule", f"'{w.schedule}' never fires: no such date lies ahead "
+                                    "(a day that does not exist, such as 02-30, or a time "
+                                    "that has passed); give a date to come, or a repeating "
+                                    "schedule such as 'daily'")
+
+
+def digest_push_problem(image: str, source: str) -> str | None:
+    """Why `image` cannot be pushed (`source` says where image_source push is set), or None.
+
+    `docker load` restores an image's tags but never its repository digests, so a unit that
+    runs `name@sha256:...` would find no such image on the host."""
+    if "@" not in image:
+        return None
+    return (f"{describe(image)} names its image by digest, and image_source is push (in {source}): "
+            "docker load brings no digests to the host, so the image could not be found "
+            "there; push it by tag (name:tag, without @sha256:...), or set image_source: "
+            "pull")
+
+
+def images_pushable(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                    ) -> Iterator[Problem]:
+    for w in ws:
+        if (w.image_source or inv.image_source) != "push":
+            continue
+        where = w.file if w.image_source else inv.file
+        why = digest_push_problem(w.image, where)
+        if why is not None:
+            yield at(w, "image", why)
+
+
+def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
+    seen: dict[tuple[str, int], str] = {}
+    for host in inv.hosts.values():
+        first = seen.setdefault((host.ssh_address, host.ssh.port), host.name)
+        if first != host.name:
+            yield Problem(inv.file, host.line, f"hosts/{host.name}",
+                          f"same SSH address and port as host '{first}'; "
+                          "each host must be a different machine")
+
+
+def gateway_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
+                       ) -> Iterable[Problem]:
+    """The gateway section against the hosts, the routes and the secrets."""
+    from hostctl.gateway.config import check_gateway  # here: the gateway package uses checks
+
+    return check_gateway(inv, ws, store)
+
+
+def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
+                             ) -> Iterable[Problem]:
+    """The logging and metrics sections against the hosts and the specs."""
+    from hostctl.observability.config import check_observability
+
+    return check_observability(inv, ws, store)
+
+
+ALL_CHECKS: tuple[Check, ...] = (
+    unique_names, known_profiles, placement_matches, gpus_available, service_gpus_fit,
+    health_ports,
+    route_ports, route_rate_limits,
+    host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
+    reach_known_projects, words_fit_units, images_pushable,
+    gateway_consistent, observability_consistent,
+)
+
+
+def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore,
+            earlier_problems: bool = False) -> list[Problem]:
+    """Every cross-check; `earlier_problems`: loading found some already (a spec or a secret
+    that did not load), so the site is not whole and is not rendered as a last check."""
+    problems: list[Problem] = []
+    for check in ALL_CHECKS:
+        problems.extend(check(inv, ws, store))
+    # What a Kubernetes cluster would refuse, for every site (k8s render must never refuse a
+    # site that validates); it renders the site only when everything above passed.
+    from hostctl.k8s.site_checks import kubernetes_problems  # the k8s package uses checks
+
+    problems.extend(kubernetes_problems(inv, ws, store,
+                                        others_found=earlier_problems or bool(problems)))
+    return problems

@@ -1,0 +1,69 @@
+"""Where workloads run: eligible hosts, instances, and the host ports each instance gets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hostctl.spec import model as m
+
+UNIT_PREFIX = "hostctl-"
+
+
+def placed_on(w: m.Workload, host: m.Host) -> bool:
+    """Whether the placement allows `host`. No placement means every host."""
+    if w.placement.hosts and host.name not in w.placement.hosts:
+        return False
+    return all(host.labels.get(k) == v for k, v in w.placement.labels.items())
+
+
+def eligible_hosts(w: m.Workload, inv: m.Inventory) -> list[m.Host]:
+    """Hosts the placement allows, in inventory order."""
+    return [host for host in inv.hosts.values() if placed_on(w, host)]
+
+
+def gpus_needed(w: m.Workload, inv: m.Inventory) -> int:
+    if w.resources.profile is not None and w.resources.profile in inv.profiles:
+        return inv.profiles[w.resources.profile].gpus
+    return w.resources.gpus
+
+
+def schedule_host(w: m.Workload, inv: m.Inventory) -> m.Host | None:
+    """The host that carries a scheduled job's timer: the first eligible one that fits."""
+    need = gpus_needed(w, inv)
+    return next((h for h in eligible_hosts(w, inv) if h.gpus >= need), None)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One running copy of a service on one host."""
+
+    workload: m.Workload
+    host: m.Host
+    index: int  # 1-based, stable: instance 1 is always the first
+
+    @property
+    def name(self) -> str:
+        """Container name and unit stem: hostctl-<service>-<index>."""
+        return f"{UNIT_PREFIX}{self.workload.name}-{self.index}"
+
+    @property
+    def unit(self) -> str:
+        return f"{self.name}.service"
+
+    def host_port(self, port_name: str) -> int | None:
+        port = self.workload.ports[port_name]
+        return None if port.host is None else port.host + self.index - 1
+
+
+def service_instances(w: m.Workload, inv: m.Inventory) -> list[Instance]:
+    if w.is_job:
+        return []
+    return [Instance(w, host, i) for host in eligible_hosts(w, inv)
+            for i in range(1, w.instances + 1)]
+
+
+def instances_on(w: m.Workload, host: m.Host) -> list[Instance]:
+    """The instances of service `w` that run on `host` (none for jobs)."""
+    if w.is_job or not placed_on(w, host):
+        return []
+    return [Instance(w, host, i) for i in range(1, w.instances + 1)]
