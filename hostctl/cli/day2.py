@@ -12,8 +12,7 @@ from typing import Any
 
 import click
 
-from hostctl.cli.options import hosts_option
-from hostctl.cli.root import inventory_option, json_option, main
+from hostctl.cli.options import hosts_option, inventory_option, json_option
 from hostctl.spec.placement import eligible_hosts
 
 INSTANCE_HELP = "Only this instance (1, 2, ...)."
@@ -78,7 +77,7 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
     return shipping_state(log, drivers, running, readings[1], readings[0])
 
 
-@main.command()
+@click.command()
 @inventory_option
 @hosts_option
 @json_option
@@ -124,7 +123,7 @@ def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     sys.exit(st.exit_code(reports))
 
 
-@main.command()
+@click.command()
 @inventory_option
 @click.argument("service")
 @click.option("--host", "host", metavar="H", help=HOST_HELP)
@@ -170,7 +169,7 @@ def logs(inventory: str, service: str, host: str | None, instance: int | None, f
     sys.exit(1 if any(n >= day2.FOLLOW_MAX_ERRORS for n in reader.failures.values()) else 0)
 
 
-@main.command("exec", context_settings={"ignore_unknown_options": True})
+@click.command("exec", context_settings={"ignore_unknown_options": True})
 @inventory_option
 @click.argument("service")
 @click.option("--host", "host", metavar="H", help=HOST_HELP)
@@ -264,9 +263,12 @@ def _action_command(action: str) -> Callable[..., None]:
     f = click.option("--host", "host", metavar="H", help=HOST_HELP)(f)
     f = click.argument("service")(f)
     f = inventory_option(f)
-    return main.command(action)(f)
+    return click.command(action)(f)
 
 
 start = _action_command("start")
 stop = _action_command("stop")
 restart = _action_command("restart")
+
+
+COMMANDS = (status, logs, exec_, start, stop, restart)

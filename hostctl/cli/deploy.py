@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from hostctl.cli.options import hosts_option, names_option
-from hostctl.cli.root import inventory_option, json_option, main
+from hostctl.cli.options import hosts_option, inventory_option, json_option, names_option
 
 PLAN_EXIT_HELP = "Exit status: 0 no changes, 1 changes, 2 errors."
 
@@ -59,7 +58,7 @@ def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] |
             raise HostctlError(f"--only: no workload '{n}' in the specs{did_you_mean(n, names)}")
 
 
-@main.command()
+@click.command()
 @inventory_option
 @targeting
 @json_option
@@ -93,7 +92,7 @@ def _show_plan(run: Any, the_plan: Any, as_json: bool, diffs: bool) -> None:
         click.echo(line)
 
 
-@main.command()
+@click.command()
 @inventory_option
 @targeting
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
@@ -194,7 +193,7 @@ def _show_outcomes(outcomes: Any, as_json: bool, gateway: Any = ()) -> None:
                + (f"; failed: {', '.join(bad)}" if bad else ""))
 
 
-@main.command()
+@click.command()
 @inventory_option
 @hosts_option
 @click.option("--to", "to", metavar="RELEASE",
@@ -234,7 +233,7 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
     sys.exit(exit_status(outcomes))
 
 
-@main.command()
+@click.command()
 @inventory_option
 @hosts_option
 @json_option
@@ -283,3 +282,6 @@ def releases(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"{name} {mark} {r['release']}  {when}  {r['by'] or '-'}  "
                            f"rev {r['revision'] or '-'}  {r['files']} file(s){note}")
     sys.exit(1 if failed else 0)
+
+
+COMMANDS = (plan, deploy, rollback, releases)

@@ -8,11 +8,10 @@ from typing import Any
 
 import click
 
-from hostctl.cli.options import names_option
-from hostctl.cli.root import inventory_option, json_option, main
+from hostctl.cli.options import inventory_option, json_option, names_option
 
 
-@main.group()
+@click.group()
 def gateway() -> None:
     """Kong, the API gateway: its configuration comes whole from the specs' routes and the
     inventory's gateway section, and reaches Kong's Admin API through an SSH tunnel to the
@@ -101,3 +100,6 @@ def gateway_sync(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
 def gateway_status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """Routes, upstream target health, and whether Kong runs hostctl's configuration."""
     _run(inventory, hosts, "status", as_json)
+
+
+COMMANDS = (gateway,)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from hostctl.cli.root import inventory_option, json_option, main
+from hostctl.cli.options import inventory_option, json_option
 
 DAY_MS = 24 * 3600 * 1000
 RECENT_RUNS = 50
@@ -35,7 +35,7 @@ def _note(text: str) -> None:
     click.echo(text, err=True)
 
 
-@main.command("run")
+@click.command("run")
 @inventory_option
 @click.argument("job", required=False)
 @click.option("--host", "host", metavar="H", help="Run on this host (default: where it fits).")
@@ -271,7 +271,7 @@ def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
     sys.exit(code)
 
 
-@main.command("jobs")
+@click.command("jobs")
 @inventory_option
 @click.option("--all", "show_all", is_flag=True,
               help="Every run the hosts still keep (30 days), not only recent ones.")
@@ -349,7 +349,7 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
     sys.exit(1 if errors else 0)
 
 
-@main.command("cancel")
+@click.command("cancel")
 @inventory_option
 @click.argument("run_id")
 def cancel_cmd(inventory: str, run_id: str) -> None:
@@ -378,3 +378,6 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
     click.echo(f"run {run_id} on {rec.host}: {verdict}"
                + (f" after {V.duration(rec.duration_ms)}" if rec.duration_ms else ""))
     sys.exit(0 if verdict in ("cancelled", "succeeded", "failed", "timed-out") else 1)
+
+
+COMMANDS = (run_cmd, jobs_cmd, cancel_cmd)

@@ -1,6 +1,6 @@
 """`hostctl k8s render | diff | apply | handoff`: the same specs, on a k3s cluster.
 
-Registered on `main` by importing this module (see the bottom of hostctl/cli/root.py). Heavy
+Added to `main` by hostctl/cli/root.py (COMMANDS at the bottom). Heavy
 imports stay inside the commands so `hostctl --help` stays fast.
 """
 
@@ -16,15 +16,14 @@ from typing import Any
 
 import click
 
-from hostctl.cli.options import names_option
-from hostctl.cli.root import inventory_option, json_option, main
+from hostctl.cli.options import inventory_option, json_option, names_option
 
 ONLY_HELP = ("Only these workloads (comma-separated names, or repeat the option) and what "
              "they need.")
 REPORT_MARKER = "hostctl-report.txt"
 
 
-@main.group()
+@click.group()
 def k8s() -> None:
     """Hand workloads to a k3s/Kubernetes cluster from the same specs.
 
@@ -260,3 +259,6 @@ def handoff(inventory: str, service: str, back: bool, dry_run: bool, as_json: bo
         click.echo(json.dumps({"ok": True, **plan.as_json(), "done": done}, indent=2))
     else:
         click.echo(f"{service} now serves from {plan.destination}")
+
+
+COMMANDS = (k8s,)

@@ -41,3 +41,23 @@ def hosts_option(f: F) -> F:
     """`--hosts H1,H2`: only these inventory hosts."""
     return names_option("--hosts", "hosts", metavar="H1,H2",
                         help="Only these hosts (comma-separated, or repeat the option).")(f)
+
+
+INVENTORY_HELP = "Inventory file (or set HOSTCTL_INVENTORY)."
+
+
+def inventory_option(f: F) -> F:
+    return click.option(
+        "-i", "--inventory", "inventory", envvar="HOSTCTL_INVENTORY", required=True,
+        type=click.Path(dir_okay=False), metavar="FILE", help=INVENTORY_HELP,
+    )(f)
+
+
+def _remember_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    ctx.meta["hostctl.json"] = value  # meta is shared with the group's error handler
+    return value
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                        help="Print machine-readable JSON instead of text.")(f)

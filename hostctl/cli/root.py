@@ -12,29 +12,10 @@ from typing import Any, TypeVar
 import click
 
 from hostctl import __version__
+from hostctl.cli.options import inventory_option, json_option
 from hostctl.errors import ConfigError, HostctlError, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-INVENTORY_HELP = "Inventory file (or set HOSTCTL_INVENTORY)."
-
-
-def inventory_option(f: F) -> F:
-    return click.option(
-        "-i", "--inventory", "inventory", envvar="HOSTCTL_INVENTORY", required=True,
-        type=click.Path(dir_okay=False), metavar="FILE", help=INVENTORY_HELP,
-    )(f)
-
-
-def _remember_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
-    ctx.meta["hostctl.json"] = value  # meta is shared with the group's error handler
-    return value
-
-
-def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, callback=_remember_json,
-                        help="Print machine-readable JSON instead of text.")(f)
-
 
 class HostctlGroup(click.Group):
     """Runs commands under the one error handler: expected errors print one clear message."""
@@ -172,10 +153,15 @@ def docs(section: str | None) -> None:
     click.echo(read_doc(section), nl=False)
 
 
-# Commands defined in their own modules register themselves on `main` when imported.
-from hostctl.cli import day2 as _cli_day2  # noqa: E402,F401
-from hostctl.cli import deploy as _cli_deploy  # noqa: E402,F401
-from hostctl.cli import gateway as _cli_gateway  # noqa: E402,F401
-from hostctl.cli import jobs as _cli_jobs  # noqa: E402,F401
-from hostctl.cli import k8s as _cli_k8s  # noqa: E402,F401
-from hostctl.cli import sandbox as _cli_sandbox  # noqa: E402,F401
+# The subcommand modules never import this one: each lists its commands, and the root
+# group adds them (imported last, as they are only needed once `main` exists).
+from hostctl.cli import day2 as _day2  # noqa: E402
+from hostctl.cli import deploy as _deploy  # noqa: E402
+from hostctl.cli import gateway as _gateway  # noqa: E402
+from hostctl.cli import jobs as _jobs  # noqa: E402
+from hostctl.cli import k8s as _k8s  # noqa: E402
+from hostctl.cli import sandbox as _sandbox  # noqa: E402
+
+for _module in (_day2, _deploy, _gateway, _jobs, _sandbox, _k8s):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)

@@ -9,13 +9,11 @@ from typing import Any
 
 import click
 
-from hostctl.cli.root import main
-
 DEFAULT_STATE = ".sandbox"
 DEMO_IMAGE = re.compile(r"^hostctl-demo-app:([A-Za-z0-9_][A-Za-z0-9_.-]*)$")
 
 
-@main.group()
+@click.group()
 def sandbox() -> None:
     """Throwaway hosts for trying hostctl and for its tests: containers running systemd,
     sshd and their own Docker engine, reachable by SSH on 127.0.0.1."""
@@ -150,3 +148,6 @@ def sandbox_list() -> None:
 
     for h in sandbox_hosts.list_hosts():
         click.echo(f"{h.name}: {h.address} (ssh {h.ssh_user}@{h.ssh_host} -p {h.ssh_port})")
+
+
+COMMANDS = (sandbox,)
