@@ -27,7 +27,7 @@ import docker
 import yaml
 from docker.models.containers import Container
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox import readiness
 from hostctl.sandbox.models import SandboxHost

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from hostctl import layout as L
 from hostctl.cli import day2 as cli_day2
 from hostctl.cli.root import main
 from hostctl.errors import HostctlError
-from hostctl.hosts import layout as L
 from hostctl.ops import day2
 from hostctl.runner.base import ConnectionLost, HostUnreachable, Result, Runner, RunnerError
 from hostctl.runner.recording import Call, RecordingRunner

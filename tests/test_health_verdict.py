@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hostctl.deploy import health_gate
 from hostctl.hosts import health_verdict as hv
-from hostctl.hosts import scripts
-from hostctl.hosts.layout import HEALTH_DIR
+from hostctl.layout import HEALTH_DIR
 
 START = 1_000  # the unit's current run started then
 NEW, OLD = START + 5, START - 5  # a record made during this run / during the run before
@@ -78,7 +78,7 @@ def test_read_records_reads_the_files_the_probe_and_the_gate_write(tmp_path: Pat
 
 
 def test_the_gate_writes_where_the_rule_reads() -> None:
-    assert scripts.verified_path("x.service") == f"{HEALTH_DIR}/x.service{hv.VERIFIED_SUFFIX}"
+    assert health_gate.verified_path("x.service") == f"{HEALTH_DIR}/x.service{hv.VERIFIED_SUFFIX}"
 
 
 @pytest.mark.parametrize(("text", "epoch"), [

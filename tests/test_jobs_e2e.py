@@ -139,7 +139,7 @@ def site(example_site: Site) -> Iterator[Site]:
 
 
 def jobs(s: Site, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "hostctl.jobs", args[0], "-i", str(s.inventory), *args[1:]]
+    cmd = [sys.executable, "-m", "hostctl", args[0], "-i", str(s.inventory), *args[1:]]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=s.root,
                           env={**__import__("os").environ, "NO_COLOR": "1"})
 

@@ -407,7 +407,7 @@ def test_helper_installs_the_queue_timer_once_also_from_a_first_lease(
 
 
 def test_a_helper_found_on_a_host_before_any_release_stays_executable_in_the_snapshot() -> None:
-    from hostctl.hosts import layout as L
+    from hostctl import layout as L
 
     assert [L.live_mode(p) for p in (L.JOBS_HELPER, L.GPU_CONF, "/etc/hostctl/env/a.env")] == [
         "0755", "0644", "0600"]

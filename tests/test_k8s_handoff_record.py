@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hostctl import layout as L
+from hostctl.deploy import handoff
 from hostctl.deploy.plan import HostPlan, TargetFile, UnitAction, sha256
 from hostctl.deploy.plan_output import host_text
 from hostctl.deploy.run import HostTarget
-from hostctl.hosts import layout as L
 from hostctl.hosts.facts import HostFacts
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.ops import status as st
@@ -88,8 +89,8 @@ def test_plan_keeps_a_handed_off_service_stopped_and_says_so(tmp_path: Path) -> 
              UnitAction("hostctl-old-1.service", "stop", "left the specs", "old")]
     plan = HostPlan("app-1", units=tuple(units), enable=(
         "hostctl-triage-api-1.service", "hostctl-triage-worker-1.service"))
-    assert in_cluster.keep_stopped(plan, _facts({}), site) is plan
-    kept = in_cluster.keep_stopped(plan, _facts({"triage-api": RECORD}), site)
+    assert handoff.keep_stopped(plan, _facts({}), site) is plan
+    kept = handoff.keep_stopped(plan, _facts({"triage-api": RECORD}), site)
     assert [u.unit for u in kept.units] == ["hostctl-triage-worker-1.service",
                                             "hostctl-old-1.service"]
     assert kept.enable == ("hostctl-triage-worker-1.service",)
@@ -98,7 +99,7 @@ def test_plan_keeps_a_handed_off_service_stopped_and_says_so(tmp_path: Path) -> 
             "to bring it back")
     assert kept.notes == (note,)
     # a host with nothing else to do still says it
-    quiet = in_cluster.keep_stopped(HostPlan("app-1", unchanged=4), _facts(
+    quiet = handoff.keep_stopped(HostPlan("app-1", unchanged=4), _facts(
         {"triage-api": RECORD}), site)
     assert host_text(quiet, None, {}, False) == [
         "app-1: no changes (4 file(s) up to date)", f"  note   {note}"]
@@ -108,7 +109,7 @@ def test_an_unreadable_record_still_keeps_it_stopped(tmp_path: Path) -> None:
     site = example_site(tmp_path)
     plan = HostPlan("app-1", units=(UnitAction("hostctl-triage-api-1.service", "start", "x",
                                                "triage-api"),))
-    kept = in_cluster.keep_stopped(plan, _facts({"triage-api": {}}), site)
+    kept = handoff.keep_stopped(plan, _facts({"triage-api": {}}), site)
     assert kept.units == ()
     assert kept.notes[0].startswith("triage-api lives in the cluster since an unknown time "
                                     "(unreadable record): ")
@@ -124,11 +125,11 @@ def test_a_rollback_keeps_the_gateway_file_that_routes_to_the_cluster() -> None:
                "/etc/systemd/system/hostctl-x-1.service", "b" * 64, 0o644, "x")}
     live = {L.GATEWAY_FILE: "c" * 64, "/etc/systemd/system/hostctl-x-1.service": "d" * 64}
     facts = replace(_facts({"triage-api": RECORD}), files=live)
-    kept = in_cluster.keep_gateway_file(old, facts)
+    kept = handoff.keep_gateway_file(old, facts)
     assert [f.path for f in plan_files("edge-1", kept, live, {}).files] == [
         "/etc/systemd/system/hostctl-x-1.service"]  # the live Kong file stays
     # nothing handed off: the rollback puts the earlier Kong file back like any other
-    assert in_cluster.keep_gateway_file(old, replace(facts, handed_off={})) == old
+    assert handoff.keep_gateway_file(old, replace(facts, handed_off={})) == old
 
 
 def test_cluster_targets_prefer_the_inventory_then_the_record(tmp_path: Path) -> None:
@@ -147,9 +148,9 @@ def test_the_gateway_hosts_file_is_rendered_again_with_the_cluster_route(tmp_pat
         old.path, sha256(b"old"), 0o600, L.GATEWAY_WORKLOAD, True, "1000:1000", False)},
         {}, {}, {}, {})
     targets = {"edge-1": edge}
-    assert in_cluster.route_gateway(site, targets, {"edge-1": HostFacts("edge-1")}) == {}
+    assert handoff.route_gateway(site, targets, {"edge-1": HostFacts("edge-1")}) == {}
     assert targets["edge-1"].files[old.path].content == b"old"
-    routes = in_cluster.route_gateway(site, targets, {
+    routes = handoff.route_gateway(site, targets, {
         "edge-1": HostFacts("edge-1", handed_off={"triage-api": RECORD}),
         "app-1": HostFacts("app-1", handed_off={"triage-api": RECORD})})
     assert routes == {"triage-api": "10.20.0.50:80"}

@@ -340,7 +340,7 @@ def test_a_service_handed_to_the_cluster_is_read_at_every_sample(
     here under sh against the exporter's state folder) and changes no exporter config: the
     exporter reads the records itself, so the alert rules can leave the service's stopped
     replicas alone (issue 10 #4)."""
-    from hostctl.hosts import layout
+    from hostctl import layout
     from hostctl.k8s.handoff_records import record_line, remove_record_script, write_record_script
 
     def sh(script: str) -> None:
@@ -367,7 +367,7 @@ def test_a_service_handed_to_the_cluster_is_read_at_every_sample(
 
 
 def test_the_exporter_reads_records_where_the_handoff_writes_them() -> None:
-    from hostctl.hosts import layout
+    from hostctl import layout
     from hostctl.observability.exporter_bundle import STATE_DIR
 
     assert f"{STATE_DIR}/{src.CLUSTER_SUBDIR}" == layout.CLUSTER_DIR

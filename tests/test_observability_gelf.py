@@ -20,7 +20,7 @@ import pytest
 
 from hostctl.observability.config import LoggingConfig, LogstashSettings
 from hostctl.observability.logging_args import log_args
-from hostctl.render.docker_cmd import service_run_argv, spec_hash
+from hostctl.render.docker_cmd import service_run_argv
 from hostctl.render.site import service_unit
 from hostctl.sandbox import app_image
 from hostctl.sandbox.container_spec import NETWORK
@@ -28,6 +28,7 @@ from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.testing import ssh
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import Instance
 from hostctl.systemd.quoting import exec_line
 from tests.gelf_listener import GelfListener, Message

@@ -22,11 +22,11 @@ import pytest
 
 from hostctl.cli.sandbox import write_inventory
 from hostctl.observability.config import metrics_config
-from hostctl.render.docker_cmd import spec_hash
 from hostctl.sandbox import app_image
 from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.testing import ssh
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
 from tests.deploy_rig import RESET

@@ -35,9 +35,10 @@ from hostctl.observability.elasticsearch import (
 from hostctl.observability.logging_args import log_args
 from hostctl.observability.pipeline import render_pipeline
 from hostctl.observability.platform import elasticsearch_workload
-from hostctl.render.docker_cmd import service_run_argv, spec_hash
+from hostctl.render.docker_cmd import service_run_argv
 from hostctl.sandbox import app_image
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import Instance
 
 LOGSTASH_ENV = "HOSTCTL_LOGSTASH_IMAGE"

@@ -128,7 +128,7 @@ def test_every_rendered_file_is_one_hostctl_reads_back() -> None:
     would write it again and a no-op deploy would not be one."""
     from pathlib import Path
 
-    from hostctl.hosts.layout import is_managed
+    from hostctl.layout import is_managed
     from hostctl.render.site import render_site
     from hostctl.spec.loader import load_site
     from hostctl.spec.platform import with_platform

@@ -15,9 +15,9 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from hostctl.hosts import layout as L
-from hostctl.hosts.scripts import HealthProbe
+from hostctl import layout as L
 from hostctl.render import probe as P
+from hostctl.render.probe import HealthProbe
 from hostctl.spec.loader import load_site
 
 REPO = Path(__file__).resolve().parent.parent

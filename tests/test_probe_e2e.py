@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 from tests.deploy_rig import Site, example_site, wait_for
 
 pytestmark = pytest.mark.sandbox

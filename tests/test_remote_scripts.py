@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from hostctl.deploy.activate import activate
+from hostctl.deploy.health_gate import health_script, parse_health
 from hostctl.deploy.plan import FileAction, HostPlan, UnitAction
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import facts_script, normalise_ref, parse_facts
+from hostctl.render.probe import HealthProbe
 
 PLAN = HostPlan(
     "h",
@@ -26,13 +29,13 @@ SCRIPTS = {
     "facts+lock": facts_script("/usr/bin/docker", '{"who": "o\'brien"}'),
     "stage": S.stage_release("r1", {"/etc/hostctl/env/a.env": (b"A=it's $x\n", 0o600)},
                              ["/etc/x"], {"release": "r1", "note": "it's"}),
-    "activate": S.activate(PLAN, "r1", "/usr/bin/docker", {"hostctl-shop": "shop"}),
-    "activate-none": S.activate(PLAN, None, "/usr/bin/docker", {}),
-    "health": S.health_script([
-        S.HealthProbe("hostctl-a-1.service", "hostctl-a-1", "http", 8080, "/h'x"),
-        S.HealthProbe("hostctl-b-1.service", "hostctl-b-1", "tcp", 9000),
-        S.HealthProbe("hostctl-c-1.service", "hostctl-c-1", "command"),
-        S.HealthProbe("hostctl-d-1.service", "hostctl-d-1", "running")], "/usr/bin/docker"),
+    "activate": activate(PLAN, "r1", "/usr/bin/docker", {"hostctl-shop": "shop"}),
+    "activate-none": activate(PLAN, None, "/usr/bin/docker", {}),
+    "health": health_script([
+        HealthProbe("hostctl-a-1.service", "hostctl-a-1", "http", 8080, "/h'x"),
+        HealthProbe("hostctl-b-1.service", "hostctl-b-1", "tcp", 9000),
+        HealthProbe("hostctl-c-1.service", "hostctl-c-1", "command"),
+        HealthProbe("hostctl-d-1.service", "hostctl-d-1", "running")], "/usr/bin/docker"),
     "finish": S.finish_script('{"run": "x"}', {"msg": "it's done"}, protect=["r1"]),
     "break": S.break_lock_script('{"who": "x"}', '{"who": "y"}'),
     "releases": S.releases_script(),
@@ -239,7 +242,7 @@ def test_image_references_are_normalised_like_docker_shows_them(ref: str, short:
 def test_health_output_is_parsed_with_logs_of_failures() -> None:
     out = ("@@health hostctl-a-1.service ok 2\n@@health hostctl-b-1.service fail activating\n"
            "@@log line one\n@@log line two\n@@done\n")
-    got = S.parse_health(out, ["hostctl-a-1.service", "hostctl-b-1.service", "hostctl-c.service"])
+    got = parse_health(out, ["hostctl-a-1.service", "hostctl-b-1.service", "hostctl-c.service"])
     assert [(h.unit, h.ok, h.log) for h in got] == [
         ("hostctl-a-1.service", True, ()),
         ("hostctl-b-1.service", False, ("line one", "line two")),

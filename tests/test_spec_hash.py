@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hostctl.render.docker_cmd import spec_hash
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 
 BASE = m.Workload(kind="service", name="api", project="shop", image="x:1",
                   ports={"http": m.Port(8080, 18080)}, file="a.yml", line=3)

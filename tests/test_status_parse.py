@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 from hostctl.ops import status as st
-from hostctl.render.docker_cmd import spec_hash
 from hostctl.runner.base import HostUnreachable, Result
 from hostctl.runner.recording import RecordingRunner
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
 from tests.site_factory import make_site

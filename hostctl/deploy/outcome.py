@@ -6,14 +6,12 @@ none of them: a failure reads the same whichever part met it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hostctl.deploy.health_gate import HealthResult
 from hostctl.deploy.plan import HostPlan
 from hostctl.errors import HostctlError
-from hostctl.hosts import scripts as S
-
-Progress = Callable[[str, str, str], None]  # (host, phase, detail)
 
 
 def quiet(host: str, phase: str, detail: str) -> None:
@@ -27,7 +25,7 @@ class HostOutcome:
     status: str  # unchanged | deployed | rolled-back | failed | unreachable | locked | skipped
     message: str = ""
     plan: HostPlan | None = None
-    health: list[S.HealthResult] = field(default_factory=list)
+    health: list[HealthResult] = field(default_factory=list)
     release: str | None = None
     seconds: float = 0.0
     round_trips: int = 0

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 from hostctl.hosts.facts import HostFacts, UnitState
 
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from hostctl import layout as L
 from hostctl.deploy.plan import HostPlan, _live_workloads
 from hostctl.deploy.target import HostTarget
-from hostctl.hosts import layout as L
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import HostFacts
 from hostctl.render import docker_cmd as d

@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from hostctl.deploy.activate import activate
 from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text
 from hostctl.deploy.plan import HostPlan, Plan, plan_files, target_from_manifest
 from hostctl.hosts import scripts as S
 from hostctl.hosts.lock import lock_message
+from hostctl.render.probe import HealthProbe
 from hostctl.runner.base import Runner
 from hostctl.runner.pool import run_parallel
 
@@ -61,7 +63,7 @@ def rollback_plan(run: Run, to: str | None) -> Plan:
                 continue
             chosen = earlier[-1]
         run.rollback_to[name] = chosen
-        from hostctl.k8s.handoff_records import keep_gateway_file, keep_stopped
+        from hostctl.deploy.handoff import keep_gateway_file, keep_stopped
 
         target = keep_gateway_file(target_from_manifest(manifests[chosen]), facts)
         plans[name] = keep_stopped(plan_files(name, target, facts.files, facts.units),
@@ -99,7 +101,7 @@ def _rollback_host(run: Run, runner: Runner, plan: HostPlan) -> HostOutcome:
         return HostOutcome(name, "failed", plan.error, plan)
     release = run.rollback_to[name]
     run.progress(name, "rollback", f"to {release}")
-    res = runner.run(["sh", "-s"], stdin=(S.PRELUDE + S.activate(
+    res = runner.run(["sh", "-s"], stdin=(S.PRELUDE + activate(
         plan, release, host.docker, {})).encode(), timeout=300)
     if "applied" not in S.markers(res.stdout):
         return HostOutcome(name, "failed", f"{name}: rollback to {release} failed: "
@@ -107,7 +109,7 @@ def _rollback_host(run: Run, runner: Runner, plan: HostPlan) -> HostOutcome:
     # The old release may run services the specs no longer have (no probe in the target):
     # those are at least checked to be running.
     probes = run.targets[name].probes
-    checks = [probes.get(u.unit) or S.HealthProbe(u.unit, u.unit.removesuffix(".service"),
+    checks = [probes.get(u.unit) or HealthProbe(u.unit, u.unit.removesuffix(".service"),
                                                   "running", interval=1, timeout=1)
               for u in plan.units if u.action in ("start", "restart")
               and u.unit.endswith(".service")]

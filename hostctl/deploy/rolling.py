@@ -13,16 +13,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from hostctl.deploy.outcome import Progress
+from hostctl.deploy.health_gate import HealthResult
 from hostctl.deploy.plan import HostPlan
 from hostctl.errors import HostctlError
-from hostctl.hosts import scripts as S
+from hostctl.hosts.progress import Progress
+from hostctl.render.probe import HealthProbe
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.spec import model as m
 from hostctl.spec.placement import service_instances
 
 # Checks the health of some units on one host (deploy.Run.check_health).
-HealthCheck = Callable[[Runner, m.Host, list[S.HealthProbe]], list[S.HealthResult]]
+HealthCheck = Callable[[Runner, m.Host, list[HealthProbe]], list[HealthResult]]
 
 
 class GatewayRolling:
@@ -104,8 +105,8 @@ class GatewayRolling:
                 assert not isinstance(runner, RunnerError)
                 ops.sync_one(runner, self.site, rendered)
 
-    def roll_one(self, runner: Runner, host: m.Host, probe: S.HealthProbe,
-                 cluster_targets: Mapping[str, str]) -> S.HealthResult:
+    def roll_one(self, runner: Runner, host: m.Host, probe: HealthProbe,
+                 cluster_targets: Mapping[str, str]) -> HealthResult:
         """Restart one instance out of rotation. Unhealthy, it stays at weight 0: the deploy
         rolls the host back, then gives the old version its traffic back."""
         gw = self.site.inventory.gateway
@@ -115,11 +116,11 @@ class GatewayRolling:
         try:
             self.set_weight(host.name, instance, 0, cluster_targets)
         except HostctlError as exc:  # Kong did not take it: restarting now would drop traffic
-            return S.HealthResult(probe.unit, False, f"gateway refused weight 0: {exc}")
+            return HealthResult(probe.unit, False, f"gateway refused weight 0: {exc}")
         time.sleep(gw.drain)
         res = runner.run(["systemctl", "restart", "--", probe.unit], timeout=120)
         if not res.ok:
-            return S.HealthResult(probe.unit, False, f"restart failed: {res.stderr.strip()}")
+            return HealthResult(probe.unit, False, f"restart failed: {res.stderr.strip()}")
         (result,) = self.health(runner, host, [probe])
         if result.ok:
             self.set_weight(host.name, instance, None, cluster_targets)

@@ -28,8 +28,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hostctl import layout as L
+from hostctl.deploy.activate import activate
+from hostctl.deploy.health_gate import HealthResult, health_script, parse_health
 from hostctl.deploy.images import LocalImages, pull, push
-from hostctl.deploy.outcome import HostOutcome, Progress, describe_exc, failure_text, quiet
+from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text, quiet
 from hostctl.deploy.outcome import exit_status as exit_status
 from hostctl.deploy.plan import (
     HostPlan,
@@ -46,10 +49,11 @@ from hostctl.deploy.rolling import GatewayRolling
 from hostctl.deploy.target import HostTarget, build_target
 from hostctl.deploy.target import probe_for as probe_for
 from hostctl.errors import HostctlError
-from hostctl.hosts import layout as L
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import FactsError, HostFacts, UnitState, facts_script, parse_facts
 from hostctl.hosts.lock import break_stale_lock, lock_message, lock_record
+from hostctl.hosts.progress import Progress
+from hostctl.render.probe import HealthProbe
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import open_runners, run_parallel
 from hostctl.spec import model as m
@@ -186,11 +190,9 @@ class Run:
         results = run_parallel(self.runners, read)
         assert self._targets_future is not None, "gather() runs inside connected()"
         self.targets.update(self._targets_future.result())
-        from hostctl.k8s import (
-            handoff_records as in_cluster,  # services handed to the cluster keep routing there
-        )
+        from hostctl.deploy import handoff  # services handed to the cluster keep routing there
 
-        self.cluster_targets = in_cluster.route_gateway(self.site, self.targets, {
+        self.cluster_targets = handoff.route_gateway(self.site, self.targets, {
             n: f for n, f in results.items() if isinstance(f, HostFacts)})
         plans: dict[str, HostPlan] = {}
         for h in self.hosts:
@@ -230,7 +232,7 @@ class Run:
         leave = skipped_workloads(self.options.skip_platform)
         plan = plan_host(facts, target.target, target.images, target.networks,
                          owned=owned, leave=leave, image_users=target.image_users)
-        from hostctl.k8s.handoff_records import keep_stopped
+        from hostctl.deploy.handoff import keep_stopped
 
         plan = keep_stopped(plan, facts, self.site)
         if target.error:
@@ -329,7 +331,7 @@ class Run:
         script = S.PRELUDE + snapshot + S.stage_release(release, contents, removed, new_manifest)
         rolling = self.rolling.units(plan, self.runners)
         in_place = replace(plan, units=tuple(u for u in plan.units if u.unit not in rolling))
-        script += S.activate(in_place, release, host.docker, target.networks)
+        script += activate(in_place, release, host.docker, target.networks)
         self.progress(name, "apply", _counts_text(plan))
         res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=300)
         marks = S.markers(res.stdout)
@@ -366,7 +368,7 @@ class Run:
 
     def _roll_back(self, runner: Runner, failed: HostPlan, new_manifest: Mapping[str, Any],
                    previous: Mapping[str, Any], why: str,
-                   health: list[S.HealthResult]) -> HostOutcome:
+                   health: list[HealthResult]) -> HostOutcome:
         name = runner.host
         host = self.site.inventory.hosts[name]
         self.progress(name, "rollback", why)
@@ -381,7 +383,7 @@ class Run:
                 running[unit] = UnitState(unit, active="active", file_state="enabled")
         plan = plan_files(name, target, live, running)
         plan = replace(plan, enable=())
-        script = S.PRELUDE + S.mark_rolled_back(new_manifest["release"]) + S.activate(
+        script = S.PRELUDE + S.mark_rolled_back(new_manifest["release"]) + activate(
             plan, back_to, host.docker, {})
         res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=300)
         if "applied" not in S.markers(res.stdout):
@@ -400,15 +402,15 @@ class Run:
                            failed, health, back_to)
 
     def check_health(self, runner: Runner, host: m.Host,
-                     probes: list[S.HealthProbe]) -> list[S.HealthResult]:
+                     probes: list[HealthProbe]) -> list[HealthResult]:
         """Wait for each probe to pass or run out of retries, in one round trip."""
         if not probes:
             return []
         self.progress(runner.host, "health", f"{len(probes)} unit(s)")
         budget = max(p.budget for p in probes) + 30
-        res = runner.run(["sh", "-s"], stdin=S.health_script(probes, host.docker).encode(),
+        res = runner.run(["sh", "-s"], stdin=health_script(probes, host.docker).encode(),
                          timeout=budget)
-        return S.parse_health(res.stdout, [p.unit for p in probes])
+        return parse_health(res.stdout, [p.unit for p in probes])
 
     # -- after the hosts: Kong's config and log retention (deploy_platform_steps) ---------
 

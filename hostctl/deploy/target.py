@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from hostctl.deploy.images import LocalImages
 from hostctl.deploy.plan import TargetFile, sha256
 from hostctl.errors import HostctlError
-from hostctl.hosts import scripts as S
 from hostctl.render import docker_cmd as d
-from hostctl.render.probe import probe_for
+from hostctl.render.probe import HealthProbe, probe_for
 from hostctl.render.site import RenderedFile, render_host
 from hostctl.spec import model as m
 from hostctl.spec.placement import eligible_hosts, service_instances
@@ -31,7 +30,7 @@ class HostTarget:
     images: dict[str, tuple[str, str | None]]
     image_users: dict[str, set[str]]
     networks: dict[str, str]  # network -> project
-    probes: dict[str, S.HealthProbe]
+    probes: dict[str, HealthProbe]
     error: str | None = None  # why this host cannot be deployed (an image missing here)
 
 
@@ -45,7 +44,7 @@ def build_target(site: m.Site, host: m.Host, images: LocalImages | None) -> Host
     refs: dict[str, tuple[str, str | None]] = {}
     users: dict[str, set[str]] = {}
     networks: dict[str, str] = {}
-    probes: dict[str, S.HealthProbe] = {}
+    probes: dict[str, HealthProbe] = {}
     error = None
     for w in site.workloads:
         if host not in eligible_hosts(w, inv):

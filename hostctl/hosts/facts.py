@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 
 MARK = "@@"
 VERSION = "1"

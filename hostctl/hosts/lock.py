@@ -11,9 +11,9 @@ import json
 import os
 from dataclasses import replace
 
-from hostctl.deploy.outcome import Progress
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import HostFacts
+from hostctl.hosts.progress import Progress
 from hostctl.runner.base import Runner
 
 

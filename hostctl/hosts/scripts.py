@@ -1,4 +1,5 @@
-"""Shell scripts that change a host: apply a plan, check health, finish a run. Pure builders.
+"""Shell scripts that change a host: stage a release, check health, finish a run. Pure
+builders (the script that applies a plan is deploy.activate's).
 
 Scripts are sent on stdin to `sh -s` (not as an argument, which is capped at 128 KiB), and
 report progress as `@@` marker lines that `parse_markers` reads. Every file lands by
@@ -13,11 +14,8 @@ import base64
 import json
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-from hostctl.deploy.plan import HostPlan
-from hostctl.hosts import layout as L
-from hostctl.hosts.health_verdict import VERIFIED_SUFFIX
+from hostctl import layout as L
 
 q = shlex.quote
 
@@ -92,205 +90,9 @@ def stage_release(release: str, contents: Mapping[str, tuple[bytes, int]],
     return "\n".join(lines) + "\n"
 
 
-def activate(plan: HostPlan, release: str | None, docker: str,
-             project_of: Mapping[str, str]) -> str:
-    """Make the live files equal release `release` as the plan says, then act on units.
-
-    `release` None means "no release": the state before hostctl managed anything (a
-    rollback of a first deploy), which has no files to install.
-    Order matters: stop what leaves before its unit file goes; install files, one
-    daemon-reload; then enable, restart and start.
-    """
-    r = release_dir(release or "none")
-    d = q(docker)
-    stops = [u.unit for u in plan.units if u.action == "stop"]
-    restarts = [u.unit for u in plan.units if u.action == "restart"]
-    starts = [u.unit for u in plan.units if u.action == "start"]
-    lines: list[str] = []
-    if stops:
-        lines.append(f"step stop systemctl stop -- {_words(stops)}")
-        lines.append(f"systemctl disable -- {_words(stops)} >/dev/null 2>&1")
-        lines.append(f"systemctl reset-failed -- {_words(stops)} >/dev/null 2>&1")
-        for unit in stops:
-            if unit.endswith(".service"):
-                lines.append(f"{d} rm -f {q(unit[:-len('.service')])} >/dev/null 2>&1")
-    for f in plan.files:
-        if f.action == "write":
-            owner = f" {q(f.owner)}" if f.owner else ""
-            lines.append(f"step install put {q(r + '/files' + f.path)} {q(f.path)} "
-                         f"{f.mode:04o}{owner}")
-        else:
-            lines.append(f"step remove rm -f {q(f.path)}")
-    if plan.files:
-        lines.append("step reload systemctl daemon-reload")
-    if release is None:
-        lines.append(f"rm -f {L.CURRENT_LINK}")
-    else:
-        lines.append(f"ln -sfn {q('releases/' + release)} {L.CURRENT_LINK}.new && "
-                     f"mv -T {L.CURRENT_LINK}.new {L.CURRENT_LINK}")
-    for net in plan.networks:
-        project = project_of.get(net, "")
-        lines.append(
-            f"{d} network inspect {q(net)} >/dev/null 2>&1 || step network {d} network create "
-            f"--label io.hostctl.managed=true --label {q('io.hostctl.project=' + project)} "
-            f"{q(net)}")
-    if plan.enable:
-        lines.append(f"step enable systemctl enable -- {_words(plan.enable)}")
-    if restarts:
-        lines.append(f"unit_step restart {_words(restarts)}")
-    if starts:
-        lines.append(f"unit_step start {_words(starts)}")
-    lines.append("echo '@@applied'")
-    return "\n".join(lines) + "\n"
-
-
-def _words(items: Sequence[str]) -> str:
+def words(items: Sequence[str]) -> str:
+    """Each item shell-quoted, space-separated."""
     return " ".join(q(i) for i in items)
-
-
-@dataclass(frozen=True)
-class HealthProbe:
-    """How to tell that one unit's container is healthy, checked on the host."""
-
-    unit: str
-    container: str
-    kind: str  # "http" | "tcp" | "command" | "running"
-    port: int = 0
-    path: str = "/"
-    interval: float = 10.0
-    timeout: float = 5.0
-    retries: int = 3
-    start_period: float = 0.0
-
-    @property
-    def budget(self) -> float:
-        """Seconds after which the verdict is "unhealthy" whatever happens."""
-        return self.start_period + (self.interval + self.timeout) * (self.retries + 1) + 5
-
-
-def probe_functions(docker: str) -> list[str]:
-    """Shell functions shared by the deploy's health gate and the host's probe
-    (hostctl.render.probe):
-    `probe_http IP PORT TIMEOUT PATH` (curl, else python3, else wget), `probe_tcp IP PORT
-    TIMEOUT` (bash's /dev/tcp) and `ip_of CONTAINER` (its first network address)."""
-    d = q(docker)
-    return [
-        "probe_http() {",
-        "  if command -v curl >/dev/null 2>&1; then",
-        '    curl -fsS -o /dev/null --max-time "$3" "http://$1:$2$4" 2>/dev/null',
-        "  elif command -v python3 >/dev/null 2>&1; then",
-        '    python3 -c "import sys,urllib.request as u; '
-        "u.urlopen('http://'+sys.argv[1]+':'+sys.argv[2]+sys.argv[4], timeout=float(sys.argv[3]))"
-        '" "$1" "$2" "$3" "$4" >/dev/null 2>&1',
-        "  elif command -v wget >/dev/null 2>&1; then",
-        '    wget -q -O /dev/null -T "$3" "http://$1:$2$4"',
-        "  else echo '@@nohttp'; return 1; fi",
-        "}",
-        "probe_tcp() {",
-        '  timeout "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null',
-        "}",
-        "ip_of() {",
-        f"  {d} inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}} "
-        "{{end}}' \"$1\" 2>/dev/null | cut -d' ' -f1",
-        "}",
-    ]
-
-
-# A unit the health gate saw healthy: HEALTH_DIR/<unit>.verified holds when (epoch seconds).
-# `hostctl status` and the exporter trust it for that run of the unit while Docker's own
-# check (an image's HEALTHCHECK) has not said anything yet (hostctl.hosts.health_verdict).
-
-
-def verified_path(unit: str) -> str:
-    return f"{L.HEALTH_DIR}/{unit}{VERIFIED_SUFFIX}"
-
-
-def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 20) -> str:
-    """Poll every probe until each is healthy or has failed past its retries.
-
-    A check counts as failed when the unit is not active, the container does not run, or
-    the probe fails; failures inside start_period do not count (Docker's semantics). The
-    loop is bounded by the largest budget. Prints `@@health UNIT ok|fail REASON`, and the
-    unit's last journal lines for each failure. A unit found healthy is recorded on the host
-    (verified_path), for `hostctl status`.
-    """
-    d = q(docker)
-    lines = [
-        "export LC_ALL=C",
-        "start=$(date +%s)",
-        f"mkdir -p {L.HEALTH_DIR} 2>/dev/null",
-        *probe_functions(docker),
-    ]
-    budget = max((p.budget for p in probes), default=0)
-    for i in range(len(probes)):
-        lines += [f"s{i}=wait; f{i}=0; n{i}=0"]
-    lines += ["while :; do", "  now=$(date +%s); el=$((now - start)); pending=0"]
-    for i, p in enumerate(probes):
-        c, u = q(p.container), q(p.unit)
-        check = {
-            "http": f'probe_http "$ip" {p.port} {p.timeout:g} {q(p.path)}',
-            "tcp": f'probe_tcp "$ip" {p.port} {p.timeout:g}',
-            "command": f"[ \"$({d} inspect -f '{{{{.State.Health.Status}}}}' {c} 2>/dev/null)\""
-                       " = healthy ]",
-            "running": "[ $el -ge 3 ]",
-        }[p.kind]
-        # Probed every pass, so a healthy service is seen at once; a failure counts at most
-        # once per interval, as Docker counts them.
-        lines += [
-            f'  if [ "$s{i}" = wait ]; then',
-            f"    ip=$(ip_of {c})",
-            f"    if systemctl is-active --quiet {u} && "
-            f"[ \"$({d} inspect -f '{{{{.State.Running}}}}' {c} 2>/dev/null)\" = true ] && "
-            f"[ -n \"$ip\" ] && {check}; then",
-            f"      s{i}=ok; echo \"@@health {p.unit} ok $el\"",
-            f"      {{ echo \"$now\" > {q(verified_path(p.unit))}; }} 2>/dev/null",
-            f"    elif [ $el -ge {int(p.start_period)} ] && [ $now -ge \"$n{i}\" ]; then",
-            f"      n{i}=$((now + {max(1, int(p.interval))}))",
-            f"      f{i}=$((f{i} + 1))",
-            f"      if [ $f{i} -ge {p.retries} ] || [ $el -ge {int(p.budget)} ]; then",
-            f"        s{i}=fail; echo \"@@health {p.unit} fail $(systemctl is-active {u})\"",
-            f"        journalctl -u {u} -n {log_lines} --no-pager -o cat 2>/dev/null "
-            "| sed 's/^/@@log /'",
-            "      fi",
-            "    fi",
-            "  fi",
-            f'  [ "$s{i}" = wait ] && pending=1',
-        ]
-    lines += [
-        "  [ $pending = 0 ] && break",
-        f"  [ $el -ge {int(budget) + 5} ] && break",
-        "  sleep 0.5",
-        "done",
-        "echo '@@done'",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class HealthResult:
-    unit: str
-    ok: bool
-    detail: str
-    log: tuple[str, ...] = ()
-
-
-def parse_health(text: str, units: Sequence[str]) -> list[HealthResult]:
-    """Per unit: healthy or not, and the last log lines of the ones that failed."""
-    verdicts: dict[str, HealthResult] = {}
-    logs: dict[str, list[str]] = {}
-    last = ""
-    for line in text.splitlines():
-        if line.startswith("@@health "):
-            _, unit, verdict, *rest = line.split(" ")
-            verdicts[unit] = HealthResult(unit, verdict == "ok", " ".join(rest))
-            last = unit
-        elif line.startswith("@@log "):
-            logs.setdefault(last, []).append(line[len("@@log "):])
-    out = []
-    for unit in units:
-        v = verdicts.get(unit, HealthResult(unit, False, "no verdict before the time ran out"))
-        out.append(HealthResult(v.unit, v.ok, v.detail, tuple(logs.get(unit, ()))))
-    return out
 
 
 def finish_script(lock_record: str | None, audit_record: Mapping[str, object],

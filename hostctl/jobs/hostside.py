@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 from hostctl.hosts.facts import show_blocks, split_sections
 from hostctl.jobs.records import RunRecord, parse_records
 
@@ -323,7 +323,7 @@ def _timers(lines: list[str]) -> dict[str, TimerInfo]:
 
 def _unix_ms(value: str) -> int | None:
     """`Sun 2026-11-22 07:41:30 UTC` -> epoch ms; None for empty or n/a."""
-    from hostctl.ops.status import parse_timestamp
+    from hostctl.hosts.health_verdict import parse_timestamp
 
     seconds = parse_timestamp(value)
     return None if seconds is None else seconds * 1000

@@ -90,7 +90,7 @@ def preflight(site: m.Site, w: m.Workload, seen: Mapping[str, H.HostJobs | Excep
               ) -> tuple[dict[str, H.HostJobs], list[str], list[str]]:
     """(hosts ready to run `w`, warnings, errors): the job's unit must be deployed, and a host
     handing out real GPUs needs Docker's nvidia runtime."""
-    from hostctl.render.docker_cmd import spec_hash
+    from hostctl.spec.hashing import spec_hash
 
     ready: dict[str, H.HostJobs] = {}
     warnings: list[str] = []

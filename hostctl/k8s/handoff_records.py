@@ -9,8 +9,8 @@ Deploy reads the records with its facts, in the same round trip, and then:
 - keeps the gateway routing the service to the cluster.
 `hostctl status` reads them too and shows the service as "in cluster", not down.
 
-Pure but for `read_records`, which asks hosts through their runners; deploy.py holds a few
-lines calling it.
+Pure but for `read_records`, which asks hosts through their runners; what deploy does with
+the records is deploy.handoff's.
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ import json
 import shlex
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 from hostctl.hosts.facts import parse_handed_off as parse_records
 
 if TYPE_CHECKING:
-    from hostctl.deploy.plan import HostPlan
-    from hostctl.deploy.run import HostTarget
     from hostctl.hosts.facts import HostFacts
     from hostctl.runner.base import Runner, RunnerError
     from hostctl.spec import model as m
@@ -148,60 +145,10 @@ def cluster_targets(site: m.Site, handed: Mapping[str, Mapping[str, Any]]
     return out
 
 
-# -- deploy's hooks ---------------------------------------------------------------------------
+# -- the note deploy and plan show ----------------------------------------------------------
 
 def note(service: str, record: Mapping[str, Any]) -> str:
     since = record.get("time") or "an unknown time (unreadable record)"
     by = f" (handed off by {record['who']})" if record.get("who") else ""
     return (f"{service} lives in the cluster since {since}{by}: its units stay stopped; "
             f"`hostctl k8s handoff --back {service}` to bring it back")
-
-
-def keep_stopped(plan: HostPlan, facts: HostFacts, site: m.Site) -> HostPlan:
-    """`plan` without starting, restarting or enabling the units of services this host
-    handed to the cluster (their files are still written); a note for each."""
-    from hostctl.spec.placement import service_instances
-
-    here = {w.name for w in site.services} & set(facts.handed_off)
-    if not here:
-        return plan
-    units = {i.unit for w in site.services if w.name in here
-             for i in service_instances(w, site.inventory) if i.host.name == plan.host}
-    kept = tuple(u for u in plan.units if not (
-        u.action in ("start", "restart") and (u.workload in here or u.unit in units)))
-    enable = tuple(u for u in plan.enable if u not in units)
-    notes = tuple(note(s, facts.handed_off[s]) for s in sorted(here))
-    return replace(plan, units=kept, enable=enable, notes=(*plan.notes, *notes))
-
-
-def keep_gateway_file(target: dict[str, Any], facts: HostFacts) -> dict[str, Any]:
-    """A rollback target that leaves the gateway host's Kong file as it is while services
-    are handed to the cluster: an earlier release's file routes them to hosts where they
-    are stopped, and Kong would load it at its next start."""
-    path = L.GATEWAY_FILE
-    live = facts.files.get(path)
-    if not facts.handed_off or path not in target or live is None:
-        return target
-    return {**target, path: replace(target[path], sha256=live)}
-
-
-def route_gateway(site: m.Site, targets: Mapping[str, HostTarget],
-                  facts: Mapping[str, HostFacts]) -> dict[str, str]:
-    """The cluster targets of this run; the gateway hosts' declarative file re-rendered
-    with them (render.py wrote it before the facts were read)."""
-    from hostctl.deploy.plan import sha256
-    from hostctl.gateway.ops import desired
-
-    routes = cluster_targets(site, from_facts(facts))
-    if not routes:
-        return routes
-    path = L.GATEWAY_FILE
-    rendered = None
-    for t in targets.values():
-        old = t.files.get(path)
-        if old is None:
-            continue
-        rendered = rendered or desired(site, cluster_targets=routes)
-        t.files[path] = replace(old, content=rendered.text, redacted_content=rendered.redacted)
-        t.target[path] = replace(t.target[path], sha256=sha256(rendered.text))
-    return routes

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hostctl.k8s.config import K3sConfig
-from hostctl.render.docker_cmd import spec_hash
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 
 LABEL = "io.hostctl"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "hostctl"}

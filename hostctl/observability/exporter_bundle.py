@@ -103,7 +103,7 @@ def audit_only_config(site: m.Site, host: m.Host, log: LoggingConfig) -> dict[st
 def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
                     log: LoggingConfig | None = None) -> dict[str, Any]:
     """What the exporter on `host` watches, and the prices it charges at."""
-    from hostctl.render.docker_cmd import spec_hash
+    from hostctl.spec.hashing import spec_hash
 
     inv = site.inventory
     services: dict[str, Any] = {}

@@ -246,7 +246,7 @@ def read_probe_restarts(probe: Mapping[str, Mapping[str, str]]) -> dict[str, int
 
 # -- services handed to the k3s cluster ------------------------------------------------------
 
-CLUSTER_SUBDIR = "cluster"  # under the state dir: hostctl.hosts.layout.CLUSTER_DIR
+CLUSTER_SUBDIR = "cluster"  # under the state dir: hostctl.layout.CLUSTER_DIR
 RECORD_MAX = 4096  # a record is one short JSON line (hostctl.k8s.handoff_records.record_line)
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hostctl import layout as L
 from hostctl.errors import HostctlError
-from hostctl.hosts import layout as L
 from hostctl.ops.status import JOB_PREFIX, UnitStatus, host_error, parse_unit_blocks
 from hostctl.runner.base import Result, Runner, RunnerError
 from hostctl.runner.pool import run_parallel

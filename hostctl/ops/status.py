@@ -18,16 +18,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hostctl import layout as L
 from hostctl.errors import HostctlError
-from hostctl.hosts import layout as L
 from hostctl.hosts.facts import show_blocks, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, parse_timestamp, verdict
 from hostctl.k8s import handoff_records as in_cluster
-from hostctl.render.docker_cmd import LABEL, spec_hash
+from hostctl.render.docker_cmd import LABEL
 from hostctl.render.probe import host_probes
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import UNIT_PREFIX, schedule_host, service_instances
 
 MARK = "@@"

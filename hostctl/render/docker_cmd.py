@@ -6,14 +6,11 @@ the unit: a unit's MemoryMax= would not bind it. No `--restart`: systemd restart
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shlex
 from collections.abc import Sequence
-from dataclasses import MISSING, fields, is_dataclass
-from typing import Any
 
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import Instance
 
 LABEL = "io.hostctl"
@@ -32,32 +29,6 @@ class Raw(str):
 
 # Not hashed: where a spec came from, and its route, which only the gateway reads: editing
 # a route must not restart the containers behind it.
-_NOT_HASHED = frozenset({"file", "source", "line", "lines", "route"})
-
-
-def spec_hash(w: m.Workload) -> str:
-    """A short hash of everything in the spec that shapes the container."""
-    blob = json.dumps(w, sort_keys=True, default=_jsonable, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def _jsonable(value: Any) -> Any:
-    # Settings left at their default are not hashed, so a new optional setting in a later
-    # hostctl changes no existing hash and restarts nothing.
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: v for f in fields(value)
-                if f.name not in _NOT_HASHED and not _is_default(f, v := getattr(value, f.name))}
-    raise TypeError(f"cannot hash {type(value).__name__}")
-
-
-def _is_default(f: Any, value: Any) -> bool:
-    if f.default is not MISSING:
-        return bool(value == f.default)
-    if f.default_factory is not MISSING:
-        return bool(value == f.default_factory())
-    return False
-
-
 def network_name(project: str) -> str:
     """Each project's containers share one Docker network, apart from other projects'."""
     return f"hostctl-{project}"

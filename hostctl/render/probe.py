@@ -1,6 +1,6 @@
 """The continuous health probe: a POSIX sh script, its config and a systemd timer per host.
 
-Pure builders. The deploy's health gate (hostctl.hosts.scripts.health_script) checks a
+Pure builders. The deploy's health gate (hostctl.deploy.health_gate.health_script) checks a
 service once, right after it starts; this probe keeps checking it afterwards. Every few
 seconds `hostctl-probe.timer` runs `hostctl-probe@tick.service` (oneshot), which runs
 `probe.sh` once over the services in its config, each at most once per its interval:
@@ -29,12 +29,14 @@ systemctl, docker, and curl or python3 or wget (http), bash (tcp).
 from __future__ import annotations
 
 import math
+import shlex
+from dataclasses import dataclass
 
-from hostctl.hosts import layout as L
-from hostctl.hosts.scripts import HealthProbe, probe_functions, q
+from hostctl import layout as L
 from hostctl.render.site import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
 
+q = shlex.quote
 SCRIPT_PATH, CONFIG_PATH, SERVICE_PATH, TIMER_PATH = L.PROBE_FILES
 TICK_UNIT = "hostctl-probe@tick.service"
 TIMER_UNIT = "hostctl-probe.timer"
@@ -45,6 +47,55 @@ INSPECT_FORMAT = ("{{.Name}}@T@{{.State.Running}}@T@"
                   "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}@T@"
                   "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}")
 MODE_SCRIPT = 0o755
+
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """How to tell that one unit's container is healthy, checked on the host."""
+
+    unit: str
+    container: str
+    kind: str  # "http" | "tcp" | "command" | "running"
+    port: int = 0
+    path: str = "/"
+    interval: float = 10.0
+    timeout: float = 5.0
+    retries: int = 3
+    start_period: float = 0.0
+
+    @property
+    def budget(self) -> float:
+        """Seconds after which the verdict is "unhealthy" whatever happens."""
+        return self.start_period + (self.interval + self.timeout) * (self.retries + 1) + 5
+
+
+def probe_functions(docker: str) -> list[str]:
+    """Shell functions shared by the deploy's health gate and the host's probe
+    (hostctl.render.probe):
+    `probe_http IP PORT TIMEOUT PATH` (curl, else python3, else wget), `probe_tcp IP PORT
+    TIMEOUT` (bash's /dev/tcp) and `ip_of CONTAINER` (its first network address)."""
+    d = q(docker)
+    return [
+        "probe_http() {",
+        "  if command -v curl >/dev/null 2>&1; then",
+        '    curl -fsS -o /dev/null --max-time "$3" "http://$1:$2$4" 2>/dev/null',
+        "  elif command -v python3 >/dev/null 2>&1; then",
+        '    python3 -c "import sys,urllib.request as u; '
+        "u.urlopen('http://'+sys.argv[1]+':'+sys.argv[2]+sys.argv[4], timeout=float(sys.argv[3]))"
+        '" "$1" "$2" "$3" "$4" >/dev/null 2>&1',
+        "  elif command -v wget >/dev/null 2>&1; then",
+        '    wget -q -O /dev/null -T "$3" "http://$1:$2$4"',
+        "  else echo '@@nohttp'; return 1; fi",
+        "}",
+        "probe_tcp() {",
+        '  timeout "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null',
+        "}",
+        "ip_of() {",
+        f"  {d} inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}} "
+        "{{end}}' \"$1\" 2>/dev/null | cut -d' ' -f1",
+        "}",
+    ]
 
 
 def probe_for(w: m.Workload, container: str, unit: str) -> HealthProbe:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from hostctl.hosts import layout as L
+from hostctl import layout as L
 from hostctl.render import docker_cmd as d
 from hostctl.spec import model as m
 from hostctl.spec.placement import Instance, instances_on, placed_on, schedule_host

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from hostctl import layout as L
 from hostctl.errors import HostctlError
-from hostctl.hosts import layout as L
 from hostctl.spec import model as m
 
 PLATFORM_PROJECT = "platform"

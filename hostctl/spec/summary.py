@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostctl.render.docker_cmd import spec_hash
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import eligible_hosts, service_instances
 
 
