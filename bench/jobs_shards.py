@@ -76,7 +76,7 @@ def measure(inventory: Path, shards: int) -> dict[str, Any]:
     from hostctl.jobs import hostside as H
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     t0 = time.monotonic()
     res = hostctl(inventory, "run", "bench-shard", "--shards", str(shards), "--json",

@@ -41,7 +41,7 @@ def make_site(root: Path, hosts: int = 100, services: int = 1000) -> Path:
 
 def main() -> None:
     from hostctl.render.site import render_site
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     with tempfile.TemporaryDirectory() as tmp:
         inv = make_site(Path(tmp))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README's test command: set up a fresh Debian 12 machine (as root) and run every check:
-# ruff, mypy and the whole pytest suite, sandbox hosts included. All three always run, so
+# ruff, mypy, import-linter and the whole pytest suite, sandbox hosts included. All always run, so
 # one report shows everything; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,8 @@ echo "== ruff"
 .venv/bin/ruff check hostctl tests bench || status=1
 echo "== mypy"
 .venv/bin/mypy || status=1
+echo "== lint-imports"
+.venv/bin/lint-imports || status=1
 echo "== pytest"
 .venv/bin/pytest "$@" || status=1
 exit $status

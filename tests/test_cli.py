@@ -88,12 +88,12 @@ def test_render_writes_a_folder_per_host(runner: CliRunner, tmp_path: Path) -> N
 
 def test_internal_errors_say_where_the_trace_went(
         runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hostctl.spec.loader
+    import hostctl.validate
 
     def boom(*_: object, **__: object) -> None:
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(hostctl.spec.loader, "load_site", boom)
+    monkeypatch.setattr(hostctl.validate, "load_site", boom)
     result = runner.invoke(main, ["validate", "-i", EXAMPLE])
     assert result.exit_code == 70
     # The type and hostctl's innermost frame, never the exception's text: it can hold data.

@@ -21,8 +21,8 @@ from hostctl.errors import HostctlError
 from hostctl.ops import day2
 from hostctl.runner.base import ConnectionLost, HostUnreachable, Result, Runner, RunnerError
 from hostctl.runner.recording import Call, RecordingRunner
-from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
+from hostctl.validate import load_site
 from tests.site_factory import make_site
 
 SPECS = {

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from hostctl.deploy.run import DeployOptions, HostOutcome, Run
 from hostctl.runner.recording import RecordingRunner
-from hostctl.spec.loader import load_site
 from hostctl.spec.platform import with_platform
+from hostctl.validate import load_site
 from tests.kong_admin_standin import KongAdminStandIn
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "inventories" / "site.yml"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostctl.spec.loader import load_site
 from hostctl.spec.rules import INVENTORY_KEYS, workload
+from hostctl.validate import load_site
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -16,11 +16,11 @@ import pytest
 from hostctl.errors import ConfigError
 from hostctl.gateway import GATEWAY, GatewayConfig, check_gateway, gateway_config
 from hostctl.gateway.config import Consumer, JwtCredential, ProxyPorts, kong_environment
-from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
 from hostctl.spec.rules import INVENTORY_KEYS
 from hostctl.spec.schema import Context, Record
 from hostctl.spec.yamlsource import load_documents
+from hostctl.validate import load_site
 from tests.site_factory import make_site
 
 REPO = Path(__file__).resolve().parent.parent

@@ -121,7 +121,7 @@ def test_weights_drain_one_instance(tmp_path: Path) -> None:
 
 
 def test_no_gateway_section_renders_nothing(tmp_path: Path) -> None:
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     inv = tmp_path / "site.yml"
     inv.write_text(without_gateway((REPO / "inventories" / "site.yml").read_text()).replace(
@@ -176,7 +176,7 @@ def _triage_site(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
 @pytest.mark.parametrize(("old", "new", "message"), SPEC_PROBLEMS)
 def test_what_kong_would_refuse_validate_refuses_at_the_spec_line(
         tmp_path: Path, old: str, new: str, message: str) -> None:
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     site_file, triage = _triage_site(tmp_path, old, new)
     with pytest.raises(ConfigError) as err:
@@ -345,9 +345,9 @@ def sites(draw: st.DrawFn) -> m.Site:
 def test_generated_sites_are_refused_with_locations_or_accepted_by_kongs_schema(
         site: m.Site) -> None:
     """What validate's checks accept, render turns into a file Kong's schema accepts."""
-    from hostctl.spec import checks
+    from hostctl import validate
 
-    problems = checks.run_all(site.inventory, list(site.workloads), site.secrets)
+    problems = validate.problems(site.inventory, list(site.workloads), site.secrets)
     if not problems:
         rendered = render_declarative(site)  # raises if Kong's rules refuse the file
         assert rendered is not None

@@ -32,7 +32,7 @@ import yaml
 from hostctl.gateway import render_declarative
 from hostctl.gateway.admin import ConfigRejected, KongAdmin, config_hash
 from hostctl.gateway.declarative import dump
-from hostctl.spec.loader import load_site
+from hostctl.validate import load_site
 from tests.site_factory import make_site
 
 IMAGE_ENV = "HOSTCTL_KONG_IMAGE"

@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 from hostctl.errors import ConfigError
 from hostctl.gateway import kong_typedefs as kt
 from hostctl.gateway import pcre
-from hostctl.gateway.config import check_gateway
 from hostctl.gateway.spec_rules import route_path_problem
-from hostctl.spec.loader import load_site
 from hostctl.spec.rules import route as route_schema
 from hostctl.spec.schema import Context
 from hostctl.spec.yamlsource import Document
+from hostctl.validate import kong_accepts, load_site
 from tests.site_factory import BASE_SECRETS, make_site
 from tests.test_gateway_config import GATEWAY_INVENTORY, ROUTED
 
@@ -247,7 +246,7 @@ def test_an_address_kong_refuses_as_a_target_is_refused_at_the_inventory_line(
 
 def test_whatever_else_kong_refuses_validate_reports_through_kongs_rules(
         tmp_path: Path) -> None:
-    """The last gateway check renders the Kong file and runs Kong's rules on it, a backstop
+    """Validate's final Kong check renders the Kong file and runs Kong's rules on it, a backstop
     for whatever the field rules let through: here an address no loader would accept, set on
     an already loaded site, is caught there and located at the spec key behind the target."""
     site = load_site(str(make_site(tmp_path, {"api.yml": ROUTED}, GATEWAY_INVENTORY,
@@ -256,7 +255,7 @@ def test_whatever_else_kong_refuses_validate_reports_through_kongs_rules(
     hosts = {name: replace(h, address="10.0.0.256") if name == "app-1" else h
              for name, h in inv.hosts.items()}
     inv = replace(inv, hosts=hosts)
-    found = [str(p) for p in check_gateway(inv, list(site.workloads), site.secrets)]
+    found = [str(p) for p in kong_accepts(inv, list(site.workloads), site.secrets, False)]
     assert found == [
         "specs/api.yml:6: ports/http/host: Kong would reject target '10.0.0.256:18080' "
         "(hostctl-api-1 on app-1) of upstream 'hostctl-api': target: Invalid target "

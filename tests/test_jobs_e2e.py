@@ -167,13 +167,13 @@ def host_runs(s: Site, host: str, job: str) -> list[dict[str, str]]:
 
 def test_deploy_installs_the_queue_so_a_timer_runs_where_hostctl_run_never_did(
         site: Site) -> None:
-    from hostctl.jobs import hostside as H
+    from hostctl.jobs import host_files as HF
 
-    for name, conf in (("app-1", H.GpuConfig(0, "nvidia")), ("gpu-1", H.GpuConfig(1, "env"))):
+    for name, conf in (("app-1", HF.GpuConfig(0, "nvidia")), ("gpu-1", HF.GpuConfig(1, "env"))):
         out = site.ssh(name, f"stat -c %a {HELPER}; sha256sum < {HELPER}; cat {GPU_CONF}")
         mode, digest, rest = out.split("\n", 2)
-        assert (mode, digest.split()[0]) == ("755", H.helper_hash()), name
-        assert rest.encode() == H.gpu_conf_text(conf), name
+        assert (mode, digest.split()[0]) == ("755", HF.helper_hash()), name
+        assert rest.encode() == HF.gpu_conf_text(conf), name
     # Only the deploy has been there: the timer's run gets a record from the queue and runs
     # (the timer is minutely: a minute at most, plus the run).
     assert wait_for(lambda: any(r.get("state") == "succeeded" and r.get("by") == "timer"

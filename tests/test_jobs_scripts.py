@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from hostctl.errors import HostctlError
+from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
 from hostctl.jobs.records import RunRecord, latest_per_shard, parse_records, queue_positions
@@ -116,14 +117,14 @@ def test_run_request_env_and_install_script() -> None:
                             "EPOCHS=3 = three\n")
     text = H.script(H.submit_lines([r]))
     assert "/var/lib/hostctl/bin/hostctl-jobs submit g-2 && echo '@@submitted'" in text
-    install = H.script(H.install_lines(H.GpuConfig(2, "env")))
-    conf = H.gpu_conf_text(H.GpuConfig(2, "env"))
+    install = H.script(H.install_lines(HF.GpuConfig(2, "env")))
+    conf = HF.gpu_conf_text(HF.GpuConfig(2, "env"))
     assert conf.endswith(b"\nmode=env\ndeclared=0 1\n")
     # the same files with the same bytes as a deploy renders (render.jobs_files)
-    assert H.helper_hash() in install and hashlib.sha256(conf).hexdigest() in install
+    assert HF.helper_hash() in install and hashlib.sha256(conf).hexdigest() in install
     assert install.endswith("\n/var/lib/hostctl/bin/hostctl-jobs install-queue\n")
     with pytest.raises(ValueError):
-        H.install_lines(H.GpuConfig(1, "cuda"))
+        H.install_lines(HF.GpuConfig(1, "cuda"))
     with pytest.raises(ValueError):
         H.read_lines(select=["x; rm -rf /"])
 
@@ -276,14 +277,14 @@ def test_helper_reads_the_gpus_from_the_conf_hostctl_writes(helper: object,
                                                              tmp_path: Path) -> None:
     h: Any = helper
     conf = h.root / "gpu" / "host.conf"
-    conf.write_bytes(H.gpu_conf_text(H.GpuConfig(2, "env")))
+    conf.write_bytes(HF.gpu_conf_text(HF.GpuConfig(2, "env")))
     assert h("install-queue").returncode == 0
     assert (h.root / "gpu" / "devices").read_text() == "0 1\n"
     # nvidia mode: the host's own view, when nvidia-smi answers
     smi = tmp_path / "bin" / "nvidia-smi"
     smi.write_text("#!/bin/sh\nprintf '0\\n3\\n'\n")
     smi.chmod(0o755)
-    conf.write_bytes(H.gpu_conf_text(H.GpuConfig(2, "nvidia")))
+    conf.write_bytes(HF.gpu_conf_text(HF.GpuConfig(2, "nvidia")))
     os.utime(conf, (2_000_000_000, 2_000_000_000))  # newer than the devices file
     assert h("install-queue").returncode == 0
     assert (h.root / "gpu" / "devices").read_text() == "0 3\n"

@@ -27,8 +27,8 @@ from hostctl.k8s.client import (
 from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.kubeconfig import ClusterAuth, KubeconfigError, parse_kubeconfig
 from hostctl.k8s.manifests import render_manifests
-from hostctl.spec.loader import load_site
 from hostctl.spec.secrets import Secret
+from hostctl.validate import load_site
 from tests.k8s_apiserver_standin import StandIn, running
 
 REPO = Path(__file__).resolve().parent.parent

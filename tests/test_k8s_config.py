@@ -14,9 +14,9 @@ from hostctl.k8s.config import (
     k3s_config,
     kubeconfig_path,
 )
-from hostctl.spec.loader import load_site
 from hostctl.spec.schema import Context
 from hostctl.spec.yamlsource import load_documents
+from hostctl.validate import load_site
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "k8s" / "k3s.example.yml"

@@ -26,8 +26,8 @@ from hostctl.k8s.manifests import (
     render_manifests,
 )
 from hostctl.spec import model as m
-from hostctl.spec.loader import load_site
 from hostctl.spec.secrets import Secret, SecretStore
+from hostctl.validate import load_site
 from tests.k8s_validation import newest_versions, strict_problems
 from tests.site_factory import make_site
 

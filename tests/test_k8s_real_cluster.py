@@ -25,7 +25,7 @@ from hostctl.k8s.client import Cluster, apply_all, plan_changes, wait_rollouts
 from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.kubeconfig import load_kubeconfig
 from hostctl.k8s.manifests import Rendering, render_manifests
-from hostctl.spec.loader import load_site
+from hostctl.validate import load_site
 from tests.site_factory import BASE_INVENTORY, make_site
 
 KUBECONFIG = os.environ.get("HOSTCTL_KUBECONFIG", "")

@@ -22,8 +22,8 @@ from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import materialize, render_manifests
 from hostctl.k8s.names import consumer_object_name
 from hostctl.spec import model as m
-from hostctl.spec.loader import load_site
 from hostctl.spec.secrets import Secret, SecretStore
+from hostctl.validate import load_site
 from tests.k8s_validation import crd_problems, newest_versions, strict_problems
 from tests.site_factory import BASE_INVENTORY, make_site
 

@@ -24,8 +24,8 @@ from hostctl.observability.config import (
     logging_config,
     metrics_config,
 )
-from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
+from hostctl.validate import load_site
 from tests.site_factory import SERVICE, make_site
 
 REPO = Path(__file__).resolve().parent.parent

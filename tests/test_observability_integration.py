@@ -14,9 +14,9 @@ from hostctl.deploy.plan import TargetFile, plan_files, sha256
 from hostctl.hosts.facts import UnitState
 from hostctl.observability.exporter_bundle import CONFIG_PATH, UNIT_PATH
 from hostctl.render.site import render_host
-from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
 from hostctl.spec.platform import check_skip, skipped_workloads, with_platform
+from hostctl.validate import load_site
 from tests.site_factory import SERVICE, make_site
 
 INVENTORY = """\

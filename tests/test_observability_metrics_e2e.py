@@ -27,8 +27,8 @@ from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.testing import ssh
 from hostctl.spec.hashing import spec_hash
-from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
+from hostctl.validate import load_site
 from tests.deploy_rig import RESET
 from tests.site_factory import make_site
 from tests.test_observability_prometheus import PrometheusServer, needs_prometheus, wait_until

@@ -36,7 +36,7 @@ from hostctl.observability.prometheus import (
     targets,
 )
 from hostctl.spec import model as m
-from hostctl.spec.loader import load_site
+from hostctl.validate import load_site
 from tests.site_factory import make_site
 from tests.test_observability_exporter import FakeHost, inspect_item, labels
 

@@ -20,8 +20,8 @@ import pytest
 from hostctl.observability.exporter_bundle import BUNDLE_PATH, build_bundle
 from hostctl.observability.files import host_files, site_files
 from hostctl.observability.grafana import dashboard_uid
-from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
+from hostctl.validate import load_site
 from tests.site_factory import make_site
 
 GOLDEN = Path(__file__).parent / "golden" / "observability" / "site"

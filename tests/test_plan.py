@@ -130,8 +130,8 @@ def test_every_rendered_file_is_one_hostctl_reads_back() -> None:
 
     from hostctl.layout import is_managed
     from hostctl.render.site import render_site
-    from hostctl.spec.loader import load_site
     from hostctl.spec.platform import with_platform
+    from hostctl.validate import load_site
 
     example = Path(__file__).resolve().parent.parent / "inventories" / "site.yml"
     for files in render_site(with_platform(load_site(str(example)))).values():

@@ -18,7 +18,7 @@ from pathlib import Path
 from hostctl import layout as L
 from hostctl.render import probe as P
 from hostctl.render.probe import HealthProbe
-from hostctl.spec.loader import load_site
+from hostctl.validate import load_site
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_DATE = shutil.which("date") or "/bin/date"

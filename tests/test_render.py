@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.jobs import hostside as H
+from hostctl.jobs import host_files as HF
 from hostctl.observability.exporter_bundle import BUNDLE_PATH
 from hostctl.render.output import replace_tree
 from hostctl.render.site import render_site
-from hostctl.spec.loader import load_site
 from hostctl.spec.platform import with_platform
+from hostctl.validate import load_site
 from tests.site_factory import SERVICE, make_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,7 +177,7 @@ def test_a_gpu_service_leases_its_devices_before_it_starts_and_releases_them_on_
         "hostctl-infer-1.service"]
     # the host gets the queue's helper and its GPUs with the service, as with a job
     helper = rendered["/var/lib/hostctl/bin/hostctl-jobs"]
-    assert (helper.mode, helper.content) == (0o755, H.helper_text())
+    assert (helper.mode, helper.content) == (0o755, HF.helper_text())
     assert rendered["/var/lib/hostctl/gpu/host.conf"].content.endswith(
         b"mode=nvidia\ndeclared=0\n")
     if shutil.which("systemd-analyze") and Path("/usr/bin/docker").exists():

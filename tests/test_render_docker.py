@@ -18,9 +18,9 @@ from hostctl.render.docker_cmd import ENV_DIR, go_duration
 from hostctl.render.site import render_site
 from hostctl.sandbox import app_image
 from hostctl.spec import model as m
-from hostctl.spec.loader import load_site
 from hostctl.spec.platform import with_platform
 from hostctl.spec.secrets import ENV_FILE_LINE_MAX
+from hostctl.validate import load_site
 from tests.site_factory import make_site
 from tests.systemd_exec_parser import DEFAULT_SPECIFIERS, parse_exec_line
 from tests.test_render_validate import JOB, ODD_BUT_VALID

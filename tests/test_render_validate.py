@@ -10,7 +10,7 @@ import pytest
 
 from hostctl.errors import ConfigError
 from hostctl.render.site import render_site
-from hostctl.spec.loader import load_site
+from hostctl.validate import load_site
 from tests.site_factory import BASE_INVENTORY, SERVICE, make_site
 
 JOB = "kind: job\nname: etl\nproject: shop\nimage: x:1\nplacement: {hosts: [app-1]}\n"

@@ -13,8 +13,8 @@ from hostctl.ops import status as st
 from hostctl.runner.base import HostUnreachable, Result
 from hostctl.runner.recording import RecordingRunner
 from hostctl.spec.hashing import spec_hash
-from hostctl.spec.loader import load_site
 from hostctl.spec.model import Site
+from hostctl.validate import load_site
 from tests.site_factory import make_site
 
 SPECS = {

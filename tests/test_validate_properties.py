@@ -297,7 +297,7 @@ def revealed_kong(site: gen.SiteFiles) -> None:
     """The file Kong gets holds the values (keys, JWT secrets): Kong's rules again."""
     from hostctl.errors import ConfigError
     from hostctl.gateway import render_declarative
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     try:
         rendered = render_declarative(load_site(site.inventory))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hostctl.errors import ConfigError
-from hostctl.spec.loader import load_site
+from hostctl.validate import load_site
 from tests.site_factory import BASE_INVENTORY, SERVICE, make_site
 
 CASES = [

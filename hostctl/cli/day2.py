@@ -99,8 +99,8 @@ def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """
     from hostctl.errors import HostctlError
     from hostctl.ops import status as st
-    from hostctl.spec.loader import load_site
     from hostctl.spec.schema import did_you_mean
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     inv = site.inventory
@@ -142,7 +142,7 @@ def logs(inventory: str, service: str, host: str | None, instance: int | None, f
     read.
     """
     from hostctl.ops import day2
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     if service not in {w.name for w in site.workloads} and _RUN_ID.fullmatch(service):
@@ -186,7 +186,7 @@ def exec_(inventory: str, service: str, host: str | None, instance: int | None, 
     and/or --instance.
     """
     from hostctl.ops import day2
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     limit = _seconds(timeout, "--timeout")
     site = load_site(inventory)
@@ -221,7 +221,7 @@ def _action_command(action: str) -> Callable[..., None]:
     def command(inventory: str, service: str, host: str | None, instance: int | None,
                 as_json: bool, wait: str = "0s") -> None:
         from hostctl.ops import day2
-        from hostctl.spec.loader import load_site
+        from hostctl.validate import load_site
 
         limit = max(_seconds(wait, "--wait"), day2.STABLE_SECONDS + 1)
         site = load_site(inventory)

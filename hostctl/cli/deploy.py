@@ -31,8 +31,8 @@ def targeting(f: Any) -> Any:
 
 def _site_for(inventory: str, skip_platform: tuple[str, ...]) -> Any:
     """The validated site with its platform services, minus the skipped ones (said aloud)."""
-    from hostctl.spec.loader import load_site
     from hostctl.spec.platform import check_skip, platform_services, with_platform
+    from hostctl.validate import load_site
 
     skip = check_skip(skip_platform)
     site = load_site(inventory)
@@ -206,8 +206,8 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
     env files return, the units that differ restart, and health is checked again."""
     from hostctl.deploy.progress import progress_view
     from hostctl.deploy.run import DeployOptions, Run, command_line, exit_status
-    from hostctl.spec.loader import load_site
     from hostctl.spec.platform import with_platform
+    from hostctl.validate import load_site
 
     site = with_platform(load_site(inventory))
     _check_names(site, _names(hosts), None)
@@ -243,7 +243,7 @@ def releases(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     from hostctl.hosts import scripts as S
     from hostctl.runner.base import RunnerError
     from hostctl.runner.pool import run_parallel
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     _check_names(site, _names(hosts), None)

@@ -22,7 +22,7 @@ def gateway() -> None:
 def _run(inventory: str, hosts: tuple[str, ...], what: str, as_json: bool) -> None:
     from hostctl.deploy.run import session
     from hostctl.gateway import ops
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     rendered = ops.desired(site)

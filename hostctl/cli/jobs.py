@@ -68,7 +68,7 @@ def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, 
     """
     from hostctl.errors import HostctlError
     from hostctl.jobs import plan as P
-    from hostctl.spec.loader import load_site
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     env = P.parse_sets(sets)
@@ -289,8 +289,8 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V
-    from hostctl.spec.loader import load_site
     from hostctl.spec.placement import eligible_hosts, schedule_host
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     jobs = [w for w in site.jobs if project is None or w.project == project]
@@ -358,8 +358,8 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V
-    from hostctl.spec.loader import load_site
     from hostctl.spec.placement import eligible_hosts
+    from hostctl.validate import load_site
 
     P.check_run_id(run_id)
     site = load_site(inventory)

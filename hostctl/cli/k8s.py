@@ -39,8 +39,8 @@ def _render(inventory: str, only: tuple[str, ...]) -> tuple[Any, Any, Any]:
     from hostctl.errors import ConfigError
     from hostctl.k8s.config import k3s_config
     from hostctl.k8s.manifests import render_manifests
-    from hostctl.spec.loader import load_site
     from hostctl.spec.schema import did_you_mean
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     problems: list[Any] = []

@@ -96,8 +96,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 @json_option
 def validate(inventory: str, as_json: bool) -> None:
     """Check an inventory and all its specs; report every problem at once (exit 2)."""
-    from hostctl.spec.loader import load_site
     from hostctl.spec.summary import site_summary
+    from hostctl.validate import load_site
 
     site = load_site(inventory)
     summary = site_summary(site)
@@ -119,8 +119,8 @@ def render(inventory: str, out_dir: str, as_json: bool) -> None:
     from hostctl.observability import site_files
     from hostctl.render.output import rendered_listing, replace_tree
     from hostctl.render.site import RenderedFile, render_site
-    from hostctl.spec.loader import load_site
     from hostctl.spec.platform import with_platform
+    from hostctl.validate import load_site
 
     site = with_platform(load_site(inventory))
     rendered = render_site(site)

@@ -37,7 +37,7 @@ def sandbox_up(inventory: str | None, count: int | None, state: str) -> None:
     state_dir = Path(state).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     if inventory is not None:
-        from hostctl.spec.loader import load_site
+        from hostctl.validate import load_site
 
         site = load_site(inventory)
         requests = [SandboxHostRequest(h.name, dict(h.labels), h.gpus)

@@ -211,8 +211,6 @@ def check_gateway(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore
                   _consumer_projects, _auth_has_consumers, _allow_projects_known,
                   _no_route_overlap, _ports_free, _cors_preflight, _health_path_for_kong):
         problems.extend(check(gw, inv, ws, store))
-    if not problems:
-        problems.extend(_kong_accepts(gw, inv, ws, store))
     return problems
 
 
@@ -429,21 +427,3 @@ def _health_path_for_kong(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Wo
                      f"'{h.http.path}' is also the gateway's active health check of this "
                      f"routed service, and Kong refuses it ({message}): use a path without a "
                      "query string, '//' or characters outside RFC 3986, such as /health")
-
-
-def _kong_accepts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
-                  store: SecretStore) -> Iterator[Problem]:
-    """Last: the Kong file these specs make, through Kong's rules (kong_schema), so validate
-    refuses whatever render would, located at the spec or inventory key behind the field."""
-    from hostctl.gateway.declarative import build_declarative, preflight
-    from hostctl.spec import model as m
-    from hostctl.spec.checks import route_ports, route_rate_limits, unique_names
-    from hostctl.spec.platform import PLATFORM_PROJECT
-
-    own = tuple(w for w in ws if w.project != PLATFORM_PROJECT)
-    if any(True for check in (unique_names, route_ports, route_rate_limits)
-           for _ in check(inv, list(own), store)):
-        return  # those report the routes' own problems; no Kong file can be made of them
-    config, provenance = build_declarative(m.Site(inventory=inv, workloads=own, secrets=store),
-                                           gw)
-    yield from preflight(config, provenance)

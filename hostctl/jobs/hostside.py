@@ -10,16 +10,15 @@ script's.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 
 from hostctl import layout as L
 from hostctl.hosts.facts import show_blocks, split_sections
+from hostctl.jobs.host_files import GpuConfig, gpu_conf_text, helper_text
 from hostctl.jobs.records import RunRecord, parse_records
 
 q = shlex.quote
@@ -37,27 +36,7 @@ HELPER_MODE = "0755"
 GPU_CONF_MODE = "0644"
 VERSION = "1"
 _SELECT = re.compile(r"[a-z0-9][a-z0-9.-]*\*?")
-GPU_MODES = ("nvidia", "env")
 
-
-
-@functools.lru_cache(maxsize=1)
-def helper_text() -> bytes:
-    """The host-side helper, as shipped in the package."""
-    return resources.files("hostctl.jobs").joinpath("hostctl-jobs.sh").read_bytes()
-
-
-def helper_hash() -> str:
-    return hashlib.sha256(helper_text()).hexdigest()
-
-
-@dataclass(frozen=True)
-class GpuConfig:
-    """A host's GPUs as the inventory declares them; `mode` env hands device ids to the
-    container in HOSTCTL_GPU_DEVICES instead of `--gpus` (test hosts without NVIDIA)."""
-
-    count: int = 0
-    mode: str = "nvidia"
 
 
 def _put_file(path: str, data: bytes, mode: str) -> list[str]:
@@ -73,16 +52,6 @@ def _put_file(path: str, data: bytes, mode: str) -> list[str]:
         f"  echo '@@changed {path}'",
         "fi",
     ]
-
-
-def gpu_conf_text(gpu: GpuConfig) -> bytes:
-    """The host's GPUs as the inventory declares them, for the helper (which asks nvidia-smi
-    instead in nvidia mode, when it is there). Deploy and every jobs command write it."""
-    if gpu.mode not in GPU_MODES:
-        raise ValueError(f"unknown GPU mode {gpu.mode!r}")
-    declared = " ".join(str(i) for i in range(gpu.count))
-    return (f"# Written by hostctl: this host's GPUs as its inventory declares them.\n"
-            f"mode={gpu.mode}\ndeclared={declared}\n").encode()
 
 
 def install_lines(gpu: GpuConfig) -> list[str]:

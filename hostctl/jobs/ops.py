@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hostctl.errors import HostctlError
+from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
 from hostctl.jobs.records import RunRecord, latest_per_shard
@@ -43,7 +44,7 @@ def read_host(runner: Runner, host: m.Host, *, install: bool = True,
               select: Sequence[str] = (), jobs: Sequence[str] = (),
               timers: Sequence[str] = (), runtimes: bool = False) -> H.HostJobs:
     """One round trip: install the queue helper when needed, then read the host's runs."""
-    parts = [H.install_lines(P.gpu_config(host))] if install else []
+    parts = [H.install_lines(HF.gpu_config(host))] if install else []
     parts.append(H.read_lines(select, jobs, timers, host.docker if runtimes else None))
     res = runner.run(["sh", "-s"], stdin=_script(*parts), timeout=READ_TIMEOUT)
     try:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hostctl.errors import HostctlError
-from hostctl.jobs.hostside import GpuConfig, HostJobs, RunRequest, runtime_problem
+from hostctl.jobs.hostside import HostJobs, RunRequest, runtime_problem
 from hostctl.jobs.records import RunRecord
 from hostctl.spec import model as m
 from hostctl.spec.placement import eligible_hosts, placed_on
@@ -22,10 +22,6 @@ ONE_CPU = 1000  # milli-CPUs a run without `cpus` claims
 def gpu_mode(host: m.Host) -> str:
     """`env` on test hosts without NVIDIA (device ids in HOSTCTL_GPU_DEVICES), else nvidia."""
     return host.gpu_mode
-
-
-def gpu_config(host: m.Host) -> GpuConfig:
-    return GpuConfig(host.gpus, gpu_mode(host))
 
 
 def gpu_runtime_error(site: m.Site, host: m.Host, runtimes: frozenset[str] | None,

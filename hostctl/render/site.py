@@ -188,8 +188,7 @@ def jobs_files(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """The run queue's helper and the host's GPUs for it, where jobs or GPU services are: a
     timer's runs and a service's GPU lease need them before anyone runs `hostctl run`. The
     same bytes `hostctl run` writes (hostside.install_lines), so the two never fight."""
-    from hostctl.jobs.hostside import gpu_conf_text, helper_text
-    from hostctl.jobs.plan import gpu_config
+    from hostctl.jobs.host_files import gpu_conf_text, gpu_config, helper_text
 
     needed = any(placed_on(w, host) and (w.is_job or (
         w.resources.gpus and instances_on(w, host))) for w in site.workloads)

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from hostctl.errors import Problem
-from hostctl.render.docker_cmd import JOURNALD, health_cmd_word
 from hostctl.spec import model as m
 from hostctl.spec.placement import (
-    Instance,
     eligible_hosts,
     gpus_needed,
     placed_on,
@@ -21,12 +19,6 @@ from hostctl.spec.placement import (
 )
 from hostctl.spec.schema import describe, did_you_mean
 from hostctl.spec.secrets import SecretStore
-from hostctl.systemd.quoting import (
-    MAX_VALUE_BYTES,
-    UnitQuotingError,
-    argument_problem,
-    setting_value,
-)
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
 
@@ -233,82 +225,6 @@ def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
             seen.add(v.target)
 
 
-def _argv_words(w: m.Workload) -> Iterator[tuple[str, str, str]]:
-    """(path, word, how to fix it) for every spec value that becomes one `docker run`
-    argument (docker_cmd.common_run_args, health_args, command_tail)."""
-    for key, value in w.env.items():
-        yield f"env/{key}", f"{key}={value}", "shorten the value (NAME=VALUE is one argument)"
-    for i, word in enumerate(w.command or ()):
-        yield f"command/{i}", word, "change this word"
-    for i, word in enumerate(w.args):
-        yield f"args/{i}", word, "change this word"
-    if w.health is not None and w.health.command is not None:
-        yield "health/command", health_cmd_word(w.health.command), \
-            "shorten the command (Docker receives it as one argument)"
-
-
-def words_fit_units(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
-                    ) -> Iterator[Problem]:
-    """Every spec value that render writes into a unit's `docker run` line passes the rule
-    render applies (systemd.quoting), here, with its field; then what only the whole line
-    can show (its length) by rendering the workload's units as deploy would."""
-    for w in ws:
-        found = False
-        for path, word, fix in _argv_words(w):
-            why = argument_problem(word)
-            if why is not None:
-                found = True
-                yield at(w, path, f"{why}; {fix}")
-        if not found:
-            yield from _units_render(w, inv)
-
-
-# exec_line writes a byte as at most 4 characters (`\xNN`); the rest of a `docker run` line
-# (names, labels, the docker path, logging options) stays well under this.
-_LINE_SLACK = 64 * 1024
-
-
-def _may_not_fit(w: m.Workload) -> bool:
-    """Whether the workload's words could make a unit line too long (rendering tells)."""
-    words = [word for _, word, _ in _argv_words(w)]
-    words += [f"{v.source}:{v.target}" for v in w.volumes]
-    size = sum(len(word.encode("utf-8", "surrogatepass")) for word in words)
-    return 4 * size + _LINE_SLACK > MAX_VALUE_BYTES
-
-
-def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
-    try:
-        setting_value(w.source)  # the unit's "# spec:" comment: the spec file's path
-    except UnitQuotingError as exc:
-        yield at(w, "", f"its file name cannot be written into a systemd unit: {exc}; "
-                        "rename the file")
-        return
-    if not _may_not_fit(w):
-        return
-    # Here: render (and its templates) and the logging options are only needed for the few
-    # workloads with that much text.
-    from hostctl.observability import log_args
-    from hostctl.render import site as render
-
-    try:
-        log = log_args(inv.logging, inv, w)
-    except KeyError:  # the logging host is unknown: observability_consistent says so
-        log = list(JOURNALD)
-    dockers = {h.docker: h for h in eligible_hosts(w, inv)}  # the rest is the same per host
-    for host in dockers.values():
-        try:
-            if w.is_job:
-                render.job_unit(w, host, inv.site, log)
-                if w.schedule is not None:
-                    render.job_timer(w, inv.site)
-            else:
-                render.service_unit(Instance(w, host, w.instances), inv.site, log)
-        except UnitQuotingError as exc:
-            yield at(w, "", f"cannot be written into a systemd unit for {host.name}: {exc}; "
-                            "shorten env values, args or command")
-            return
-
-
 def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
                          ) -> Iterator[Problem]:
     projects = {w.project for w in ws}
@@ -400,22 +316,14 @@ ALL_CHECKS: tuple[Check, ...] = (
     health_ports,
     route_ports, route_rate_limits,
     host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
-    reach_known_projects, words_fit_units, images_pushable,
+    reach_known_projects, images_pushable,
     gateway_consistent, observability_consistent,
 )
 
 
-def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore,
-            earlier_problems: bool = False) -> list[Problem]:
-    """Every cross-check; `earlier_problems`: loading found some already (a spec or a secret
-    that did not load), so the site is not whole and is not rendered as a last check."""
+def run_all(inv: m.Inventory, ws: list[m.Workload], store: SecretStore) -> list[Problem]:
+    """Every cross-check of the parsed site (what only rendering shows is hostctl.validate's)."""
     problems: list[Problem] = []
     for check in ALL_CHECKS:
         problems.extend(check(inv, ws, store))
-    # What a Kubernetes cluster would refuse, for every site (k8s render must never refuse a
-    # site that validates); it renders the site only when everything above passed.
-    from hostctl.k8s.site_checks import kubernetes_problems  # the k8s package uses checks
-
-    problems.extend(kubernetes_problems(inv, ws, store,
-                                        others_found=earlier_problems or bool(problems)))
     return problems

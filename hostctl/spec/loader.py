@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +19,7 @@ from hostctl.spec import model as m
 from hostctl.spec import rules as s
 from hostctl.spec.input_files import InputFileError, not_regular, read_input, utf8_problem
 from hostctl.spec.schema import INVALID, Context, Record
-from hostctl.spec.secrets import load_secrets
+from hostctl.spec.secrets import SecretStore, load_secrets
 from hostctl.spec.yamlsource import Document, Path, YamlProblem, format_path, load_documents
 from hostctl.systemd.quoting import UnitQuotingError, setting_value
 
@@ -249,8 +249,15 @@ def resolve_workload(w: m.Workload, inv: m.Inventory) -> m.Workload:
     return replace(w, resources=res, image_source=w.image_source or inv.image_source)
 
 
-def load_site(inventory_path: str, environ: Mapping[str, str] | None = None) -> m.Site:
-    """Parse and validate everything; raise ConfigError with every problem found."""
+# A check that renders what the parsed site makes (hostctl.validate's): it is told whether
+# anything was found before it, and renders nothing of a site with problems.
+FinalCheck = Callable[[m.Inventory, list[m.Workload], SecretStore, bool], Iterable[Problem]]
+
+
+def load_site(inventory_path: str, environ: Mapping[str, str] | None, *,
+              final_checks: Sequence[FinalCheck]) -> m.Site:
+    """Parse and check everything, then run `final_checks` (hostctl.validate.load_site
+    passes validate's); raise ConfigError with every problem found."""
     problems: list[Problem] = []
     inv = load_inventory(inventory_path, problems)
     if inv is None:
@@ -262,7 +269,9 @@ def load_site(inventory_path: str, environ: Mapping[str, str] | None = None) -> 
         display_path(inv.secrets.env_file) if inv.secrets.env_file else None,
         Source(inv.file, inv.lines.get("secrets", 0), "secrets/env_file"))
     problems.extend(secret_problems)
-    problems.extend(checks.run_all(inv, workloads, store, earlier_problems=bool(problems)))
+    problems.extend(checks.run_all(inv, workloads, store))
+    for final in final_checks:
+        problems.extend(final(inv, workloads, store, bool(problems)))
     if problems:
         raise ConfigError(problems)
     resolved = tuple(resolve_workload(w, inv) for w in workloads)
