@@ -225,6 +225,24 @@ def test_an_accepted_route_host_is_one_kong_accepts(value: str) -> None:
 REGEX_TEXT = st.text("ab.*+?{}[]()^$|\\-,0123:/(?:=!<>P", max_size=12)
 
 
+@pytest.mark.parametrize(("pattern", "first"), [
+    ("[::]", ":"), ("[:a:]", ":"), ("a[::]b", ":"), ("[..]", "."), ("[.a.]", "."),
+    ("[==]", "="), ("[=a=]", "=")])
+def test_a_class_pcre_reads_as_posix_syntax_is_refused(pattern: str, first: str) -> None:
+    """PCRE2 refuses these ("POSIX named classes are supported only within a class", "POSIX
+    collating elements are not supported"); Python reads a plain class."""
+    at = pattern.index("[")
+    end = pattern.index("]") + 1
+    assert pcre.portable_error(pattern) == (
+        f"has '{pattern[at:end]}' at position {at}, which Kong's PCRE reads as a POSIX class "
+        f"or collating element: do not start and end a class with '{first}'")
+
+
+@pytest.mark.parametrize("pattern", ["[.]", "[:]", "[=]", "[^::]", "[:ab]", "[a:]", "[.a-z]"])
+def test_classes_pcre_and_python_read_alike_pass(pattern: str) -> None:
+    assert pcre.portable_error(pattern) is None
+
+
 @settings(max_examples=600, deadline=None)
 @given(REGEX_TEXT)
 def test_an_accepted_cors_origin_is_one_pcre2_compiles(value: str) -> None:

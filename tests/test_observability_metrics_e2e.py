@@ -63,7 +63,14 @@ SPECS = {
         name: obs-burn
         project: obsjobs
         image: {IMAGE}
-        command: [sh, -c, 'end=$(( $(date +%s) + 4 )); while [ $(date +%s) -lt $end ]; do :; done']
+        # Burns 4 s of its own CPU (utime + stime in /proc, 100 ticks a second), however long
+        # that takes on a loaded machine: a wall-clock loop got too little CPU there.
+        command:
+          - sh
+          - -c
+          - >-
+            i=0; while :; do i=$((i+1)); if [ $((i % 5000)) -eq 0 ]; then
+            set -- $(cat /proc/$$/stat); [ $(( ${{14}} + ${{15}} )) -ge 400 ] && break; fi; done
         """,
 }
 CLEANUP = RESET + "rm -rf /usr/local/lib/hostctl\ndocker network rm hostctl-obs hostctl-obsjobs " \

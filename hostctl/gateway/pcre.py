@@ -149,6 +149,9 @@ class _Scan:
     def char_class(self) -> str | None:
         start = self.i
         self.i += 1
+        posix = self._posix_look_alike(start)
+        if posix is not None:
+            return posix
         if self.p.startswith("^", self.i):
             self.i += 1
         if self.p.startswith("]", self.i):
@@ -172,6 +175,18 @@ class _Scan:
                 continue
             self.i += 1
         return f"has a class '[' at position {start} that is never closed with ']'"
+
+    def _posix_look_alike(self, start: int) -> str | None:
+        """PCRE2 reads `[:...:]`, `[.....]` and `[=...=]` (two characters or more between
+        the brackets) as a POSIX class or collating element, refused outside a class;
+        Python reads a plain class."""
+        first = self.p[start + 1:start + 2]
+        end = self.p.find("]", start + 2)
+        if first and first in ":.=" and end > start + 2 and self.p[end - 1] == first:
+            return (f"has '{self.p[start:end + 1]}' at position {start}, which Kong's PCRE "
+                    f"reads as a POSIX class or collating element: do not start and end a "
+                    f"class with '{first}'")
+        return None
 
     def quantifier(self) -> str | None:
         at = self.i
