@@ -20,7 +20,7 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.errors import HostctlError
-from hostctl.hosts.facts import show_blocks, split_sections
+from hostctl.hosts.facts import MARK, show_blocks, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, parse_timestamp, verdict
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.render.docker_cmd import LABEL
@@ -31,7 +31,6 @@ from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import UNIT_PREFIX, schedule_host, service_instances
 
-MARK = "@@"
 VERSION = "1"
 JOB_PREFIX = f"{UNIT_PREFIX}job-"
 # StateChangeTimestamp is "since when" the unit is in its current state (active or not);
