@@ -41,7 +41,8 @@ def rollback_plan(run: Run, to: str | None) -> Plan:
                 name, HostOutcome(name, "failed", f"{name}: no facts")).message)
             continue
         if facts.lock.held:
-            plans[name] = HostPlan(name, error=lock_message(name, facts, run.options.lock_ttl))
+            plans[name] = HostPlan(name, error=lock_message(name, facts.lock, facts.now,
+                                                               run.options.lock_ttl))
             continue
         if isinstance(res, Exception):
             plans[name] = HostPlan(name, error=describe_exc(name, res))

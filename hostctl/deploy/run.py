@@ -217,7 +217,7 @@ class Run:
     def _plan_one(self, host: m.Host, facts: HostFacts, take_lock: bool) -> HostPlan:
         target = self.targets[host.name]
         if take_lock and facts.lock.held:
-            msg = lock_message(host.name, facts, self.options.lock_ttl)
+            msg = lock_message(host.name, facts.lock, facts.now, self.options.lock_ttl)
             self.outcomes[host.name] = HostOutcome(host.name, "locked", msg)
             return HostPlan(host.name, error=msg)
         if not facts.docker_ok:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl import layout as L
+from hostctl.hosts.lock import LockState, parse_lock, take_lock_lines
+from hostctl.hosts.scripts import MARK
 
-MARK = "@@"
 VERSION = "1"
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState",
                    "ActiveEnterTimestamp", "NRestarts", "Result")
@@ -43,25 +43,6 @@ class ContainerState:
 
 
 @dataclass(frozen=True)
-class LockState:
-    acquired: bool = False
-    held: bool = False
-    holder: dict[str, Any] = field(default_factory=dict)
-    raw: str = ""  # the holder record as found, to break exactly that lock and no newer one
-    since: int = 0  # lock directory's mtime (epoch seconds), when the record is unreadable
-
-    @property
-    def started(self) -> int:
-        """When the holder took the lock (epoch seconds; 0 when nobody can tell)."""
-        return int(self.holder.get("started") or self.since or 0)
-
-    @property
-    def started_text(self) -> str:
-        started = self.started
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?"
-
-
-@dataclass(frozen=True)
 class HostFacts:
     host: str
     docker_ok: bool = False
@@ -81,25 +62,6 @@ class HostFacts:
     runtimes: frozenset[str] | None = None
     # service -> its handoff record, for the services handed to the cluster (L.CLUSTER_DIR)
     handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def take_lock_lines(lock_record: str, held_exit: int | None = None) -> list[str]:
-    """Shell lines that take the host's deploy lock (a directory: mkdir is atomic) with
-    `lock_record` in it, and print `@@lock acquired`, or `@@lock held MTIME` and the
-    holder's record (parse_lock reads both). With `held_exit`, a held lock ends the script
-    with that status. Deploy's facts script and the day-two actions take it the same way."""
-    held = [f"  exit {held_exit}"] if held_exit is not None else []
-    return [
-        f"mkdir -p {L.STATE_DIR} && chmod 0700 {L.STATE_DIR}",
-        f"if mkdir {L.LOCK_DIR} 2>/dev/null; then",
-        f"  printf '%s\\n' {shlex.quote(lock_record)} > {L.LOCK_DIR}/holder.json",
-        f"  echo '{MARK}lock acquired'",
-        "else",
-        f"  echo \"{MARK}lock held $(stat -c %Y {L.LOCK_DIR} 2>/dev/null || echo 0)\"",
-        f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
-        *held,
-        "fi",
-    ]
 
 
 def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = True) -> str:
@@ -210,24 +172,6 @@ def split_sections(text: str) -> dict[str, list[str]]:
         if current is not None:
             current.append(line)
     return sections
-
-
-def parse_lock(sections: dict[str, list[str]]) -> LockState:
-    """The `@@lock` section: acquired, or held by whom (the holder record as found)."""
-    lines = sections.get("lock")
-    if not lines:
-        return LockState()
-    if lines[0] == "acquired":
-        return LockState(acquired=True)
-    head = lines[0].split()
-    since = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
-    raw = lines[1] if len(lines) > 1 else ""
-    try:
-        holder = json.loads(raw) if raw else {}
-    except ValueError:
-        holder = {}
-    return LockState(held=True, holder=holder if isinstance(holder, dict) else {}, raw=raw,
-                     since=since)
 
 
 def _files(lines: list[str]) -> dict[str, str]:

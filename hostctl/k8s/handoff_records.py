@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hostctl import layout as L
-from hostctl.hosts.facts import MARK
 from hostctl.hosts.facts import parse_handed_off as parse_records
+from hostctl.hosts.scripts import MARK
 
 if TYPE_CHECKING:
     from hostctl.hosts.facts import HostFacts

@@ -20,8 +20,9 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.errors import HostctlError
-from hostctl.hosts.facts import MARK, show_blocks, split_sections
+from hostctl.hosts.facts import show_blocks, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, parse_timestamp, verdict
+from hostctl.hosts.scripts import MARK
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.render.docker_cmd import LABEL
 from hostctl.render.probe import host_probes
