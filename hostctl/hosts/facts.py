@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl import layout as L
+from hostctl.hosts.health_verdict import parse_timestamp
 from hostctl.hosts.lock import LockState, parse_lock, take_lock_lines
 from hostctl.hosts.scripts import MARK
 
@@ -25,14 +27,23 @@ UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState"
 
 @dataclass(frozen=True)
 class UnitState:
+    """One unit as `systemctl show` describes it (parse_units): deploy's facts, status and
+    the day-two actions each ask for the properties they need; the others stay empty."""
+
     name: str
     load: str = ""
     active: str = ""
     sub: str = ""
-    file_state: str = ""
-    active_enter: str = ""
+    file_state: str = ""  # UnitFileState
+    active_enter: str = ""  # ActiveEnterTimestamp, as systemd prints it
     restarts: int = 0
     result: str = ""
+    since: int | None = None  # StateChangeTimestamp: epoch seconds of the last state change
+
+    @property
+    def state(self) -> str:
+        """`active/running`, `activating/auto-restart`, ... as one word for tables."""
+        return f"{self.active}/{self.sub}" if self.sub else self.active or "unknown"
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         docker_detail=docker.partition(" ")[2].strip(),
         files=_files(sections.get("files", [])),
         contents=_contents(sections.get("contents", [])),
-        units=_units(sections.get("units", [])),
+        units=parse_units(sections.get("units", [])),
         images=_images(sections.get("images", [])),
         containers=_containers(sections.get("containers", [])),
         networks=frozenset(n for n in sections.get("networks", []) if n),
@@ -206,7 +217,9 @@ def show_blocks(lines: list[str]) -> list[dict[str, str]]:
     return [b for b in blocks if "Id" in b]
 
 
-def _units(lines: list[str]) -> dict[str, UnitState]:
+def parse_units(lines: Sequence[str]) -> dict[str, UnitState]:
+    """`systemctl show --property=...` output (blank-line separated blocks) by unit Id; the
+    one reader of it, for deploy's facts, status and the day-two actions."""
     return {
         b["Id"]: UnitState(
             name=b["Id"], load=b.get("LoadState", ""), active=b.get("ActiveState", ""),
@@ -214,8 +227,9 @@ def _units(lines: list[str]) -> dict[str, UnitState]:
             active_enter=b.get("ActiveEnterTimestamp", ""),
             restarts=int(n) if (n := b.get("NRestarts", "")).isdigit() else 0,
             result=b.get("Result", ""),
+            since=parse_timestamp(b.get("StateChangeTimestamp", "")),
         )
-        for b in show_blocks(lines)
+        for b in show_blocks(list(lines))
     }
 
 

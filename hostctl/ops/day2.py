@@ -21,8 +21,9 @@ from typing import Any
 from hostctl import layout as L
 from hostctl.errors import HostctlError
 from hostctl.hosts.audit import audit_script
+from hostctl.hosts.facts import UnitState, parse_units
 from hostctl.hosts.lock import held_by, parse_lock, take_lock_lines, unlock_argv
-from hostctl.ops.status import JOB_PREFIX, UnitStatus, host_error, parse_unit_blocks
+from hostctl.ops.status import JOB_PREFIX, host_error
 from hostctl.runner.base import Result, Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
@@ -442,7 +443,7 @@ def exec_in(runner: Runner, inst: Instance, command: Sequence[str],
 class UnitOutcome:
     unit: str
     label: str
-    state: UnitStatus
+    state: UnitState
     ok: bool
     detail: str
     log: tuple[str, ...] = ()
@@ -461,27 +462,27 @@ class ActionOutcome:
         return self.error is None and all(u.ok for u in self.units)
 
 
-def is_up(s: UnitStatus) -> bool:
+def is_up(s: UnitState) -> bool:
     return s.active == "active"
 
 
-def is_down(s: UnitStatus) -> bool:
+def is_down(s: UnitState) -> bool:
     """Stopped: nothing runs. `failed` counts too: a container stopped by SIGTERM makes
     `docker run` exit 143, which systemd records as a failure of the stop it asked for."""
     return s.active in ("inactive", "failed") or s.load == "not-found"
 
 
-def read_states(runner: Runner, units: Sequence[str]) -> dict[str, UnitStatus]:
+def read_states(runner: Runner, units: Sequence[str]) -> dict[str, UnitState]:
     res = runner.run(show_argv(units), timeout=SHOW_TIMEOUT)
     if not res.ok:
         raise HostctlError(f"{runner.host}: systemctl show failed: {_last_line(res)}")
-    return parse_unit_blocks(res.stdout.splitlines())
+    return parse_units(res.stdout.splitlines())
 
 
 def wait_up(runner: Runner, units: Sequence[str], wait: float, *,
             interval: float = 1.0, stable: float = STABLE_SECONDS,
             clock: Callable[[], float] = time.monotonic,
-            sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, UnitStatus], set[str]]:
+            sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, UnitState], set[str]]:
     """Poll until every unit has stayed active for `stable` seconds, or `wait` runs out.
 
     `systemctl start` returns once `docker run` is exec'd (Type=exec), so "active" right
@@ -515,12 +516,12 @@ def wait_up(runner: Runner, units: Sequence[str], wait: float, *,
     return states, stable_units
 
 
-def _hopeless(s: UnitStatus | None) -> bool:
+def _hopeless(s: UnitState | None) -> bool:
     """Waiting longer cannot make this unit come up by itself."""
     return s is None or s.load == "not-found" or s.active in ("failed", "inactive")
 
 
-def _describe(s: UnitStatus) -> str:
+def _describe(s: UnitState) -> str:
     if s.load == "not-found":
         return "not on the host (not deployed?)"
     text = s.state
@@ -583,7 +584,7 @@ def unit_action(runners: Mapping[str, Runner | RunnerError], action: str,
             states, stable = wait_up(runner, units, wait, interval=interval, clock=clock,
                                      sleep=sleep)
         for unit in units:
-            s = states.get(unit, UnitStatus(unit, load="not-found"))
+            s = states.get(unit, UnitState(unit, load="not-found"))
             ok = is_down(s) if action == "stop" else unit in stable
             log: tuple[str, ...] = ()
             if not ok and s.load != "not-found":
