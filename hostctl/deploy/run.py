@@ -385,11 +385,13 @@ class Run:
 
     def sync_gateway(self) -> list[Any]:
         """After the services are healthy: send Kong the config of what now runs."""
-        return sync_gateway(self)
+        return sync_gateway(self.site, self.options.skip_platform, self.outcomes, self.runners,
+                            self.cluster_targets, self.progress)
 
     def apply_retention(self) -> list[str]:
         """After the logging host deployed cleanly: Elasticsearch's retention policy."""
-        return apply_retention(self)
+        return apply_retention(self.site, self.options.skip_platform, self.outcomes,
+                               self.runners, self.progress)
 
     # -- rollback by hand (deploy_rollback) ------------------------------------------------
 
@@ -398,10 +400,12 @@ class Run:
     def rollback_plan(self, to: str | None) -> Plan:
         """After `gather(take_lock=True)`: per host, the plan back to release `to` (default:
         the release before the current one)."""
-        return rollback_plan(self, to)
+        plan, self.rollback_to = rollback_plan(self.site, self.hosts, self.runners, self.facts,
+                                               self.outcomes, self.options.lock_ttl, to)
+        return plan
 
     def apply_rollback(self, plan: Plan) -> dict[str, HostOutcome]:
-        return apply_rollback(self, plan)
+        return apply_rollback(self, plan, self.rollback_to)
 
     # -- finish -------------------------------------------------------------------------
 
