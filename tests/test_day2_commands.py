@@ -4,7 +4,10 @@ log reading and following, the bounded wait, and the click commands over recorde
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -751,6 +754,8 @@ def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
     if case == "held":
         lock.mkdir(parents=True)
         (lock / "holder.json").write_text('{"who": "bob"}\n')
+        hour_ago = time.time() - 3600  # the holder record says no start: the lock's mtime does
+        os.utime(lock, (hour_ago, hour_ago))
     if case == "in-cluster":
         record.parent.mkdir()
         record.write_text('{"time": "2026-11-22T09:00:00Z", "who": "alice@laptop"}\n')
@@ -763,8 +768,12 @@ def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
                          check=False)
     if case == "held":
         assert res.returncode == day2.LOCKED_EXIT and "acted" not in res.stdout
-        assert day2.lock_message("h", res.stdout, "stop").startswith(  # type: ignore[union-attr]
-            "h: nothing stopped: locked by bob since ")
+        # the age is the host's clock (the script prints it) minus the lock's mtime
+        assert re.fullmatch(
+            r"h: nothing stopped: locked by bob since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+            r"\(360[0-5]s ago\) running `\?`; wait for it to end and retry \(a lock left by a run "
+            r"that died is broken by `hostctl deploy --force-unlock`\)",
+            day2.lock_message("h", res.stdout, "stop") or ""), res.stdout
     elif case == "in-cluster":
         assert res.returncode == day2.IN_CLUSTER_EXIT and "acted" not in res.stdout
         assert day2.in_cluster_message("h", res.stdout, "start") == (
