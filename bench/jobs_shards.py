@@ -88,7 +88,7 @@ def measure(inventory: Path, shards: int) -> dict[str, Any]:
     runs = report["runs"]
     site = load_site(str(inventory))
     w = P.find_job(site, "bench-shard")
-    from hostctl.deploy.run import session
+    from hostctl.hosts.session import session
 
     hosts = [h.name for h in P.job_hosts(site, w)]
     with session(site, hosts) as run:

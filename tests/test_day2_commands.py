@@ -4,7 +4,10 @@ log reading and following, the bounded wait, and the click commands over recorde
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +21,8 @@ from hostctl import layout as L
 from hostctl.cli import day2 as cli_day2
 from hostctl.cli.root import main
 from hostctl.errors import HostctlError
+from hostctl.hosts.audit import audit_script
+from hostctl.hosts.lock import unlock_argv
 from hostctl.ops import day2
 from hostctl.runner.base import ConnectionLost, HostUnreachable, Result, Runner, RunnerError
 from hostctl.runner.recording import Call, RecordingRunner
@@ -134,8 +139,6 @@ def test_builders() -> None:
     assert day2.show_argv(API) == [*SHOW, *API]
     assert day2.unit_log_argv(API[0]) == [
         "journalctl", "--no-pager", "--output=cat", "--unit", API[0], "--lines", "10"]
-    assert day2.audit_argv() == ["sh", "-c", 'mkdir -p "$1" && cat >> "$2"', "hostctl-audit",
-                                 "/var/lib/hostctl", "/var/lib/hostctl/audit.log"]
     with pytest.raises(ValueError, match="unknown action"):
         day2.action_argv("reload", API)
 
@@ -374,6 +377,30 @@ def is_journal_tail(cmd: Any) -> bool:
 AUDIT = {"who": "ops@laptop", "command": "hostctl restart api", "run": "r1", "site": "t"}
 
 
+def audit_of(call: Call) -> dict[str, Any]:
+    """The record an audit script (hosts.audit) sent on stdin appends."""
+    [line] = [ln for ln in (call.stdin or b"").decode().splitlines() if L.AUDIT_LOG in ln]
+    words = shlex.split(line)
+    assert words[:2] == ["printf", "%s\\n"] and words[3:] == [">>", L.AUDIT_LOG], words
+    record: dict[str, Any] = json.loads(words[2])
+    return record
+
+
+def test_the_audit_script_appends_one_sorted_line_on_a_real_shell(tmp_path: Path) -> None:
+    import subprocess
+
+    log = tmp_path / "state" / "audit.log"
+    log.parent.mkdir()
+    log.write_text("earlier\n")
+    record = {"who": "o'brien@laptop", "message": "a $x `y` \\n", "run": "r1"}
+    script = audit_script(record)
+    script = script.replace(L.AUDIT_LOG, str(log)).replace(L.STATE_DIR, str(log.parent))
+    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    assert log.read_text() == "earlier\n" + json.dumps(record, sort_keys=True) + "\n"
+
+
 def test_restart_waits_until_units_stay_active(site: Site) -> None:
     clock = Clock()
     runner = RecordingRunner("app-1", [(is_show, show(unit(API[0]), unit(API[1])))])
@@ -382,13 +409,13 @@ def test_restart_waits_until_units_stay_active(site: Site) -> None:
     assert runner.commands == [
         ["systemctl", "restart", "--", *API],
         [*SHOW, *API], [*SHOW, *API], [*SHOW, *API],  # t=0, 1, 2: stable for 2s
-        day2.audit_argv(),
+        ["sh", "-s"],  # the audit record
     ]
     assert clock.slept == [1.0, 1.0]
     assert out["app-1"].ok and out["app-1"].audit_error is None
     assert [(u.label, u.unit, u.ok, u.detail) for u in out["app-1"].units] == [
         ("app-1/1", API[0], True, "active/running"), ("app-1/2", API[1], True, "active/running")]
-    record = json.loads(runner.calls[-1].stdin or b"")
+    record = audit_of(runner.calls[-1])
     assert {k: record[k] for k in ("who", "command", "run", "site", "host", "result",
                                    "message", "units", "failed")} == {
         **AUDIT, "host": "app-1", "result": "restart", "message": "",
@@ -480,7 +507,7 @@ def test_an_audit_log_that_cannot_be_written_is_a_warning(site: Site) -> None:
     clock = Clock()
     runner = RecordingRunner("app-1", [
         (is_show, show(unit(API[0]))),
-        (day2.audit_argv(), Result(1, "", "sh: 1: cannot create audit.log: Read-only file "
+        (("sh", "-s"), Result(1, "", "sh: 1: cannot create audit.log: Read-only file "
                                           "system\n")),
     ])
     out = day2.unit_action({"app-1": runner}, "restart",
@@ -689,32 +716,33 @@ def test_cli_restart_json(inventory: Path, hosts: Hosts,
     out = json.loads(res.output)
     assert out["ok"] and [u["state"] for u in out["hosts"]["app-1"]["units"]] == [
         "active/running", "active/running"]
-    [audit] = [c for c in runner.calls if c.command == tuple(day2.audit_argv())]
-    record = json.loads(audit.stdin or b"")
+    [audit] = [c for c in runner.calls if L.AUDIT_LOG in (c.stdin or b"").decode()]
+    record = audit_of(audit)
     assert (record["command"], record["run"], record["result"]) == (
         "hostctl test", "r1", "restart")
     # the action ran under the deploy lock, released at the end (only if still ours)
     first, last = runner.calls[0], runner.calls[-1]
     assert first.command == ("sh", "-s") and first.stdin == day2.locked_action_script(
         "restart", API, '{"run": "r1"}', "api").encode()
-    assert last.command == tuple(day2.unlock_argv('{"run": "r1"}'))
+    assert last.command == tuple(unlock_argv('{"run": "r1"}'))
 
 
 def test_a_host_locked_by_a_deploy_is_left_alone_and_named(site: Site) -> None:
     holder = json.dumps({"who": "bob@ci", "command": "hostctl deploy -i site.yml",
                          "started": 1795000000})
-    locked = Result(day2.LOCKED_EXIT, f"@@lock held 1795000000\n{holder}\n", "")
+    locked = Result(day2.LOCKED_EXIT, f"@@lock held 1795000000\n{holder}\n@@now 1795000100\n",
+                    "")
     runner = RecordingRunner("app-1", [(lambda c: c == ("sh", "-s"), locked)])
     out = day2.unit_action({"app-1": runner}, "restart", day2.select_instances(site, "api"),
                            audit=AUDIT, lock_record='{"run": "r1"}')
     assert not out["app-1"].ok and out["app-1"].units == []
     assert out["app-1"].error == (
-        "app-1: nothing restarted: the host is locked by bob@ci since 2026-11-18 "
-        "11:06:40 UTC, running `hostctl deploy -i site.yml`; wait for it to end and retry "
+        "app-1: nothing restarted: locked by bob@ci since 2026-11-18 11:06:40 UTC (100s ago) "
+        "running `hostctl deploy -i site.yml`; wait for it to end and retry "
         "(a lock left by a run that died is broken by `hostctl deploy --force-unlock`)")
     # no systemctl, no audit record; the unlock touches only a lock that is ours
     assert [c.command[1] for c in runner.calls] == ["-s", "-c"]
-    assert runner.calls[-1].command == tuple(day2.unlock_argv('{"run": "r1"}'))
+    assert runner.calls[-1].command == tuple(unlock_argv('{"run": "r1"}'))
 
 
 @pytest.mark.parametrize("case", ["free", "held", "in-cluster"])
@@ -726,6 +754,8 @@ def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
     if case == "held":
         lock.mkdir(parents=True)
         (lock / "holder.json").write_text('{"who": "bob"}\n')
+        hour_ago = time.time() - 3600  # the holder record says no start: the lock's mtime does
+        os.utime(lock, (hour_ago, hour_ago))
     if case == "in-cluster":
         record.parent.mkdir()
         record.write_text('{"time": "2026-11-22T09:00:00Z", "who": "alice@laptop"}\n')
@@ -738,8 +768,12 @@ def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
                          check=False)
     if case == "held":
         assert res.returncode == day2.LOCKED_EXIT and "acted" not in res.stdout
-        assert day2.lock_message("h", res.stdout, "stop").startswith(  # type: ignore[union-attr]
-            "h: nothing stopped: the host is locked by bob since ")
+        # the age is the host's clock (the script prints it) minus the lock's mtime
+        assert re.fullmatch(
+            r"h: nothing stopped: locked by bob since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+            r"\(360[0-5]s ago\) running `\?`; wait for it to end and retry \(a lock left by a run "
+            r"that died is broken by `hostctl deploy --force-unlock`\)",
+            day2.lock_message("h", res.stdout, "stop") or ""), res.stdout
     elif case == "in-cluster":
         assert res.returncode == day2.IN_CLUSTER_EXIT and "acted" not in res.stdout
         assert day2.in_cluster_message("h", res.stdout, "start") == (
@@ -749,8 +783,8 @@ def test_the_lock_scripts_on_a_real_shell(tmp_path: Path, case: str) -> None:
         assert res.returncode == 0 and res.stdout == "@@lock acquired\nacted\n"
     if case != "held":
         assert (lock / "holder.json").read_text() == '{"run": "r1"}\n'
-    unlock = day2.unlock_argv('{"run": "r1"}')
-    subprocess.run([*unlock[:4], str(lock), unlock[5]], check=True)
+    unlock = unlock_argv('{"run": "r1"}')
+    subprocess.run([*unlock[:2], unlock[2].replace(L.LOCK_DIR, str(lock))], check=True)
     assert lock.exists() == (case == "held")  # ours is removed; someone else's is left
 
 

@@ -20,7 +20,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "inventories" / "site.yml"
 def _run(skip: frozenset[str], outcome: str, standin_port: int) -> Run:
     site = load_site(str(EXAMPLE))
     run = Run(with_platform(site, skip), DeployOptions(skip_platform=skip))
-    run.runners = {"edge-1": RecordingRunner("edge-1", ports={8001: standin_port})}
+    run.session.runners = {"edge-1": RecordingRunner("edge-1", ports={8001: standin_port})}
     run.outcomes = {"edge-1": HostOutcome("edge-1", outcome)}
     return run
 

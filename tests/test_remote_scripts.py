@@ -12,6 +12,7 @@ from hostctl.deploy.health_gate import health_script, parse_health
 from hostctl.deploy.plan import FileAction, HostPlan, UnitAction
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import facts_script, normalise_ref, parse_facts
+from hostctl.hosts.lock import break_lock_script
 from hostctl.render.probe import HealthProbe
 
 PLAN = HostPlan(
@@ -37,7 +38,7 @@ SCRIPTS = {
         HealthProbe("hostctl-c-1.service", "hostctl-c-1", "command"),
         HealthProbe("hostctl-d-1.service", "hostctl-d-1", "running")], "/usr/bin/docker"),
     "finish": S.finish_script('{"run": "x"}', {"msg": "it's done"}, protect=["r1"]),
-    "break": S.break_lock_script('{"who": "x"}', '{"who": "y"}'),
+    "break": break_lock_script('{"who": "x"}', '{"who": "y"}'),
     "releases": S.releases_script(),
 }
 

@@ -68,7 +68,8 @@ def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
          as_json: bool, no_diff: bool) -> None:
     """Show what a deploy would change on each host. Exit status: 0 no changes, 1 changes,
     2 errors. Services handed to the k3s cluster are noted, never started."""
-    from hostctl.deploy.run import DeployOptions, Run, command_line
+    from hostctl.deploy.run import DeployOptions, Run
+    from hostctl.hosts.session import command_line
 
     site, skip = _site_for(inventory, skip_platform)
     _check_names(site, _names(hosts), _names(only))
@@ -120,8 +121,9 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
     and routed to the cluster until `hostctl k8s handoff --back SERVICE`.
     """
     from hostctl.deploy.progress import progress_view
-    from hostctl.deploy.run import DeployOptions, Run, command_line, exit_status
+    from hostctl.deploy.run import DeployOptions, Run, exit_status
     from hostctl.errors import HostctlError
+    from hostctl.hosts.session import command_line
     from hostctl.spec.schema import parse_duration
 
     ttl = parse_duration(lock_ttl)
@@ -205,7 +207,8 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
     """Put hosts back on an earlier release (`hostctl releases` lists them): its unit and
     env files return, the units that differ restart, and health is checked again."""
     from hostctl.deploy.progress import progress_view
-    from hostctl.deploy.run import DeployOptions, Run, command_line, exit_status
+    from hostctl.deploy.run import DeployOptions, Run, exit_status
+    from hostctl.hosts.session import command_line
     from hostctl.spec.platform import with_platform
     from hostctl.validate import load_site
 
@@ -239,8 +242,8 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
 @json_option
 def releases(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """List the releases kept on each host (newest last; * marks the current one)."""
-    from hostctl.deploy.run import session
     from hostctl.hosts import scripts as S
+    from hostctl.hosts.session import session
     from hostctl.runner.base import RunnerError
     from hostctl.runner.pool import run_parallel
     from hostctl.validate import load_site

@@ -20,8 +20,8 @@ def gateway() -> None:
 
 
 def _run(inventory: str, hosts: tuple[str, ...], what: str, as_json: bool) -> None:
-    from hostctl.deploy.run import session
     from hostctl.gateway import ops
+    from hostctl.hosts.session import session
     from hostctl.validate import load_site
 
     site = load_site(inventory)

@@ -21,8 +21,8 @@ RECENT_RUNS = 50
 
 
 def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
-    """deploy.session: the same runners (and connect errors) as deploy, one per host."""
-    from hostctl.deploy.run import session  # imported when used: it brings the SSH runner
+    """hosts.session: the same runners (and connect errors) as deploy, one per host."""
+    from hostctl.hosts.session import session  # imported when used: it brings the SSH runner
 
     return session(site, hosts)
 

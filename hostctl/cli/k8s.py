@@ -7,7 +7,6 @@ imports stay inside the commands so `hostctl --help` stays fast.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -116,17 +115,13 @@ def _by_file(rendering: Any) -> dict[str, dict[str, Any]]:
 
 def write_tree(texts: dict[str, str], out_dir: str, secret_files: set[str]) -> None:
     """Replace `out_dir` with `texts`; refuse a folder hostctl did not render (no report).
-    The rule and the swap are render's too (render_output.replace_folder)."""
-    from hostctl.render.output import replace_folder
+    The rule, the swap and the writing are render's too (render.output)."""
+    from hostctl.render.output import replace_folder, write_files
 
     def write(folder: str) -> None:
-        for rel, text in sorted(texts.items()):
-            path = os.path.join(folder, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            mode = 0o600 if rel in secret_files else 0o644
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+        write_files(folder, (("", rel, text.encode("utf-8"),
+                              0o600 if rel in secret_files else 0o644)
+                             for rel, text in sorted(texts.items())))
 
     replace_folder(out_dir, write, REPORT_MARKER, "hostctl k8s render")
 

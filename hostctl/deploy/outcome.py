@@ -14,11 +14,6 @@ from hostctl.deploy.plan import HostPlan
 from hostctl.errors import HostctlError
 
 
-def quiet(host: str, phase: str, detail: str) -> None:
-    """The progress of a run nobody watches."""
-    return None
-
-
 @dataclass
 class HostOutcome:
     host: str

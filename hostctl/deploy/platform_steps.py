@@ -8,15 +8,21 @@ Neither rolls anything back; a step that cannot run is one line in the summary.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hostctl.hosts.progress import Progress
 from hostctl.runner.base import Runner, RunnerError
+from hostctl.spec import model as m
 
-if TYPE_CHECKING:  # deploy imports this module: the Run is only named here, for the types
-    from hostctl.deploy.run import Run
+if TYPE_CHECKING:
+    from hostctl.deploy.outcome import HostOutcome
 
 
-def sync_gateway(run: Run) -> list[Any]:
+def sync_gateway(site: m.Site, skip_platform: frozenset[str],
+                 outcomes: Mapping[str, HostOutcome],
+                 runners: Mapping[str, Runner | RunnerError],
+                 cluster_targets: Mapping[str, str], progress: Progress) -> list[Any]:
     """After the services are healthy: send Kong the config of what now runs.
 
     Skipped (with a note) when the gateway is left out, or its hosts are not in this run
@@ -25,14 +31,14 @@ def sync_gateway(run: Run) -> list[Any]:
     from hostctl.gateway import ops
     from hostctl.spec.platform import GATEWAY
 
-    gw = run.site.inventory.gateway
-    if gw is None or GATEWAY in run.options.skip_platform:
+    gw = site.inventory.gateway
+    if gw is None or GATEWAY in skip_platform:
         return []
     reports: list[Any] = []
     ready: dict[str, Runner | RunnerError] = {}
     for name in gw.hosts:
-        outcome = run.outcomes.get(name)
-        runner = run.runners.get(name)
+        outcome = outcomes.get(name)
+        runner = runners.get(name)
         if runner is None or outcome is None:
             reports.append(ops.GatewayReport(name, True, [
                 f"{name}: gateway not synced: the host is not part of this run"]))
@@ -42,33 +48,36 @@ def sync_gateway(run: Run) -> list[Any]:
         else:
             ready[name] = runner
     if ready:
-        rendered = ops.desired(run.site, cluster_targets=run.cluster_targets)
+        rendered = ops.desired(site, cluster_targets=cluster_targets)
         for name in ready:
-            run.progress(name, "gateway", "sync")
-        reports += ops.for_each_gateway(ready, lambda r: ops.sync_one(r, run.site, rendered))
+            progress(name, "gateway", "sync")
+        reports += ops.for_each_gateway(ready, lambda r: ops.sync_one(r, site, rendered))
     return reports
 
 
-def apply_retention(run: Run) -> list[str]:
+def apply_retention(site: m.Site, skip_platform: frozenset[str],
+                    outcomes: Mapping[str, HostOutcome],
+                    runners: Mapping[str, Runner | RunnerError],
+                    progress: Progress) -> list[str]:
     """After the logging host deployed cleanly: the lifecycle policy and index template,
     once Elasticsearch is healthy. Notes for the summary; a refusal is one clear line."""
     from hostctl.errors import HostctlError
     from hostctl.observability.retention import apply_retention as apply_policy
     from hostctl.spec.platform import LOGGING
 
-    log = run.site.inventory.logging
-    if log is None or LOGGING in run.options.skip_platform:
+    log = site.inventory.logging
+    if log is None or LOGGING in skip_platform:
         return []
-    outcome, runner = run.outcomes.get(log.host), run.runners.get(log.host)
+    outcome, runner = outcomes.get(log.host), runners.get(log.host)
     # hostctl's own Elasticsearch is reached through the logging host, so that host must have
     # deployed cleanly; an external one is reached at its URL, whatever happened here.
     if log.managed_elasticsearch and (outcome is None or not outcome.ok
                                       or runner is None or isinstance(runner, RunnerError)):
         return [f"{log.host}: log retention not applied: the logging host did not "
                 "deploy cleanly in this run"]
-    run.progress(log.host, "logging", "retention")
+    progress(log.host, "logging", "retention")
     try:
-        applied = apply_policy(log, run.site.inventory.site,
+        applied = apply_policy(log, site.inventory.site,
                                None if isinstance(runner, RunnerError) else runner)
     except HostctlError as exc:
         return [f"{log.host}: log retention not applied: {exc}"]

@@ -8,40 +8,46 @@ transaction as in a deploy: locked, applied, health-checked, audited and unlocke
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from hostctl.deploy.activate import activate
 from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text
 from hostctl.deploy.plan import HostPlan, Plan, plan_files, target_from_manifest
 from hostctl.hosts import scripts as S
+from hostctl.hosts.facts import HostFacts
 from hostctl.hosts.lock import lock_message
 from hostctl.render.probe import HealthProbe
-from hostctl.runner.base import Runner
+from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
+from hostctl.spec import model as m
 
 if TYPE_CHECKING:  # deploy imports this module: the Run is only named here, for the types
     from hostctl.deploy.run import Run
 
 
-def rollback_plan(run: Run, to: str | None) -> Plan:
+def rollback_plan(site: m.Site, hosts: Sequence[m.Host],
+                  runners: Mapping[str, Runner | RunnerError], facts_of: Mapping[str, HostFacts],
+                  outcomes: Mapping[str, HostOutcome], lock_ttl: float,
+                  to: str | None) -> tuple[Plan, dict[str, str]]:
     """After `gather(take_lock=True)`: per host, the plan back to release `to` (default:
-    the release before the current one). One more round trip to read the manifests.
-    The release chosen for each host is left in `run.rollback_to`."""
-    run.rollback_to = {}
-    live = {n: r for n, r in run.runners.items() if n in run.facts}
+    the release before the current one), and the release chosen for each host. One more
+    round trip to read the manifests."""
+    rollback_to: dict[str, str] = {}
+    live = {n: r for n, r in runners.items() if n in facts_of}
     results = run_parallel(live, lambda r: r.run(
         ["sh", "-s"], stdin=S.releases_script().encode(), timeout=60))
     plans: dict[str, HostPlan] = {}
-    for h in run.hosts:
+    for h in hosts:
         name = h.name
-        facts = run.facts.get(name)
+        facts = facts_of.get(name)
         res = results.get(name)
         if facts is None or res is None:
-            plans[name] = HostPlan(name, error=run.outcomes.get(
+            plans[name] = HostPlan(name, error=outcomes.get(
                 name, HostOutcome(name, "failed", f"{name}: no facts")).message)
             continue
         if facts.lock.held:
-            plans[name] = HostPlan(name, error=lock_message(name, facts, run.options.lock_ttl))
+            plans[name] = HostPlan(name, error=lock_message(name, facts.lock, facts.now, lock_ttl))
             continue
         if isinstance(res, Exception):
             plans[name] = HostPlan(name, error=describe_exc(name, res))
@@ -62,23 +68,25 @@ def rollback_plan(run: Run, to: str | None) -> Plan:
                                                    f"one ({current or 'none'})")
                 continue
             chosen = earlier[-1]
-        run.rollback_to[name] = chosen
+        rollback_to[name] = chosen
         from hostctl.deploy.handoff import keep_gateway_file, keep_stopped
 
         target = keep_gateway_file(target_from_manifest(manifests[chosen]), facts)
         plans[name] = keep_stopped(plan_files(name, target, facts.files, facts.units),
-                                   facts, run.site)
-    return Plan(plans)
+                                   facts, site)
+    return Plan(plans), rollback_to
 
 
-def apply_rollback(run: Run, plan: Plan) -> dict[str, HostOutcome]:
-    """Apply `rollback_plan`'s plan on the hosts this run locked, in parallel; every host
-    in the plan gets an outcome (those not applied: failed, with the plan's reason)."""
+def apply_rollback(run: Run, plan: Plan, rollback_to: Mapping[str, str]
+                   ) -> dict[str, HostOutcome]:
+    """Apply `rollback_plan`'s plan (back to `rollback_to`, host -> release) on the hosts
+    this run locked, in parallel; every host in the plan gets an outcome (those not
+    applied: failed, with the plan's reason)."""
 
     def one(runner: Runner) -> HostOutcome:
         start = time.monotonic()
         name = runner.host
-        outcome = _rollback_host(run, runner, plan.hosts[name])
+        outcome = _rollback_host(run, runner, plan.hosts[name], rollback_to)
         outcome.seconds = round(time.monotonic() - start, 3)
         run.finish_host(runner, outcome)
         outcome.round_trips = runner.round_trips
@@ -94,12 +102,13 @@ def apply_rollback(run: Run, plan: Plan) -> dict[str, HostOutcome]:
     return run.outcomes
 
 
-def _rollback_host(run: Run, runner: Runner, plan: HostPlan) -> HostOutcome:
+def _rollback_host(run: Run, runner: Runner, plan: HostPlan,
+                   rollback_to: Mapping[str, str]) -> HostOutcome:
     name = runner.host
     host = run.site.inventory.hosts[name]
     if plan.error:
         return HostOutcome(name, "failed", plan.error, plan)
-    release = run.rollback_to[name]
+    release = rollback_to[name]
     run.progress(name, "rollback", f"to {release}")
     res = runner.run(["sh", "-s"], stdin=(S.PRELUDE + activate(
         plan, release, host.docker, {})).encode(), timeout=300)

@@ -4,9 +4,10 @@ Only this module and its deploy_* parts (through runners) touch hosts. Each host
 transaction: it ends on the new release with every changed service healthy, or back on its
 previous release, and always with an audit record and its lock released.
 
-The Run here connects, reads facts, plans, applies and finishes; the rest is in parts:
-deploy_target (what each host should run, from the site alone), deploy_lock (the per-host
-lock), deploy_rolling (restarts one instance at a time through the gateway),
+The Run here holds the hosts.session.Session it connects through (runners, who, run id,
+lock record, audit fields, finish and unlock), reads facts, plans and applies; the rest is
+in parts: deploy_target (what each host should run, from the site alone), deploy_rolling
+(restarts one instance at a time through the gateway),
 deploy_release (the manifests of the release staged and the one a failure returns to),
 deploy_platform_steps (Kong's config and log retention after the hosts), deploy_rollback
 (`hostctl rollback`) and deploy_outcome (each host's outcome and failure texts).
@@ -14,15 +15,8 @@ deploy_platform_steps (Kong's config and log retention after the hosts), deploy_
 
 from __future__ import annotations
 
-import functools
-import getpass
-import os
-import socket
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,7 +26,7 @@ from hostctl import layout as L
 from hostctl.deploy.activate import activate
 from hostctl.deploy.health_gate import HealthResult, health_script, parse_health
 from hostctl.deploy.images import LocalImages, pull, push
-from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text, quiet
+from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text
 from hostctl.deploy.outcome import exit_status as exit_status
 from hostctl.deploy.plan import (
     HostPlan,
@@ -51,11 +45,12 @@ from hostctl.deploy.target import probe_for as probe_for
 from hostctl.errors import HostctlError
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import FactsError, HostFacts, UnitState, facts_script, parse_facts
-from hostctl.hosts.lock import break_stale_lock, lock_message, lock_record
-from hostctl.hosts.progress import Progress
+from hostctl.hosts.lock import break_stale_lock, lock_message
+from hostctl.hosts.progress import Progress, quiet
+from hostctl.hosts.session import Session, runner_for
 from hostctl.render.probe import HealthProbe
 from hostctl.runner.base import Runner, RunnerError
-from hostctl.runner.pool import open_runners, run_parallel
+from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
 
 # Other modules and the tests import these names from here, as before the split into
@@ -76,39 +71,6 @@ class DeployOptions:
     skip_platform: frozenset[str] = frozenset()
 
 
-def runner_for(host: m.Host) -> Runner:
-    from hostctl.runner.ssh import SSHRunner
-
-    kwargs: dict[str, Any] = {}
-    if host.ssh.known_hosts:
-        kwargs["known_hosts"] = host.ssh.known_hosts
-    return SSHRunner(host.name, host.ssh_address, host.ssh.port, host.ssh.user,
-                     host.ssh.key or "~/.ssh/id_ed25519", host.ssh.connect_timeout, **kwargs)
-
-
-def who() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
-
-
-def spec_revision(inventory_file: str) -> str | None:
-    """The git revision of the specs, with `+dirty` when there are uncommitted changes."""
-    where = os.path.dirname(os.path.abspath(inventory_file))
-    try:
-        rev = subprocess.run(["git", "-C", where, "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        if rev.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "."],
-                               capture_output=True, text=True, timeout=5)
-        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 class Run:
     """One hostctl run against some hosts: their runners, facts, plans and outcomes."""
 
@@ -117,33 +79,44 @@ class Run:
                  progress: Progress = quiet, local_images: LocalImages | None = None):
         self.site = site
         self.options = options
-        self.factory = factory
         self.progress = progress
         self.local_images = local_images or LocalImages()
-        self.run_id = uuid.uuid4().hex[:8]
-        self.started = time.time()
-        self.who = who()
-        self.lock_record = lock_record(self.who, self.run_id, self.started, options.command)
-        inv = site.inventory
-        self.hosts = [h for h in inv.hosts.values()
-                      if options.hosts is None or h.name in options.hosts]
-        self.runners: dict[str, Runner | RunnerError] = {}
+        self.session = Session(site, options.hosts, options.command, factory, progress)
         self.facts: dict[str, HostFacts] = {}
         self.targets: dict[str, HostTarget] = {}
         self.outcomes: dict[str, HostOutcome] = {}
-        self.locked: set[str] = set()
         self.rolling = GatewayRolling(site, options.skip_platform, progress, self.check_health)
         self.cluster_targets: dict[str, str] = {}  # routed services handed to the cluster
         self._targets_future: Future[dict[str, HostTarget]] | None = None
 
-    @functools.cached_property
-    def revision(self) -> str | None:
-        """The specs' git revision, asked once per run (every host's records share it).
+    # The session's parts, as the deploy's parts read them.
+    @property
+    def hosts(self) -> list[m.Host]:
+        return self.session.hosts
 
-        Asked where the specs are: the inventory may live elsewhere (`sandbox up` writes its
-        copy into a state folder) and point at specs kept in a repository."""
-        files = sorted({w.file for w in self.site.workloads if w.file})
-        return spec_revision(files[0] if files else self.site.inventory.file)
+    @property
+    def runners(self) -> dict[str, Runner | RunnerError]:
+        return self.session.runners
+
+    @property
+    def locked(self) -> set[str]:
+        return self.session.locked
+
+    @property
+    def who(self) -> str:
+        return self.session.who
+
+    @property
+    def run_id(self) -> str:
+        return self.session.run_id
+
+    @property
+    def lock_record(self) -> str:
+        return self.session.lock_record
+
+    @property
+    def revision(self) -> str | None:
+        return self.session.revision
 
     # -- connect and read -------------------------------------------------------------
 
@@ -162,11 +135,7 @@ class Run:
             pool = ThreadPoolExecutor(max_workers=1)
             self._targets_future = pool.submit(self._build_targets)
             pool.shutdown(wait=False)
-        by_name = {h.name: h for h in self.hosts}
-        for h in self.hosts:
-            self.progress(h.name, "connect", "")
-        with open_runners(list(by_name), lambda n: self.factory(by_name[n])) as runners:
-            self.runners = runners
+        with self.session.connected():
             try:
                 yield self
             finally:
@@ -217,7 +186,7 @@ class Run:
     def _plan_one(self, host: m.Host, facts: HostFacts, take_lock: bool) -> HostPlan:
         target = self.targets[host.name]
         if take_lock and facts.lock.held:
-            msg = lock_message(host.name, facts, self.options.lock_ttl)
+            msg = lock_message(host.name, facts.lock, facts.now, self.options.lock_ttl)
             self.outcomes[host.name] = HostOutcome(host.name, "locked", msg)
             return HostPlan(host.name, error=msg)
         if not facts.docker_ok:
@@ -416,11 +385,13 @@ class Run:
 
     def sync_gateway(self) -> list[Any]:
         """After the services are healthy: send Kong the config of what now runs."""
-        return sync_gateway(self)
+        return sync_gateway(self.site, self.options.skip_platform, self.outcomes, self.runners,
+                            self.cluster_targets, self.progress)
 
     def apply_retention(self) -> list[str]:
         """After the logging host deployed cleanly: Elasticsearch's retention policy."""
-        return apply_retention(self)
+        return apply_retention(self.site, self.options.skip_platform, self.outcomes,
+                               self.runners, self.progress)
 
     # -- rollback by hand (deploy_rollback) ------------------------------------------------
 
@@ -429,17 +400,17 @@ class Run:
     def rollback_plan(self, to: str | None) -> Plan:
         """After `gather(take_lock=True)`: per host, the plan back to release `to` (default:
         the release before the current one)."""
-        return rollback_plan(self, to)
+        plan, self.rollback_to = rollback_plan(self.site, self.hosts, self.runners, self.facts,
+                                               self.outcomes, self.options.lock_ttl, to)
+        return plan
 
     def apply_rollback(self, plan: Plan) -> dict[str, HostOutcome]:
-        return apply_rollback(self, plan)
+        return apply_rollback(self, plan, self.rollback_to)
 
     # -- finish -------------------------------------------------------------------------
 
     def audit_base(self) -> dict[str, Any]:
-        """What every audit record of this run says: who ran what, as which run, where."""
-        return {"who": self.who, "command": self.options.command, "run": self.run_id,
-                "site": self.site.inventory.site}
+        return self.session.audit_base()
 
     def audit_record(self, outcome: HostOutcome) -> dict[str, Any]:
         return {
@@ -454,16 +425,7 @@ class Run:
     def finish_host(self, runner: Runner, outcome: HostOutcome) -> None:
         """Audit the host's outcome and release its lock, in one round trip."""
         protect = [outcome.release] if outcome.release else []
-        script = S.finish_script(self.lock_record, self.audit_record(outcome), protect=protect)
-        try:
-            res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=60)
-            self.locked.discard(runner.host)
-            if "@@lock kept" in res.stdout:
-                outcome.message += (" (its apply was still running on the host 30 s after the "
-                                    "connection dropped: the lock is kept; once it has ended, "
-                                    "deploy again with --force-unlock)")
-        except RunnerError as exc:
-            outcome.message += f" (could not release the lock: {exc})"
+        outcome.message += self.session.finish(runner, self.audit_record(outcome), protect)
 
     def release_locks(self, result: str, plan: Plan | None = None) -> None:
         """End a run that applies nothing (dry run, declined): audit and unlock each host,
@@ -488,19 +450,3 @@ def _counts_text(plan: HostPlan) -> str:
         ("write", "to write"), ("remove", "to remove"), ("start", "to start"),
         ("restart", "to restart"), ("stop", "to stop"), ("images", "image(s)")) if c[k]]
     return ", ".join(parts) or "nothing to do"
-
-
-@contextmanager
-def session(site: m.Site, hosts: Iterable[str] | None) -> Iterator[Run]:
-    """Runners to `hosts` (None: all) for a command that acts on them without planning a
-    deploy (status, logs, start/stop/restart, jobs, releases, gateway, handoff steps):
-    deploy's connections, lock record, run id and audit fields, without working out what
-    each host should run."""
-    chosen = None if hosts is None else frozenset(hosts)
-    run = Run(site, DeployOptions(hosts=chosen, command=command_line()))
-    with run.connected(plan=False):
-        yield run
-
-
-def command_line() -> str:
-    return "hostctl " + " ".join(sys.argv[1:])

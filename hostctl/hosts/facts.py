@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl import layout as L
+from hostctl.hosts.health_verdict import parse_timestamp
+from hostctl.hosts.lock import LockState, parse_lock, take_lock_lines
+from hostctl.hosts.scripts import MARK
 
-MARK = "@@"
 VERSION = "1"
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState",
                    "ActiveEnterTimestamp", "NRestarts", "Result")
@@ -25,14 +27,23 @@ UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState"
 
 @dataclass(frozen=True)
 class UnitState:
+    """One unit as `systemctl show` describes it (parse_units): deploy's facts, status and
+    the day-two actions each ask for the properties they need; the others stay empty."""
+
     name: str
     load: str = ""
     active: str = ""
     sub: str = ""
-    file_state: str = ""
-    active_enter: str = ""
+    file_state: str = ""  # UnitFileState
+    active_enter: str = ""  # ActiveEnterTimestamp, as systemd prints it
     restarts: int = 0
     result: str = ""
+    since: int | None = None  # StateChangeTimestamp: epoch seconds of the last state change
+
+    @property
+    def state(self) -> str:
+        """`active/running`, `activating/auto-restart`, ... as one word for tables."""
+        return f"{self.active}/{self.sub}" if self.sub else self.active or "unknown"
 
 
 @dataclass(frozen=True)
@@ -40,25 +51,6 @@ class ContainerState:
     name: str
     state: str
     spec_hash: str
-
-
-@dataclass(frozen=True)
-class LockState:
-    acquired: bool = False
-    held: bool = False
-    holder: dict[str, Any] = field(default_factory=dict)
-    raw: str = ""  # the holder record as found, to break exactly that lock and no newer one
-    since: int = 0  # lock directory's mtime (epoch seconds), when the record is unreadable
-
-    @property
-    def started(self) -> int:
-        """When the holder took the lock (epoch seconds; 0 when nobody can tell)."""
-        return int(self.holder.get("started") or self.since or 0)
-
-    @property
-    def started_text(self) -> str:
-        started = self.started
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?"
 
 
 @dataclass(frozen=True)
@@ -81,25 +73,6 @@ class HostFacts:
     runtimes: frozenset[str] | None = None
     # service -> its handoff record, for the services handed to the cluster (L.CLUSTER_DIR)
     handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def take_lock_lines(lock_record: str, held_exit: int | None = None) -> list[str]:
-    """Shell lines that take the host's deploy lock (a directory: mkdir is atomic) with
-    `lock_record` in it, and print `@@lock acquired`, or `@@lock held MTIME` and the
-    holder's record (parse_lock reads both). With `held_exit`, a held lock ends the script
-    with that status. Deploy's facts script and the day-two actions take it the same way."""
-    held = [f"  exit {held_exit}"] if held_exit is not None else []
-    return [
-        f"mkdir -p {L.STATE_DIR} && chmod 0700 {L.STATE_DIR}",
-        f"if mkdir {L.LOCK_DIR} 2>/dev/null; then",
-        f"  printf '%s\\n' {shlex.quote(lock_record)} > {L.LOCK_DIR}/holder.json",
-        f"  echo '{MARK}lock acquired'",
-        "else",
-        f"  echo \"{MARK}lock held $(stat -c %Y {L.LOCK_DIR} 2>/dev/null || echo 0)\"",
-        f"  head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n'; echo",
-        *held,
-        "fi",
-    ]
 
 
 def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = True) -> str:
@@ -182,7 +155,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         docker_detail=docker.partition(" ")[2].strip(),
         files=_files(sections.get("files", [])),
         contents=_contents(sections.get("contents", [])),
-        units=_units(sections.get("units", [])),
+        units=parse_units(sections.get("units", [])),
         images=_images(sections.get("images", [])),
         containers=_containers(sections.get("containers", [])),
         networks=frozenset(n for n in sections.get("networks", []) if n),
@@ -210,24 +183,6 @@ def split_sections(text: str) -> dict[str, list[str]]:
         if current is not None:
             current.append(line)
     return sections
-
-
-def parse_lock(sections: dict[str, list[str]]) -> LockState:
-    """The `@@lock` section: acquired, or held by whom (the holder record as found)."""
-    lines = sections.get("lock")
-    if not lines:
-        return LockState()
-    if lines[0] == "acquired":
-        return LockState(acquired=True)
-    head = lines[0].split()
-    since = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
-    raw = lines[1] if len(lines) > 1 else ""
-    try:
-        holder = json.loads(raw) if raw else {}
-    except ValueError:
-        holder = {}
-    return LockState(held=True, holder=holder if isinstance(holder, dict) else {}, raw=raw,
-                     since=since)
 
 
 def _files(lines: list[str]) -> dict[str, str]:
@@ -262,7 +217,9 @@ def show_blocks(lines: list[str]) -> list[dict[str, str]]:
     return [b for b in blocks if "Id" in b]
 
 
-def _units(lines: list[str]) -> dict[str, UnitState]:
+def parse_units(lines: Sequence[str]) -> dict[str, UnitState]:
+    """`systemctl show --property=...` output (blank-line separated blocks) by unit Id; the
+    one reader of it, for deploy's facts, status and the day-two actions."""
     return {
         b["Id"]: UnitState(
             name=b["Id"], load=b.get("LoadState", ""), active=b.get("ActiveState", ""),
@@ -270,8 +227,9 @@ def _units(lines: list[str]) -> dict[str, UnitState]:
             active_enter=b.get("ActiveEnterTimestamp", ""),
             restarts=int(n) if (n := b.get("NRestarts", "")).isdigit() else 0,
             result=b.get("Result", ""),
+            since=parse_timestamp(b.get("StateChangeTimestamp", "")),
         )
-        for b in show_blocks(lines)
+        for b in show_blocks(list(lines))
     }
 
 

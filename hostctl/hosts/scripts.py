@@ -16,8 +16,10 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from hostctl import layout as L
+from hostctl.hosts.audit import append_audit_lines
 
 q = shlex.quote
+MARK = "@@"  # starts each line a host script reports on (`@@name rest`)
 
 PRELUDE = r"""umask 077
 export LC_ALL=C
@@ -98,10 +100,9 @@ def words(items: Sequence[str]) -> str:
 def finish_script(lock_record: str | None, audit_record: Mapping[str, object],
                   keep: int = L.KEEP_RELEASES, protect: Sequence[str] = ()) -> str:
     """Append the audit record, prune old releases, and release our lock (only ours)."""
-    lines = [
-        f"mkdir -p {L.STATE_DIR}",
-        f"printf '%s\\n' {q(json.dumps(audit_record, sort_keys=True))} >> {L.AUDIT_LOG}",
-    ]
+    from hostctl.hosts.lock import release_lock_lines  # here: the lock module reads MARK
+
+    lines = append_audit_lines(audit_record)
     keep_list = " ".join(q(p) for p in protect)
     lines += [
         f"cur=$(readlink {L.CURRENT_LINK} 2>/dev/null | sed 's|.*/||')",
@@ -112,31 +113,9 @@ def finish_script(lock_record: str | None, audit_record: Mapping[str, object],
         "done",
     ]
     if lock_record is not None:
-        lines += [
-            f"if [ \"$(cat {L.LOCK_DIR}/holder.json 2>/dev/null)\" = {q(lock_record)} ]; then",
-            # A script of this run cut off from us (connection lost) may still be changing
-            # the host: the lock stays until it ends (30 s at most, then it is kept).
-            f"  p=$(cat {L.LOCK_DIR}/apply.pid 2>/dev/null); i=0",
-            '  while [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ $i -lt 300 ]; do',
-            "    sleep 0.1; i=$((i + 1))",
-            "  done",
-            '  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo \'@@lock kept\'; '
-            f"else rm -rf {L.LOCK_DIR}; fi",
-            "fi",
-        ]
+        lines += release_lock_lines(lock_record)
     lines.append("echo '@@finished'")
     return "\n".join(lines) + "\n"
-
-
-def break_lock_script(expected_raw: str, lock_record: str) -> str:
-    """Break a stale lock, but only the one we saw: a lock taken since then is left alone."""
-    return (
-        f"if [ \"$(head -c 4096 {L.LOCK_DIR}/holder.json 2>/dev/null | tr -d '\\n')\" = "
-        f"{q(expected_raw)} ]; then rm -rf {L.LOCK_DIR}; fi\n"
-        f"if mkdir {L.LOCK_DIR} 2>/dev/null; then\n"
-        f"  printf '%s\\n' {q(lock_record)} > {L.LOCK_DIR}/holder.json; echo '@@lock acquired'\n"
-        "else echo '@@lock held'; fi\n"
-    )
 
 
 def markers(text: str) -> dict[str, list[str]]:

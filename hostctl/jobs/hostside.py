@@ -28,7 +28,6 @@ RUNS_DIR = f"{STATE_DIR}/runs"
 GPU_DIR = f"{STATE_DIR}/gpu"
 HELPER = L.JOBS_HELPER
 GPU_CONF = L.GPU_CONF  # the inventory's GPUs of the host, read by the helper
-UNIT_DIR = "/etc/systemd/system"
 # The queue's periodic pass (reclaims what dead runs and services held): written by the
 # helper itself (hostctl-jobs.sh install_queue), named outside hostctl-*.service/timer.
 QUEUE_TIMER = "hostctl.jobs.timer"
@@ -157,7 +156,7 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
         "echo '@@units'",
     ]
     for job in jobs:
-        path = f"{UNIT_DIR}/hostctl-job-{job}@.service"
+        path = f"{L.UNIT_DIR}/hostctl-job-{job}@.service"
         lines.append(f"[ -f {q(path)} ] && printf '%s %s\\n' {q(job)} "
                      f"\"$(sed -n 's/.*io\\.hostctl\\.spec-hash=\\([0-9a-f]*\\).*/\\1/p' "
                      f"{q(path)} | head -n 1)\"")

@@ -23,7 +23,7 @@ from hostctl.k8s.manifests import Rendering
 from hostctl.spec import model as m
 
 if TYPE_CHECKING:
-    from hostctl.deploy.run import Run
+    from hostctl.hosts.session import Session
     from hostctl.runner.base import Runner
 
 
@@ -95,10 +95,10 @@ def record_hosts(site: m.Site, w: m.Workload) -> frozenset[str]:
 
 
 @contextmanager
-def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Run]:
-    """deploy.session, refusing to go on when a host cannot be reached: a handoff step
+def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Session]:
+    """hosts.session, refusing to go on when a host cannot be reached: a handoff step
     must act on every host it names."""
-    from hostctl.deploy.run import session
+    from hostctl.hosts.session import session
 
     with session(site, hosts) as run:
         bad = [f"{n}: {r}".replace(f"{n}: {n}", n) for n, r in sorted(run.runners.items())
@@ -108,7 +108,7 @@ def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Run]:
         yield run
 
 
-def _script_on_all(run: Run, script: str, mark: str, what: str) -> None:
+def _script_on_all(run: Session, script: str, mark: str, what: str) -> None:
     from hostctl.runner.pool import run_parallel
 
     def one(runner: Runner) -> None:
@@ -150,7 +150,7 @@ def start_on_hosts(site: m.Site, w: m.Workload) -> None:
                        f"remove the handoff record of {w.name}")
 
 
-def _set_enabled(run: Run, instances: Any, enable: bool) -> dict[str, Any]:
+def _set_enabled(run: Session, instances: Any, enable: bool) -> dict[str, Any]:
     """Enable (or disable) the instances' units on their hosts, so a reboot does (or does
     not) start them; the runners of those hosts, for the action that follows."""
     verb = "enable" if enable else "disable"
@@ -169,7 +169,7 @@ def enable_script(verb: str, units: Sequence[str]) -> str:
     return shlex.join(["systemctl", verb, "--", *units]) + " >/dev/null 2>&1; true"
 
 
-def _unit_action(run: Run, runners: Mapping[str, Any], instances: Any, action: str) -> None:
+def _unit_action(run: Session, runners: Mapping[str, Any], instances: Any, action: str) -> None:
     from hostctl.ops import day2
 
     # Under the deploy lock, like `hostctl start/stop`: no deploy changes these units

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hostctl import layout as L
 from hostctl.hosts.facts import parse_handed_off as parse_records
+from hostctl.hosts.scripts import MARK
 
 if TYPE_CHECKING:
     from hostctl.hosts.facts import HostFacts
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
     from hostctl.spec import model as m
 
 __all__ = ["parse_records"]
-
-MARK = "@@"
-
 
 # -- the record and the scripts that keep it -------------------------------------------------
 

@@ -20,7 +20,10 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.errors import HostctlError
-from hostctl.ops.status import JOB_PREFIX, UnitStatus, host_error, parse_unit_blocks
+from hostctl.hosts.audit import audit_script
+from hostctl.hosts.facts import UnitState, parse_units
+from hostctl.hosts.lock import held_by, parse_lock, take_lock_lines, unlock_argv
+from hostctl.ops.status import JOB_PREFIX, host_error
 from hostctl.runner.base import Result, Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
@@ -191,9 +194,6 @@ def unit_log_argv(unit: str, lines: int = FAILURE_LOG_LINES) -> list[str]:
     return ["journalctl", "--no-pager", "--output=cat", "--unit", unit, "--lines", str(lines)]
 
 
-# The record arrives on stdin, so nothing about it is quoted into a command line.
-AUDIT_SCRIPT = 'mkdir -p "$1" && cat >> "$2"'
-
 # A start/stop/restart takes the host's deploy lock (the one `hostctl deploy` takes in its
 # facts script) for as long as it acts and waits: a deploy half-way through must not have
 # units restarted under it, and a deploy must not start while units are being restarted.
@@ -203,17 +203,12 @@ LOCKED_EXIT = 75  # EX_TEMPFAIL: someone else holds the lock
 IN_CLUSTER_EXIT = 76
 DONE = {"start": "started", "stop": "stopped", "restart": "restarted"}
 
-# Only our own lock is released: one broken and taken by someone else stays theirs.
-UNLOCK_SCRIPT = 'if [ "$(cat "$1/holder.json" 2>/dev/null)" = "$2" ]; then rm -rf "$1"; fi'
-
 
 def locked_action_script(action: str, units: Sequence[str], lock_record: str,
                          refuse_in_cluster: str | None = None) -> str:
     """Take the lock as deploy does (exit LOCKED_EXIT when someone holds it); with
     `refuse_in_cluster`, exit IN_CLUSTER_EXIT, printing its record, when that service is
     handed to the cluster; else run `systemctl ACTION` on the units."""
-    from hostctl.hosts.facts import take_lock_lines
-
     lines = take_lock_lines(lock_record, held_exit=LOCKED_EXIT)
     if refuse_in_cluster:
         record = shlex.quote(f"{L.CLUSTER_DIR}/{refuse_in_cluster}")
@@ -240,26 +235,19 @@ def in_cluster_message(host: str, stdout: str, action: str) -> str | None:
             f"`hostctl k8s handoff --back {service}` brings it back to the hosts")
 
 
-def unlock_argv(lock_record: str) -> list[str]:
-    return ["sh", "-c", UNLOCK_SCRIPT, "hostctl-unlock", L.LOCK_DIR, lock_record]
-
-
 def lock_message(host: str, stdout: str, action: str) -> str | None:
-    """The refusal when the host's lock is held (None when it was not), naming the holder."""
-    from hostctl.hosts.facts import parse_lock, split_sections
+    """The refusal when the host's lock is held (None when it was not), naming the holder
+    as deploy does (hosts.lock.held_by). Day-two commands have no --force-unlock: deploy's."""
+    from hostctl.hosts.facts import split_sections
 
-    lock = parse_lock(split_sections(stdout))
+    sections = split_sections(stdout)
+    lock = parse_lock(sections)
     if not lock.held:
         return None
-    holder = lock.holder
-    return (f"{host}: nothing {DONE[action]}: the host is locked by {holder.get('who', 'unknown')} "
-            f"since {lock.started_text}, running `{holder.get('command', '?')}`; wait for it "
-            "to end and retry (a lock left by a run that died is broken by `hostctl deploy "
+    now = int((sections.get("now") or ["0"])[0] or 0)
+    return (f"{host}: nothing {DONE[action]}: {held_by(lock, now)}; wait for it to end and "
+            "retry (a lock left by a run that died is broken by `hostctl deploy "
             "--force-unlock`)")
-
-
-def audit_argv() -> list[str]:
-    return ["sh", "-c", AUDIT_SCRIPT, "hostctl-audit", L.STATE_DIR, L.AUDIT_LOG]
 
 
 # -- logs --------------------------------------------------------------------------------
@@ -455,7 +443,7 @@ def exec_in(runner: Runner, inst: Instance, command: Sequence[str],
 class UnitOutcome:
     unit: str
     label: str
-    state: UnitStatus
+    state: UnitState
     ok: bool
     detail: str
     log: tuple[str, ...] = ()
@@ -474,27 +462,27 @@ class ActionOutcome:
         return self.error is None and all(u.ok for u in self.units)
 
 
-def is_up(s: UnitStatus) -> bool:
+def is_up(s: UnitState) -> bool:
     return s.active == "active"
 
 
-def is_down(s: UnitStatus) -> bool:
+def is_down(s: UnitState) -> bool:
     """Stopped: nothing runs. `failed` counts too: a container stopped by SIGTERM makes
     `docker run` exit 143, which systemd records as a failure of the stop it asked for."""
     return s.active in ("inactive", "failed") or s.load == "not-found"
 
 
-def read_states(runner: Runner, units: Sequence[str]) -> dict[str, UnitStatus]:
+def read_states(runner: Runner, units: Sequence[str]) -> dict[str, UnitState]:
     res = runner.run(show_argv(units), timeout=SHOW_TIMEOUT)
     if not res.ok:
         raise HostctlError(f"{runner.host}: systemctl show failed: {_last_line(res)}")
-    return parse_unit_blocks(res.stdout.splitlines())
+    return parse_units(res.stdout.splitlines())
 
 
 def wait_up(runner: Runner, units: Sequence[str], wait: float, *,
             interval: float = 1.0, stable: float = STABLE_SECONDS,
             clock: Callable[[], float] = time.monotonic,
-            sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, UnitStatus], set[str]]:
+            sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, UnitState], set[str]]:
     """Poll until every unit has stayed active for `stable` seconds, or `wait` runs out.
 
     `systemctl start` returns once `docker run` is exec'd (Type=exec), so "active" right
@@ -528,12 +516,12 @@ def wait_up(runner: Runner, units: Sequence[str], wait: float, *,
     return states, stable_units
 
 
-def _hopeless(s: UnitStatus | None) -> bool:
+def _hopeless(s: UnitState | None) -> bool:
     """Waiting longer cannot make this unit come up by itself."""
     return s is None or s.load == "not-found" or s.active in ("failed", "inactive")
 
 
-def _describe(s: UnitStatus) -> str:
+def _describe(s: UnitState) -> str:
     if s.load == "not-found":
         return "not on the host (not deployed?)"
     text = s.state
@@ -596,7 +584,7 @@ def unit_action(runners: Mapping[str, Runner | RunnerError], action: str,
             states, stable = wait_up(runner, units, wait, interval=interval, clock=clock,
                                      sleep=sleep)
         for unit in units:
-            s = states.get(unit, UnitStatus(unit, load="not-found"))
+            s = states.get(unit, UnitState(unit, load="not-found"))
             ok = is_down(s) if action == "stop" else unit in stable
             log: tuple[str, ...] = ()
             if not ok and s.load != "not-found":
@@ -628,9 +616,9 @@ def audit_record(base: Mapping[str, Any], outcome: ActionOutcome) -> dict[str, A
 
 
 def _append_audit(runner: Runner, base: Mapping[str, Any], out: ActionOutcome) -> str | None:
-    line = json.dumps(audit_record(base, out), sort_keys=True) + "\n"
+    script = audit_script(audit_record(base, out))
     try:
-        res = runner.run(audit_argv(), stdin=line.encode(), timeout=SHOW_TIMEOUT)
+        res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=SHOW_TIMEOUT)
     except RunnerError as exc:
         return str(exc)
     return None if res.ok else f"could not write the audit log: {_last_line(res)}"

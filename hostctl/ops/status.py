@@ -14,14 +14,15 @@ import calendar
 import re
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hostctl import layout as L
 from hostctl.errors import HostctlError
-from hostctl.hosts.facts import show_blocks, split_sections
+from hostctl.hosts.facts import UnitState, parse_units, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, parse_timestamp, verdict
+from hostctl.hosts.scripts import MARK
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.render.docker_cmd import LABEL
 from hostctl.render.probe import host_probes
@@ -31,7 +32,6 @@ from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import UNIT_PREFIX, schedule_host, service_instances
 
-MARK = "@@"
 VERSION = "1"
 JOB_PREFIX = f"{UNIT_PREFIX}job-"
 # StateChangeTimestamp is "since when" the unit is in its current state (active or not);
@@ -46,25 +46,6 @@ SHORT_HASH = 8
 
 class StatusError(HostctlError):
     """The host's answer is not what the status script prints (cut short, wrong shell...)."""
-
-
-@dataclass(frozen=True)
-class UnitStatus:
-    """One hostctl unit as systemd sees it."""
-
-    name: str
-    load: str = ""
-    active: str = ""
-    sub: str = ""
-    result: str = ""
-    restarts: int = 0
-    active_enter: str = ""
-    since: int | None = None  # epoch seconds of the last state change
-
-    @property
-    def state(self) -> str:
-        """`active/running`, `activating/auto-restart`, ... as one word for tables."""
-        return f"{self.active}/{self.sub}" if self.sub else self.active or "unknown"
 
 
 @dataclass(frozen=True)
@@ -97,7 +78,7 @@ class HostStatus:
     docker_ok: bool = False
     docker_detail: str = ""
     unit_files: dict[str, str] = field(default_factory=dict)  # file name -> spec hash or ""
-    units: dict[str, UnitStatus] = field(default_factory=dict)
+    units: dict[str, UnitState] = field(default_factory=dict)
     containers: dict[str, ContainerStatus] = field(default_factory=dict)
     # unit -> the health probe's state (hostctl.render.probe): health, failures, last_failure...
     probe: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -206,7 +187,7 @@ def parse_status(host: str, text: str) -> HostStatus:
         docker_ok=docker.startswith("ok "),
         docker_detail=docker.partition(" ")[2].strip(),
         unit_files=_unit_files(sections.get("unitfiles", [])),
-        units=parse_unit_blocks(sections.get("units", [])),
+        units=parse_units(sections.get("units", [])),
         containers=_containers(sections.get("containers", [])),
         probe=_probe_states(sections.get("probe", [])),
         verified=_verified(sections.get("verified", [])),
@@ -239,22 +220,6 @@ def _unit_files(lines: list[str]) -> dict[str, str]:
         name, _, digest = line.partition(" ")
         if name:
             out[name] = digest.strip()
-    return out
-
-
-def parse_unit_blocks(lines: Sequence[str]) -> dict[str, UnitStatus]:
-    """`systemctl show --property=...` output (blank-line separated blocks) by unit Id."""
-    out: dict[str, UnitStatus] = {}
-    for block in show_blocks(list(lines)):
-        restarts = block.get("NRestarts", "")
-        out[block["Id"]] = UnitStatus(
-            name=block["Id"], load=block.get("LoadState", ""),
-            active=block.get("ActiveState", ""), sub=block.get("SubState", ""),
-            result=block.get("Result", ""),
-            restarts=int(restarts) if restarts.isdigit() else 0,
-            active_enter=block.get("ActiveEnterTimestamp", ""),
-            since=parse_timestamp(block.get("StateChangeTimestamp", "")),
-        )
     return out
 
 
@@ -405,7 +370,7 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
     rows: list[Row] = []
     seen_containers: set[str] = set()
 
-    def make(service: str, instance: str, unit: str | None, u: UnitStatus | None,
+    def make(service: str, instance: str, unit: str | None, u: UnitState | None,
              c: ContainerStatus | None, have_hash: str, want: str | None,
              drift: list[str], state: str | None = None) -> Row:
         if c is not None:
@@ -494,7 +459,7 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
     return HostReport(st.host, st, tuple(rows))
 
 
-def _in_cluster(row: Row, record: Mapping[str, Any], u: UnitStatus | None) -> Row:
+def _in_cluster(row: Row, record: Mapping[str, Any], u: UnitState | None) -> Row:
     """A unit of a service handed to the cluster: stopped is as it should be."""
     since = _record_time(record.get("time"))
     if u is not None and u.active in ("active", "activating", "reloading"):

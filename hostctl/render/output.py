@@ -12,7 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import HostctlError
@@ -27,14 +27,26 @@ _RENDER_MARKER_TEXT = ("Written by `hostctl render`, which replaces this folder 
 
 def replace_tree(rendered: dict[str, list[RenderedFile]], out_dir: str) -> None:
     """`render`'s folder: a folder per host, and the marker."""
-    from hostctl.render.site import write_tree  # here: `k8s render` shares this module, not render
-
     def write(folder: str) -> None:
-        write_tree(rendered, folder)
+        write_files(folder, ((host, f.path.lstrip("/"), f.shown(), f.mode)
+                             for host, files in rendered.items() for f in files))
         with open(os.path.join(folder, RENDER_MARKER), "w", encoding="utf-8") as fh:
             fh.write(_RENDER_MARKER_TEXT)
 
     replace_folder(out_dir, write, RENDER_MARKER, "hostctl render")
+
+
+def write_files(folder: str, files: Iterable[tuple[str, str, bytes, int]]) -> None:
+    """Write each (subfolder, relative path, bytes, mode) under `folder`, with exactly that
+    mode. Secret values are never written locally: callers pass what may be shown."""
+    for sub, rel, data, mode in files:
+        target = os.path.join(folder, sub, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = target + ".tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
 
 
 def replace_folder(out_dir: str, write: Callable[[str], None], marker: str, command: str

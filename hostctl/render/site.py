@@ -7,7 +7,6 @@ the machine rendering it.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,6 @@ from hostctl.spec import model as m
 from hostctl.spec.placement import Instance, instances_on, placed_on, schedule_host
 from hostctl.systemd.quoting import exec_line, setting_value
 
-UNIT_DIR = "/etc/systemd/system"
 MODE_PUBLIC = 0o644
 MODE_SECRET = 0o600
 
@@ -93,7 +91,7 @@ def service_unit(inst: Instance, site: str, log: Sequence[str] = d.JOURNALD) -> 
         gpu_lease=exec_line([L.JOBS_HELPER, "lease-service", inst.unit, str(gpus)]),
         gpu_release=exec_line([L.JOBS_HELPER, "release-service", inst.unit]),
     )
-    return RenderedFile(f"{UNIT_DIR}/{inst.unit}", text, workload=w.name)
+    return RenderedFile(f"{L.UNIT_DIR}/{inst.unit}", text, workload=w.name)
 
 
 def job_unit_name(w: m.Workload) -> str:
@@ -166,7 +164,7 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
         stop_timeout=int(w.stop_timeout) + 15,
         runtime_max=int(w.timeout) if w.timeout else None,
     )
-    return RenderedFile(f"{UNIT_DIR}/{job_unit_name(w)}", text, workload=w.name)
+    return RenderedFile(f"{L.UNIT_DIR}/{job_unit_name(w)}", text, workload=w.name)
 
 
 ARTIFACTS_DIR = "/artifacts"
@@ -211,7 +209,7 @@ def job_timer(w: m.Workload, site: str) -> RenderedFile:
         calendar=setting_value(w.schedule),
         unit=f"hostctl-job-{w.name}@scheduled.service",
     )
-    return RenderedFile(f"{UNIT_DIR}/hostctl-job-{w.name}.timer", text, workload=w.name)
+    return RenderedFile(f"{L.UNIT_DIR}/hostctl-job-{w.name}.timer", text, workload=w.name)
 
 
 def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
@@ -288,19 +286,3 @@ def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
     return RenderedFile(DECLARATIVE_PATH, rendered.text, MODE_SECRET, secret=True,
                         redacted_content=rendered.redacted, workload=GATEWAY_WORKLOAD,
                         owner="1000:1000", restarts=False)
-
-
-def write_tree(rendered: dict[str, list[RenderedFile]], out_dir: str) -> list[str]:
-    """Write a folder per host for inspection. Secret values are never written locally."""
-    written = []
-    for host, files in rendered.items():
-        for f in files:
-            target = os.path.join(out_dir, host, f.path.lstrip("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = target + ".tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(f.shown())
-            os.chmod(tmp, f.mode)
-            os.replace(tmp, target)
-            written.append(target)
-    return written
