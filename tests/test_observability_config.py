@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.errors import ConfigError, Problem
+from hostctl.errors import ConfigError
 from hostctl.observability.config import (
     DEFAULT_ELASTICSEARCH_IMAGE,
     DEFAULT_LOGSTASH_IMAGE,
@@ -21,8 +21,6 @@ from hostctl.observability.config import (
     Prices,
     PrometheusSettings,
     check_observability,
-    logging_config,
-    metrics_config,
 )
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
@@ -68,9 +66,8 @@ def problems(root: Path, sections: str, specs: dict[str, str] | None = None) -> 
 
 def test_logging_example_validates_and_means_what_it_says(tmp_path: Path) -> None:
     site = site_with(tmp_path, LOGGING_EXAMPLE.read_text())
-    found: list[Problem] = []
-    cfg = logging_config(site.inventory, found)
-    assert found == [] and problems(tmp_path, LOGGING_EXAMPLE.read_text()) == []
+    cfg = site.inventory.logging
+    assert problems(tmp_path, LOGGING_EXAMPLE.read_text()) == []
     assert cfg is not None
     assert (cfg.file, cfg.lines["logging/host"]) == ("site.yml", 19)
     assert cfg == LoggingConfig(
@@ -83,9 +80,8 @@ def test_logging_example_validates_and_means_what_it_says(tmp_path: Path) -> Non
 
 def test_metrics_example_validates_and_means_what_it_says(tmp_path: Path) -> None:
     site = site_with(tmp_path, METRICS_EXAMPLE.read_text())
-    found: list[Problem] = []
-    cfg = metrics_config(site.inventory, found)
-    assert found == [] and problems(tmp_path, METRICS_EXAMPLE.read_text()) == []
+    cfg = site.inventory.metrics
+    assert problems(tmp_path, METRICS_EXAMPLE.read_text()) == []
     assert cfg is not None
     assert cfg == MetricsConfig(
         exporter=ExporterSettings(9477, "0.0.0.0", 5.0),
@@ -95,21 +91,21 @@ def test_metrics_example_validates_and_means_what_it_says(tmp_path: Path) -> Non
 
 def test_absent_or_empty_sections_mean_off(tmp_path: Path) -> None:
     site = site_with(tmp_path, "logging: {}\nmetrics:\n")
-    assert logging_config(site.inventory) is None
-    assert metrics_config(site.inventory) is None
+    assert site.inventory.logging is None
+    assert site.inventory.metrics is None
     assert check_observability(site.inventory, list(site.workloads)) == []
 
 
 def test_defaults_from_the_smallest_sections(tmp_path: Path) -> None:
     site = site_with(tmp_path, "logging: {host: app-1}\nmetrics: {exporter: {port: 9100}}\n")
-    log, met = logging_config(site.inventory), metrics_config(site.inventory)
+    log, met = site.inventory.logging, site.inventory.metrics
     assert log is not None and met is not None
     assert (log.logstash, log.elasticsearch, log.images, log.index, log.retention_days) == (
         LogstashSettings(), ElasticsearchSettings(), LoggingImages(), "per-project", 14)
     assert log.managed_elasticsearch
     assert (met.prices, met.prometheus.timeout) == (None, 10.0)
-    short = metrics_config(site_with(tmp_path / "b", "metrics: {prometheus: "
-                                                     "{scrape_interval: 5s}}\n").inventory)
+    short = site_with(tmp_path / "b", "metrics: {prometheus: "
+                                      "{scrape_interval: 5s}}\n").inventory.metrics
     assert short is not None and short.prometheus.timeout == 5.0
 
 

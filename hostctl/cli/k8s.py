@@ -36,17 +36,12 @@ def k8s() -> None:
 
 def _render(inventory: str, only: tuple[str, ...]) -> tuple[Any, Any, Any]:
     """(site, k3s config, rendering), narrowed to --only."""
-    from hostctl.errors import ConfigError
-    from hostctl.k8s.config import k3s_config
     from hostctl.k8s.manifests import render_manifests
     from hostctl.spec.schema import did_you_mean
     from hostctl.validate import load_site
 
     site = load_site(inventory)
-    problems: list[Any] = []
-    cfg = k3s_config(site.inventory, problems)
-    if problems:
-        raise ConfigError(problems)
+    cfg = site.inventory.k3s
     rendering = render_manifests(site, cfg)
     names = list(only)
     known = {w.name for w in site.workloads}

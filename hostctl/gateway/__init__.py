@@ -32,7 +32,6 @@ if TYPE_CHECKING:
         Consumer,
         GatewayConfig,
         check_gateway,
-        gateway_config,
         kong_environment,
     )
     from hostctl.gateway.declarative import (
@@ -62,7 +61,6 @@ __getattr__ = lazy.exports(__name__, {
     "build_declarative": "hostctl.gateway.declarative",
     "check_gateway": "hostctl.gateway.config",
     "config_hash": "hostctl.gateway.admin",
-    "gateway_config": "hostctl.gateway.config",
     "gateway_files": "hostctl.gateway.declarative",
     "kong_environment": "hostctl.gateway.config",
     "ready": "hostctl.gateway.admin",
@@ -86,7 +84,6 @@ __all__ = [
     "check_gateway",
     "config_hash",
     "diff_configs",
-    "gateway_config",
     "gateway_files",
     "hash_summary",
     "kong_environment",

@@ -53,8 +53,7 @@ class RenderContext:
         self.ingress = ingress_class(self.cfg, self.inv)
         # The host gateway's settings, when the site has one: Kong plugins and consumers are
         # rendered from them so the cluster enforces what the hosts did.
-        self.gw: GatewayConfig | None = (self.inv.gateway if isinstance(
-            self.inv.gateway, GatewayConfig) else None)
+        self.gw: GatewayConfig | None = self.inv.gateway
 
     def labels(self, w: m.Workload) -> dict[str, str]:
         """names.workload_labels, computed once per workload (the spec hash is not free)."""

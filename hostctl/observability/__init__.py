@@ -1,7 +1,7 @@
 """Observability: log shipping (gelf -> Logstash -> Elasticsearch), the per-host metrics
 exporter, and the Prometheus/Grafana files rendered from the inventory and specs.
 
-    log, met = logging_config(inv), metrics_config(inv)      # None: section absent/empty
+    log, met = inv.logging, inv.metrics      # typed by the loader; None: section absent/empty
     log_args(log, inv, w)                    # docker run's logging words (journald w/o log)
     logging_workloads(log, inv)              # Logstash/Elasticsearch as platform services
     host_files(site, host)                   # exporter bundle+config+unit, the pipeline
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
         LoggingConfig,
         MetricsConfig,
         check_observability,
-        logging_config,
-        metrics_config,
     )
     from hostctl.observability.elasticsearch import (
         ElasticsearchClient,
@@ -63,9 +61,7 @@ __getattr__ = lazy.exports(__name__, {
     "gelf_address": "hostctl.observability.logging_args",
     "host_files": "hostctl.observability.files",
     "log_args": "hostctl.observability.logging_args",
-    "logging_config": "hostctl.observability.config",
     "logging_workloads": "hostctl.observability.platform",
-    "metrics_config": "hostctl.observability.config",
     "parse_drivers": "hostctl.observability.shipping",
     "parse_stats": "hostctl.observability.shipping",
     "render_pipeline": "hostctl.observability.pipeline",
@@ -91,9 +87,7 @@ __all__ = [
     "gelf_address",
     "host_files",
     "log_args",
-    "logging_config",
     "logging_workloads",
-    "metrics_config",
     "parse_drivers",
     "parse_stats",
     "render_pipeline",

@@ -31,7 +31,6 @@ from hostctl.spec.schema import (
     Str,
     did_you_mean,
     failed,
-    recheck_section,
 )
 from hostctl.spec.yamlsource import Path
 
@@ -334,30 +333,6 @@ LOGGING = Section(_logging_section)
 METRICS = Section(_metrics_section)
 
 
-def _typed(inv: m.Inventory, key: str, cls: type, check: Section,
-           problems: list[Problem]) -> Any:
-    """The section typed, whether the loader already checked it or still keeps a mapping
-    (then the inventory is read again so problems carry lines)."""
-    raw: Any = getattr(inv, key)
-    if isinstance(raw, cls):
-        return raw
-    if not raw:
-        return None
-    return recheck_section(inv.file, key, raw, check, problems, inv.lines.get(key, 0))
-
-
-def logging_config(inv: m.Inventory, problems: list[Problem] | None = None
-                   ) -> LoggingConfig | None:
-    """The inventory's logging section, typed; None when containers log to journald."""
-    return _typed(inv, "logging", LoggingConfig, LOGGING, [] if problems is None else problems)
-
-
-def metrics_config(inv: m.Inventory, problems: list[Problem] | None = None
-                   ) -> MetricsConfig | None:
-    """The inventory's metrics section, typed; None when no exporter is deployed."""
-    return _typed(inv, "metrics", MetricsConfig, METRICS, [] if problems is None else problems)
-
-
 # -- cross-checks ----------------------------------------------------------------------------
 
 # As hostctl.spec.platform names its services: project "platform", one workload per service.
@@ -370,8 +345,7 @@ def check_observability(inv: m.Inventory, ws: list[m.Workload], store: Any = Non
                         ) -> list[Problem]:
     """Every problem between the logging/metrics sections, the hosts and the specs."""
     problems: list[Problem] = []
-    log = logging_config(inv, problems)
-    met = metrics_config(inv, problems)
+    log, met = inv.logging, inv.metrics
     if log is not None:
         problems.extend(_logging_host_known(log, inv))
         problems.extend(_images_pushable(log, inv))
@@ -476,9 +450,7 @@ def platform_listeners(inv: m.Inventory, log: LoggingConfig | None,
 def _gateway_listeners(inv: m.Inventory) -> list[Listener]:
     """Kong's ports: its own check (hostctl.gateway.config) compares them with the specs';
     here they only meet the observability ones."""
-    from hostctl.gateway.config import gateway_config
-
-    gw = gateway_config(inv, [])
+    gw = inv.gateway
     if gw is None or not gw.managed:
         return []
     ports = [("gateway/proxy/http", gw.proxy.http, None, "Kong's HTTP proxy"),

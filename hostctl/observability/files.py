@@ -9,8 +9,6 @@ import json
 from hostctl.observability.config import (
     LoggingConfig,
     MetricsConfig,
-    logging_config,
-    metrics_config,
 )
 from hostctl.observability.elasticsearch import retention_requests
 from hostctl.observability.exporter_bundle import exporter_files
@@ -28,7 +26,7 @@ from hostctl.spec import model as m
 
 
 def sections(site: m.Site) -> tuple[LoggingConfig | None, MetricsConfig | None]:
-    return logging_config(site.inventory), metrics_config(site.inventory)
+    return site.inventory.logging, site.inventory.metrics
 
 
 def host_files(site: m.Site, host: m.Host) -> list[RenderedFile]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from hostctl.k8s.config import K3sConfig
 from hostctl.spec.secrets import SecretStore
 
 if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
     from hostctl.gateway.config import GatewayConfig
-    from hostctl.k8s.config import K3sConfig
     from hostctl.observability.config import LoggingConfig, MetricsConfig
 
 SERVICE: Literal["service"] = "service"
@@ -75,7 +75,9 @@ class Inventory:
     gateway: GatewayConfig | None = None
     logging: LoggingConfig | None = None  # None: containers log to journald
     metrics: MetricsConfig | None = None  # None: no exporter
-    k3s: K3sConfig | None = None
+    # Every section is a typed value (the loader checks each with its schema, once); a site
+    # without a k3s section has its defaults.
+    k3s: K3sConfig = field(default_factory=K3sConfig)
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 
 
