@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from hostctl.k8s.config import K3sConfig
 from hostctl.spec.secrets import SecretStore
 
 if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
     from hostctl.gateway.config import GatewayConfig
+    from hostctl.k8s.config import K3sConfig
     from hostctl.observability.config import LoggingConfig, MetricsConfig
 
 SERVICE: Literal["service"] = "service"
@@ -62,6 +62,13 @@ class SecretsConfig:
     env_prefix: str | None = None
 
 
+def _k3s_defaults() -> K3sConfig:
+    # Imported here: the section's schema (and YAML) is not needed to start every command.
+    from hostctl.k8s.config import K3sConfig
+
+    return K3sConfig()
+
+
 @dataclass(frozen=True)
 class Inventory:
     file: str
@@ -77,7 +84,7 @@ class Inventory:
     metrics: MetricsConfig | None = None  # None: no exporter
     # Every section is a typed value (the loader checks each with its schema, once); a site
     # without a k3s section has its defaults.
-    k3s: K3sConfig = field(default_factory=K3sConfig)
+    k3s: K3sConfig = field(default_factory=_k3s_defaults)
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 
 
