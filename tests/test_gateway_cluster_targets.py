@@ -14,8 +14,8 @@ import yaml
 
 from hostctl.gateway import build_declarative, render_declarative
 from hostctl.gateway import kong_schema as ks
-from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import render_manifests
+from hostctl.spec.sections.k3s import K3sConfig
 from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site
 
 TARGET = "10.20.0.50:80"

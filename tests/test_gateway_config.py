@@ -15,10 +15,10 @@ import pytest
 
 from hostctl.errors import ConfigError
 from hostctl.gateway import GATEWAY, GatewayConfig, check_gateway
-from hostctl.gateway.config import Consumer, JwtCredential, ProxyPorts, kong_environment
 from hostctl.spec.model import Site
 from hostctl.spec.rules import INVENTORY_KEYS
 from hostctl.spec.schema import Context, Record
+from hostctl.spec.sections.gateway import Consumer, JwtCredential, ProxyPorts, kong_environment
 from hostctl.spec.yamlsource import load_documents
 from hostctl.validate import load_site
 from tests.site_factory import make_site
@@ -139,7 +139,7 @@ def _schema_keys(record: Any, prefix: str = "") -> set[str]:
 
 
 def test_every_key_of_the_section_is_documented_in_the_example() -> None:
-    from hostctl.gateway.config import _section
+    from hostctl.spec.sections.gateway import _section
 
     documented = set(re.findall(r"^\s*#?\s*(?:- )?([a-z_]+):", GATEWAY_EXAMPLE.read_text(), re.M))
     keys = _schema_keys(_section()) | {"project", "key_auth", "jwt", "secret", "key",

@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 from hostctl.errors import ConfigError
 from hostctl.gateway import build_declarative, gateway_files, render_declarative
 from hostctl.gateway import kong_schema as ks
-from hostctl.gateway.config import (
+from hostctl.gateway.declarative import preflight
+from hostctl.spec import model as m
+from hostctl.spec.secrets import Secret, SecretStore
+from hostctl.spec.sections.gateway import (
     Consumer,
     GatewayConfig,
     JwtCredential,
     Source,
     check_gateway,
 )
-from hostctl.gateway.declarative import preflight
-from hostctl.spec import model as m
-from hostctl.spec.secrets import Secret, SecretStore
 from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site, without_gateway
 
 GOLDEN = Path(__file__).parent / "golden" / "kong"

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.gateway.config import GatewayConfig
-from hostctl.k8s.config import (
+from hostctl.spec.schema import Context
+from hostctl.spec.sections.gateway import GatewayConfig
+from hostctl.spec.sections.k3s import (
     K3S,
     K3sConfig,
     ingress_class,
     ingress_namespace,
     kubeconfig_path,
 )
-from hostctl.spec.schema import Context
 from hostctl.spec.yamlsource import load_documents
 from hostctl.validate import load_site
 

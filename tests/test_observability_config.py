@@ -8,21 +8,23 @@ from pathlib import Path
 import pytest
 
 from hostctl.errors import ConfigError
-from hostctl.observability.config import (
+from hostctl.spec.model import Site
+from hostctl.spec.sections.logging import (
     DEFAULT_ELASTICSEARCH_IMAGE,
     DEFAULT_LOGSTASH_IMAGE,
     URL_HINT,
     ElasticsearchSettings,
-    ExporterSettings,
     LoggingConfig,
     LoggingImages,
     LogstashSettings,
+)
+from hostctl.spec.sections.metrics import (
+    ExporterSettings,
     MetricsConfig,
     Prices,
     PrometheusSettings,
-    check_observability,
 )
-from hostctl.spec.model import Site
+from hostctl.spec.sections.observability import check_observability
 from hostctl.validate import load_site
 from tests.site_factory import SERVICE, make_site
 

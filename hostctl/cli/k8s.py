@@ -129,8 +129,8 @@ def write_tree(texts: dict[str, str], out_dir: str, secret_files: set[str]) -> N
 @contextmanager
 def _cluster(site: Any, cfg: Any) -> Iterator[Any]:
     from hostctl.k8s.client import Cluster
-    from hostctl.k8s.config import kubeconfig_path
     from hostctl.k8s.kubeconfig import load_kubeconfig
+    from hostctl.spec.sections.k3s import kubeconfig_path
 
     auth = load_kubeconfig(kubeconfig_path(cfg, site.inventory), cfg.context)
     secrets = list(site.secrets.values.values())

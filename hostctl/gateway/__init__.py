@@ -27,13 +27,6 @@ if TYPE_CHECKING:
         config_hash,
         ready,
     )
-    from hostctl.gateway.config import (
-        GATEWAY,
-        Consumer,
-        GatewayConfig,
-        check_gateway,
-        kong_environment,
-    )
     from hostctl.gateway.declarative import (
         Provenance,
         RenderedGateway,
@@ -42,16 +35,23 @@ if TYPE_CHECKING:
         render_declarative,
     )
     from hostctl.gateway.diff import ConfigDiff, diff_configs, hash_summary
+    from hostctl.spec.sections.gateway import (
+        GATEWAY,
+        Consumer,
+        GatewayConfig,
+        check_gateway,
+        kong_environment,
+    )
 
 __getattr__ = lazy.exports(__name__, {
     "ConfigDiff": "hostctl.gateway.diff",
     "diff_configs": "hostctl.gateway.diff",
     "hash_summary": "hostctl.gateway.diff",
     "ConfigRejected": "hostctl.gateway.admin",
-    "Consumer": "hostctl.gateway.config",
-    "GATEWAY": "hostctl.gateway.config",
+    "Consumer": "hostctl.spec.sections.gateway",
+    "GATEWAY": "hostctl.spec.sections.gateway",
     "GatewayBusy": "hostctl.gateway.admin",
-    "GatewayConfig": "hostctl.gateway.config",
+    "GatewayConfig": "hostctl.spec.sections.gateway",
     "GatewayError": "hostctl.gateway.admin",
     "KongAdmin": "hostctl.gateway.admin",
     "Provenance": "hostctl.gateway.declarative",
@@ -59,10 +59,10 @@ __getattr__ = lazy.exports(__name__, {
     "SyncResult": "hostctl.gateway.admin",
     "TargetHealth": "hostctl.gateway.admin",
     "build_declarative": "hostctl.gateway.declarative",
-    "check_gateway": "hostctl.gateway.config",
+    "check_gateway": "hostctl.spec.sections.gateway",
     "config_hash": "hostctl.gateway.admin",
     "gateway_files": "hostctl.gateway.declarative",
-    "kong_environment": "hostctl.gateway.config",
+    "kong_environment": "hostctl.spec.sections.gateway",
     "ready": "hostctl.gateway.admin",
     "render_declarative": "hostctl.gateway.declarative",
 })

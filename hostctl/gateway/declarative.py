@@ -23,17 +23,17 @@ import yaml
 
 from hostctl.errors import ConfigError, Problem
 from hostctl.gateway import kong_schema as ks
-from hostctl.gateway.config import (
+from hostctl.render.site import MODE_SECRET, RenderedFile
+from hostctl.spec import model as m
+from hostctl.spec.placement import service_instances
+from hostctl.spec.secrets import Secret, materialize
+from hostctl.spec.sections.gateway import (
     DECLARATIVE_PATH,
     GatewayConfig,
     Source,
     check_gateway,
     route_port,
 )
-from hostctl.render.site import MODE_SECRET, RenderedFile
-from hostctl.spec import model as m
-from hostctl.spec.placement import service_instances
-from hostctl.spec.secrets import Secret, materialize
 
 FORMAT_VERSION = "3.0"
 TAG_PREFIX = "hostctl:"

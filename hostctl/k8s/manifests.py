@@ -36,7 +36,6 @@ from typing import Any
 
 from hostctl.errors import ConfigError
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import KONG, TRAEFIK, K3sConfig
 from hostctl.k8s.ingress import KONG_API, KONG_CORS_METHODS, TRAEFIK_API, kong_plugins
 from hostctl.k8s.jobs import job
 from hostctl.k8s.kong_consumers import consumers
@@ -65,6 +64,7 @@ from hostctl.k8s.services import service
 from hostctl.k8s.values import cpu_quantity, escape_expansion, memory_quantity
 from hostctl.spec import model as m
 from hostctl.spec.secrets import materialize
+from hostctl.spec.sections.k3s import KONG, TRAEFIK, K3sConfig
 
 __all__ = [
     "GPU_RESOURCE", "GPU_RUNTIME_CLASS", "ISOLATION_POLICY", "KIND_ORDER", "KONG_API",

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl.errors import Problem
-from hostctl.gateway.config import GatewayConfig
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import K3sConfig, ingress_class
 from hostctl.k8s.names import workload_labels
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
+from hostctl.spec.sections.gateway import GatewayConfig
+from hostctl.spec.sections.k3s import K3sConfig, ingress_class
 
 
 @dataclass(frozen=True, order=True)

@@ -23,11 +23,11 @@ from collections.abc import Iterator, Sequence
 
 from hostctl.errors import ConfigError, Problem
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.names import consumer_object_name
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
 from hostctl.spec.secrets import SecretStore
+from hostctl.spec.sections.k3s import K3sConfig
 
 
 def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,

@@ -23,13 +23,6 @@ from typing import TYPE_CHECKING
 from hostctl import lazy
 
 if TYPE_CHECKING:
-    from hostctl.observability.config import (
-        LOGGING,
-        METRICS,
-        LoggingConfig,
-        MetricsConfig,
-        check_observability,
-    )
     from hostctl.observability.elasticsearch import (
         ElasticsearchClient,
         ElasticsearchError,
@@ -43,19 +36,22 @@ if TYPE_CHECKING:
     from hostctl.observability.pipeline import render_pipeline
     from hostctl.observability.platform import logging_workloads
     from hostctl.observability.shipping import Shipping, parse_drivers, parse_stats, shipping_state
+    from hostctl.spec.sections.logging import LOGGING, LoggingConfig
+    from hostctl.spec.sections.metrics import METRICS, MetricsConfig
+    from hostctl.spec.sections.observability import check_observability
 
 __getattr__ = lazy.exports(__name__, {
     "ElasticsearchClient": "hostctl.observability.elasticsearch",
     "ElasticsearchError": "hostctl.observability.elasticsearch",
     "ElasticsearchRejected": "hostctl.observability.elasticsearch",
     "EsRequest": "hostctl.observability.elasticsearch",
-    "LOGGING": "hostctl.observability.config",
-    "LoggingConfig": "hostctl.observability.config",
-    "METRICS": "hostctl.observability.config",
-    "MetricsConfig": "hostctl.observability.config",
+    "LOGGING": "hostctl.spec.sections.logging",
+    "LoggingConfig": "hostctl.spec.sections.logging",
+    "METRICS": "hostctl.spec.sections.metrics",
+    "MetricsConfig": "hostctl.spec.sections.metrics",
     "Shipping": "hostctl.observability.shipping",
     "build_bundle": "hostctl.observability.exporter_bundle",
-    "check_observability": "hostctl.observability.config",
+    "check_observability": "hostctl.spec.sections.observability",
     "exporter_config": "hostctl.observability.exporter_bundle",
     "exporter_files": "hostctl.observability.exporter_bundle",
     "gelf_address": "hostctl.observability.logging_args",

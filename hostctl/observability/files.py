@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 
-from hostctl.observability.config import (
-    LoggingConfig,
-    MetricsConfig,
-)
 from hostctl.observability.elasticsearch import retention_requests
 from hostctl.observability.exporter_bundle import exporter_files
 from hostctl.observability.grafana import dashboards
@@ -23,6 +19,8 @@ from hostctl.observability.prometheus import (
 )
 from hostctl.render.site import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
+from hostctl.spec.sections.logging import LoggingConfig
+from hostctl.spec.sections.metrics import MetricsConfig
 
 
 def sections(site: m.Site) -> tuple[LoggingConfig | None, MetricsConfig | None]:

@@ -272,9 +272,9 @@ def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
 
 def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
     """Kong's declarative config, on the hosts where hostctl runs Kong."""
-    from hostctl.gateway.config import DECLARATIVE_PATH
     from hostctl.gateway.declarative import render_declarative
     from hostctl.spec.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
+    from hostctl.spec.sections.gateway import DECLARATIVE_PATH
 
     kong = next((w for w in site.workloads if w.name == GATEWAY_WORKLOAD), None)
     if kong is None or not placed_on(kong, host):

@@ -14,13 +14,13 @@ from dataclasses import replace
 from typing import Any
 
 from hostctl.errors import ConfigError, Problem, Source
-from hostctl.k8s.config import K3sConfig
 from hostctl.spec import checks
 from hostctl.spec import model as m
 from hostctl.spec import rules as s
 from hostctl.spec.input_files import InputFileError, not_regular, read_input, utf8_problem
 from hostctl.spec.schema import INVALID, Context, Record
 from hostctl.spec.secrets import SecretStore, load_secrets
+from hostctl.spec.sections.k3s import K3sConfig
 from hostctl.spec.yamlsource import Document, Path, YamlProblem, format_path, load_documents
 from hostctl.systemd.quoting import UnitQuotingError, setting_value
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Literal
 from hostctl.spec.secrets import SecretStore
 
 if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
-    from hostctl.gateway.config import GatewayConfig
-    from hostctl.k8s.config import K3sConfig
-    from hostctl.observability.config import LoggingConfig, MetricsConfig
+    from hostctl.spec.sections.gateway import GatewayConfig
+    from hostctl.spec.sections.k3s import K3sConfig
+    from hostctl.spec.sections.logging import LoggingConfig
+    from hostctl.spec.sections.metrics import MetricsConfig
 
 SERVICE: Literal["service"] = "service"
 JOB: Literal["job"] = "job"
@@ -64,7 +65,7 @@ class SecretsConfig:
 
 def _k3s_defaults() -> K3sConfig:
     # Imported here: the section's schema (and YAML) is not needed to start every command.
-    from hostctl.k8s.config import K3sConfig
+    from hostctl.spec.sections.k3s import K3sConfig
 
     return K3sConfig()
 
