@@ -115,7 +115,7 @@ def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
     if not _may_not_fit(w):
         return
     # Here: the logging options are only needed for the few workloads with that much text.
-    from hostctl.observability import log_args
+    from hostctl.observability.logging_args import log_args
 
     try:
         log = log_args(inv.logging, inv, w)

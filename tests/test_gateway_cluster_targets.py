@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hostctl.gateway import build_declarative, render_declarative
 from hostctl.gateway import kong_schema as ks
+from hostctl.gateway.declarative import build_declarative, render_declarative
 from hostctl.k8s.manifests import render_manifests
 from hostctl.spec.sections.k3s import K3sConfig
 from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site

@@ -14,11 +14,18 @@ from typing import Any
 import pytest
 
 from hostctl.errors import ConfigError
-from hostctl.gateway import GATEWAY, GatewayConfig, check_gateway
 from hostctl.spec.model import Site
 from hostctl.spec.rules import INVENTORY_KEYS
 from hostctl.spec.schema import Context, Record
-from hostctl.spec.sections.gateway import Consumer, JwtCredential, ProxyPorts, kong_environment
+from hostctl.spec.sections.gateway import (
+    GATEWAY,
+    Consumer,
+    GatewayConfig,
+    JwtCredential,
+    ProxyPorts,
+    check_gateway,
+    kong_environment,
+)
 from hostctl.spec.yamlsource import load_documents
 from hostctl.validate import load_site
 from tests.site_factory import make_site
@@ -302,7 +309,7 @@ def test_no_gateway_section_means_no_gateway_checks(tmp_path: Path) -> None:
 
 
 def test_render_raises_every_problem_at_once(tmp_path: Path) -> None:
-    from hostctl.gateway import render_declarative
+    from hostctl.gateway.declarative import render_declarative
 
     inventory = GATEWAY_INVENTORY.replace("hosts: [edge-1]", "hosts: [edge-2]").replace(
         "API_TOKEN]", "MISSING]")

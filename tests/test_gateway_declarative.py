@@ -17,9 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostctl.errors import ConfigError
-from hostctl.gateway import build_declarative, gateway_files, render_declarative
 from hostctl.gateway import kong_schema as ks
-from hostctl.gateway.declarative import preflight
+from hostctl.gateway.declarative import (
+    build_declarative,
+    gateway_files,
+    preflight,
+    render_declarative,
+)
 from hostctl.spec import model as m
 from hostctl.spec.secrets import Secret, SecretStore
 from hostctl.spec.sections.gateway import (

@@ -296,7 +296,7 @@ def unit_problems(name: Path, text: str) -> list[str]:
 def revealed_kong(site: gen.SiteFiles) -> None:
     """The file Kong gets holds the values (keys, JWT secrets): Kong's rules again."""
     from hostctl.errors import ConfigError
-    from hostctl.gateway import render_declarative
+    from hostctl.gateway.declarative import render_declarative
     from hostctl.validate import load_site
 
     try:

@@ -232,7 +232,8 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
 def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """Every hostctl file that belongs on `host`, sorted by path."""
     # Imported here: hostctl.observability builds on RenderedFile from this module.
-    from hostctl.observability import host_files, log_args
+    from hostctl.observability.files import host_files
+    from hostctl.observability.logging_args import log_args
 
     inv = site.inventory
     files: dict[str, RenderedFile] = {}

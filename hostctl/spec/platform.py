@@ -66,7 +66,7 @@ def gateway_service(site: m.Site) -> PlatformService | None:
 
 
 def logging_services(site: m.Site) -> list[PlatformService]:
-    from hostctl.observability import logging_workloads
+    from hostctl.observability.platform import logging_workloads
 
     inv = site.inventory
     return [PlatformService(LOGGING, w) for w in logging_workloads(inv.logging, inv)]
