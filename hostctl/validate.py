@@ -11,7 +11,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from hostctl.errors import Problem
-from hostctl.gateway.config import gateway_config
 from hostctl.gateway.declarative import build_declarative, preflight
 from hostctl.k8s.site_checks import kubernetes_problems
 from hostctl.render import site as render
@@ -47,7 +46,7 @@ def kong_accepts(inv: m.Inventory, ws: list[m.Workload], store: SecretStore,
                  others_found: bool) -> Iterator[Problem]:
     """The Kong file these specs make, through Kong's rules (kong_schema), located at the
     spec or inventory key behind the field; built only from a site with no other problem."""
-    gw = gateway_config(inv, []) if not others_found else None
+    gw = inv.gateway if not others_found else None
     if gw is None:
         return
     own = tuple(w for w in ws if w.project != PLATFORM_PROJECT)
@@ -116,7 +115,7 @@ def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
     if not _may_not_fit(w):
         return
     # Here: the logging options are only needed for the few workloads with that much text.
-    from hostctl.observability import log_args
+    from hostctl.observability.logging_args import log_args
 
     try:
         log = log_args(inv.logging, inv, w)

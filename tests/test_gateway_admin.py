@@ -11,7 +11,6 @@ import requests
 import yaml
 
 from hostctl.errors import ConfigError
-from hostctl.gateway import render_declarative
 from hostctl.gateway.admin import (
     EMPTY_CONFIG_HASH,
     ConfigRejected,
@@ -22,7 +21,7 @@ from hostctl.gateway.admin import (
     config_hash,
     ready,
 )
-from hostctl.gateway.declarative import RenderedGateway, dump
+from hostctl.gateway.declarative import RenderedGateway, dump, render_declarative
 from hostctl.gateway.diff import diff_configs, hash_summary
 from tests.kong_admin_standin import KongAdminStandIn
 from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hostctl.gateway import build_declarative, gateway_config, render_declarative
 from hostctl.gateway import kong_schema as ks
-from hostctl.k8s.config import K3sConfig
+from hostctl.gateway.declarative import build_declarative, render_declarative
 from hostctl.k8s.manifests import render_manifests
+from hostctl.spec.sections.k3s import K3sConfig
 from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site
 
 TARGET = "10.20.0.50:80"
@@ -28,7 +28,7 @@ def _by_name(items: list[dict[str, Any]], key: str = "name") -> dict[str, dict[s
 
 def test_only_the_handed_off_service_changes(tmp_path: Path) -> None:
     site = example_site(tmp_path)
-    gw = gateway_config(site.inventory, [])
+    gw = site.inventory.gateway
     assert gw is not None
     hosts, _ = build_declarative(site, gw)
     cluster, _ = build_declarative(site, gw, cluster_targets={"triage-api": TARGET})
@@ -100,7 +100,7 @@ def test_kong_refuses_a_non_boolean_preserve_host() -> None:
 def test_the_clusters_ingress_matches_what_kong_sends(tmp_path: Path) -> None:
     """Host and path as Kong forwards them meet the Ingress rendered for the same route."""
     site = example_site(tmp_path)
-    gw = gateway_config(site.inventory, [])
+    gw = site.inventory.gateway
     assert gw is not None
     config, _ = build_declarative(site, gw, cluster_targets={"triage-api": TARGET})
     route = _by_name(config["services"])["triage-api"]["routes"][0]

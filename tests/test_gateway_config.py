@@ -14,11 +14,18 @@ from typing import Any
 import pytest
 
 from hostctl.errors import ConfigError
-from hostctl.gateway import GATEWAY, GatewayConfig, check_gateway, gateway_config
-from hostctl.gateway.config import Consumer, JwtCredential, ProxyPorts, kong_environment
 from hostctl.spec.model import Site
 from hostctl.spec.rules import INVENTORY_KEYS
 from hostctl.spec.schema import Context, Record
+from hostctl.spec.sections.gateway import (
+    GATEWAY,
+    Consumer,
+    GatewayConfig,
+    JwtCredential,
+    ProxyPorts,
+    check_gateway,
+    kong_environment,
+)
 from hostctl.spec.yamlsource import load_documents
 from hostctl.validate import load_site
 from tests.site_factory import make_site
@@ -115,9 +122,8 @@ def site_problems(root: Path, specs: dict[str, str], inventory: str = GATEWAY_IN
 
 def test_annotated_example_validates_against_the_worked_example(tmp_path: Path) -> None:
     site = example_site(tmp_path)
-    problems: list[Any] = []
-    gw = gateway_config(site.inventory, problems)
-    assert problems == [] and problems_of(site) == []
+    gw = site.inventory.gateway
+    assert problems_of(site) == []
     assert gw == GatewayConfig(
         hosts=("edge-1",), image="kong:3.9.1", image_source="push", proxy=ProxyPorts(8000),
         admin_port=8001, status_port=8100, key_names=("apikey",),
@@ -140,7 +146,7 @@ def _schema_keys(record: Any, prefix: str = "") -> set[str]:
 
 
 def test_every_key_of_the_section_is_documented_in_the_example() -> None:
-    from hostctl.gateway.config import _section
+    from hostctl.spec.sections.gateway import _section
 
     documented = set(re.findall(r"^\s*#?\s*(?:- )?([a-z_]+):", GATEWAY_EXAMPLE.read_text(), re.M))
     keys = _schema_keys(_section()) | {"project", "key_auth", "jwt", "secret", "key",
@@ -299,11 +305,11 @@ def test_no_gateway_section_means_no_gateway_checks(tmp_path: Path) -> None:
     inventory = GATEWAY_INVENTORY.split("gateway:")[0]
     site = small_site(tmp_path, {"api.yml": ROUTED}, inventory)
     assert problems_of(site) == []
-    assert gateway_config(site.inventory, []) is None
+    assert site.inventory.gateway is None
 
 
 def test_render_raises_every_problem_at_once(tmp_path: Path) -> None:
-    from hostctl.gateway import render_declarative
+    from hostctl.gateway.declarative import render_declarative
 
     inventory = GATEWAY_INVENTORY.replace("hosts: [edge-1]", "hosts: [edge-2]").replace(
         "API_TOKEN]", "MISSING]")

@@ -17,18 +17,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostctl.errors import ConfigError
-from hostctl.gateway import build_declarative, gateway_files, render_declarative
 from hostctl.gateway import kong_schema as ks
-from hostctl.gateway.config import (
+from hostctl.gateway.declarative import (
+    build_declarative,
+    gateway_files,
+    preflight,
+    render_declarative,
+)
+from hostctl.spec import model as m
+from hostctl.spec.secrets import Secret, SecretStore
+from hostctl.spec.sections.gateway import (
     Consumer,
     GatewayConfig,
     JwtCredential,
     Source,
     check_gateway,
 )
-from hostctl.gateway.declarative import preflight
-from hostctl.spec import model as m
-from hostctl.spec.secrets import Secret, SecretStore
 from tests.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site, without_gateway
 
 GOLDEN = Path(__file__).parent / "golden" / "kong"
@@ -252,9 +256,7 @@ def test_route_extras_become_plugins_and_service_timeouts(tmp_path: Path) -> Non
 
 
 def _gw(site: m.Site) -> GatewayConfig:
-    from hostctl.gateway import gateway_config
-
-    gw = gateway_config(site.inventory, [])
+    gw = site.inventory.gateway
     assert gw is not None
     return gw
 
@@ -336,7 +338,7 @@ def sites(draw: st.DrawFn) -> m.Site:
     values = {j: f"value-{j}-xyz" for j in range(6)}
     values[draw(st.integers(0, 5))] = draw(st.sampled_from(["value-0-xyz", "", "value-9-xyz"]))
     store = SecretStore({f"KEY_{j}": Secret(f"KEY_{j}", v) for j, v in values.items()})
-    inv = m.Inventory(file="site.yml", site="gen", hosts=HOSTS, gateway=gw)  # type: ignore[arg-type]
+    inv = m.Inventory(file="site.yml", site="gen", hosts=HOSTS, gateway=gw)
     return m.Site(inventory=inv, workloads=tuple(workloads), secrets=store)
 
 

@@ -29,9 +29,8 @@ import pytest
 import requests
 import yaml
 
-from hostctl.gateway import render_declarative
 from hostctl.gateway.admin import ConfigRejected, KongAdmin, config_hash
-from hostctl.gateway.declarative import dump
+from hostctl.gateway.declarative import dump, render_declarative
 from hostctl.validate import load_site
 from tests.site_factory import make_site
 

@@ -24,10 +24,10 @@ from hostctl.k8s.client import (
     rollout_status,
     wait_rollouts,
 )
-from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.kubeconfig import ClusterAuth, KubeconfigError, parse_kubeconfig
 from hostctl.k8s.manifests import render_manifests
 from hostctl.spec.secrets import Secret
+from hostctl.spec.sections.k3s import K3sConfig
 from hostctl.validate import load_site
 from tests.k8s_apiserver_standin import StandIn, running
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.k8s.config import (
+from hostctl.spec.schema import Context
+from hostctl.spec.sections.gateway import GatewayConfig
+from hostctl.spec.sections.k3s import (
     K3S,
     K3sConfig,
     ingress_class,
     ingress_namespace,
-    k3s_config,
     kubeconfig_path,
 )
-from hostctl.spec.schema import Context
 from hostctl.spec.yamlsource import load_documents
 from hostctl.validate import load_site
 
@@ -39,9 +39,7 @@ def test_annotated_example_validates_in_the_worked_example(
     inv.write_text(text + "\n" + EXAMPLE.read_text())
     monkeypatch.chdir(tmp_path)
     site = load_site(str(inv))
-    problems: list = []
-    cfg = k3s_config(site.inventory, problems)
-    assert problems == []
+    cfg = site.inventory.k3s
     assert (cfg.ingress, cfg.volume_size, cfg.rollout_timeout, cfg.time_zone) == (
         "kong", 10 * 2**30, 300.0, "Europe/Berlin")
     assert cfg.line("volume_size") == len(text.splitlines()) + 1 + next(
@@ -77,7 +75,7 @@ def test_defaults_follow_the_gateway() -> None:
     inv = m.Inventory(file="site.yml", site="s", hosts={})
     assert (ingress_class(K3sConfig(), inv), ingress_namespace(K3sConfig(), inv)) == (
         "traefik", "kube-system")
-    with_gw = m.Inventory(file="site.yml", site="s", hosts={}, gateway=object())  # type: ignore[arg-type]
+    with_gw = m.Inventory(file="site.yml", site="s", hosts={}, gateway=GatewayConfig(hosts=("h",)))
     assert (ingress_class(K3sConfig(), with_gw), ingress_namespace(K3sConfig(), with_gw)) == (
         "kong", "kong")
     assert kubeconfig_path(K3sConfig(), inv, {"KUBECONFIG": "/a:/b", "HOME": "/h"}) == "/a"

@@ -122,9 +122,9 @@ def routed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     cluster); `fail` names the host/gateway call that raises."""
     from hostctl.k8s import handoff_actions as ha
     from hostctl.k8s.client import Cluster
-    from hostctl.k8s.config import K3sConfig
     from hostctl.k8s.kubeconfig import ClusterAuth
     from hostctl.k8s.manifests import render_manifests
+    from hostctl.spec.sections.k3s import K3sConfig
     from tests.test_gateway_config import example_site
 
     site = example_site(tmp_path)

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostctl.errors import ConfigError
-from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import (
     Rendering,
     dump_all,
@@ -27,6 +26,7 @@ from hostctl.k8s.manifests import (
 )
 from hostctl.spec import model as m
 from hostctl.spec.secrets import Secret, SecretStore
+from hostctl.spec.sections.k3s import K3sConfig
 from hostctl.validate import load_site
 from tests.k8s_validation import newest_versions, strict_problems
 from tests.site_factory import make_site

@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hostctl.gateway.config import GatewayConfig
 from hostctl.gateway.declarative import build_declarative
 from hostctl.k8s import handoff as h
 from hostctl.k8s.client import Cluster, apply_all, plan_changes, wait_rollouts
-from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.kubeconfig import load_kubeconfig
 from hostctl.k8s.manifests import Rendering, render_manifests
+from hostctl.spec.sections.gateway import GatewayConfig
+from hostctl.spec.sections.k3s import K3sConfig
 from hostctl.validate import load_site
 from tests.site_factory import BASE_INVENTORY, make_site
 

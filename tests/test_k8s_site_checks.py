@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from hostctl.errors import ConfigError
-from hostctl.gateway.config import Consumer, GatewayConfig
-from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import materialize, render_manifests
 from hostctl.k8s.names import consumer_object_name
 from hostctl.spec import model as m
 from hostctl.spec.secrets import Secret, SecretStore
+from hostctl.spec.sections.gateway import Consumer, GatewayConfig
+from hostctl.spec.sections.k3s import K3sConfig
 from hostctl.validate import load_site
 from tests.k8s_validation import crd_problems, newest_versions, strict_problems
 from tests.site_factory import BASE_INVENTORY, make_site

@@ -7,24 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.errors import ConfigError, Problem
-from hostctl.observability.config import (
+from hostctl.errors import ConfigError
+from hostctl.spec.model import Site
+from hostctl.spec.sections.logging import (
     DEFAULT_ELASTICSEARCH_IMAGE,
     DEFAULT_LOGSTASH_IMAGE,
     URL_HINT,
     ElasticsearchSettings,
-    ExporterSettings,
     LoggingConfig,
     LoggingImages,
     LogstashSettings,
+)
+from hostctl.spec.sections.metrics import (
+    ExporterSettings,
     MetricsConfig,
     Prices,
     PrometheusSettings,
-    check_observability,
-    logging_config,
-    metrics_config,
 )
-from hostctl.spec.model import Site
+from hostctl.spec.sections.observability import check_observability
 from hostctl.validate import load_site
 from tests.site_factory import SERVICE, make_site
 
@@ -68,9 +68,8 @@ def problems(root: Path, sections: str, specs: dict[str, str] | None = None) -> 
 
 def test_logging_example_validates_and_means_what_it_says(tmp_path: Path) -> None:
     site = site_with(tmp_path, LOGGING_EXAMPLE.read_text())
-    found: list[Problem] = []
-    cfg = logging_config(site.inventory, found)
-    assert found == [] and problems(tmp_path, LOGGING_EXAMPLE.read_text()) == []
+    cfg = site.inventory.logging
+    assert problems(tmp_path, LOGGING_EXAMPLE.read_text()) == []
     assert cfg is not None
     assert (cfg.file, cfg.lines["logging/host"]) == ("site.yml", 19)
     assert cfg == LoggingConfig(
@@ -83,9 +82,8 @@ def test_logging_example_validates_and_means_what_it_says(tmp_path: Path) -> Non
 
 def test_metrics_example_validates_and_means_what_it_says(tmp_path: Path) -> None:
     site = site_with(tmp_path, METRICS_EXAMPLE.read_text())
-    found: list[Problem] = []
-    cfg = metrics_config(site.inventory, found)
-    assert found == [] and problems(tmp_path, METRICS_EXAMPLE.read_text()) == []
+    cfg = site.inventory.metrics
+    assert problems(tmp_path, METRICS_EXAMPLE.read_text()) == []
     assert cfg is not None
     assert cfg == MetricsConfig(
         exporter=ExporterSettings(9477, "0.0.0.0", 5.0),
@@ -95,21 +93,21 @@ def test_metrics_example_validates_and_means_what_it_says(tmp_path: Path) -> Non
 
 def test_absent_or_empty_sections_mean_off(tmp_path: Path) -> None:
     site = site_with(tmp_path, "logging: {}\nmetrics:\n")
-    assert logging_config(site.inventory) is None
-    assert metrics_config(site.inventory) is None
+    assert site.inventory.logging is None
+    assert site.inventory.metrics is None
     assert check_observability(site.inventory, list(site.workloads)) == []
 
 
 def test_defaults_from_the_smallest_sections(tmp_path: Path) -> None:
     site = site_with(tmp_path, "logging: {host: app-1}\nmetrics: {exporter: {port: 9100}}\n")
-    log, met = logging_config(site.inventory), metrics_config(site.inventory)
+    log, met = site.inventory.logging, site.inventory.metrics
     assert log is not None and met is not None
     assert (log.logstash, log.elasticsearch, log.images, log.index, log.retention_days) == (
         LogstashSettings(), ElasticsearchSettings(), LoggingImages(), "per-project", 14)
     assert log.managed_elasticsearch
     assert (met.prices, met.prometheus.timeout) == (None, 10.0)
-    short = metrics_config(site_with(tmp_path / "b", "metrics: {prometheus: "
-                                                     "{scrape_interval: 5s}}\n").inventory)
+    short = site_with(tmp_path / "b", "metrics: {prometheus: "
+                                      "{scrape_interval: 5s}}\n").inventory.metrics
     assert short is not None and short.prometheus.timeout == 5.0
 
 

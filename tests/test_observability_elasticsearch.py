@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from hostctl.observability.config import LoggingConfig
 from hostctl.observability.elasticsearch import (
     Applied,
     ElasticsearchClient,
@@ -21,6 +20,7 @@ from hostctl.observability.elasticsearch import (
     error_of,
     retention_requests,
 )
+from hostctl.spec.sections.logging import LoggingConfig
 
 CFG = LoggingConfig(host="edge-1")
 

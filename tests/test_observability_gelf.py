@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from hostctl.observability.config import LoggingConfig, LogstashSettings
 from hostctl.observability.logging_args import log_args
 from hostctl.render.docker_cmd import service_run_argv
 from hostctl.render.site import service_unit
@@ -30,6 +29,7 @@ from hostctl.sandbox.testing import ssh
 from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import Instance
+from hostctl.spec.sections.logging import LoggingConfig, LogstashSettings
 from hostctl.systemd.quoting import exec_line
 from tests.gelf_listener import GelfListener, Message
 

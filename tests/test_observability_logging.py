@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.observability.config import ElasticsearchSettings, LoggingConfig, LogstashSettings
 from hostctl.observability.elasticsearch import retention_requests
 from hostctl.observability.logging_args import gelf_address, log_args
 from hostctl.observability.pipeline import (
@@ -24,6 +23,7 @@ from hostctl.observability.pipeline import (
 )
 from hostctl.observability.platform import logging_workloads
 from hostctl.spec import model as m
+from hostctl.spec.sections.logging import ElasticsearchSettings, LoggingConfig, LogstashSettings
 
 GOLDEN = Path(__file__).parent / "golden" / "observability"
 

@@ -21,7 +21,6 @@ import docker
 import pytest
 
 from hostctl.cli.sandbox import write_inventory
-from hostctl.observability.config import metrics_config
 from hostctl.sandbox import app_image
 from hostctl.sandbox.image_transfer import pipe_image
 from hostctl.sandbox.models import SandboxHost
@@ -105,7 +104,7 @@ def rig(sandbox_hosts: list[SandboxHost], sandbox_engine: docker.DockerClient,
                           "--yes"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "NO_COLOR": "1"}, cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
-    met = metrics_config(site.inventory)
+    met = site.inventory.metrics
     assert met is not None
     prom = PrometheusServer(Path(root) / "prom", site.inventory, met, [
         {"targets": [f"{host.address}:{PORT}"], "labels": {"host": "app-1", "site": "obs-e2e"}}])

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from hostctl.observability.config import MetricsConfig, PrometheusSettings
 from hostctl.observability.exporter_bundle import build_bundle
 from hostctl.observability.prometheus import rules_file, scrape_config, targets_file
 from hostctl.spec import model as m
+from hostctl.spec.sections.metrics import MetricsConfig, PrometheusSettings
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -23,7 +23,6 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hostctl.k8s.handoff_records import record_line
-from hostctl.observability.config import metrics_config
 from hostctl.observability.exporter import ExporterConf, Sampler, registry_for
 from hostctl.observability.exporter_bundle import exporter_config
 from hostctl.observability.files import site_files
@@ -89,7 +88,7 @@ class Scrapes:
 
     def __init__(self, site: m.Site, state: Path):
         inv = site.inventory
-        met = metrics_config(inv)
+        met = inv.metrics
         assert met is not None
         host = inv.hosts["app-1"]
         conf = exporter_config(site, host, met)
@@ -185,7 +184,7 @@ def replica(scrapes: Scrapes, service: str, n: int, severity: str = "page") -> d
 
 
 def promtool_test(site: m.Site, tmp_path: Path, cases: list[dict[str, Any]]) -> None:
-    met = metrics_config(site.inventory)
+    met = site.inventory.metrics
     assert met is not None
     rules = tmp_path / "rules.yml"
     rules.write_text(alert_rules(site.inventory, met))
@@ -309,7 +308,7 @@ def test_every_alert_fires_on_the_real_exporters_series(site: m.Site, tmp_path: 
              unhealthy(site, tmp_path / "c"), restarting(site, tmp_path / "d"),
              docker_down(site, tmp_path / "e"), stale_sample(site, tmp_path / "f"),
              exporter_down(site, tmp_path / "g")]
-    met = metrics_config(site.inventory)
+    met = site.inventory.metrics
     assert met is not None
     shipped = {r["alert"] for g in yaml.safe_load(alert_rules(site.inventory, met))["groups"]
                for r in g["rules"]}
@@ -389,7 +388,7 @@ def test_the_dashboard_expects_no_replica_of_a_service_in_the_cluster(
         site: m.Site, tmp_path: Path) -> None:
     """"Replicas expected" of the rendered dashboard, on the real exporter's series of a host
     where api runs two replicas and web was handed to the cluster."""
-    met = metrics_config(site.inventory)
+    met = site.inventory.metrics
     assert met is not None
     panels = dashboard(site.inventory.site, "shop", met)["panels"]
     (expr,) = [p["targets"][0]["expr"] for p in panels if p["title"] == "Replicas expected"]

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 import requests
 
-from hostctl.observability.config import ElasticsearchSettings, LoggingConfig, LogstashSettings
 from hostctl.observability.elasticsearch import (
     ElasticsearchClient,
     ElasticsearchRejected,
@@ -40,6 +39,7 @@ from hostctl.sandbox import app_image
 from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import Instance
+from hostctl.spec.sections.logging import ElasticsearchSettings, LoggingConfig, LogstashSettings
 
 LOGSTASH_ENV = "HOSTCTL_LOGSTASH_IMAGE"
 ELASTICSEARCH_ENV = "HOSTCTL_ELASTICSEARCH_IMAGE"

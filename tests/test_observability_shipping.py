@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from hostctl.observability.config import LoggingConfig
 from hostctl.observability.shipping import (
     LogstashStats,
     Shipping,
@@ -17,6 +16,7 @@ from hostctl.observability.shipping import (
     shipping_state,
     stats_argv,
 )
+from hostctl.spec.sections.logging import LoggingConfig
 
 CFG = LoggingConfig(host="edge-1")
 

@@ -296,7 +296,7 @@ def unit_problems(name: Path, text: str) -> list[str]:
 def revealed_kong(site: gen.SiteFiles) -> None:
     """The file Kong gets holds the values (keys, JWT secrets): Kong's rules again."""
     from hostctl.errors import ConfigError
-    from hostctl.gateway import render_declarative
+    from hostctl.gateway.declarative import render_declarative
     from hostctl.validate import load_site
 
     try:
@@ -325,9 +325,9 @@ def test_validate_refuses_with_locations_or_everything_renders(workdir: Path,
 def _schema_walk(check: Any, data: Any, prefix: str, out: set[str]) -> None:
     """Add to `out` the key paths of `check` (every one, or with `data` the ones present
     in it); map entries and list items are `*`."""
-    from hostctl.gateway.config import _ConsumerCheck
     from hostctl.spec import rules as s
     from hostctl.spec import schema as sc
+    from hostctl.spec.sections.gateway import _ConsumerCheck
 
     every = data is _EVERY
     if isinstance(check, sc.Field):

@@ -49,8 +49,13 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
     counters read twice, a few seconds apart (a stalled output from a quiet site)."""
     import time
 
-    from hostctl.observability import parse_drivers, parse_stats, shipping_state
-    from hostctl.observability.shipping import drivers_argv, stats_argv
+    from hostctl.observability.shipping import (
+        drivers_argv,
+        parse_drivers,
+        parse_stats,
+        shipping_state,
+        stats_argv,
+    )
     from hostctl.runner import RunnerError
 
     log = site.inventory.logging

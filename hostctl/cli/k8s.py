@@ -35,17 +35,12 @@ def k8s() -> None:
 
 def _render(inventory: str, only: tuple[str, ...]) -> tuple[Any, Any, Any]:
     """(site, k3s config, rendering), narrowed to --only."""
-    from hostctl.errors import ConfigError
-    from hostctl.k8s.config import k3s_config
     from hostctl.k8s.manifests import render_manifests
     from hostctl.spec.schema import did_you_mean
     from hostctl.validate import load_site
 
     site = load_site(inventory)
-    problems: list[Any] = []
-    cfg = k3s_config(site.inventory, problems)
-    if problems:
-        raise ConfigError(problems)
+    cfg = site.inventory.k3s
     rendering = render_manifests(site, cfg)
     names = list(only)
     known = {w.name for w in site.workloads}
@@ -129,8 +124,8 @@ def write_tree(texts: dict[str, str], out_dir: str, secret_files: set[str]) -> N
 @contextmanager
 def _cluster(site: Any, cfg: Any) -> Iterator[Any]:
     from hostctl.k8s.client import Cluster
-    from hostctl.k8s.config import kubeconfig_path
     from hostctl.k8s.kubeconfig import load_kubeconfig
+    from hostctl.spec.sections.k3s import kubeconfig_path
 
     auth = load_kubeconfig(kubeconfig_path(cfg, site.inventory), cfg.context)
     secrets = list(site.secrets.values.values())

@@ -116,7 +116,7 @@ def validate(inventory: str, as_json: bool) -> None:
 @json_option
 def render(inventory: str, out_dir: str, as_json: bool) -> None:
     """Render every host's files into a folder to inspect (secret values are not written)."""
-    from hostctl.observability import site_files
+    from hostctl.observability.files import site_files
     from hostctl.render.output import rendered_listing, replace_tree
     from hostctl.render.site import RenderedFile, render_site
     from hostctl.spec.platform import with_platform

@@ -55,7 +55,8 @@ class GatewayRolling:
 
     def _find_gateway(self, runners: Mapping[str, Runner | RunnerError]
                       ) -> dict[str, Runner | RunnerError] | None:
-        from hostctl.gateway import GatewayError, ops
+        from hostctl.gateway import ops
+        from hostctl.gateway.admin import GatewayError
         from hostctl.spec.platform import GATEWAY
 
         gw = self.site.inventory.gateway

@@ -1,5 +1,6 @@
-"""Kong in front of the services: the inventory's gateway section, the declarative config
-derived from the specs, Kong's schema as hostctl knows it, the Admin API client and diffs.
+"""Kong in front of the services: the declarative config derived from the specs, Kong's
+schema as hostctl knows it, the Admin API client and diffs (the inventory's gateway section
+is hostctl.spec.sections.gateway). Import each from its module:
 
     rendered = render_declarative(site)                # None when the site has no gateway
     rendered.text / rendered.redacted                  # for the gateway host / for people
@@ -7,89 +8,3 @@ derived from the specs, Kong's schema as hostctl knows it, the Admin API client 
     diff_configs(admin.running_config(), yaml.safe_load(rendered.text), rendered.provenance)
     admin.sync(rendered.text, rendered.provenance)     # 201/304, hash verified; 400 -> spec lines
 """
-
-# Loaded on first use (hostctl.lazy): importing hostctl.gateway for its inventory section must not
-# pull in its heavy modules, which every command would then pay for at start-up.
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from hostctl import lazy
-
-if TYPE_CHECKING:
-    from hostctl.gateway.admin import (
-        ConfigRejected,
-        GatewayBusy,
-        GatewayError,
-        KongAdmin,
-        SyncResult,
-        TargetHealth,
-        config_hash,
-        ready,
-    )
-    from hostctl.gateway.config import (
-        GATEWAY,
-        Consumer,
-        GatewayConfig,
-        check_gateway,
-        gateway_config,
-        kong_environment,
-    )
-    from hostctl.gateway.declarative import (
-        Provenance,
-        RenderedGateway,
-        build_declarative,
-        gateway_files,
-        render_declarative,
-    )
-    from hostctl.gateway.diff import ConfigDiff, diff_configs, hash_summary
-
-__getattr__ = lazy.exports(__name__, {
-    "ConfigDiff": "hostctl.gateway.diff",
-    "diff_configs": "hostctl.gateway.diff",
-    "hash_summary": "hostctl.gateway.diff",
-    "ConfigRejected": "hostctl.gateway.admin",
-    "Consumer": "hostctl.gateway.config",
-    "GATEWAY": "hostctl.gateway.config",
-    "GatewayBusy": "hostctl.gateway.admin",
-    "GatewayConfig": "hostctl.gateway.config",
-    "GatewayError": "hostctl.gateway.admin",
-    "KongAdmin": "hostctl.gateway.admin",
-    "Provenance": "hostctl.gateway.declarative",
-    "RenderedGateway": "hostctl.gateway.declarative",
-    "SyncResult": "hostctl.gateway.admin",
-    "TargetHealth": "hostctl.gateway.admin",
-    "build_declarative": "hostctl.gateway.declarative",
-    "check_gateway": "hostctl.gateway.config",
-    "config_hash": "hostctl.gateway.admin",
-    "gateway_config": "hostctl.gateway.config",
-    "gateway_files": "hostctl.gateway.declarative",
-    "kong_environment": "hostctl.gateway.config",
-    "ready": "hostctl.gateway.admin",
-    "render_declarative": "hostctl.gateway.declarative",
-})
-
-__all__ = [
-    "GATEWAY",
-    "ConfigDiff",
-    "ConfigRejected",
-    "Consumer",
-    "GatewayBusy",
-    "GatewayConfig",
-    "GatewayError",
-    "KongAdmin",
-    "Provenance",
-    "RenderedGateway",
-    "SyncResult",
-    "TargetHealth",
-    "build_declarative",
-    "check_gateway",
-    "config_hash",
-    "diff_configs",
-    "gateway_config",
-    "gateway_files",
-    "hash_summary",
-    "kong_environment",
-    "ready",
-    "render_declarative",
-]

@@ -23,18 +23,17 @@ import yaml
 
 from hostctl.errors import ConfigError, Problem
 from hostctl.gateway import kong_schema as ks
-from hostctl.gateway.config import (
-    DECLARATIVE_PATH,
-    GatewayConfig,
-    Source,
-    check_gateway,
-    gateway_config,
-    route_port,
-)
 from hostctl.render.site import MODE_SECRET, RenderedFile
 from hostctl.spec import model as m
 from hostctl.spec.placement import service_instances
 from hostctl.spec.secrets import Secret, materialize
+from hostctl.spec.sections.gateway import (
+    DECLARATIVE_PATH,
+    GatewayConfig,
+    Source,
+    check_gateway,
+    route_port,
+)
 
 FORMAT_VERSION = "3.0"
 TAG_PREFIX = "hostctl:"
@@ -445,13 +444,10 @@ def render_declarative(site: m.Site, weights: Mapping[tuple[str, str], int] | No
     would refuse the result.
     """
     inv = site.inventory
-    problems: list[Problem] = []
-    gw = gateway_config(inv, problems)
+    gw = inv.gateway
     if gw is None:
-        if problems:
-            raise ConfigError(problems)
         return None
-    problems.extend(check_gateway(inv, site.workloads, site.secrets))
+    problems = check_gateway(inv, site.workloads, site.secrets)
     if problems:
         raise ConfigError(problems)
     config, provenance = build_declarative(site, gw, weights, cluster_targets)
@@ -469,7 +465,7 @@ def gateway_files(site: m.Site, weights: Mapping[tuple[str, str], int] | None = 
     rendered = render_declarative(site, weights, cluster_targets)
     if rendered is None:
         return {}
-    gw = gateway_config(site.inventory, [])
+    gw = site.inventory.gateway
     assert gw is not None
     return {host: [RenderedFile(DECLARATIVE_PATH, rendered.text, mode=MODE_SECRET, secret=True,
                                 redacted_content=rendered.redacted, workload="gateway")]

@@ -18,9 +18,9 @@ from hostctl.errors import HostctlError, Problem
 from hostctl.k8s import handoff as h
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.k8s.client import Cluster, apply_all, wait_rollouts
-from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import Rendering
 from hostctl.spec import model as m
+from hostctl.spec.sections.k3s import K3sConfig
 
 if TYPE_CHECKING:
     from hostctl.hosts.session import Session

@@ -129,9 +129,7 @@ def cluster_targets(site: m.Site, handed: Mapping[str, Mapping[str, Any]]
                     ) -> dict[str, str]:
     """Routed services in the cluster -> where the gateway reaches the cluster's ingress:
     k3s/gateway_target now, else the target the handoff recorded (the section was edited)."""
-    from hostctl.k8s.config import k3s_config
-
-    cfg = k3s_config(site.inventory, [])
+    cfg = site.inventory.k3s
     out = {}
     for w in site.services:
         record = handed.get(w.name)

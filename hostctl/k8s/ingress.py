@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostctl.gateway.config import GatewayConfig, route_port
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import KONG
 from hostctl.k8s.names import meta, namespace_of
 from hostctl.k8s.network_policy import admit_ingress_controller
 from hostctl.k8s.render_context import RenderContext
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
+from hostctl.spec.sections.gateway import GatewayConfig, route_port
+from hostctl.spec.sections.k3s import KONG
 
 KONG_API = "configuration.konghq.com/v1"
 TRAEFIK_API = "traefik.io/v1alpha1"

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import KONG
 from hostctl.k8s.ingress import KONG_API
 from hostctl.k8s.names import consumer_object_name, meta, namespace_of, project_labels
 from hostctl.k8s.render_context import RenderContext
 from hostctl.spec.secrets import Secret
+from hostctl.spec.sections.k3s import KONG
 
 
 def consumers(ctx: RenderContext) -> None:

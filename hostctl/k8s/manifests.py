@@ -34,9 +34,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hostctl.errors import ConfigError, Problem
+from hostctl.errors import ConfigError
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import KONG, TRAEFIK, K3sConfig, k3s_config
 from hostctl.k8s.ingress import KONG_API, KONG_CORS_METHODS, TRAEFIK_API, kong_plugins
 from hostctl.k8s.jobs import job
 from hostctl.k8s.kong_consumers import consumers
@@ -65,6 +64,7 @@ from hostctl.k8s.services import service
 from hostctl.k8s.values import cpu_quantity, escape_expansion, memory_quantity
 from hostctl.spec import model as m
 from hostctl.spec.secrets import materialize
+from hostctl.spec.sections.k3s import KONG, TRAEFIK, K3sConfig
 
 __all__ = [
     "GPU_RESOURCE", "GPU_RUNTIME_CLASS", "ISOLATION_POLICY", "KIND_ORDER", "KONG_API",
@@ -105,12 +105,7 @@ class Rendering:
 def render_manifests(site: m.Site, cfg: K3sConfig | None = None) -> Rendering:
     """Every manifest for the site; ConfigError (every problem, located) when the specs hold
     something the cluster would refuse or cron cannot schedule."""
-    problems: list[Problem] = []
-    if cfg is None:
-        cfg = k3s_config(site.inventory, problems)
-    if problems:
-        raise ConfigError(problems)
-    ctx = RenderContext(site, cfg)
+    ctx = RenderContext(site, site.inventory.k3s if cfg is None else cfg)
     _walk(ctx)
     manifests = sorted(ctx.docs.values(), key=sort_key)
     # The builders' problems first (in walk order), then what the finished objects break.

@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hostctl.k8s.config import K3sConfig
 from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
+from hostctl.spec.sections.k3s import K3sConfig
 
 LABEL = "io.hostctl"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "hostctl"}

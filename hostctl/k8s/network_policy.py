@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import ingress_namespace
 from hostctl.k8s.names import (
     SELECTOR_KEY,
     meta,
@@ -21,6 +20,7 @@ from hostctl.k8s.names import (
 )
 from hostctl.k8s.render_context import RenderContext
 from hostctl.spec import model as m
+from hostctl.spec.sections.k3s import ingress_namespace
 
 ISOLATION_POLICY = "hostctl-project-isolation"
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl.errors import Problem
-from hostctl.gateway.config import GatewayConfig
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import K3sConfig, ingress_class
 from hostctl.k8s.names import workload_labels
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
+from hostctl.spec.sections.gateway import GatewayConfig
+from hostctl.spec.sections.k3s import K3sConfig, ingress_class
 
 
 @dataclass(frozen=True, order=True)
@@ -53,8 +53,7 @@ class RenderContext:
         self.ingress = ingress_class(self.cfg, self.inv)
         # The host gateway's settings, when the site has one: Kong plugins and consumers are
         # rendered from them so the cluster enforces what the hosts did.
-        self.gw: GatewayConfig | None = (self.inv.gateway if isinstance(
-            self.inv.gateway, GatewayConfig) else None)
+        self.gw: GatewayConfig | None = self.inv.gateway
 
     def labels(self, w: m.Workload) -> dict[str, str]:
         """names.workload_labels, computed once per workload (the spec hash is not free)."""

@@ -22,20 +22,19 @@ import functools
 from collections.abc import Iterator, Sequence
 
 from hostctl.errors import ConfigError, Problem
-from hostctl.gateway.config import GatewayConfig
 from hostctl.k8s import checks as kc
-from hostctl.k8s.config import K3sConfig, k3s_config
 from hostctl.k8s.names import consumer_object_name
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
 from hostctl.spec.secrets import SecretStore
+from hostctl.spec.sections.k3s import K3sConfig
 
 
 def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,
                         others_found: bool) -> list[Problem]:
     """Every field rule's problem; when there are none and no other check found any
     (`others_found`), what rendering the site still refuses."""
-    cfg = k3s_config(inv, [])  # the section itself is checked by the inventory's schema
+    cfg = inv.k3s
     problems = [p for w in ws for p in workload_problems(w, cfg)]
     problems += inventory_problems(inv, cfg)
     if problems or others_found:
@@ -161,7 +160,7 @@ def inventory_problems(inv: m.Inventory, cfg: K3sConfig) -> list[Problem]:
         problems.append(cfg.problem("time_zone", f"'{cfg.time_zone}' is not a time zone a "
                                     "Kubernetes CronJob knows (IANA database); name one "
                                     "such as Europe/Berlin, or Etc/UTC"))
-    gw = inv.gateway if isinstance(inv.gateway, GatewayConfig) else None
+    gw = inv.gateway
     taken: dict[str, str] = {}
     for name in gw.consumers if gw is not None else {}:
         obj = consumer_object_name(name)

@@ -1,7 +1,9 @@
 """Observability: log shipping (gelf -> Logstash -> Elasticsearch), the per-host metrics
-exporter, and the Prometheus/Grafana files rendered from the inventory and specs.
+exporter, and the Prometheus/Grafana files rendered from the inventory and specs (the
+inventory's sections are hostctl.spec.sections.logging and .metrics). Import each from its
+module:
 
-    log, met = logging_config(inv), metrics_config(inv)      # None: section absent/empty
+    log, met = inv.logging, inv.metrics      # typed by the loader; None: section absent/empty
     log_args(log, inv, w)                    # docker run's logging words (journald w/o log)
     logging_workloads(log, inv)              # Logstash/Elasticsearch as platform services
     host_files(site, host)                   # exporter bundle+config+unit, the pipeline
@@ -13,91 +15,3 @@ The exporter itself (exporter.py, exporter_sources.py, exporter_audit.py) runs o
 from a zipapp and uses only the standard library, prometheus_client and hostctl.hosts.health_verdict
 (the health rule it shares with `hostctl status`).
 """
-
-# Loaded on first use (hostctl.lazy): importing hostctl.observability for its inventory
-# sections must not pull in its heavy modules, which every command would pay for at start-up.
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from hostctl import lazy
-
-if TYPE_CHECKING:
-    from hostctl.observability.config import (
-        LOGGING,
-        METRICS,
-        LoggingConfig,
-        MetricsConfig,
-        check_observability,
-        logging_config,
-        metrics_config,
-    )
-    from hostctl.observability.elasticsearch import (
-        ElasticsearchClient,
-        ElasticsearchError,
-        ElasticsearchRejected,
-        EsRequest,
-        retention_requests,
-    )
-    from hostctl.observability.exporter_bundle import build_bundle, exporter_config, exporter_files
-    from hostctl.observability.files import host_files, site_files
-    from hostctl.observability.logging_args import gelf_address, log_args
-    from hostctl.observability.pipeline import render_pipeline
-    from hostctl.observability.platform import logging_workloads
-    from hostctl.observability.shipping import Shipping, parse_drivers, parse_stats, shipping_state
-
-__getattr__ = lazy.exports(__name__, {
-    "ElasticsearchClient": "hostctl.observability.elasticsearch",
-    "ElasticsearchError": "hostctl.observability.elasticsearch",
-    "ElasticsearchRejected": "hostctl.observability.elasticsearch",
-    "EsRequest": "hostctl.observability.elasticsearch",
-    "LOGGING": "hostctl.observability.config",
-    "LoggingConfig": "hostctl.observability.config",
-    "METRICS": "hostctl.observability.config",
-    "MetricsConfig": "hostctl.observability.config",
-    "Shipping": "hostctl.observability.shipping",
-    "build_bundle": "hostctl.observability.exporter_bundle",
-    "check_observability": "hostctl.observability.config",
-    "exporter_config": "hostctl.observability.exporter_bundle",
-    "exporter_files": "hostctl.observability.exporter_bundle",
-    "gelf_address": "hostctl.observability.logging_args",
-    "host_files": "hostctl.observability.files",
-    "log_args": "hostctl.observability.logging_args",
-    "logging_config": "hostctl.observability.config",
-    "logging_workloads": "hostctl.observability.platform",
-    "metrics_config": "hostctl.observability.config",
-    "parse_drivers": "hostctl.observability.shipping",
-    "parse_stats": "hostctl.observability.shipping",
-    "render_pipeline": "hostctl.observability.pipeline",
-    "retention_requests": "hostctl.observability.elasticsearch",
-    "shipping_state": "hostctl.observability.shipping",
-    "site_files": "hostctl.observability.files",
-})
-
-__all__ = [
-    "LOGGING",
-    "METRICS",
-    "ElasticsearchClient",
-    "ElasticsearchError",
-    "ElasticsearchRejected",
-    "EsRequest",
-    "LoggingConfig",
-    "MetricsConfig",
-    "Shipping",
-    "build_bundle",
-    "check_observability",
-    "exporter_config",
-    "exporter_files",
-    "gelf_address",
-    "host_files",
-    "log_args",
-    "logging_config",
-    "logging_workloads",
-    "metrics_config",
-    "parse_drivers",
-    "parse_stats",
-    "render_pipeline",
-    "retention_requests",
-    "shipping_state",
-    "site_files",
-]

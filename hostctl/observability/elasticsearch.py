@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from hostctl.errors import HostctlError
-from hostctl.observability.config import LoggingConfig
+from hostctl.spec.sections.logging import LoggingConfig
 
 POLICY = "hostctl-logs"
 TEMPLATE = "hostctl-logs"

@@ -17,11 +17,12 @@ from typing import Any
 
 import prometheus_client
 
-from hostctl.observability.config import LoggingConfig, MetricsConfig
 from hostctl.observability.logging_args import gelf_address
 from hostctl.render.site import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
 from hostctl.spec.placement import instances_on, placed_on
+from hostctl.spec.sections.logging import LoggingConfig
+from hostctl.spec.sections.metrics import MetricsConfig
 
 BUNDLE_PATH = "/usr/local/lib/hostctl/hostctl-exporter.pyz"
 CONFIG_PATH = "/etc/hostctl/exporter/config.json"

@@ -6,12 +6,6 @@ from __future__ import annotations
 
 import json
 
-from hostctl.observability.config import (
-    LoggingConfig,
-    MetricsConfig,
-    logging_config,
-    metrics_config,
-)
 from hostctl.observability.elasticsearch import retention_requests
 from hostctl.observability.exporter_bundle import exporter_files
 from hostctl.observability.grafana import dashboards
@@ -25,10 +19,12 @@ from hostctl.observability.prometheus import (
 )
 from hostctl.render.site import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
+from hostctl.spec.sections.logging import LoggingConfig
+from hostctl.spec.sections.metrics import MetricsConfig
 
 
 def sections(site: m.Site) -> tuple[LoggingConfig | None, MetricsConfig | None]:
-    return logging_config(site.inventory), metrics_config(site.inventory)
+    return site.inventory.logging, site.inventory.metrics
 
 
 def host_files(site: m.Site, host: m.Host) -> list[RenderedFile]:

@@ -11,10 +11,11 @@ import hashlib
 import json
 from typing import Any
 
-from hostctl.observability.config import LoggingConfig, MetricsConfig
 from hostctl.observability.pipeline import data_stream_namespace
 from hostctl.observability.prometheus import promql_string
 from hostctl.spec import model as m
+from hostctl.spec.sections.logging import LoggingConfig
+from hostctl.spec.sections.metrics import MetricsConfig
 
 SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}

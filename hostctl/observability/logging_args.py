@@ -14,11 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hostctl.observability.config import (
-    ELASTICSEARCH_WORKLOAD,
-    LOGSTASH_WORKLOAD,
-    LoggingConfig,
-)
+from hostctl.spec.sections.logging import ELASTICSEARCH_WORKLOAD, LOGSTASH_WORKLOAD, LoggingConfig
 
 if TYPE_CHECKING:
     from hostctl.spec import model as m

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from hostctl.observability.config import ELASTICSEARCH_WORKLOAD, LoggingConfig
+from hostctl.spec.sections.logging import ELASTICSEARCH_WORKLOAD, LoggingConfig
 
 PIPELINE_DIR = "/etc/hostctl/logging/pipeline"  # on the logging host
 PIPELINE_PATH = f"{PIPELINE_DIR}/hostctl.conf"

@@ -7,12 +7,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hostctl.observability.config import (
-    ELASTICSEARCH_WORKLOAD,
-    LOGSTASH_WORKLOAD,
-    PLATFORM_PROJECT,
-    LoggingConfig,
-)
 from hostctl.observability.pipeline import (
     CONTAINER_PIPELINE_DIR,
     ELASTICSEARCH_CONTAINER_PORT,
@@ -21,6 +15,12 @@ from hostctl.observability.pipeline import (
     render_pipeline,
 )
 from hostctl.spec import model as m
+from hostctl.spec.sections.logging import (
+    ELASTICSEARCH_WORKLOAD,
+    LOGSTASH_WORKLOAD,
+    PLATFORM_PROJECT,
+    LoggingConfig,
+)
 
 LOGSTASH_API_PORT = 9600  # Logstash's monitoring API: health and event counts
 GELF_CONTAINER_PORT = 12201

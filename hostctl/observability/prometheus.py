@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from hostctl.observability.config import MetricsConfig
 from hostctl.spec import model as m
+from hostctl.spec.sections.metrics import MetricsConfig
 
 
 def promql_string(value: str) -> str:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hostctl.observability.config import LoggingConfig
 from hostctl.observability.elasticsearch import Applied, ElasticsearchClient, retention_requests
+from hostctl.spec.sections.logging import LoggingConfig
 
 if TYPE_CHECKING:
     from hostctl.runner import Runner

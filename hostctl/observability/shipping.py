@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hostctl.observability.config import LOGSTASH_WORKLOAD, LoggingConfig
+from hostctl.spec.sections.logging import LOGSTASH_WORKLOAD, LoggingConfig
 
 LOGSTASH_CONTAINER = f"hostctl-{LOGSTASH_WORKLOAD}-1"
 STATS_URL = "http://127.0.0.1:9600/_node/stats/pipelines"

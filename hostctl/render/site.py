@@ -230,7 +230,8 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
 def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """Every hostctl file that belongs on `host`, sorted by path."""
     # Imported here: hostctl.observability builds on RenderedFile from this module.
-    from hostctl.observability import host_files, log_args
+    from hostctl.observability.files import host_files
+    from hostctl.observability.logging_args import log_args
 
     inv = site.inventory
     files: dict[str, RenderedFile] = {}
@@ -270,9 +271,9 @@ def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
 
 def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
     """Kong's declarative config, on the hosts where hostctl runs Kong."""
-    from hostctl.gateway.config import DECLARATIVE_PATH
     from hostctl.gateway.declarative import render_declarative
     from hostctl.spec.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
+    from hostctl.spec.sections.gateway import DECLARATIVE_PATH
 
     kong = next((w for w in site.workloads if w.name == GATEWAY_WORKLOAD), None)
     if kong is None or not placed_on(kong, host):

@@ -298,7 +298,7 @@ def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
 def gateway_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
                        ) -> Iterable[Problem]:
     """The gateway section against the hosts, the routes and the secrets."""
-    from hostctl.gateway.config import check_gateway  # here: the gateway package uses checks
+    from hostctl.spec.sections.gateway import check_gateway  # here: the gateway package uses checks
 
     return check_gateway(inv, ws, store)
 
@@ -306,7 +306,7 @@ def gateway_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStor
 def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
                              ) -> Iterable[Problem]:
     """The logging and metrics sections against the hosts and the specs."""
-    from hostctl.observability.config import check_observability
+    from hostctl.spec.sections.observability import check_observability
 
     return check_observability(inv, ws, store)
 

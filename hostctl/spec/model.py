@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Literal
 from hostctl.spec.secrets import SecretStore
 
 if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
-    from hostctl.gateway.config import GatewayConfig
-    from hostctl.k8s.config import K3sConfig
-    from hostctl.observability.config import LoggingConfig, MetricsConfig
+    from hostctl.spec.sections.gateway import GatewayConfig
+    from hostctl.spec.sections.k3s import K3sConfig
+    from hostctl.spec.sections.logging import LoggingConfig
+    from hostctl.spec.sections.metrics import MetricsConfig
 
 SERVICE: Literal["service"] = "service"
 JOB: Literal["job"] = "job"
@@ -62,6 +63,13 @@ class SecretsConfig:
     env_prefix: str | None = None
 
 
+def _k3s_defaults() -> K3sConfig:
+    # Imported here: the section's schema (and YAML) is not needed to start every command.
+    from hostctl.spec.sections.k3s import K3sConfig
+
+    return K3sConfig()
+
+
 @dataclass(frozen=True)
 class Inventory:
     file: str
@@ -75,7 +83,9 @@ class Inventory:
     gateway: GatewayConfig | None = None
     logging: LoggingConfig | None = None  # None: containers log to journald
     metrics: MetricsConfig | None = None  # None: no exporter
-    k3s: K3sConfig | None = None
+    # Every section is a typed value (the loader checks each with its schema, once); a site
+    # without a k3s section has its defaults.
+    k3s: K3sConfig = field(default_factory=_k3s_defaults)
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 
 

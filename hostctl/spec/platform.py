@@ -28,7 +28,7 @@ class PlatformService:
 
 
 def gateway_service(site: m.Site) -> PlatformService | None:
-    from hostctl.gateway.config import (
+    from hostctl.spec.sections.gateway import (
         ADMIN_CONTAINER_PORT,
         CONTAINER_CONFIG_PATH,
         DECLARATIVE_PATH,
@@ -66,7 +66,7 @@ def gateway_service(site: m.Site) -> PlatformService | None:
 
 
 def logging_services(site: m.Site) -> list[PlatformService]:
-    from hostctl.observability import logging_workloads
+    from hostctl.observability.platform import logging_workloads
 
     inv = site.inventory
     return [PlatformService(LOGGING, w) for w in logging_workloads(inv.logging, inv)]
@@ -79,7 +79,7 @@ def platform_services(site: m.Site) -> list[PlatformService]:
 
 def skipped_workloads(skip: Iterable[str]) -> frozenset[str]:
     """The workloads of skipped platform services: their files stay as they are."""
-    from hostctl.observability.config import ELASTICSEARCH_WORKLOAD, LOGSTASH_WORKLOAD
+    from hostctl.spec.sections.logging import ELASTICSEARCH_WORKLOAD, LOGSTASH_WORKLOAD
 
     by_name = {GATEWAY: (GATEWAY_WORKLOAD,), LOGGING: (LOGSTASH_WORKLOAD, ELASTICSEARCH_WORKLOAD)}
     return frozenset(w for name in skip for w in by_name.get(name, ()))

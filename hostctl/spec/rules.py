@@ -6,10 +6,7 @@ import ipaddress
 import re
 from typing import Any
 
-from hostctl.gateway.config import GATEWAY
 from hostctl.gateway.spec_rules import CorsOrigin, RouteHost, RoutePath
-from hostctl.k8s.config import K3S
-from hostctl.observability.config import LOGGING, METRICS
 from hostctl.spec import model as m
 from hostctl.spec.schema import (
     INVALID,
@@ -32,6 +29,10 @@ from hostctl.spec.schema import (
     Str,
     failed,
 )
+from hostctl.spec.sections.gateway import GATEWAY
+from hostctl.spec.sections.k3s import K3S
+from hostctl.spec.sections.logging import LOGGING
+from hostctl.spec.sections.metrics import METRICS
 from hostctl.spec.yamlsource import Path
 from hostctl.systemd.quoting import argument_problem, program_problem
 

@@ -532,20 +532,3 @@ class Section(Check[Any]):
         lines = {format_path(p): line for p, line in ctx.doc.lines.items()
                  if p[:len(path)] == path}
         return replace(typed, file=ctx.doc.file, lines=lines)
-
-
-def recheck_section(file: str, key: str, raw: Any, check: Check[Any], problems: list[Problem],
-                    line: int = 0) -> Any:
-    """An inventory section kept as a raw mapping (an Inventory built without the loader),
-    checked now. The file is read again so problems carry lines; None when it fails."""
-    from hostctl.spec.input_files import InputFileError, read_input
-    from hostctl.spec.yamlsource import YamlProblem, load_documents
-
-    try:
-        doc = load_documents(read_input(file).decode("utf-8"), file)[0]
-    except (InputFileError, UnicodeDecodeError, YamlProblem, IndexError):  # then without lines
-        doc = Document(file, {key: raw}, {(key,): line})
-    data = doc.data.get(key, raw) if isinstance(doc.data, dict) else raw
-    before = len(problems)
-    typed = check(data, (key,), Context(doc, problems))
-    return None if failed(typed) or len(problems) > before else typed

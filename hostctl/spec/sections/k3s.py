@@ -4,8 +4,7 @@ Everything has a default, so a site without the section can still render manifes
 k3s's defaults: Traefik, the `local-path` storage class, no namespace prefix). `k8s/k3s.example.yml`
 documents every key and is validated by the tests.
 
-The loader keeps the section as a raw mapping today (`AnyMapping`); `k3s_config` reads it
-again with its lines until the proposed spec_schema change (`"k3s": K3S`) lands.
+The loader types the section (`Inventory.k3s`); a site without one gets the defaults.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from hostctl.spec.schema import (
     Size,
     Str,
     failed,
-    recheck_section,
 )
 from hostctl.spec.yamlsource import Path
 
@@ -69,7 +67,7 @@ def ingress_class(cfg: K3sConfig, inv: m.Inventory) -> str:
     """The Ingress class: as configured, else Kong's when the site runs Kong, else Traefik."""
     if cfg.ingress is not None:
         return cfg.ingress
-    return KONG if inv.gateway else TRAEFIK
+    return KONG if inv.gateway is not None else TRAEFIK
 
 
 def ingress_namespace(cfg: K3sConfig, inv: m.Inventory) -> str:
@@ -160,14 +158,3 @@ _SECTION: Record[K3sConfig] = Record(K3sConfig, {
 
 # The `k3s:` key of an inventory: defaults apply when it is missing or empty.
 K3S = Section(lambda: _SECTION, empty_is_off=False)
-
-
-def k3s_config(inv: m.Inventory, problems: list[Problem]) -> K3sConfig:
-    """The inventory's k3s section, typed (defaults when it has none); problems located."""
-    raw: Any = inv.k3s
-    if isinstance(raw, K3sConfig):
-        return raw
-    if not raw:
-        return K3sConfig(file=inv.file, lines={"k3s": inv.lines.get("k3s", 0)})
-    cfg = recheck_section(inv.file, "k3s", raw, K3S, problems, inv.lines.get("k3s", 0))
-    return cfg if cfg is not None else K3sConfig(file=inv.file)

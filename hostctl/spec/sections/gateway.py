@@ -28,7 +28,6 @@ from hostctl.spec.schema import (
     Section,
     Str,
     did_you_mean,
-    recheck_section,
 )
 from hostctl.spec.yamlsource import Path
 
@@ -174,21 +173,6 @@ class _ConsumerCheck(Check[Consumer]):
 GATEWAY = Section(lambda: _section())
 
 
-def gateway_config(inv: m.Inventory, problems: list[Problem]) -> GatewayConfig | None:
-    """The inventory's gateway section, typed; None when the site has no gateway.
-
-    The loader has typed it already; a raw mapping (an Inventory built by hand) is checked
-    here.
-    """
-    raw: Any = inv.gateway
-    if isinstance(raw, GatewayConfig):
-        return raw
-    if not raw:
-        return None
-    return recheck_section(inv.file, "gateway", raw, GATEWAY, problems,
-                           inv.lines.get("gateway", 0))
-
-
 # -- cross-checks ---------------------------------------------------------------------------
 
 def route_port(w: m.Workload) -> str | None:
@@ -204,7 +188,7 @@ def check_gateway(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore
                   ) -> list[Problem]:
     """Every problem between the gateway section, the specs and the secrets, located."""
     problems: list[Problem] = []
-    gw = gateway_config(inv, problems)
+    gw = inv.gateway
     if gw is None:
         return problems
     for check in (_known_hosts, _image_pushable, _secrets_present, _credentials_unique,
