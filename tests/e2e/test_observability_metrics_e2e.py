@@ -29,13 +29,13 @@ from hostctl.spec.hashing import spec_hash
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
 from tests.rigs.deploy_rig import RESET
-from tests.rigs.sandbox_hosts import ssh
-from tests.rigs.site_factory import make_site
-from tests.unit.observability.test_observability_prometheus import (
+from tests.rigs.prometheus_server import (
     PrometheusServer,
     needs_prometheus,
     wait_until,
 )
+from tests.rigs.sandbox_hosts import ssh
+from tests.rigs.site_factory import make_site
 
 pytestmark = [pytest.mark.sandbox, needs_prometheus]
 IMAGE = "hostctl-demo-app:1.0"

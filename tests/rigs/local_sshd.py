@@ -3,8 +3,8 @@
 Needs /usr/sbin/sshd (Debian: `apt-get install openssh-server`) and root (sshd's privilege
 separation and logging in as root). Tests skip with that reason when either is missing.
 
-Use from a test module with `pytest_plugins = ("tests.rigs.local_sshd",)` and a `sshd` argument, or
-call `start_sshd(tmpdir)` directly.
+tests/conftest.py loads it as a plugin: a test takes a `sshd` argument, or calls
+`start_sshd(tmpdir)` directly.
 """
 
 from __future__ import annotations

@@ -43,3 +43,19 @@ health:
   http: {path: /health, port: http}
 placement: {hosts: [app-1]}
 """
+
+JOB = "kind: job\nname: etl\nproject: shop\nimage: x:1\nplacement: {hosts: [app-1]}\n"
+
+# A service with odd values that validate accepts and render writes.
+ODD_BUT_VALID = SERVICE.replace("http: {path: /health, port: http}", """\
+command: [sh, -c, 'echo "$HOME" 100% ok; exit 0']
+  interval: 1d
+  timeout: 1.5s
+  start_period: 12h30m""").replace("host: 18080}", "host: 18080, bind: '[::1]'}") + """\
+env: {A: "tab\\there, $HOME; 100%", B: "", C: "ünïcødé \\u00a0", D: "new\\nline"}
+args: [";", "", "%i", "$X", "a b"]
+command: [/bin/entry, "--flag=x y"]
+volumes: [data:/data, {source: "/srv/a b", target: "/mnt/a b", read_only: true}]
+resources: {cpus: 0.01, memory: 6Mi}
+stop_timeout: 1h
+"""

@@ -24,8 +24,8 @@ from hostctl.gateway.admin import (
 )
 from hostctl.gateway.declarative import RenderedGateway, dump
 from hostctl.gateway.diff import diff_configs, hash_summary
+from tests.rigs.gateway_sites import EXAMPLE_SECRETS, REPO, example_site
 from tests.rigs.kong_admin_standin import KongAdminStandIn
-from tests.unit.gateway.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from hostctl.gateway import build_declarative, gateway_config, render_declarativ
 from hostctl.gateway import kong_schema as ks
 from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.manifests import render_manifests
-from tests.unit.gateway.test_gateway_config import EXAMPLE_SECRETS, REPO, example_site
+from tests.rigs.gateway_sites import EXAMPLE_SECRETS, REPO, example_site
 
 TARGET = "10.20.0.50:80"
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "kong-cluster" / "kong.yml"

@@ -29,7 +29,7 @@ from hostctl.gateway.config import (
 from hostctl.gateway.declarative import preflight
 from hostctl.spec import model as m
 from hostctl.spec.secrets import Secret, SecretStore
-from tests.unit.gateway.test_gateway_config import (
+from tests.rigs.gateway_sites import (
     EXAMPLE_SECRETS,
     REPO,
     example_site,

@@ -20,8 +20,8 @@ from hostctl.spec.rules import route as route_schema
 from hostctl.spec.schema import Context
 from hostctl.spec.yamlsource import Document
 from hostctl.validate import kong_accepts, load_site
+from tests.rigs.gateway_sites import GATEWAY_INVENTORY, ROUTED
 from tests.rigs.site_factory import BASE_SECRETS, make_site
-from tests.unit.gateway.test_gateway_config import GATEWAY_INVENTORY, ROUTED
 
 
 @pytest.fixture(autouse=True)

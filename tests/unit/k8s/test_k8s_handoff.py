@@ -125,7 +125,7 @@ def routed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     from hostctl.k8s.config import K3sConfig
     from hostctl.k8s.kubeconfig import ClusterAuth
     from hostctl.k8s.manifests import render_manifests
-    from tests.unit.gateway.test_gateway_config import example_site
+    from tests.rigs.gateway_sites import example_site
 
     site = example_site(tmp_path)
     cfg = K3sConfig(gateway_target="10.20.0.50:80", rollout_timeout=20)

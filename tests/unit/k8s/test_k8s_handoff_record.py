@@ -20,11 +20,8 @@ from hostctl.hosts.facts import HostFacts
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.ops import status as st
 from hostctl.render.site import RenderedFile
-from tests.unit.gateway.test_gateway_config import example_site
-from tests.unit.ops.test_status_parse import NOW, app1_output, hashes
-from tests.unit.ops.test_status_parse import site as status_site
-
-__all__ = ["status_site"]
+from tests.rigs.gateway_sites import example_site
+from tests.rigs.status_output import NOW, app1_output, hashes
 
 RECORD = {"who": "alice@laptop", "time": "2026-11-22T09:00:00Z", "run": "ab12cd34",
           "context": "prod", "target": "10.20.0.50:80"}

@@ -37,8 +37,8 @@ from hostctl.observability.prometheus import (
 )
 from hostctl.spec import model as m
 from hostctl.validate import load_site
+from tests.rigs.exporter_host import FakeHost, inspect_item, labels
 from tests.rigs.site_factory import make_site
-from tests.unit.observability.test_observability_exporter import FakeHost, inspect_item, labels
 
 pytestmark = pytest.mark.skipif(
     shutil.which("promtool") is None,

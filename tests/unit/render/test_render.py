@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from hostctl.render.site import render_site
 from hostctl.spec.platform import with_platform
 from hostctl.validate import load_site
 from tests.rigs.site_factory import SERVICE, make_site
+from tests.rigs.systemd_verify import analyze_verify, need_verify
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "inventories" / "site.yml"
@@ -87,24 +87,6 @@ def test_render_replaces_the_folder_so_removed_workloads_leave_nothing(
     assert (tmp_path / "out/app-1/etc/systemd/system/hostctl-api-1.service").exists()
 
 
-def _verify(unit: Path) -> subprocess.CompletedProcess[str]:
-    target = unit
-    if unit.name.endswith("@.service"):  # a template is verified through an instance of it
-        target = unit.with_name(unit.name.replace("@.service", "@run1.service"))
-    return subprocess.run(
-        ["systemd-analyze", "verify", "--recursive-errors=no", str(target)],
-        capture_output=True, text=True, timeout=60, cwd=unit.parent,
-    )
-
-
-def need_verify() -> None:
-    """systemd-analyze verify, and the program our units run (it checks that it exists)."""
-    if shutil.which("systemd-analyze") is None or not Path("/usr/bin/docker").exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install systemd (systemd-analyze) and docker.io")
-        pytest.skip("systemd-analyze or /usr/bin/docker missing: run scripts/test.sh set-up")
-
-
 def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     need_verify()
     units = tmp_path / "units"
@@ -116,7 +98,7 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     checked = sorted(units.iterdir())
     assert len(checked) == 13  # with the exporter, Logstash and Elasticsearch
     for unit in checked:
-        result = _verify(unit)
+        result = analyze_verify(unit)
         assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit.name
 
 
@@ -126,7 +108,7 @@ def test_systemd_analyze_verify_does_reject_a_broken_unit(tmp_path: Path) -> Non
         pytest.skip("systemd-analyze missing")
     bad = tmp_path / "bad.service"
     bad.write_text("[Service]\nExecStart=/usr/bin/docker run %x\n")
-    assert _verify(bad).returncode != 0
+    assert analyze_verify(bad).returncode != 0
 
 
 def test_a_service_that_reaches_another_project_is_created_connected_then_started(
@@ -149,7 +131,7 @@ def test_a_service_that_reaches_another_project_is_created_connected_then_starte
     if shutil.which("systemd-analyze") and Path("/usr/bin/docker").exists():
         path = tmp_path / "hostctl-api-1.service"
         path.write_text(unit)
-        result = _verify(path)
+        result = analyze_verify(path)
         assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
@@ -183,7 +165,7 @@ def test_a_gpu_service_leases_its_devices_before_it_starts_and_releases_them_on_
     if shutil.which("systemd-analyze") and Path("/usr/bin/docker").exists():
         path = tmp_path / "hostctl-infer-1.service"
         path.write_text(unit)
-        result = _verify(path)
+        result = analyze_verify(path)
         assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 

@@ -21,9 +21,8 @@ from hostctl.spec import model as m
 from hostctl.spec.platform import with_platform
 from hostctl.spec.secrets import ENV_FILE_LINE_MAX
 from hostctl.validate import load_site
-from tests.rigs.site_factory import make_site
+from tests.rigs.site_factory import JOB, ODD_BUT_VALID, make_site
 from tests.rigs.systemd_exec_parser import DEFAULT_SPECIFIERS, parse_exec_line
-from tests.unit.render.test_render_validate import JOB, ODD_BUT_VALID
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "inventories" / "site.yml"

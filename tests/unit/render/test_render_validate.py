@@ -11,9 +11,9 @@ import pytest
 from hostctl.errors import ConfigError
 from hostctl.render.site import render_site
 from hostctl.validate import load_site
-from tests.rigs.site_factory import BASE_INVENTORY, SERVICE, make_site
+from tests.rigs.site_factory import BASE_INVENTORY, JOB, ODD_BUT_VALID, SERVICE, make_site
+from tests.rigs.systemd_verify import analyze_verify, need_verify
 
-JOB = "kind: job\nname: etl\nproject: shop\nimage: x:1\nplacement: {hosts: [app-1]}\n"
 HEALTH_CMD = SERVICE.replace("http: {path: /health, port: http}", 'command: ["true"]')
 
 
@@ -275,20 +275,6 @@ def test_host_values_render_or_ssh_refuse_are_refused_by_validate(
     assert [str(p) for p in info.value.problems] == expected
 
 
-ODD_BUT_VALID = SERVICE.replace("http: {path: /health, port: http}", """\
-command: [sh, -c, 'echo "$HOME" 100% ok; exit 0']
-  interval: 1d
-  timeout: 1.5s
-  start_period: 12h30m""").replace("host: 18080}", "host: 18080, bind: '[::1]'}") + """\
-env: {A: "tab\\there, $HOME; 100%", B: "", C: "ünïcødé \\u00a0", D: "new\\nline"}
-args: [";", "", "%i", "$X", "a b"]
-command: [/bin/entry, "--flag=x y"]
-volumes: [data:/data, {source: "/srv/a b", target: "/mnt/a b", read_only: true}]
-resources: {cpus: 0.01, memory: 6Mi}
-stop_timeout: 1h
-"""
-
-
 def test_odd_but_valid_values_validate_and_render(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -311,8 +297,6 @@ def test_odd_but_valid_values_validate_and_render(
 
 def test_units_of_odd_but_valid_values_pass_systemd_analyze_verify(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.unit.render.test_render import _verify, need_verify
-
     need_verify()
     monkeypatch.chdir(tmp_path)
     inv = make_site(tmp_path, {
@@ -328,5 +312,5 @@ def test_units_of_odd_but_valid_values_pass_systemd_analyze_verify(
         "hostctl-api-1.service", "hostctl-job-etl.timer", "hostctl-job-etl@.service",
         "hostctl-probe.timer", "hostctl-probe@.service"]
     for unit in checked:
-        result = _verify(unit)
+        result = analyze_verify(unit)
         assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit.name

@@ -21,8 +21,6 @@ from hostctl.runner import CommandTimeout, LocalRunner, Result, Runner, SSHRunne
 if TYPE_CHECKING:
     from tests.rigs.local_sshd import LocalSshd
 
-pytest_plugins = ("tests.rigs.local_sshd",)
-
 HOSTILE = [
     "it's",
     'say "hi"',

@@ -25,8 +25,6 @@ from hostctl.runner import (
 if TYPE_CHECKING:
     from tests.rigs.local_sshd import LocalSshd
 
-pytest_plugins = ("tests.rigs.local_sshd",)
-
 
 class _Recorder:
     """A factory that remembers what it built and fails for chosen hosts."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -32,8 +33,6 @@ from hostctl.runner import (
 
 if TYPE_CHECKING:
     from tests.rigs.local_sshd import LocalSshd
-
-pytest_plugins = ("tests.rigs.local_sshd",)
 
 
 def make_runner(sshd: LocalSshd, tmp_path: Path, **overrides: object) -> SSHRunner:
@@ -356,8 +355,8 @@ def test_silently_dropped_packets_are_connection_lost_within_keepalive_bound(
     Runs in a private network namespace (its own 127.0.0.1) so the DROP rule touches
     nothing else on the machine.
     """
-    # Imported here, not at the top: pytest_plugins must be first to import (and
-    # assertion-rewrite) the fixture module.
+    # Imported here, not at the top: tests/conftest.py's pytest_plugins must be first to
+    # import (and assertion-rewrite) the fixture module.
     from tests.rigs.local_sshd import sshd_unavailable
 
     reason = sshd_unavailable() or _netns_unavailable()
@@ -368,13 +367,13 @@ def test_silently_dropped_packets_are_connection_lost_within_keepalive_bound(
             "unshare",
             "-n",
             sys.executable,
-            "-c",
-            f"import tests.unit.runner.test_runner_ssh as t; t._blackhole_child({str(tmp_path)!r})",
+            __file__,
+            str(tmp_path),
         ],
         capture_output=True,
         text=True,
         timeout=90,
-        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
     )
     assert child.returncode == 0, child.stderr
     report = json.loads(child.stdout.strip().splitlines()[-1])
@@ -432,3 +431,7 @@ def _blackhole_child(workdir: str) -> None:
         elapsed = time.monotonic() - cut_at[0] if cut_at else -1.0
         runner.close()
     print(json.dumps({"error": error, "elapsed": elapsed}))
+
+
+if __name__ == "__main__":  # the child of the dropped-packets test, inside `unshare -n`
+    _blackhole_child(sys.argv[1])

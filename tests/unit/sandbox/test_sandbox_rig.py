@@ -23,8 +23,6 @@ from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
 from hostctl.sandbox.ssh_key import authorized_keys_tar, ensure_keypair
 from tests.rigs.sandbox_hosts import STANDARD_HOSTS, http_get, runs_last, ssh
 
-pytest_plugins = ["tests.rigs.sandbox_rig"]
-
 REPO = Path(__file__).resolve().parents[3]
 
 # ---------------------------------------------------------------- pure parts, no engine
