@@ -1,9 +1,14 @@
-"""Build small sites on disk for tests: an inventory, spec files and a secrets file."""
+"""Build small sites on disk for tests: an inventory, spec files and a secrets file (make_site),
+and load them as validate does (made_site)."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+
+from hostctl.spec.model import Site
+from hostctl.validate import load_site
 
 BASE_INVENTORY = """\
 site: t
@@ -59,3 +64,11 @@ volumes: [data:/data, {source: "/srv/a b", target: "/mnt/a b", read_only: true}]
 resources: {cpus: 0.01, memory: 6Mi}
 stop_timeout: 1h
 """
+
+
+def made_site(root: Path, specs: dict[str, str], inventory: str = BASE_INVENTORY,
+              secrets: str = BASE_SECRETS, *, environ: Mapping[str, str] | None = None
+              ) -> Site:
+    """make_site's files, loaded and checked as `hostctl validate` does (environ: the
+    process environment the secrets may come from; None: this process's)."""
+    return load_site(str(make_site(root, specs, inventory, secrets)), environ=environ)

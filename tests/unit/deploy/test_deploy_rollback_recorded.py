@@ -24,8 +24,7 @@ from hostctl.hosts.facts import HostFacts, LockState, UnitState
 from hostctl.runner.base import Result
 from hostctl.runner.recording import Call, RecordingRunner
 from hostctl.spec.model import Site
-from hostctl.validate import load_site
-from tests.rigs.site_factory import SERVICE, make_site
+from tests.rigs.site_factory import SERVICE, made_site
 
 UNIT = "hostctl-api-1.service"
 NOW = 1_700_000_000  # 2023-11-14 22:13:20 UTC: the new release's name below
@@ -43,7 +42,7 @@ def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _site(root: Path, image: str = "example.org/shop/api:1.0") -> Site:
     spec = SERVICE.replace("example.org/shop/api:1.0", image)
-    return load_site(str(make_site(root, {"api.yml": spec})), environ={})
+    return made_site(root, {"api.yml": spec}, environ={})
 
 
 class Host:

@@ -19,14 +19,13 @@ from hostctl.spec.model import Site
 from hostctl.spec.rules import INVENTORY_KEYS
 from hostctl.spec.schema import Context, Record
 from hostctl.spec.yamlsource import load_documents
-from hostctl.validate import load_site
 from tests.rigs.gateway_sites import (
     GATEWAY_EXAMPLE,
     GATEWAY_INVENTORY,
     ROUTED,
     example_site,
 )
-from tests.rigs.site_factory import make_site
+from tests.rigs.site_factory import made_site
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +35,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def small_site(root: Path, specs: dict[str, str], inventory: str = GATEWAY_INVENTORY) -> Site:
-    return load_site(str(make_site(root, specs, inventory)), environ={})
+    return made_site(root, specs, inventory, environ={})
 
 
 def problems_of(site: Site) -> list[str]:

@@ -19,9 +19,9 @@ from hostctl.gateway.spec_rules import route_path_problem
 from hostctl.spec.rules import route as route_schema
 from hostctl.spec.schema import Context
 from hostctl.spec.yamlsource import Document
-from hostctl.validate import kong_accepts, load_site
+from hostctl.validate import kong_accepts
 from tests.rigs.gateway_sites import GATEWAY_INVENTORY, ROUTED
-from tests.rigs.site_factory import BASE_SECRETS, make_site
+from tests.rigs.site_factory import BASE_SECRETS, made_site
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def problems(root: Path, spec: str, inventory: str = GATEWAY_INVENTORY,
              secrets: str = BASE_SECRETS) -> list[str]:
     try:
-        load_site(str(make_site(root, {"api.yml": spec}, inventory, secrets)), environ={})
+        made_site(root, {"api.yml": spec}, inventory, secrets, environ={})
     except ConfigError as err:
         return [str(p) for p in err.problems]
     return []
@@ -249,8 +249,8 @@ def test_whatever_else_kong_refuses_validate_reports_through_kongs_rules(
     """Validate's final Kong check renders the Kong file and runs Kong's rules on it, a backstop
     for whatever the field rules let through: here an address no loader would accept, set on
     an already loaded site, is caught there and located at the spec key behind the target."""
-    site = load_site(str(make_site(tmp_path, {"api.yml": ROUTED}, GATEWAY_INVENTORY,
-                                   BASE_SECRETS)), environ={})
+    site = made_site(tmp_path, {"api.yml": ROUTED}, GATEWAY_INVENTORY, BASE_SECRETS,
+                     environ={})
     inv = site.inventory
     hosts = {name: replace(h, address="10.0.0.256") if name == "app-1" else h
              for name, h in inv.hosts.items()}

@@ -26,7 +26,7 @@ from hostctl.k8s.config import K3sConfig
 from hostctl.k8s.kubeconfig import load_kubeconfig
 from hostctl.k8s.manifests import Rendering, render_manifests
 from hostctl.validate import load_site
-from tests.rigs.site_factory import BASE_INVENTORY, make_site
+from tests.rigs.site_factory import BASE_INVENTORY, made_site, make_site
 
 KUBECONFIG = os.environ.get("HOSTCTL_KUBECONFIG", "")
 IMAGE = os.environ.get("HOSTCTL_K8S_TEST_IMAGE", "busybox:1.36")
@@ -118,7 +118,7 @@ def test_routed_handoff_the_clusters_ingress_answers_what_kong_sends(tmp_path: P
     project = f"hostctl-test-{secrets.token_hex(3)}"
     spec = WEB.replace("PROJECT", project) + (
         f"route: {{path: /{project}, hosts: [{project}.hostctl.test], auth: none}}\n")
-    site = load_site(str(make_site(tmp_path, {"web.yml": spec}, inventory=BASE_INVENTORY)),
+    site = made_site(tmp_path, {"web.yml": spec}, inventory=BASE_INVENTORY,
                      environ={})
     target = _gateway_target()
     cfg = K3sConfig(ingress="traefik", gateway_target=target)

@@ -26,7 +26,7 @@ from hostctl.observability.config import (
 )
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
-from tests.rigs.site_factory import SERVICE, make_site
+from tests.rigs.site_factory import SERVICE, made_site, make_site
 
 REPO = Path(__file__).resolve().parents[3]
 LOGGING_EXAMPLE = REPO / "logging" / "logging.example.yml"
@@ -50,7 +50,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def site_with(root: Path, sections: str, specs: dict[str, str] | None = None) -> Site:
     inventory = INVENTORY + textwrap.dedent(sections)
-    return load_site(str(make_site(root, specs or {"api.yml": SERVICE}, inventory)),
+    return made_site(root, specs or {"api.yml": SERVICE}, inventory,
                      environ={})
 
 

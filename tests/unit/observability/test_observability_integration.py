@@ -16,8 +16,7 @@ from hostctl.observability.exporter_bundle import CONFIG_PATH, UNIT_PATH
 from hostctl.render.site import render_host
 from hostctl.spec.model import Site
 from hostctl.spec.platform import check_skip, skipped_workloads, with_platform
-from hostctl.validate import load_site
-from tests.rigs.site_factory import SERVICE, make_site
+from tests.rigs.site_factory import SERVICE, made_site
 
 INVENTORY = """\
 site: obs-int
@@ -41,8 +40,8 @@ placement: {hosts: [app-1]}
 @pytest.fixture()
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
     monkeypatch.chdir(tmp_path)
-    return with_platform(load_site(str(make_site(
-        tmp_path, {"api.yml": SERVICE, "job.yml": JOB}, INVENTORY)), environ={}))
+    return with_platform(made_site(
+        tmp_path, {"api.yml": SERVICE, "job.yml": JOB}, INVENTORY, environ={}))
 
 
 def files(site: Site, host: str) -> dict[str, str]:

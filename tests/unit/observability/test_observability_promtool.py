@@ -36,9 +36,8 @@ from hostctl.observability.prometheus import (
     targets,
 )
 from hostctl.spec import model as m
-from hostctl.validate import load_site
 from tests.rigs.exporter_host import FakeHost, inspect_item, labels
-from tests.rigs.site_factory import make_site
+from tests.rigs.site_factory import made_site
 
 pytestmark = pytest.mark.skipif(
     shutil.which("promtool") is None,
@@ -73,7 +72,7 @@ SPECS = {"shop.yml": """\
 @pytest.fixture()
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> m.Site:
     monkeypatch.chdir(tmp_path)
-    return load_site(str(make_site(tmp_path / "site", SPECS, INVENTORY)), environ={})
+    return made_site(tmp_path / "site", SPECS, INVENTORY, environ={})
 
 
 class MinuteClock:
@@ -355,7 +354,7 @@ def test_every_scrape_duration_validate_takes_promtool_takes(
     monkeypatch.chdir(tmp_path)
     inventory = INVENTORY + (f"  prometheus: {{scrape_interval: {interval}, "
                              f"scrape_timeout: {timeout}}}\n")
-    site = load_site(str(make_site(tmp_path / "site", SPECS, inventory)), environ={})
+    site = made_site(tmp_path / "site", SPECS, inventory, environ={})
     config = site_files(site)["prometheus/prometheus.yml"]
     scrape = yaml.safe_load(config)["scrape_configs"][0]
     assert (scrape["scrape_interval"], scrape["scrape_timeout"]) == written

@@ -21,8 +21,7 @@ from hostctl.observability.exporter_bundle import BUNDLE_PATH, build_bundle
 from hostctl.observability.files import host_files, site_files
 from hostctl.observability.grafana import dashboard_uid
 from hostctl.spec.model import Site
-from hostctl.validate import load_site
-from tests.rigs.site_factory import make_site
+from tests.rigs.site_factory import made_site
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "observability" / "site"
 REPO = Path(__file__).resolve().parents[3]
@@ -77,7 +76,7 @@ SPECS = {
 @pytest.fixture()
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
     monkeypatch.chdir(tmp_path)
-    return load_site(str(make_site(tmp_path, SPECS, INVENTORY)), environ={})
+    return made_site(tmp_path, SPECS, INVENTORY, environ={})
 
 
 def rendered_tree(site: Site) -> dict[str, bytes]:
@@ -112,7 +111,7 @@ def test_without_sections_observability_adds_nothing(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     bare = INVENTORY.split("logging:")[0]
-    site = load_site(str(make_site(tmp_path, SPECS, bare)), environ={})
+    site = made_site(tmp_path, SPECS, bare, environ={})
     assert site_files(site) == {}
     assert all(host_files(site, h) == [] for h in site.inventory.hosts.values())
 
@@ -121,7 +120,7 @@ def test_logging_without_metrics_still_ships_the_audit_records(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     logging_only = INVENTORY.split("metrics:")[0]
-    site = load_site(str(make_site(tmp_path, SPECS, logging_only)), environ={})
+    site = made_site(tmp_path, SPECS, logging_only, environ={})
     tree = rendered_tree(site)
     assert not [rel for rel in site_files(site) if rel.startswith(("prometheus", "grafana"))]
     for host in site.inventory.hosts:

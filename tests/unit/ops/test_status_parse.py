@@ -15,7 +15,7 @@ from hostctl.runner.recording import RecordingRunner
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
-from tests.rigs.site_factory import make_site
+from tests.rigs.site_factory import made_site
 from tests.rigs.status_output import NOW, app1_output, container, hashes, unit_block
 
 
@@ -497,7 +497,7 @@ hostctl-web-2.service restarts=0
 
 @pytest.fixture(scope="module")
 def probe_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
-    return load_site(str(make_site(tmp_path_factory.mktemp("probe-site"), PROBE_SPECS)))
+    return made_site(tmp_path_factory.mktemp("probe-site"), PROBE_SPECS)
 
 
 def test_status_script_reads_the_probe_state() -> None:
