@@ -129,7 +129,7 @@ def main() -> None:
     else:
         from hostctl.sandbox import hosts
         from hostctl.sandbox.locking import file_lock
-        from hostctl.sandbox.testing import STANDARD_HOSTS
+        from tests.rigs.sandbox_hosts import STANDARD_HOSTS
 
         state = Path(tempfile.mkdtemp(prefix="hostctl-bench-"))
         with file_lock("session", timeout=1800, on_wait="waiting for the sandbox hosts"):

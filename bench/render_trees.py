@@ -5,7 +5,7 @@ versions of hostctl write, byte for byte (a refactor must change nothing):
     python bench/render_trees.py --sites-from SITES OUT               # with each version
     diff -r OUT_BEFORE OUT_AFTER
 
-The sites come from the property test's generator (tests/site_strategies.py), written out
+The sites come from the property test's generator (tests/rigs/site_strategies.py), written out
 once so both versions read the same files. Each site that validates gets `render` and
 `k8s render` (secrets redacted) under OUT/<site>/; one that does not gets the exit code and
 problem lines in problems.txt there."""
@@ -64,7 +64,7 @@ def make_sites(folder: Path, count: int) -> None:
     from hypothesis import HealthCheck, given, settings
 
     sys.path.insert(0, str(REPO))
-    from tests import site_strategies as gen
+    from tests.rigs import site_strategies as gen
 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

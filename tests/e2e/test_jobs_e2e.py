@@ -1,0 +1,470 @@
+"""Job runs end to end on sandbox hosts (real sshd, systemd, Docker): the GPU queue, a
+crashed holder's lease, timeouts, retries, shards over three hosts, a timer's runs, and
+`run --wait`'s exit status.
+
+gpu-1 declares one GPU and hands device ids out in HOSTCTL_GPU_DEVICES (the test-only GPU
+mode: no NVIDIA here), so the whole lease and queue path runs. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.rigs.deploy_rig import Site, example_site, wait_for
+
+pytestmark = pytest.mark.sandbox
+__all__ = ["example_site"]
+
+SPECS = """
+kind: job
+name: gpu-sleep
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "run $HOSTCTL_RUN_ID on GPU(s) $HOSTCTL_GPU_DEVICES"; sleep ${SLEEP:-3}']
+resources: {gpus: 1, cpus: 0.1}
+stop_timeout: 2s
+placement: {labels: {role: gpu}}
+timeout: 2m
+---
+kind: job
+name: slow
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo started; sleep 60']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+timeout: 3s
+stop_timeout: 2s
+---
+kind: job
+name: flaky
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "attempt of $HOSTCTL_RUN_ID"; exit 3']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+retries: 1
+---
+kind: job
+name: shard
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "shard $HOSTCTL_SHARD_INDEX of $HOSTCTL_SHARD_COUNT"; sleep 1']
+resources: {cpus: 0.5}
+---
+kind: job
+name: tick
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo "tick $HOSTCTL_RUN_ID"']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+schedule: minutely  # the shortest a Kubernetes CronJob can say too (validate insists)
+---
+kind: job
+name: notes
+project: lab
+image: hostctl-demo-app:1.0
+command:
+  - sh
+  - -c
+  - >-
+    cat /artifacts/notes 2>/dev/null; echo "left by $HOSTCTL_RUN_ID" >> /artifacts/notes
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+---
+kind: job
+name: talk
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'for i in 1 2 3; do echo "line $i of $HOSTCTL_RUN_ID"; sleep 2; done; exit 4']
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+---
+kind: job
+name: picky
+project: lab
+image: hostctl-demo-app:1.0
+command:
+  - sh
+  - -c
+  - >-
+    echo "shard $HOSTCTL_SHARD_INDEX as $HOSTCTL_RUN_ID with FAIL=$FAIL";
+    case $HOSTCTL_RUN_ID in *-r1) exit 0;; esac;
+    case " $FAIL " in *" $HOSTCTL_SHARD_INDEX "*) exit 5;; esac
+resources: {cpus: 0.1}
+---
+kind: service
+name: infer
+project: lab
+image: hostctl-demo-app:1.0
+ports: {http: {container: 8080, host: 18500}}
+health: {http: {path: /health, port: http}, interval: 1s, timeout: 1s, retries: 5}
+resources: {gpus: 1, cpus: 0.1}
+placement: {labels: {role: gpu}}
+"""
+JOBS = ("gpu-sleep", "slow", "flaky", "shard", "tick", "notes", "talk", "picky")
+HELPER = "/var/lib/hostctl/bin/hostctl-jobs"
+GPU_CONF = "/var/lib/hostctl/gpu/host.conf"
+CLEAN = """
+systemctl disable --now hostctl.jobs.timer >/dev/null 2>&1
+systemctl stop 'hostctl.retry-*' >/dev/null 2>&1
+rm -f /etc/systemd/system/hostctl.jobs.*
+systemctl daemon-reload
+true
+"""
+
+
+@pytest.fixture(scope="module")
+def site(example_site: Site) -> Iterator[Site]:
+    s = example_site
+    (s.root / "specs" / "jobs-test.yml").write_text(SPECS)
+    data = yaml.safe_load(s.inventory.read_text())
+    data["hosts"]["gpu-1"]["gpu_mode"] = "env"
+    s.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = s.deploy("--only", ",".join(JOBS))
+    assert res.returncode == 0, res.stdout + res.stderr
+    yield s
+    for name in s.hosts:  # the queue's own units are not hostctl-* units: the reset leaves them
+        s.ssh(name, CLEAN)
+
+
+def jobs(s: Site, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "hostctl", args[0], "-i", str(s.inventory), *args[1:]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=s.root,
+                          env={**__import__("os").environ, "NO_COLOR": "1"})
+
+
+def record(s: Site, host: str, run_id: str) -> dict[str, str]:
+    out = s.ssh(host, f"cd /var/lib/hostctl/runs/{run_id} && grep -H '' * || true")
+    return {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.splitlines()
+            if ":" in line}
+
+
+def run_json(s: Site, *args: str) -> dict[str, Any]:
+    res = jobs(s, "run", *args, "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out: dict[str, Any] = json.loads(res.stdout)
+    return out
+
+
+def host_runs(s: Site, host: str, job: str) -> list[dict[str, str]]:
+    """The records of `job`'s runs on the host, read over SSH (no hostctl command, which
+    would install the queue helper itself)."""
+    ids = s.ssh(host, f"grep -l -x {job} /var/lib/hostctl/runs/*/job 2>/dev/null | "
+                      "xargs -r -n1 dirname | xargs -r -n1 basename; true").split()
+    return [{"id": i, **record(s, host, i)} for i in ids]
+
+
+def test_deploy_installs_the_queue_so_a_timer_runs_where_hostctl_run_never_did(
+        site: Site) -> None:
+    from hostctl.jobs import host_files as HF
+
+    for name, conf in (("app-1", HF.GpuConfig(0, "nvidia")), ("gpu-1", HF.GpuConfig(1, "env"))):
+        out = site.ssh(name, f"stat -c %a {HELPER}; sha256sum < {HELPER}; cat {GPU_CONF}")
+        mode, digest, rest = out.split("\n", 2)
+        assert (mode, digest.split()[0]) == ("755", HF.helper_hash()), name
+        assert rest.encode() == HF.gpu_conf_text(conf), name
+    # Only the deploy has been there: the timer's run gets a record from the queue and runs
+    # (the timer is minutely: a minute at most, plus the run).
+    assert wait_for(lambda: any(r.get("state") == "succeeded" and r.get("by") == "timer"
+                                for r in host_runs(site, "app-1", "tick")), timeout=100, every=2)
+    # and the queue's own timer (reclaiming what dead runs held) came with the first run
+    assert site.ssh("app-1", "systemctl is-active hostctl.jobs.timer; true").strip() == "active"
+
+
+def test_a_deploy_after_a_run_finds_the_helper_as_the_run_left_it(site: Site) -> None:
+    site.ssh("edge-1", f"rm -f {HELPER} {GPU_CONF}")  # as on a host no deploy wrote them to
+    assert jobs(site, "jobs").returncode == 0  # every jobs command installs them
+    res = site.plan("--only", ",".join(JOBS))
+    assert res.returncode == 0, res.stdout + res.stderr  # 0: nothing to change
+
+
+def test_plan_and_deploy_report_a_gpu_host_without_the_nvidia_runtime(site: Site) -> None:
+    data = yaml.safe_load(site.inventory.read_text())
+    del data["hosts"]["gpu-1"]["gpu_mode"]  # real GPUs wanted; the sandbox has no NVIDIA
+    nvidia = site.inventory.with_name("site-nvidia.yml")
+    nvidia.write_text(yaml.safe_dump(data, sort_keys=False))
+    want = ("gpu-1: ERROR the inventory declares 1 GPU(s) but Docker on the host has no "
+            "nvidia runtime (install the NVIDIA Container Toolkit and restart Docker)")
+    plan = site.hostctl("plan", "-i", str(nvidia), "--skip-platform", "gateway")
+    assert plan.returncode == 2 and want in plan.stdout + plan.stderr, plan.stdout + plan.stderr
+    assert "needed by gpu-sleep, infer, train-triage" in plan.stdout + plan.stderr
+    deploy = site.hostctl("deploy", "-i", str(nvidia), "--yes", "--skip-platform", "gateway",
+                          "--only", "gpu-sleep")
+    assert deploy.returncode != 0 and want in deploy.stdout + deploy.stderr
+    # the test-only setting is what lets the sandbox's gpu-1 through
+    assert site.plan("--only", "gpu-sleep").returncode == 0
+
+
+def test_second_gpu_run_queues_and_starts_when_the_first_ends(site: Site) -> None:
+    first = run_json(site, "gpu-sleep", "--set", "SLEEP=6")
+    second = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+    assert (first["host"], first["state"]) == ("gpu-1", "starting") or first["state"] == "running"
+    assert second["state"] == "queued", second
+    listing = jobs(site, "jobs")
+    assert listing.returncode == 0, listing.stderr
+    row = next((line for line in listing.stdout.splitlines()
+                if line.startswith(second["run"])), listing.stdout)
+    assert "queued (#1)" in row
+    assert wait_for(lambda: record(site, "gpu-1", first["run"]).get("state") == "succeeded",
+                    timeout=40)
+    assert wait_for(lambda: record(site, "gpu-1", second["run"]).get("state") == "succeeded",
+                    timeout=30)
+    a, b = record(site, "gpu-1", first["run"]), record(site, "gpu-1", second["run"])
+    assert a["gpus"] == b["gpus"] == "0"
+    assert int(b["started"]) >= int(a["ended"])  # never both on the one GPU
+    log = site.ssh("gpu-1", f"journalctl -u hostctl-job-gpu-sleep@{second['run']} -o cat")
+    assert f"run {second['run']} on GPU(s) 0" in log
+    assert site.ssh("gpu-1", "ls /var/lib/hostctl/gpu/lease").strip() == ""
+
+
+FORGE = r"""cat > /tmp/forge-run.sh <<'EOF'
+set -e
+d=/var/lib/hostctl/runs/$1; mkdir -p $d
+for kv in job=gpu-sleep unit=hostctl-job-gpu-sleep@$1.service need=1 cpus=100 attempts=1 \
+  attempt=1 group=$1 seq=$2 state=$3 host=gpu-1 shard=0 shards=1; do
+  echo "${kv#*=}" > $d/${kv%%=*}; done
+date +%s%3N > $d/submitted
+printf 'HOSTCTL_RUN_ID=%s\nSLEEP=1\n' $1 > $d/env
+: > /var/lib/hostctl/runs/.active/$1
+EOF"""
+
+
+def test_a_crashed_holders_lease_is_reclaimed(site: Site) -> None:
+    # What a host crash leaves behind: a run recorded as running, holding GPU 0, whose unit
+    # is gone; behind it a queued run. Nothing ends to wake the queue: its timer must notice
+    # the dead holder and hand the GPU on.
+    assert jobs(site, "jobs").returncode == 0  # the queue and its timer are installed
+    site.ssh("gpu-1", FORGE)
+    site.ssh("gpu-1", "sh /tmp/forge-run.sh deadbeef 0 running && cd /var/lib/hostctl && "
+                      "date +%s%3N > runs/deadbeef/started && echo 0 > runs/deadbeef/gpus && "
+                      "echo deadbeef > gpu/lease/0 && sh /tmp/forge-run.sh feedf00d 1 queued")
+    assert wait_for(lambda: record(site, "gpu-1", "feedf00d").get("state") == "succeeded",
+                    timeout=60, every=1)
+    dead = record(site, "gpu-1", "deadbeef")
+    assert dead["state"] == "failed" and dead["note"].startswith("lost:"), dead
+    assert record(site, "gpu-1", "feedf00d")["gpus"] == "0"
+
+
+def test_a_run_past_its_timeout_is_stopped_and_marked(site: Site) -> None:
+    res = jobs(site, "run", "slow", "--wait")
+    assert res.returncode == 124, res.stdout + res.stderr
+    assert "timed-out" in res.stdout
+    assert site.ssh("app-1", "docker ps -q --filter label=io.hostctl.workload=slow") == ""
+
+
+def test_a_failing_run_is_retried_then_marked_failed_and_wait_returns_its_status(
+        site: Site) -> None:
+    started = time.monotonic()
+    res = jobs(site, "run", "flaky", "--wait")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert time.monotonic() - started >= 5  # the back-off before the second attempt
+    run_id = res.stdout.split()[1]
+    rec = record(site, "app-1", run_id)
+    assert (rec["state"], rec["attempt"], rec["exit"]) == ("failed", "2", "3"), rec
+    log = site.ssh("app-1", f"journalctl -u hostctl-job-flaky@{run_id} -o cat")
+    assert log.count(f"attempt of {run_id}") == 2
+
+
+def test_twenty_shards_over_three_hosts(site: Site) -> None:
+    res = jobs(site, "run", "shard", "--shards", "20", timeout=240)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    group = lines[0].split()[1].rstrip(":")
+    rows = [line.split() for line in lines if line.split()[0].isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(20))
+    assert all(r[3] == "succeeded" and r[5] == "0" for r in rows), res.stdout
+    assert {r[2] for r in rows} == {"edge-1", "app-1", "gpu-1"}
+    assert lines[-1] == "20/20 shard(s) succeeded"
+    for r in rows[:3] + rows[-2:]:
+        out = site.ssh(r[2], f"journalctl -u hostctl-job-shard@{r[1]} -o cat")
+        assert f"shard {r[0]} of 20" in out
+    listed = jobs(site, "jobs", "--group", group, "--json")
+    assert len(json.loads(listed.stdout)["runs"]) == 20
+
+
+def test_the_timer_queues_a_scheduled_run_with_its_own_record(site: Site) -> None:
+    def schedule() -> list[dict[str, Any]]:
+        listing = jobs(site, "jobs", "--json")  # installs the queue helper the timer needs
+        return [x for x in json.loads(listing.stdout)["schedules"] if x["job"] == "tick"]
+
+    # While the timer's unit is starting (or has just fired), systemd shows no next time:
+    # ask again then, and keep the answer that had one (the next ask may fall in a firing).
+    seen: list[list[dict[str, Any]]] = []
+
+    def has_next() -> bool:
+        tick = schedule()
+        if tick and tick[0].get("next_ms"):
+            seen.append(tick)
+        return bool(seen)
+
+    assert wait_for(has_next, timeout=20, every=1)
+    tick = seen[0]
+    assert [x["host"] for x in tick] == ["app-1"]
+    assert tick[0]["next_ms"] - time.time() * 1000 < 61_000
+
+    def timer_runs() -> list[dict[str, Any]]:
+        out = json.loads(jobs(site, "jobs", "--json").stdout)["runs"]
+        return [r for r in out if r["job"] == "tick" and r["state"] == "succeeded"]
+
+    assert wait_for(lambda: len(timer_runs()) >= 1, timeout=100, every=2)
+    run = timer_runs()[0]
+    assert run["by"] == "timer" and run["host"] == "app-1"
+    assert f"tick {run['run']}" in site.ssh(
+        "app-1", f"journalctl -u hostctl-job-tick@{run['run']} -o cat")
+    site.ssh("app-1", "systemctl stop hostctl-job-tick.timer")
+
+
+def test_cancel_stops_a_running_run(site: Site) -> None:
+    started = run_json(site, "gpu-sleep", "--set", "SLEEP=60")
+    assert wait_for(lambda: record(site, "gpu-1", started["run"]).get("state") == "running",
+                    timeout=20)
+    res = jobs(site, "cancel", started["run"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "cancelled" in res.stdout
+    assert site.ssh("gpu-1", "ls /var/lib/hostctl/gpu/lease").strip() == ""
+
+
+def test_concurrent_operators_never_share_the_gpu(site: Site) -> None:
+    results: list[dict[str, Any]] = []
+
+    def one() -> None:
+        results.append(run_json(site, "gpu-sleep", "--set", "SLEEP=1"))
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 3
+    ids = [r["run"] for r in results]
+    assert wait_for(lambda: all(record(site, "gpu-1", i).get("state") == "succeeded"
+                                for i in ids), timeout=60, every=1)
+    spans = sorted((int(record(site, "gpu-1", i)["started"]),
+                    int(record(site, "gpu-1", i)["ended"])) for i in ids)
+    assert all(spans[k][1] <= spans[k + 1][0] for k in range(len(spans) - 1)), spans
+
+
+def test_every_run_of_a_project_sees_its_artifacts_volume(site: Site) -> None:
+    first = jobs(site, "run", "notes", "--wait")
+    second = jobs(site, "run", "notes", "--wait")
+    assert first.returncode == second.returncode == 0, first.stdout + second.stdout
+    a, b = first.stdout.split()[1], second.stdout.split()[1]
+    log = site.ssh("app-1", f"journalctl -u hostctl-job-notes@{b} -o cat")
+    assert f"left by {a}" in log
+    labels = json.loads(site.ssh("app-1", "docker volume inspect hostctl-lab-artifacts "
+                                          "--format '{{json .Labels}}'"))
+    assert labels == {"io.hostctl.managed": "true", "io.hostctl.project": "lab"}
+    mounts = site.ssh("app-1", "grep -h '^ExecStart=' "
+                               "/etc/systemd/system/hostctl-job-*@.service")
+    assert mounts.count("dst=/artifacts,") == mounts.count("ExecStart=") > 3
+
+
+def test_run_follow_streams_the_output_and_returns_the_exit_status(site: Site) -> None:
+    cmd = [sys.executable, "-m", "hostctl", "run", "-i", str(site.inventory), "talk",
+           "--follow"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=site.root, env={**__import__("os").environ, "NO_COLOR": "1"})
+    seen: list[tuple[float, str]] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append((time.monotonic(), line.rstrip("\n")))
+    assert proc.wait(timeout=120) == 4, proc.stderr.read() if proc.stderr else ""
+    ended = time.monotonic()
+    run_id = seen[0][1].split()[1]
+    lines = [(t, text.split()[-3]) for t, text in seen
+             if text.endswith(f" of {run_id}") and text.split()[-4] == "line"]
+    assert [n for _, n in lines] == ["1", "2", "3"], seen
+    assert ended - lines[0][0] > 2  # printed while the run went on, not at its end
+    assert seen[-1][1].startswith(f"run {run_id} failed") and "(exit 4)" in seen[-1][1]
+
+
+def test_retry_failed_reruns_only_the_failed_shards_with_their_index_and_values(
+        site: Site) -> None:
+    res = jobs(site, "run", "picky", "--shards", "5", "--set", "FAIL=1 3", timeout=240)
+    assert res.returncode == 1, res.stdout + res.stderr
+    group = res.stdout.split()[1].rstrip(":")
+    rows = {int(r[0]): r for r in (line.split() for line in res.stdout.splitlines())
+            if r and r[0].isdigit()}
+    assert {i: (r[3], r[5]) for i, r in rows.items()} == {
+        0: ("succeeded", "0"), 1: ("failed", "5"), 2: ("succeeded", "0"), 3: ("failed", "5"),
+        4: ("succeeded", "0")}, res.stdout
+    assert f"hostctl run --retry-failed {group}" in res.stdout
+    retry = jobs(site, "run", "--retry-failed", group, timeout=240)
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    rows = {int(r[0]): r for r in (line.split() for line in retry.stdout.splitlines())
+            if r and r[0].isdigit()}
+    assert sorted(rows) == [0, 1, 2, 3, 4] and all(r[3] == "succeeded" for r in rows.values())
+    assert {i: r[1] for i, r in rows.items() if i in (1, 3)} == {
+        1: f"{group}-1-r1", 3: f"{group}-3-r1"}, retry.stdout
+    assert rows[0][1] == f"{group}-0"  # a shard that succeeded is not run again
+    for i in (1, 3):
+        log = site.ssh(rows[i][2], f"journalctl -u hostctl-job-picky@{group}-{i}-r1 -o cat")
+        assert f"shard {i} as {group}-{i}-r1 with FAIL=1 3" in log
+    listed = json.loads(jobs(site, "jobs", "--group", group, "--json").stdout)["runs"]
+    assert len(listed) == 7
+    again = jobs(site, "run", "--retry-failed", group)
+    assert (again.returncode, again.stdout.strip()) == (
+        0, f"group {group}: no failed shard to run again")
+
+
+LEASES = "grep -H '' /var/lib/hostctl/gpu/lease/* 2>/dev/null | sed 's|.*/||'; true"
+
+
+def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
+    res = site.deploy("--only", "infer")
+    assert res.returncode == 0, res.stdout + res.stderr
+    unit = "hostctl-infer-1.service"
+    try:
+        assert site.ssh("gpu-1", LEASES).strip() == f"0:svc:{unit}"
+        env = site.ssh("gpu-1", "docker exec hostctl-infer-1 printenv HOSTCTL_GPU_DEVICES")
+        assert env.strip() == "0"
+        # a job queued behind sees the GPU as taken, and starts once the service stops
+        queued = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+        assert queued["state"] == "queued", queued
+        time.sleep(2)
+        assert record(site, "gpu-1", queued["run"])["state"] == "queued"
+        site.ssh("gpu-1", f"systemctl stop {unit}")
+        assert wait_for(lambda: record(site, "gpu-1", queued["run"]).get("state")
+                        == "succeeded", timeout=40)
+        # a run holds the GPU: the service cannot start, and its journal says why
+        holder = run_json(site, "gpu-sleep", "--set", "SLEEP=60")
+        assert wait_for(lambda: record(site, "gpu-1", holder["run"]).get("state")
+                        == "running", timeout=20)
+        site.ssh("gpu-1", f"systemctl start --no-block {unit}")
+        want = f"{unit} cannot start: it needs 1 GPU(s) and 0 of this host's 1 are free " \
+               f"(held by 0={holder['run']})"
+        assert wait_for(lambda: want in site.ssh("gpu-1", f"journalctl -u {unit} -o cat"),
+                        timeout=20)
+        # so a deploy that restarts it fails on that host and returns it to the release before
+        # (whose start waits for the GPU as well: systemd keeps trying)
+        site.edit("specs/jobs-test.yml", "name: infer\n", "name: infer\nenv: {V: '2'}\n")
+        res = site.deploy("--only", "infer")
+        assert res.returncode != 0, res.stdout + res.stderr
+        assert "failed: gpu-1" in res.stdout and "rollback" in res.stderr, res.stdout + res.stderr
+        assert want in res.stdout, res.stdout  # the summary says why, not only "see status"
+        assert "V=" not in site.ssh("gpu-1", f"cat /etc/systemd/system/{unit}")
+        # the run ends: the GPU went to the waiting service, which now starts
+        assert jobs(site, "cancel", holder["run"]).returncode == 0
+        assert wait_for(lambda: site.ssh("gpu-1", LEASES).strip() == f"0:svc:{unit}"
+                        and site.ssh("gpu-1", f"systemctl is-active {unit}; true").strip()
+                        == "active", timeout=40)
+        assert "V=2" not in site.ssh("gpu-1", "docker exec hostctl-infer-1 printenv")
+        # a service that died without its stop path leaves a lease the queue reclaims
+        site.ssh("gpu-1", f"systemctl stop {unit} && "
+                          "echo svc:hostctl-gone-1.service > /var/lib/hostctl/gpu/lease/0")
+        after = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+        assert wait_for(lambda: record(site, "gpu-1", after["run"]).get("state")
+                        == "succeeded", timeout=40)
+    finally:
+        site.ssh("gpu-1", f"systemctl disable --now {unit} >/dev/null 2>&1; true")

@@ -1,0 +1,252 @@
+"""Error text is an interface: a table of bad input -> the exact messages hostctl prints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hostctl.errors import ConfigError
+from hostctl.validate import load_site
+from tests.rigs.site_factory import BASE_INVENTORY, SERVICE, make_site
+
+CASES = [
+    pytest.param(
+        {"a.yml": SERVICE.replace("port: http}", "port: htp}")},
+        ["specs/a.yml:8: health/http/port: 'htp' is not a port name of this service; "
+         "did you mean 'http'? (known: http)"],
+        id="health-port-typo",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "imgae: x\n"},
+        ["specs/a.yml:10: imgae: unknown key 'imgae'; did you mean 'image'? (known: args, "
+         "command, env, health, image, image_source, instances, kind, name, placement, ports, "
+         "project, reach, resources, restart, retries, route, schedule, secrets, shards, "
+         "stop_timeout, timeout, volumes)"],
+        id="unknown-key",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE.replace("name: api", "name: API_v2")},
+        ["specs/a.yml:2: name: 'API_v2' is not valid: use lowercase letters, digits and '-', "
+         "starting and ending with a letter or digit"],
+        id="bad-name",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE, "b.yml": SERVICE},
+        ["specs/b.yml:2: name: 'api' is already the name of the service at specs/a.yml:2; "
+         "names must be unique across all specs",
+         "specs/b.yml:6: ports/http/host: host port 18080 on app-1 is also used by api "
+         "(specs/a.yml); instances use host, host+1, ...: pick ports that do not overlap"],
+        id="duplicate-name",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "resources: cpu_smal\n"},
+        ["specs/a.yml:10: resources: unknown profile 'cpu_smal'; did you mean 'cpu_small'? "
+         "(known: cpu_small, gpu_medium); define it under profiles: in site.yml"],
+        id="unknown-profile",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE.replace("placement: {hosts: [app-1]}",
+                                  "placement: {hosts: [app-1]}\nresources: gpu_medium")},
+        ["specs/a.yml:10: resources: needs 1 GPU(s) on every host it runs on, but app-1 has "
+         "fewer; narrow placement to GPU hosts"],
+        id="gpu-on-cpu-host",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE.replace("[app-1]", "[app-2]")},
+        ["specs/a.yml:9: placement/hosts/0: no host 'app-2' in site.yml; did you mean "
+         "'app-1'? (known: app-1, gpu-1)"],
+        id="unknown-host",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE.replace("placement: {hosts: [app-1]}",
+                                  "placement: {labels: {role: db}}")},
+        ["specs/a.yml:9: placement: matches no host of the inventory; check the host names "
+         "and labels under placement"],
+        id="placement-matches-nothing",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "route: {path: /api}\nsecrets: [NOPE]\n"},
+        ["specs/a.yml:11: secrets/0: secret 'NOPE' is not in secrets.env; add it there "
+         "(never in the spec)"],
+        id="missing-secret",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE.replace("{container: 8080, host: 18080}", "8080")
+         + "route: {path: /api}\n"},
+        ["specs/a.yml:6: ports/http: is routed by the gateway, so it must be published: "
+         "add host: PORT"],
+        id="route-port-unpublished",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE.replace("ports:\n  http: {container: 8080, host: 18080}\n", "")
+         .replace("health:\n  http: {path: /health, port: http}\n", "")
+         + "route: {path: /api}\n"},
+        ["specs/a.yml:6: route: a route needs a port: name it with route/port, and declare "
+         "it under ports: {http: {container: 8080, host: 18080}}"],
+        id="route-without-port",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "instances: 3\n",
+         "b.yml": SERVICE.replace("name: api", "name: web").replace("18080", "18082")},
+        ["specs/b.yml:6: ports/http/host: host port 18082 on app-1 is also used by api "
+         "(specs/a.yml); instances use host, host+1, ...: pick ports that do not overlap"],
+        id="instances-collide-on-ports",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE.replace("18080", "65535") + "instances: 2\n"},
+        ["specs/a.yml:6: ports/http/host: 2 instances need host ports 65535..65536, past "
+         "65535; lower host"],
+        id="instances-past-port-range",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "schedule: daily\n"},
+        ["specs/a.yml:10: schedule: services have no schedule; remove it, or make this "
+         "kind: job"],
+        id="service-with-schedule",
+    ),
+    pytest.param(
+        {"a.yml": "kind: job\nname: j\nproject: p\nimage: x:1\nschedule: '*-*-* 25:00'\n"},
+        ["specs/a.yml:5: schedule: '*-*-* 25:00' is not a systemd calendar expression: "],
+        id="bad-calendar",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "instances: many\nstop_timeout: soon\n"},
+        ["specs/a.yml:10: instances: expected a whole number, got 'many'",
+         "specs/a.yml:11: stop_timeout: expected a duration such as 30s, 5m, 1h30m or 500ms, "
+         "got 'soon'"],
+        id="all-errors-reported-together",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "env: {DEBUG: yes}\n"},
+        ["specs/a.yml:10: env/DEBUG: got a boolean (true); YAML reads yes/no/on/off/"
+         "true/false as booleans, quote it: 'true'"],
+        id="yaml-boolean-trap",
+    ),
+    pytest.param(
+        {"a.yml": "kind: service\nname: [x\n"},
+        ["specs/a.yml:3: invalid YAML: did not find expected ',' or ']'"],
+        id="malformed-yaml",
+    ),
+    pytest.param(
+        {"a.yml": "\n# nothing here\n"},
+        ["specs/a.yml:1: no workload in this file; add a spec or remove the file"],
+        id="empty-file",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "name: again\n"},
+        ["specs/a.yml:10: name: duplicate key 'name' (first at line 2); remove one of them"],
+        id="duplicate-key",
+    ),
+    pytest.param(
+        {"a.yml": "- kind: service\n"},
+        ["specs/a.yml:1: a workload spec is a YAML mapping with kind, name, project and image"],
+        id="not-a-mapping",
+    ),
+    pytest.param(
+        {"a.yml": SERVICE + "memory: 1Gi\n".replace("memory", "resources") .replace(
+            "1Gi", "{cpus: 0, memory: 1Kb}")},
+        ["specs/a.yml:10: resources/cpus: must be greater than 0, got 0",
+         "specs/a.yml:10: resources/memory: expected a size such as 512Mi, 1Gi or 2G, "
+         "got '1Kb'"],
+        id="bad-resources",
+    ),
+]
+
+
+@pytest.mark.parametrize(("specs", "expected"), CASES)
+def test_bad_input_gives_exact_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        specs: dict[str, str], expected: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, specs)
+    with pytest.raises(ConfigError) as info:
+        load_site(str(inv), environ={})
+    got = [str(p) for p in info.value.problems]
+    assert len(got) == len(expected), got
+    for line, want in zip(got, expected, strict=True):
+        assert line.startswith(want) if want.endswith(": ") else line == want
+
+
+INVENTORY_CASES = [
+    pytest.param(BASE_INVENTORY.replace("site: t\n", ""),
+                 ["site.yml:1: site: missing required key 'site'"], id="missing-site"),
+    pytest.param(BASE_INVENTORY + "hosst: {}\n",
+                 ["site.yml:10: hosst: unknown key 'hosst'; did you mean 'hosts'? (known: "
+                  "gateway, hosts, image_source, k3s, logging, metrics, profiles, secrets, "
+                  "site, specs, ssh)"], id="unknown-top-key"),
+    pytest.param(BASE_INVENTORY.replace("address: 10.0.0.2", "adress: 10.0.0.2"),
+                 ["site.yml:4: hosts/gpu-1: missing required key 'address'",
+                  "site.yml:4: hosts/gpu-1/adress: unknown key 'adress'; did you mean "
+                  "'address'? (known: address, docker, gpu_mode, gpus, labels, ssh)"],
+                 id="host-typo"),
+    pytest.param(BASE_INVENTORY.replace("specs/*.yml", "nowhere/*.yml"),
+                 ["site.yml:8: specs/0: 'nowhere/*.yml' matches no file; fix the path (it is "
+                  "relative to the inventory)"], id="specs-glob-empty"),
+    pytest.param(BASE_INVENTORY.replace("10.0.0.2", "10.0.0.1"),
+                 ["site.yml:4: hosts/gpu-1: same SSH address and port as host 'app-1'; each "
+                  "host must be a different machine"], id="same-host-twice"),
+    pytest.param("", ["site.yml: an inventory is one YAML mapping (site, hosts, specs, ...)"],
+                 id="empty-inventory"),
+]
+
+
+@pytest.mark.parametrize(("inventory", "expected"), INVENTORY_CASES)
+def test_bad_inventory_gives_exact_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            inventory: str, expected: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": SERVICE}, inventory=inventory)
+    with pytest.raises(ConfigError) as info:
+        load_site(str(inv), environ={})
+    assert [str(p) for p in info.value.problems] == expected
+
+
+def test_secrets_file_bad_lines_are_named_without_their_content(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": SERVICE},
+                    secrets="GOOD=1\nthis line leaks hunter2\n1BAD=x\nQ='open\n")
+    with pytest.raises(ConfigError) as info:
+        load_site(str(inv), environ={})
+    text = str(info.value)
+    assert text.splitlines() == [
+        "secrets.env:2: expected NAME=VALUE (no '=' on this line)",
+        "secrets.env:3: the name before '=' must be letters, digits and _ and not start with a "
+        "digit",
+        "secrets.env:4: Q: the value's opening quote is never closed",
+    ]
+    assert "hunter2" not in text
+
+
+def test_unreadable_spec_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    if os.geteuid() == 0:
+        # root reads anything; a directory named like a spec still cannot be read as one
+        monkeypatch.chdir(tmp_path)
+        inv = make_site(tmp_path, {"a.yml": SERVICE},
+                        inventory=BASE_INVENTORY.replace("specs/*.yml", "specs"))
+        with pytest.raises(ConfigError) as info:
+            load_site(str(inv), environ={})
+        assert [str(p) for p in info.value.problems] == [
+            "site.yml:8: specs/0: 'specs' is a directory; name the spec files in it, such as "
+            "'specs/*.yml'"]
+        return
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": SERVICE})
+    (tmp_path / "specs" / "a.yml").chmod(0)
+    with pytest.raises(ConfigError) as info:
+        load_site(str(inv), environ={})
+    assert [str(p) for p in info.value.problems] == [
+        "specs/a.yml: cannot read spec file: permission denied"]
+
+
+def test_secret_from_environment_wins_and_is_never_shown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": SERVICE + "secrets: [DB_PASSWORD]\n"},
+                    inventory=BASE_INVENTORY.replace(
+                        "{env_file: secrets.env}", "{env_file: secrets.env, env_prefix: HS_}"))
+    site = load_site(str(inv), environ={"HS_DB_PASSWORD": "from-env"})
+    secret = site.secrets.get("DB_PASSWORD")
+    assert secret is not None and secret.reveal() == "from-env"
+    assert "from-env" not in f"{secret} {secret!r} {site.secrets}"
