@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostctl.observability.config import MetricsConfig
 
 from hostctl.observability.prometheus import rules_file, scrape_config, targets_file
 from hostctl.spec import model as m
+from hostctl.spec.sections.metrics import MetricsConfig
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))

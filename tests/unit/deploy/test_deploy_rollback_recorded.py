@@ -74,12 +74,12 @@ class Host:
 def _deploy(site: Site, facts: HostFacts, host: Host) -> tuple[Run, RecordingRunner, Plan]:
     """A deploy of app-1 after its facts were read and its lock taken: plan, then apply."""
     run = Run(site, DeployOptions(hosts=frozenset({"app-1"})))
-    run.run_id = RUN_ID
+    run.session.run_id = RUN_ID
     runner = RecordingRunner("app-1", [(["sh", "-s"], host)])
-    run.runners = {"app-1": runner}
+    run.session.runners = {"app-1": runner}
     run.targets = run._build_targets()
     run.facts = {"app-1": facts}
-    run.locked = {"app-1"}
+    run.session.locked = {"app-1"}
     plan = Plan({"app-1": run._plan_one(site.inventory.hosts["app-1"], facts, True)})
     run.apply(plan)
     return run, runner, plan

@@ -16,7 +16,7 @@ from hostctl.spec import model as m
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "inventories" / "site.yml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "inventories" / "site.yml"
 
 
 @pytest.fixture(scope="module")
