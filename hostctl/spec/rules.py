@@ -27,6 +27,7 @@ from hostctl.spec.schema import (
     Record,
     Size,
     Str,
+    TextRule,
     failed,
 )
 from hostctl.spec.sections.gateway import GATEWAY
@@ -145,54 +146,43 @@ def address_problem(value: str) -> str | None:
     return None
 
 
-class HostAddress(Check[str]):
+class HostAddress(TextRule):
     """An IP address (v4 or v6) or a DNS name, checked with the ipaddress module."""
 
     expected = "an address"
 
-    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        text: str = Str()(value, path, ctx)
-        if failed(text):
-            return INVALID
-        why = address_problem(text)
-        return ctx.error(path, f"{_describe(text)} {why}") if why else text
+    def problem(self, text: str) -> str | None:
+        return address_problem(text)
 
 
-class BindAddress(Check[str]):
+class BindAddress(TextRule):
     """Where Docker publishes a port: an IPv4 address, or an IPv6 one in brackets."""
 
     expected = "an IP address"
 
-    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        text: str = Str()(value, path, ctx)
-        if failed(text):
-            return INVALID
+    def problem(self, text: str) -> str | None:
         try:
             if text.startswith("[") and text.endswith("]") and "%" not in text:
                 ipaddress.IPv6Address(text[1:-1])
             else:
                 ipaddress.IPv4Address(text)
         except ValueError:
-            return ctx.error(path, f"{_describe(text)} is not valid: give an IP address such "
-                                   "as 127.0.0.1, or an IPv6 address in brackets such as [::1]")
-        return text
+            return ("is not valid: give an IP address such as 127.0.0.1, or an IPv6 address "
+                    "in brackets such as [::1]")
+        return None
 
 
-class DockerPath(Check[str]):
+class DockerPath(TextRule):
     """The docker client's path: every unit's ExecStart= runs it, so systemd's rule for a
     program path applies (systemd.quoting.program_problem, as render applies it)."""
 
     expected = "a path"
 
-    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        text: str = Str()(value, path, ctx)
-        if failed(text):
-            return INVALID
+    def problem(self, text: str) -> str | None:
         why = argument_problem(text) or program_problem(text)
-        if why is not None:
-            return ctx.error(path, f"{_describe(text)} {why}; give the absolute path of the "
-                                   "docker client on the host, such as /usr/bin/docker")
-        return text
+        return None if why is None else (
+            f"{why}; give the absolute path of the docker client on the host, such as "
+            "/usr/bin/docker")
 
 
 class PortSpec(Check[m.Port]):

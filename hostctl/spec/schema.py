@@ -149,6 +149,21 @@ class Str(Check[str]):
         return value
 
 
+class TextRule(Check[str]):
+    """A string judged by `problem(text)`: None when it is fine, else what is wrong, written
+    after the quoted value (`'x' is not ...`)."""
+
+    def problem(self, text: str) -> str | None:
+        raise NotImplementedError
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
+        text: str = Str()(value, path, ctx)
+        if failed(text):
+            return INVALID
+        why = self.problem(text)
+        return ctx.error(path, f"{describe(text)} {why}") if why else text
+
+
 class Int(Check[int]):
     expected = "a whole number"
 

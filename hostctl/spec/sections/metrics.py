@@ -25,6 +25,7 @@ from hostctl.spec.schema import (
     Record,
     Section,
     Str,
+    TextRule,
     failed,
 )
 from hostctl.spec.sections.logging import section_source
@@ -83,30 +84,23 @@ SAMPLE_INTERVAL_MAX = 300.0  # 5m
 SCRAPE_MAX = 3600.0  # 1h
 
 
-class ExporterListen(Check[str]):
+class ExporterListen(TextRule):
     """The address the exporter binds on every host: an IP address (the exporter binds it
     as given) that every host has: a wildcard or a loopback address."""
 
     expected = "an IP address"
 
-    def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        from hostctl.spec.schema import describe
-
-        text: str = Str()(value, path, ctx)
-        if failed(text):
-            return INVALID
+    def problem(self, text: str) -> str | None:
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
-            return ctx.error(path, f"{describe(text)} is not an IP address: give 0.0.0.0 "
-                                   "(every IPv4 address), :: (every address) or 127.0.0.1 "
-                                   "(the host only)")
+            return ("is not an IP address: give 0.0.0.0 (every IPv4 address), :: (every "
+                    "address) or 127.0.0.1 (the host only)")
         if not (address.is_unspecified or address.is_loopback):
-            return ctx.error(path, f"{describe(text)} is one host's address, and the exporter "
-                                   "binds this address on every host, where the others have "
-                                   "no such address: give 0.0.0.0 or :: (every address), or "
-                                   "127.0.0.1 (the host only)")
-        return text
+            return ("is one host's address, and the exporter binds this address on every "
+                    "host, where the others have no such address: give 0.0.0.0 or :: (every "
+                    "address), or 127.0.0.1 (the host only)")
+        return None
 
 
 class ScrapeDuration(Check[float]):
