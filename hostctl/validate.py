@@ -8,7 +8,6 @@ render and spec (spec.loader runs the final checks its caller hands it)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
 from hostctl.errors import Problem
 from hostctl.gateway.declarative import build_declarative, preflight
@@ -137,4 +136,4 @@ def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
 
 
 # In order: each is told whether anything was found before it.
-FINAL_CHECKS: tuple[Any, ...] = (words_fit_units, kong_accepts, kubernetes)
+FINAL_CHECKS: tuple[loader.FinalCheck, ...] = (words_fit_units, kong_accepts, kubernetes)
