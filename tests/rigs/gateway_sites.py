@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
+from tests.rigs.site_factory import SERVICE
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_INVENTORY = REPO / "inventories" / "site.yml"
@@ -57,17 +58,4 @@ gateway:
     shop-ci: {project: shop, key_auth: [API_TOKEN]}
 """
 
-ROUTED = """\
-kind: service
-name: api
-project: shop
-image: example.org/shop/api:1.0
-ports:
-  http: {container: 8080, host: 18080}
-health:
-  http: {path: /health, port: http}
-placement: {hosts: [app-1]}
-route:
-  path: /api
-  auth: key-auth
-"""
+ROUTED = SERVICE + "route:\n  path: /api\n  auth: key-auth\n"  # the plain service, routed
