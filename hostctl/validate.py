@@ -7,7 +7,7 @@ render and spec (spec.loader runs the final checks its caller hands it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from hostctl.errors import Problem
 from hostctl.gateway.declarative import build_declarative, preflight
@@ -52,13 +52,6 @@ def kong_accepts(inv: m.Inventory, ws: list[m.Workload], store: SecretStore,
     config, provenance = build_declarative(m.Site(inventory=inv, workloads=own, secrets=store),
                                            gw)
     yield from preflight(config, provenance)
-
-
-def kubernetes(inv: m.Inventory, ws: list[m.Workload], store: SecretStore,
-               others_found: bool) -> Iterable[Problem]:
-    """What a Kubernetes cluster would refuse, for every site (k8s render must never refuse
-    a site that validates); the site is rendered only when nothing else was found."""
-    return kubernetes_problems(inv, ws, store, others_found=others_found)
 
 
 def _argv_words(w: m.Workload) -> Iterator[tuple[str, str, str]]:
@@ -135,5 +128,7 @@ def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
             return
 
 
-# In order: each is told whether anything was found before it.
-FINAL_CHECKS: tuple[loader.FinalCheck, ...] = (words_fit_units, kong_accepts, kubernetes)
+# In order, each told whether anything was found before it. kubernetes_problems: what a
+# cluster would refuse, for every site (k8s render must never refuse a site that validates).
+FINAL_CHECKS: tuple[loader.FinalCheck, ...] = (words_fit_units, kong_accepts,
+                                               kubernetes_problems)

@@ -185,7 +185,7 @@ def action_argv(action: str, units: Sequence[str]) -> list[str]:
 
 
 def show_argv(units: Sequence[str]) -> list[str]:
-    """systemctl show in the C locale and UTC, so status.parse_timestamp reads its times."""
+    """systemctl show in the C locale and UTC, so health_verdict.parse_timestamp reads its times."""
     return ["env", "LC_ALL=C", "TZ=UTC", "systemctl", "show",
             "--property=" + ",".join(SHOW_PROPERTIES), "--", *units]
 
