@@ -6,8 +6,10 @@ script prints them with `grep -r -H ''`, one `ID/FIELD:VALUE` line each.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 QUEUED = "queued"
 STARTING = "starting"  # handed to systemd by the queue, not yet admitted by its unit
@@ -51,6 +53,47 @@ class RunRecord:
     note: str = ""
     by: str = ""
     not_before: int = 0
+    # What makes a run findable, comparable and reproducible (issue 12). Written by hostctl
+    # at submit (experiment ... docker_run), by the queue when it starts the run (image_id)
+    # and when the run ends (metrics*: parsed from the run's HOSTCTL_METRICS file).
+    experiment: str = ""
+    description: str = ""  # `hostctl run --note`: the user's one line (note is the outcome's)
+    params_json: str = ""  # {"NAME": "value"}: --set values and the spec's env, never secrets
+    image: str = ""  # the reference the spec names
+    image_id: str = ""  # sha256:... of the image the run actually ran
+    spec_hash: str = ""
+    git_rev: str = ""  # the commit of the repository holding the inventory ("" outside git)
+    git_branch: str = ""
+    rerun_of: str = ""  # the run this one re-runs (`hostctl run --rerun`)
+    docker_run_json: str = ""  # ["docker", "run", ...] as the unit runs it, secrets by name
+    metrics_json: str = ""  # {"name": {"last", "min", "max", "n", "step"}}
+    metrics_points: int = 0  # points kept (in the run's metrics.tsv)
+    metrics_invalid: int = 0  # lines that were not a valid metric point: skipped
+    metrics_dropped: int = 0  # valid points beyond the cap: not kept
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in _json_object(self.params_json).items()}
+
+    @property
+    def metrics(self) -> dict[str, MetricSummary]:
+        out = {}
+        for name, s in _json_object(self.metrics_json).items():
+            try:
+                out[str(name)] = MetricSummary(float(s["last"]), float(s["min"]),
+                                               float(s["max"]), int(s["n"]),
+                                               None if s.get("step") is None else int(s["step"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # a garbled summary reads as no summary, never as an error
+        return out
+
+    @property
+    def docker_run(self) -> list[str]:
+        try:
+            argv = json.loads(self.docker_run_json) if self.docker_run_json else []
+        except ValueError:
+            return []
+        return [str(a) for a in argv] if isinstance(argv, list) else []
 
     @property
     def active(self) -> bool:
@@ -79,9 +122,36 @@ class RunRecord:
         return code if 0 < code < 256 else 1
 
 
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric of a run: its last value (highest step, else last written), extremes,
+    how many points, and the last point's step (None when the points had none)."""
+
+    last: float
+    min: float
+    max: float
+    count: int
+    last_step: int | None = None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# Field name on the host (the file in the run's directory) -> RunRecord attribute.
+_RENAMED = {"params": "params_json", "docker_run": "docker_run_json", "metrics": "metrics_json"}
 _INT_FIELDS = ("shard", "shards", "need", "cpus", "memory", "attempt", "attempts", "seq",
-               "submitted", "started", "ended", "not_before")
-_STR_FIELDS = ("job", "project", "state", "group", "gpus", "exit", "note", "by")
+               "submitted", "started", "ended", "not_before", "metrics_points",
+               "metrics_invalid", "metrics_dropped")
+_STR_FIELDS = ("job", "project", "state", "group", "gpus", "exit", "note", "by",
+               "experiment", "description", "params", "image", "image_id", "spec_hash",
+               "git_rev", "git_branch", "rerun_of", "docker_run", "metrics")
 
 
 def parse_fields(lines: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -100,7 +170,7 @@ def parse_fields(lines: Iterable[str]) -> dict[str, dict[str, str]]:
 
 def record_from(host: str, run_id: str, fields: Mapping[str, str]) -> RunRecord:
     """A record from its fields; missing or garbled numbers read as 0."""
-    values: dict[str, object] = {f: fields.get(f, "") for f in _STR_FIELDS}
+    values: dict[str, object] = {_RENAMED.get(f, f): fields.get(f, "") for f in _STR_FIELDS}
     for f in _INT_FIELDS:
         raw = fields.get(f, "").strip()
         values[f] = int(raw) if raw.lstrip("-").isdigit() else 0
@@ -141,3 +211,21 @@ def latest_per_shard(records: Iterable[RunRecord]) -> dict[int, RunRecord]:
         if have is None or (r.submitted, r.seq) > (have.submitted, have.seq):
             out[r.shard] = r
     return dict(sorted(out.items()))
+
+
+def parse_points(text: str) -> dict[str, list[tuple[int | None, float]]]:
+    """A run's metrics.tsv (NAME TAB STEP TAB VALUE a line, STEP empty when the point had
+    none; written by the queue helper from the run's HOSTCTL_METRICS file) -> the points of
+    each metric in the order written. A garbled line is passed over."""
+    out: dict[str, list[tuple[int | None, float]]] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3 or not parts[0]:
+            continue
+        try:
+            step = int(parts[1]) if parts[1] else None
+            value = float(parts[2])
+        except ValueError:
+            continue
+        out.setdefault(parts[0], []).append((step, value))
+    return out
