@@ -11,39 +11,17 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl import layout as L
-from hostctl.hosts.health_verdict import parse_timestamp
 from hostctl.hosts.lock import LockState, parse_lock, take_lock_lines
 from hostctl.hosts.scripts import MARK
+from hostctl.hosts.unit_show import UnitState, parse_units
 
 VERSION = "1"
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState",
                    "ActiveEnterTimestamp", "NRestarts", "Result")
-
-
-@dataclass(frozen=True)
-class UnitState:
-    """One unit as `systemctl show` describes it (parse_units): deploy's facts, status and
-    the day-two actions each ask for the properties they need; the others stay empty."""
-
-    name: str
-    load: str = ""
-    active: str = ""
-    sub: str = ""
-    file_state: str = ""  # UnitFileState
-    active_enter: str = ""  # ActiveEnterTimestamp, as systemd prints it
-    restarts: int = 0
-    result: str = ""
-    since: int | None = None  # StateChangeTimestamp: epoch seconds of the last state change
-
-    @property
-    def state(self) -> str:
-        """`active/running`, `activating/auto-restart`, ... as one word for tables."""
-        return f"{self.active}/{self.sub}" if self.sub else self.active or "unknown"
 
 
 @dataclass(frozen=True)
@@ -201,36 +179,6 @@ def _contents(lines: list[str]) -> dict[str, bytes]:
         if path:
             out[path] = base64.b64decode(data) if data else b""
     return out
-
-
-def show_blocks(lines: list[str]) -> list[dict[str, str]]:
-    """`systemctl show` output for several units: one KEY=VALUE dict per unit."""
-    blocks: list[dict[str, str]] = []
-    block: dict[str, str] = {}
-    for line in [*lines, ""]:
-        if line.strip():
-            key, _, value = line.partition("=")
-            block[key] = value
-        elif block:
-            blocks.append(block)
-            block = {}
-    return [b for b in blocks if "Id" in b]
-
-
-def parse_units(lines: Sequence[str]) -> dict[str, UnitState]:
-    """`systemctl show --property=...` output (blank-line separated blocks) by unit Id; the
-    one reader of it, for deploy's facts, status and the day-two actions."""
-    return {
-        b["Id"]: UnitState(
-            name=b["Id"], load=b.get("LoadState", ""), active=b.get("ActiveState", ""),
-            sub=b.get("SubState", ""), file_state=b.get("UnitFileState", ""),
-            active_enter=b.get("ActiveEnterTimestamp", ""),
-            restarts=int(n) if (n := b.get("NRestarts", "")).isdigit() else 0,
-            result=b.get("Result", ""),
-            since=parse_timestamp(b.get("StateChangeTimestamp", "")),
-        )
-        for b in show_blocks(list(lines))
-    }
 
 
 def normalise_ref(ref: str) -> str:

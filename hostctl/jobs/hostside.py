@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hostctl import layout as L
-from hostctl.hosts.facts import show_blocks, split_sections
+from hostctl.hosts.facts import split_sections
+from hostctl.hosts.unit_show import show_blocks
 from hostctl.jobs.host_files import GpuConfig, gpu_conf_text, helper_text
 from hostctl.jobs.records import RunRecord, parse_records
 

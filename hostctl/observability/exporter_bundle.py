@@ -38,8 +38,9 @@ AUDIT_INTERVAL = 5.0  # seconds between two looks at the audit log, without metr
 _HERE = Path(__file__).parent
 _MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py")
 # hostctl modules outside observability/ the exporter imports (standard library only
-# themselves): the health rule it shares with `hostctl status`.
-_SHARED = ("hosts/__init__.py", "hosts/health_verdict.py")
+# themselves): the health rule it shares with `hostctl status`, the one `systemctl show`
+# reader.
+_SHARED = ("hosts/__init__.py", "hosts/health_verdict.py", "hosts/unit_show.py")
 # prometheus_client's integrations for other servers are never imported by the exporter.
 _SKIP = ("twisted/", "django/", "aiohttp/", "__pycache__/")
 _MAIN = f'''"""hostctl's metrics exporter: python3 hostctl-exporter.pyz --config FILE [--once]"""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hostctl.hosts.health_verdict import parse_timestamp
+from hostctl.hosts.unit_show import UnitState, parse_units
 
 LABEL = "io.hostctl"
 Run = Callable[[Sequence[str]], tuple[int, str]]
@@ -209,30 +209,9 @@ def show_argv(systemctl: str = "systemctl") -> list[str]:
             "hostctl-*.service"]
 
 
-@dataclass(frozen=True)
-class UnitState:
-    active: str
-    restarts: int
-    started: int | None = None  # ActiveEnterTimestamp, epoch seconds: the current run's start
-
-
-def parse_show(text: str) -> dict[str, UnitState]:
-    """`systemctl show -p Id,NRestarts,ActiveState,ActiveEnterTimestamp` blocks (TZ=UTC)
-    -> unit -> state."""
-    units: dict[str, UnitState] = {}
-    for block in text.strip().split("\n\n"):
-        props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
-        if props.get("Id"):
-            restarts = props.get("NRestarts", "0")
-            units[props["Id"]] = UnitState(
-                props.get("ActiveState", ""), int(restarts) if restarts.isdigit() else 0,
-                parse_timestamp(props.get("ActiveEnterTimestamp", "")))
-    return units
-
-
 def read_units(run: Run, systemctl: str = "systemctl") -> dict[str, UnitState] | None:
     code, out = run(show_argv(systemctl))
-    return parse_show(out) if code == 0 else None
+    return parse_units(out.splitlines()) if code == 0 else None
 
 
 # -- hostctl's health probe ------------------------------------------------------------------

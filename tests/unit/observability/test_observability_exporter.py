@@ -47,14 +47,17 @@ def test_parse_time() -> None:
     assert src.parse_time("yesterday") is None
 
 
-def test_parse_show() -> None:
+def test_the_exporter_reads_systemctl_show_with_the_one_parser() -> None:
     text = ("Id=hostctl-api-1.service\nNRestarts=3\nActiveState=active\n"
             "ActiveEnterTimestamp=Tue 2023-11-14 22:13:20 UTC\n\n"
             "Id=hostctl-api-2.service\nNRestarts=\nActiveState=failed\n"
             "ActiveEnterTimestamp=n/a\n")
-    assert src.parse_show(text) == {
-        "hostctl-api-1.service": src.UnitState("active", 3, int(T0)),
-        "hostctl-api-2.service": src.UnitState("failed", 0, None)}
+    units = src.read_units(lambda argv: (0, text))
+    assert units is not None
+    assert {u: (s.active, s.restarts, s.started) for u, s in units.items()} == {
+        "hostctl-api-1.service": ("active", 3, int(T0)),
+        "hostctl-api-2.service": ("failed", 0, None)}
+    assert src.read_units(lambda argv: (1, text)) is None
 
 
 def test_systemctl_runs_in_utc_so_its_times_are_read() -> None:
