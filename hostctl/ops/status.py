@@ -21,7 +21,7 @@ from typing import Any
 from hostctl import layout as L
 from hostctl.errors import HostctlError
 from hostctl.hosts.facts import UnitState, parse_units, split_sections
-from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, parse_timestamp, verdict
+from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, verdict
 from hostctl.hosts.scripts import MARK
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.render.docker_cmd import LABEL
@@ -379,7 +379,7 @@ def host_report(site: m.Site, st: HostStatus) -> HostReport:
         health = c.health if c else "-"
         if unit is not None:  # the one rule, shared with the exporter (hosts.health_verdict)
             health = verdict(health, Records.of(st.probe.get(unit), st.verified.get(unit)),
-                             parse_timestamp(u.active_enter) if u is not None else None)
+                             u.started if u is not None else None)
         return Row(
             service=service, instance=instance, unit=unit,
             state=state or (u.state if u else "missing"), result=u.result if u else "",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hostctl import layout as L
+from hostctl.hosts.health_verdict import parse_timestamp
 from hostctl.ops import status as st
 from hostctl.runner.base import HostUnreachable, Result
 from hostctl.runner.recording import RecordingRunner
@@ -116,7 +117,7 @@ def test_docker_health(status: str, health: str) -> None:
     ("n/a", None),
 ])
 def test_parse_timestamp(text: str, epoch: int | None) -> None:
-    assert st.parse_timestamp(text) == epoch
+    assert parse_timestamp(text) == epoch
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
