@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+from hostctl.errors import ConfigError
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
 
@@ -72,3 +73,14 @@ def made_site(root: Path, specs: dict[str, str], inventory: str = BASE_INVENTORY
     """make_site's files, loaded and checked as `hostctl validate` does (environ: the
     process environment the secrets may come from; None: this process's)."""
     return load_site(str(make_site(root, specs, inventory, secrets)), environ=environ)
+
+
+def refusals(root: Path, specs: dict[str, str], inventory: str = BASE_INVENTORY,
+             secrets: str = BASE_SECRETS) -> list[str]:
+    """The problems `hostctl validate` finds in make_site's files (with an empty process
+    environment), each as it prints them; [] when it accepts them."""
+    try:
+        made_site(root, specs, inventory, secrets, environ={})
+    except ConfigError as exc:
+        return [str(p) for p in exc.problems]
+    return []
