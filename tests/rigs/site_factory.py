@@ -26,6 +26,19 @@ secrets: {env_file: secrets.env}
 BASE_SECRETS = "DB_PASSWORD=s3cr3t-value\nAPI_TOKEN=tok-123\n"
 
 
+# The observability tests' site: an edge host for Logstash and Prometheus, an app host and a
+# host with two GPUs; the tests add their logging and metrics sections.
+OBS_INVENTORY = """\
+site: obs-site
+hosts:
+  edge-1: {address: 10.0.0.9, labels: {role: edge}}
+  app-1: {address: 10.0.0.1, labels: {role: app}}
+  gpu-1: {address: 10.0.0.2, labels: {role: gpu}, gpus: 2}
+specs: [specs/*.yml]
+secrets: {env_file: secrets.env}
+"""
+
+
 def make_site(root: Path, specs: dict[str, str], inventory: str = BASE_INVENTORY,
               secrets: str = BASE_SECRETS) -> Path:
     """Write the files and return the inventory path."""
