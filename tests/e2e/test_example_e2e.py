@@ -6,7 +6,6 @@ host's exporter answers, and services log all the same."""
 from __future__ import annotations
 
 import json
-import urllib.request
 
 import pytest
 
@@ -14,15 +13,6 @@ from tests.rigs.deploy_rig import Site, wait_for, whole_example_site
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["whole_example_site"]
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def metrics(s: Site, host: str) -> str:
-    try:
-        with _DIRECT.open(f"http://{s.hosts[host].address}:9477/metrics", timeout=5) as r:
-            return str(r.read().decode())
-    except OSError as exc:
-        return f"unreachable: {exc}"
 
 
 def test_the_worked_example_deploys_whole_and_every_exporter_answers(
@@ -43,8 +33,8 @@ def test_the_worked_example_deploys_whole_and_every_exporter_answers(
           "edge-1": 'hostctl_service_up{project="reports",replica="1",service="reports-web"} 1.0',
           "gpu-1": "hostctl_host_gpus 1.0"}
     for host, line in up.items():
-        assert wait_for(lambda h=host, want=line: want in metrics(s, h), timeout=60), \
-            metrics(s, host)
+        assert wait_for(lambda h=host, want=line: want in s.metrics(h), timeout=60), \
+            s.metrics(host)
     logs = s.hostctl("logs", "-i", str(s.inventory), "triage-worker", "-n", "20")
     assert logs.returncode == 0 and "demo-app" in logs.stdout, logs.stdout + logs.stderr
     assert s.ssh("app-1", "docker inspect -f '{{.HostConfig.LogConfig.Type}}' "

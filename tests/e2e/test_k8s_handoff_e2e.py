@@ -10,7 +10,6 @@ systemd units, the handoff records and the deploys that follow are real.
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -66,16 +65,7 @@ class Rig:
 def rig(example_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     tmp = tmp_path_factory.mktemp("handoff")
     with running() as api:
-        kubeconfig = tmp / "kube.yaml"
-        kubeconfig.write_text(textwrap.dedent(f"""\
-            apiVersion: v1
-            kind: Config
-            clusters: [{{name: c, cluster: {{server: "{api.url}"}}}}]
-            users: [{{name: u, user: {{token: e2e-token}}}}]
-            contexts: [{{name: standin, context: {{cluster: c, user: u}}}}]
-            current-context: standin
-            """))
-        api.token = "e2e-token"
+        kubeconfig = api.write_kubeconfig(tmp / "kube.yaml", "e2e-token")
         inventory = yaml.safe_load(example_site.inventory.read_text())
         inventory["gateway"]["managed"] = False
         inventory["gateway"]["drain"] = "1s"

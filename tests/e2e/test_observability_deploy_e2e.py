@@ -8,7 +8,6 @@ exporter."""
 from __future__ import annotations
 
 import re
-import urllib.request
 from typing import Any
 
 import docker
@@ -21,7 +20,6 @@ from tests.rigs.gelf_listener import GelfListener
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["example_site"]
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def set_sections(s: Site, **sections: Any) -> None:
@@ -32,14 +30,6 @@ def set_sections(s: Site, **sections: Any) -> None:
         else:
             data[key] = value
     s.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def metrics(s: Site, host: str) -> str:
-    try:
-        with _DIRECT.open(f"http://{s.hosts[host].address}:9477/metrics", timeout=5) as r:
-            return str(r.read().decode())
-    except OSError as exc:
-        return f"unreachable: {exc}"
 
 
 METRICS = {"exporter": {"port": 9477, "sample_interval": "2s"},
@@ -57,9 +47,9 @@ def test_deploy_brings_the_exporter_and_gelf_logging(example_site: Site) -> None
     assert s.ssh("app-1", "docker inspect -f '{{.HostConfig.LogConfig.Type}}' "
                           "hostctl-triage-api-1").strip() == "gelf"
     up = 'hostctl_service_up{project="triage",replica="1",service="triage-api"} 1.0'
-    assert wait_for(lambda: up in metrics(s, "app-1"), timeout=60), metrics(s, "app-1")
+    assert wait_for(lambda: up in s.metrics("app-1"), timeout=60), s.metrics("app-1")
     assert 'hostctl_project_cost_total{currency="EUR",project="triage",resource="cpu"}' in \
-        metrics(s, "app-1")
+        s.metrics("app-1")
     logs = s.hostctl("logs", "-i", str(s.inventory), "triage-worker", "-n", "50")
     assert logs.returncode == 0 and "demo-app" in logs.stdout, logs.stdout + logs.stderr
     status = s.hostctl("status", "-i", str(s.inventory))
@@ -78,7 +68,7 @@ def test_a_price_change_restarts_the_exporter_alone(example_site: Site) -> None:
         plan.stdout
     res = s.deploy("--skip-platform", "logging")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert wait_for(lambda: 'resource="cpu"} ' in metrics(s, "edge-1"), timeout=60)
+    assert wait_for(lambda: 'resource="cpu"} ' in s.metrics("edge-1"), timeout=60)
 
 
 def test_logging_without_metrics_ships_each_hosts_audit_records(
@@ -96,7 +86,7 @@ def test_logging_without_metrics_ships_each_hosts_audit_records(
             assert s.ssh(host, "systemctl is-active hostctl-exporter").strip() == "active"
             assert "audit shipper" in s.ssh(host, "systemctl show -p Description "
                                                   "hostctl-exporter")
-        assert metrics(s, "app-1").startswith("unreachable")  # no /metrics any more
+        assert s.metrics("app-1").startswith("unreachable")  # no /metrics any more
         # this very deploy's record on each host: the one naming the release it made current
         # (a record the old exporter had not sent yet may come too: nothing is lost)
         current = {host: s.ssh(host, "readlink /var/lib/hostctl/current").strip()

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from hostctl.sandbox import app_image
 from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
 
 REPO = Path(__file__).resolve().parents[2]
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 EXAMPLE_HOSTS = [
     SandboxHostRequest("edge-1", {"role": "edge"}, 0),
     SandboxHostRequest("app-1", {"role": "app"}, 0),
@@ -78,6 +80,16 @@ class Site:
         except requests.RequestException as exc:
             return 0, type(exc).__name__
         return r.status_code, r.text
+
+    def metrics(self, host: str) -> str:
+        """The host exporter's /metrics page (port 9477, straight, past any proxy), or
+        "unreachable: WHY"."""
+        try:
+            with _DIRECT.open(f"http://{self.hosts[host].address}:9477/metrics",
+                              timeout=5) as r:
+                return str(r.read().decode())
+        except OSError as exc:
+            return f"unreachable: {exc}"
 
     def active_since(self, host: str) -> dict[str, str]:
         """ActiveEnterTimestamp of every hostctl service unit on the host (but the health

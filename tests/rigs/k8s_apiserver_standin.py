@@ -20,11 +20,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,6 +61,20 @@ class StandIn:
 
     def paths(self, method: str) -> list[str]:
         return [r.path for r in self.requests if r.method == method]
+
+    def write_kubeconfig(self, path: Path, token: str) -> Path:
+        """A kubeconfig at `path` whose one context reaches this stand-in with bearer `token`,
+        which the stand-in requires from now on."""
+        self.token = token
+        path.write_text(textwrap.dedent(f"""\
+            apiVersion: v1
+            kind: Config
+            clusters: [{{name: c, cluster: {{server: "{self.url}"}}}}]
+            users: [{{name: u, user: {{token: {token}}}}}]
+            contexts: [{{name: standin, context: {{cluster: c, user: u}}}}]
+            current-context: standin
+            """))
+        return path
 
 
 def _status(code: int, message: str, reason: str) -> dict[str, Any]:

@@ -48,6 +48,18 @@ def wait_until(check: Callable[[], Any], timeout: float, every: float = 0.5,
     raise AssertionError(f"{what} not met within {timeout:g}s (last: {last!r})")
 
 
+def terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop a server this test started: SIGTERM, then SIGKILL after `grace` seconds (one that
+    has already exited is left as it is)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 class PrometheusServer:
     """Prometheus on 127.0.0.1 with hostctl's rendered scrape config and given targets."""
 
@@ -110,12 +122,7 @@ class PrometheusServer:
                 for t in json.loads(body)["data"]["activeTargets"]}
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        terminate(self.proc, grace=20)
         self.log.close()
 
 

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+from hostctl.errors import ConfigError
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
 
@@ -23,6 +24,19 @@ secrets: {env_file: secrets.env}
 """
 
 BASE_SECRETS = "DB_PASSWORD=s3cr3t-value\nAPI_TOKEN=tok-123\n"
+
+
+# The observability tests' site: an edge host for Logstash and Prometheus, an app host and a
+# host with two GPUs; the tests add their logging and metrics sections.
+OBS_INVENTORY = """\
+site: obs-site
+hosts:
+  edge-1: {address: 10.0.0.9, labels: {role: edge}}
+  app-1: {address: 10.0.0.1, labels: {role: app}}
+  gpu-1: {address: 10.0.0.2, labels: {role: gpu}, gpus: 2}
+specs: [specs/*.yml]
+secrets: {env_file: secrets.env}
+"""
 
 
 def make_site(root: Path, specs: dict[str, str], inventory: str = BASE_INVENTORY,
@@ -72,3 +86,14 @@ def made_site(root: Path, specs: dict[str, str], inventory: str = BASE_INVENTORY
     """make_site's files, loaded and checked as `hostctl validate` does (environ: the
     process environment the secrets may come from; None: this process's)."""
     return load_site(str(make_site(root, specs, inventory, secrets)), environ=environ)
+
+
+def refusals(root: Path, specs: dict[str, str], inventory: str = BASE_INVENTORY,
+             secrets: str = BASE_SECRETS) -> list[str]:
+    """The problems `hostctl validate` finds in make_site's files (with an empty process
+    environment), each as it prints them; [] when it accepts them."""
+    try:
+        made_site(root, specs, inventory, secrets, environ={})
+    except ConfigError as exc:
+        return [str(p) for p in exc.problems]
+    return []

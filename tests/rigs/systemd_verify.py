@@ -21,6 +21,16 @@ def analyze_verify(unit: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def need_analyze() -> str:
+    """The path of systemd-analyze, or skip (in CI: fail) when this machine lacks it."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is required in CI (Debian package 'systemd')")
+        pytest.skip("systemd-analyze not installed")
+    return analyze
+
+
 def need_verify() -> None:
     """systemd-analyze verify, and the program our units run (it checks that it exists)."""
     if shutil.which("systemd-analyze") is None or not Path("/usr/bin/docker").exists():

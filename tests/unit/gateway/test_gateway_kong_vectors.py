@@ -17,6 +17,17 @@ from hostctl.gateway import pcre
 
 SCHEMA = "spec/01-unit/01-db/01-schema/"
 
+# Paths with a bad %-escape: the same vectors in 05-services_spec.lua (path) and
+# 06-routes_spec.lua (paths), with the same message.
+BAD_PERCENT_ENCODINGS: list[tuple[str, str | None]] = [
+    ("/some%2words", "invalid url-encoded value: '%2w'"),
+    ("/some%0Xwords", "invalid url-encoded value: '%0X'"),
+    ("/some%2Gwords", "invalid url-encoded value: '%2G'"),
+    ("/some%20words%", "invalid url-encoded value: '%'"),
+    ("/some%20words%a", "invalid url-encoded value: '%a'"),
+    ("/some%20words%ax", "invalid url-encoded value: '%ax'"),
+]
+
 # -- 06-routes_spec.lua: paths attribute ---------------------------------------------------
 
 ROUTE_PATHS: list[tuple[str, str | None]] = [
@@ -26,12 +37,7 @@ ROUTE_PATHS: list[tuple[str, str | None]] = [
     ("//foo/bar", "must not have empty segments"),
     ("~/users/(foo/profile", "invalid regex: '/users/(foo/profile' (PCRE returned: "
      "pcre2_compile() failed: missing closing parenthesis in \"/users/(foo/profile\")"),
-    ("/some%2words", "invalid url-encoded value: '%2w'"),
-    ("/some%0Xwords", "invalid url-encoded value: '%0X'"),
-    ("/some%2Gwords", "invalid url-encoded value: '%2G'"),
-    ("/some%20words%", "invalid url-encoded value: '%'"),
-    ("/some%20words%a", "invalid url-encoded value: '%a'"),
-    ("/some%20words%ax", "invalid url-encoded value: '%ax'"),
+    *BAD_PERCENT_ENCODINGS,
     ("/", None),
     ("/abcd~user~2", None),
     ("/ovo/", None),
@@ -66,12 +72,7 @@ PATHS: list[tuple[str, str | None]] = [
     ("/users/(this|foo/profile)", "invalid path: '/users/(this|foo/profile)' (characters "
                                   "outside of the reserved list of RFC 3986 found)"),
     ("/hello/path$with$!&'()*+,;=stuff", None),
-    ("/some%2words", "invalid url-encoded value: '%2w'"),
-    ("/some%0Xwords", "invalid url-encoded value: '%0X'"),
-    ("/some%2Gwords", "invalid url-encoded value: '%2G'"),
-    ("/some%20words%", "invalid url-encoded value: '%'"),
-    ("/some%20words%a", "invalid url-encoded value: '%a'"),
-    ("/some%20words%ax", "invalid url-encoded value: '%ax'"),
+    *BAD_PERCENT_ENCODINGS,
     ("/", None), ("/abcd~user~2", None), ("/abcd%aa%10%ff%AA%FF", None), ("/ovo/", None),
     # issue 10: what a spec's health path may hold and Kong's http_path may not
     ("/health?deep=1", "invalid path: '/health?deep=1' (characters outside of the reserved "

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -32,6 +30,7 @@ import yaml
 from hostctl.gateway.admin import ConfigRejected, KongAdmin, config_hash
 from hostctl.gateway.declarative import dump, render_declarative
 from hostctl.validate import load_site
+from tests.rigs.local_images import image_from_env
 from tests.rigs.site_factory import make_site
 
 IMAGE_ENV = "HOSTCTL_KONG_IMAGE"
@@ -40,27 +39,9 @@ KEY = "real-kong-test-key-0123456789"
 
 def _kong_image() -> str:
     """The image to run, or skip with the reason."""
-    value = os.environ.get(IMAGE_ENV)
-    if not value:
-        pytest.skip(f"no Kong image on this machine: set {IMAGE_ENV} to run against real Kong "
-                    "(an image reference the local Docker engine has, or a saved tarball)")
-    docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip(f"{IMAGE_ENV} is set but there is no docker client to run Kong with")
-    if subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode != 0:
-        pytest.skip(f"{IMAGE_ENV} is set but no Docker engine answers (start dockerd)")
-    if os.path.isfile(value):
-        loaded = subprocess.run([docker, "load", "-i", value], capture_output=True, text=True,
-                                timeout=600)
-        if loaded.returncode != 0:
-            pytest.skip(f"{IMAGE_ENV}={value} could not be loaded: {loaded.stderr.strip()}")
-        value = loaded.stdout.strip().rpartition("Loaded image: ")[2] or value
-    inspect = subprocess.run([docker, "image", "inspect", value], capture_output=True,
-                             timeout=60)
-    if inspect.returncode != 0:
-        pytest.skip(f"{IMAGE_ENV}={value} is not an image the local Docker engine has "
-                    "(docker pull it or give a tarball)")
-    return value
+    return image_from_env(
+        IMAGE_ENV, f"no Kong image on this machine: set {IMAGE_ENV} to run against real Kong "
+        "(an image reference the local Docker engine has, or a saved tarball)")
 
 
 def _free_ports(count: int, consecutive: bool = False) -> list[int]:

@@ -4,7 +4,6 @@ against the stand-in kube-apiserver on 127.0.0.1 (tests/rigs/k8s_apiserver_stand
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,15 +97,7 @@ def test_what_kubernetes_refuses_is_located_by_render_and_validate_alike(
 @pytest.fixture
 def cluster_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
     with running() as api:
-        api.token = "cli-token"
-        (tmp_path / "kube.yaml").write_text(textwrap.dedent(f"""\
-            apiVersion: v1
-            kind: Config
-            clusters: [{{name: c, cluster: {{server: "{api.url}"}}}}]
-            users: [{{name: u, user: {{token: cli-token}}}}]
-            contexts: [{{name: standin, context: {{cluster: c, user: u}}}}]
-            current-context: standin
-            """))
+        api.write_kubeconfig(tmp_path / "kube.yaml", "cli-token")
         make_site(tmp_path, {"a.yml": SERVICE + "instances: 2\nsecrets: [DB_PASSWORD]\n"},
                   inventory=BASE_INVENTORY + "k3s: {kubeconfig: kube.yaml, rollout_timeout: "
                                              "20s}\n")

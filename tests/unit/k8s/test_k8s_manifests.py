@@ -29,7 +29,8 @@ from hostctl.spec.secrets import Secret, SecretStore
 from hostctl.spec.sections.k3s import K3sConfig
 from hostctl.validate import load_site
 from tests.rigs.k8s_validation import newest_versions, strict_problems
-from tests.rigs.site_factory import make_site
+from tests.rigs.site_factory import BASE_INVENTORY, make_site
+from tests.rigs.site_factory import SERVICE as FACTORY_SERVICE
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "k8s"
@@ -170,15 +171,9 @@ def test_only_selects_a_workload_and_what_it_needs(example: m.Site) -> None:
 
 # -- single settings ------------------------------------------------------------------------
 
-SERVICE = """\
-kind: service
-name: api
-project: shop
-image: example.org/shop/api:1.0
-ports:
-  http: {container: 8080, host: 18080}
-placement: {hosts: [app-1]}
-"""
+# The factory's service without its health check.
+SERVICE = FACTORY_SERVICE.replace("health:\n  http: {path: /health, port: http}\n", "")
+assert "health" not in SERVICE
 
 JOB = """\
 kind: job
@@ -191,8 +186,6 @@ command: [sh, -c, 'echo $HOME $(date) $$']
 
 def render_specs(tmp_path: Path, specs: dict[str, str], cfg: K3sConfig | None = None,
                  inventory_extra: str = "") -> Rendering:
-    from tests.rigs.site_factory import BASE_INVENTORY
-
     inv = make_site(tmp_path, specs, inventory=BASE_INVENTORY + inventory_extra)
     return render_manifests(load_site(str(inv), environ={}), cfg)
 

@@ -26,21 +26,11 @@ from hostctl.spec.sections.metrics import (
 )
 from hostctl.spec.sections.observability import check_observability
 from hostctl.validate import load_site
-from tests.rigs.site_factory import SERVICE, made_site, make_site
+from tests.rigs.site_factory import OBS_INVENTORY, SERVICE, made_site, make_site
 
 REPO = Path(__file__).resolve().parents[3]
 LOGGING_EXAMPLE = REPO / "logging" / "logging.example.yml"
 METRICS_EXAMPLE = REPO / "logging" / "metrics.example.yml"
-
-INVENTORY = """\
-site: obs-site
-hosts:
-  edge-1: {address: 10.0.0.9, labels: {role: edge}}
-  app-1: {address: 10.0.0.1, labels: {role: app}}
-  gpu-1: {address: 10.0.0.2, labels: {role: gpu}, gpus: 2}
-specs: [specs/*.yml]
-secrets: {env_file: secrets.env}
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +39,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def site_with(root: Path, sections: str, specs: dict[str, str] | None = None) -> Site:
-    inventory = INVENTORY + textwrap.dedent(sections)
+    inventory = OBS_INVENTORY + textwrap.dedent(sections)
     return made_site(root, specs or {"api.yml": SERVICE}, inventory,
                      environ={})
 
@@ -251,7 +241,7 @@ def test_errors_name_file_line_path_and_fix(tmp_path: Path, section: str,
 def test_the_logging_hosts_zoned_address_is_no_gelf_address(tmp_path: Path) -> None:
     """Without logging/logstash/address containers send to the logging host's address, and
     dockerd refuses a zone in gelf-address (`invalid URL escape "%et"`)."""
-    inventory = INVENTORY.replace("10.0.0.9", "'fe80::9%eth0'")
+    inventory = OBS_INVENTORY.replace("10.0.0.9", "'fe80::9%eth0'")
     make_site(tmp_path, {"api.yml": SERVICE}, inventory + "logging: {host: edge-1}\n")
     with pytest.raises(ConfigError) as err:
         load_site(str(tmp_path / "site.yml"), environ={})

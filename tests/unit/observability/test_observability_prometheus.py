@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,13 @@ import pytest
 from hostctl.observability.exporter_bundle import build_bundle
 from hostctl.spec import model as m
 from hostctl.spec.sections.metrics import MetricsConfig, PrometheusSettings
-from tests.rigs.prometheus_server import PrometheusServer, free_port, needs_prometheus, wait_until
+from tests.rigs.prometheus_server import (
+    PrometheusServer,
+    free_port,
+    needs_prometheus,
+    terminate,
+    wait_until,
+)
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -126,13 +131,7 @@ class ExporterProcess:
         wait_until(answers, 30, what="exporter answers")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc, grace=10)
         self.log.close()
 
 

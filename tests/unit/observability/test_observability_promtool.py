@@ -101,6 +101,15 @@ class Scrapes:
                        **target["labels"]}
         self.minutes: list[dict[str, float] | None] = []
 
+    @classmethod
+    def healthy(cls, site: m.Site, state: Path) -> Scrapes:
+        """The usual start: both replicas of api running and healthy, web handed off."""
+        s = cls(site, state)
+        s.run("api", 1)
+        s.run("api", 2)
+        s.hand_off("web")
+        return s
+
     def run(self, service: str, replica: int, health: str = "healthy",
             running: bool = True) -> None:
         name = f"hostctl-{service}-{replica}"
@@ -238,10 +247,7 @@ def unhealthy(site: m.Site, state: Path) -> dict[str, Any]:
 
 def restarting(site: m.Site, state: Path) -> dict[str, Any]:
     """api #1 crashes and systemd restarts it, once a minute."""
-    s = Scrapes(site, state)
-    s.run("api", 1)
-    s.run("api", 2)
-    s.hand_off("web")
+    s = Scrapes.healthy(site, state)
     for n in range(7):
         s.restarts(api_1=n, api_2=0)
         s.minute()
@@ -252,10 +258,7 @@ def restarting(site: m.Site, state: Path) -> dict[str, Any]:
 
 
 def docker_down(site: m.Site, state: Path) -> dict[str, Any]:
-    s = Scrapes(site, state)
-    s.run("api", 1)
-    s.run("api", 2)
-    s.hand_off("web")
+    s = Scrapes.healthy(site, state)
     s.minute()
     s.host.docker_up = False
     for _ in range(3):
@@ -268,10 +271,7 @@ def docker_down(site: m.Site, state: Path) -> dict[str, Any]:
 
 def stale_sample(site: m.Site, state: Path) -> dict[str, Any]:
     """The sampler stops (a hung docker command), the exporter serves its last sample."""
-    s = Scrapes(site, state)
-    s.run("api", 1)
-    s.run("api", 2)
-    s.hand_off("web")
+    s = Scrapes.healthy(site, state)
     s.minute()
     s.minute()
     for _ in range(5):
@@ -283,10 +283,7 @@ def stale_sample(site: m.Site, state: Path) -> dict[str, Any]:
 
 
 def exporter_down(site: m.Site, state: Path) -> dict[str, Any]:
-    s = Scrapes(site, state)
-    s.run("api", 1)
-    s.run("api", 2)
-    s.hand_off("web")
+    s = Scrapes.healthy(site, state)
     s.minute()
     for _ in range(4):
         s.minute(answers=False)

@@ -12,10 +12,7 @@ Every port is published on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -40,6 +37,8 @@ from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import Instance
 from hostctl.spec.sections.logging import ElasticsearchSettings, LoggingConfig, LogstashSettings
+from tests.rigs.local_images import image_from_env
+from tests.rigs.prometheus_server import wait_until
 
 LOGSTASH_ENV = "HOSTCTL_LOGSTASH_IMAGE"
 ELASTICSEARCH_ENV = "HOSTCTL_ELASTICSEARCH_IMAGE"
@@ -51,26 +50,10 @@ PROJECT = "elkproj"
 
 def _image(env: str, what: str) -> str:
     """The image to run, or skip with the reason."""
-    value = os.environ.get(env)
-    if not value:
-        pytest.skip(f"no {what} image on this machine: set {LOGSTASH_ENV} and "
-                    f"{ELASTICSEARCH_ENV} to run through real Logstash and Elasticsearch "
-                    "(image references the local Docker engine has, or saved tarballs)")
-    docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "info"], capture_output=True,
-                                        timeout=30).returncode != 0:
-        pytest.skip(f"{env} is set but no Docker engine answers here (start dockerd)")
-    if os.path.isfile(value):
-        loaded = subprocess.run([docker, "load", "-i", value], capture_output=True, text=True,
-                                timeout=900)
-        if loaded.returncode != 0:
-            pytest.skip(f"{env}={value} could not be loaded: {loaded.stderr.strip()}")
-        value = loaded.stdout.strip().rpartition("Loaded image: ")[2] or value
-    if subprocess.run([docker, "image", "inspect", value], capture_output=True,
-                      timeout=60).returncode != 0:
-        pytest.skip(f"{env}={value} is not an image the local Docker engine has "
-                    "(docker pull or docker load it first)")
-    return value
+    return image_from_env(
+        env, f"no {what} image on this machine: set {LOGSTASH_ENV} and {ELASTICSEARCH_ENV} "
+        "to run through real Logstash and Elasticsearch (image references the local Docker "
+        "engine has, or saved tarballs)", load_timeout=900)
 
 
 def docker(*args: str, timeout: float = 300, check: bool = True) -> str:
@@ -82,16 +65,6 @@ def docker(*args: str, timeout: float = 300, check: bool = True) -> str:
 
 def published(container: str, port: str) -> int:
     return int(docker("port", container, port).splitlines()[0].rpartition(":")[2])
-
-
-def wait(check: Any, timeout: float, what: str, every: float = 2.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:g}s")
 
 
 @dataclass
@@ -155,7 +128,7 @@ def start_logstash(elk: Elk, cfg: LoggingConfig) -> int:
             return r.status_code == 200 and "main" in r.json().get("pipelines", {})
         except requests.RequestException:
             return False
-    wait(running, 240, "Logstash pipeline running")
+    wait_until(running, 240, every=2.0, what="Logstash pipeline running")
     return published("hostctl-elk-logstash", "12201/udp")
 
 
@@ -190,8 +163,8 @@ def test_container_lines_reach_elasticsearch_with_hostctls_fields(elk: Elk, mode
     w = run_app(port, cfg, nonce)
     index = f"hostctl-logs-{PROJECT}-*" if mode == "per-project" else \
         f"logs-hostctl.{PROJECT}-{SITE.replace('-', '_')}"
-    hits = wait(lambda: (lambda found: found if len(found) >= 2 else None)(
-        elk.search(index, nonce)), 180, f"two documents in {index}")
+    hits = wait_until(lambda: (lambda found: found if len(found) >= 2 else None)(
+        elk.search(index, nonce)), 180, every=2.0, what=f"two documents in {index}")
     by_message = {h["_source"]["message"]: h["_source"] for h in hits}
     out = by_message[f"hello-{nonce}"]
     assert (out["host"]["name"], out["service"]["name"], out["log"]["level"]) == (

@@ -21,19 +21,12 @@ from hostctl.observability.exporter_bundle import BUNDLE_PATH, build_bundle
 from hostctl.observability.files import host_files, site_files
 from hostctl.observability.grafana import dashboard_uid
 from hostctl.spec.model import Site
-from tests.rigs.site_factory import made_site
+from tests.rigs.site_factory import OBS_INVENTORY, made_site
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "observability" / "site"
 REPO = Path(__file__).resolve().parents[3]
 
-INVENTORY = """\
-site: obs-site
-hosts:
-  edge-1: {address: 10.0.0.9, labels: {role: edge}}
-  app-1: {address: 10.0.0.1, labels: {role: app}}
-  gpu-1: {address: 10.0.0.2, labels: {role: gpu}, gpus: 2}
-specs: [specs/*.yml]
-secrets: {env_file: secrets.env}
+INVENTORY = OBS_INVENTORY + """\
 logging:
   host: edge-1
   retention_days: 7

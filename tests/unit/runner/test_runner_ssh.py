@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,14 +110,29 @@ def test_unresolvable_name_is_host_unreachable(sshd: LocalSshd, tmp_path: Path) 
         r.connect()
 
 
-def test_unauthorised_key_is_authentication_failed(sshd: LocalSshd, tmp_path: Path) -> None:
-    r = make_runner(sshd, tmp_path, key_path=sshd.wrong_key_path)
+# A key the server refuses, or a file that is no private key: (the key, after
+# "app-1 (127.0.0.1:PORT): ", the exact message with {key} for the key's path).
+KEY_REFUSALS = [
+    pytest.param(lambda sshd: sshd.wrong_key_path,
+                 "server refused key {key} for user 'root' — is its public key in "
+                 "~root/.ssh/authorized_keys on the host?",
+                 id="unauthorised-key"),
+    pytest.param(lambda sshd: sshd.key_path.with_suffix(".pub"),
+                 "SSH key {key} is not a private key file — point the inventory at the private "
+                 "half (not the .pub)",
+                 id="not-a-private-key"),
+]
+
+
+@pytest.mark.parametrize(("key_of", "message"), KEY_REFUSALS)
+def test_a_key_that_cannot_log_in_is_authentication_failed(
+    sshd: LocalSshd, tmp_path: Path, key_of: Callable[[LocalSshd], Path], message: str
+) -> None:
+    key = key_of(sshd)
+    r = make_runner(sshd, tmp_path, key_path=key)
     with pytest.raises(AuthenticationFailed) as caught:
         r.connect()
-    assert str(caught.value) == (
-        f"app-1 (127.0.0.1:{sshd.port}): server refused key {sshd.wrong_key_path} for user "
-        "'root' — is its public key in ~root/.ssh/authorized_keys on the host?"
-    )
+    assert str(caught.value) == f"app-1 (127.0.0.1:{sshd.port}): " + message.format(key=key)
 
 
 def test_missing_key_file_is_authentication_failed(sshd: LocalSshd, tmp_path: Path) -> None:
@@ -138,19 +153,6 @@ def test_passphrase_protected_key_is_refused_without_prompting(
     r = make_runner(sshd, tmp_path, key_path=key)
     with pytest.raises(AuthenticationFailed, match="passphrase-protected"):
         r.connect()
-
-
-def test_a_file_that_is_not_a_private_key_is_authentication_failed(
-    sshd: LocalSshd, tmp_path: Path
-) -> None:
-    public_half = sshd.key_path.with_suffix(".pub")
-    r = make_runner(sshd, tmp_path, key_path=public_half)
-    with pytest.raises(AuthenticationFailed) as caught:
-        r.connect()
-    assert str(caught.value) == (
-        f"app-1 (127.0.0.1:{sshd.port}): SSH key {public_half} is not a private key file — "
-        "point the inventory at the private half (not the .pub)"
-    )
 
 
 def test_sub_second_connect_timeout_is_honoured(sshd: LocalSshd, tmp_path: Path) -> None:

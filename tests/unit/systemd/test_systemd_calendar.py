@@ -12,7 +12,6 @@ import dataclasses
 import datetime
 import os
 import random
-import shutil
 import subprocess
 import zoneinfo
 
@@ -29,8 +28,8 @@ from hostctl.systemd.calendar import (
     parse_calendar,
     to_cron,
 )
+from tests.rigs.systemd_verify import need_analyze
 
-ANALYZE = shutil.which("systemd-analyze")
 ZONES = zoneinfo.available_timezones()
 
 # expression -> systemd's "Normalized form", or None when systemd refuses it.
@@ -176,23 +175,21 @@ def test_hostctl_parses_like_the_table(expr: str, expected: str | None) -> None:
         assert normalized(parse_calendar(expr, timezones=ZONES)) == expected
 
 
+def _analyze_calendar(expressions: list[str], *options: str
+                      ) -> list[subprocess.CompletedProcess[str]]:
+    """`systemd-analyze calendar --iterations=1 OPTIONS EXPR` for each expression, in UTC
+    (systemd also accepts the local zone's abbreviations; keep them out of play)."""
+    analyze = need_analyze()
+    return [subprocess.run([analyze, "calendar", "--iterations=1", *options, expr],
+                           capture_output=True, text=True, check=False, timeout=30,
+                           env={**os.environ, "TZ": "UTC", "SYSTEMD_LOG_COLOR": "0"})
+            for expr in expressions]
+
+
 def _systemd_normalized(expressions: list[str]) -> list[str | None]:
     """What `systemd-analyze calendar` makes of each expression (None: it refuses it)."""
-    if ANALYZE is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is required in CI (Debian package 'systemd')")
-        pytest.skip("systemd-analyze not installed")
     results: list[str | None] = []
-    for expr in expressions:
-        # TZ=UTC: systemd also accepts the local zone's abbreviations; keep them out of play.
-        result = subprocess.run(
-            [ANALYZE, "calendar", "--iterations=1", expr],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-            env={**os.environ, "TZ": "UTC", "SYSTEMD_LOG_COLOR": "0"},
-        )
+    for result in _analyze_calendar(expressions):
         forms = [
             line.split("Normalized form: ", 1)[1]
             for line in result.stdout.split("\n")
@@ -416,16 +413,8 @@ BASE = 1_788_000_000  # 2026-08-29 10:40:00 UTC: a fixed "now" for both sides
 def _systemd_next(expressions: list[str], base: int) -> list[str | None]:
     """`systemd-analyze calendar --iterations=1 --base-time=@BASE`'s "Next elapse" in UTC,
     "never", or None when it refuses the expression."""
-    if ANALYZE is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is required in CI (Debian package 'systemd')")
-        pytest.skip("systemd-analyze not installed")
     out: list[str | None] = []
-    for expr in expressions:
-        result = subprocess.run(
-            [ANALYZE, "calendar", "--iterations=1", f"--base-time=@{base}", expr],
-            capture_output=True, text=True, check=False, timeout=30,
-            env={**os.environ, "TZ": "UTC", "SYSTEMD_LOG_COLOR": "0"})
+    for result in _analyze_calendar(expressions, f"--base-time=@{base}"):
         found = [line.split("Next elapse: ", 1)[1] for line in result.stdout.split("\n")
                  if "Next elapse: " in line]
         out.append(found[0] if found else None)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from hostctl.systemd.names import (
     unit_name,
     unit_name_is_valid,
 )
+from tests.rigs.systemd_verify import need_analyze
 
 WORKLOAD_NAMES: list[tuple[object, str | None]] = [
     ("web", None),
@@ -135,11 +134,7 @@ def test_unit_name_is_valid_length_limit() -> None:
 
 def test_systemd_agrees_on_unit_names(tmp_path: Path) -> None:
     """`systemd-analyze verify` refuses to load a file whose name is not a valid unit name."""
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is required in CI (Debian package 'systemd')")
-        pytest.skip("systemd-analyze not installed")
+    analyze = need_analyze()
     for name, valid in UNIT_NAME_VALIDITY:
         unit = tmp_path / name
         unit.write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n", encoding="utf-8")
