@@ -57,13 +57,14 @@ def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class Host:
     """A host's scripted answers. Each call is kept in `log` as its kind: `pull`, `restart
-    UNIT` (argv), or the `sh -s` script's kind: `apply`, `health`, `rollback`, `finish`.
+    UNIT` (argv), or the `sh -s` script's kind: `apply`, `health`, `rollback` (a failed
+    deploy's), `releases` and `restore` (`hostctl rollback`'s), `finish`.
     `answers` maps a kind to the outputs of its calls in turn (the last one repeats; a
     RunnerError is raised, as when the connection drops). The rollback succeeds unless told;
     other unlisted kinds print nothing."""
 
     def __init__(self, **answers: list[str | RunnerError]) -> None:
-        self.answers = {"rollback": ["@@applied\n"],
+        self.answers = {"rollback": ["@@applied\n"], "restore": ["@@applied\n"],
                         **{k.replace("_", " "): list(v) for k, v in answers.items()}}
         self.log: list[str] = []
         self.scripts: dict[str, list[str]] = {}
@@ -92,6 +93,10 @@ class Host:
             return "rollback"
         if "echo '@@staged'" in script:
             return "apply"
+        if "echo '@@applied'" in script:  # `hostctl rollback`'s: no release is staged
+            return "restore"
+        if "@@current" in script:
+            return "releases"
         return "finish"
 
     def runner(self, name: str) -> RecordingRunner:
@@ -438,3 +443,89 @@ def test_a_host_without_facts_is_not_applied_and_says_why(tmp_path: Path) -> Non
     assert [(n, o.status, o.message) for n, o in outcomes.items()] == [
         ("app-1", "deployed", f"release {NEW}"),
         ("app-2", "failed", "app-2: ssh: connection refused")]
+
+
+# -- rollback by hand (`hostctl rollback`) --------------------------------------------------
+
+A, B, C = "20231101T000000Z-aaaaaa", "20231105T000000Z-bbbbbb", "20231110T000000Z-cccccc"
+
+
+def _releases(root: Path) -> tuple[Site, HostFacts, str]:
+    """app-1 on release C (image 1.0), after A (image 0.9) and B (a deploy rolled back):
+    the site, the facts and what the releases script prints."""
+    site = _site(root / "new")
+    old = _on_old_release(_site(root / "old", "example.org/shop/api:0.9")).manifest
+    facts = _on_old_release(site, image=IMAGE)
+    now = facts.manifest
+    out = (f"@@current {C}\n@@release {A} {json.dumps({**old, 'release': A})}\n"
+           f"@@release {B} {json.dumps({**now, 'release': B})}\n@@status {B} rolled-back\n"
+           f"@@release {C} {json.dumps({**now, 'release': C})}\n")
+    return site, facts, out
+
+
+def _rollback(site: Site, facts: HostFacts, host: Host, to: str | None
+              ) -> tuple[Deploy, Plan]:
+    deploy = Deploy(site, DeployOptions(hosts=frozenset({"app-1"}),
+                                        command="hostctl rollback"))
+    deploy.session.run_id = RUN_ID
+    deploy.session.runners = {"app-1": host.runner("app-1")}
+    deploy.targets = deploy._build_targets()
+    deploy.facts = {"app-1": facts}
+    deploy.session.locked = {"app-1"}
+    plan = deploy.rollback_plan(to)
+    deploy.apply_rollback(plan)
+    return deploy, plan
+
+
+def test_rollback_goes_to_the_release_before_the_current_one_that_did_not_fail(
+        tmp_path: Path) -> None:
+    site, facts, releases = _releases(tmp_path)
+    host = Host(releases=[releases], health=[f"@@health {UNIT} ok 1\n"])
+    deploy, _ = _rollback(site, facts, host, None)
+    assert deploy.rollback_to == {"app-1": A}  # B was itself rolled back: never back to it
+    assert host.log == ["releases", "restore", "health", "finish"]
+    assert f"ln -sfn releases/{A} /var/lib/hostctl/current.new" in host.scripts["restore"][0]
+    assert f"unit_step restart {UNIT}" in host.scripts["restore"][0]
+    outcome = deploy.outcomes["app-1"]
+    assert (outcome.status, outcome.message, outcome.release) == (
+        "deployed", f"rolled back to release {A}", A)
+    assert exit_status(deploy.outcomes) == 0
+    record = host.audit()
+    assert (record["command"], record["result"], record["release"]) == (
+        "hostctl rollback", "deployed", A)
+
+
+def test_rollback_to_an_unknown_release_changes_nothing(tmp_path: Path) -> None:
+    site, facts, releases = _releases(tmp_path)
+    host = Host(releases=[releases])
+    deploy, plan = _rollback(site, facts, host, "20230101T000000Z-nope00")
+    assert plan.hosts["app-1"].error == (
+        f"app-1: no release 20230101T000000Z-nope00 (known: {A}, {B}, {C})")
+    assert host.log == ["releases", "finish"]  # audited and unlocked, nothing else
+    assert deploy.outcomes["app-1"].status == "failed"
+    assert exit_status(deploy.outcomes) == 1
+
+
+def test_rollback_with_nothing_before_the_current_release_says_so(tmp_path: Path) -> None:
+    site, facts, releases = _releases(tmp_path)
+    only_c = "".join(ln + "\n" for ln in releases.splitlines() if C in ln)
+    host = Host(releases=[only_c])
+    deploy, _ = _rollback(site, facts, host, None)
+    assert (deploy.outcomes["app-1"].status, deploy.outcomes["app-1"].message) == (
+        "failed", f"app-1: no release before the current one ({C})")
+    assert host.log == ["releases", "finish"]
+
+
+def test_a_rollback_that_fails_or_is_unhealthy_fails(tmp_path: Path) -> None:
+    site, facts, releases = _releases(tmp_path)
+    host = Host(releases=[releases], restore=["@@failed install\ncp: No space left\n"])
+    deploy, _ = _rollback(site, facts, host, A)
+    assert deploy.outcomes["app-1"].message == (
+        f"app-1: rollback to {A} failed: step install: cp: No space left")
+    assert host.log == ["releases", "restore", "finish"]
+    host = Host(releases=[releases], health=[f"@@health {UNIT} fail failed\n"])
+    deploy, _ = _rollback(site, facts, host, A)
+    outcome = deploy.outcomes["app-1"]
+    assert (outcome.status, outcome.message, outcome.release) == (
+        "failed", f"app-1: rolled back to {A}, but unhealthy: {UNIT}", A)
+    assert host.audit()["failed"] == [UNIT]
