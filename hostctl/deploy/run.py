@@ -232,7 +232,7 @@ class Deploy:
             self.session, rolling=self.rolling, cluster_targets=self.cluster_targets,
             local_images=self.local_images, progress=self.progress)
 
-    # -- after the hosts: Kong's config and log retention (deploy_platform_steps) ---------
+    # -- after the hosts: Kong's config and log retention (deploy.platform_steps) ---------
 
     def sync_gateway(self) -> list[Any]:
         """After the services are healthy: send Kong the config of what now runs."""
@@ -244,7 +244,7 @@ class Deploy:
         return apply_retention(self.site, self.options.skip_platform, self.outcomes,
                                self.runners, self.progress)
 
-    # -- rollback by hand (deploy_rollback) ------------------------------------------------
+    # -- rollback by hand (deploy.rollback) ------------------------------------------------
 
     def rollback_plan(self, to: str | None) -> Plan:
         """After `gather(take_lock=True)`: per host, the plan back to release `to` (default:
