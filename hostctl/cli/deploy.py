@@ -75,7 +75,7 @@ def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
     _check_names(site, _names(hosts), _names(only))
     options = DeployOptions(dry_run=True, hosts=_names(hosts), only=_names(only),
                             command=command_line(), skip_platform=skip)
-    run = Deploy(site, options)
+    run = Deploy.for_site(site, options)
     with run.connected():
         the_plan = run.gather(take_lock=False)
     _show_plan(run, the_plan, as_json, not no_diff)
@@ -136,7 +136,7 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
                             serial=serial, fail_fast=fail_fast, force_unlock=force_unlock,
                             lock_ttl=ttl, command=command_line(), skip_platform=skip)
     with progress_view() as view:
-        run = Deploy(site, options, progress=view)
+        run = Deploy.for_site(site, options, progress=view)
         with run.connected():
             the_plan = run.gather(take_lock=not dry_run)
             if dry_run:
@@ -216,7 +216,7 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
     _check_names(site, _names(hosts), None)
     options = DeployOptions(hosts=_names(hosts), command=command_line())
     with progress_view() as view:
-        run = Deploy(site, options, progress=view)
+        run = Deploy.for_site(site, options, progress=view)
         with run.connected():
             run.gather(take_lock=True)
             the_plan = run.rollback_plan(to)

@@ -59,21 +59,28 @@ class Deploy:
     """One deploy (or rollback) through a session: the hosts' facts, targets, plans, each
     host's transaction and the outcomes."""
 
-    def __init__(self, site: m.Site, options: DeployOptions,
-                 factory: Callable[[m.Host], Runner] = runner_for,
-                 progress: Progress = quiet, local_images: LocalImages | None = None):
-        self.site = site
+    def __init__(self, session: Session, options: DeployOptions,
+                 local_images: LocalImages | None = None):
+        self.session = session
+        self.site = session.site
         self.options = options
-        self.progress = progress
+        self.progress = session.progress
         self.local_images = local_images or LocalImages()
-        self.session = Session(site, options.hosts, options.command, factory, progress)
         self.facts: dict[str, HostFacts] = {}
         self.targets: dict[str, HostTarget] = {}
         self.outcomes: dict[str, HostOutcome] = {}
-        self.rolling = GatewayRolling(site, options.skip_platform, progress)
+        self.rolling = GatewayRolling(self.site, options.skip_platform, self.progress)
         self.cluster_targets: dict[str, str] = {}  # routed services handed to the cluster
         self.rollback_to: dict[str, str] = {}  # host -> the release rollback_plan chose for it
         self._targets_future: Future[dict[str, HostTarget]] | None = None
+
+    @classmethod
+    def for_site(cls, site: m.Site, options: DeployOptions,
+                 factory: Callable[[m.Host], Runner] = runner_for,
+                 progress: Progress = quiet) -> Deploy:
+        """A deploy of `site` on a new session to the hosts `options` names (all by
+        default), reporting to `progress`."""
+        return cls(Session(site, options.hosts, options.command, factory, progress), options)
 
     # The session's parts, as the deploy's parts read them.
     @property

@@ -20,7 +20,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "inventories" / "site.yml"
 
 def _run(skip: frozenset[str], outcome: str, standin_port: int) -> Deploy:
     site = load_site(str(EXAMPLE))
-    run = Deploy(with_platform(site, skip), DeployOptions(skip_platform=skip))
+    run = Deploy.for_site(with_platform(site, skip), DeployOptions(skip_platform=skip))
     run.session.runners = {"edge-1": RecordingRunner("edge-1", ports={8001: standin_port})}
     run.outcomes = {"edge-1": HostOutcome("edge-1", outcome)}
     return run

@@ -73,7 +73,7 @@ class Host:
 
 def _deploy(site: Site, facts: HostFacts, host: Host) -> tuple[Deploy, RecordingRunner, Plan]:
     """A deploy of app-1 after its facts were read and its lock taken: plan, then apply."""
-    run = Deploy(site, DeployOptions(hosts=frozenset({"app-1"})))
+    run = Deploy.for_site(site, DeployOptions(hosts=frozenset({"app-1"})))
     run.session.run_id = RUN_ID
     runner = RecordingRunner("app-1", [(["sh", "-s"], host)])
     run.session.runners = {"app-1": runner}
@@ -93,7 +93,7 @@ def _host_on_old_release(root: Path) -> tuple[HostFacts, dict[str, Any]]:
     """app-1 running release OLD_RELEASE of the same service with image 0.9, as the deploy
     that made it left it: its manifest, the live files matching it, the unit running."""
     old_site = _site(root / "old", "example.org/shop/api:0.9")
-    old_run = Deploy(old_site, DeployOptions(hosts=frozenset({"app-1"})))
+    old_run = Deploy.for_site(old_site, DeployOptions(hosts=frozenset({"app-1"})))
     target = old_run._build_targets()["app-1"]
     empty = _fresh_host()
     old_run.targets = {"app-1": target}

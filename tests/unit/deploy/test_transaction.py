@@ -358,7 +358,7 @@ def test_a_gateway_that_refuses_weight_0_restarts_nothing_and_rolls_back(
 
 def _deploy(site: Site, facts: dict[str, HostFacts], hosts: dict[str, Host],
             serial: int | None = None) -> Deploy:
-    deploy = Deploy(site, DeployOptions(hosts=frozenset(hosts), serial=serial))
+    deploy = Deploy.for_site(site, DeployOptions(hosts=frozenset(hosts), serial=serial))
     deploy.session.run_id = RUN_ID
     deploy.session.runners = {n: h.runner(n) for n, h in hosts.items()}
     deploy.targets = deploy._build_targets()
@@ -430,7 +430,7 @@ def test_a_host_without_facts_is_not_applied_and_says_why(tmp_path: Path) -> Non
     site, facts = _two_hosts(tmp_path)
     del facts["app-2"]
     ok = Host(apply=["@@staged\n@@applied\n"], health=[f"@@health {UNIT} ok 1\n"])
-    deploy = Deploy(site, DeployOptions(hosts=frozenset({"app-1", "app-2"})))
+    deploy = Deploy.for_site(site, DeployOptions(hosts=frozenset({"app-1", "app-2"})))
     deploy.session.run_id = RUN_ID
     deploy.session.runners = {"app-1": ok.runner("app-1"),
                               "app-2": RunnerError("app-2", "ssh: connection refused")}
@@ -465,7 +465,7 @@ def _releases(root: Path) -> tuple[Site, HostFacts, str]:
 
 def _rollback(site: Site, facts: HostFacts, host: Host, to: str | None
               ) -> tuple[Deploy, Plan]:
-    deploy = Deploy(site, DeployOptions(hosts=frozenset({"app-1"}),
+    deploy = Deploy.for_site(site, DeployOptions(hosts=frozenset({"app-1"}),
                                         command="hostctl rollback"))
     deploy.session.run_id = RUN_ID
     deploy.session.runners = {"app-1": host.runner("app-1")}
