@@ -68,14 +68,14 @@ def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
          as_json: bool, no_diff: bool) -> None:
     """Show what a deploy would change on each host. Exit status: 0 no changes, 1 changes,
     2 errors. Services handed to the k3s cluster are noted, never started."""
-    from hostctl.deploy.run import DeployOptions, Run
+    from hostctl.deploy.run import Deploy, DeployOptions
     from hostctl.hosts.session import command_line
 
     site, skip = _site_for(inventory, skip_platform)
     _check_names(site, _names(hosts), _names(only))
     options = DeployOptions(dry_run=True, hosts=_names(hosts), only=_names(only),
                             command=command_line(), skip_platform=skip)
-    run = Run(site, options)
+    run = Deploy.for_site(site, options)
     with run.connected():
         the_plan = run.gather(take_lock=False)
     _show_plan(run, the_plan, as_json, not no_diff)
@@ -121,7 +121,7 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
     and routed to the cluster until `hostctl k8s handoff --back SERVICE`.
     """
     from hostctl.deploy.progress import progress_view
-    from hostctl.deploy.run import DeployOptions, Run, exit_status
+    from hostctl.deploy.run import Deploy, DeployOptions, exit_status
     from hostctl.errors import HostctlError
     from hostctl.hosts.session import command_line
     from hostctl.spec.schema import parse_duration
@@ -136,7 +136,7 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
                             serial=serial, fail_fast=fail_fast, force_unlock=force_unlock,
                             lock_ttl=ttl, command=command_line(), skip_platform=skip)
     with progress_view() as view:
-        run = Run(site, options, progress=view)
+        run = Deploy.for_site(site, options, progress=view)
         with run.connected():
             the_plan = run.gather(take_lock=not dry_run)
             if dry_run:
@@ -207,7 +207,7 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
     """Put hosts back on an earlier release (`hostctl releases` lists them): its unit and
     env files return, the units that differ restart, and health is checked again."""
     from hostctl.deploy.progress import progress_view
-    from hostctl.deploy.run import DeployOptions, Run, exit_status
+    from hostctl.deploy.run import Deploy, DeployOptions, exit_status
     from hostctl.hosts.session import command_line
     from hostctl.spec.platform import with_platform
     from hostctl.validate import load_site
@@ -216,7 +216,7 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
     _check_names(site, _names(hosts), None)
     options = DeployOptions(hosts=_names(hosts), command=command_line())
     with progress_view() as view:
-        run = Run(site, options, progress=view)
+        run = Deploy.for_site(site, options, progress=view)
         with run.connected():
             run.gather(take_lock=True)
             the_plan = run.rollback_plan(to)

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hostctl import layout as L
 from hostctl.deploy.plan import HostPlan, sha256
+from hostctl.deploy.target import HostTarget
 from hostctl.gateway.ops import desired
 from hostctl.hosts.facts import HostFacts
 from hostctl.k8s import handoff_records as records
 from hostctl.spec import model as m
 from hostctl.spec.placement import service_instances
-
-if TYPE_CHECKING:
-    from hostctl.deploy.run import HostTarget
 
 
 def keep_stopped(plan: HostPlan, facts: HostFacts, site: m.Site) -> HostPlan:

@@ -1,6 +1,7 @@
 """The deploy's health gate: one script polls every changed unit's probe on the host until
-each is healthy or has failed past its retries, and its output's parser. Pure builders; the
-probes and the shell functions they share with the host's own probe are render.probe's."""
+each is healthy or has failed past its retries, its output's parser, and check_health that
+sends it. The builders are pure; the probes and the shell functions they share with the
+host's own probe are render.probe's."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from dataclasses import dataclass
 
 from hostctl import layout as L
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX
+from hostctl.hosts.progress import Progress
 from hostctl.hosts.scripts import q
 from hostctl.render.probe import HealthProbe, probe_functions
+from hostctl.runner.base import Runner
+from hostctl.spec import model as m
 
 # A unit the health gate saw healthy: HEALTH_DIR/<unit>.verified holds when (epoch seconds).
 # `hostctl status` and the exporter trust it for that run of the unit while Docker's own
@@ -107,3 +111,15 @@ def parse_health(text: str, units: Sequence[str]) -> list[HealthResult]:
         v = verdicts.get(unit, HealthResult(unit, False, "no verdict before the time ran out"))
         out.append(HealthResult(v.unit, v.ok, v.detail, tuple(logs.get(unit, ()))))
     return out
+
+
+def check_health(runner: Runner, host: m.Host, probes: Sequence[HealthProbe],
+                 progress: Progress) -> list[HealthResult]:
+    """Wait for each probe to pass or run out of retries, in one round trip."""
+    if not probes:
+        return []
+    progress(runner.host, "health", f"{len(probes)} unit(s)")
+    budget = max(p.budget for p in probes) + 30
+    res = runner.run(["sh", "-s"], stdin=health_script(probes, host.docker).encode(),
+                     timeout=budget)
+    return parse_health(res.stdout, [p.unit for p in probes])

@@ -27,7 +27,8 @@ class LocalImages:
 
     def _docker(self) -> Any:
         if self._client is None:
-            import docker  # heavy: only when an image is pushed
+            # Heavy, and only when an image is pushed: loaded here keeps start-up fast.
+            import docker
 
             try:
                 self._client = docker.from_env()
@@ -46,7 +47,7 @@ class LocalImages:
 
     def _image_id(self, ref: str) -> str | None:
         if ref not in self._ids:
-            import docker.errors
+            import docker.errors  # as above: loaded here keeps start-up fast
 
             try:
                 self._ids[ref] = self._docker().images.get(ref).id

@@ -1,4 +1,5 @@
-"""What a deploy tells about each host: progress lines as it goes, its outcome at the end.
+"""What a deploy tells about each host: progress lines as it goes, its outcome at the end,
+and the finish that records it (the audit record, the lock released).
 
 Shared by every part of a run (apply, rolling, rollback, the platform steps), so it imports
 none of them: a failure reads the same whichever part met it.
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hostctl.deploy.health_gate import HealthResult
 from hostctl.deploy.plan import HostPlan
 from hostctl.errors import HostctlError
+from hostctl.hosts.audit import audit_record as build_audit_record
+from hostctl.hosts.session import Session
+from hostctl.runner.base import Runner
 
 
 @dataclass
@@ -62,3 +67,18 @@ def describe_exc(host: str, exc: BaseException) -> str:
 
 def exit_status(outcomes: Mapping[str, HostOutcome]) -> int:
     return 0 if all(o.ok for o in outcomes.values()) else 1
+
+
+def audit_record(session: Session, outcome: HostOutcome) -> dict[str, Any]:
+    """The host's audit record of a deploy or rollback (hosts.audit builds every record)."""
+    return build_audit_record(
+        session.audit_base(), outcome.host, outcome.status, outcome.message,
+        [h.unit for h in outcome.health if not h.ok], revision=session.revision,
+        release=outcome.release, plan=outcome.plan.counts() if outcome.plan else {},
+        seconds=outcome.seconds)
+
+
+def finish_host(session: Session, runner: Runner, outcome: HostOutcome) -> None:
+    """Audit the host's outcome and release its lock, in one round trip."""
+    protect = [outcome.release] if outcome.release else []
+    outcome.message += session.finish(runner, audit_record(session, outcome), protect)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl import layout as L
-from hostctl.hosts.facts import HostFacts, UnitState
+from hostctl.hosts.facts import HostFacts, UnitState, normalise_ref
 
 
 @dataclass(frozen=True)
@@ -224,8 +224,6 @@ def plan_host(
     base = plan_files(facts.host, target, facts.files, facts.units, owned=owned, leave=leave)
     image_actions = []
     restart_for_image: set[str] = set()
-    from hostctl.hosts.facts import normalise_ref
-
     for ref, (method, local_id) in sorted(images.items()):
         have = facts.images.get(normalise_ref(ref))
         if method == "push":

@@ -9,14 +9,16 @@ Neither rolls anything back; a step that cannot run is one line in the summary.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hostctl.deploy.outcome import HostOutcome
+from hostctl.errors import HostctlError
+from hostctl.gateway import ops
 from hostctl.hosts.progress import Progress
+from hostctl.observability.retention import apply_retention as apply_policy
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.spec import model as m
-
-if TYPE_CHECKING:
-    from hostctl.deploy.outcome import HostOutcome
+from hostctl.spec.platform import GATEWAY, LOGGING
 
 
 def sync_gateway(site: m.Site, skip_platform: frozenset[str],
@@ -28,9 +30,6 @@ def sync_gateway(site: m.Site, skip_platform: frozenset[str],
     Skipped (with a note) when the gateway is left out, or its hosts are not in this run
     or did not deploy cleanly: Kong keeps routing to what it knew, which still runs.
     """
-    from hostctl.gateway import ops
-    from hostctl.spec.platform import GATEWAY
-
     gw = site.inventory.gateway
     if gw is None or GATEWAY in skip_platform:
         return []
@@ -61,10 +60,6 @@ def apply_retention(site: m.Site, skip_platform: frozenset[str],
                     progress: Progress) -> list[str]:
     """After the logging host deployed cleanly: the lifecycle policy and index template,
     once Elasticsearch is healthy. Notes for the summary; a refusal is one clear line."""
-    from hostctl.errors import HostctlError
-    from hostctl.observability.retention import apply_retention as apply_policy
-    from hostctl.spec.platform import LOGGING
-
     log = site.inventory.logging
     if log is None or LOGGING in skip_platform:
         return []

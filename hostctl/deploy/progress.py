@@ -31,6 +31,7 @@ class LiveProgress:
     """A table that redraws in place: one row per host with its phase and detail."""
 
     def __init__(self, stream: IO[str]):
+        # rich only for a terminal's live table: loaded here keeps start-up fast.
         from rich.console import Console
 
         self.console = Console(file=stream)
@@ -46,7 +47,7 @@ class LiveProgress:
                 self.live.update(self._table())
 
     def _table(self) -> Any:
-        from rich.table import Table
+        from rich.table import Table  # loaded here keeps start-up fast
 
         table = Table(box=None, show_header=True, header_style="bold")
         table.add_column("host")
@@ -59,7 +60,7 @@ class LiveProgress:
 
     @contextmanager
     def shown(self) -> Iterator[None]:
-        from rich.live import Live
+        from rich.live import Live  # loaded here keeps start-up fast
 
         with Live(self._table(), console=self.console, refresh_per_second=8,
                   transient=False) as live:

@@ -1,6 +1,7 @@
 """Rollback by hand (`hostctl rollback`): put hosts back on an earlier release.
 
-Not the automatic rollback of a failed apply (that is in deploy.Run): here the operator
+Not the automatic rollback of a failed apply (that is HostTransaction.roll_back in
+deploy.transaction): here the operator
 picks the release, or takes the one before the current, and every host is its own
 transaction as in a deploy: locked, applied, health-checked, audited and unlocked.
 """
@@ -9,21 +10,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from hostctl.deploy.activate import activate
-from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text
+from hostctl.deploy.handoff import keep_gateway_file, keep_stopped
+from hostctl.deploy.health_gate import check_health
+from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text, finish_host
 from hostctl.deploy.plan import HostPlan, Plan, plan_files, target_from_manifest
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import HostFacts
 from hostctl.hosts.lock import lock_message
+from hostctl.hosts.progress import Progress
+from hostctl.hosts.session import Session
 from hostctl.render.probe import HealthProbe
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
-
-if TYPE_CHECKING:  # deploy imports this module: the Run is only named here, for the types
-    from hostctl.deploy.run import Run
 
 
 def rollback_plan(site: m.Site, hosts: Sequence[m.Host],
@@ -69,47 +70,45 @@ def rollback_plan(site: m.Site, hosts: Sequence[m.Host],
                 continue
             chosen = earlier[-1]
         rollback_to[name] = chosen
-        from hostctl.deploy.handoff import keep_gateway_file, keep_stopped
-
         target = keep_gateway_file(target_from_manifest(manifests[chosen]), facts)
         plans[name] = keep_stopped(plan_files(name, target, facts.files, facts.units),
                                    facts, site)
     return Plan(plans), rollback_to
 
 
-def apply_rollback(run: Run, plan: Plan, rollback_to: Mapping[str, str]
+def apply_rollback(session: Session, plan: Plan, rollback_to: Mapping[str, str],
+                   probes: Mapping[str, Mapping[str, HealthProbe]], progress: Progress
                    ) -> dict[str, HostOutcome]:
     """Apply `rollback_plan`'s plan (back to `rollback_to`, host -> release) on the hosts
-    this run locked, in parallel; every host in the plan gets an outcome (those not
-    applied: failed, with the plan's reason)."""
+    the session locked, in parallel (`probes`: host -> unit -> the specs' health probe).
+    The outcome of each host it ran on (one that raised: failed, with the error)."""
 
     def one(runner: Runner) -> HostOutcome:
         start = time.monotonic()
         name = runner.host
-        outcome = _rollback_host(run, runner, plan.hosts[name], rollback_to)
+        outcome = roll_back_host(runner, session.site.inventory.hosts[name], plan.hosts[name],
+                                 rollback_to, probes[name], progress)
         outcome.seconds = round(time.monotonic() - start, 3)
-        run.finish_host(runner, outcome)
+        finish_host(session, runner, outcome)
         outcome.round_trips = runner.round_trips
-        run.progress(name, outcome.status, outcome.message)
+        progress(name, outcome.status, outcome.message)
         return outcome
 
-    live = {n: run.runners[n] for n in plan.hosts if n in run.locked}
-    for name, result in run_parallel(live, one).items():
-        run.outcomes[name] = result if isinstance(result, HostOutcome) else HostOutcome(
-            name, "failed", describe_exc(name, result), plan.hosts[name])
-    for name, hp in plan.hosts.items():
-        run.outcomes.setdefault(name, HostOutcome(name, "failed", hp.error or "not run", hp))
-    return run.outcomes
+    live = {n: session.runners[n] for n in plan.hosts if n in session.locked}
+    return {name: result if isinstance(result, HostOutcome) else HostOutcome(
+        name, "failed", describe_exc(name, result), plan.hosts[name])
+        for name, result in run_parallel(live, one).items()}
 
 
-def _rollback_host(run: Run, runner: Runner, plan: HostPlan,
-                   rollback_to: Mapping[str, str]) -> HostOutcome:
+def roll_back_host(runner: Runner, host: m.Host, plan: HostPlan,
+                   rollback_to: Mapping[str, str], probes: Mapping[str, HealthProbe],
+                   progress: Progress) -> HostOutcome:
+    """One host back to its release in `rollback_to`, then the health of what it starts."""
     name = runner.host
-    host = run.site.inventory.hosts[name]
     if plan.error:
         return HostOutcome(name, "failed", plan.error, plan)
     release = rollback_to[name]
-    run.progress(name, "rollback", f"to {release}")
+    progress(name, "rollback", f"to {release}")
     res = runner.run(["sh", "-s"], stdin=(S.PRELUDE + activate(
         plan, release, host.docker, {})).encode(), timeout=300)
     if "applied" not in S.markers(res.stdout):
@@ -117,12 +116,11 @@ def _rollback_host(run: Run, runner: Runner, plan: HostPlan,
                            f"{failure_text(res.stdout, res.stderr)}", plan)
     # The old release may run services the specs no longer have (no probe in the target):
     # those are at least checked to be running.
-    probes = run.targets[name].probes
     checks = [probes.get(u.unit) or HealthProbe(u.unit, u.unit.removesuffix(".service"),
                                                   "running", interval=1, timeout=1)
               for u in plan.units if u.action in ("start", "restart")
               and u.unit.endswith(".service")]
-    health = run.check_health(runner, host, checks)
+    health = check_health(runner, host, checks, progress)
     if any(not h.ok for h in health):
         bad = ", ".join(h.unit for h in health if not h.ok)
         return HostOutcome(name, "failed", f"{name}: rolled back to {release}, but "

@@ -11,31 +11,29 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from hostctl.deploy.health_gate import HealthResult
+from hostctl.deploy.health_gate import HealthResult, check_health
 from hostctl.deploy.plan import HostPlan
 from hostctl.errors import HostctlError
+from hostctl.gateway import ops
+from hostctl.gateway.admin import GatewayError
 from hostctl.hosts.progress import Progress
 from hostctl.render.probe import HealthProbe
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.spec import model as m
 from hostctl.spec.placement import service_instances
-
-# Checks the health of some units on one host (deploy.Run.check_health).
-HealthCheck = Callable[[Runner, m.Host, list[HealthProbe]], list[HealthResult]]
+from hostctl.spec.platform import GATEWAY
 
 
 class GatewayRolling:
     """The gateway state of one run: whether Kong can steer traffic, and the instances
     currently out of rotation. Hosts apply in parallel, so the state is behind a lock."""
 
-    def __init__(self, site: m.Site, skip_platform: frozenset[str], progress: Progress,
-                 health: HealthCheck):
+    def __init__(self, site: m.Site, skip_platform: frozenset[str], progress: Progress):
         self.site = site
         self.skip_platform = skip_platform
         self.progress = progress
-        self.health = health
         self._lock = threading.Lock()
         self._checked = False
         self._gateway: dict[str, Runner | RunnerError] | None = None
@@ -55,10 +53,6 @@ class GatewayRolling:
 
     def _find_gateway(self, runners: Mapping[str, Runner | RunnerError]
                       ) -> dict[str, Runner | RunnerError] | None:
-        from hostctl.gateway import ops
-        from hostctl.gateway.admin import GatewayError
-        from hostctl.spec.platform import GATEWAY
-
         gw = self.site.inventory.gateway
         if gw is None or GATEWAY in self.skip_platform:
             return None
@@ -94,8 +88,6 @@ class GatewayRolling:
 
         The whole config is sent each time, with every weight now set (other hosts may be
         rolling too) and the services handed to the cluster still routed there."""
-        from hostctl.gateway import ops
-
         with self._lock:
             if weight is None:
                 self._weights.pop((host, instance), None)
@@ -122,7 +114,7 @@ class GatewayRolling:
         res = runner.run(["systemctl", "restart", "--", probe.unit], timeout=120)
         if not res.ok:
             return HealthResult(probe.unit, False, f"restart failed: {res.stderr.strip()}")
-        (result,) = self.health(runner, host, [probe])
+        (result,) = check_health(runner, host, [probe], self.progress)
         if result.ok:
             self.set_weight(host.name, instance, None, cluster_targets)
         return result

@@ -2,7 +2,7 @@
 
 A HostTarget is the rendered files, the images and where they come from, the Docker networks,
 and the health probe of each service instance on the host. Building it needs no network, so
-a deploy builds every host's target while it connects (see deploy.Run.connected).
+a deploy builds every host's target while it connects (see deploy.run.Deploy.connected).
 """
 
 from __future__ import annotations

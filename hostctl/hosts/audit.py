@@ -1,13 +1,25 @@
-"""The host's audit log: one JSON line per deploy, rollback and day-two action, appended by
-the one writer here (deploy's finish script embeds its lines; a day-two action sends them alone)."""
+"""The host's audit log: one JSON line per deploy, rollback and day-two action, built by the
+one builder here (audit_record) and appended by the one writer here (deploy's finish script
+embeds its lines; a day-two action sends them alone)."""
 
 from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from hostctl import layout as L
+
+
+def audit_record(base: Mapping[str, Any], host: str, result: str, message: str,
+                 failed: Iterable[str], **fields: Any) -> dict[str, Any]:
+    """One record of the log: the run's `base` (Session.audit_base: who ran what, as which
+    run, where), when, the host, the result and its message, the units that failed, and
+    what the kind of run adds (`fields`: a deploy's release and plan, an action's units)."""
+    return {**base, "time": int(time.time()), "host": host, "result": result,
+            "message": message, "failed": list(failed), **fields}
 
 
 def audit_line(record: Mapping[str, object]) -> str:

@@ -1,6 +1,6 @@
 """The session every command that talks to hosts opens: runners to the chosen hosts, and who
 is acting as which run, for the lock record and the audit records. Status, the day-two
-actions, jobs, the gateway, releases, the handoff steps and deploy (hostctl.deploy.run.Run
+actions, jobs, the gateway, releases, the handoff steps and deploy (hostctl.deploy.run.Deploy
 holds one) all connect through it.
 """
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.errors import HostctlError
+from hostctl.hosts.audit import audit_record as build_audit_record
 from hostctl.hosts.audit import audit_script
 from hostctl.hosts.facts import UnitState, parse_units
 from hostctl.hosts.lock import held_by, parse_lock, take_lock_lines, unlock_argv
@@ -608,11 +609,10 @@ def unit_action(runners: Mapping[str, Runner | RunnerError], action: str,
 
 def audit_record(base: Mapping[str, Any], outcome: ActionOutcome) -> dict[str, Any]:
     """The line appended to the host's audit log (the same log deploys write)."""
-    return {**base, "time": int(time.time()), "host": outcome.host,
-            "result": outcome.action if outcome.ok else f"{outcome.action} failed",
-            "message": outcome.error or "",
-            "units": {u.unit: u.state.state for u in outcome.units},
-            "failed": [u.unit for u in outcome.units if not u.ok]}
+    return build_audit_record(
+        base, outcome.host, outcome.action if outcome.ok else f"{outcome.action} failed",
+        outcome.error or "", [u.unit for u in outcome.units if not u.ok],
+        units={u.unit: u.state.state for u in outcome.units})
 
 
 def _append_audit(runner: Runner, base: Mapping[str, Any], out: ActionOutcome) -> str | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostctl.deploy.run import DeployOptions, HostOutcome, Run
+from hostctl.deploy.outcome import HostOutcome
+from hostctl.deploy.run import Deploy, DeployOptions
 from hostctl.runner.recording import RecordingRunner
 from hostctl.spec.platform import with_platform
 from hostctl.validate import load_site
@@ -17,9 +18,9 @@ from tests.rigs.kong_admin_standin import KongAdminStandIn
 EXAMPLE = Path(__file__).resolve().parents[3] / "inventories" / "site.yml"
 
 
-def _run(skip: frozenset[str], outcome: str, standin_port: int) -> Run:
+def _run(skip: frozenset[str], outcome: str, standin_port: int) -> Deploy:
     site = load_site(str(EXAMPLE))
-    run = Run(with_platform(site, skip), DeployOptions(skip_platform=skip))
+    run = Deploy.for_site(with_platform(site, skip), DeployOptions(skip_platform=skip))
     run.session.runners = {"edge-1": RecordingRunner("edge-1", ports={8001: standin_port})}
     run.outcomes = {"edge-1": HostOutcome("edge-1", outcome)}
     return run

@@ -18,7 +18,7 @@ import pytest
 from hostctl.deploy.activate import activate
 from hostctl.deploy.plan import Plan, plan_files, target_from_manifest
 from hostctl.deploy.release import release_manifest
-from hostctl.deploy.run import DeployOptions, Run
+from hostctl.deploy.run import Deploy, DeployOptions
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import HostFacts, LockState, UnitState
 from hostctl.runner.base import Result
@@ -71,9 +71,9 @@ class Host:
         return Result(0, self.answers.get(kind, ""), "")
 
 
-def _deploy(site: Site, facts: HostFacts, host: Host) -> tuple[Run, RecordingRunner, Plan]:
+def _deploy(site: Site, facts: HostFacts, host: Host) -> tuple[Deploy, RecordingRunner, Plan]:
     """A deploy of app-1 after its facts were read and its lock taken: plan, then apply."""
-    run = Run(site, DeployOptions(hosts=frozenset({"app-1"})))
+    run = Deploy.for_site(site, DeployOptions(hosts=frozenset({"app-1"})))
     run.session.run_id = RUN_ID
     runner = RecordingRunner("app-1", [(["sh", "-s"], host)])
     run.session.runners = {"app-1": runner}
@@ -93,7 +93,7 @@ def _host_on_old_release(root: Path) -> tuple[HostFacts, dict[str, Any]]:
     """app-1 running release OLD_RELEASE of the same service with image 0.9, as the deploy
     that made it left it: its manifest, the live files matching it, the unit running."""
     old_site = _site(root / "old", "example.org/shop/api:0.9")
-    old_run = Run(old_site, DeployOptions(hosts=frozenset({"app-1"})))
+    old_run = Deploy.for_site(old_site, DeployOptions(hosts=frozenset({"app-1"})))
     target = old_run._build_targets()["app-1"]
     empty = _fresh_host()
     old_run.targets = {"app-1": target}
@@ -110,16 +110,16 @@ def _host_on_old_release(root: Path) -> tuple[HostFacts, dict[str, Any]]:
     return facts, manifest
 
 
-def _new_manifest(run: Run, plan: Plan, facts: HostFacts,
+def _new_manifest(run: Deploy, plan: Plan, facts: HostFacts,
                   previous: dict[str, Any]) -> dict[str, Any]:
     return release_manifest(NEW_RELEASE, facts, run.targets["app-1"], plan.hosts["app-1"],
-                            previous, site=run.site, by=run.who, run_id=RUN_ID,
-                            revision=run.revision)
+                            previous, site=run.site, by=run.session.who, run_id=RUN_ID,
+                            revision=run.session.revision)
 
 
-def _rollback_script(run: Run, plan: Plan, facts: HostFacts, previous: dict[str, Any],
+def _rollback_script(run: Deploy, plan: Plan, facts: HostFacts, previous: dict[str, Any],
                      back_to: str | None) -> str:
-    """The script deploy must send to return app-1 to `previous` (Run._roll_back's rule,
+    """The script deploy must send to return app-1 to `previous` (HostTransaction.roll_back's rule,
     written out): the live files of the new release against the previous release's files,
     every unit the failed apply started taken as running, nothing newly enabled."""
     new = _new_manifest(run, plan, facts, previous)

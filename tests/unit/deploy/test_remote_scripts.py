@@ -74,7 +74,7 @@ def test_activate_orders_stop_install_reload_enable_restart() -> None:
 def test_a_unit_that_fails_to_start_says_why_in_the_deploy(tmp_path: Path) -> None:
     """unit_step on a real shell, with systemctl and journalctl stubs that answer as
     systemd's do for a unit whose ExecStartPre failed; then deploy's reading of it."""
-    from hostctl.deploy.run import _failure_text
+    from hostctl.deploy.outcome import failure_text as _failure_text
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -101,7 +101,7 @@ def test_a_unit_that_fails_to_start_says_why_in_the_deploy(tmp_path: Path) -> No
 
 
 def test_failure_text_without_unit_logs() -> None:
-    from hostctl.deploy.run import _failure_text
+    from hostctl.deploy.outcome import failure_text as _failure_text
 
     assert _failure_text("@@staged\n@@failed install\ncp: cannot create x\n", "") == \
         "step install: cp: cannot create x"

@@ -15,7 +15,7 @@ from hostctl import layout as L
 from hostctl.deploy import handoff
 from hostctl.deploy.plan import HostPlan, TargetFile, UnitAction, sha256
 from hostctl.deploy.plan_output import host_text
-from hostctl.deploy.run import HostTarget
+from hostctl.deploy.target import HostTarget
 from hostctl.hosts.facts import HostFacts
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.ops import status as st
