@@ -21,7 +21,7 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.deploy import handoff
-from hostctl.deploy.images import LocalImages
+from hostctl.hosts.images import LocalImages
 from hostctl.deploy.outcome import HostOutcome, describe_exc, finish_host
 from hostctl.deploy.outcome import exit_status as exit_status
 from hostctl.deploy.plan import HostPlan, Plan, plan_host

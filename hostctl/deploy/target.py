@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hostctl.deploy.images import LocalImages
+from hostctl.hosts.images import LocalImages
 from hostctl.deploy.plan import TargetFile, sha256
 from hostctl.errors import HostctlError
 from hostctl.render import docker_cmd as d

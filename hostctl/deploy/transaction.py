@@ -18,7 +18,7 @@ from typing import Any
 
 from hostctl.deploy.activate import activate
 from hostctl.deploy.health_gate import HealthResult, check_health
-from hostctl.deploy.images import LocalImages, pull, push
+from hostctl.hosts.images import LocalImages, pull, push
 from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text, finish_host
 from hostctl.deploy.plan import HostPlan, plan_files, target_from_manifest, unit_of
 from hostctl.deploy.release import release_manifest, rollback_point

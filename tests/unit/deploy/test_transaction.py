@@ -19,7 +19,7 @@ import pytest
 
 from hostctl import layout as L
 from hostctl.cli.deploy import _show_outcomes
-from hostctl.deploy.images import LocalImages
+from hostctl.hosts.images import LocalImages
 from hostctl.deploy.outcome import exit_status
 from hostctl.deploy.plan import HostPlan, Plan, plan_host
 from hostctl.deploy.release import release_manifest

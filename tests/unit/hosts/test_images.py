@@ -9,7 +9,7 @@ import tarfile
 
 import docker
 
-from hostctl.deploy.images import LocalImages, push, push_argv
+from hostctl.hosts.images import LocalImages, push, push_argv
 from hostctl.runner.base import Result
 from hostctl.runner.recording import RecordingRunner
 
