@@ -5,11 +5,16 @@ accumulates per-project CPU and GPU seconds (and cost, when prices are set); scr
 read the latest sample, so a slow Docker never makes a scrape time out. Totals are kept in
 a state file, so a restarted exporter carries on counting instead of starting from zero.
 
+Each sample also reads the runs that ended since the last one from the run history
+(exporter_runs): runs by final state per job, and the last values of the metrics a job's
+spec reports.
+
 Runs from the bundle (exporter_bundle.py) on the host's own python3: standard library,
-prometheus_client and hostctl.hosts.health_verdict (the health rule it shares with `hostctl status`)
-only. Metric names: REFERENCE.md (prefix hostctl_, base units, counters
-end in _total). Labels never use `instance`, `job`, `host` or `site` (the scrape target's
-labels; Prometheus would rename ours to exported_*): a service's copy is `replica`.
+prometheus_client, hostctl.hosts.health_verdict (the health rule it shares with `hostctl status`)
+and hostctl.jobs.records (the run records' parser) only. Metric names: REFERENCE.md (prefix
+hostctl_, base units, counters end in _total). Labels never use `instance`, `job`, `host` or
+`site` (the scrape target's labels; Prometheus would rename ours to exported_*): a service's
+copy is `replica`, a job is `job_name`.
 """
 
 from __future__ import annotations

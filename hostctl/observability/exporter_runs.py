@@ -59,12 +59,13 @@ class Cursor:
         if not isinstance(data, Mapping):
             return cls()
         try:
-            return cls(int(data.get("offset", 0)), int(data.get("inode", 0)),
-                       str(data.get("tail", "")), int(data.get("size", 0)),
-                       [str(i) for i in data.get("ids", [])],
+            tail = bytes.fromhex(str(data.get("tail", ""))).hex()
+            return cls(int(data.get("offset", 0)), int(data.get("inode", 0)), tail,
+                       int(data.get("size", 0)), [str(i) for i in data.get("ids", [])],
                        [str(i) for i in data.get("before", [])])
         except (TypeError, ValueError):
-            return cls()
+            return cls()  # a garbled state: start over
+
 
     def to_json(self) -> dict[str, Any]:
         return {"offset": self.offset, "inode": self.inode, "tail": self.tail,
@@ -192,11 +193,19 @@ class RunTotals:
     def from_json(cls, data: Any) -> RunTotals:
         if not isinstance(data, Mapping):
             return cls()
-        counts, latest, report = (data.get(k) for k in ("counts", "latest", "report"))
-        return cls(Cursor.from_json(data.get("cursor")),
-                   counts if isinstance(counts, dict) else {},
-                   latest if isinstance(latest, dict) else {},
-                   report if isinstance(report, dict) else {})
+        try:
+            counts = {str(p): {str(j): {str(s): int(n) for s, n in by_state.items()}
+                               for j, by_state in jobs.items()}
+                      for p, jobs in data.get("counts", {}).items()}
+            latest = {str(j): {str(e): {str(m): [int(v[0]), str(v[1]), float(v[2])]
+                                        for m, v in metrics.items()}
+                               for e, metrics in experiments.items()}
+                      for j, experiments in data.get("latest", {}).items()}
+            report = {str(j): [str(m) for m in names]
+                      for j, names in data.get("report", {}).items()}
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return cls()
+        return cls(Cursor.from_json(data.get("cursor")), counts, latest, report)
 
     def to_json(self) -> dict[str, Any]:
         return {"cursor": self.cursor.to_json(), "counts": self.counts,

@@ -135,8 +135,15 @@ def test_at_most_max_runs_a_look(tmp_path: Path) -> None:
 def test_a_garbled_cursor_in_the_state_reads_from_the_start() -> None:
     assert Cursor.from_json({"offset": "x"}) == Cursor()
     assert Cursor.from_json(None) == Cursor()
+    assert Cursor.from_json({"offset": 5, "tail": "not hex"}) == Cursor()
+    assert RunTotals.from_json({"counts": {"ml": {"train": {"failed": "x"}}}}) == RunTotals()
+    assert RunTotals.from_json({"latest": {"train": {"e": {"loss": [1]}}}}) == RunTotals()
+    assert RunTotals.from_json([]) == RunTotals()
     cur = Cursor(10, 3, "0a", 10, ["a"], ["b"])
     assert Cursor.from_json(json.loads(json.dumps(cur.to_json()))) == cur
+    totals = RunTotals(cur, {"ml": {"train": {"failed": 2}}},
+                       {"train": {"e": {"loss": [T, "r1", 0.5]}}}, {"train": ["loss"]})
+    assert RunTotals.from_json(json.loads(json.dumps(totals.to_json()))) == totals
 
 
 # -- runs by state and the reported metrics ----------------------------------------------------
