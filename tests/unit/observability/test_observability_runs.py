@@ -241,6 +241,20 @@ def test_the_exporter_publishes_runs_by_state_and_the_reported_metrics(tmp_path:
     assert run_series(generate_latest(registry_for(again)).decode()) == run_series(text)
 
 
+def test_the_run_series_carry_no_label_the_scrape_target_has(tmp_path: Path) -> None:
+    """`job`, `instance`, `host`, `site` come with the target (prometheus.targets): one of
+    ours would be renamed exported_<name>."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sampler = sampler_with_history(tmp_path, HISTORY)
+    sampler.sample()
+    families = [f for f in text_string_to_metric_families(
+        generate_latest(registry_for(sampler)).decode()) if f.name.startswith("hostctl_job_")]
+    assert {f.name for f in families} == {"hostctl_job_runs", "hostctl_job_metric"}
+    names = {label for f in families for s in f.samples for label in s.labels}
+    assert names == {"project", "job_name", "state", "experiment", "metric"}
+
+
 promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not "
                               "installed (Debian's prometheus package has it; "
                               "scripts/ci-setup.sh installs it)")
