@@ -5,11 +5,16 @@ accumulates per-project CPU and GPU seconds (and cost, when prices are set); scr
 read the latest sample, so a slow Docker never makes a scrape time out. Totals are kept in
 a state file, so a restarted exporter carries on counting instead of starting from zero.
 
+Each sample also reads the runs that ended since the last one from the run history
+(exporter_runs): runs by final state per job, and the last values of the metrics a job's
+spec reports.
+
 Runs from the bundle (exporter_bundle.py) on the host's own python3: standard library,
-prometheus_client and hostctl.hosts.health_verdict (the health rule it shares with `hostctl status`)
-only. Metric names: REFERENCE.md (prefix hostctl_, base units, counters
-end in _total). Labels never use `instance`, `job`, `host` or `site` (the scrape target's
-labels; Prometheus would rename ours to exported_*): a service's copy is `replica`.
+prometheus_client, hostctl.hosts.health_verdict (the health rule it shares with `hostctl status`)
+and hostctl.jobs.records (the run records' parser) only. Metric names: REFERENCE.md (prefix
+hostctl_, base units, counters end in _total). Labels never use `instance`, `job`, `host` or
+`site` (the scrape target's labels; Prometheus would rename ours to exported_*): a service's
+copy is `replica`, a job is `job_name`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from hostctl.hosts import health_verdict as hv
+from hostctl.jobs.records import FINAL_STATES
 from hostctl.observability import exporter_sources as src
+from hostctl.observability.exporter_runs import Cursor, RunTotals, history_path
 
 VERSION = "1"
 CONFIG_PATH = "/etc/hostctl/exporter/config.json"
@@ -67,7 +74,8 @@ class ExporterConf:
     state_dir: str = "/var/lib/hostctl"
     prices: dict[str, Any] | None = None  # {"currency", "cpu_hour"?, "gpu_hour"?}
     services: dict[str, ServiceConf] = field(default_factory=dict)
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {project, gpus}
+    # name -> {project, gpus, report?: [metric, ...] (the spec's report:)}
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     audit: dict[str, Any] | None = None  # {"address": "udp://h:p", "file": path}
     metrics: bool = True  # False: no /metrics and no sampling, only the audit records shipped
 
@@ -81,6 +89,11 @@ class ExporterConf:
                 "sample_interval", "state_dir", "prices", "jobs", "audit", "metrics")
         simple = {k: data[k] for k in keys if k in data}
         return cls(site=data["site"], host=data["host"], services=services, **simple)
+
+    @property
+    def report(self) -> dict[str, list[str]]:
+        """job -> the metrics its spec reports (report:)."""
+        return {name: [str(m) for m in j.get("report", [])] for name, j in self.jobs.items()}
 
     @property
     def projects(self) -> list[str]:
@@ -120,6 +133,7 @@ class Snapshot:
     gpus_allocated: int = 0
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # totals, see State
     in_cluster: dict[str, str] = field(default_factory=dict)  # service -> project
+    runs: RunTotals = field(default_factory=RunTotals)  # the jobs' runs that ended here
 
 
 def healthy(c: src.Container | None, unit: src.UnitState | None,
@@ -136,14 +150,17 @@ def healthy(c: src.Container | None, unit: src.UnitState | None,
 @dataclass
 class State:
     """What carries over between samples and exporter restarts: the totals per project,
-    the last CPU reading of each container (to count only what is new), and each unit's
-    restart totals (count_restarts)."""
+    the last CPU reading of each container (to count only what is new), each unit's
+    restart totals (count_restarts), the runs that ended (read from the run history) and
+    how far the audit log and the run history were shipped."""
 
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     containers: dict[str, float] = field(default_factory=dict)
     last: float | None = None
     audit_offset: int = 0
     restarts: dict[str, dict[str, int]] = field(default_factory=dict)  # unit -> count_restarts()
+    runs: RunTotals = field(default_factory=RunTotals)
+    runs_shipped: Cursor = field(default_factory=Cursor)  # run records sent to Logstash
 
     @classmethod
     def load(cls, path: str) -> State:
@@ -152,7 +169,8 @@ class State:
                 data = json.load(fh)
             return cls(data.get("projects", {}), data.get("containers", {}),
                        data.get("last"), int(data.get("audit_offset", 0)),
-                       data.get("restarts", {}))
+                       data.get("restarts", {}), RunTotals.from_json(data.get("runs")),
+                       Cursor.from_json(data.get("runs_shipped")))
         except (OSError, ValueError, AttributeError):
             return cls()
 
@@ -162,7 +180,8 @@ class State:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"projects": self.projects, "containers": self.containers,
                        "last": self.last, "audit_offset": self.audit_offset,
-                       "restarts": self.restarts}, fh, sort_keys=True)
+                       "restarts": self.restarts, "runs": self.runs.to_json(),
+                       "runs_shipped": self.runs_shipped.to_json()}, fh, sort_keys=True)
         os.replace(tmp, path)
 
     def totals(self, project: str) -> dict[str, Any]:
@@ -264,12 +283,14 @@ class Sampler:
         releases = src.Releases.read(self.conf.state_dir)
         deployed = {name: t for name in self.conf.services
                     if (t := releases.deployed_at(name)) is not None}
+        self.state.runs.update(history_path(self.conf.state_dir), self.conf.report)
         try:
             self.state.save(self.state_path)
         except OSError as exc:
             print(f"hostctl-exporter: cannot save {self.state_path}: {exc}", file=sys.stderr)
         snap = Snapshot(now, self.clock() - started, containers is not None, units is not None,
-                        replicas, deployed, gpus_allocated, self._projects_copy(), in_cluster)
+                        replicas, deployed, gpus_allocated, self._projects_copy(), in_cluster,
+                        self.state.runs.copy())
         with self.lock:
             self.latest = snap
         return snap
@@ -341,6 +362,7 @@ def families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily("hostctl_host_gpus_allocated",
                             "GPUs allocated to running containers", value=snap.gpus_allocated)
     yield from _project_families(conf, snap)
+    yield from _run_families(conf, snap)
 
 
 def _service_families(snap: Snapshot) -> Iterator[Metric]:
@@ -410,6 +432,30 @@ def _project_families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
     yield from (price, cost)
 
 
+def _run_families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
+    # `job_name`, not `job`: the scrape target's `job` label would rename ours exported_job
+    # (kube-state-metrics names its Kubernetes jobs job_name for the same reason).
+    runs = CounterMetricFamily("hostctl_job_runs", "Runs of the job that ended on this host, "
+                               "by final state", labels=["project", "job_name", "state"])
+    counts = {p: {j: dict(s) for j, s in jobs.items()} for p, jobs in snap.runs.counts.items()}
+    for name, j in conf.jobs.items():  # every final state of every job here, from 0
+        counts.setdefault(str(j["project"]), {}).setdefault(name, {})
+    for project, jobs in sorted(counts.items()):
+        for job, by_state in sorted(jobs.items()):
+            for state in FINAL_STATES:
+                runs.add_metric([project, job, state], by_state.get(state, 0))
+    metric = GaugeMetricFamily("hostctl_job_metric", "The last value of a metric the job's "
+                               "spec reports (report:), from the newest run of the experiment "
+                               "that ended on this host with it; the 20 experiments of each "
+                               "job whose runs ended last",
+                               labels=["job_name", "experiment", "metric"])
+    for job, experiments in sorted(snap.runs.latest.items()):
+        for experiment, metrics in sorted(experiments.items()):
+            for name, entry in sorted(metrics.items()):
+                metric.add_metric([job, experiment, name], float(entry[2]))
+    yield from (runs, metric)
+
+
 # -- the process -----------------------------------------------------------------------------
 
 def registry_for(sampler: Sampler) -> CollectorRegistry:
@@ -421,13 +467,11 @@ def registry_for(sampler: Sampler) -> CollectorRegistry:
 def serve(conf: ExporterConf, once: bool = False) -> int:
     from prometheus_client import generate_latest, start_http_server
 
-    from hostctl.observability.exporter_audit import AuditShipper
-
     if not conf.metrics:
         return ship_audit_only(conf, once)
     sampler = Sampler(conf)
     registry = registry_for(sampler)
-    shipper = AuditShipper.from_conf(conf, sampler.state)
+    shippers = _shippers(conf, sampler.state)
     sampler.sample()
     if once:
         sys.stdout.write(generate_latest(registry).decode())
@@ -438,7 +482,7 @@ def serve(conf: ExporterConf, once: bool = False) -> int:
     while True:
         time.sleep(conf.sample_interval)
         try:
-            if shipper is not None:
+            for shipper in shippers:
                 shipper.ship()
             sampler.sample()
         except Exception as exc:  # keep serving the last sample; say what went wrong
@@ -446,23 +490,32 @@ def serve(conf: ExporterConf, once: bool = False) -> int:
                   file=sys.stderr, flush=True)
 
 
-def ship_audit_only(conf: ExporterConf, once: bool = False) -> int:
-    """Logging without metrics: ship the audit records, keeping the offset in the same
-    state file the exporter would (so turning metrics on later sends nothing twice)."""
+def _shippers(conf: ExporterConf, state: State) -> list[Any]:
+    """With a logging section: the audit records' shipper and the finished runs'."""
     from hostctl.observability.exporter_audit import AuditShipper
+    from hostctl.observability.exporter_run_log import RunShipper
 
+    return [s for s in (AuditShipper.from_conf(conf, state), RunShipper.from_conf(conf, state))
+            if s is not None]
+
+
+def ship_audit_only(conf: ExporterConf, once: bool = False) -> int:
+    """Logging without metrics: ship the audit records and the finished runs' records,
+    keeping the offsets in the same state file the exporter would (so turning metrics on
+    later sends nothing twice)."""
     path = f"{conf.state_dir}/exporter/state.json"
     state = State.load(path)
-    shipper = AuditShipper.from_conf(conf, state)
-    if shipper is None:
+    shippers = _shippers(conf, state)
+    if not shippers:
         print("hostctl-exporter: neither metrics nor an audit address: nothing to do",
               file=sys.stderr)
         return 2
-    print(f"hostctl-exporter: shipping audit records of {conf.host} to "
+    print(f"hostctl-exporter: shipping audit and run records of {conf.host} to "
           f"{conf.audit['address'] if conf.audit else ''}", file=sys.stderr, flush=True)
     while True:
         try:
-            shipper.ship()
+            for shipper in shippers:
+                shipper.ship()
             state.save(path)
         except Exception as exc:  # keep going: the next look sends what is still unsent
             print(f"hostctl-exporter: shipping failed: {type(exc).__name__}: {exc}",

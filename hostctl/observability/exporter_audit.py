@@ -51,6 +51,18 @@ def parse_address(address: str) -> tuple[str, str, int]:
     return proto, host.strip("[]"), int(port)
 
 
+def send(proto: str, host: str, port: int, datagrams: list[bytes]) -> None:
+    """GELF messages to Logstash: UDP datagrams, or over TCP each ended by a NUL byte."""
+    if proto == "tcp":
+        with socket.create_connection((host, port), 3) as conn:
+            conn.sendall(b"".join(d + b"\0" for d in datagrams))
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        for data in datagrams:
+            sock.sendto(data, (host, port))
+
+
 class AuditShipper:
     def __init__(self, path: str, address: str, site: str, host: str, state: Any):
         self.path, self.site, self.host, self.state = path, site, host, state
@@ -64,14 +76,7 @@ class AuditShipper:
         return cls(audit["file"], audit["address"], conf.site, conf.host, state)
 
     def _send(self, datagrams: list[bytes]) -> None:
-        family = socket.AF_INET6 if ":" in self.target_host else socket.AF_INET
-        if self.proto == "tcp":  # GELF over TCP: each message ends with a NUL byte
-            with socket.create_connection((self.target_host, self.target_port), 3) as conn:
-                conn.sendall(b"".join(d + b"\0" for d in datagrams))
-            return
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            for data in datagrams:
-                sock.sendto(data, (self.target_host, self.target_port))
+        send(self.proto, self.target_host, self.target_port, datagrams)
 
     def ship(self) -> int:
         """Send the records added since last time; how many were sent."""

@@ -36,11 +36,14 @@ MIN_PYTHON = (3, 9)  # prometheus_client's own minimum
 AUDIT_INTERVAL = 5.0  # seconds between two looks at the audit log, without metrics
 
 _HERE = Path(__file__).parent
-_MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py")
+_MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py", "exporter_runs.py",
+            "exporter_run_log.py")
 # hostctl modules outside observability/ the exporter imports (standard library only
 # themselves): the health rule it shares with `hostctl status`, the one `systemctl show`
-# reader.
-_SHARED = ("hosts/__init__.py", "hosts/health_verdict.py", "hosts/unit_show.py")
+# reader, and the run records' parser (the run history's lines are the records'
+# `ID/FIELD:VALUE` lines).
+_SHARED = ("hosts/__init__.py", "hosts/health_verdict.py", "hosts/unit_show.py",
+           "jobs/__init__.py", "jobs/records.py")
 # prometheus_client's integrations for other servers are never imported by the exporter.
 _SKIP = ("twisted/", "django/", "aiohttp/", "__pycache__/")
 _MAIN = f'''"""hostctl's metrics exporter: python3 hostctl-exporter.pyz --config FILE [--once]"""
@@ -114,7 +117,10 @@ def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
         if not placed_on(w, host):
             continue
         if w.is_job:
-            jobs[w.name] = {"project": w.project, "gpus": w.resources.gpus}
+            # report only when the spec has one: the configuration of a site without it
+            # stays byte for byte what it was
+            jobs[w.name] = {"project": w.project, "gpus": w.resources.gpus,
+                            **({"report": list(w.report)} if w.report else {})}
             continue
         replicas = [inst.index for inst in instances_on(w, host)]
         services[w.name] = {"project": w.project, "image": w.image, "spec_hash": spec_hash(w),

@@ -9,7 +9,8 @@ from typing import Any
 
 from hostctl.spec import model as m
 
-_NOT_HASHED = frozenset({"file", "source", "line", "lines", "route"})
+# `report` only tells the exporter what to publish: it shapes no container.
+_NOT_HASHED = frozenset({"file", "source", "line", "lines", "route", "report"})
 
 
 def spec_hash(w: m.Workload) -> str:

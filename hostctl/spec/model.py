@@ -215,6 +215,7 @@ class Workload:
     retries: int = 0
     schedule: str | None = None
     shards: int = 1
+    report: tuple[str, ...] = ()  # jobs: metric names the exporter publishes (last values)
     lines: dict[str, int] = field(default_factory=dict)  # key path "a/b" -> line, for errors
 
     @property

@@ -354,6 +354,40 @@ route = Record(m.Route, {
     }),
 })
 
+# A metric name as a run writes it to HOSTCTL_METRICS (the queue helper keeps only these):
+# the exporter publishes the `report:` ones as label values, so they are bounded too.
+METRIC_NAME = r"[A-Za-z_][A-Za-z0-9_.:/-]*"
+METRIC_NAME_MAX = 64
+REPORT_MAX = 20  # each is one gauge per job and experiment on every host the job runs on
+
+
+class ReportedMetrics(Check[tuple[str, ...]]):
+    """`report: [val_auc, loss]`: the metrics of a job's runs the exporter publishes (the
+    last value of each run's summary), each named once, at most REPORT_MAX."""
+
+    expected = "a list"
+    _names = ListOf(Str(METRIC_NAME, "metric names start with a letter or '_', then letters, "
+                                     "digits and '_', '.', ':', '/', '-'",
+                        max_len=METRIC_NAME_MAX), single_ok=True)
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> tuple[str, ...]:
+        if not isinstance(value, (list, str)):
+            return ctx.error(path, "expected a list of metric names such as [val_auc, loss], "
+                                   f"got {_describe(value)}")
+        names: tuple[str, ...] = self._names(value, path, ctx)
+        if failed(names):
+            return INVALID
+        if len(names) > REPORT_MAX:
+            return ctx.error(path, f"lists {len(names)} metrics; at most {REPORT_MAX}: keep "
+                                   "the ones you watch in Prometheus (every run keeps all of "
+                                   "its metrics anyway)")
+        for i, metric in enumerate(names):
+            if metric in names[:i]:
+                return ctx.error((*path, i), f"'{metric}' is listed twice; list each metric "
+                                             "once")
+        return names
+
+
 workload = Record(m.Workload, {
     "kind": Field(Str(choices=("service", "job")), required=True),
     "name": Field(name, required=True),
@@ -380,11 +414,12 @@ workload = Record(m.Workload, {
     "retries": Int(0, 100),
     "schedule": Str(),
     "shards": Int(1, 10000),
+    "report": ReportedMetrics(),
 })
 
 # Keys that only make sense for one kind; using them on the other is an error with a hint.
 SERVICE_ONLY = ("ports", "instances", "restart", "route", "health", "reach")
-JOB_ONLY = ("timeout", "retries", "schedule", "shards")
+JOB_ONLY = ("timeout", "retries", "schedule", "shards", "report")
 # Jobs may publish ports and have health checks? No: a job runs to completion and is not
 # routed; keeping them out keeps the job unit simple and honest.
 

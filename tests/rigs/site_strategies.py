@@ -596,11 +596,15 @@ def workload_keys(ctx: Ctx, kind: str, ports: list[str]) -> dict[str, SearchStra
         "retries": v(st.integers(0, 3), -1, 101, 2**63),
         "schedule": v(st.sampled_from(SCHEDULES), *ODD_SCHEDULES),
         "shards": v(st.integers(1, 4), 0, 10001, 2**63),
+        "report": v(st.lists(st.sampled_from(["val_auc", "loss", "a/b:c.d-e", "_x"]),
+                             unique=True, max_size=3),
+                    "val_auc", ["1x"], ["loss", "loss"], [f"m{i}" for i in range(21)],
+                    ["m" * 65], {"val_auc": "max"}),
     }
 
 
 SERVICE_ONLY = ("ports", "instances", "restart", "route", "health", "reach")
-JOB_ONLY = ("timeout", "retries", "schedule", "shards")
+JOB_ONLY = ("timeout", "retries", "schedule", "shards", "report")
 
 
 def _workload(draw: st.DrawFn, ctx: Ctx, kind: str, name: str, index: int

@@ -13,6 +13,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs"
 def test_annotated_inventory_and_specs_validate() -> None:
     site = load_site(str(DOCS / "inventory.yml"), environ={})
     assert [w.name for w in site.workloads] == ["api", "train"]
+    assert site.workloads[1].report == ("val_auc", "loss")
 
 
 def _documented_keys(path: Path) -> set[str]:

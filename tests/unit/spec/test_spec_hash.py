@@ -25,6 +25,8 @@ def test_origin_route_and_defaults_do_not() -> None:
         replace(BASE, route=m.Route(paths=("/api",), auth="key-auth")),
         replace(BASE, ports={"http": m.Port(8080, 18080, "tcp", None)}),  # defaults spelled out
         replace(BASE, restart="always", instances=1),
+        # what the exporter publishes of a job's runs shapes no container
+        replace(BASE, report=("val_auc", "loss")),
     ]
     for w in same:
         assert spec_hash(w) == spec_hash(BASE)

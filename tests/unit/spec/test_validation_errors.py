@@ -9,7 +9,7 @@ import pytest
 
 from hostctl.errors import ConfigError
 from hostctl.validate import load_site
-from tests.rigs.site_factory import BASE_INVENTORY, SERVICE, make_site, refusals
+from tests.rigs.site_factory import BASE_INVENTORY, JOB, SERVICE, make_site, refusals
 
 CASES = [
     pytest.param(
@@ -22,8 +22,8 @@ CASES = [
         {"a.yml": SERVICE + "imgae: x\n"},
         ["specs/a.yml:10: imgae: unknown key 'imgae'; did you mean 'image'? (known: args, "
          "command, env, health, image, image_source, instances, kind, name, placement, ports, "
-         "project, reach, resources, restart, retries, route, schedule, secrets, shards, "
-         "stop_timeout, timeout, volumes)"],
+         "project, reach, report, resources, restart, retries, route, schedule, secrets, "
+         "shards, stop_timeout, timeout, volumes)"],
         id="unknown-key",
     ),
     pytest.param(
@@ -152,6 +152,42 @@ CASES = [
          "got '1Kb'"],
         id="bad-resources",
     ),
+    pytest.param(
+        {"a.yml": SERVICE + "report: [val_auc]\n"},
+        ["specs/a.yml:10: report: services have no report; remove it, or make this "
+         "kind: job"],
+        id="service-with-report",
+    ),
+    pytest.param(
+        {"a.yml": JOB + "report: [val_auc, 1st, 'a b', ok/x:y.z-w]\n"},
+        ["specs/a.yml:6: report/1: '1st' is not valid: metric names start with a letter or "
+         "'_', then letters, digits and '_', '.', ':', '/', '-'",
+         "specs/a.yml:6: report/2: 'a b' is not valid: metric names start with a letter or "
+         "'_', then letters, digits and '_', '.', ':', '/', '-'"],
+        id="report-bad-names",
+    ),
+    pytest.param(
+        {"a.yml": JOB + f"report: [{'m' * 65}]\n"},
+        ["specs/a.yml:6: report/0: is 65 characters long; at most 64"],
+        id="report-name-too-long",
+    ),
+    pytest.param(
+        {"a.yml": JOB + "report:\n  - loss\n  - val_auc\n  - loss\n"},
+        ["specs/a.yml:9: report/2: 'loss' is listed twice; list each metric once"],
+        id="report-duplicate",
+    ),
+    pytest.param(
+        {"a.yml": JOB + f"report: [{', '.join(f'm{i}' for i in range(21))}]\n"},
+        ["specs/a.yml:6: report: lists 21 metrics; at most 20: keep the ones you watch in "
+         "Prometheus (every run keeps all of its metrics anyway)"],
+        id="report-too-many",
+    ),
+    pytest.param(
+        {"a.yml": JOB + "report: {val_auc: max}\n"},
+        ["specs/a.yml:6: report: expected a list of metric names such as [val_auc, loss], "
+         "got a mapping"],
+        id="report-not-a-list",
+    ),
 ]
 
 
@@ -244,3 +280,13 @@ def test_secret_from_environment_wins_and_is_never_shown(
     secret = site.secrets.get("DB_PASSWORD")
     assert secret is not None and secret.reveal() == "from-env"
     assert "from-env" not in f"{secret} {secret!r} {site.secrets}"
+
+
+def test_report_takes_one_name_or_a_list_and_keeps_their_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": JOB + "report: val_auc\n",
+                               "b.yml": JOB.replace("etl", "etl-2") + "report: [z, a/b, _c]\n"})
+    site = load_site(str(inv), environ={})
+    assert {w.name: w.report for w in site.workloads} == {"etl": ("val_auc",),
+                                                          "etl-2": ("z", "a/b", "_c")}
