@@ -21,7 +21,6 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.deploy import handoff
-from hostctl.hosts.images import LocalImages
 from hostctl.deploy.outcome import HostOutcome, describe_exc, finish_host
 from hostctl.deploy.outcome import exit_status as exit_status
 from hostctl.deploy.plan import HostPlan, Plan, plan_host
@@ -32,6 +31,7 @@ from hostctl.deploy.target import HostTarget, build_target
 from hostctl.deploy.transaction import HostTransaction
 from hostctl.errors import HostctlError
 from hostctl.hosts.facts import FactsError, HostFacts, facts_script, parse_facts
+from hostctl.hosts.images import LocalImages
 from hostctl.hosts.lock import break_stale_lock, lock_message
 from hostctl.hosts.progress import Progress, quiet
 from hostctl.hosts.session import Session, runner_for

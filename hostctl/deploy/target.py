@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hostctl.hosts.images import LocalImages
 from hostctl.deploy.plan import TargetFile, sha256
 from hostctl.errors import HostctlError
+from hostctl.hosts.images import LocalImages
 from hostctl.render import docker_cmd as d
 from hostctl.render.probe import HealthProbe, probe_for
 from hostctl.render.site import RenderedFile, render_host

@@ -18,7 +18,6 @@ from typing import Any
 
 from hostctl.deploy.activate import activate
 from hostctl.deploy.health_gate import HealthResult, check_health
-from hostctl.hosts.images import LocalImages, pull, push
 from hostctl.deploy.outcome import HostOutcome, describe_exc, failure_text, finish_host
 from hostctl.deploy.plan import HostPlan, plan_files, target_from_manifest, unit_of
 from hostctl.deploy.release import release_manifest, rollback_point
@@ -27,6 +26,7 @@ from hostctl.deploy.target import HostTarget
 from hostctl.errors import HostctlError
 from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import HostFacts, UnitState
+from hostctl.hosts.images import LocalImages, pull, push
 from hostctl.hosts.progress import Progress
 from hostctl.hosts.session import Session
 from hostctl.runner.base import Runner, RunnerError

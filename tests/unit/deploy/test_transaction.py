@@ -19,7 +19,6 @@ import pytest
 
 from hostctl import layout as L
 from hostctl.cli.deploy import _show_outcomes
-from hostctl.hosts.images import LocalImages
 from hostctl.deploy.outcome import exit_status
 from hostctl.deploy.plan import HostPlan, Plan, plan_host
 from hostctl.deploy.release import release_manifest
@@ -29,6 +28,7 @@ from hostctl.deploy.target import build_target
 from hostctl.deploy.transaction import HostTransaction
 from hostctl.errors import HostctlError
 from hostctl.hosts.facts import HostFacts, LockState, UnitState
+from hostctl.hosts.images import LocalImages
 from hostctl.hosts.session import Session
 from hostctl.runner.base import Result, Runner, RunnerError
 from hostctl.runner.recording import Call, RecordingRunner
