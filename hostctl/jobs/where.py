@@ -29,7 +29,7 @@ from hostctl.jobs.records import RunRecord
 
 OPS = ("=", "==", "!=", "<", "<=", ">", ">=")
 _OPS_SHOWN = "= != < <= > >="
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]*")
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]*")
 _OP = re.compile(r"==|!=|<=|>=|=|<|>")
 _OP_CHARS = "=!<>"
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -126,7 +126,7 @@ def _part(expr: str, pos: int) -> str:
 
 def _comparison(expr: str, pos: int) -> tuple[Comparison, int]:
     """The comparison starting at pos, and where it ends."""
-    name = _NAME.match(expr, pos)
+    name = NAME_PATTERN.match(expr, pos)
     if name is None:
         raise _refuse(expr, _part(expr, pos), "does not start with a name; write NAME OP "
                       "VALUE with NAME a field, metric or parameter (letters, digits, _ . : / -)")
