@@ -16,6 +16,7 @@ from typing import Any
 from hostctl.errors import HostctlError, printable
 from hostctl.jobs.records import MetricSummary, RunRecord, latest_per_shard
 from hostctl.jobs.view import duration, stamp, table
+from hostctl.jobs.where import metrics_of, params_of
 
 _LOWER = re.compile(r"(?:^|[_./:-])(?:loss|error)$", re.IGNORECASE)
 NONE = "-"
@@ -25,8 +26,8 @@ def lower_is_better(metric: str, lower: Iterable[str] = ()) -> bool:
     return metric in set(lower) or _LOWER.search(metric) is not None
 
 
-def _summaries(r: RunRecord) -> dict[str, MetricSummary]:
-    return r.metrics if r.metrics_json else {}
+def _summaries(r: RunRecord) -> Mapping[str, MetricSummary]:
+    return metrics_of(r)
 
 
 def best_runs(records: Iterable[RunRecord], metric: str,
@@ -69,7 +70,7 @@ def choose_metrics(records: Sequence[RunRecord], metrics: Sequence[str] = ()) ->
 def split_params(records: Sequence[RunRecord]) -> tuple[list[str], dict[str, str]]:
     """(names of the parameters that differ between the runs (or some lack), the parameters
     all runs share with their value)."""
-    params = [r.params if r.params_json else {} for r in records]
+    params = [params_of(r) for r in records]
     names = sorted({n for p in params for n in p})
     common = {n: params[0][n] for n in names
               if params and all(n in p and p[n] == params[0][n] for p in params)}
@@ -115,7 +116,7 @@ def compare_lines(records: Sequence[RunRecord], metrics: Sequence[str] = (),
     if differ:
         rows.append(("parameters that differ",))
         for n in differ:
-            rows.append((f"  {printable(n)}", *(printable(r.params.get(n, NONE))
+            rows.append((f"  {printable(n)}", *(printable(params_of(r).get(n, NONE))
                                                for r in records)))
     if common:
         rows.append(("parameters in common",))
@@ -147,7 +148,7 @@ def compare_json(records: Sequence[RunRecord], metrics: Sequence[str] = (),
     return {
         "runs": [r.id for r in records],
         "fields": {r.id: _fields_json(r) for r in records},
-        "params": {"differ": {n: {r.id: r.params.get(n) for r in records} for n in differ},
+        "params": {"differ": {n: {r.id: params_of(r).get(n) for r in records} for n in differ},
                    "common": common},
         "metrics": {m: {"lower_is_better": lower_is_better(m, lower),
                         "best": [r.id for r in best_runs(records, m, lower)],

@@ -21,6 +21,8 @@ from hostctl.jobs.where import (
     as_number,
     lookup,
     matches,
+    metrics_of,
+    params_of,
     parse_where,
 )
 
@@ -110,7 +112,7 @@ def key_metrics(records: Iterable[RunRecord], first: Iterable[str] = (),
     --where), then those most runs report (ties by name), `most` in all."""
     counts: dict[str, int] = {}
     for r in records:
-        for name in r.metrics if r.metrics_json else ():
+        for name in metrics_of(r):
             counts[name] = counts.get(name, 0) + 1
     out = [n for n in dict.fromkeys(first) if n in counts]
     rest = sorted((n for n in counts if n not in out), key=lambda n: (-counts[n], n))
@@ -136,7 +138,7 @@ def runs_lines(records: Sequence[RunRecord], now_ms: int,
     for r in records:
         running = bool(r.started and not r.ended)
         took = duration(int(_run_seconds(r, now_ms) * 1000) if r.started else None)
-        summaries = r.metrics if r.metrics_json else {}
+        summaries = metrics_of(r)
         rows.append((r.id, r.job, printable(r.experiment) or "-", state_text(r, {}), r.host,
                      stamp(r.started), took + ("…" if running else ""),
                      *(number(summaries[m].last) if m in summaries else "-" for m in chosen),
@@ -178,13 +180,13 @@ def run_json(r: RunRecord, now_ms: int,
     out = record_json(r)
     out.update({
         "experiment": r.experiment or None, "description": r.description or None,
-        "params": r.params, "image": r.image or None, "image_id": r.image_id or None,
+        "params": dict(params_of(r)), "image": r.image or None, "image_id": r.image_id or None,
         "spec_hash": r.spec_hash or None, "git_rev": r.git_rev or None,
         "git_branch": r.git_branch or None, "rerun_of": r.rerun_of or None,
         "docker_run": r.docker_run or None,
         "metrics": {name: {"last": s.last, "min": s.min, "max": s.max, "n": s.count,
                            "step": s.last_step}
-                    for name, s in (r.metrics if r.metrics_json else {}).items()},
+                    for name, s in metrics_of(r).items()},
         "metrics_points": r.metrics_points, "metrics_invalid": r.metrics_invalid,
         "metrics_dropped": r.metrics_dropped,
         "cpus": r.cpus / 1000 if r.cpus > 0 else 1.0, "gpus_held": len(

@@ -15,6 +15,7 @@ from pathlib import Path
 from hostctl.errors import HostctlError, printable
 from hostctl.jobs.compare import split_params
 from hostctl.jobs.records import RunRecord
+from hostctl.jobs.where import params_of
 
 Points = Sequence[tuple[int | None, float]]
 SUFFIXES = (".png", ".svg")
@@ -38,7 +39,7 @@ def plot_series(records: Sequence[RunRecord], points: Mapping[str, Mapping[str, 
     differ, _ = split_params(records)
     out = []
     for r in records:
-        params = r.params
+        params = params_of(r)
         shown = " ".join(f"{n}={params[n]}" for n in differ if n in params)
         label = printable(f"{r.id} {shown}".strip())
         if len(label) > LABEL_CHARS:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from hostctl.errors import HostctlError, printable
-from hostctl.jobs.records import RunRecord
+from hostctl.jobs.records import MetricSummary, RunRecord
 
 OPS = ("=", "==", "!=", "<", "<=", ">", ">=")
 _OPS_SHOWN = "= != < <= > >="
@@ -38,6 +39,8 @@ _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 _SUFFIXES = ("last", "min", "max")
 
 Value = float | str
+_EMPTY_METRICS: Mapping[str, MetricSummary] = MappingProxyType({})
+_EMPTY_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 def _seconds(r: RunRecord) -> float | None:
@@ -164,6 +167,45 @@ def _value(expr: str, pos: int, left: str) -> tuple[Value, str, int]:
 
 # -- resolving a name against a record ------------------------------------------------------
 
+# Filtering then sorting 10,000 runs reads each run's JSON fields several times: each text
+# is parsed once (by the record's own property) and kept, up to _CACHED texts.
+_CACHED = 65536
+_METRICS: dict[str, Mapping[str, MetricSummary]] = {}
+_PARAMS: dict[str, Mapping[str, str]] = {}
+
+
+def metrics_of(r: RunRecord) -> Mapping[str, MetricSummary]:
+    """r.metrics (read-only), parsed once per distinct text."""
+    text = r.metrics_json
+    if not text:
+        return _EMPTY_METRICS
+    have = _METRICS.get(text)
+    if have is None:
+        if len(_METRICS) >= _CACHED:
+            _METRICS.clear()
+        have = _METRICS[text] = MappingProxyType(r.metrics)
+    return have
+
+
+def params_of(r: RunRecord) -> Mapping[str, str]:
+    """r.params (read-only), parsed once per distinct text."""
+    text = r.params_json
+    if not text:
+        return _EMPTY_PARAMS
+    have = _PARAMS.get(text)
+    if have is None:
+        if len(_PARAMS) >= _CACHED:
+            _PARAMS.clear()
+        have = _PARAMS[text] = MappingProxyType(r.params)
+    return have
+
+
+def clear_cache() -> None:
+    """Forget the parsed texts (benches time a cold start)."""
+    _METRICS.clear()
+    _PARAMS.clear()
+
+
 def lookup(r: RunRecord, name: str) -> Value | None:
     """NAME's value in the record (see the module doc), None when the record lacks it.
     Metric values are floats; fields and parameters are as recorded (str) except the
@@ -172,10 +214,10 @@ def lookup(r: RunRecord, name: str) -> Value | None:
     if get is not None:
         return get(r)
     if name.startswith("params."):
-        return r.params.get(name[len("params."):])
+        return params_of(r).get(name[len("params."):])
     explicit = name.startswith("metrics.")
     metric = name[len("metrics."):] if explicit else name
-    metrics = r.metrics if r.metrics_json else {}
+    metrics = metrics_of(r)
     summary = metrics.get(metric)
     if summary is not None:
         return summary.last
@@ -184,7 +226,7 @@ def lookup(r: RunRecord, name: str) -> Value | None:
         return float(getattr(metrics[base], which))
     if explicit:
         return None
-    return r.params.get(name) if r.params_json else None
+    return params_of(r).get(name)
 
 
 def as_number(v: Value | None) -> float | None:
