@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -136,3 +137,11 @@ def test_terminal() -> None:
     painted = sum(line.count(c) for line in lines for c in "▄▀▖▗▘▝▚▞█▙▛▜▟")
     assert painted > 100
     assert "\x1b[" in plot_terminal(plot_series([A], POINTS, ["val_auc"]), 60, 20)
+
+
+def test_importing_does_not_load_the_plot_libraries() -> None:
+    code = ("import sys, hostctl.jobs.plot, hostctl.jobs.compare, hostctl.jobs.history; "
+            "print(sorted(m for m in ('matplotlib', 'plotext', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3])
+    assert out.stdout == "[]\n"
