@@ -119,6 +119,20 @@ def key_metrics(records: Iterable[RunRecord], first: Iterable[str] = (),
     return (out + rest)[:most]
 
 
+def mentioned(where: str | None = None, sort: str | None = None) -> list[str]:
+    """The metric names a --where and --sort name (`val_auc.max`, `metrics.loss`: the
+    metric), for key_metrics' `first`; call after find_runs has checked them."""
+    names = [c.name for c in parse_where(where)] if where else []
+    if sort:
+        names.insert(0, SortKey.parse(sort).name)
+    out = []
+    for n in names:
+        n = n.removeprefix("metrics.")
+        base, dot, which = n.rpartition(".")
+        out.append(base if dot and which in ("last", "min", "max") else n)
+    return list(dict.fromkeys(out))
+
+
 def number(v: float) -> str:
     """A metric value in a table: 4 significant digits, more only when it is that long."""
     return f"{v:.4g}"

@@ -84,8 +84,12 @@ class Comparison:
     raw: str = field(default="", compare=False)  # the value as written
 
     def __str__(self) -> str:
-        v = self.raw or (f"{self.value:g}" if isinstance(self.value, float) else self.value)
-        return f"{self.name}{self.op}{v if _WORD.fullmatch(v) else repr(v)}"
+        """As it could be written back: quoted when a word would not read the same."""
+        v = self.value
+        if isinstance(v, float):
+            return f"{self.name}{self.op}{self.raw or f'{v:g}'}"
+        plain = _WORD.fullmatch(v) and not _NUMBER.fullmatch(v) and v.lower() != "and"
+        return f"{self.name}{self.op}{v if plain else repr(v)}"
 
 
 def _refuse(expr: str, part: str, how: str) -> HostctlError:

@@ -10,6 +10,7 @@ from hostctl.jobs.history import (
     cost,
     find_runs,
     key_metrics,
+    mentioned,
     parse_since,
     run_json,
     runs_lines,
@@ -123,6 +124,14 @@ def test_key_metrics() -> None:
     assert key_metrics(ALL, first=["loss", "LR"]) == ["loss", "val_auc"]
     assert key_metrics(ALL, most=1) == ["val_auc"]
     assert key_metrics([]) == []
+
+
+def test_mentioned() -> None:
+    assert mentioned("val_auc.max>0.9 and LR=0.1 and metrics.loss<1", "-val_auc") == [
+        "val_auc", "LR", "loss"]
+    assert mentioned(None, "params.LR") == ["params.LR"]
+    assert mentioned() == []
+    assert key_metrics(ALL, mentioned("loss<1", "-LR")) == ["loss", "val_auc"]
 
 
 def test_table() -> None:

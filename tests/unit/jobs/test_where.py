@@ -118,3 +118,14 @@ def test_garbled_record_values_lack_the_name() -> None:
     bad = record("ef56ab78", params="not json", metrics='{"val_auc": {"last": "x"}}')
     assert lookup(bad, "LR") is None
     assert not matches(bad, parse_where("val_auc>0"))
+
+
+@pytest.mark.parametrize(("expr", "shown"), [
+    ("val_auc > 0.90", "val_auc>0.90"), ("exit==0", "exit=0"), ("note='a b'", "note='a b'"),
+    ("state!=failed", "state!=failed"), ("LR='0.1'", "LR='0.1'"), ("x=inf", "x=inf"),
+    ("x='and'", "x='and'"),
+])
+def test_comparison_shown(expr: str, shown: str) -> None:
+    (c,) = parse_where(expr)
+    assert str(c) == shown
+    assert parse_where(shown) == (c,)  # reads back the same
