@@ -8,6 +8,7 @@ and a legend label naming the run and the parameters that differ between the run
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,11 @@ def metrics_of(series: Sequence[Series]) -> list[str]:
 
 
 def xy(points: Points) -> tuple[list[float], list[float]]:
-    """x (the step; a point without one: its place among the points) and y, by x."""
+    """x (the step; a point without one: its place among the points) and y, by x. A value
+    that is not finite (a hand-edited metrics.tsv) is left out: it has no place on an axis."""
     pairs = sorted(((float(i if step is None else step), value)
-                    for i, (step, value) in enumerate(points)), key=lambda p: p[0])
+                    for i, (step, value) in enumerate(points) if math.isfinite(value)),
+                   key=lambda p: p[0])
     return [x for x, _ in pairs], [y for _, y in pairs]
 
 

@@ -40,6 +40,7 @@ def test_xy() -> None:
     assert xy([(3, 0.3), (1, 0.1), (2, 0.2)]) == ([1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
     assert xy([(None, 5.0), (None, 6.0)]) == ([0.0, 1.0], [5.0, 6.0])  # no step: its number
     assert xy([]) == ([], [])
+    assert xy(list(parse_points("m\t0\tinf\nm\t1\tnan\nm\t2\t1.5\n")["m"])) == ([2.0], [1.5])
 
 
 def colour_pixels(path: Path, colour: tuple[int, int, int]) -> tuple[int, int]:
@@ -64,6 +65,14 @@ def test_png_shows_the_curves(tmp_path: Path) -> None:
     for colour in (BLUE, ORANGE):
         count, span = colour_pixels(out, colour)
         assert count > 1000 and span > width // 2, (colour, count, span)
+
+
+def test_png_with_values_an_axis_cannot_hold(tmp_path: Path) -> None:
+    points = parse_points("m\t0\t1\nm\t1\tinf\nm\t2\t-inf\nm\t3\tnan\nm\t4\t2\n")
+    series = plot_series([A], {"aaaa0001": points}, ["m"])
+    plot_png(tmp_path / "x.png", series)
+    assert colour_pixels(tmp_path / "x.png", BLUE)[0] > 100
+    assert "aaaa0001" in plot_terminal(series, 60, 20, color=False)  # plotext fails on inf
 
 
 def test_png_of_one_run_has_one_colour(tmp_path: Path) -> None:
