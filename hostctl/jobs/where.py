@@ -6,7 +6,7 @@ An expression is `NAME OP VALUE` comparisons joined by `and` (any case), OP one 
 What NAME means, for each record:
 - a field of the record (`FIELDS`: job, experiment, state, exit, host, ...); `note` is the
   user's `hostctl run --note` line, `outcome_note` what the queue noted, `duration` the run's
-  seconds;
+  seconds, `cpus` the CPUs it claimed (one when it claimed none), times epoch milliseconds;
 - else a metric's summary: `val_auc` is its last value, `val_auc.min`, `.max`, `.last` say
   which; `metrics.val_auc` names the metric even where a field has that name;
 - else a parameter (`--set` value or the spec's env); `params.LR` names it explicitly.
@@ -66,7 +66,8 @@ FIELDS: dict[str, Callable[[RunRecord], Value | None]] = {
     "run": _text("id"),
     "note": _text("description"),
     "outcome_note": _text("note"),
-    **{f: _number(f) for f in ("shard", "shards", "need", "cpus", "memory", "attempt",
+    "cpus": lambda r: r.cpus / 1000 if r.cpus > 0 else 1.0,  # CPUs, as runs --json has them
+    **{f: _number(f) for f in ("shard", "shards", "need", "memory", "attempt",
                                 "attempts", "metrics_points", "metrics_invalid",
                                 "metrics_dropped")},
     **{f: _number(f, zero_is_none=True) for f in ("submitted", "started", "ended")},

@@ -88,7 +88,7 @@ RUN = record("ab12cd34", job="train", project="ml", experiment="main", exit="0",
     ("job", "train"), ("id", "ab12cd34"), ("run", "ab12cd34"), ("host", "gpu1"),
     ("experiment", "main"), ("exit", "0"), ("note", "baseline"),
     ("outcome_note", "failed 2 attempts"), ("duration", 60.0), ("started", 1000.0),
-    ("shard", 0.0), ("git_rev", None), ("submitted", None),  # empty / 0: lacking
+    ("shard", 0.0), ("cpus", 1.0), ("git_rev", None), ("submitted", None),  # empty / 0: lacking
     ("val_auc", 0.91), ("val_auc.last", 0.91), ("val_auc.min", 0.5), ("val_auc.max", 0.93),
     ("metrics.val_auc", 0.91), ("metrics.state", 7.0), ("state", "succeeded"),
     ("LR", "0.1"), ("params.LR", "0.1"), ("params.exit", "param-exit"), ("OPT", "adam"),
@@ -109,6 +109,7 @@ def test_lookup(name: str, value: object) -> None:
     ("git_rev!=abc", False),  # lacking: never matches, not even !=
     ("nope!=1", False), ("duration>59", True), ("job=train and experiment=main", True),
     ("note='baseline'", True), ("note=failed", False),
+    ("cpus=1", True),  # it claimed none: one CPU
 ])
 def test_matches(expr: str, hit: bool) -> None:
     assert matches(RUN, parse_where(expr)) is hit
