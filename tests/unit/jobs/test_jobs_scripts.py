@@ -119,7 +119,9 @@ def test_run_request_env_and_install_script() -> None:
     assert "/var/lib/hostctl/bin/hostctl-jobs submit g-2 && echo '@@submitted'" in text
     install = H.script(H.install_lines(HF.GpuConfig(2, "env")))
     conf = HF.gpu_conf_text(HF.GpuConfig(2, "env"))
-    assert conf.endswith(b"\nmode=env\ndeclared=0 1\n")
+    assert conf == (b"# Written by hostctl: this host's GPUs as its inventory declares them, its\n"
+                    b"# Docker, and how many ended runs of each job it keeps.\n"
+                    b"mode=env\ndeclared=0 1\ndocker=docker\nkeep_runs=500\n")
     # the same files with the same bytes as a deploy renders (render.jobs_files)
     assert HF.helper_hash() in install and hashlib.sha256(conf).hexdigest() in install
     assert install.endswith("\n/var/lib/hostctl/bin/hostctl-jobs install-queue\n")
