@@ -24,13 +24,19 @@ def helper_hash() -> str:
     return hashlib.sha256(helper_text()).hexdigest()
 
 
+DEFAULT_KEEP_RUNS = 500
+
+
 @dataclass(frozen=True)
 class GpuConfig:
-    """A host's GPUs as the inventory declares them; `mode` env hands device ids to the
-    container in HOSTCTL_GPU_DEVICES instead of `--gpus` (test hosts without NVIDIA)."""
+    """What the host's queue takes from the inventory: its GPUs (`mode` env hands device ids
+    to the container in HOSTCTL_GPU_DEVICES instead of `--gpus`: test hosts without NVIDIA),
+    the Docker it resolves run images with, and how many ended runs of each job it keeps."""
 
     count: int = 0
     mode: str = "nvidia"
+    docker: str = "docker"
+    keep_runs: int = DEFAULT_KEEP_RUNS
 
 
 def gpu_conf_text(gpu: GpuConfig) -> bytes:
@@ -38,12 +44,19 @@ def gpu_conf_text(gpu: GpuConfig) -> bytes:
     instead in nvidia mode, when it is there). Deploy and every jobs command write it."""
     if gpu.mode not in GPU_MODES:
         raise ValueError(f"unknown GPU mode {gpu.mode!r}")
+    # One line each, read by sed: the docker path is the inventory's (an absolute path
+    # without newlines, spec rules), keep_runs a number.
+    if "\n" in gpu.docker or gpu.keep_runs < 1:
+        raise ValueError(f"cannot write docker={gpu.docker!r} keep_runs={gpu.keep_runs!r}")
     declared = " ".join(str(i) for i in range(gpu.count))
-    return (f"# Written by hostctl: this host's GPUs as its inventory declares them.\n"
-            f"mode={gpu.mode}\ndeclared={declared}\n").encode()
+    return (f"# Written by hostctl: this host's GPUs as its inventory declares them, its\n"
+            f"# Docker, and how many ended runs of each job it keeps.\n"
+            f"mode={gpu.mode}\ndeclared={declared}\ndocker={gpu.docker}\n"
+            f"keep_runs={gpu.keep_runs}\n").encode()
 
 
-def gpu_config(host: m.Host) -> GpuConfig:
+def gpu_config(host: m.Host, keep_runs: int = DEFAULT_KEEP_RUNS) -> GpuConfig:
     """The host's GPUs as its inventory declares them (`gpu_mode: env` on test hosts without
-    NVIDIA: device ids in HOSTCTL_GPU_DEVICES)."""
-    return GpuConfig(host.gpus, host.gpu_mode)
+    NVIDIA: device ids in HOSTCTL_GPU_DEVICES), its Docker, and the inventory's
+    `jobs: {keep_runs}`."""
+    return GpuConfig(host.gpus, host.gpu_mode, host.docker, keep_runs)

@@ -11,7 +11,8 @@
 # Commands (called by hostctl's scripts and by the job units, not by hand):
 #   submit ID...            queue runs that hostctl prepared in runs/.new-ID/
 #   dispatch                reclaim what dead runs held, start the queued runs that fit
-#   tick                    dispatch, and forget runs that ended long ago (the queue's timer)
+#   tick                    dispatch, and forget all but the last keep_runs ended runs of each
+#                           job (the queue's timer)
 #   admit JOB ID            ExecCondition of a run unit: exit 0 = start now, 1 = not now
 #   finished JOB ID         ExecStopPost of a run unit: outcome, retry with back-off, next run
 #   cancel ID               cancel a queued run, or stop a running one
@@ -25,7 +26,9 @@ S=${HOSTCTL_STATE:-/var/lib/hostctl}  # overridden only by hostctl's own tests
 R=$S/runs
 A=$R/.active      # one empty file per run that has not finished: the queue
 G=$S/gpu          # devices, mode, lease/DEV (holder), want/UNIT (services waiting)
-CONF=$G/host.conf # written by hostctl (deploy, or any run or jobs command): mode, declared
+CONF=$G/host.conf # written by hostctl (deploy, or any run or jobs command): mode, declared,
+                  # docker, keep_runs
+H=$R/.history     # the fields of every ended run, ID/FIELD:VALUE (what `grep -H ''` prints)
 SELF=$S/bin/hostctl-jobs
 # The queue's own units. Not hostctl-*: deploy removes unit files of that shape that no spec
 # renders, and status reports them as drift. The tests of this file (HOSTCTL_STATE) install
@@ -37,6 +40,9 @@ QUEUE_PERIOD=20s   # how soon a dead run's or service's GPUs are reclaimed at wo
 START_GRACE_MS=60000  # a run handed to systemd that has not started by then is re-queued
 BACKOFF_BASE=5        # seconds before retry 1; doubled for each further retry
 BACKOFF_MAX=300
+KEEP_RUNS=500         # ended runs kept per job when host.conf says nothing
+METRICS_MAX_POINTS=50000
+METRICS_MAX_BYTES=10485760
 
 log() { echo "hostctl-jobs: $*" >&2; }
 now_ms() { date +%s%3N; }
@@ -49,7 +55,10 @@ locked() {
   # Bounded: a stuck holder must not hang a unit's start or stop for ever.
   flock -w 120 9 || { log "the queue lock stayed busy for 120 s"; exit 75; }
   gpus_init
+  [ -e "$H" ] || history_init
 }
+
+conf() { sed -n "s/^$1=//p" "$CONF" 2>/dev/null | head -n 1; }
 
 # devices and mode come from host.conf: the host's own view of its GPUs when the NVIDIA
 # tools are there, the inventory's otherwise. Read again only when hostctl rewrote the conf
@@ -160,9 +169,181 @@ gpu_words() {  # DEVICES (comma-separated, may be empty)
   fi
 }
 
-write_unit_env() {  # ID DEVICES
-  printf 'HOSTCTL_RUN_ARGS="%s%s"\n' "'--env-file' '$R/$1/env'" "$(gpu_words "$2")" \
-    > "$R/$1/.unit.env.tmp" && mv -f "$R/$1/.unit.env.tmp" "$R/$1/unit.env"
+# The run's own docker options, for the unit's $HOSTCTL_RUN_ARGS (quoted as gpu_words says):
+# its env file, its GPUs, and its metrics directory RUNDIR/out (anyone may write there: the
+# container's user is the image's) at /hostctl/out, named by HOSTCTL_METRICS. And the image
+# its ${HOSTCTL_RUN_IMAGE} word runs, as image_for chose it (one word: no quotes needed, and
+# image_for lets through only the characters of an image reference); none when it knew none
+# (the unit's Environment= default, the spec's reference, applies).
+write_unit_env() {  # ID DEVICES IMAGE
+  { printf 'HOSTCTL_RUN_ARGS="%s%s%s"\n' "'--env-file' '$R/$1/env'" "$(gpu_words "$2")" \
+      " '--mount' 'type=bind,src=$R/$1/out,dst=/hostctl/out'\
+ '--env' 'HOSTCTL_METRICS=/hostctl/out/metrics.jsonl'"
+    [ -z "$3" ] || printf 'HOSTCTL_RUN_IMAGE=%s\n' "$3"
+  } > "$R/$1/.unit.env.tmp" && mv -f "$R/$1/.unit.env.tmp" "$R/$1/unit.env"
+}
+
+docker_bin() { d=$(conf docker); echo "${d:-docker}"; }
+
+# The image id Docker has for REF, or nothing. Bounded: a hung dockerd must not hold the lock.
+image_id_of() {  # REF
+  timeout 30 "$(docker_bin)" image inspect --format '{{.Id}}' -- "$1" 2>/dev/null | head -n 1
+}
+
+# The image a starting run runs: its pinned id (`hostctl run --rerun`), else the id its
+# reference resolves to now (recorded: what the run ran), else the reference itself (Docker
+# pulls it). Prints the image word; exits 1 with the reason when the run cannot start.
+image_for() {  # ID
+  ref=$(get "$1" image)
+  if [ -z "$ref" ] && [ -n "$UNITS" ]; then  # a run hostctl submitted before it sent it
+    ref=$(sed -n 's/^Environment=HOSTCTL_RUN_IMAGE=//p' \
+      "$UNITS/hostctl-job-$(get "$1" job)@.service" 2>/dev/null | head -n 1)
+    [ -n "$ref" ] && put "$1" image "$ref"
+  fi
+  pin=$(get "$1" pin_image)
+  case $pin$ref in *[!A-Za-z0-9._:/@-]*)
+    echo "its image reference is not one Docker takes"; return 1;; esac
+  if [ -n "$pin" ]; then
+    [ "$(image_id_of "$pin")" = "$pin" ] || {
+      echo "the image $pin is gone from this host (a rerun runs the image id of the run" \
+        "it repeats)"; return 1; }
+    put "$1" image_id "$pin"; echo "$pin"; return 0
+  fi
+  [ -n "$ref" ] || return 0  # none known here: the unit's own (the spec's reference)
+  idn=$(image_id_of "$ref")
+  case $idn in sha256:*[!0-9a-f]*|sha256:) idn=;; sha256:*) ;; *) idn=;; esac
+  if [ -n "$idn" ]; then put "$1" image_id "$idn"; echo "$idn"; else echo "$ref"; fi
+}
+
+# -- metrics -----------------------------------------------------------------------------
+
+# A run's HOSTCTL_METRICS file, one JSON object a line: {"name": N, "value": V, "step": S}.
+# Strict and POSIX (mawk, gawk, busybox awk): a line is valid when it is exactly one flat
+# object whose keys are among name, value and step, each at most once, name and value
+# present; name a string [A-Za-z_][A-Za-z0-9_.:/-]{0,63} (escapes allowed where they spell
+# such characters), value a finite JSON number, step a JSON integer >= 0 (numbers of up
+# to 1000 characters: the regular expressions only ever see that much of a line). A blank line is
+# passed over; any other line is invalid. The first max valid points are kept (TSV to the
+# file `tsv`), the rest dropped. Prints "metrics_points N", "metrics_invalid N",
+# "metrics_dropped N" and "metrics JSON" (the summary; values as written). With partial=1
+# the last line was cut by the size cap: not parsed (the caller counts it as dropped).
+METRICS_AWK='
+BEGIN {
+  for (c = 32; c < 127; c++) { ch = sprintf("%c", c)
+    if (ch ~ /^[A-Za-z0-9_.:\/-]$/) U[sprintf("%04x", c)] = ch }
+  held = 0; points = 0; invalid = 0; dropped = 0; nn = 0
+}
+# Regular expressions written as literals: busybox awk compiles a string one at every use.
+function skip() { if (match(s, /^[ \t\r]+/)) s = substr(s, RLENGTH + 1) }
+# The text of a JSON string token (quotes included), decoded; "" when it holds anything but
+# the characters of a metric name.
+function name_of(tok,   out, i, c, h) {
+  tok = substr(tok, 2, length(tok) - 2); out = ""
+  while ((i = index(tok, "\\")) > 0) {
+    out = out substr(tok, 1, i - 1); c = substr(tok, i + 1, 1)
+    if (c == "/") { out = out "/"; tok = substr(tok, i + 2) }
+    else if (c == "u") { h = tolower(substr(tok, i + 2, 4))
+      if (!(h in U)) return ""
+      out = out U[h]; tok = substr(tok, i + 6) }
+    else return ""
+  }
+  out = out tok
+  return out ~ /^[A-Za-z_][A-Za-z0-9_.:\/-]*$/ && length(out) <= 64 ? out : ""
+}
+# 1 when s (one line) is a valid point: sets pn, pv, ps (ps "" when it has no step).
+function point(   key, got, tok, n) {
+  pn = ""; pv = ""; ps = ""; got = ""
+  skip(); if (substr(s, 1, 1) != "{") return 0
+  s = substr(s, 2); skip()
+  if (substr(s, 1, 1) == "}") return 0
+  for (n = 0; n < 3; n++) {
+    if (!match(substr(s, 1, 400), /^"([^"\\]|\\.)*"/)) return 0
+    key = name_of(substr(s, 1, RLENGTH)); s = substr(s, RLENGTH + 1); skip()
+    if (key != "name" && key != "value" && key != "step") return 0
+    if (index(got, " " key)) return 0
+    got = got " " key
+    if (substr(s, 1, 1) != ":") return 0
+    s = substr(s, 2); skip()
+    if (key == "name") {
+      if (!match(substr(s, 1, 400), /^"([^"\\]|\\.)*"/)) return 0
+      pn = name_of(substr(s, 1, RLENGTH)); if (pn == "") return 0
+    } else if (key == "value") {
+      if (!match(substr(s, 1, 1000), /^-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][+-]?[0-9]+)?/)) return 0
+      pv = substr(s, 1, RLENGTH)
+      # Overflows to infinity: not finite (busybox awk says inf != inf: compare its text).
+      if (sprintf("%g", pv + 0) ~ /[iI][nN][fF]|[nN][aA][nN]/) return 0
+    } else {
+      if (!match(substr(s, 1, 1000), /^(0|[1-9][0-9]*)/)) return 0
+      ps = substr(s, 1, RLENGTH)
+    }
+    s = substr(s, RLENGTH + 1); skip()
+    c = substr(s, 1, 1); s = substr(s, 2)
+    if (c == "}") { skip(); return s == "" && pn != "" && pv != "" }
+    if (c != ",") return 0
+    skip()
+  }
+  return 0
+}
+# Steps compared as integers of any size: by length, then as text.
+function later(a, b) { return length(a) != length(b) ? length(a) > length(b) : a >= b }
+function take(line) {
+  s = line
+  if (s ~ /^[ \t\r]*$/) return
+  if (!point()) { invalid++; return }
+  if (points >= max) { dropped++; return }
+  points++
+  printf "%s\t%s\t%s\n", pn, ps, pv > tsv
+  v = pv + 0
+  if (!(pn in cnt)) { names[++nn] = pn; lo[pn] = pv; hi[pn] = pv; best[pn] = "" }
+  cnt[pn]++
+  if (v < lo[pn] + 0) lo[pn] = pv
+  if (v > hi[pn] + 0) hi[pn] = pv
+  lastw[pn] = pv
+  if (ps != "" && (best[pn] == "" || later(ps, best[pn]))) { best[pn] = ps; bestv[pn] = pv }
+}
+{ if (held) take(prev); prev = $0; held = 1 }
+END {
+  if (held && !partial) take(prev)
+  out = ""
+  for (i = 1; i <= nn; i++) { n = names[i]
+    if (best[n] != "") { l = bestv[n]; st = best[n] } else { l = lastw[n]; st = "null" }
+    out = out (i > 1 ? ", " : "") "\"" n "\": {\"last\": " l ", \"min\": " lo[n] \
+      ", \"max\": " hi[n] ", \"n\": " cnt[n] ", \"step\": " st "}"
+  }
+  print "metrics_points " points; print "metrics_invalid " invalid
+  print "metrics_dropped " dropped; print "metrics {" out "}"
+}'
+
+# Parse RUNDIR/out/metrics.jsonl into RUNDIR's metrics fields and metrics.tsv. The run's
+# container wrote that directory: only a regular file is read (never a symlink, a FIFO or a
+# device), at most METRICS_MAX_BYTES of it, each step bounded in time. Never fails.
+metrics() {  # RUNDIR
+  d=$1; f=$d/out/metrics.jsonl
+  [ -d "$d" ] || return 0
+  [ -f "$f" ] && [ ! -L "$f" ] || return 0
+  size=$(stat -c %s -- "$f" 2>/dev/null); case $size in ''|*[!0-9]*) size=0;; esac
+  partial=0; beyond=0
+  if [ "$size" -gt "$METRICS_MAX_BYTES" ]; then
+    # The line cut by the cap, and every line after it, are dropped: counted, not read.
+    [ "$(timeout 10 tail -c +"$METRICS_MAX_BYTES" "$f" | head -c 1 | od -An -c | tr -d ' ')" \
+      = '\n' ] || partial=1
+    beyond=$(timeout 60 tail -c +$((METRICS_MAX_BYTES + 1)) "$f" | wc -l | tr -d ' ')
+    [ "$(timeout 10 tail -c 1 "$f" | od -An -c | tr -d ' ')" = '\n' ] || beyond=$((beyond + 1))
+  fi
+  timeout 60 head -c "$METRICS_MAX_BYTES" "$f" | \
+    awk -v max="$METRICS_MAX_POINTS" -v tsv="$d/.metrics.tsv.tmp" -v partial="$partial" \
+      "$METRICS_AWK" > "$d/.metrics.out" 2>/dev/null
+  [ -f "$d/.metrics.tsv.tmp" ] || : > "$d/.metrics.tsv.tmp"
+  mv -f "$d/.metrics.tsv.tmp" "$d/metrics.tsv"
+  while read -r key value; do
+    case $key in
+      metrics_dropped) value=$((value + ${beyond:-0}));;
+      metrics_points|metrics_invalid|metrics) ;;
+      *) continue;;
+    esac
+    printf '%s\n' "$value" > "$d/.$key.tmp" && mv -f "$d/.$key.tmp" "$d/$key"
+  done < "$d/.metrics.out"
+  rm -f "$d/.metrics.out"
 }
 
 # -- runs --------------------------------------------------------------------------------
@@ -174,6 +355,49 @@ finalize() {  # ID STATE EXIT NOTE
   put "$1" state "$2"
   release "$1"
   rm -f "$A/$1"
+  history_add "$1" >> "$H"
+}
+
+# -- history and retention ---------------------------------------------------------------
+
+# A run's fields as the read script prints them, for the history: not its env files (the
+# --set values; the read script never shows them), its cancel flag, its points or out/.
+history_add() {  # ID
+  (cd "$R" && for f in "$1"/*; do
+     case ${f##*/} in env|unit.env|cancel|metrics.tsv|out) continue;; esac
+     [ -f "$f" ] && [ ! -L "$f" ] && printf '%s\n' "$f"
+   done | xargs -r grep -s -H '' --)
+}
+
+history_init() {  # once, on a host that kept runs before the history existed
+  mkdir -p "$R"
+  ls "$R" | while read -r id; do
+    [ -e "$A/$id" ] || [ ! -d "$R/$id" ] || history_add "$id"
+  done > "$H.tmp" && mv -f "$H.tmp" "$H"
+}
+
+# Retention: of each job's ended runs, the last keep_runs (by end time) stay; the others'
+# directories go, then their history lines (rewritten aside and renamed): a crash between
+# the two leaves lines the next pass removes. Active runs are never in the history, and
+# never removed. The artifacts volumes are not touched.
+prune() {
+  keep=$(conf keep_runs)
+  case $keep in ''|*[!0-9]*) keep=$KEEP_RUNS;; esac
+  [ -s "$H" ] || return 0
+  awk -F'/' '{ id = $1; rest = substr($0, length(id) + 2); i = index(rest, ":")
+      if (i == 0) next
+      f = substr(rest, 1, i - 1); v = substr(rest, i + 1)
+      if (f == "job") job[id] = v; else if (f == "ended") end[id] = v; else if (f == "seq") seq[id] = v
+      seen[id] = 1 }
+    END { for (id in seen) printf "%s\t%s\t%s\t%s\n", job[id], end[id], seq[id], id }' "$H" | \
+    sort -t "$(printf '\t')" -k1,1 -k2,2nr -k3,3nr | \
+    awk -F'\t' -v keep="$keep" '{ if (++n[$1] > keep) print $4 }' > "$S/.prune"
+  [ -s "$S/.prune" ] || return 0
+  while read -r id; do
+    [ -n "$id" ] && [ ! -e "$A/$id" ] && rm -rf "${R:?}/$id"
+  done < "$S/.prune"
+  awk -F'/' 'NR == FNR { gone[$0] = 1; next } !($1 in gone)' "$S/.prune" "$H" > "$H.tmp" && \
+    mv -f "$H.tmp" "$H"
 }
 
 submit() {  # ID...: prepared directories become queued runs, in the order given
@@ -196,7 +420,8 @@ prepare_from_unit() {  # ID TRIGGER [SHARD COUNT]: a run started by a timer or b
       "unit=hostctl-job-$JOB@$1.service" "need=${HOSTCTL_JOB_GPUS:-0}" \
       "cpus=${HOSTCTL_JOB_CPUS:-0}" "memory=${HOSTCTL_JOB_MEMORY:-0}" \
       "attempts=${HOSTCTL_JOB_ATTEMPTS:-1}" "attempt=1" "group=${GROUP:-$1}" "by=$2" \
-      "shard=${3:-0}" "shards=${4:-1}" "submitted=$(now_ms)"; do
+      "shard=${3:-0}" "shards=${4:-1}" "submitted=$(now_ms)" \
+      "image=${HOSTCTL_RUN_IMAGE:-}"; do
     printf '%s\n' "${kv#*=}" > "$d/${kv%%=*}"
   done
   printf 'HOSTCTL_RUN_ID=%s\nHOSTCTL_SHARD_INDEX=%s\nHOSTCTL_SHARD_COUNT=%s\n' \
@@ -302,9 +527,16 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
       finalize "$id" failed "" "$devs"
       continue
     fi
+    if ! image=$(image_for "$id"); then
+      finalize "$id" failed "" "$image"
+      continue
+    fi
+    # Its metrics directory, empty for each attempt (the last attempt's metrics count).
+    rm -rf "${R:?}/$id/out"
+    mkdir "$R/$id/out" && chmod 1777 "$R/$id/out"
     for d in $(echo "$devs" | tr ',' ' '); do printf '%s\n' "$id" > "$G/lease/$d"; done
     put "$id" gpus "$devs"
-    write_unit_env "$id" "$devs"
+    write_unit_env "$id" "$devs" "$image"
     put "$id" changed "$(now_ms)"
     put "$id" state starting
     [ "$id" = "${SELF_ID:-}" ] && continue
@@ -356,6 +588,15 @@ admit() {  # JOB ID
 
 finished() {  # JOB ID, with systemd's SERVICE_RESULT, EXIT_CODE, EXIT_STATUS
   id=$2
+  # Before the lock (reading the file takes a moment; the container is gone by now).
+  if [ "$(get "$id" state)" = running ]; then
+    metrics "$R/$id"
+    if [ -z "$(get "$id" image_id)" ] && [ -n "$(get "$id" image)" ]; then
+      # Docker pulled the reference when the run started: the id it ran, as far as can be told.
+      idn=$(image_id_of "$(get "$id" image)")
+      case $idn in sha256:*[!0-9a-f]*|sha256:) ;; sha256:*) put "$id" image_id "$idn";; esac
+    fi
+  fi
   locked
   st=$(get "$id" state)
   if [ "$st" != running ]; then dispatch; exit 0; fi
@@ -453,17 +694,13 @@ release_service() {  # UNIT. Its want (if it waits for GPUs) stays while systemd
   dispatch
 }
 
-prune() {  # finished runs older than KEEP_DAYS leave the list
-  find "$R" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -mtime +"${KEEP_DAYS:-30}" | \
-    while read -r d; do [ -e "$A/${d##*/}" ] || rm -rf "$d"; done
-}
-
 cmd=${1:-}
 [ "$#" -gt 0 ] && shift
 case $cmd in
   submit) locked; submit "$@"; dispatch;;
   dispatch) locked; dispatch;;
   tick) locked; dispatch; prune;;
+  metrics) metrics "$@";;  # RUNDIR: parse RUNDIR/out/metrics.jsonl (hostctl's tests)
   admit) admit "$@";;
   finished) finished "$@";;
   cancel) cancel "$@";;

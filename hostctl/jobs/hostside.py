@@ -20,7 +20,7 @@ from hostctl import layout as L
 from hostctl.hosts.facts import split_sections
 from hostctl.hosts.unit_show import show_blocks
 from hostctl.jobs.host_files import GpuConfig, gpu_conf_text, helper_text
-from hostctl.jobs.records import RunRecord, parse_records
+from hostctl.jobs.records import RunRecord, parse_fields, parse_points, parse_records, record_from
 
 q = shlex.quote
 
@@ -36,6 +36,10 @@ HELPER_MODE = "0755"
 GPU_CONF_MODE = "0644"
 VERSION = "1"
 _SELECT = re.compile(r"[a-z0-9][a-z0-9.-]*\*?")
+_RUN_ID = re.compile(r"[a-z0-9][a-z0-9.-]*")
+# What a run's directory holds that is not a field of its record: its env files (--set
+# values), its cancel flag, its metric points and the directory its container wrote.
+_NOT_FIELDS = "--exclude='*env' --exclude=cancel --exclude=metrics.tsv --exclude-dir=out"
 
 
 
@@ -94,14 +98,36 @@ class RunRequest:
     shards: int = 1
     by: str = ""
     env: tuple[tuple[str, str], ...] = ()  # --set values, after hostctl's own
+    # What makes it findable and reproducible (issue 12; records.RunRecord reads them back).
+    experiment: str = ""
+    description: str = ""  # `--note`
+    params_json: str = ""  # one-line JSON object
+    image: str = ""  # the reference; the queue resolves it to the id the run runs
+    spec_hash: str = ""
+    git_rev: str = ""
+    git_branch: str = ""
+    rerun_of: str = ""
+    docker_run_json: str = ""  # one-line JSON list
+    pin_image: str = ""  # `--rerun`: the image id to run, or the run fails on the host
 
     def fields(self) -> dict[str, str]:
-        return {
+        """The record's files. A field is one line: any line break in a value becomes a
+        space (the values hostctl writes are one line already: JSON, names, a note)."""
+        fields = {
             "job": self.job, "project": self.project, "host": self.host, "unit": self.unit,
             "need": str(self.need), "cpus": str(self.cpus), "memory": str(self.memory),
             "attempts": str(self.attempts), "attempt": "1", "group": self.group or self.id,
             "shard": str(self.shard), "shards": str(self.shards), "by": self.by,
         }
+        for name, value in (("experiment", self.experiment),
+                            ("description", self.description), ("params", self.params_json),
+                            ("image", self.image), ("spec_hash", self.spec_hash),
+                            ("git_rev", self.git_rev), ("git_branch", self.git_branch),
+                            ("rerun_of", self.rerun_of), ("docker_run", self.docker_run_json),
+                            ("pin_image", self.pin_image)):
+            if value:
+                fields[name] = " ".join(value.splitlines())
+        return fields
 
     def env_text(self) -> str:
         """Docker's env-file format: one NAME=VALUE a line, the value taken literally."""
@@ -137,9 +163,10 @@ ACTIVE = "@active"  # in `select`: the runs that have not ended (the queue's own
 
 def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
                timers: Sequence[str] = (), docker: str | None = None) -> list[str]:
-    """Print the host's runs (all, or those in `select`: run ids, `PREFIX*` globs, or
-    ACTIVE), its capacity, GPU leases, the spec hash of each job's unit file, its timers,
-    and with `docker`, the runtimes its Docker knows (is `nvidia` among them?)."""
+    """Print the host's runs (all: the ended runs' history and the active runs' directories;
+    or those in `select`: run ids, `PREFIX*` globs, or ACTIVE), its capacity, GPU leases,
+    the spec hash of each job's unit file, its timers, and with `docker`, the runtimes its
+    Docker knows (is `nvidia` among them?)."""
     for pattern in select:
         if pattern != ACTIVE and not _SELECT.fullmatch(pattern):
             raise ValueError(f"not a run id or run id prefix: {pattern!r}")
@@ -168,11 +195,16 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
         listing = "{ " + (f"ls -d {globs} 2>/dev/null; " if globs else "") + (
             "ls .active 2>/dev/null; " if ACTIVE in select else "") + "}"
         lines.append(f"cd {RUNS_DIR} 2>/dev/null && {listing} | sort -u | "
-                     "xargs -r grep -r -H '' --exclude='*env' --exclude=cancel 2>/dev/null")
+                     f"xargs -r grep -r -H '' {_NOT_FIELDS} 2>/dev/null")
     else:
-        # ls leaves out the queue's own dot-directories (.active, .new-*).
-        lines.append(f"cd {RUNS_DIR} 2>/dev/null && ls | xargs -r grep -r -H '' "
-                     "--exclude='*env' --exclude=cancel 2>/dev/null")
+        # One file for the ended runs, plus the active runs' directories: the active list
+        # is taken first, so a run that ends meanwhile is in one or the other (or both: the
+        # same fields). A host whose helper has not written the history yet: every
+        # directory (ls leaves out the queue's own dot-directories, .active and .new-*).
+        lines.append(f"cd {RUNS_DIR} 2>/dev/null && if [ -f .history ]; then "
+                     "a=$(ls .active 2>/dev/null); cat .history; "
+                     f"[ -z \"$a\" ] || echo \"$a\" | xargs grep -r -H '' {_NOT_FIELDS} "
+                     f"2>/dev/null; else ls | xargs -r grep -r -H '' {_NOT_FIELDS} 2>/dev/null; fi")
     lines.append("echo '@@timers'")
     if timers:
         # C locale and UTC: times read as "Sun 2026-11-22 07:41:30 UTC" (status's parser).
@@ -184,6 +216,78 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
                   f"{q(docker)} info --format '{{{{json .Runtimes}}}}' 2>/dev/null"]
     lines.append("echo '@@end'")
     return lines
+
+
+def _check_run_ids(run_ids: Sequence[str]) -> None:
+    for run_id in run_ids:
+        if not _RUN_ID.fullmatch(run_id):
+            raise ValueError(f"not a run id: {run_id!r}")
+
+
+def points_lines(run_ids: Sequence[str]) -> list[str]:
+    """Each run's metric points (its metrics.tsv), in an `@@points ID` section."""
+    _check_run_ids(run_ids)
+    lines = []
+    for run_id in run_ids:
+        lines += [f"echo '@@points {run_id}'",
+                  f"cat {q(RUNS_DIR + '/' + run_id + '/metrics.tsv')} 2>/dev/null"]
+    lines.append("echo '@@end'")
+    return lines
+
+
+def parse_points_read(text: str) -> dict[str, dict[str, list[tuple[int | None, float]]]]:
+    """points_lines' output -> {run id: {metric: [(step, value), ...]}}."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("@@points "):
+            current = out.setdefault(line.removeprefix("@@points ").strip(), [])
+        elif line.startswith("@@"):
+            current = None
+        elif current is not None:
+            current.append(line)
+    return {run_id: parse_points("\n".join(lines)) for run_id, lines in out.items()}
+
+
+def show_lines(run_id: str) -> list[str]:
+    """One run as `runs show` tells it: its record (its directory, else its history lines),
+    the docker options its unit ran with (unit.env) and its job's ExecStart line."""
+    _check_run_ids([run_id])
+    d = f"{RUNS_DIR}/{run_id}"
+    history = f"{RUNS_DIR}/.history"
+    return [
+        "echo '@@record'",
+        f"if [ -d {q(d)} ]; then (cd {RUNS_DIR} && grep -r -H '' {_NOT_FIELDS} {q(run_id)} "
+        f"2>/dev/null); else grep '^{run_id}/' {history} 2>/dev/null; fi",
+        f"job=$(cat {q(d + '/job')} 2>/dev/null || sed -n 's|^{run_id}/job:||p' {history} "
+        "2>/dev/null | tail -n 1)",
+        "echo '@@unit.env'",
+        f"cat {q(d + '/unit.env')} 2>/dev/null",
+        "echo '@@exec'",
+        f"[ -n \"$job\" ] && sed -n 's/^ExecStart=//p' \"{L.UNIT_DIR}/hostctl-job-$job@.service\" "
+        "2>/dev/null",
+        "echo '@@end'",
+    ]
+
+
+@dataclass(frozen=True)
+class RunShow:
+    """What show_lines printed: the record (None when the host has no such run), the
+    unit.env the queue wrote for it and its job's ExecStart line (empty when gone)."""
+
+    record: RunRecord | None
+    unit_env: str
+    exec_start: str
+
+
+def parse_show(host: str, run_id: str, text: str) -> RunShow:
+    sections = split_sections(text)
+    if "end" not in sections:
+        raise JobsReadError(f"{host}: incomplete answer from the host (no end marker)")
+    fields = parse_fields(sections.get("record", [])).get(run_id)
+    return RunShow(record_from(host, run_id, fields) if fields and fields.get("state") else None,
+                   "".join(f"{line}\n" for line in sections.get("unit.env", [])),
+                   "\n".join(sections.get("exec", [])).strip())
 
 
 def script(*parts: list[str]) -> str:

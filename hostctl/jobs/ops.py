@@ -42,9 +42,10 @@ def _fail(host: str, what: str, stdout: str, stderr: str) -> HostctlError:
 
 def read_host(runner: Runner, host: m.Host, *, install: bool = True,
               select: Sequence[str] = (), jobs: Sequence[str] = (),
-              timers: Sequence[str] = (), runtimes: bool = False) -> H.HostJobs:
+              timers: Sequence[str] = (), runtimes: bool = False,
+              keep_runs: int = HF.DEFAULT_KEEP_RUNS) -> H.HostJobs:
     """One round trip: install the queue helper when needed, then read the host's runs."""
-    parts = [H.install_lines(HF.gpu_config(host))] if install else []
+    parts = [H.install_lines(HF.gpu_config(host, keep_runs))] if install else []
     parts.append(H.read_lines(select, jobs, timers, host.docker if runtimes else None))
     res = runner.run(["sh", "-s"], stdin=_script(*parts), timeout=READ_TIMEOUT)
     try:
@@ -56,6 +57,7 @@ def read_host(runner: Runner, host: m.Host, *, install: bool = True,
 def read_hosts(site: m.Site, runners: Mapping[str, Runner | RunnerError],
                **kw: object) -> dict[str, H.HostJobs | Exception]:
     hosts = site.inventory.hosts
+    kw.setdefault("keep_runs", site.inventory.jobs.keep_runs)
     return run_parallel(runners, lambda r: read_host(r, hosts[r.host], **kw))  # type: ignore[arg-type]
 
 
@@ -66,7 +68,7 @@ def read_listing(site: m.Site, runners: Mapping[str, Runner | RunnerError],
     Installs the queue helper, so a host only deployed to gets it (its timers need it)."""
     hosts = site.inventory.hosts
     return run_parallel(runners, lambda r: read_host(
-        r, hosts[r.host], select=select,
+        r, hosts[r.host], select=select, keep_runs=site.inventory.jobs.keep_runs,
         timers=[f"hostctl-job-{job}.timer" for job in timers.get(r.host, ())]))
 
 

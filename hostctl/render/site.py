@@ -7,6 +7,7 @@ the machine rendering it.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from hostctl import layout as L
 from hostctl.render import docker_cmd as d
 from hostctl.spec import model as m
 from hostctl.spec.placement import Instance, instances_on, placed_on, schedule_host
-from hostctl.systemd.quoting import exec_line, setting_value
+from hostctl.systemd.quoting import UnitQuotingError, exec_line, setting_value
 
 MODE_PUBLIC = 0o644
 MODE_SECRET = 0o600
@@ -137,7 +138,10 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
                              bool(w.secrets), log)
     run += [*artifacts_mount(w), Raw("$HOSTCTL_RUN_ARGS")]
     before, after = d.command_tail(w)
-    run += [*before, w.image, *after]
+    # The image the queue chose for this run (the id the reference resolved to when it
+    # started, or a rerun's pinned id): one word, ${...} (never split). The unit's own
+    # default, the spec's reference, applies should unit.env be missing.
+    run += [*before, Raw("${HOSTCTL_RUN_IMAGE}"), *after]
     r = w.resources
     queue_env = {
         "HOSTCTL_JOB_PROJECT": w.project, "HOSTCTL_JOB_HOST": host.name,
@@ -155,6 +159,7 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
         description=setting_value(f"hostctl job {w.name} (project {w.project})") + ", run %i",
         helper=JOBS_HELPER,
         queue_env=" ".join(f"{k}={v}" for k, v in queue_env.items()),
+        image=_image_setting(w.image),
         admit=_exec_words(["/bin/sh", "-c", _ADMIT, w.name, Raw("%i"),
                            "255" if r.gpus else "0"]),
         run=_exec_words(run),
@@ -165,6 +170,15 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
         runtime_max=int(w.timeout) if w.timeout else None,
     )
     return RenderedFile(f"{L.UNIT_DIR}/{job_unit_name(w)}", text, workload=w.name)
+
+
+def _image_setting(image: str) -> str:
+    """`HOSTCTL_RUN_IMAGE=REF` for an Environment= line. A reference Docker takes (the spec
+    rules) has none of the characters Environment= would read as quoting, escapes or a
+    specifier; refused here should one ever reach render otherwise."""
+    if not re.fullmatch(r"[A-Za-z0-9._:/@-]+", image):
+        raise UnitQuotingError(f"image reference {image!r} cannot be written into the unit")
+    return f"HOSTCTL_RUN_IMAGE={image}"
 
 
 ARTIFACTS_DIR = "/artifacts"
@@ -194,7 +208,9 @@ def jobs_files(site: m.Site, host: m.Host) -> list[RenderedFile]:
         return []
     return [RenderedFile(L.JOBS_HELPER, helper_text(), 0o755, workload=L.JOBS_WORKLOAD,
                          restarts=False),
-            RenderedFile(L.GPU_CONF, gpu_conf_text(gpu_config(host)), MODE_PUBLIC,
+            RenderedFile(L.GPU_CONF,
+                         gpu_conf_text(gpu_config(host, site.inventory.jobs.keep_runs)),
+                         MODE_PUBLIC,
                          workload=L.JOBS_WORKLOAD, restarts=False)]
 
 

@@ -20,6 +20,7 @@ from hostctl.spec import rules as s
 from hostctl.spec.input_files import InputFileError, not_regular, read_input, utf8_problem
 from hostctl.spec.schema import INVALID, Context, Record
 from hostctl.spec.secrets import SecretStore, load_secrets
+from hostctl.spec.sections.jobs import JobsConfig
 from hostctl.spec.sections.k3s import K3sConfig
 from hostctl.spec.yamlsource import Document, Path, YamlProblem, format_path, load_documents
 from hostctl.systemd.quoting import UnitQuotingError, setting_value
@@ -115,6 +116,7 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         logging=top.get("logging"),
         metrics=top.get("metrics"),
         k3s=top.get("k3s") or K3sConfig(file=shown, lines={"k3s": lines.get("k3s", 0)}),
+        jobs=top.get("jobs") or JobsConfig(file=shown, lines={"jobs": lines.get("jobs", 0)}),
         lines=lines,
     )
 

@@ -14,6 +14,7 @@ from hostctl.spec.secrets import SecretStore
 
 if TYPE_CHECKING:  # the gateway section's own module defines it (and imports this one)
     from hostctl.spec.sections.gateway import GatewayConfig
+    from hostctl.spec.sections.jobs import JobsConfig
     from hostctl.spec.sections.k3s import K3sConfig
     from hostctl.spec.sections.logging import LoggingConfig
     from hostctl.spec.sections.metrics import MetricsConfig
@@ -70,6 +71,12 @@ def _k3s_defaults() -> K3sConfig:
     return K3sConfig()
 
 
+def _jobs_defaults() -> JobsConfig:
+    from hostctl.spec.sections.jobs import JobsConfig
+
+    return JobsConfig()
+
+
 @dataclass(frozen=True)
 class Inventory:
     file: str
@@ -86,6 +93,7 @@ class Inventory:
     # Every section is a typed value (the loader checks each with its schema, once); a site
     # without a k3s section has its defaults.
     k3s: K3sConfig = field(default_factory=_k3s_defaults)
+    jobs: JobsConfig = field(default_factory=_jobs_defaults)
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 
 

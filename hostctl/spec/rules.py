@@ -31,6 +31,7 @@ from hostctl.spec.schema import (
     failed,
 )
 from hostctl.spec.sections.gateway import GATEWAY
+from hostctl.spec.sections.jobs import JOBS
 from hostctl.spec.sections.k3s import K3S
 from hostctl.spec.sections.logging import LOGGING
 from hostctl.spec.sections.metrics import METRICS
@@ -473,4 +474,5 @@ INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
     "logging": LOGGING,
     "metrics": METRICS,
     "k3s": K3S,
+    "jobs": JOBS,
 }

@@ -2,7 +2,7 @@
 written as YAML text from the documented keys, mostly valid, with a share of odd values.
 
 The keys come from the same tables the schema has (`hostctl/spec/rules.py`, the gateway,
-logging, metrics and k3s sections); `test_validate_properties.py` checks that every key the
+logging, metrics, k3s and jobs sections); `test_validate_properties.py` checks that every key the
 schema knows is one these tables can generate, so a new key cannot go untested.
 
 Values are written as YAML text, not dumped from Python objects, so YAML's own oddities
@@ -421,6 +421,9 @@ def inventory_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
         "logging": st.composite(lambda d: record(d, logging_keys(ctx), required=("host",)))(),
         "metrics": st.composite(lambda d: record(d, metrics_keys(ctx)))(),
         "k3s": st.composite(lambda d: record(d, k3s_keys(ctx)))(),
+        "jobs": st.composite(lambda d: record(d, {
+            "keep_runs": v(st.integers(1, 100_000), 0, 100_001, -1, "500", True, 1.5),
+        }))(),
     }
 
 
@@ -731,6 +734,9 @@ def sites(draw: st.DrawFn) -> SiteFiles:
         env_lines.append(draw(st.sampled_from(["NOEQUALS", "1X=y", "A='open", "export B=1",
                                                "# comment", "", "A B=c"])))
 
+    # Drawn last, so the sections above keep the draws they had before it existed.
+    if draw(st.booleans()):
+        inv["jobs"] = draw(top_keys["jobs"])
     files = {"site.yml": dump(inv), "secrets.env": "\n".join(env_lines) + "\n"}
     for path, texts in docs.items():
         files[path] = "---\n".join(texts)

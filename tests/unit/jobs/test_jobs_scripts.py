@@ -119,7 +119,9 @@ def test_run_request_env_and_install_script() -> None:
     assert "/var/lib/hostctl/bin/hostctl-jobs submit g-2 && echo '@@submitted'" in text
     install = H.script(H.install_lines(HF.GpuConfig(2, "env")))
     conf = HF.gpu_conf_text(HF.GpuConfig(2, "env"))
-    assert conf.endswith(b"\nmode=env\ndeclared=0 1\n")
+    assert conf == (b"# Written by hostctl: this host's GPUs as its inventory declares them, its\n"
+                    b"# Docker, and how many ended runs of each job it keeps.\n"
+                    b"mode=env\ndeclared=0 1\ndocker=docker\nkeep_runs=500\n")
     # the same files with the same bytes as a deploy renders (render.jobs_files)
     assert HF.helper_hash() in install and hashlib.sha256(conf).hexdigest() in install
     assert install.endswith("\n/var/lib/hostctl/bin/hostctl-jobs install-queue\n")
@@ -166,66 +168,6 @@ def test_room_pick_host_and_shard_slots() -> None:
 
 # -- the host-side helper, run locally -----------------------------------------------------
 
-STUB_SYSTEMCTL = r"""#!/bin/sh
-echo "systemctl $*" >> "$STUB/calls"
-case $1 in
-  is-active) shift; [ "$1" = --quiet ] && shift
-    for u in "$@"; do cat "$STUB/active/$u" 2>/dev/null || echo inactive; done;;
-  start) shift; [ "$1" = --no-block ] && shift
-    for u in "$@"; do echo activating > "$STUB/active/$u"; done;;
-esac
-exit 0
-"""
-
-
-@pytest.fixture()
-def helper(tmp_path: Path) -> object:
-    if shutil.which("flock") is None:
-        pytest.skip("flock (util-linux) is not installed")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in (("systemctl", STUB_SYSTEMCTL), ("systemd-run", "#!/bin/sh\n"
-                       'echo "systemd-run $*" >> "$STUB/calls"\n'),
-                       ("nproc", "#!/bin/sh\necho 2\n")):
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    state = tmp_path / "state"
-    (state / "gpu").mkdir(parents=True)
-    (state / "gpu" / "devices").write_text("0\n")
-    (state / "gpu" / "mode").write_text("env\n")
-    (tmp_path / "stub" / "active").mkdir(parents=True)
-    script = Path(H.__file__).with_name("hostctl-jobs.sh")
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOSTCTL_STATE": str(state),
-           "STUB": str(tmp_path / "stub")}
-
-    class Helper:
-        root = state
-
-        def __call__(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(["sh", str(script), *args], capture_output=True, text=True,
-                                  env={**env, **extra}, timeout=30)
-
-        def prepare(self, run_id: str, need: int, cpus: int = 500) -> None:
-            d = state / "runs" / f".new-{run_id}"
-            d.mkdir(parents=True)
-            for k, v in {"job": "train", "unit": f"hostctl-job-train@{run_id}.service",
-                         "need": need, "cpus": cpus, "attempts": 2, "attempt": 1}.items():
-                (d / k).write_text(f"{v}\n")
-
-        def field(self, run_id: str, name: str) -> str:
-            p = state / "runs" / run_id / name
-            return p.read_text().strip() if p.exists() else ""
-
-        def vanish(self, run_id: str) -> None:
-            """Its unit is gone (what a crash leaves), as the stub systemctl will say."""
-            (tmp_path / "stub" / "active" / f"hostctl-job-train@{run_id}.service").write_text(
-                "inactive\n")
-
-        def calls(self) -> list[str]:
-            p = tmp_path / "stub" / "calls"
-            return p.read_text().splitlines() if p.exists() else []
-
-    return Helper()
 
 
 def test_helper_queue_leases_retries_and_cancel(helper: object) -> None:

@@ -161,7 +161,7 @@ def test_a_gpu_service_leases_its_devices_before_it_starts_and_releases_them_on_
     helper = rendered["/var/lib/hostctl/bin/hostctl-jobs"]
     assert (helper.mode, helper.content) == (0o755, HF.helper_text())
     assert rendered["/var/lib/hostctl/gpu/host.conf"].content.endswith(
-        b"mode=nvidia\ndeclared=0\n")
+        b"mode=nvidia\ndeclared=0\ndocker=/usr/bin/docker\nkeep_runs=500\n")
     if shutil.which("systemd-analyze") and Path("/usr/bin/docker").exists():
         path = tmp_path / "hostctl-infer-1.service"
         path.write_text(unit)

@@ -29,8 +29,13 @@ EXAMPLE = REPO / "inventories" / "site.yml"
 IMAGE = "hostctl-demo-app:1.0"
 DOCKER = shutil.which("docker")
 # What the queue (hostctl-jobs.sh) writes for a run or a GPU service before systemd starts it.
-UNIT_ENV = {"HOSTCTL_RUN_ARGS": '--env-file /dev/null --gpus "device=0"',
-            "HOSTCTL_GPU_ARGS": '--gpus "device=0"'}
+# What the queue writes in a run's unit.env (hostctl-jobs.sh write_unit_env), with this
+# machine's paths; its image word an image id, as the queue resolves the reference.
+UNIT_ENV = {"HOSTCTL_RUN_ARGS": '--env-file /dev/null --gpus "device=0" '
+                                "--mount type=bind,src=/tmp,dst=/hostctl/out "
+                                "--env HOSTCTL_METRICS=/hostctl/out/metrics.jsonl",
+            "HOSTCTL_GPU_ARGS": '--gpus "device=0"',
+            "HOSTCTL_RUN_IMAGE": "sha256:" + "0" * 64}
 
 ODD_INVENTORY = """\
 site: odd
@@ -100,7 +105,7 @@ def _as_test_container(argv: list[str], site: m.Site, tag: str, env_dir: Path) -
             out += [word, str(env_dir / Path(path).name) if path.startswith(ENV_DIR) else path]
         elif word == "--cpus":
             out += [word, str(min(float(next(words)), os.cpu_count() or 1))]
-        elif word in images:
+        elif word in images or word == UNIT_ENV["HOSTCTL_RUN_IMAGE"]:
             out.append(IMAGE)
             out += list(words)
         else:

@@ -206,7 +206,7 @@ INVENTORY_CASES = [
                  ["site.yml:1: site: missing required key 'site'"], id="missing-site"),
     pytest.param(BASE_INVENTORY + "hosst: {}\n",
                  ["site.yml:10: hosst: unknown key 'hosst'; did you mean 'hosts'? (known: "
-                  "gateway, hosts, image_source, k3s, logging, metrics, profiles, secrets, "
+                  "gateway, hosts, image_source, jobs, k3s, logging, metrics, profiles, secrets, "
                   "site, specs, ssh)"], id="unknown-top-key"),
     pytest.param(BASE_INVENTORY.replace("address: 10.0.0.2", "adress: 10.0.0.2"),
                  ["site.yml:4: hosts/gpu-1: missing required key 'address'",
