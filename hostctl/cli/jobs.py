@@ -6,6 +6,7 @@ Heavy imports stay inside commands, so `hostctl --help` stays fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -51,10 +52,17 @@ def _note(text: str) -> None:
 @click.option("--retry-failed", "retry_group", metavar="RUN_GROUP",
               help="Run again the shards of RUN_GROUP that did not succeed (or were never "
                    "queued), with the group's --set values.")
+@click.option("--experiment", metavar="NAME",
+              help="The experiment the run belongs to (default: the git branch of the "
+                   "inventory's repository, else the job's name).")
+@click.option("--note", metavar="TEXT", help="A one-line description kept with the run.")
+@click.option("--rerun", "rerun_id", metavar="RUN_ID",
+              help="Run RUN_ID again: same job, parameters, experiment and image id.")
 @json_option
 def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, ...],
             follow: bool, wait: bool, shards: int | None, max_parallel: int | None,
-            retry_group: str | None, as_json: bool) -> None:
+            retry_group: str | None, experiment: str | None, note: str | None,
+            rerun_id: str | None, as_json: bool) -> None:
     """Start a run of JOB: queued on the host with room, started as soon as it fits.
 
     A run holds specific GPUs while it runs (none are ever shared); when none are free it
@@ -65,36 +73,111 @@ def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, 
     With shards (the spec's `shards:` or --shards N), the N runs spread over every eligible
     host, each told HOSTCTL_SHARD_INDEX and HOSTCTL_SHARD_COUNT; hostctl stays until all
     have ended, shows their progress, then a summary, and exits 1 if any failed.
+
+    Every run records its experiment, --note, parameters (the spec's env and --set values,
+    never secrets), the image id it ran, the spec hash and the specs' git revision, and the
+    metrics it writes as JSON lines to the file named by $HOSTCTL_METRICS: `hostctl runs`
+    finds them, `hostctl compare` puts them side by side.
     """
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
     from hostctl.jobs import plan as P
+    from hostctl.jobs import provenance as PV
     from hostctl.validate import load_site
 
     site = load_site(inventory)
     env = P.parse_sets(sets)
+    if experiment is not None:
+        PV.check_text("--experiment", experiment, PV.MAX_EXPERIMENT)
+    if note is not None:
+        PV.check_text("--note", note, PV.MAX_NOTE)
+    git = PV.git_info(os.path.dirname(os.path.abspath(site.inventory.file)))
+    if rerun_id is not None:
+        P.check_run_id(rerun_id)
+        if sets or shards or retry_group:
+            raise click.UsageError("--rerun repeats the run's own parameters: drop --set, "
+                                   "--shards and --retry-failed")
+        _rerun(site, job, rerun_id, host, experiment, note, git, follow, wait, as_json)
+        return
     if retry_group is not None:
         P.check_run_id(retry_group)
         if sets or shards:
             raise click.UsageError("--retry-failed repeats the group's own --set values and "
                                    "shards; drop --set and --shards")
-        _retry_failed(site, job, retry_group, host, max_parallel, as_json)
+        _retry_failed(site, job, retry_group, host, max_parallel, as_json, note, git)
         return
     if job is None:
-        raise click.UsageError("give a JOB (or --retry-failed RUN_GROUP)")
+        raise click.UsageError("give a JOB (or --retry-failed RUN_GROUP, or --rerun RUN_ID)")
     w = P.find_job(site, job)
     n = shards or w.shards
     if n > 1 and (follow or host):
         raise HostctlError("--follow and --host are for a single run; a sharded run spreads "
                            "over every eligible host")
+    origin = PV.RunOrigin(experiment=PV.experiment_name(experiment, git, w.name),
+                          description=note or "",
+                          params=tuple(PV.run_params(w.env, env).items()), git=git)
     hosts = P.job_hosts(site, w, host)
     with _connected(site, [h.name for h in hosts]) as conn:
         ready = _ready(site, w, conn.runners)
         if n > 1:
             code = _run_shards(site, w, conn.runners, ready, P.new_group(), n,
-                               range(n), 0, env, max_parallel, as_json, conn.who)
+                               range(n), 0, env, max_parallel, as_json, conn.who,
+                               origin=origin)
             sys.exit(code)
         code = _run_single(site, w, conn.runners, ready, env, follow, wait or follow, as_json,
-                           conn.who)
+                           conn.who, origin=origin)
+    sys.exit(code)
+
+
+def _docker_run(site: Any, w: Any) -> Any:
+    """(host, run id) -> the job unit's `docker run` argv there, as the run record keeps it."""
+    # imported here: keeps `hostctl --help` and start-up fast
+    from hostctl.observability.logging_args import log_args
+    from hostctl.render.site import job_run_argv
+
+    inv = site.inventory
+    return lambda host, run_id: job_run_argv(w, host, inv.site,
+                                             log_args(inv.logging, inv, w), run_id)
+
+
+def _rerun(site: Any, job: str | None, rerun_id: str, host: str | None,
+           experiment: str | None, note: str | None, git: Any, follow: bool, wait: bool,
+           as_json: bool) -> None:
+    """The run again: its job, parameters and experiment, exactly its image id."""
+    # imported here: keeps `hostctl --help` and start-up fast
+    from hostctl.errors import HostctlError
+    from hostctl.hosts.images import LocalImages
+    from hostctl.jobs import ops
+    from hostctl.jobs import plan as P
+    from hostctl.jobs import provenance as PV
+    from hostctl.spec.placement import eligible_hosts
+
+    names = sorted({h.name for w in site.jobs for h in eligible_hosts(w, site.inventory)},
+                   key=list(site.inventory.hosts).index)
+    with _connected(site, names) as conn:
+        first, _ = ops.find_run(site, conn.runners, rerun_id)
+        if job is not None and job != first.job:
+            raise HostctlError(f"run {rerun_id} is a run of {first.job}, not {job}")
+        w = P.find_job(site, first.job)
+        if not first.image_id.startswith("sha256:"):
+            raise HostctlError(f"run {rerun_id} has no image id on record (it ran before "
+                               "hostctl recorded them, or never started): it cannot be run "
+                               f"again as it was; `hostctl run {first.job}` starts a new run")
+        params = {k: v for k, v in first.params.items() if not k.startswith("HOSTCTL_")}
+        origin = PV.RunOrigin(
+            experiment=experiment or first.experiment or PV.experiment_name(None, git, w.name),
+            description=note or first.description, params=tuple(sorted(params.items())),
+            git=git, rerun_of=first.id, pin_image=first.image_id)
+        hosts = P.job_hosts(site, w, host)
+        ready = _ready(site, w, {h.name: conn.runners[h.name] for h in hosts})
+        local = LocalImages()
+
+        def prepare(runner: Any, target: Any) -> None:
+            if ops.ensure_image(runner, target, first.image_id, first.id, local):
+                _note(f"sent image {first.image_id} to {target.name}")
+
+        code = _run_single(site, w, conn.runners, ready, params, follow, wait or follow,
+                           as_json, conn.who, origin=origin, prepare=prepare)
     sys.exit(code)
 
 
@@ -120,11 +203,12 @@ def _ready(site: Any, w: Any, runners: Mapping[str, Any]) -> dict[str, Any]:
 
 def _run_single(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[str, Any],
                 env: Mapping[str, str], follow: bool, wait: bool, as_json: bool,
-                by: str) -> int:
+                by: str, *, origin: Any, prepare: Any = None) -> int:
     from hostctl.jobs import ops
     from hostctl.jobs import view as V
 
-    started = ops.start_one(site, w, runners, ready, by=by, env=env)
+    started = ops.start_one(site, w, runners, ready, by=by, env=env, origin=origin,
+                            docker_run=_docker_run(site, w), prepare=prepare)
     rec = started.record
     state = V.state_text(rec, {}) if rec else "queued"
     if rec is not None and rec.state == "queued":
@@ -199,7 +283,7 @@ def _peek(runner: Any, host: Any, run_id: str) -> Any:
 def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[str, Any],
                 group: str, shards: int, indexes: Iterable[int], retry: int,
                 env: Mapping[str, str], max_parallel: int | None, as_json: bool, by: str,
-                known: Iterable[Any] = ()) -> int:
+                known: Iterable[Any] = (), *, origin: Any) -> int:
     from hostctl.jobs import ops
     from hostctl.jobs import view as V
 
@@ -216,11 +300,13 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
             with view:
                 state = ops.run_group(site, w, runners, ready, group=group, shards=shards,
                                       indexes=indexes, retry=retry, by=by, env=env,
-                                      max_parallel=max_parallel, observe=view, known=known)
+                                      max_parallel=max_parallel, observe=view, known=known,
+                                      origin=origin, docker_run=_docker_run(site, w))
         else:
             state = ops.run_group(site, w, runners, ready, group=group, shards=shards,
                                   indexes=indexes, retry=retry, by=by, env=env,
-                                  max_parallel=max_parallel, observe=view, known=known)
+                                  max_parallel=max_parallel, observe=view, known=known,
+                                  origin=origin, docker_run=_docker_run(site, w))
     except KeyboardInterrupt:
         _err(f"interrupted: shards already queued go on on their hosts; `hostctl run "
              f"--retry-failed {group}` runs the ones not queued yet, and any that failed")
@@ -240,10 +326,12 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
 
 
 def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
-                  max_parallel: int | None, as_json: bool) -> None:
+                  max_parallel: int | None, as_json: bool, note: str | None,
+                  git: Any) -> None:
     from hostctl.errors import HostctlError
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
+    from hostctl.jobs import provenance as PV
 
     candidates = [P.find_job(site, job)] if job else list(site.jobs)
     names = {h.name for w in candidates for h in P.job_hosts(site, w)} if not host else {host}
@@ -263,18 +351,25 @@ def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
         # Every run of a group has the same --set values: read them from a failed one.
         source = (P.failed_shards(records) or records)[0]
         env = ops.run_env(ops.live_runner(conn.runners, source.host), source.id)
+        # The group's experiment and parameters go on: its summary compares like with like.
+        origin = PV.RunOrigin(
+            experiment=source.experiment or PV.experiment_name(None, git, w.name),
+            description=note or source.description,
+            params=tuple(sorted((source.params or PV.run_params(w.env, env)).items())),
+            git=git)
         ready = _ready(site, w, {h: r for h, r in conn.runners.items()
                                  if h in {x.name for x in P.job_hosts(site, w, host)}})
         code = _run_shards(site, w, conn.runners, ready, group, shards,
                            indexes, retry, env, max_parallel, as_json,
-                           conn.who, known=records)
+                           conn.who, known=records, origin=origin)
     sys.exit(code)
 
 
 @click.command("jobs")
 @inventory_option
 @click.option("--all", "show_all", is_flag=True,
-              help="Every run the hosts still keep (30 days), not only recent ones.")
+              help="Every run the hosts still keep (the last `jobs: keep_runs` of each job), "
+                   "not only recent ones.")
 @click.option("--project", metavar="P", help="Only runs of this project's jobs.")
 @click.option("--group", metavar="RUN_GROUP", help="Only the runs of this group.")
 @json_option

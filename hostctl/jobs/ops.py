@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hostctl.errors import HostctlError
+from hostctl.hosts.images import LocalImages, push
 from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
+from hostctl.jobs.provenance import RunOrigin
 from hostctl.jobs.records import RunRecord, latest_per_shard
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
@@ -29,6 +31,8 @@ DEFAULT_DEADLINE = 7 * 24 * 3600.0  # jobs without a timeout: a week of waiting 
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
+# The job unit's `docker run` argv on a host for a run id (render.site.job_run_argv).
+DockerRun = Callable[[m.Host, str], Sequence[str]]
 
 
 def _script(*parts: list[str]) -> bytes:
@@ -130,13 +134,20 @@ class Started:
 
 def start_one(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | RunnerError],
               ready: Mapping[str, H.HostJobs], *, by: str, env: Mapping[str, str],
-              run_id: str | None = None) -> Started:
-    """Queue one run on the host with the most room (or the shortest queue)."""
+              run_id: str | None = None, origin: RunOrigin | None = None,
+              docker_run: DockerRun | None = None,
+              prepare: Callable[[Runner, m.Host], None] | None = None) -> Started:
+    """Queue one run on the host with the most room (or the shortest queue). `prepare` runs
+    first on the chosen host (a rerun makes sure its image is there)."""
     rooms = [P.room(hj, w) for hj in ready.values()]
     host = P.pick_host(rooms)
     run_id = run_id or P.new_group()
     runner = live_runner(runners, host)
-    submit(runner, [P.request(w, site.inventory.hosts[host], run_id, by=by, env=env)])
+    if prepare is not None:
+        prepare(runner, site.inventory.hosts[host])
+    argv = (lambda rid: docker_run(site.inventory.hosts[host], rid)) if docker_run else None
+    submit(runner, [P.request(w, site.inventory.hosts[host], run_id, by=by, env=env,
+                              origin=origin, docker_run=argv)])
     after = read_host(runner, site.inventory.hosts[host], install=False, select=(run_id,))
     return Started(run_id, host, next((r for r in after.runs if r.id == run_id), None))
 
@@ -237,7 +248,9 @@ def run_group(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
               env: Mapping[str, str] | None = None, max_parallel: int | None = None,
               observe: Observer = lambda s: None, clock: Clock = time.monotonic,
               sleep: Sleep = time.sleep, interval: float = POLL_SECONDS,
-              deadline: float | None = None, known: Iterable[RunRecord] = ()) -> GroupState:
+              deadline: float | None = None, known: Iterable[RunRecord] = (),
+              origin: RunOrigin | None = None,
+              docker_run: DockerRun | None = None) -> GroupState:
     """Run shards `indexes` of a group over the ready hosts until every one has ended.
 
     Each host gets what fits now plus as much again waiting in its own queue, topped up as
@@ -259,7 +272,7 @@ def run_group(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
         batches = {h: [pending.popleft() for _ in range(n)] for h, n in give.items()}
         if batches:
             _submit_batches(site, w, runners, state, batches, pending, slots, group, shards,
-                            retry, by, env or {})
+                            retry, by, env or {}, origin, docker_run)
         if not pending and not state.outstanding():
             observe(state)
             return state
@@ -290,10 +303,16 @@ def run_group(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
 def _submit_batches(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | RunnerError],
                     state: GroupState, batches: dict[str, list[int]], pending: deque[int],
                     slots: P.ShardSlots, group: str, shards: int, retry: int, by: str,
-                    env: Mapping[str, str]) -> None:
+                    env: Mapping[str, str], origin: RunOrigin | None,
+                    docker_run: DockerRun | None) -> None:
     hosts = site.inventory.hosts
+
+    def argv(host: m.Host) -> Callable[[str], Sequence[str]] | None:
+        return (lambda rid: docker_run(host, rid)) if docker_run else None
+
     requests = {h: [P.request(w, hosts[h], P.shard_id(group, i, retry), group=group, shard=i,
-                              shards=shards, by=by, env=env) for i in idx]
+                              shards=shards, by=by, env=env, origin=origin,
+                              docker_run=argv(hosts[h])) for i in idx]
                 for h, idx in batches.items()}
     done = run_parallel({h: runners[h] for h in requests},
                         lambda r: submit(r, requests[r.host]))
@@ -330,3 +349,95 @@ def run_env(runner: Runner, run_id: str) -> dict[str, str]:
         if sep and not key.startswith("HOSTCTL_"):
             out[key] = value
     return out
+
+
+# -- run history (hostctl runs, runs show, compare, run --rerun) ---------------------------
+
+def read_runs(site: m.Site, runners: Mapping[str, Runner | RunnerError],
+              ) -> tuple[list[RunRecord], list[str], int]:
+    """Every run the hosts keep (their history and their active runs), one round trip per
+    host; (records, errors of hosts that could not be read, the newest host clock in ms)."""
+    seen = read_hosts(site, runners, install=False)
+    records: list[RunRecord] = []
+    errors: list[str] = []
+    now = int(time.time() * 1000)
+    for name, hj in seen.items():
+        if isinstance(hj, Exception):
+            errors.append(str(hj) if isinstance(hj, HostctlError) else f"{name}: {hj!r}")
+            continue
+        now = max(now, hj.now_ms)
+        records += hj.runs
+    return records, errors, now
+
+
+Points = dict[str, list[tuple[int | None, float]]]
+
+
+def read_points(runners: Mapping[str, Runner | RunnerError], records: Iterable[RunRecord],
+                ) -> tuple[dict[str, Points], list[str]]:
+    """The metric points of `records` ({run id: {metric: [(step, value)]}}), one round trip
+    per host holding some; errors of hosts that could not be read."""
+    ids: dict[str, list[str]] = {}
+    for r in records:
+        ids.setdefault(r.host, []).append(r.id)
+    present = {h: runners[h] for h in ids if h in runners}
+
+    def fetch(runner: Runner) -> dict[str, Points]:
+        res = runner.run(["sh", "-s"], stdin=_script(H.points_lines(ids[runner.host])),
+                         timeout=READ_TIMEOUT)
+        if "@@end" not in res.stdout:
+            raise _fail(runner.host, "reading metric points", res.stdout, res.stderr)
+        return H.parse_points_read(res.stdout)
+
+    points: dict[str, Points] = {}
+    errors = [f"{h}: not connected" for h in ids if h not in runners]
+    for host, got in run_parallel(present, fetch).items():
+        if isinstance(got, Exception):
+            errors.append(str(got) if isinstance(got, HostctlError) else f"{host}: {got!r}")
+        else:
+            points.update(got)
+    return points, errors
+
+
+def show_run(runners: Mapping[str, Runner | RunnerError], run_id: str,
+             ) -> tuple[H.RunShow, list[str]]:
+    """The run's record, unit.env and ExecStart from whichever host has it."""
+    def fetch(runner: Runner) -> H.RunShow:
+        res = runner.run(["sh", "-s"], stdin=_script(H.show_lines(run_id)),
+                         timeout=READ_TIMEOUT)
+        try:
+            return H.parse_show(runner.host, run_id, res.stdout)
+        except H.JobsReadError as exc:
+            raise _fail(runner.host, f"reading run {run_id}", res.stdout, res.stderr) from exc
+
+    errors = []
+    for host, got in run_parallel(runners, fetch).items():
+        if isinstance(got, Exception):
+            errors.append(str(got) if isinstance(got, HostctlError) else f"{host}: {got!r}")
+        elif got.record is not None:
+            return got, errors
+    hint = f" (not read: {'; '.join(errors)})" if errors else ""
+    raise HostctlError(f"no run {run_id} on any host{hint}; `hostctl runs` lists runs")
+
+
+def ensure_image(runner: Runner, host: m.Host, image_id: str, run_id: str,
+                 local: LocalImages) -> bool:
+    """Make sure the host has image `image_id` (a rerun runs exactly that image): True when
+    it had to be sent from this machine. Refused when neither has it any more."""
+    res = runner.run([host.docker, "image", "inspect", "--format", "{{.Id}}", image_id],
+                     timeout=READ_TIMEOUT)
+    if res.ok and res.stdout.strip() == image_id:
+        return False
+    try:
+        have = local.image_id(image_id)
+    except HostctlError:
+        have = None  # no Docker engine here: the host's answer stands
+    if have != image_id:
+        raise HostctlError(
+            f"run {run_id} ran image {image_id}, which is gone from {host.name} and from this "
+            "machine's Docker engine: it cannot run again as it was (load or build that "
+            "image here, or start a new run of the image the spec names now)")
+    sent = push(runner, host.docker, image_id, local.save(image_id))
+    if not sent.ok:
+        raise _fail(host.name, f"sending image {image_id}", sent.stdout, sent.stderr)
+    return True

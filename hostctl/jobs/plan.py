@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hostctl.errors import HostctlError
 from hostctl.jobs.hostside import HostJobs, RunRequest, runtime_problem
+from hostctl.jobs.provenance import RunOrigin, params_json
 from hostctl.jobs.records import RunRecord
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import eligible_hosts, placed_on
 from hostctl.spec.schema import did_you_mean
 
@@ -105,14 +108,26 @@ def shard_id(group: str, index: int, retry: int = 0) -> str:
 
 
 def request(w: m.Workload, host: m.Host, run_id: str, *, group: str = "", shard: int = 0,
-            shards: int = 1, by: str = "", env: Mapping[str, str] | None = None) -> RunRequest:
+            shards: int = 1, by: str = "", env: Mapping[str, str] | None = None,
+            origin: RunOrigin | None = None,
+            docker_run: Callable[[str], Sequence[str]] | None = None) -> RunRequest:
+    """The run as the host queues it. `docker_run(run_id)` is the job unit's `docker run`
+    argv for that run (render.site.job_run_argv); the queue's per-run words
+    ($HOSTCTL_RUN_ARGS, ${HOSTCTL_RUN_IMAGE}) stay as they are: `runs show` fills them in."""
     r = w.resources
+    o = origin or RunOrigin()
     return RunRequest(
         id=run_id, job=w.name, project=w.project, host=host.name,
         unit=f"hostctl-job-{w.name}@{run_id}.service", need=r.gpus,
         cpus=round(r.cpus * 1000) if r.cpus else 0, memory=r.memory or 0,
         attempts=w.retries + 1, group=group or run_id, shard=shard, shards=shards, by=by,
-        env=tuple(sorted((env or {}).items())))
+        env=tuple(sorted((env or {}).items())),
+        experiment=o.experiment, description=o.description,
+        params_json=params_json(dict(o.params)) if o.params else "",
+        image=w.image, spec_hash=spec_hash(w), git_rev=o.git.rev, git_branch=o.git.branch,
+        rerun_of=o.rerun_of, pin_image=o.pin_image,
+        docker_run_json=json.dumps(list(docker_run(run_id)), separators=(",", ":"))
+        if docker_run else "")
 
 
 # -- room on hosts -------------------------------------------------------------------------

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hostctl.errors import HostctlError
 
 GIT_TIMEOUT = 5.0  # seconds: a hung git (network filesystem) must not hang `hostctl run`
 MAX_EXPERIMENT = 100
+MAX_NOTE = 200
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,50 @@ def run_params(spec_env: Mapping[str, str], sets: Mapping[str, str]) -> dict[str
 def params_json(params: Mapping[str, str]) -> str:
     """One line (json escapes newlines), as the host keeps it in the run's `params` file."""
     return json.dumps(dict(params), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """What `hostctl run` records about where a run comes from, the same for every run (or
+    shard) it queues; plan.request adds what belongs to the job and the host."""
+
+    experiment: str = ""
+    description: str = ""  # --note
+    params: tuple[tuple[str, str], ...] = ()
+    git: GitInfo = GitInfo()
+    rerun_of: str = ""
+    pin_image: str = ""  # --rerun: the image id the first run ran
+
+
+def unit_env_values(text: str) -> dict[str, str]:
+    """A run's unit.env (systemd EnvironmentFile=: KEY=VALUE lines, the value optionally in
+    double quotes with backslash escapes) -> {KEY: VALUE}."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r'\\(.)', r"\1", value[1:-1])
+        out[key.strip()] = value
+    return out
+
+
+def expand_docker_run(argv: Sequence[str], unit_env: str) -> list[str]:
+    """The recorded `docker run` argv with the queue's per-run words filled in from the
+    run's unit.env, as systemd expands them: `$HOSTCTL_RUN_ARGS` split into words (single
+    quotes group), `${HOSTCTL_RUN_IMAGE}` one word. Words unknown stay as they are."""
+    values = unit_env_values(unit_env)
+    out: list[str] = []
+    for word in argv:
+        if word == "$HOSTCTL_RUN_ARGS" and "HOSTCTL_RUN_ARGS" in values:
+            try:
+                out += shlex.split(values["HOSTCTL_RUN_ARGS"])
+            except ValueError:
+                out.append(word)
+        elif word == "${HOSTCTL_RUN_IMAGE}" and values.get("HOSTCTL_RUN_IMAGE"):
+            out.append(values["HOSTCTL_RUN_IMAGE"])
+        else:
+            out.append(word)
+    return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
+from hostctl.errors import printable
 from hostctl.jobs.hostside import TimerInfo
 from hostctl.jobs.records import RunRecord, queue_positions
 
@@ -156,3 +158,60 @@ class LiveShards:
         for host, (running, ended, queued) in sorted(per_host.items()):
             grid.add_row(f"  {host}", f"{running} running, {queued} queued, {ended} ended")
         self.live.update(grid, refresh=True)
+
+
+_SHOW_FIELDS = (
+    ("run", "run"), ("job", "job"), ("project", "project"), ("experiment", "experiment"),
+    ("note", "description"), ("state", "state"), ("outcome", "note"), ("exit", "exit"),
+    ("host", "host"), ("GPUs", "gpus"), ("group", "group"), ("rerun of", "rerun_of"),
+    ("by", "by"), ("image", "image"), ("image id", "image_id"), ("spec hash", "spec_hash"),
+    ("git", "git_rev"), ("branch", "git_branch"),
+)
+
+
+def show_lines(run: Mapping[str, Any], docker_run: Sequence[str],
+               secrets: Sequence[str]) -> list[str]:
+    """`hostctl runs show`: one run's record (history.run_json's dict) as NAME: VALUE lines,
+    then its parameters, metric summaries and the `docker run` its unit ran."""
+    out = []
+    for label, key in _SHOW_FIELDS:
+        if run.get(key) not in (None, ""):
+            out.append(f"{label + ':':<12}{printable(str(run[key]))}")
+    for label, key in (("submitted", "submitted_ms"), ("started", "started_ms"),
+                       ("ended", "ended_ms")):
+        if run.get(key):
+            out.append(f"{label + ':':<12}{stamp(int(run[key]))} UTC")
+    if run.get("duration_ms") is not None:
+        out.append(f"{'duration:':<12}{duration(int(run['duration_ms']))}")
+    tries = f"{run.get('attempt', 1)} of {run.get('attempts', 1)}"
+    out.append(f"{'tries:':<12}{tries}")
+    cost = run.get("cost")
+    usage = f"{run.get('cpu_seconds', 0):.0f} CPU s, {run.get('gpu_seconds', 0):.0f} GPU s"
+    if cost is not None:
+        usage += f" = {cost:.4f} {run.get('currency') or ''}".rstrip()
+    out.append(f"{'usage:':<12}{usage}")
+    params = run.get("params") or {}
+    out.append("parameters:" + ("" if params else " none"))
+    out += [f"  {printable(k)}={printable(str(v))}" for k, v in sorted(params.items())]
+    metrics = run.get("metrics") or {}
+    counts = (f"{run.get('metrics_points', 0)} points kept, {run.get('metrics_invalid', 0)} "
+              f"invalid lines skipped, {run.get('metrics_dropped', 0)} points over the cap")
+    out.append(f"metrics: {counts}" if metrics or run.get("metrics_invalid") else
+               "metrics: none")
+    rows = [(printable(name), _num(s["last"]), _num(s["min"]), _num(s["max"]), str(s["n"]),
+             "-" if s.get("step") is None else str(s["step"]))
+            for name, s in sorted(metrics.items())]
+    if rows:
+        out += ["  " + line for line in table(rows, ("METRIC", "LAST", "MIN", "MAX", "POINTS",
+                                                       "LAST STEP"))]
+    if docker_run:
+        out.append("docker run:")
+        out.append("  " + " ".join(shlex.quote(a) for a in docker_run))
+    if secrets:
+        out.append("secrets:    " + ", ".join(secrets) + " (by name, from the unit's root-only "
+                   "env file; values never shown)")
+    return out
+
+
+def _num(v: float) -> str:
+    return f"{v:.6g}"

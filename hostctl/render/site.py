@@ -127,11 +127,13 @@ _ADMIT = ('h=' + JOBS_HELPER + '; [ -x "$h" ] && exec "$h" admit "$0" "$1"; '
           'installs it)" >&2; exit "$2"')
 
 
-def job_unit(w: m.Workload, host: m.Host, site: str,
-             log: Sequence[str] = d.JOURNALD) -> RenderedFile:
+def _job_run_words(w: m.Workload, host: m.Host, site: str,
+                   log: Sequence[str]) -> list[str | Raw]:
+    """The `docker run` of a job's unit; Raw words carry systemd's %i and the queue's
+    per-run variables."""
     container = Raw(f"hostctl-job-{w.name}-%i")
-    run = [host.docker, "run", "--rm", "--name", container,
-           "--label", Raw(f"{d.LABEL}.run=%i")]
+    run: list[str | Raw] = [host.docker, "run", "--rm", "--name", container,
+                            "--label", Raw(f"{d.LABEL}.run=%i")]
     run += d.labels(w, site, {f"{d.LABEL}.host": host.name})
     # GPUs come from the queue's lease (specific devices, in $HOSTCTL_RUN_ARGS), not a count.
     run += d.common_run_args(replace(w, resources=replace(w.resources, gpus=0)),
@@ -142,6 +144,22 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
     # started, or a rerun's pinned id): one word, ${...} (never split). The unit's own
     # default, the spec's reference, applies should unit.env be missing.
     run += [*before, Raw("${HOSTCTL_RUN_IMAGE}"), *after]
+    return run
+
+
+def job_run_argv(w: m.Workload, host: m.Host, site: str, log: Sequence[str],
+                 run_id: str) -> list[str]:
+    """The argv run `run_id`'s unit runs, as its record keeps it: %i is the run id; the
+    queue's $HOSTCTL_RUN_ARGS and ${HOSTCTL_RUN_IMAGE} stay words of their own (`hostctl
+    runs show` fills them in from the run's unit.env)."""
+    return [str(word).replace("%i", run_id) if isinstance(word, Raw) else word
+            for word in _job_run_words(w, host, site, log)]
+
+
+def job_unit(w: m.Workload, host: m.Host, site: str,
+             log: Sequence[str] = d.JOURNALD) -> RenderedFile:
+    run = _job_run_words(w, host, site, log)
+    container = Raw(f"hostctl-job-{w.name}-%i")
     r = w.resources
     queue_env = {
         "HOSTCTL_JOB_PROJECT": w.project, "HOSTCTL_JOB_HOST": host.name,
