@@ -109,6 +109,7 @@ def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, 
     if job is None:
         raise click.UsageError("give a JOB (or --retry-failed RUN_GROUP, or --rerun RUN_ID)")
     w = P.find_job(site, job)
+    P.check_sets_for(w, env)
     n = shards or w.shards
     if n > 1 and (follow or host):
         raise HostctlError("--follow and --host are for a single run; a sharded run spreads "

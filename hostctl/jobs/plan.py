@@ -91,6 +91,15 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def check_sets_for(w: m.Workload, sets: Mapping[str, str]) -> None:
+    """--set may override the spec's env (the run's env file is read after the job's), never
+    a secret: those come from the secret store only."""
+    for key in sets:
+        if key in w.secrets:
+            raise HostctlError(f"--set {key}: {key} is a secret of {w.name}; its value comes "
+                               "from the secret store, never from the command line")
+
+
 def check_run_id(text: str) -> str:
     if not _RUN_ID.fullmatch(text):
         raise HostctlError(f"'{text}' is not a run id (lower-case letters, digits and '-')")

@@ -43,6 +43,13 @@ def env_file_path(w: m.Workload) -> str:
     return f"{ENV_DIR}/{w.name}.env"
 
 
+def job_env_in_file(w: m.Workload) -> bool:
+    """A job passes its spec's env in its env file, not as --env flags: Docker lets --env
+    override every --env-file, and a run's --set values (its own env file, read after the
+    job's) must override the spec's env."""
+    return w.is_job
+
+
 def labels(w: m.Workload, site: str, extra: dict[str, str]) -> list[str]:
     values = {
         f"{LABEL}.managed": "true",
@@ -105,13 +112,14 @@ JOURNALD = ("--log-driver", "journald")
 
 
 def common_run_args(w: m.Workload, secrets_file: bool,
-                    log: Sequence[str] = JOURNALD) -> list[str]:
+                    log: Sequence[str] = JOURNALD, env_flags: bool = True) -> list[str]:
     """Arguments shared by services and jobs, after the name and labels. `log`: the logging
-    options (hostctl.observability.log_args: gelf with a logging section)."""
+    options (hostctl.observability.log_args: gelf with a logging section). Without
+    `env_flags` the spec's env is left to the env file (a job's: see job_env_in_file)."""
     args = ["--network", network_name(w.project), *log]
     if secrets_file:
         args += ["--env-file", env_file_path(w)]
-    for key, value in w.env.items():
+    for key, value in (w.env.items() if env_flags else ()):
         args += ["--env", f"{key}={value}"]
     for v in w.volumes:
         mount = f"{volume_source(w, v.source)}:{v.target}" + (":ro" if v.read_only else "")

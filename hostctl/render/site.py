@@ -137,7 +137,7 @@ def _job_run_words(w: m.Workload, host: m.Host, site: str,
     run += d.labels(w, site, {f"{d.LABEL}.host": host.name})
     # GPUs come from the queue's lease (specific devices, in $HOSTCTL_RUN_ARGS), not a count.
     run += d.common_run_args(replace(w, resources=replace(w.resources, gpus=0)),
-                             bool(w.secrets), log)
+                             bool(w.secrets or w.env), log, env_flags=False)
     run += [*artifacts_mount(w), Raw("$HOSTCTL_RUN_ARGS")]
     before, after = d.command_tail(w)
     # The image the queue chose for this run (the id the reference resolved to when it
@@ -247,17 +247,25 @@ def job_timer(w: m.Workload, site: str) -> RenderedFile:
 
 
 def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
-    """The secrets of one workload, in Docker's env-file format (one NAME=VALUE a line)."""
+    """The secrets of one workload, in Docker's env-file format (one NAME=VALUE a line); a
+    job's spec env too (d.job_env_in_file), before them."""
     real, shown = [], []
+    plain = [f"{k}={v}\n" for k, v in sorted(w.env.items())] if d.job_env_in_file(w) else []
     for name in sorted(w.secrets):
         secret = site.secrets.get(name)
         assert secret is not None, "validation guarantees every secret exists"
         real.append(f"{name}={secret.reveal()}\n")
         shown.append(f"{name}=<secret {name}>\n")
-    header = "# Rendered by hostctl: secrets of " + w.name + ". Mode 0600.\n"
+    if plain:
+        header = ("# Rendered by hostctl: the env" + (" and secrets" if real else "") + " of "
+                  f"job {w.name}; a run's --set values (its own env file, read after this "
+                  "one) override them. Mode 0600.\n")
+    else:
+        header = "# Rendered by hostctl: secrets of " + w.name + ". Mode 0600.\n"
     return RenderedFile(
-        d.env_file_path(w), (header + "".join(real)).encode(), MODE_SECRET, secret=True,
-        redacted_content=(header + "".join(shown)).encode(), workload=w.name,
+        d.env_file_path(w), (header + "".join(plain + real)).encode(), MODE_SECRET,
+        secret=bool(real), redacted_content=(header + "".join(plain + shown)).encode(),
+        workload=w.name,
     )
 
 
@@ -283,7 +291,7 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
         else:
             for inst in instances_on(w, host):
                 add(service_unit(inst, inv.site, log_args(inv.logging, inv, w)))
-        if w.secrets:
+        if w.secrets or (w.env and d.job_env_in_file(w)):
             add(env_file(w, site))
     for f in jobs_files(site, host):
         add(f)

@@ -18,7 +18,7 @@ from hostctl.spec.placement import (
     service_instances,
 )
 from hostctl.spec.schema import describe, did_you_mean
-from hostctl.spec.secrets import SecretStore
+from hostctl.spec.secrets import SecretStore, value_problem
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
 
@@ -211,6 +211,19 @@ def secrets_known(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
                                            "in secrets only")
 
 
+def job_env_fits_env_file(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
+                          ) -> Iterator[Problem]:
+    """A job's env reaches its container through its env file (read before each run's own,
+    so `hostctl run --set` overrides it): each value must be one Docker env-file line."""
+    for w in ws:
+        if not w.is_job:
+            continue
+        for name, value in w.env.items():
+            problem = value_problem(name, value)
+            if problem is not None:
+                yield at(w, f"env/{name}", f"{problem} (a job's env goes to its runs "
+                                           "through an env file, like its secrets)")
+
 
 def volume_targets(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
     for w in ws:
@@ -315,7 +328,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, service_gpus_fit,
     health_ports,
     route_ports, route_rate_limits,
-    host_ports, secrets_known, volume_targets, schedules_valid, distinct_hosts,
+    host_ports, secrets_known, job_env_fits_env_file, volume_targets, schedules_valid,
+    distinct_hosts,
     reach_known_projects, images_pushable,
     gateway_consistent, observability_consistent,
 )

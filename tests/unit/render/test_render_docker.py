@@ -73,11 +73,11 @@ def engine() -> Iterator[str]:
 
 def _docker_runs(site: m.Site, env_dir: Path) -> list[tuple[str, list[str]]]:
     """(unit, argv) of every `docker run`/`docker create` line in every rendered unit; the
-    env files (secrets) are written under env_dir as they would be on the host."""
+    env files (secrets, a job's env) are written under env_dir as they would be on the host."""
     found = []
     for files in render_site(site).values():
         for f in files:
-            if f.secret and f.path.endswith(".env"):
+            if f.path.startswith(ENV_DIR) and f.path.endswith(".env"):
                 (env_dir / Path(f.path).name).write_bytes(f.content)
             if not f.path.startswith("/etc/systemd/system/"):
                 continue
