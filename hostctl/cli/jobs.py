@@ -285,6 +285,7 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
                 group: str, shards: int, indexes: Iterable[int], retry: int,
                 env: Mapping[str, str], max_parallel: int | None, as_json: bool, by: str,
                 known: Iterable[Any] = (), *, origin: Any) -> int:
+    from hostctl.jobs import compare as C
     from hostctl.jobs import ops
     from hostctl.jobs import view as V
 
@@ -313,13 +314,22 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
              f"--retry-failed {group}` runs the ones not queued yet, and any that failed")
         return 130
     latest = state.latest()
+    # One table for the group's metrics (mean, min, max over shards, and where the extremes
+    # are), not one per shard.
+    spreads = C.group_summary(latest.values())
     if as_json:
         click.echo(json.dumps({"group": group, "shards": shards, "ok": all(
             r.state == "succeeded" for r in latest.values()) and len(latest) == shards,
-            "runs": [V.record_json(r) for r in latest.values()]}, indent=2))
+            "runs": [V.record_json(r) for r in latest.values()],
+            "metrics": C.group_summary_json(spreads)}, indent=2))
     else:
         for line in V.summary_lines(latest, shards, state.lost):
             click.echo(line)
+        lines = C.group_summary_lines(spreads, shards)
+        if lines:
+            click.echo("")
+            for line in lines:
+                click.echo(line)
     ok = len(latest) == shards and all(r.state == "succeeded" for r in latest.values())
     if not ok and not as_json:
         click.echo(f"to run the failed shards again: hostctl run --retry-failed {group}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from hostctl.cli.options import inventory_option, json_option
+from hostctl.cli.options import INVENTORY_HELP, inventory_option, json_option
 
 COMPARE_LIMIT = 20  # runs of an experiment compared when --limit does not say
 
@@ -50,7 +50,9 @@ def _read(site: Any) -> tuple[list[Any], list[str], int]:
 
 
 @click.group("runs", invoke_without_command=True)
-@inventory_option
+# Not required here, so `hostctl runs show -i FILE RUN_ID` needs it only once, there.
+@click.option("-i", "--inventory", "inventory", envvar="HOSTCTL_INVENTORY",
+              type=click.Path(dir_okay=False), metavar="FILE", help=INVENTORY_HELP)
 @click.option("--experiment", metavar="E", help="Only runs of this experiment.")
 @click.option("--job", metavar="J", help="Only runs of this job.")
 @click.option("--project", metavar="P", help="Only runs of this project's jobs.")
@@ -67,7 +69,7 @@ def _read(site: Any) -> tuple[list[Any], list[str], int]:
 @click.option("--limit", type=click.IntRange(1), metavar="N", help="At most N runs.")
 @json_option
 @click.pass_context
-def runs_cmd(ctx: click.Context, inventory: str, experiment: str | None, job: str | None,
+def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, job: str | None,
              project: str | None, since: str | None, where: str | None, sort: str | None,
              limit: int | None, as_json: bool) -> None:
     """Search the runs every host keeps: newest first, with their key metrics.
@@ -80,6 +82,8 @@ def runs_cmd(ctx: click.Context, inventory: str, experiment: str | None, job: st
     """
     if ctx.invoked_subcommand is not None:
         return
+    if inventory is None:
+        raise click.UsageError("Missing option '-i' / '--inventory'.")
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import history as HI
     from hostctl.validate import load_site
