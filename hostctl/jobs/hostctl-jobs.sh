@@ -187,7 +187,7 @@ docker_bin() { d=$(conf docker); echo "${d:-docker}"; }
 
 # The image id Docker has for REF, or nothing. Bounded: a hung dockerd must not hold the lock.
 image_id_of() {  # REF
-  timeout 30 "$(docker_bin)" image inspect --format '{{.Id}}' -- "$1" 2>/dev/null | head -n 1
+  timeout 15 "$(docker_bin)" image inspect --format '{{.Id}}' -- "$1" 2>/dev/null | head -n 1
 }
 
 # The image a starting run runs: its pinned id (`hostctl run --rerun`), else the id its
@@ -328,8 +328,10 @@ metrics() {  # RUNDIR
     [ "$(timeout 10 tail -c +"$METRICS_MAX_BYTES" "$f" | head -c 1 | od -An -c | tr -d ' ')" \
       = '\n' ] || partial=1
     beyond=$(timeout 60 tail -c +$((METRICS_MAX_BYTES + 1)) "$f" | wc -l | tr -d ' ')
+    case $beyond in ''|*[!0-9]*) beyond=0;; esac
     [ "$(timeout 10 tail -c 1 "$f" | od -An -c | tr -d ' ')" = '\n' ] || beyond=$((beyond + 1))
   fi
+  rm -f "$d/.metrics.tsv.tmp"
   timeout 60 head -c "$METRICS_MAX_BYTES" "$f" | \
     awk -v max="$METRICS_MAX_POINTS" -v tsv="$d/.metrics.tsv.tmp" -v partial="$partial" \
       "$METRICS_AWK" > "$d/.metrics.out" 2>/dev/null
@@ -337,10 +339,12 @@ metrics() {  # RUNDIR
   mv -f "$d/.metrics.tsv.tmp" "$d/metrics.tsv"
   while read -r key value; do
     case $key in
-      metrics_dropped) value=$((value + ${beyond:-0}));;
-      metrics_points|metrics_invalid|metrics) ;;
+      metrics_points|metrics_invalid|metrics_dropped)
+        case $value in ''|*[!0-9]*) continue;; esac;;  # cut short (timeout): not a count
+      metrics) ;;
       *) continue;;
     esac
+    [ "$key" = metrics_dropped ] && value=$((value + beyond))
     printf '%s\n' "$value" > "$d/.$key.tmp" && mv -f "$d/.$key.tmp" "$d/$key"
   done < "$d/.metrics.out"
   rm -f "$d/.metrics.out"
@@ -533,6 +537,7 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
     fi
     # Its metrics directory, empty for each attempt (the last attempt's metrics count).
     rm -rf "${R:?}/$id/out"
+    (cd "$R/$id" && rm -f metrics metrics.tsv metrics_points metrics_invalid metrics_dropped)
     mkdir "$R/$id/out" && chmod 1777 "$R/$id/out"
     for d in $(echo "$devs" | tr ',' ' '); do printf '%s\n' "$id" > "$G/lease/$d"; done
     put "$id" gpus "$devs"
@@ -590,7 +595,8 @@ finished() {  # JOB ID, with systemd's SERVICE_RESULT, EXIT_CODE, EXIT_STATUS
   id=$2
   # Before the lock (reading the file takes a moment; the container is gone by now).
   if [ "$(get "$id" state)" = running ]; then
-    metrics "$R/$id"
+    # In a subshell: whatever the file holds, the outcome below is recorded.
+    ( metrics "$R/$id" ) || log "run $id: its metrics could not be read"
     if [ -z "$(get "$id" image_id)" ] && [ -n "$(get "$id" image)" ]; then
       # Docker pulled the reference when the run started: the id it ran, as far as can be told.
       idn=$(image_id_of "$(get "$id" image)")

@@ -110,11 +110,14 @@ def test_a_retry_starts_with_an_empty_metrics_directory_and_the_end_parses_it(
     assert h("admit", "train", "r1").returncode == 0
     h("finished", "train", "r1", SERVICE_RESULT="exit-code", EXIT_STATUS="1")
     assert h.field("r1", "state") == "queued"
+    assert h.field("r1", "metrics_points") == "1"  # the failed attempt's, for now
     h("dispatch")
     assert h.field("r1", "state") == "queued"  # still in its back-off
     (h.root / "runs" / "r1" / "not_before").write_text("0\n")
     h("dispatch")
     assert h.field("r1", "state") == "starting" and list(out.iterdir()) == []
+    assert [h.field("r1", f) for f in ("metrics", "metrics.tsv", "metrics_points")] == [
+        "", "", ""]
     (out / "metrics.jsonl").write_text('{"name": "loss", "value": 0.5, "step": 1}\nbad\n')
     _end(h, "r1")
     assert (h.field("r1", "metrics"), h.field("r1", "metrics_points"),
