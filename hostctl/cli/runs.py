@@ -50,7 +50,7 @@ def _read(site: Any) -> tuple[list[Any], list[str], int]:
 
 
 @click.group("runs", invoke_without_command=True)
-# Not required here, so `hostctl runs show -i FILE RUN_ID` needs it only once, there.
+# Not required here: `hostctl runs show` takes it before or after `show`.
 @click.option("-i", "--inventory", "inventory", envvar="HOSTCTL_INVENTORY",
               type=click.Path(dir_okay=False), metavar="FILE", help=INVENTORY_HELP)
 @click.option("--experiment", metavar="E", help="Only runs of this experiment.")
@@ -112,12 +112,19 @@ def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, 
 
 
 @runs_cmd.command("show")
-@inventory_option
+@click.option("-i", "--inventory", "inventory", envvar="HOSTCTL_INVENTORY",
+              type=click.Path(dir_okay=False), metavar="FILE", help=INVENTORY_HELP)
 @click.argument("run_id")
 @json_option
-def runs_show_cmd(inventory: str, run_id: str, as_json: bool) -> None:
+@click.pass_context
+def runs_show_cmd(ctx: click.Context, inventory: str | None, run_id: str,
+                  as_json: bool) -> None:
     """Everything one run's record holds, with the exact `docker run` its unit ran (secret
     values are never in it: they reach the container by name, from the unit's env file)."""
+    # `hostctl runs -i FILE show ID` and `hostctl runs show -i FILE ID` alike
+    inventory = inventory or (ctx.parent.params.get("inventory") if ctx.parent else None)
+    if inventory is None:
+        raise click.UsageError("Missing option '-i' / '--inventory'.")
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.hosts.session import session
     from hostctl.jobs import history as HI
