@@ -19,6 +19,9 @@ from hostctl.spec.placement import (
 )
 from hostctl.spec.schema import describe, did_you_mean
 from hostctl.spec.secrets import SecretStore
+from hostctl.spec.sections.gateway import check_gateway
+from hostctl.spec.sections.observability import check_observability
+from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
 
@@ -240,8 +243,6 @@ def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
 
 
 def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
-    from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
-
     for w in ws:
         if w.schedule is None:
             continue
@@ -298,16 +299,12 @@ def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
 def gateway_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
                        ) -> Iterable[Problem]:
     """The gateway section against the hosts, the routes and the secrets."""
-    from hostctl.spec.sections.gateway import check_gateway  # here: the gateway package uses checks
-
     return check_gateway(inv, ws, store)
 
 
 def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
                              ) -> Iterable[Problem]:
     """The logging and metrics sections against the hosts and the specs."""
-    from hostctl.spec.sections.observability import check_observability
-
     return check_observability(inv, ws, store)
 
 

@@ -28,6 +28,7 @@ from hostctl.spec.schema import (
     Size,
     Str,
     TextRule,
+    describe,
     failed,
 )
 from hostctl.spec.sections.gateway import GATEWAY
@@ -234,7 +235,6 @@ class VolumeSpec(Check[m.Volume]):
 
 
 def _describe(value: Any) -> str:
-    from hostctl.spec.schema import describe
     return describe(value)
 
 
