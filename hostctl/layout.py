@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
+MARK = "@@"  # starts each line a host script reports on (`@@name rest`)
 UNIT_DIR = "/etc/systemd/system"
 ENV_DIR = "/etc/hostctl/env"
 STATE_DIR = "/var/lib/hostctl"

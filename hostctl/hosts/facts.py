@@ -18,7 +18,7 @@ from typing import Any
 from hostctl import layout as L
 from hostctl.hosts.health_verdict import parse_timestamp
 from hostctl.hosts.lock import LockState, parse_lock, take_lock_lines
-from hostctl.hosts.scripts import MARK
+from hostctl.layout import MARK
 
 VERSION = "1"
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from hostctl import layout as L
 from hostctl.errors import HostctlError
 from hostctl.hosts.facts import parse_handed_off as parse_records
-from hostctl.hosts.scripts import MARK
+from hostctl.layout import MARK
 from hostctl.runner.pool import run_parallel
 
 if TYPE_CHECKING:
