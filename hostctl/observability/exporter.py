@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import generate_latest, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,6 +35,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from hostctl.hosts import health_verdict as hv
 from hostctl.observability import exporter_sources as src
+from hostctl.observability.exporter_audit import AuditShipper
 
 VERSION = "1"
 CONFIG_PATH = "/etc/hostctl/exporter/config.json"
@@ -419,10 +421,6 @@ def registry_for(sampler: Sampler) -> CollectorRegistry:
 
 
 def serve(conf: ExporterConf, once: bool = False) -> int:
-    from prometheus_client import generate_latest, start_http_server
-
-    from hostctl.observability.exporter_audit import AuditShipper
-
     if not conf.metrics:
         return ship_audit_only(conf, once)
     sampler = Sampler(conf)
@@ -449,8 +447,6 @@ def serve(conf: ExporterConf, once: bool = False) -> int:
 def ship_audit_only(conf: ExporterConf, once: bool = False) -> int:
     """Logging without metrics: ship the audit records, keeping the offset in the same
     state file the exporter would (so turning metrics on later sends nothing twice)."""
-    from hostctl.observability.exporter_audit import AuditShipper
-
     path = f"{conf.state_dir}/exporter/state.json"
     state = State.load(path)
     shipper = AuditShipper.from_conf(conf, state)

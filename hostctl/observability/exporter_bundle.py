@@ -19,7 +19,7 @@ from typing import Any
 import prometheus_client
 
 from hostctl.observability.logging_args import gelf_address
-from hostctl.render.site import MODE_PUBLIC, RenderedFile
+from hostctl.render.files import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import instances_on, placed_on

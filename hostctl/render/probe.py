@@ -33,7 +33,7 @@ import shlex
 from dataclasses import dataclass
 
 from hostctl import layout as L
-from hostctl.render.site import MODE_PUBLIC, RenderedFile
+from hostctl.render.files import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
 from hostctl.spec.placement import instances_on, placed_on
 
