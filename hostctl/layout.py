@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
+
+MARK = "@@"  # starts each line a host script reports on (`@@name rest`)
 UNIT_DIR = "/etc/systemd/system"
 ENV_DIR = "/etc/hostctl/env"
 STATE_DIR = "/var/lib/hostctl"
@@ -57,8 +60,6 @@ HASH_ONLY = (EXPORTER_FILES[0],)
 
 
 def is_managed(path: str) -> bool:
-    import fnmatch
-
     return any(fnmatch.fnmatchcase(path, g) for g in MANAGED_GLOBS)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from hostctl.errors import Problem
 from hostctl.gateway.declarative import build_declarative, preflight
 from hostctl.k8s.site_checks import kubernetes_problems
+from hostctl.observability.logging_args import log_args
 from hostctl.render import site as render
 from hostctl.render.docker_cmd import JOURNALD, health_cmd_word
 from hostctl.spec import checks, loader
@@ -106,8 +107,6 @@ def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
         return
     if not _may_not_fit(w):
         return
-    # Here: the logging options are only needed for the few workloads with that much text.
-    from hostctl.observability.logging_args import log_args
 
     try:
         log = log_args(inv.logging, inv, w)

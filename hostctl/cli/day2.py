@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, suppress
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import click
 
 from hostctl.cli.options import hosts_option, inventory_option, json_option
+from hostctl.errors import HostctlError
 from hostctl.spec.placement import eligible_hosts
 
 INSTANCE_HELP = "Only this instance (1, 2, ...)."
@@ -24,6 +26,7 @@ _RUN_ID = re.compile(r"[0-9a-f]{8}(-[a-z0-9-]+)?")
 
 
 def _seconds(value: str, option: str) -> float:
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.spec.schema import parse_duration
 
     seconds = parse_duration(value)
@@ -35,7 +38,8 @@ def _seconds(value: str, option: str) -> float:
 
 def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
     """hosts.session: the same runners (and connect errors) as deploy, one per host."""
-    from hostctl.hosts.session import session  # imported when used: it brings the SSH runner
+    # imported here: keeps hostctl --help and start-up fast (it brings the SSH runner)
+    from hostctl.hosts.session import session
 
     return session(site, hosts)
 
@@ -47,8 +51,7 @@ def _stderr(text: str) -> None:
 def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
     """Whether logs reach Elasticsearch: each container's log driver, and Logstash's
     counters read twice, a few seconds apart (a stalled output from a quiet site)."""
-    import time
-
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.observability.shipping import (
         drivers_argv,
         parse_drivers,
@@ -102,7 +105,7 @@ def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     when a host cannot be read (the others are still shown); drift alone exits 0 (see
     "drift" in --json).
     """
-    from hostctl.errors import HostctlError
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.ops import status as st
     from hostctl.spec.schema import did_you_mean
     from hostctl.validate import load_site
@@ -146,12 +149,14 @@ def logs(inventory: str, service: str, host: str | None, instance: int | None, f
     shown. A job's name shows the output of its runs. Exit status 1 when a host cannot be
     read.
     """
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.ops import day2
     from hostctl.validate import load_site
 
     site = load_site(inventory)
     if service not in {w.name for w in site.workloads} and _RUN_ID.fullmatch(service):
         # A run id (`hostctl logs RUN_ID`): its host has its record, which names its unit.
+        # imported here: keeps hostctl --help and start-up fast
         from hostctl.jobs import ops
 
         with _connected(site, [h.name for w in site.jobs
@@ -190,6 +195,7 @@ def exec_(inventory: str, service: str, host: str | None, instance: int | None, 
     hostctl exits with its exit status. With several instances, choose one with --host
     and/or --instance.
     """
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.ops import day2
     from hostctl.validate import load_site
 
@@ -225,6 +231,7 @@ _ACTION_HELP = {
 def _action_command(action: str) -> Callable[..., None]:
     def command(inventory: str, service: str, host: str | None, instance: int | None,
                 as_json: bool, wait: str = "0s") -> None:
+        # imported here: keeps hostctl --help and start-up fast
         from hostctl.ops import day2
         from hostctl.validate import load_site
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from hostctl.cli.options import hosts_option, inventory_option, json_option, names_option
+from hostctl.errors import HostctlError
 
 PLAN_EXIT_HELP = "Exit status: 0 no changes, 1 changes, 2 errors."
 
@@ -31,6 +32,7 @@ def targeting(f: Any) -> Any:
 
 def _site_for(inventory: str, skip_platform: tuple[str, ...]) -> Any:
     """The validated site with its platform services, minus the skipped ones (said aloud)."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.spec.platform import check_skip, platform_services, with_platform
     from hostctl.validate import load_site
 
@@ -44,7 +46,7 @@ def _site_for(inventory: str, skip_platform: tuple[str, ...]) -> Any:
 
 
 def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] | None) -> None:
-    from hostctl.errors import HostctlError
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.spec.schema import did_you_mean
 
     inv = site.inventory
@@ -68,6 +70,7 @@ def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
          as_json: bool, no_diff: bool) -> None:
     """Show what a deploy would change on each host. Exit status: 0 no changes, 1 changes,
     2 errors. Services handed to the k3s cluster are noted, never started."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.deploy.run import Deploy, DeployOptions
     from hostctl.hosts.session import command_line
 
@@ -83,6 +86,7 @@ def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
 
 
 def _show_plan(run: Any, the_plan: Any, as_json: bool, diffs: bool) -> None:
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.deploy.plan_output import plan_json, plan_text
 
     if as_json:
@@ -120,9 +124,9 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
     A service handed to the k3s cluster (`hostctl k8s handoff`) stays stopped on the hosts
     and routed to the cluster until `hostctl k8s handoff --back SERVICE`.
     """
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.deploy.progress import progress_view
     from hostctl.deploy.run import Deploy, DeployOptions, exit_status
-    from hostctl.errors import HostctlError
     from hostctl.hosts.session import command_line
     from hostctl.spec.schema import parse_duration
 
@@ -206,6 +210,7 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
              as_json: bool) -> None:
     """Put hosts back on an earlier release (`hostctl releases` lists them): its unit and
     env files return, the units that differ restart, and health is checked again."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.deploy.progress import progress_view
     from hostctl.deploy.run import Deploy, DeployOptions, exit_status
     from hostctl.hosts.session import command_line
@@ -242,6 +247,7 @@ def rollback(inventory: str, hosts: tuple[str, ...], to: str | None, yes: bool,
 @json_option
 def releases(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     """List the releases kept on each host (newest last; * marks the current one)."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.hosts import scripts as S
     from hostctl.hosts.session import session
     from hostctl.runner.base import RunnerError
@@ -269,6 +275,7 @@ def releases(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
+        # imported here: keeps hostctl --help and start-up fast
         import time as _time
 
         for name, info in report.items():

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from hostctl.cli.options import inventory_option, json_option, names_option
+from hostctl.errors import HostctlError
 
 
 @click.group()
@@ -20,6 +21,7 @@ def gateway() -> None:
 
 
 def _run(inventory: str, hosts: tuple[str, ...], what: str, as_json: bool) -> None:
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.gateway import ops
     from hostctl.hosts.session import session
     from hostctl.validate import load_site
@@ -34,6 +36,7 @@ def _run(inventory: str, hosts: tuple[str, ...], what: str, as_json: bool) -> No
     with session(site, names) as run:
         # Services handed to the cluster stay routed there: the gateway hosts hold a
         # record of each handoff (hostctl.k8s.handoff_records).
+        # imported here: keeps hostctl --help and start-up fast
         from hostctl.k8s import handoff_records as in_cluster
 
         handed = in_cluster.handed_off(in_cluster.read_records(run.runners))
@@ -56,7 +59,7 @@ def _run(inventory: str, hosts: tuple[str, ...], what: str, as_json: bool) -> No
 
 def _check_hosts(site: Any, hosts: tuple[str, ...], gateway_hosts: set[str]) -> None:
     """A name that is no gateway host is refused, not silently left out."""
-    from hostctl.errors import HostctlError
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.spec.schema import did_you_mean
 
     for h in hosts:

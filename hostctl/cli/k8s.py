@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hostctl.cli.options import inventory_option, json_option, names_option
+from hostctl.errors import ConfigError
 
 ONLY_HELP = ("Only these workloads (comma-separated names, or repeat the option) and what "
              "they need.")
@@ -35,6 +36,7 @@ def k8s() -> None:
 
 def _render(inventory: str, only: tuple[str, ...]) -> tuple[Any, Any, Any]:
     """(site, k3s config, rendering), narrowed to --only."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.k8s.manifests import render_manifests
     from hostctl.spec.schema import did_you_mean
     from hostctl.validate import load_site
@@ -69,6 +71,7 @@ def render(inventory: str, out_dir: str | None, only: tuple[str, ...], with_secr
     What a spec says that Kubernetes cannot is listed (on stderr, and in
     hostctl-report.txt with -o); nothing is dropped silently.
     """
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.k8s.manifests import dump_all, files, report_text
 
     started = time.perf_counter()
@@ -103,6 +106,7 @@ def _key(doc: dict[str, Any]) -> dict[str, str]:
 
 
 def _by_file(rendering: Any) -> dict[str, dict[str, Any]]:
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.k8s.manifests import file_name
 
     return {file_name(d): d for d in rendering.manifests}
@@ -111,6 +115,7 @@ def _by_file(rendering: Any) -> dict[str, dict[str, Any]]:
 def write_tree(texts: dict[str, str], out_dir: str, secret_files: set[str]) -> None:
     """Replace `out_dir` with `texts`; refuse a folder hostctl did not render (no report).
     The rule, the swap and the writing are render's too (render.output)."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.render.output import replace_folder, write_files
 
     def write(folder: str) -> None:
@@ -123,6 +128,7 @@ def write_tree(texts: dict[str, str], out_dir: str, secret_files: set[str]) -> N
 
 @contextmanager
 def _cluster(site: Any, cfg: Any) -> Iterator[Any]:
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.k8s.client import Cluster
     from hostctl.k8s.kubeconfig import load_kubeconfig
     from hostctl.spec.sections.k3s import kubeconfig_path
@@ -152,6 +158,7 @@ def diff(inventory: str, only: tuple[str, ...], prune: bool, as_json: bool) -> N
     Each object is dry-run applied on the server, so defaults and admission are the
     cluster's own; secret values are shown as <redacted> (changed or not).
     """
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.k8s.client import plan_changes
 
     site, cfg, rendering = _render(inventory, only)
@@ -189,6 +196,7 @@ def apply(inventory: str, only: tuple[str, ...], prune: bool, force_conflicts: b
     Secret values are sent here and nowhere else. A refusal stops the run with the
     cluster's own message; what was applied before it stays applied.
     """
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.k8s.client import apply_all, wait_rollouts
 
     site, cfg, rendering = _render(inventory, only)
@@ -226,7 +234,7 @@ def handoff(inventory: str, service: str, back: bool, dry_run: bool, as_json: bo
     the handoff (/var/lib/hostctl/cluster/SERVICE): `deploy` leaves the service stopped and
     routed to the cluster, `status` shows it "in cluster", until --back.
     """
-    from hostctl.errors import ConfigError
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.k8s.handoff import plan_handoff, run_handoff
     from hostctl.k8s.handoff_actions import check_handoff, is_routed
     from hostctl.ops.day2 import find_workload
@@ -242,6 +250,7 @@ def handoff(inventory: str, service: str, back: bool, dry_run: bool, as_json: bo
         return
     show = _progress(as_json)
     with _cluster(site, cfg) as cluster:
+        # imported here: keeps hostctl --help and start-up fast
         from hostctl.k8s.handoff_actions import handoff_actions
 
         done = run_handoff(plan, handoff_actions(site, cfg, w, rendering, cluster, show), show)

@@ -14,6 +14,7 @@ import click
 from hostctl import __version__
 from hostctl.cli.options import inventory_option, json_option
 from hostctl.errors import ConfigError, HostctlError, printable
+from hostctl.spec.secrets import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,8 +68,6 @@ def _where(exc: BaseException) -> str:
 def _write_crash_report(exc: BaseException) -> str:
     """Write the trace (code lines, no local variables) to a 0600 temp file, with every secret
     value hostctl holds blanked out of the exception messages; return its path."""
-    from hostctl.spec.secrets import redact
-
     text = "".join(traceback.format_exception(exc))
     fd, path = tempfile.mkstemp(prefix="hostctl-crash-", suffix=".txt")
     with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
@@ -96,6 +95,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @json_option
 def validate(inventory: str, as_json: bool) -> None:
     """Check an inventory and all its specs; report every problem at once (exit 2)."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.spec.summary import site_summary
     from hostctl.validate import load_site
 
@@ -116,6 +116,7 @@ def validate(inventory: str, as_json: bool) -> None:
 @json_option
 def render(inventory: str, out_dir: str, as_json: bool) -> None:
     """Render every host's files into a folder to inspect (secret values are not written)."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.observability.files import site_files
     from hostctl.render.output import rendered_listing, replace_tree
     from hostctl.render.site import RenderedFile, render_site
@@ -145,6 +146,7 @@ def render(inventory: str, out_dir: str, as_json: bool) -> None:
 @click.argument("section", required=False)
 def docs(section: str | None) -> None:
     """Show the annotated reference for SECTION (inventory, service, job)."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.spec.docs import available, read_doc
 
     if section is None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from hostctl.errors import HostctlError
+
 DEFAULT_STATE = ".sandbox"
 DEMO_IMAGE = re.compile(r"^hostctl-demo-app:([A-Za-z0-9_][A-Za-z0-9_.-]*)$")
 
@@ -28,7 +30,7 @@ def sandbox() -> None:
               type=click.Path(file_okay=False), help="Where keys and the inventory copy go.")
 def sandbox_up(inventory: str | None, count: int | None, state: str) -> None:
     """Boot sandbox hosts and write an inventory pointing at them (its path is printed)."""
-    from hostctl.errors import HostctlError
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.sandbox import hosts as sandbox_hosts
     from hostctl.sandbox.models import SandboxHostRequest
 
@@ -37,6 +39,7 @@ def sandbox_up(inventory: str | None, count: int | None, state: str) -> None:
     state_dir = Path(state).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     if inventory is not None:
+        # imported here: keeps hostctl --help and start-up fast
         from hostctl.validate import load_site
 
         site = load_site(inventory)
@@ -46,6 +49,7 @@ def sandbox_up(inventory: str | None, count: int | None, state: str) -> None:
     else:
         assert count is not None
         requests = [SandboxHostRequest(f"sandbox-{i}") for i in range(1, count + 1)]
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.sandbox.locking import file_lock
 
     try:
@@ -66,6 +70,7 @@ def sandbox_up(inventory: str | None, count: int | None, state: str) -> None:
 
 def _build_demo_images(images: set[str]) -> None:
     """The worked example's app image builds from files in the repo: no registry needed."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.sandbox import app_image
 
     for ref in sorted(images):
@@ -80,6 +85,7 @@ def write_inventory(source: str | None, booted: list[Any], state_dir: Path) -> P
 
     Paths in the copy are made absolute, so it works from wherever it is read.
     """
+    # imported here: keeps hostctl --help and start-up fast
     import yaml
 
     data: dict[str, Any]
@@ -131,6 +137,7 @@ def write_inventory(source: str | None, booted: list[Any], state_dir: Path) -> P
               type=click.Path(file_okay=False), help="The state folder of `sandbox up`.")
 def sandbox_down(state: str) -> None:
     """Remove every sandbox host, volume and network hostctl made (nothing else)."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.sandbox import hosts as sandbox_hosts
     from hostctl.sandbox.locking import file_lock
 
@@ -144,6 +151,7 @@ def sandbox_down(state: str) -> None:
 @sandbox.command("list")
 def sandbox_list() -> None:
     """Show the sandbox hosts running now."""
+    # imported here: keeps hostctl --help and start-up fast
     from hostctl.sandbox import hosts as sandbox_hosts
 
     for h in sandbox_hosts.list_hosts():

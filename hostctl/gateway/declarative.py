@@ -23,7 +23,7 @@ import yaml
 
 from hostctl.errors import ConfigError, Problem
 from hostctl.gateway import kong_schema as ks
-from hostctl.render.site import MODE_SECRET, RenderedFile
+from hostctl.render.files import MODE_SECRET, RenderedFile
 from hostctl.spec import model as m
 from hostctl.spec.placement import service_instances
 from hostctl.spec.secrets import Secret, materialize

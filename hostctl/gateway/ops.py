@@ -14,20 +14,26 @@ from typing import Any
 import yaml
 
 from hostctl.errors import HostctlError
-from hostctl.gateway.admin import GatewayError, KongAdmin, SyncResult, TargetHealth, ready
+from hostctl.gateway.admin import (
+    GatewayError,
+    KongAdmin,
+    SyncResult,
+    TargetHealth,
+    config_hash,
+    ready,
+)
 from hostctl.gateway.declarative import RenderedGateway, render_declarative
 from hostctl.gateway.diff import diff_configs, hash_summary
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
+from hostctl.spec.platform import PLATFORM_PROJECT
 
 
 def desired(site: m.Site, weights: dict[tuple[str, str], int] | None = None,
             cluster_targets: Mapping[str, str] | None = None) -> RenderedGateway:
     """The config hostctl would send: the site's own services (platform services excluded),
     those in `cluster_targets` routed to the k3s cluster."""
-    from hostctl.spec.platform import PLATFORM_PROJECT
-
     own = replace(site, workloads=tuple(w for w in site.workloads
                                         if w.project != PLATFORM_PROJECT))
     rendered = render_declarative(own, weights, cluster_targets)
@@ -76,8 +82,6 @@ def for_each_gateway(runners: Mapping[str, Runner | RunnerError],
 
 
 def plan_one(runner: Runner, site: m.Site, rendered: RenderedGateway) -> GatewayReport:
-    from hostctl.gateway.admin import config_hash
-
     with admin_on(runner, site) as admin:
         running = admin.running_config()
         current = admin.configuration_hash()
@@ -106,7 +110,6 @@ def sync_one(runner: Runner, site: m.Site, rendered: RenderedGateway) -> Gateway
 def status_one(runner: Runner, site: m.Site, rendered: RenderedGateway) -> GatewayReport:
     want = yaml.safe_load(rendered.text) or {}
     upstreams = sorted(u["name"] for u in want.get("upstreams", []))
-    from hostctl.gateway.admin import config_hash
 
     with admin_on(runner, site) as admin:
         current = admin.configuration_hash()

@@ -16,8 +16,8 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.hosts.lock import LockState, parse_lock, take_lock_lines
-from hostctl.hosts.scripts import MARK
 from hostctl.hosts.unit_show import UnitState, parse_units
+from hostctl.layout import MARK
 
 VERSION = "1"
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState",

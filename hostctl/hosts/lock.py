@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hostctl import layout as L
-from hostctl.hosts.scripts import MARK
+from hostctl.layout import MARK
 
 if TYPE_CHECKING:
     from hostctl.hosts.facts import HostFacts

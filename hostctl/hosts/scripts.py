@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 
 from hostctl import layout as L
 from hostctl.hosts.audit import append_audit_lines
+from hostctl.hosts.lock import release_lock_lines
 
 q = shlex.quote
-MARK = "@@"  # starts each line a host script reports on (`@@name rest`)
 
 PRELUDE = r"""umask 077
 export LC_ALL=C
@@ -100,8 +100,6 @@ def words(items: Sequence[str]) -> str:
 def finish_script(lock_record: str | None, audit_record: Mapping[str, object],
                   keep: int = L.KEEP_RELEASES, protect: Sequence[str] = ()) -> str:
     """Append the audit record, prune old releases, and release our lock (only ours)."""
-    from hostctl.hosts.lock import release_lock_lines  # here: the lock module reads MARK
-
     lines = append_audit_lines(audit_record)
     keep_list = " ".join(q(p) for p in protect)
     lines += [

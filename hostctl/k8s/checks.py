@@ -23,6 +23,13 @@ from hostctl.errors import Problem
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
 from hostctl.spec.secrets import Secret
+from hostctl.systemd.calendar import (
+    CalendarComponent,
+    CalendarError,
+    normalized,
+    parse_calendar,
+    to_cron,
+)
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -277,8 +284,6 @@ class CronSchedule:
 def cron_schedule(w: m.Workload) -> CronSchedule | Problem:
     """The spec's systemd calendar expression as a CronJob schedule, or a problem at the
     spec's `schedule` line saying why cron cannot express it."""
-    from hostctl.systemd.calendar import CalendarError, normalized, parse_calendar, to_cron
-
     assert w.schedule is not None
     try:
         spec = parse_calendar(w.schedule)
@@ -295,8 +300,6 @@ def cron_schedule(w: m.Workload) -> CronSchedule | Problem:
 
 
 def _why_not_cron(spec: Any) -> str:
-    from hostctl.systemd.calendar import CalendarComponent
-
     if spec.year is not None:
         return "it names years"
     if spec.end_of_month:

@@ -15,11 +15,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import HostctlError, Problem
+from hostctl.hosts.session import session
 from hostctl.k8s import handoff as h
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.k8s.client import Cluster, apply_all, wait_rollouts
 from hostctl.k8s.manifests import Rendering
+from hostctl.ops import day2
+from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
+from hostctl.spec.placement import service_instances
 from hostctl.spec.sections.k3s import K3sConfig
 
 if TYPE_CHECKING:
@@ -87,8 +91,6 @@ def handoff_actions(site: m.Site, cfg: K3sConfig, w: m.Workload, rendering: Rend
 
 def record_hosts(site: m.Site, w: m.Workload) -> frozenset[str]:
     """Where the handoff is recorded: the hosts that run `w`, and the gateway hosts."""
-    from hostctl.spec.placement import service_instances
-
     gw = site.inventory.gateway
     gateway = set(gw.hosts) if gw is not None and w.route is not None else set()
     return frozenset({i.host.name for i in service_instances(w, site.inventory)} | gateway)
@@ -98,8 +100,6 @@ def record_hosts(site: m.Site, w: m.Workload) -> frozenset[str]:
 def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Session]:
     """hosts.session, refusing to go on when a host cannot be reached: a handoff step
     must act on every host it names."""
-    from hostctl.hosts.session import session
-
     with session(site, hosts) as run:
         bad = [f"{n}: {r}".replace(f"{n}: {n}", n) for n, r in sorted(run.runners.items())
                if isinstance(r, Exception)]
@@ -109,8 +109,6 @@ def _connected(site: m.Site, hosts: frozenset[str]) -> Iterator[Session]:
 
 
 def _script_on_all(run: Session, script: str, mark: str, what: str) -> None:
-    from hostctl.runner.pool import run_parallel
-
     def one(runner: Runner) -> None:
         res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=60)
         if f"@@{mark}" not in res.stdout:
@@ -127,8 +125,6 @@ def _script_on_all(run: Session, script: str, mark: str, what: str) -> None:
 def stop_on_hosts(site: m.Site, cfg: K3sConfig, w: m.Workload, context: str) -> None:
     """Record the handoff (first: a deploy that runs meanwhile must not start it again),
     disable the units (a reboot must not either), then stop them."""
-    from hostctl.ops import day2
-
     instances = day2.select_instances(site, w.name)
     with _connected(site, record_hosts(site, w)) as run:
         line = in_cluster.record_line(run.who, run.run_id, context, cfg.gateway_target)
@@ -140,8 +136,6 @@ def stop_on_hosts(site: m.Site, cfg: K3sConfig, w: m.Workload, context: str) -> 
 
 def start_on_hosts(site: m.Site, w: m.Workload) -> None:
     """Enable and start the units; once they hold, remove the handoff record everywhere."""
-    from hostctl.ops import day2
-
     instances = day2.select_instances(site, w.name)
     with _connected(site, record_hosts(site, w)) as run:
         runners = _set_enabled(run, instances, True)
@@ -170,8 +164,6 @@ def enable_script(verb: str, units: Sequence[str]) -> str:
 
 
 def _unit_action(run: Session, runners: Mapping[str, Any], instances: Any, action: str) -> None:
-    from hostctl.ops import day2
-
     # Under the deploy lock, like `hostctl start/stop`: no deploy changes these units
     # while the handoff stops or starts them.
     outcomes = day2.unit_action(runners, action, instances, audit=run.audit_base(),
@@ -183,8 +175,6 @@ def _unit_action(run: Session, runners: Mapping[str, Any], instances: Any, actio
 
 
 def _units_up(site: m.Site, w: m.Workload) -> None:
-    from hostctl.ops import day2
-
     instances = day2.select_instances(site, w.name)
     hosts = frozenset(i.host.name for i in instances)
     down: list[str] = []
@@ -204,6 +194,7 @@ def _units_up(site: m.Site, w: m.Workload) -> None:
 def point_gateway(site: m.Site, cfg: K3sConfig, w: m.Workload, *, to_cluster: bool) -> None:
     """Send every gateway host's Kong the whole config with `w` routed to the cluster (or to
     the hosts), other handed-off services where their records say, and verify its hash."""
+    # imported here: keeps start-up fast (the Kong Admin API client and requests, only here)
     from hostctl.gateway import ops
 
     gw = site.inventory.gateway

@@ -22,8 +22,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hostctl import layout as L
+from hostctl.errors import HostctlError
 from hostctl.hosts.facts import parse_handed_off as parse_records
-from hostctl.hosts.scripts import MARK
+from hostctl.layout import MARK
+from hostctl.runner.pool import run_parallel
 
 if TYPE_CHECKING:
     from hostctl.hosts.facts import HostFacts
@@ -83,9 +85,6 @@ def read_records(runners: Mapping[str, Runner | RunnerError]
                  ) -> dict[str, dict[str, dict[str, Any]]]:
     """host -> its records, one round trip per host; a host that cannot say is an error
     (guessing "none" would route a service in the cluster back to stopped hosts)."""
-    from hostctl.errors import HostctlError
-    from hostctl.runner.pool import run_parallel
-
     def one(runner: Runner) -> dict[str, dict[str, Any]]:
         res = runner.run(["sh", "-s"], stdin=records_script().encode(), timeout=60)
         if not res.ok or f"{MARK}cluster" not in res.stdout.splitlines():

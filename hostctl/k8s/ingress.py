@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hostctl.gateway.declarative import build_declarative
 from hostctl.k8s import checks as kc
 from hostctl.k8s.names import meta, namespace_of
 from hostctl.k8s.network_policy import admit_ingress_controller
@@ -116,10 +117,6 @@ def kong_service_annotations(ctx: RenderContext, w: m.Workload) -> dict[str, str
 def kong_plugins(site: m.Site, gw: GatewayConfig | None, w: m.Workload
                  ) -> list[dict[str, Any]]:
     """The route's plugins with exactly the configs the host gateway gives them."""
-    # Imported on use: the gateway's Kong file builder (and hostctl.render.site behind it) is
-    # needed only when routes go to Kong.
-    from hostctl.gateway.declarative import build_declarative
-
     config, _ = build_declarative(_routed_only(site, w), gw or GatewayConfig(hosts=()))
     services = config.get("services", [])
     plugins = services[0]["routes"][0].get("plugins", []) if services else []

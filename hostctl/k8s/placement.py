@@ -8,11 +8,13 @@ when the inventory asks for it (k3s/node_selector).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hostctl.k8s.render_context import RenderContext
 from hostctl.spec import model as m
 from hostctl.spec.placement import eligible_hosts
+
+if TYPE_CHECKING:
+    from hostctl.k8s.render_context import RenderContext
 
 
 def pod_count(inv: m.Inventory, w: m.Workload) -> int:

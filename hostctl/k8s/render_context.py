@@ -14,6 +14,7 @@ from typing import Any
 from hostctl.errors import Problem
 from hostctl.k8s import checks as kc
 from hostctl.k8s.names import workload_labels
+from hostctl.k8s.placement import pod_count
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
 from hostctl.spec.sections.gateway import GatewayConfig
@@ -64,8 +65,6 @@ class RenderContext:
     def pod_count(self, w: m.Workload) -> int:
         """placement.pod_count, computed once per workload (it walks every host)."""
         if id(w) not in self._pods:
-            from hostctl.k8s.placement import pod_count  # placement imports this module
-
             self._pods[id(w)] = pod_count(self.inv, w)
         return self._pods[id(w)]
 

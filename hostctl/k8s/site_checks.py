@@ -19,6 +19,7 @@ API server accepts what it renders. Two layers:
 from __future__ import annotations
 
 import functools
+import zoneinfo
 from collections.abc import Iterator, Sequence
 
 from hostctl.errors import ConfigError, Problem
@@ -26,8 +27,10 @@ from hostctl.k8s import checks as kc
 from hostctl.k8s.names import consumer_object_name
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
+from hostctl.spec.loader import resolve_workload
 from hostctl.spec.secrets import SecretStore
 from hostctl.spec.sections.k3s import K3sConfig
+from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
 
 
 def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,
@@ -44,8 +47,8 @@ def kubernetes_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: Secre
 
 def rendering_problems(inv: m.Inventory, ws: Sequence[m.Workload], store: SecretStore,
                        cfg: K3sConfig) -> list[Problem]:
+    # imported here: keeps start-up fast for sites without k3s (the manifest builders)
     from hostctl.k8s.manifests import render_manifests
-    from hostctl.spec.loader import resolve_workload  # the loader imports the checks
 
     site = m.Site(inventory=inv, workloads=tuple(resolve_workload(w, inv) for w in ws),
                   secrets=store)
@@ -113,8 +116,6 @@ def _volumes(w: m.Workload) -> Iterator[Problem]:
 
 
 def _schedule(w: m.Workload) -> Iterator[Problem]:
-    from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
-
     assert w.schedule is not None
     try:
         spec = parse_calendar(w.schedule)
@@ -147,8 +148,6 @@ def time_zone_known(name: str) -> bool:
 
 @functools.cache
 def _time_zones() -> frozenset[str]:
-    import zoneinfo
-
     return frozenset(zoneinfo.available_timezones())
 
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import generate_latest, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -40,6 +41,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from hostctl.hosts import health_verdict as hv
 from hostctl.jobs.records import FINAL_STATES
 from hostctl.observability import exporter_sources as src
+from hostctl.observability.exporter_audit import AuditShipper
+from hostctl.observability.exporter_run_log import RunShipper
 from hostctl.observability.exporter_runs import Cursor, RunTotals, history_path
 
 VERSION = "1"
@@ -465,8 +468,6 @@ def registry_for(sampler: Sampler) -> CollectorRegistry:
 
 
 def serve(conf: ExporterConf, once: bool = False) -> int:
-    from prometheus_client import generate_latest, start_http_server
-
     if not conf.metrics:
         return ship_audit_only(conf, once)
     sampler = Sampler(conf)
@@ -492,9 +493,6 @@ def serve(conf: ExporterConf, once: bool = False) -> int:
 
 def _shippers(conf: ExporterConf, state: State) -> list[Any]:
     """With a logging section: the audit records' shipper and the finished runs'."""
-    from hostctl.observability.exporter_audit import AuditShipper
-    from hostctl.observability.exporter_run_log import RunShipper
-
     return [s for s in (AuditShipper.from_conf(conf, state), RunShipper.from_conf(conf, state))
             if s is not None]
 

@@ -12,14 +12,16 @@ import functools
 import io
 import json
 import zipfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import prometheus_client
 
 from hostctl.observability.logging_args import gelf_address
-from hostctl.render.site import MODE_PUBLIC, RenderedFile
+from hostctl.render.files import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import instances_on, placed_on
 from hostctl.spec.sections.logging import LoggingConfig
 from hostctl.spec.sections.metrics import MetricsConfig
@@ -75,8 +77,6 @@ def _entries() -> list[tuple[str, bytes]]:
 
 
 def _dist_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("prometheus_client")
     except PackageNotFoundError:
@@ -108,8 +108,6 @@ def audit_only_config(site: m.Site, host: m.Host, log: LoggingConfig) -> dict[st
 def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
                     log: LoggingConfig | None = None) -> dict[str, Any]:
     """What the exporter on `host` watches, and the prices it charges at."""
-    from hostctl.spec.hashing import spec_hash
-
     inv = site.inventory
     services: dict[str, Any] = {}
     jobs: dict[str, Any] = {}

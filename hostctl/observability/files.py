@@ -17,7 +17,7 @@ from hostctl.observability.prometheus import (
     targets_file,
     targets_json,
 )
-from hostctl.render.site import MODE_PUBLIC, RenderedFile
+from hostctl.render.files import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
 from hostctl.spec.sections.logging import LoggingConfig
 from hostctl.spec.sections.metrics import MetricsConfig

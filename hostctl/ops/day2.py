@@ -22,7 +22,7 @@ from hostctl import layout as L
 from hostctl.errors import HostctlError
 from hostctl.hosts.audit import audit_record as build_audit_record
 from hostctl.hosts.audit import audit_script
-from hostctl.hosts.facts import UnitState, parse_units
+from hostctl.hosts.facts import UnitState, parse_handed_off, parse_units, split_sections
 from hostctl.hosts.lock import held_by, parse_lock, take_lock_lines, unlock_argv
 from hostctl.ops.status import JOB_PREFIX, host_error
 from hostctl.runner.base import Result, Runner, RunnerError
@@ -224,8 +224,6 @@ def locked_action_script(action: str, units: Sequence[str], lock_record: str,
 
 
 def in_cluster_message(host: str, stdout: str, action: str) -> str | None:
-    from hostctl.hosts.facts import parse_handed_off, split_sections
-
     records = parse_handed_off(split_sections(stdout).get("cluster", []))
     if not records:
         return None
@@ -239,8 +237,6 @@ def in_cluster_message(host: str, stdout: str, action: str) -> str | None:
 def lock_message(host: str, stdout: str, action: str) -> str | None:
     """The refusal when the host's lock is held (None when it was not), naming the holder
     as deploy does (hosts.lock.held_by). Day-two commands have no --force-unlock: deploy's."""
-    from hostctl.hosts.facts import split_sections
-
     sections = split_sections(stdout)
     lock = parse_lock(sections)
     if not lock.held:

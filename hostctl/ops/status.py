@@ -22,8 +22,8 @@ from hostctl import layout as L
 from hostctl.errors import HostctlError
 from hostctl.hosts.facts import UnitState, parse_units, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, verdict
-from hostctl.hosts.scripts import MARK
 from hostctl.k8s import handoff_records as in_cluster
+from hostctl.layout import MARK
 from hostctl.render.docker_cmd import LABEL
 from hostctl.render.probe import host_probes
 from hostctl.runner.base import Runner, RunnerError

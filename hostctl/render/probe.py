@@ -33,8 +33,9 @@ import shlex
 from dataclasses import dataclass
 
 from hostctl import layout as L
-from hostctl.render.site import MODE_PUBLIC, RenderedFile
+from hostctl.render.files import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
+from hostctl.spec.placement import instances_on, placed_on
 
 q = shlex.quote
 SCRIPT_PATH, CONFIG_PATH, SERVICE_PATH, TIMER_PATH = L.PROBE_FILES
@@ -118,8 +119,6 @@ def probe_for(w: m.Workload, container: str, unit: str) -> HealthProbe:
 
 def host_probes(site: m.Site, host: m.Host) -> list[HealthProbe]:
     """The service instances on `host` that have a health check, in unit order."""
-    from hostctl.spec.placement import instances_on, placed_on
-
     out = []
     for w in site.workloads:
         if w.is_job or w.health is None or not placed_on(w, host):

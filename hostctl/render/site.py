@@ -9,37 +9,24 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
 
 from hostctl import layout as L
+from hostctl.gateway.declarative import render_declarative
+from hostctl.jobs.host_files import gpu_conf_text, gpu_config, helper_text
+from hostctl.observability.files import host_files
+from hostctl.observability.logging_args import log_args
 from hostctl.render import docker_cmd as d
+from hostctl.render.files import MODE_PUBLIC, MODE_SECRET, RenderedFile
+from hostctl.render.probe import probe_files
 from hostctl.spec import model as m
 from hostctl.spec.placement import Instance, instances_on, placed_on, schedule_host
+from hostctl.spec.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
+from hostctl.spec.sections.gateway import DECLARATIVE_PATH
 from hostctl.systemd.quoting import UnitQuotingError, exec_line, setting_value
-
-MODE_PUBLIC = 0o644
-MODE_SECRET = 0o600
-
-
-@dataclass(frozen=True)
-class RenderedFile:
-    """A file for a host. `secret` files hold secret values and are written 0600."""
-
-    path: str
-    content: bytes
-    mode: int = MODE_PUBLIC
-    secret: bool = False
-    redacted_content: bytes | None = None
-    workload: str = ""  # the workload it belongs to: a changed env file restarts its units
-    owner: str | None = None  # uid:gid when a container's own user must read it
-    restarts: bool = True  # False: the service reloads it itself (Kong's config, via its API)
-
-    def shown(self) -> bytes:
-        """What may be displayed or written locally: secret values replaced by their names."""
-        return self.redacted_content if self.redacted_content is not None else self.content
 
 
 def _templates_dir() -> Path:
@@ -218,8 +205,6 @@ def jobs_files(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """The run queue's helper and the host's GPUs for it, where jobs or GPU services are: a
     timer's runs and a service's GPU lease need them before anyone runs `hostctl run`. The
     same bytes `hostctl run` writes (hostside.install_lines), so the two never fight."""
-    from hostctl.jobs.host_files import gpu_conf_text, gpu_config, helper_text
-
     needed = any(placed_on(w, host) and (w.is_job or (
         w.resources.gpus and instances_on(w, host))) for w in site.workloads)
     if not needed:
@@ -271,10 +256,6 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
 
 def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """Every hostctl file that belongs on `host`, sorted by path."""
-    # Imported here: hostctl.observability builds on RenderedFile from this module.
-    from hostctl.observability.files import host_files
-    from hostctl.observability.logging_args import log_args
-
     inv = site.inventory
     files: dict[str, RenderedFile] = {}
 
@@ -297,7 +278,6 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
         add(f)
     for f in host_files(site, host):  # the exporter; the Logstash pipeline on its host
         add(f)
-    from hostctl.render.probe import probe_files  # the continuous health probe
 
     for f in probe_files(site, host):
         add(f)
@@ -313,10 +293,6 @@ def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
 
 def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
     """Kong's declarative config, on the hosts where hostctl runs Kong."""
-    from hostctl.gateway.declarative import render_declarative
-    from hostctl.spec.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
-    from hostctl.spec.sections.gateway import DECLARATIVE_PATH
-
     kong = next((w for w in site.workloads if w.name == GATEWAY_WORKLOAD), None)
     if kong is None or not placed_on(kong, host):
         return None

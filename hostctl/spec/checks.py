@@ -11,24 +11,20 @@ from collections.abc import Callable, Iterable, Iterator
 
 from hostctl.errors import Problem
 from hostctl.spec import model as m
+from hostctl.spec.located import at, digest_push_problem
 from hostctl.spec.placement import (
     eligible_hosts,
     gpus_needed,
     placed_on,
     service_instances,
 )
-from hostctl.spec.schema import describe, did_you_mean
+from hostctl.spec.schema import did_you_mean
 from hostctl.spec.secrets import SecretStore, value_problem
+from hostctl.spec.sections.gateway import check_gateway
+from hostctl.spec.sections.observability import check_observability
+from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
-
-
-def at(w: m.Workload, path: str, message: str) -> Problem:
-    """A problem located at `path` inside workload `w` (or its nearest parent)."""
-    probe = path
-    while probe and probe not in w.lines:
-        probe = probe.rpartition("/")[0]
-    return Problem(w.file, w.lines.get(probe, w.line), path, message)
 
 
 def unique_names(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
@@ -253,8 +249,6 @@ def reach_known_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
 
 
 def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:
-    from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
-
     for w in ws:
         if w.schedule is None:
             continue
@@ -272,19 +266,6 @@ def schedules_valid(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> I
                                     "(a day that does not exist, such as 02-30, or a time "
                                     "that has passed); give a date to come, or a repeating "
                                     "schedule such as 'daily'")
-
-
-def digest_push_problem(image: str, source: str) -> str | None:
-    """Why `image` cannot be pushed (`source` says where image_source push is set), or None.
-
-    `docker load` restores an image's tags but never its repository digests, so a unit that
-    runs `name@sha256:...` would find no such image on the host."""
-    if "@" not in image:
-        return None
-    return (f"{describe(image)} names its image by digest, and image_source is push (in {source}): "
-            "docker load brings no digests to the host, so the image could not be found "
-            "there; push it by tag (name:tag, without @sha256:...), or set image_source: "
-            "pull")
 
 
 def images_pushable(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
@@ -311,16 +292,12 @@ def distinct_hosts(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
 def gateway_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
                        ) -> Iterable[Problem]:
     """The gateway section against the hosts, the routes and the secrets."""
-    from hostctl.spec.sections.gateway import check_gateway  # here: the gateway package uses checks
-
     return check_gateway(inv, ws, store)
 
 
 def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
                              ) -> Iterable[Problem]:
     """The logging and metrics sections against the hosts and the specs."""
-    from hostctl.spec.sections.observability import check_observability
-
     return check_observability(inv, ws, store)
 
 

@@ -18,6 +18,7 @@ from hostctl.spec import checks
 from hostctl.spec import model as m
 from hostctl.spec import rules as s
 from hostctl.spec.input_files import InputFileError, not_regular, read_input, utf8_problem
+from hostctl.spec.inventory import INVENTORY_KEYS
 from hostctl.spec.schema import INVALID, Context, Record
 from hostctl.spec.secrets import SecretStore, load_secrets
 from hostctl.spec.sections.jobs import JobsConfig
@@ -79,7 +80,7 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         return None
     doc = docs[0]
     ctx = Context(doc, problems)
-    top: dict[str, Any] = Record(dict, s.INVENTORY_KEYS)(doc.data, (), ctx)
+    top: dict[str, Any] = Record(dict, INVENTORY_KEYS)(doc.data, (), ctx)
     if top is INVALID:
         return None
     if _nul_in_file_names(doc.data, ctx):

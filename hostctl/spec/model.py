@@ -65,7 +65,7 @@ class SecretsConfig:
 
 
 def _k3s_defaults() -> K3sConfig:
-    # Imported here: the section's schema (and YAML) is not needed to start every command.
+    # imported here: keeps hostctl --help and start-up fast (the section's schema brings YAML)
     from hostctl.spec.sections.k3s import K3sConfig
 
     return K3sConfig()

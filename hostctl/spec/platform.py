@@ -12,7 +12,17 @@ from dataclasses import dataclass, replace
 
 from hostctl import layout as L
 from hostctl.errors import HostctlError
+from hostctl.observability.platform import logging_workloads
 from hostctl.spec import model as m
+from hostctl.spec.sections.gateway import (
+    ADMIN_CONTAINER_PORT,
+    CONTAINER_CONFIG_PATH,
+    DECLARATIVE_PATH,
+    PROXY_CONTAINER_PORTS,
+    STATUS_CONTAINER_PORT,
+    kong_environment,
+)
+from hostctl.spec.sections.logging import ELASTICSEARCH_WORKLOAD, LOGSTASH_WORKLOAD
 
 PLATFORM_PROJECT = "platform"
 GATEWAY = "gateway"
@@ -28,15 +38,6 @@ class PlatformService:
 
 
 def gateway_service(site: m.Site) -> PlatformService | None:
-    from hostctl.spec.sections.gateway import (
-        ADMIN_CONTAINER_PORT,
-        CONTAINER_CONFIG_PATH,
-        DECLARATIVE_PATH,
-        PROXY_CONTAINER_PORTS,
-        STATUS_CONTAINER_PORT,
-        kong_environment,
-    )
-
     inv = site.inventory
     gw = inv.gateway
     if gw is None or not gw.managed:
@@ -66,8 +67,6 @@ def gateway_service(site: m.Site) -> PlatformService | None:
 
 
 def logging_services(site: m.Site) -> list[PlatformService]:
-    from hostctl.observability.platform import logging_workloads
-
     inv = site.inventory
     return [PlatformService(LOGGING, w) for w in logging_workloads(inv.logging, inv)]
 
@@ -79,8 +78,6 @@ def platform_services(site: m.Site) -> list[PlatformService]:
 
 def skipped_workloads(skip: Iterable[str]) -> frozenset[str]:
     """The workloads of skipped platform services: their files stay as they are."""
-    from hostctl.spec.sections.logging import ELASTICSEARCH_WORKLOAD, LOGSTASH_WORKLOAD
-
     by_name = {GATEWAY: (GATEWAY_WORKLOAD,), LOGGING: (LOGSTASH_WORKLOAD, ELASTICSEARCH_WORKLOAD)}
     return frozenset(w for name in skip for w in by_name.get(name, ()))
 

@@ -11,7 +11,6 @@ from hostctl.spec import model as m
 from hostctl.spec.schema import (
     INVALID,
     NUMBER_CEILING,
-    AnyMapping,
     Bool,
     ByShape,
     Check,
@@ -28,13 +27,9 @@ from hostctl.spec.schema import (
     Size,
     Str,
     TextRule,
+    describe,
     failed,
 )
-from hostctl.spec.sections.gateway import GATEWAY
-from hostctl.spec.sections.jobs import JOBS
-from hostctl.spec.sections.k3s import K3S
-from hostctl.spec.sections.logging import LOGGING
-from hostctl.spec.sections.metrics import METRICS
 from hostctl.spec.yamlsource import Path
 from hostctl.systemd.quoting import argument_problem, program_problem
 
@@ -235,7 +230,6 @@ class VolumeSpec(Check[m.Volume]):
 
 
 def _describe(value: Any) -> str:
-    from hostctl.spec.schema import describe
     return describe(value)
 
 
@@ -459,20 +453,3 @@ def host_record(host_name_: str) -> Record[m.Host]:
         "gpu_mode": Str(choices=("nvidia", "env")),
         "docker": DockerPath(),
     }, extra={"name": host_name_})
-
-
-INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
-    "site": Field(name, required=True),
-    "ssh": Record(dict, {k: f for k, f in ssh.fields.items()}),
-    "hosts": Field(MapOf(host_name, AnyMapping(), keep_order=True), required=True),
-    "profiles": MapOf(Str(r"[A-Za-z0-9_.-]+", "profile names are letters, digits, '_', '.', '-'"),
-                      profile),
-    "specs": Field(ListOf(Str(), min_len=1, single_ok=True), required=True),
-    "secrets": secrets_config,
-    "image_source": Str(choices=("pull", "push")),
-    "gateway": GATEWAY,
-    "logging": LOGGING,
-    "metrics": METRICS,
-    "k3s": K3S,
-    "jobs": JOBS,
-}

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem, Source
+from hostctl.gateway import kong_typedefs as kt
+from hostctl.spec import rules as s
+from hostctl.spec.located import at, digest_push_problem
+from hostctl.spec.placement import service_instances
 from hostctl.spec.schema import (
     Bool,
     Check,
@@ -129,8 +133,6 @@ SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 @functools.cache
 def _section() -> Record[GatewayConfig]:
-    from hostctl.spec import rules as s  # here, not at import: spec_schema imports this module
-
     secret = Str(SECRET_NAME, "secret names are letters, digits and _")
     jwt = Record(JwtCredential, {
         "secret": Field(secret, required=True),
@@ -209,8 +211,6 @@ def _known_hosts(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
 
 def _image_pushable(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                     store: SecretStore) -> Iterator[Problem]:
-    from hostctl.spec.checks import digest_push_problem
-
     if not gw.managed or (gw.image_source or inv.image_source) != "push":
         return
     why = digest_push_problem(gw.image, inv.file)
@@ -252,8 +252,6 @@ def _consumer_projects(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workl
 
 def _auth_has_consumers(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                         store: SecretStore) -> Iterator[Problem]:
-    from hostctl.spec.checks import at
-
     for w in ws:
         r = w.route
         if r is None or r.auth == "none":
@@ -270,7 +268,6 @@ def _auth_has_consumers(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Work
 
 def _allow_projects_known(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                           store: SecretStore) -> Iterator[Problem]:
-    from hostctl.spec.checks import at
     known = _projects(ws)
     for w in ws:
         r = w.route
@@ -292,8 +289,6 @@ def _overlap(a: Sequence[str], b: Sequence[str]) -> bool:
 
 def _no_route_overlap(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                       store: SecretStore) -> Iterator[Problem]:
-    from hostctl.spec.checks import at
-
     seen: list[tuple[m.Workload, str]] = []
     for w in ws:
         r = w.route
@@ -316,8 +311,6 @@ def _no_route_overlap(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Worklo
 
 def _ports_free(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                 store: SecretStore) -> Iterator[Problem]:
-    from hostctl.spec.placement import service_instances
-
     ours = {"proxy/http": gw.proxy.http, "proxy/https": gw.proxy.https,
             "admin_port": gw.admin_port, "status_port": gw.status_port}
     taken: dict[int, str] = {}
@@ -343,8 +336,6 @@ def _ports_free(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
 
 def _cors_preflight(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Workload],
                     store: SecretStore) -> Iterator[Problem]:
-    from hostctl.spec.checks import at
-
     for w in ws:
         r = w.route
         if r is None or r.cors is None or not r.methods:
@@ -398,9 +389,6 @@ def _health_path_for_kong(gw: GatewayConfig, inv: m.Inventory, ws: Sequence[m.Wo
                           store: SecretStore) -> Iterator[Problem]:
     """A routed service's http health check on its routed port becomes Kong's active check,
     whose http_path is Kong's typedefs.path: no query, no `//`, only RFC 3986 characters."""
-    from hostctl.gateway import kong_typedefs as kt
-    from hostctl.spec.checks import at
-
     for w in ws:
         h = w.health
         if w.route is None or h is None or h.http is None or h.http.port != route_port(w):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
+from hostctl.gateway import kong_typedefs as kt
+from hostctl.spec.rules import address_problem
 from hostctl.spec.schema import (
     INVALID,
     Bool,
@@ -24,6 +26,7 @@ from hostctl.spec.schema import (
     Section,
     Size,
     Str,
+    describe,
     failed,
 )
 from hostctl.spec.yamlsource import Path
@@ -103,10 +106,6 @@ class GatewayTarget(Check[str]):
     expected = "host:port"
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        from hostctl.gateway import kong_typedefs as kt
-        from hostctl.spec.rules import address_problem
-        from hostctl.spec.schema import describe
-
         text: str = Str()(value, path, ctx)
         if failed(text):
             return INVALID

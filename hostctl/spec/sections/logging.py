@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl.errors import Source
+from hostctl.spec import rules as s
+from hostctl.spec.rules import HostAddress, address_problem
 from hostctl.spec.schema import (
     INVALID,
     Check,
@@ -25,6 +27,7 @@ from hostctl.spec.schema import (
     Section,
     Size,
     Str,
+    describe,
     failed,
 )
 from hostctl.spec.yamlsource import Path
@@ -123,9 +126,6 @@ class ElasticsearchUrl(Check[str]):
     _url = Str(URL_PATTERN, URL_HINT, max_len=URL_MAX)
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        from hostctl.spec.rules import address_problem
-        from hostctl.spec.schema import describe
-
         text: str = self._url(value, path, ctx)
         if failed(text):
             return INVALID
@@ -156,9 +156,6 @@ class GelfAddress(Check[str]):
     expected = "an address"
 
     def __call__(self, value: Any, path: Path, ctx: Context) -> str:
-        from hostctl.spec.rules import HostAddress
-        from hostctl.spec.schema import describe
-
         text: str = HostAddress()(value, path, ctx)
         if failed(text):
             return INVALID
@@ -170,8 +167,6 @@ class GelfAddress(Check[str]):
 
 @functools.cache
 def _logging_section() -> Record[LoggingConfig]:
-    from hostctl.spec import rules as s  # here, not at import: spec_schema imports this
-
     image = s.ImageRef("give a pinned image reference such as "
                        "docker.elastic.co/logstash/logstash:8.15.3")
     return Record(LoggingConfig, {

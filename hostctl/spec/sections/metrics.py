@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl.errors import Source
+from hostctl.spec import rules as s
 from hostctl.spec.schema import (
     INVALID,
     Check,
@@ -137,8 +138,6 @@ class _Price(Check[float]):
 
 @functools.cache
 def _metrics_section() -> Record[MetricsConfig]:
-    from hostctl.spec import rules as s
-
     price = _Price()
     return Record(MetricsConfig, {
         "exporter": Record(ExporterSettings, {

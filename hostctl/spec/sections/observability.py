@@ -14,6 +14,8 @@ from hostctl.spec.schema import (
 
 if TYPE_CHECKING:
     from hostctl.spec import model as m
+from hostctl.spec.located import at, digest_push_problem
+from hostctl.spec.placement import service_instances
 from hostctl.spec.sections.logging import (
     ELASTICSEARCH_WORKLOAD,
     LOGSTASH_WORKLOAD,
@@ -52,8 +54,6 @@ def _logging_host_known(log: LoggingConfig, inv: m.Inventory) -> Iterator[Proble
 
 
 def _images_pushable(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
-    from hostctl.spec.checks import digest_push_problem
-
     if (log.image_source or inv.image_source) != "push":
         return
     images = [("logstash", log.images.logstash)]
@@ -66,8 +66,6 @@ def _images_pushable(log: LoggingConfig, inv: m.Inventory) -> Iterator[Problem]:
 
 
 def _platform_names_free(log: LoggingConfig, ws: list[m.Workload]) -> Iterator[Problem]:
-    from hostctl.spec.checks import at
-
     managed = [LOGSTASH_WORKLOAD] + ([ELASTICSEARCH_WORKLOAD] if log.managed_elasticsearch
                                      else [])
     for w in ws:
@@ -168,9 +166,6 @@ def _platform_ports_free(inv: m.Inventory, log: LoggingConfig | None,
                          met: MetricsConfig | None, ws: list[m.Workload]) -> Iterator[Problem]:
     """A service may not publish a port a platform service takes on the same host (docker
     would fail to start one of them), nor may two platform services share one."""
-    from hostctl.spec.checks import at
-    from hostctl.spec.placement import service_instances
-
     ours = platform_listeners(inv, log, met)
     if not ours:
         return

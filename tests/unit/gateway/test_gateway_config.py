@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from hostctl.errors import ConfigError
+from hostctl.spec.inventory import INVENTORY_KEYS
 from hostctl.spec.model import Site
-from hostctl.spec.rules import INVENTORY_KEYS
 from hostctl.spec.schema import Context, Record
 from hostctl.spec.sections.gateway import (
     GATEWAY,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostctl.spec.rules import INVENTORY_KEYS, workload
+from hostctl.spec.inventory import INVENTORY_KEYS
+from hostctl.spec.rules import workload
 from hostctl.validate import load_site
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"

@@ -366,9 +366,10 @@ _EVERY = object()
 def _inventory_paths(data: Any) -> set[str]:
     from hostctl.spec import rules as s
     from hostctl.spec import schema as sc
+    from hostctl.spec.inventory import INVENTORY_KEYS
 
     out: set[str] = set()
-    _schema_walk(sc.Record(dict, s.INVENTORY_KEYS), data, "", out)
+    _schema_walk(sc.Record(dict, INVENTORY_KEYS), data, "", out)
     hosts = [_EVERY] if data is _EVERY else list((data.get("hosts") or {}).values()) if (
         isinstance(data, dict) and isinstance(data.get("hosts"), dict)) else []
     for host in hosts:
