@@ -23,7 +23,8 @@ RECENT_RUNS = 50
 
 def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
     """hosts.session: the same runners (and connect errors) as deploy, one per host."""
-    from hostctl.hosts.session import session  # imported when used: it brings the SSH runner
+    # imported here: keeps start-up fast (it brings the SSH runner, fabric and paramiko)
+    from hostctl.hosts.session import session
 
     return session(site, hosts)
 
@@ -183,6 +184,7 @@ def _rerun(site: Any, job: str | None, rerun_id: str, host: str | None,
 
 
 def _ready(site: Any, w: Any, runners: Mapping[str, Any]) -> dict[str, Any]:
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
     from hostctl.jobs import hostside as H
     from hostctl.jobs import ops
@@ -205,6 +207,7 @@ def _ready(site: Any, w: Any, runners: Mapping[str, Any]) -> dict[str, Any]:
 def _run_single(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[str, Any],
                 env: Mapping[str, str], follow: bool, wait: bool, as_json: bool,
                 by: str, *, origin: Any, prepare: Any = None) -> int:
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import ops
     from hostctl.jobs import view as V
 
@@ -245,6 +248,7 @@ def _run_single(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
 def _follow(runner: Any, host: Any, run_id: str, w: Any, deadline: float,
             changed: Any) -> Any:
     """Print the run's journal while polling its record; the last lines after it ends."""
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.ops import day2
 
     unit = f"hostctl-job-{w.name}@{run_id}.service"
@@ -271,6 +275,7 @@ def _follow(runner: Any, host: Any, run_id: str, w: Any, deadline: float,
 
 
 def _peek(runner: Any, host: Any, run_id: str) -> Any:
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
     from hostctl.jobs import ops
 
@@ -285,6 +290,7 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
                 group: str, shards: int, indexes: Iterable[int], retry: int,
                 env: Mapping[str, str], max_parallel: int | None, as_json: bool, by: str,
                 known: Iterable[Any] = (), *, origin: Any) -> int:
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import compare as C
     from hostctl.jobs import ops
     from hostctl.jobs import view as V
@@ -339,6 +345,7 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
 def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
                   max_parallel: int | None, as_json: bool, note: str | None,
                   git: Any) -> None:
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
@@ -392,6 +399,7 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
     --all, runs that ended more than a day ago are left out (the latest 50 shown). Then
     each scheduled job's next run time. Exit status 1 when a host cannot be read.
     """
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V
@@ -461,6 +469,7 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
 def cancel_cmd(inventory: str, run_id: str) -> None:
     """Cancel a run: a queued run never starts; a running one is stopped (its container
     too) and marked cancelled, and is not retried. Waits until it has stopped."""
+    # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V

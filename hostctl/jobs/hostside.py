@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import shlex
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from hostctl import layout as L
 from hostctl.hosts.facts import split_sections
+from hostctl.hosts.health_verdict import parse_timestamp
 from hostctl.hosts.unit_show import show_blocks
 from hostctl.jobs.host_files import GpuConfig, gpu_conf_text, helper_text
 from hostctl.jobs.records import RunRecord, parse_fields, parse_points, parse_records, record_from
@@ -361,8 +363,6 @@ def parse_read(host: str, text: str) -> HostJobs:
 
 
 def _runtimes(lines: list[str]) -> frozenset[str]:
-    import json
-
     try:
         data = json.loads("".join(lines) or "{}")
     except ValueError:
@@ -396,8 +396,6 @@ def _timers(lines: list[str]) -> dict[str, TimerInfo]:
 
 def _unix_ms(value: str) -> int | None:
     """`Sun 2026-11-22 07:41:30 UTC` -> epoch ms; None for empty or n/a."""
-    from hostctl.hosts.health_verdict import parse_timestamp
-
     seconds = parse_timestamp(value)
     return None if seconds is None else seconds * 1000
 

@@ -22,6 +22,7 @@ from hostctl.jobs.records import RunRecord, latest_per_shard
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
+from hostctl.spec.hashing import spec_hash
 
 READ_TIMEOUT = 60.0
 POLL_SECONDS = 0.5  # how often a shard group's hosts are asked how their runs are doing
@@ -97,8 +98,6 @@ def preflight(site: m.Site, w: m.Workload, seen: Mapping[str, H.HostJobs | Excep
               ) -> tuple[dict[str, H.HostJobs], list[str], list[str]]:
     """(hosts ready to run `w`, warnings, errors): the job's unit must be deployed, and a host
     handing out real GPUs needs Docker's nvidia runtime."""
-    from hostctl.spec.hashing import spec_hash
-
     ready: dict[str, H.HostJobs] = {}
     warnings: list[str] = []
     errors: list[str] = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from hostctl.errors import HostctlError
 from hostctl.jobs.hostside import HostJobs, RunRequest, runtime_problem
 from hostctl.jobs.provenance import RunOrigin, params_json
-from hostctl.jobs.records import RunRecord
+from hostctl.jobs.records import RunRecord, latest_per_shard
 from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import eligible_hosts, placed_on
@@ -237,8 +237,6 @@ class ShardSlots:
 
 def failed_shards(records: Iterable[RunRecord]) -> list[RunRecord]:
     """The latest attempt of each shard of a group, where it did not succeed."""
-    from hostctl.jobs.records import latest_per_shard
-
     return [r for r in latest_per_shard(records).values() if r.final and r.state != "succeeded"]
 
 

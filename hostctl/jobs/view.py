@@ -125,6 +125,7 @@ class LiveShards:
     """A progress bar and a per-host line, redrawn in place on a terminal."""
 
     def __init__(self, stream: IO[str], shards: int):
+        # imported here: keeps start-up fast (rich only for a live view on a terminal)
         from rich.console import Console
         from rich.live import Live
 
@@ -140,6 +141,7 @@ class LiveShards:
         self.live.__exit__(None, None, None)
 
     def __call__(self, state: Any) -> None:
+        # imported here: keeps start-up fast (rich only for a live view on a terminal)
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 

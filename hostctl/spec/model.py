@@ -72,6 +72,7 @@ def _k3s_defaults() -> K3sConfig:
 
 
 def _jobs_defaults() -> JobsConfig:
+    # imported here: keeps hostctl --help and start-up fast (as _k3s_defaults)
     from hostctl.spec.sections.jobs import JobsConfig
 
     return JobsConfig()

@@ -11,24 +11,6 @@ import hostctl
 PACKAGE = Path(hostctl.__file__).parent
 REPO = PACKAGE.parent
 
-# Files another change is still restructuring; each must leave this set once it follows the
-# rule (the test fails when a listed file already does, so the set only shrinks).
-PENDING: frozenset[str] = frozenset({
-    "hostctl/cli/jobs.py",
-    "hostctl/deploy/images.py",
-    "hostctl/deploy/plan.py",
-    "hostctl/deploy/platform_steps.py",
-    "hostctl/deploy/progress.py",
-    "hostctl/deploy/rollback.py",
-    "hostctl/deploy/rolling.py",
-    "hostctl/deploy/run.py",
-    "hostctl/jobs/hostside.py",
-    "hostctl/jobs/ops.py",
-    "hostctl/jobs/plan.py",
-    "hostctl/jobs/view.py",
-})
-
-
 def _function_imports(tree: ast.AST) -> list[tuple[ast.stmt, list[ast.stmt]]]:
     """Every import inside a function body, with the statement list it sits in."""
     found: list[tuple[ast.stmt, list[ast.stmt]]] = []
@@ -106,14 +88,9 @@ def gap():
 
 
 def test_imports_inside_functions_say_they_keep_start_up_fast() -> None:
-    failing = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        bad = unexplained_imports(path.read_text())
-        if bad:
-            failing[path.relative_to(REPO).as_posix()] = bad
-    pending = {f: lines for f, lines in failing.items() if f in PENDING}
-    problems = [f"{f}:{n}: import inside a function without a comment saying it keeps "
-                f"start-up fast (move it to the top, or break the cycle that keeps it here)"
-                for f, lines in failing.items() if f not in PENDING for n in lines]
+    problems = [f"{path.relative_to(REPO).as_posix()}:{n}: import inside a function without "
+                "a comment saying it keeps start-up fast (move it to the top, or break the "
+                "cycle that keeps it here)"
+                for path in sorted(PACKAGE.rglob("*.py"))
+                for n in unexplained_imports(path.read_text())]
     assert problems == []
-    assert sorted(PENDING - set(pending)) == [], "these now follow the rule: drop them from PENDING"
