@@ -239,9 +239,11 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     def add(f: RenderedFile) -> None:
         files[f.path] = f
 
-    for w in site.workloads:
-        if not placed_on(w, host):
-            continue
+    # The workloads placed on `host`, found once: the loop below and the host's own files
+    # (jobs, observability, probe), which look only at these, go through them rather than
+    # through every workload of the site again. The Kong file is the site's: `site`.
+    here = replace(site, workloads=tuple(w for w in site.workloads if placed_on(w, host)))
+    for w in here.workloads:
         if w.is_job:
             add(job_unit(w, host, inv.site, log_args(inv.logging, inv, w)))
             if w.schedule and schedule_host(w, inv) == host:
@@ -251,13 +253,13 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
                 add(service_unit(inst, inv.site, log_args(inv.logging, inv, w)))
         if w.secrets:
             add(env_file(w, site))
-    for f in jobs_files(site, host):
+    for f in jobs_files(here, host):
         add(f)
-    for f in host_files(site, host):  # the exporter; the Logstash pipeline on its host
+    for f in host_files(here, host):  # the exporter; the Logstash pipeline on its host
         add(f)
     from hostctl.render.probe import probe_files  # the continuous health probe
 
-    for f in probe_files(site, host):
+    for f in probe_files(here, host):
         add(f)
     kong = gateway_file(site, host)
     if kong is not None:
