@@ -54,6 +54,7 @@ def _env() -> jinja2.Environment:
         autoescape=False,  # systemd syntax, not HTML: values are escaped for systemd instead
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the templates ship with hostctl: no stat() per unit rendered
     )
 
 
