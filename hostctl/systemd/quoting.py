@@ -130,10 +130,13 @@ def argument_problem(arg: str) -> str | None:
     if "\0" in arg:
         # C strings end at NUL and systemd refuses \x00 escapes: no way to pass it.
         return "contains a NUL character, which no argv can hold"
-    try:
-        size = _check_encodable(arg, "it")
-    except UnitQuotingError as exc:
-        return str(exc).removeprefix("it ")
+    if arg.isascii():  # one byte a character, and nothing UTF-8 cannot write
+        size = len(arg)
+    else:
+        try:
+            size = _check_encodable(arg, "it")
+        except UnitQuotingError as exc:
+            return str(exc).removeprefix("it ")
     if size + 1 > MAX_ARG_STRLEN:
         return (f"is {size} bytes; the kernel limit for one argument is "
                 f"{MAX_ARG_STRLEN - 1} bytes")
