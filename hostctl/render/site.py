@@ -16,7 +16,13 @@ import jinja2
 from hostctl import layout as L
 from hostctl.render import docker_cmd as d
 from hostctl.spec import model as m
-from hostctl.spec.placement import Instance, instances_on, placed_on, schedule_host
+from hostctl.spec.placement import (
+    Instance,
+    eligible_hosts,
+    instances_on,
+    placed_on,
+    schedule_host,
+)
 from hostctl.systemd.quoting import exec_line, setting_value
 
 MODE_PUBLIC = 0o644
@@ -230,6 +236,21 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
 
 def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """Every hostctl file that belongs on `host`, sorted by path."""
+    return _host_files(site, host, tuple(w for w in site.workloads if placed_on(w, host)))
+
+
+def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
+    # Each workload's hosts, found once (not every workload asked about every host).
+    placed: dict[str, list[m.Workload]] = {name: [] for name in site.inventory.hosts}
+    for w in site.workloads:
+        for host in eligible_hosts(w, site.inventory):
+            placed[host.name].append(w)
+    return {name: _host_files(site, host, tuple(placed[name]))
+            for name, host in site.inventory.hosts.items()}
+
+
+def _host_files(site: m.Site, host: m.Host, placed: tuple[m.Workload, ...]) -> list[RenderedFile]:
+    """render_host, given the workloads placed on `host` (in the site's order)."""
     # Imported here: hostctl.observability builds on RenderedFile from this module.
     from hostctl.observability.files import host_files
     from hostctl.observability.logging_args import log_args
@@ -240,11 +261,11 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     def add(f: RenderedFile) -> None:
         files[f.path] = f
 
-    # The workloads placed on `host`, found once: the loop below and the host's own files
-    # (jobs, observability, probe), which look only at these, go through them rather than
-    # through every workload of the site again. The Kong file is the site's: `site`.
-    here = replace(site, workloads=tuple(w for w in site.workloads if placed_on(w, host)))
-    for w in here.workloads:
+    # The host's own files (jobs, observability, probe) look only at the workloads placed
+    # on it: they go through those, not through every workload of the site again. The
+    # Kong file is the site's: `site`.
+    here = replace(site, workloads=placed)
+    for w in placed:
         if w.is_job:
             add(job_unit(w, host, inv.site, log_args(inv.logging, inv, w)))
             if w.schedule and schedule_host(w, inv) == host:
@@ -266,10 +287,6 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     if kong is not None:
         add(kong)
     return [files[p] for p in sorted(files)]
-
-
-def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
-    return {name: render_host(site, host) for name, host in site.inventory.hosts.items()}
 
 
 def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
