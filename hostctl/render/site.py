@@ -7,7 +7,7 @@ the machine rendering it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -236,7 +236,8 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
 
 def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """Every hostctl file that belongs on `host`, sorted by path."""
-    return _host_files(site, host, tuple(w for w in site.workloads if placed_on(w, host)))
+    return _host_files(site, host, tuple(w for w in site.workloads if placed_on(w, host)),
+                       functools.partial(gateway_file, site))
 
 
 def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
@@ -245,12 +246,25 @@ def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
     for w in site.workloads:
         for host in eligible_hosts(w, site.inventory):
             placed[host.name].append(w)
-    return {name: _host_files(site, host, tuple(placed[name]))
+    kong: list[RenderedFile | None] = []
+
+    def gateway(host: m.Host) -> RenderedFile | None:
+        """gateway_file, built once: every Kong host gets the same file."""
+        if not kong:
+            found = gateway_file(site, host)
+            if found is not None:
+                kong.append(found)
+            return found
+        return kong[0] if _runs_kong(site, host) else None
+
+    return {name: _host_files(site, host, tuple(placed[name]), gateway)
             for name, host in site.inventory.hosts.items()}
 
 
-def _host_files(site: m.Site, host: m.Host, placed: tuple[m.Workload, ...]) -> list[RenderedFile]:
-    """render_host, given the workloads placed on `host` (in the site's order)."""
+def _host_files(site: m.Site, host: m.Host, placed: tuple[m.Workload, ...],
+                gateway: Callable[[m.Host], RenderedFile | None]) -> list[RenderedFile]:
+    """render_host, given the workloads placed on `host` (in the site's order) and what
+    gives the host's Kong file."""
     # Imported here: hostctl.observability builds on RenderedFile from this module.
     from hostctl.observability.files import host_files
     from hostctl.observability.logging_args import log_args
@@ -283,7 +297,7 @@ def _host_files(site: m.Site, host: m.Host, placed: tuple[m.Workload, ...]) -> l
 
     for f in probe_files(here, host):
         add(f)
-    kong = gateway_file(site, host)
+    kong = gateway(host)
     if kong is not None:
         add(kong)
     return [files[p] for p in sorted(files)]
@@ -292,11 +306,10 @@ def _host_files(site: m.Site, host: m.Host, placed: tuple[m.Workload, ...]) -> l
 def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
     """Kong's declarative config, on the hosts where hostctl runs Kong."""
     from hostctl.gateway.declarative import render_declarative
-    from hostctl.spec.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
+    from hostctl.spec.platform import PLATFORM_PROJECT
     from hostctl.spec.sections.gateway import DECLARATIVE_PATH
 
-    kong = next((w for w in site.workloads if w.name == GATEWAY_WORKLOAD), None)
-    if kong is None or not placed_on(kong, host):
+    if not _runs_kong(site, host):
         return None
     # Kong routes to the site's own services; platform services are not among them.
     own = tuple(w for w in site.workloads if w.project != PLATFORM_PROJECT)
@@ -305,5 +318,10 @@ def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
         return None
     # The official image runs Kong as user kong (uid 1000): it must be able to read it.
     return RenderedFile(DECLARATIVE_PATH, rendered.text, MODE_SECRET, secret=True,
-                        redacted_content=rendered.redacted, workload=GATEWAY_WORKLOAD,
+                        redacted_content=rendered.redacted, workload=L.GATEWAY_WORKLOAD,
                         owner="1000:1000", restarts=False)
+
+
+def _runs_kong(site: m.Site, host: m.Host) -> bool:
+    kong = next((w for w in site.workloads if w.name == L.GATEWAY_WORKLOAD), None)
+    return kong is not None and placed_on(kong, host)
