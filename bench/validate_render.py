@@ -1,4 +1,4 @@
-"""Issue 2's budget: validate + render 1,000 services over 100 hosts (< 2 s), and
+"""Issue 11's budget: validate + render 1,000 services over 100 hosts (< 1 s; issue 2 set 2 s), and
 `hostctl --help` start-up (< 0.3 s). Run: python bench/validate_render.py"""
 
 from __future__ import annotations
@@ -45,15 +45,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         inv = make_site(Path(tmp))
-        runs = []
+        runs, cpu = [], []
         for _ in range(5):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             site = load_site(str(inv))
             files = render_site(site)
             runs.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # on a shared machine, less noisy than wall
         count = sum(len(v) for v in files.values())
         print(f"validate+render 1000 services / 100 hosts ({count} files): "
-              f"median {statistics.median(runs):.2f}s, best {min(runs):.2f}s (target < 2 s)")
+              f"median {statistics.median(runs):.2f}s, best {min(runs):.2f}s, "
+              f"CPU median {statistics.median(cpu):.2f}s (target < 1 s)")
     helps = []
     for _ in range(7):
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ positions); `check` turns that into one line per problem, plus hostctl's own lin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -408,11 +408,16 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _plainly_fine(f: F, value: Any) -> bool:
-    """A quick yes for an integer within its bounds, with no other rule on it."""
-    return (f.type == "integer" and type(value) is int and f.validator is None
-            and f.one_of is None and f.gt is None
-            and (f.between is None or f.between[0] <= value <= f.between[1]))
+def _not_plainly_fine(f: F, items: list[Any]) -> Iterable[tuple[int, Any]]:
+    """(1-based index, item) of the `items` of an array of `f` that need the full check:
+    all but the integers within their bounds, when `f` is an integer with no other rule."""
+    if not (f.type == "integer" and f.validator is None and f.one_of is None and f.gt is None):
+        return enumerate(items, start=1)
+    if f.between is None:
+        return [(i, item) for i, item in enumerate(items, start=1) if type(item) is not int]
+    lo, hi = f.between
+    return [(i, item) for i, item in enumerate(items, start=1)
+            if not (type(item) is int and lo <= item <= hi)]
 
 
 def check_value(f: F, value: Any, path: str) -> Iterator[FieldError]:
@@ -427,7 +432,7 @@ def check_value(f: F, value: Any, path: str) -> Iterator[FieldError]:
     if f.type in ("array", "set") and f.elements is not None:
         # Only the elements that are not plainly fine get the full check: status lists
         # hold hundreds of integers, and validate renders the whole file.
-        inner = [e for i, item in enumerate(value, start=1) if not _plainly_fine(f.elements, item)
+        inner = [e for i, item in _not_plainly_fine(f.elements, value)
                  for e in check_value(f.elements, item, f"{path}.{i}")]
         if inner:
             yield from inner

@@ -15,7 +15,7 @@ import functools
 import ipaddress
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -227,7 +227,21 @@ def manifest_problems(doc: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _labels(labels: Mapping[str, Any]) -> Iterator[str]:
-    for k, v in labels.items():
+    items = tuple(labels.items())
+    if all(type(k) is str and type(v) is str for k, v in items):
+        # The same few label sets on every object of a workload: each set checked once.
+        yield from _text_labels(items)
+    else:
+        yield from _each_label(items)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_labels(items: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return tuple(_each_label(items))
+
+
+def _each_label(items: Iterable[tuple[Any, Any]]) -> Iterator[str]:
+    for k, v in items:
         if (msg := label_key_problem(str(k))) is not None:
             yield msg
         if (msg := label_value_problem(str(k), v)) is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,8 +23,14 @@ from hostctl.render import docker_cmd as d
 from hostctl.render.files import MODE_PUBLIC, MODE_SECRET, RenderedFile
 from hostctl.render.probe import probe_files
 from hostctl.spec import model as m
-from hostctl.spec.placement import Instance, instances_on, placed_on, schedule_host
-from hostctl.spec.platform import GATEWAY_WORKLOAD, PLATFORM_PROJECT
+from hostctl.spec.placement import (
+    Instance,
+    eligible_hosts,
+    instances_on,
+    placed_on,
+    schedule_host,
+)
+from hostctl.spec.platform import PLATFORM_PROJECT
 from hostctl.spec.sections.gateway import DECLARATIVE_PATH
 from hostctl.systemd.quoting import UnitQuotingError, exec_line, setting_value
 
@@ -42,6 +48,7 @@ def _env() -> jinja2.Environment:
         autoescape=False,  # systemd syntax, not HTML: values are escaped for systemd instead
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the templates ship with hostctl: no stat() per unit rendered
     )
 
 
@@ -256,15 +263,46 @@ def env_file(w: m.Workload, site: m.Site) -> RenderedFile:
 
 def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
     """Every hostctl file that belongs on `host`, sorted by path."""
+    return _host_files(site, host, tuple(w for w in site.workloads if placed_on(w, host)),
+                       functools.partial(gateway_file, site))
+
+
+def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
+    # Each workload's hosts, found once (not every workload asked about every host).
+    placed: dict[str, list[m.Workload]] = {name: [] for name in site.inventory.hosts}
+    for w in site.workloads:
+        for host in eligible_hosts(w, site.inventory):
+            placed[host.name].append(w)
+    kong: list[RenderedFile | None] = []
+
+    def gateway(host: m.Host) -> RenderedFile | None:
+        """gateway_file, built once: every Kong host gets the same file."""
+        if not kong:
+            found = gateway_file(site, host)
+            if found is not None:
+                kong.append(found)
+            return found
+        return kong[0] if _runs_kong(site, host) else None
+
+    return {name: _host_files(site, host, tuple(placed[name]), gateway)
+            for name, host in site.inventory.hosts.items()}
+
+
+def _host_files(site: m.Site, host: m.Host, placed: tuple[m.Workload, ...],
+                gateway: Callable[[m.Host], RenderedFile | None]) -> list[RenderedFile]:
+    """render_host, given the workloads placed on `host` (in the site's order) and what
+    gives the host's Kong file."""
     inv = site.inventory
     files: dict[str, RenderedFile] = {}
 
     def add(f: RenderedFile) -> None:
         files[f.path] = f
 
-    for w in site.workloads:
-        if not placed_on(w, host):
-            continue
+    # The host's own files (jobs, observability, probe) look only at the workloads placed
+    # on it: they go through those, not through every workload of the site again. The
+    # Kong file is the site's: `site`.
+    here = replace(site, workloads=placed)
+    for w in placed:
         if w.is_job:
             add(job_unit(w, host, inv.site, log_args(inv.logging, inv, w)))
             if w.schedule and schedule_host(w, inv) == host:
@@ -274,27 +312,22 @@ def render_host(site: m.Site, host: m.Host) -> list[RenderedFile]:
                 add(service_unit(inst, inv.site, log_args(inv.logging, inv, w)))
         if w.secrets or (w.env and d.job_env_in_file(w)):
             add(env_file(w, site))
-    for f in jobs_files(site, host):
+    for f in jobs_files(here, host):
         add(f)
-    for f in host_files(site, host):  # the exporter; the Logstash pipeline on its host
+    for f in host_files(here, host):  # the exporter; the Logstash pipeline on its host
         add(f)
 
-    for f in probe_files(site, host):
+    for f in probe_files(here, host):
         add(f)
-    kong = gateway_file(site, host)
+    kong = gateway(host)
     if kong is not None:
         add(kong)
     return [files[p] for p in sorted(files)]
 
 
-def render_site(site: m.Site) -> dict[str, list[RenderedFile]]:
-    return {name: render_host(site, host) for name, host in site.inventory.hosts.items()}
-
-
 def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
     """Kong's declarative config, on the hosts where hostctl runs Kong."""
-    kong = next((w for w in site.workloads if w.name == GATEWAY_WORKLOAD), None)
-    if kong is None or not placed_on(kong, host):
+    if not _runs_kong(site, host):
         return None
     # Kong routes to the site's own services; platform services are not among them.
     own = tuple(w for w in site.workloads if w.project != PLATFORM_PROJECT)
@@ -303,5 +336,10 @@ def gateway_file(site: m.Site, host: m.Host) -> RenderedFile | None:
         return None
     # The official image runs Kong as user kong (uid 1000): it must be able to read it.
     return RenderedFile(DECLARATIVE_PATH, rendered.text, MODE_SECRET, secret=True,
-                        redacted_content=rendered.redacted, workload=GATEWAY_WORKLOAD,
+                        redacted_content=rendered.redacted, workload=L.GATEWAY_WORKLOAD,
                         owner="1000:1000", restarts=False)
+
+
+def _runs_kong(site: m.Site, host: m.Host) -> bool:
+    kong = next((w for w in site.workloads if w.name == L.GATEWAY_WORKLOAD), None)
+    return kong is not None and placed_on(kong, host)

@@ -211,15 +211,16 @@ def load_workloads(files: list[str], problems: list[Problem], base: str = ".") -
         if not docs:
             problems.append(Problem(display_path(path), 1, "",
                                     "no workload in this file; add a spec or remove the file"))
+        source = os.path.relpath(os.path.abspath(path), base)
         for doc in docs:
-            workload = parse_workload(doc, problems)
+            workload = parse_workload(doc, problems, source)
             if workload is not None:
-                source = os.path.relpath(os.path.abspath(path), base)
-                workloads.append(replace(workload, source=source))
+                workloads.append(workload)
     return workloads
 
 
-def parse_workload(doc: Document, problems: list[Problem]) -> m.Workload | None:
+def parse_workload(doc: Document, problems: list[Problem],
+                   source: str = "") -> m.Workload | None:
     ctx = Context(doc, problems)
     if not isinstance(doc.data, dict):
         ctx.error((), "a workload spec is a YAML mapping with kind, name, project and image")
@@ -231,7 +232,7 @@ def parse_workload(doc: Document, problems: list[Problem]) -> m.Workload | None:
     if w is INVALID or len(problems) > before:
         return None
     lines = {format_path(p): line for p, line in doc.lines.items()}
-    return replace(w, file=doc.file, line=doc.start_line, lines=lines)
+    return replace(w, file=doc.file, source=source, line=doc.start_line, lines=lines)
 
 
 def _check_kind_keys(kind: Any, data: dict[str, Any], ctx: Context) -> None:

@@ -18,6 +18,10 @@ def placed_on(w: m.Workload, host: m.Host) -> bool:
 
 def eligible_hosts(w: m.Workload, inv: m.Inventory) -> list[m.Host]:
     """Hosts the placement allows, in inventory order."""
+    named = w.placement.hosts
+    if len(named) == 1:  # most placements: one host by name (the inventory's key)
+        host = inv.hosts.get(named[0])
+        return [host] if host is not None and placed_on(w, host) else []
     return [host for host in inv.hosts.values() if placed_on(w, host)]
 
 

@@ -65,11 +65,16 @@ def materialize(value: Any, reveal: bool) -> Any:
     (`reveal`: only for what goes to a 0600 file or over an API) or by `<secret NAME>`."""
     if isinstance(value, Secret):
         return value.reveal() if reveal else repr(value)
+    # Plain values (most of a Kong file: hundreds of status codes per upstream) are kept
+    # without a call each.
     if isinstance(value, dict):
-        return {k: materialize(v, reveal) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else materialize(v, reveal) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [materialize(v, reveal) for v in value]
+        return [v if type(v) in _PLAIN else materialize(v, reveal) for v in value]
     return value
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ MAX_DEPTH = 64
 # hundreds of hosts, small enough that the worst case takes well under a second.
 MAX_ALIASED_VALUES = 100_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -153,6 +154,8 @@ class _Builder:
                                         "fewer of them")
 
     def scalar(self, node: yaml.Node, path: Path) -> Any:
+        if node.tag == _STR_TAG:  # what construct_object gives a string: its text
+            return node.value
         try:
             return self.loader.construct_object(node, deep=True)
         except (ValueError, OverflowError):
@@ -214,7 +217,7 @@ class _Builder:
 
 def _fmt(path: Path) -> str:
     # An empty key is shown as "", so the field is named even then.
-    return "/".join(str(p) if p != "" else '""' for p in path)
+    return "/".join([str(p) if p != "" else '""' for p in path])  # a list: join's fast path
 
 
 def format_path(path: Path) -> str:

@@ -42,6 +42,9 @@ MAX_ARG_STRLEN = 32 * 4096
 # (`$`, `|`, `*`, quotes, ...) is quoted so nobody mistakes the line for a shell command.
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")
+_UNSAFE_PATH_CHAR = re.compile(r"[\x00-\x1f\x7f\"'\\]")
+
 _NAMED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -86,20 +89,22 @@ def setting_value(text: str) -> str:
     Not for settings with their own syntax (ExecStart=, Environment=, paths, ...).
     """
     folded = " ".join(text.split())
-    for index, char in enumerate(folded, start=1):
-        if ord(char) < 0x20 or ord(char) == 0x7F:
-            raise UnitQuotingError(
-                f"control character {char!r} at position {index} cannot appear in a unit setting"
-            )
+    control = _CONTROL_CHAR.search(folded)
+    if control is not None:
+        char, index = control.group(), control.start() + 1
+        raise UnitQuotingError(
+            f"control character {char!r} at position {index} cannot appear in a unit setting"
+        )
     _check_encodable(folded, "the setting value")
-    for index, char in enumerate(folded, start=1):
-        if not _unichar_is_valid(ord(char)):
-            # conf-parser.c drops any line that is not "UTF-8 clean", and unichar_is_valid()
-            # counts Unicode non-characters as unclean. These settings have no escapes.
-            raise UnitQuotingError(
-                f"non-character U+{ord(char):04X} at position {index} cannot appear in a "
-                "unit setting"
-            )
+    if not folded.isascii():  # ASCII holds no non-character
+        for index, char in enumerate(folded, start=1):
+            if not _unichar_is_valid(ord(char)):
+                # conf-parser.c drops any line that is not "UTF-8 clean", and unichar_is_valid()
+                # counts Unicode non-characters as unclean. These settings have no escapes.
+                raise UnitQuotingError(
+                    f"non-character U+{ord(char):04X} at position {index} cannot appear in a "
+                    "unit setting"
+                )
     trailing = len(folded) - len(folded.rstrip("\\"))
     if trailing % 2:
         raise UnitQuotingError(
@@ -125,10 +130,13 @@ def argument_problem(arg: str) -> str | None:
     if "\0" in arg:
         # C strings end at NUL and systemd refuses \x00 escapes: no way to pass it.
         return "contains a NUL character, which no argv can hold"
-    try:
-        size = _check_encodable(arg, "it")
-    except UnitQuotingError as exc:
-        return str(exc).removeprefix("it ")
+    if arg.isascii():  # one byte a character, and nothing UTF-8 cannot write
+        size = len(arg)
+    else:
+        try:
+            size = _check_encodable(arg, "it")
+        except UnitQuotingError as exc:
+            return str(exc).removeprefix("it ")
     if size + 1 > MAX_ARG_STRLEN:
         return (f"is {size} bytes; the kernel limit for one argument is "
                 f"{MAX_ARG_STRLEN - 1} bytes")
@@ -167,9 +175,9 @@ def _program_problem(path: str) -> tuple[str, str] | None:
         return "names a directory", ": {path!r}"
     # config_parse_exec() refuses these with "Executable name contains special characters"
     # (string_is_safe() in src/basic/string-util.c).
-    for char in path:
-        if ord(char) < 0x20 or ord(char) == 0x7F or char in "\"'\\":
-            return f"contains {char!r}, which systemd refuses in an executable path", ""
+    unsafe = _UNSAFE_PATH_CHAR.search(path)
+    if unsafe is not None:
+        return f"contains {unsafe.group()!r}, which systemd refuses in an executable path", ""
     if "$" in path:
         # systemd executes the path as written but expands `$` in argv[0] when starting it,
         # so the program and its argv[0] would disagree whichever way we escape it.
@@ -183,16 +191,16 @@ def _program_problem(path: str) -> tuple[str, str] | None:
 
 
 def _quote_word(arg: str) -> str:
+    # Quoting does not protect `%` or `$`: specifiers are expanded after unquoting and
+    # environment variables at exec time, so both are doubled in every word.
+    if _SAFE_WORD.fullmatch(arg):  # most words: no `$`, `;` or quotes, and not empty
+        return arg.replace("%", "%%")
     if arg == ";":
         # A bare `;` separates commands; config_parse_exec() checks for `\;` explicitly.
         return "\\;"
     if arg == "":
         return '""'
-    # Quoting does not protect `%` or `$`: specifiers are expanded after unquoting and
-    # environment variables at exec time, so both are doubled in every word.
     escaped = arg.replace("%", "%%").replace("$", "$$")
-    if _SAFE_WORD.fullmatch(arg):
-        return escaped
     return '"' + "".join(_escape_char(char) for char in escaped) + '"'
 
 

@@ -30,3 +30,16 @@ def test_origin_route_and_defaults_do_not() -> None:
     ]
     for w in same:
         assert spec_hash(w) == spec_hash(BASE)
+
+
+def test_hashes_stay_what_hosts_have() -> None:
+    # Running containers carry these labels: a hash that moves restarts every service on
+    # the next deploy, so how the hash is computed may change, its value may not.
+    full = replace(BASE, command=("run",), args=("--v",), env={"A": "1"}, secrets=("S",),
+                   volumes=(m.Volume("data", "/d"),),
+                   resources=m.Resources(cpus=1.5, memory=256, gpus=1),
+                   health=m.Health(http=m.HttpCheck(port="http", path="/h"), interval=5.0),
+                   placement=m.Placement(hosts=("h1",), labels={"rack": "r1"}), instances=2,
+                   restart="never", stop_timeout=3.0)
+    assert (spec_hash(BASE), spec_hash(full)) == ("4eb0b6dc6fd1", "611ca1f65d3f")
+    assert spec_hash(full) == spec_hash(replace(full, line=7))  # asked again, and on a copy
