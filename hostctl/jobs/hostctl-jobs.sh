@@ -201,7 +201,7 @@ image_for() {  # ID
     [ -n "$ref" ] && put "$1" image "$ref"
   fi
   pin=$(get "$1" pin_image)
-  case $pin$ref in *[!A-Za-z0-9._:/@-]*)
+  case /$pin/$ref in *[!A-Za-z0-9._:/@-]*|*/-*)  # an option to docker run, not an image
     echo "its image reference is not one Docker takes"; return 1;; esac
   if [ -n "$pin" ]; then
     [ "$(image_id_of "$pin")" = "$pin" ] || {
