@@ -201,7 +201,7 @@ image_for() {  # ID
     [ -n "$ref" ] && put "$1" image "$ref"
   fi
   pin=$(get "$1" pin_image)
-  case $pin$ref in *[!A-Za-z0-9._:/@-]*)
+  case /$pin/$ref in *[!A-Za-z0-9._:/@-]*|*/-*)  # an option to docker run, not an image
     echo "its image reference is not one Docker takes"; return 1;; esac
   if [ -n "$pin" ]; then
     [ "$(image_id_of "$pin")" = "$pin" ] || {
@@ -327,12 +327,15 @@ metrics() {  # RUNDIR
     # The line cut by the cap, and every line after it, are dropped: counted, not read.
     [ "$(timeout 10 tail -c +"$METRICS_MAX_BYTES" "$f" | head -c 1 | od -An -c | tr -d ' ')" \
       = '\n' ] || partial=1
-    beyond=$(timeout 60 tail -c +$((METRICS_MAX_BYTES + 1)) "$f" | wc -l | tr -d ' ')
+    # Counted in the next 256 MiB at most: the run's stop must stay short (TimeoutStopSec),
+    # and a file that large is not a metrics file gone a little over.
+    beyond=$(timeout 10 tail -c +$((METRICS_MAX_BYTES + 1)) "$f" | head -c 268435456 | \
+      wc -l | tr -d ' ')
     case $beyond in ''|*[!0-9]*) beyond=0;; esac
     [ "$(timeout 10 tail -c 1 "$f" | od -An -c | tr -d ' ')" = '\n' ] || beyond=$((beyond + 1))
   fi
   rm -f "$d/.metrics.tsv.tmp"
-  timeout 60 head -c "$METRICS_MAX_BYTES" "$f" | \
+  timeout 20 head -c "$METRICS_MAX_BYTES" "$f" | \
     awk -v max="$METRICS_MAX_POINTS" -v tsv="$d/.metrics.tsv.tmp" -v partial="$partial" \
       "$METRICS_AWK" > "$d/.metrics.out" 2>/dev/null
   [ -f "$d/.metrics.tsv.tmp" ] || : > "$d/.metrics.tsv.tmp"

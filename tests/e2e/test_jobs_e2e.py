@@ -103,6 +103,19 @@ command:
     case " $FAIL " in *" $HOSTCTL_SHARD_INDEX "*) exit 5;; esac
 resources: {cpus: 0.1}
 ---
+kind: job
+name: metered
+project: lab
+image: hostctl-demo-app:1.0
+command:
+  - sh
+  - -c
+  - >-
+    for i in 1 2 3; do printf '{"name": "loss", "value": 0.%s, "step": %s}\\n' $i $i
+    >> "$HOSTCTL_METRICS"; done; echo not-json >> "$HOSTCTL_METRICS"
+resources: {cpus: 0.1}
+placement: {labels: {role: app}}
+---
 kind: service
 name: infer
 project: lab
@@ -112,7 +125,7 @@ health: {http: {path: /health, port: http}, interval: 1s, timeout: 1s, retries: 
 resources: {gpus: 1, cpus: 0.1}
 placement: {labels: {role: gpu}}
 """
-JOBS = ("gpu-sleep", "slow", "flaky", "shard", "tick", "notes", "talk", "picky")
+JOBS = ("gpu-sleep", "slow", "flaky", "shard", "tick", "notes", "talk", "picky", "metered")
 HELPER = "/var/lib/hostctl/bin/hostctl-jobs"
 GPU_CONF = "/var/lib/hostctl/gpu/host.conf"
 CLEAN = """
@@ -169,7 +182,8 @@ def test_deploy_installs_the_queue_so_a_timer_runs_where_hostctl_run_never_did(
         site: Site) -> None:
     from hostctl.jobs import host_files as HF
 
-    for name, conf in (("app-1", HF.GpuConfig(0, "nvidia")), ("gpu-1", HF.GpuConfig(1, "env"))):
+    for name, conf in (("app-1", HF.GpuConfig(0, "nvidia", "/usr/bin/docker")),
+                       ("gpu-1", HF.GpuConfig(1, "env", "/usr/bin/docker"))):
         out = site.ssh(name, f"stat -c %a {HELPER}; sha256sum < {HELPER}; cat {GPU_CONF}")
         mode, digest, rest = out.split("\n", 2)
         assert (mode, digest.split()[0]) == ("755", HF.helper_hash()), name
@@ -468,3 +482,31 @@ def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
                         == "succeeded", timeout=40)
     finally:
         site.ssh("gpu-1", f"systemctl disable --now {unit} >/dev/null 2>&1; true")
+
+
+def test_a_run_records_its_metrics_and_runs_the_image_id_it_records(site: Site) -> None:
+    started = site.ssh("app-1", "date +%s").strip()
+    run = run_json(site, "metered")["run"]
+    assert wait_for(lambda: record(site, "app-1", run).get("state") == "succeeded",
+                    timeout=60, every=1)
+    rec = record(site, "app-1", run)
+    assert rec["metrics"] == ('{"loss": {"last": 0.3, "min": 0.1, "max": 0.3, "n": 3, '
+                              '"step": 3}}')
+    assert (rec["metrics_points"], rec["metrics_invalid"], rec["metrics_dropped"]) == (
+        "3", "1", "0")
+    assert site.ssh("app-1", f"cat /var/lib/hostctl/runs/{run}/metrics.tsv") == (
+        "loss\t1\t0.1\nloss\t2\t0.2\nloss\t3\t0.3\n")
+    image_id = site.ssh("app-1", "docker image inspect --format '{{.Id}}' "
+                                 "hostctl-demo-app:1.0").strip()
+    assert image_id.startswith("sha256:") and rec["image_id"] == image_id
+    assert rec["image"] == "hostctl-demo-app:1.0"  # from the unit, as hostctl sent none
+    # Docker created the run's container from that id, not from the tag.
+    created = site.ssh("app-1", f"docker events --since {started} --until \"$(date +%s)\" "
+                                f"--filter container=hostctl-job-metered-{run} "
+                                "--filter event=create --format '{{.From}}'").split()
+    assert created == [image_id]
+    # and the history has its record, as the listing reads it
+    history = site.ssh("app-1", f"grep '^{run}/' /var/lib/hostctl/runs/.history")
+    assert f"{run}/state:succeeded\n" in history and f"{run}/metrics_points:3\n" in history
+    listing = jobs(site, "jobs", "--all")
+    assert listing.returncode == 0 and run in listing.stdout, listing.stdout + listing.stderr

@@ -89,10 +89,14 @@ def test_an_unknown_reference_is_pulled_by_docker_and_its_id_recorded_at_the_end
 def test_an_image_word_systemd_or_docker_would_misread_never_reaches_unit_env(
         helper: object) -> None:
     h: Any = helper
-    h.prepare("r1", 0, image="app:1 --privileged")
-    h("submit", "r1")
-    assert (h.field("r1", "state"), h.field("r1", "note")) == (
-        "failed", "its image reference is not one Docker takes")
+    for n, image in enumerate(["app:1 --privileged", "--privileged", "a'b", "a\\b"]):
+        h.prepare(f"bad{n}", 0, image=image)
+        h("submit", f"bad{n}")
+        assert (h.field(f"bad{n}", "state"), h.field(f"bad{n}", "note")) == (
+            "failed", "its image reference is not one Docker takes"), image
+    h.prepare("bad9", 0, pin_image="-x")
+    h("submit", "bad9")
+    assert h.field("bad9", "note") == "its image reference is not one Docker takes"
     # no reference anywhere (a run from before hostctl sent one): the unit's default applies
     h.prepare("r2", 0)
     h("submit", "r2")
