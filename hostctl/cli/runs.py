@@ -40,13 +40,13 @@ def _prices(site: Any) -> dict[str, Any] | None:
     return {"currency": p.currency, "cpu_hour": p.cpu_hour, "gpu_hour": p.gpu_hour}
 
 
-def _read(site: Any) -> tuple[list[Any], list[str], int]:
+def _read(site: Any, fields: Any = None) -> tuple[list[Any], list[str], int]:
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.hosts.session import session
     from hostctl.jobs import ops
 
     with session(site, _job_hosts(site)) as conn:
-        return ops.read_runs(site, conn.runners)
+        return ops.read_runs(site, conn.runners, fields)
 
 
 @click.group("runs", invoke_without_command=True)
@@ -91,7 +91,8 @@ def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, 
     site = load_site(inventory)
     # A bad --since, --where or --sort is refused before any host is asked.
     HI.find_runs([], now_ms=0, since=since, where=where, sort=sort, limit=limit)
-    records, errors, now = _read(site)
+    # The table reads only what it shows and filters on; --json everything.
+    records, errors, now = _read(site, None if as_json else HI.fields_needed(where, sort))
     found = HI.find_runs(records, now_ms=now, experiment=experiment, job=job,
                          project=project, since=since, where=where, sort=sort, limit=limit)
     if as_json:

@@ -16,6 +16,7 @@ from hostctl.errors import HostctlError, printable
 from hostctl.jobs.records import RunRecord
 from hostctl.jobs.view import duration, record_json, stamp, state_text, table
 from hostctl.jobs.where import (
+    FIELDS,
     NAME_PATTERN,
     Comparison,
     as_number,
@@ -78,6 +79,30 @@ def sort_runs(records: Iterable[RunRecord], key: SortKey | None = None) -> list[
         having.append(((0, n, "") if n is not None else (1, 0.0, str(v)), r))
     having.sort(key=lambda kr: kr[0], reverse=key.descending)  # stable: newest first on ties
     return [r for _, r in having] + lacking
+
+
+# What the `hostctl runs` table and its filters read of each run; `fields_needed` adds what
+# --where and --sort name. The rest (image ids, git, the docker run...) stays on the hosts.
+LISTING_FIELDS = ("job", "project", "state", "experiment", "description", "note",
+                  "submitted", "started", "ended", "seq", "attempt", "attempts", "metrics")
+# where.FIELDS names that are not the host's field of the same name
+_HOST_FIELDS = {"id": (), "run": (), "host": (), "note": ("description",),
+                "outcome_note": ("note",), "duration": ("started", "ended")}
+
+
+def fields_needed(where: str | None = None, sort: str | None = None) -> tuple[str, ...]:
+    """The record fields a `hostctl runs` table needs from the hosts, with what the (valid)
+    --where and --sort expressions name; a metric or parameter name brings both."""
+    names = [c.name for c in parse_where(where)] if where is not None else []
+    if sort is not None:
+        names.append(SortKey.parse(sort).name)
+    need = set(LISTING_FIELDS)
+    for name in names:
+        if name in FIELDS:
+            need.update(_HOST_FIELDS.get(name, (name,)))
+        else:
+            need.update(("metrics", "params"))
+    return tuple(sorted(need))
 
 
 def find_runs(records: Iterable[RunRecord], *, now_ms: int, experiment: str | None = None,

@@ -164,7 +164,8 @@ ACTIVE = "@active"  # in `select`: the runs that have not ended (the queue's own
 
 
 def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
-               timers: Sequence[str] = (), docker: str | None = None) -> list[str]:
+               timers: Sequence[str] = (), docker: str | None = None,
+               fields: Sequence[str] | None = None) -> list[str]:
     """Print the host's runs (all: the ended runs' history and the active runs' directories;
     or those in `select`: run ids, `PREFIX*` globs, or ACTIVE), its capacity, GPU leases,
     the spec hash of each job's unit file, its timers, and with `docker`, the runtimes its
@@ -203,10 +204,13 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
         # is taken first, so a run that ends meanwhile is in one or the other (or both: the
         # same fields). A host whose helper has not written the history yet: every
         # directory (ls leaves out the queue's own dot-directories, .active and .new-*).
-        lines.append(f"cd {RUNS_DIR} 2>/dev/null && if [ -f .history ]; then "
+        # The listing leaves out each run's `docker_run` (its longest field, a tenth of a
+        # kilobyte and more): `runs show` reads it, a search of thousands of runs needs not.
+        lines.append(f"cd {RUNS_DIR} 2>/dev/null && {{ if [ -f .history ]; then "
                      "a=$(ls .active 2>/dev/null); cat .history; "
                      f"[ -z \"$a\" ] || echo \"$a\" | xargs grep -r -H '' {_NOT_FIELDS} "
-                     f"2>/dev/null; else ls | xargs -r grep -r -H '' {_NOT_FIELDS} 2>/dev/null; fi")
+                     f"2>/dev/null; else ls | xargs -r grep -r -H '' {_NOT_FIELDS} 2>/dev/null; "
+                     "fi; } | " + _listing_filter(fields))
     lines.append("echo '@@timers'")
     if timers:
         # C locale and UTC: times read as "Sun 2026-11-22 07:41:30 UTC" (status's parser).
@@ -218,6 +222,20 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
                   f"{q(docker)} info --format '{{{{json .Runtimes}}}}' 2>/dev/null"]
     lines.append("echo '@@end'")
     return lines
+
+
+_FIELD_NAME = re.compile(r"[a-z_]+")
+
+
+def _listing_filter(fields: Sequence[str] | None) -> str:
+    """The listing's field lines: only `fields` (what a search shows and filters on: less
+    to send and to parse), else every field but docker_run."""
+    if fields is None:
+        return "grep -v '^[^/]*/docker_run:'"
+    for name in fields:
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"not a run record field: {name!r}")
+    return f"grep -E '^[^/]*/({'|'.join(sorted(set(fields)))}):'"
 
 
 def _check_run_ids(run_ids: Sequence[str]) -> None:

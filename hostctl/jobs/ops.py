@@ -48,10 +48,13 @@ def _fail(host: str, what: str, stdout: str, stderr: str) -> HostctlError:
 def read_host(runner: Runner, host: m.Host, *, install: bool = True,
               select: Sequence[str] = (), jobs: Sequence[str] = (),
               timers: Sequence[str] = (), runtimes: bool = False,
-              keep_runs: int = HF.DEFAULT_KEEP_RUNS) -> H.HostJobs:
-    """One round trip: install the queue helper when needed, then read the host's runs."""
+              keep_runs: int = HF.DEFAULT_KEEP_RUNS,
+              fields: Sequence[str] | None = None) -> H.HostJobs:
+    """One round trip: install the queue helper when needed, then read the host's runs
+    (with `fields`, of every run only those fields: H.read_lines)."""
     parts = [H.install_lines(HF.gpu_config(host, keep_runs))] if install else []
-    parts.append(H.read_lines(select, jobs, timers, host.docker if runtimes else None))
+    parts.append(H.read_lines(select, jobs, timers, host.docker if runtimes else None,
+                              fields))
     res = runner.run(["sh", "-s"], stdin=_script(*parts), timeout=READ_TIMEOUT)
     try:
         return H.parse_read(runner.host, res.stdout)
@@ -353,10 +356,11 @@ def run_env(runner: Runner, run_id: str) -> dict[str, str]:
 # -- run history (hostctl runs, runs show, compare, run --rerun) ---------------------------
 
 def read_runs(site: m.Site, runners: Mapping[str, Runner | RunnerError],
-              ) -> tuple[list[RunRecord], list[str], int]:
+              fields: Sequence[str] | None = None) -> tuple[list[RunRecord], list[str], int]:
     """Every run the hosts keep (their history and their active runs), one round trip per
-    host; (records, errors of hosts that could not be read, the newest host clock in ms)."""
-    seen = read_hosts(site, runners, install=False)
+    host, with only `fields` when given; (records, errors of hosts that could not be read,
+    the newest host clock in ms)."""
+    seen = read_hosts(site, runners, install=False, fields=fields)
     records: list[RunRecord] = []
     errors: list[str] = []
     now = int(time.time() * 1000)

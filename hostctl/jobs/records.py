@@ -6,7 +6,9 @@ script prints them with `grep -r -H ''`, one `ID/FIELD:VALUE` line each.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,11 +73,13 @@ class RunRecord:
     metrics_invalid: int = 0  # lines that were not a valid metric point: skipped
     metrics_dropped: int = 0  # valid points beyond the cap: not kept
 
-    @property
+    # Parsed once per record (a search reads them for every comparison and the sort); the
+    # record is frozen, so what is cached never goes stale.
+    @functools.cached_property
     def params(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in _json_object(self.params_json).items()}
 
-    @property
+    @functools.cached_property
     def metrics(self) -> dict[str, MetricSummary]:
         out = {}
         for name, s in _json_object(self.metrics_json).items():
@@ -154,17 +158,22 @@ _STR_FIELDS = ("job", "project", "state", "group", "gpus", "exit", "note", "by",
                "git_rev", "git_branch", "rerun_of", "docker_run", "metrics")
 
 
-def parse_fields(lines: Iterable[str]) -> dict[str, dict[str, str]]:
-    """`ID/FIELD:VALUE` lines (optionally `./ID/...`) -> {id: {field: value}}."""
+# One field line: an optional `./`, the run id (not a dot-directory of the queue's own), one
+# `/`, the field name, `:`, the value to the end of the line. One regex over the whole text:
+# a search of 10,000 runs reads a quarter of a million of these lines.
+_FIELD_LINE = re.compile(r"^(?:\./)?([^/:\n.][^/:\n]*)/([^/:\n]+):(.*)$", re.M)
+
+
+def parse_fields(lines: Iterable[str] | str) -> dict[str, dict[str, str]]:
+    """`ID/FIELD:VALUE` lines (optionally `./ID/...`) -> {id: {field: value}}; other lines
+    are passed over."""
+    text = lines if isinstance(lines, str) else "\n".join(lines)
     out: dict[str, dict[str, str]] = {}
-    for line in lines:
-        path, sep, value = line.partition(":")
-        if not sep:
-            continue
-        parts = path.removeprefix("./").split("/")
-        if len(parts) != 2 or not parts[0] or parts[0].startswith("."):
-            continue
-        out.setdefault(parts[0], {})[parts[1]] = value
+    for run_id, name, value in _FIELD_LINE.findall(text):
+        fields = out.get(run_id)
+        if fields is None:
+            fields = out[run_id] = {}
+        fields[name] = value
     return out
 
 
@@ -183,7 +192,7 @@ def record_from(host: str, run_id: str, fields: Mapping[str, str]) -> RunRecord:
     return RunRecord(id=run_id, host=host, **values)  # type: ignore[arg-type]
 
 
-def parse_records(host: str, lines: Iterable[str]) -> list[RunRecord]:
+def parse_records(host: str, lines: Iterable[str] | str) -> list[RunRecord]:
     """Every run in the read script's output, oldest submission first."""
     recs = [record_from(host, rid, f) for rid, f in parse_fields(lines).items() if f.get("state")]
     return sorted(recs, key=lambda r: (r.submitted, r.seq, r.id))

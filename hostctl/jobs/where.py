@@ -23,7 +23,6 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from hostctl.errors import HostctlError, printable
 from hostctl.jobs.records import MetricSummary, RunRecord
@@ -39,8 +38,6 @@ _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 _SUFFIXES = ("last", "min", "max")
 
 Value = float | str
-_EMPTY_METRICS: Mapping[str, MetricSummary] = MappingProxyType({})
-_EMPTY_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 def _seconds(r: RunRecord) -> float | None:
@@ -172,43 +169,14 @@ def _value(expr: str, pos: int, left: str) -> tuple[Value, str, int]:
 
 # -- resolving a name against a record ------------------------------------------------------
 
-# Filtering then sorting 10,000 runs reads each run's JSON fields several times: each text
-# is parsed once (by the record's own property) and kept, up to _CACHED texts.
-_CACHED = 65536
-_METRICS: dict[str, Mapping[str, MetricSummary]] = {}
-_PARAMS: dict[str, Mapping[str, str]] = {}
-
-
 def metrics_of(r: RunRecord) -> Mapping[str, MetricSummary]:
-    """r.metrics (read-only), parsed once per distinct text."""
-    text = r.metrics_json
-    if not text:
-        return _EMPTY_METRICS
-    have = _METRICS.get(text)
-    if have is None:
-        if len(_METRICS) >= _CACHED:
-            _METRICS.clear()
-        have = _METRICS[text] = MappingProxyType(r.metrics)
-    return have
+    """The run's metric summaries (parsed once per record: RunRecord caches them)."""
+    return r.metrics
 
 
 def params_of(r: RunRecord) -> Mapping[str, str]:
-    """r.params (read-only), parsed once per distinct text."""
-    text = r.params_json
-    if not text:
-        return _EMPTY_PARAMS
-    have = _PARAMS.get(text)
-    if have is None:
-        if len(_PARAMS) >= _CACHED:
-            _PARAMS.clear()
-        have = _PARAMS[text] = MappingProxyType(r.params)
-    return have
-
-
-def clear_cache() -> None:
-    """Forget the parsed texts (benches time a cold start)."""
-    _METRICS.clear()
-    _PARAMS.clear()
+    """The run's parameters (parsed once per record)."""
+    return r.params
 
 
 def lookup(r: RunRecord, name: str) -> Value | None:

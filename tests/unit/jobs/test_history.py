@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hostctl.errors import HostctlError
+from hostctl.jobs import history
 from hostctl.jobs.history import (
     SortKey,
     cost,
@@ -193,3 +194,15 @@ def test_run_json() -> None:
     bare = run_json(record("eeee0008", state="queued"), NOW)
     assert (bare["params"], bare["metrics"], bare["cost"], bare["currency"]) == ({}, {}, None,
                                                                                  None)
+
+
+@pytest.mark.parametrize(("where", "sort", "more"), [
+    (None, None, set()),
+    ("val_auc>0.9", None, {"params"}),  # a metric's name could be a parameter's
+    ("params.LR=0.01", "-image_id", {"params", "image_id"}),
+    ("duration>60 and note=x and outcome_note=y", None, set()),
+    ("gpus=0 and host=h1 and run=abc", "cpus", {"gpus", "cpus"}),
+])
+def test_a_search_reads_only_the_fields_it_shows_and_filters_on(
+        where: str | None, sort: str | None, more: set[str]) -> None:
+    assert set(history.fields_needed(where, sort)) == set(history.LISTING_FIELDS) | more

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from typing import Any
 
+import pytest
+
 from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from tests.rigs.systemd_exec_parser import parse_exec_line
@@ -220,8 +222,15 @@ def test_read_lists_the_history_and_the_active_runs(helper: object) -> None:
     hj = H.parse_read("h", _local(h, H.read_lines()))
     assert [(r.id, r.state, r.image) for r in hj.runs] == [("a", "succeeded", "x:1"),
                                                            ("b", "starting", "x:1")]
+    r0, r1 = hj.runs
     selected = H.parse_read("h", _local(h, H.read_lines(select=["b"])))
     assert [(r.id, r.state) for r in selected.runs] == [("b", "starting")]
+    # a search asks for the fields it needs: the others stay on the host
+    slim = H.parse_read("h", _local(h, H.read_lines(fields=("state", "job"))))
+    assert [(r.id, r.state, r.image, r.job) for r in slim.runs] == [
+        ("a", "succeeded", "", r0.job), ("b", "starting", "", r1.job)]
+    with pytest.raises(ValueError):
+        H.read_lines(fields=("state", "job:x|"))
     # before the helper wrote a history: every directory, as before
     (h.root / "runs" / ".history").unlink()
     hj = H.parse_read("h", _local(h, H.read_lines()))
