@@ -18,6 +18,10 @@ import click
 from hostctl.cli.options import INVENTORY_HELP, inventory_option, json_option
 
 COMPARE_LIMIT = 20  # runs of an experiment compared when --limit does not say
+# These commands read the hosts' records and render nothing: the inventory and specs get
+# every check but validate's final ones (what only rendering shows), and the command
+# need not import the renderers (a quarter of a second).
+NO_RENDER = ()
 
 
 def _err(text: str) -> None:
@@ -86,9 +90,9 @@ def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, 
         raise click.UsageError("Missing option '-i' / '--inventory'.")
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import history as HI
-    from hostctl.validate import load_site
+    from hostctl.spec.loader import load_site
 
-    site = load_site(inventory)
+    site = load_site(inventory, None, final_checks=NO_RENDER)
     # A bad --since, --where or --sort is refused before any host is asked.
     HI.find_runs([], now_ms=0, since=since, where=where, sort=sort, limit=limit)
     # The table reads only what it shows and filters on; --json everything.
@@ -103,10 +107,9 @@ def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, 
     else:
         for text in errors:
             _err(f"error: {text}")
-        if found:
-            for line in HI.runs_lines(found, now, HI.key_metrics(
-                    found, HI.mentioned(where, sort))):
-                click.echo(line)
+        if found:  # one write: a search may list thousands of runs
+            click.echo("\n".join(HI.runs_lines(found, now, HI.key_metrics(
+                found, HI.mentioned(where, sort)))))
         else:
             click.echo("no runs match" if records else "no runs on record")
     sys.exit(1 if errors else 0)
@@ -133,10 +136,10 @@ def runs_show_cmd(ctx: click.Context, inventory: str | None, run_id: str,
     from hostctl.jobs import plan as P
     from hostctl.jobs import provenance as PV
     from hostctl.jobs.view import show_lines
-    from hostctl.validate import load_site
+    from hostctl.spec.loader import load_site
 
     P.check_run_id(run_id)
-    site = load_site(inventory)
+    site = load_site(inventory, None, final_checks=NO_RENDER)
     with session(site, _job_hosts(site)) as conn:
         shown, _ = ops.show_run(conn.runners, run_id)
     rec = shown.record
@@ -186,7 +189,7 @@ def compare_cmd(inventory: str, run_ids: tuple[str, ...], experiment: str | None
     from hostctl.jobs import history as HI
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
-    from hostctl.validate import load_site
+    from hostctl.spec.loader import load_site
 
     if bool(run_ids) == bool(experiment):
         raise click.UsageError("give RUN_IDs or --experiment E (one of them)")
@@ -195,7 +198,7 @@ def compare_cmd(inventory: str, run_ids: tuple[str, ...], experiment: str | None
     if plot_to is not None and plot_to != "-" and not plot_to.lower().endswith((".png", ".svg")):
         raise click.BadParameter("give a file name ending in .png or .svg, or - for the "
                                  "terminal", param_hint="--plot")
-    site = load_site(inventory)
+    site = load_site(inventory, None, final_checks=NO_RENDER)
     with session(site, _job_hosts(site)) as conn:
         records, errors, now = ops.read_runs(site, conn.runners)
         if experiment:
