@@ -420,7 +420,8 @@ submit() {  # ID...: prepared directories become queued runs, in the order given
 }
 
 prepare_from_unit() {  # ID TRIGGER [SHARD COUNT]: a run started by a timer or by hand,
-  # described by the HOSTCTL_JOB_* settings its unit carries (from the rendered spec)
+  # described by the HOSTCTL_JOB_* settings its unit carries (from the rendered spec). Its
+  # experiment is the job's name (hostctl run's default where no git branch is known).
   d=$R/.new-$1
   rm -rf "$d" && mkdir -p "$d" || return 1
   for kv in "job=$JOB" "project=${HOSTCTL_JOB_PROJECT:-}" "host=${HOSTCTL_JOB_HOST:-}" \
@@ -428,7 +429,7 @@ prepare_from_unit() {  # ID TRIGGER [SHARD COUNT]: a run started by a timer or b
       "cpus=${HOSTCTL_JOB_CPUS:-0}" "memory=${HOSTCTL_JOB_MEMORY:-0}" \
       "attempts=${HOSTCTL_JOB_ATTEMPTS:-1}" "attempt=1" "group=${GROUP:-$1}" "by=$2" \
       "shard=${3:-0}" "shards=${4:-1}" "submitted=$(now_ms)" \
-      "image=${HOSTCTL_RUN_IMAGE:-}"; do
+      "image=${HOSTCTL_RUN_IMAGE:-}" "experiment=$JOB"; do
     printf '%s\n' "${kv#*=}" > "$d/${kv%%=*}"
   done
   printf 'HOSTCTL_RUN_ID=%s\nHOSTCTL_SHARD_INDEX=%s\nHOSTCTL_SHARD_COUNT=%s\n' \

@@ -73,7 +73,9 @@ SPECS = {
           - -c
           - >-
             i=0; while :; do i=$((i+1)); if [ $((i % 5000)) -eq 0 ]; then
-            set -- $(cat /proc/$$/stat); [ $(( ${{14}} + ${{15}} )) -ge 400 ] && break; fi; done
+            set -- $(cat /proc/$$/stat); [ $(( ${{14}} + ${{15}} )) -ge 400 ] && break; fi; done;
+            echo '{{"name": "burned", "value": 4, "step": 1}}' > "$HOSTCTL_METRICS"
+        report: [burned]
         """,
 }
 CLEANUP = RESET + "rm -rf /usr/local/lib/hostctl\ndocker network rm hostctl-obs hostctl-obsjobs " \
@@ -182,6 +184,12 @@ def test_a_job_run_counts_for_its_project(rig: Rig) -> None:
     assert done is not None and done >= 2.0
     cost = p.value('hostctl_project_cost_total{project="obsjobs",resource="cpu"}')
     assert cost == pytest.approx(done / 3600 * 3.6, rel=0.05)  # scraped at slightly other times
+    # The ended run, from the host's run history: counted by its state, and the metric its
+    # spec reports, labelled with its experiment (a run started by hand: the job's name).
+    p.wait_value('hostctl_job_runs_total{project="obsjobs",job_name="obs-burn",'
+                 'state="succeeded"}', 1, timeout=60)
+    p.wait_value('hostctl_job_metric{job_name="obs-burn",experiment="obs-burn",'
+                 'metric="burned"}', 4, timeout=60)
 
 
 def test_exporter_down_shows_as_down_and_services_run_on(rig: Rig) -> None:
