@@ -18,6 +18,7 @@ import click
 from hostctl.cli.options import INVENTORY_HELP, inventory_option, json_option
 
 COMPARE_LIMIT = 20  # runs of an experiment compared when --limit does not say
+RUNS_SHOWN = 50  # rows of the `runs` table when neither --limit nor --all says (as `jobs`)
 # These commands read the hosts' records and render nothing: the inventory and specs get
 # every check but validate's final ones (what only rendering shows), and the command
 # need not import the renderers (a quarter of a second).
@@ -70,12 +71,15 @@ def _read(site: Any, fields: Any = None) -> tuple[list[Any], list[str], int]:
 @click.option("--sort", metavar="[-]KEY",
               help="Order by a field, metric or parameter; a leading - for descending "
                    "(runs lacking it come last). Default: newest first.")
-@click.option("--limit", type=click.IntRange(1), metavar="N", help="At most N runs.")
+@click.option("--limit", type=click.IntRange(1), metavar="N",
+              help=f"At most N runs (the table's default: the {RUNS_SHOWN} first; --json: "
+                   "all).")
+@click.option("--all", "show_all", is_flag=True, help="Every matching run in the table.")
 @json_option
 @click.pass_context
 def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, job: str | None,
              project: str | None, since: str | None, where: str | None, sort: str | None,
-             limit: int | None, as_json: bool) -> None:
+             limit: int | None, show_all: bool, as_json: bool) -> None:
     """Search the runs every host keeps: newest first, with their key metrics.
 
     Each host keeps the last `jobs: keep_runs` (default 500) ended runs of each job, with
@@ -99,6 +103,9 @@ def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, 
     records, errors, now = _read(site, None if as_json else HI.fields_needed(where, sort))
     found = HI.find_runs(records, now_ms=now, experiment=experiment, job=job,
                          project=project, since=since, where=where, sort=sort, limit=limit)
+    matched = len(found)
+    if limit is None and not show_all and not as_json:
+        found = found[:RUNS_SHOWN]
     if as_json:
         prices = _prices(site)
         click.echo(json.dumps({"ok": not errors, "errors": errors, "count": len(found),
@@ -110,6 +117,9 @@ def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, 
         if found:  # one write: a search may list thousands of runs
             click.echo("\n".join(HI.runs_lines(found, now, HI.key_metrics(
                 found, HI.mentioned(where, sort)))))
+        if len(found) < matched:
+            click.echo(f"({len(found)} of {matched} matching runs; --limit N or --all for "
+                       "more)", err=True)
         else:
             click.echo("no runs match" if records else "no runs on record")
     sys.exit(1 if errors else 0)
@@ -200,20 +210,26 @@ def compare_cmd(inventory: str, run_ids: tuple[str, ...], experiment: str | None
                                  "terminal", param_hint="--plot")
     site = load_site(inventory, None, final_checks=NO_RENDER)
     with session(site, _job_hosts(site)) as conn:
-        records, errors, now = ops.read_runs(site, conn.runners)
         if experiment:
-            chosen = HI.find_runs(records, now_ms=now, experiment=experiment)[:limit]
-            if not chosen:
+            # Which runs: a listing of the few fields that choose them; then those runs whole.
+            listed, errors, now = ops.read_runs(site, conn.runners, HI.LISTING_FIELDS)
+            picked = HI.find_runs(listed, now_ms=now, experiment=experiment)[:limit]
+            if not picked:
                 raise HostctlError(f"no runs of experiment {experiment!r} on record"
                                    + (f" (not read: {'; '.join(errors)})" if errors else ""))
+            wanted = [r.id for r in picked]
         else:
-            by_id = {r.id: r for r in records}
-            missing = [i for i in run_ids if i not in by_id]
-            if missing:
-                hint = f" (not read: {'; '.join(errors)})" if errors else ""
-                raise HostctlError(f"no run {', '.join(missing)} on any host{hint}; "
-                                   "`hostctl runs` lists runs")
-            chosen = [by_id[i] for i in dict.fromkeys(run_ids)]
+            wanted = list(dict.fromkeys(run_ids))
+            errors = []
+        records, more = ops.read_selected(site, conn.runners, wanted)
+        errors += more
+        by_id = {r.id: r for r in records}
+        missing = [i for i in wanted if i not in by_id]
+        if missing:
+            hint = f" (not read: {'; '.join(errors)})" if errors else ""
+            raise HostctlError(f"no run {', '.join(missing)} on any host{hint}; "
+                               "`hostctl runs` lists runs")
+        chosen = [by_id[i] for i in wanted]
         names = C.choose_metrics(chosen, metrics)
         points: dict[str, Any] = {}
         if plot_to is not None:

@@ -373,6 +373,23 @@ def read_runs(site: m.Site, runners: Mapping[str, Runner | RunnerError],
     return records, errors, now
 
 
+def read_selected(site: m.Site, runners: Mapping[str, Runner | RunnerError],
+                  run_ids: Sequence[str]) -> tuple[list[RunRecord], list[str]]:
+    """The whole records of `run_ids`, from whichever hosts have them (one round trip per
+    host, each reading only those runs' directories)."""
+    if not run_ids:
+        return [], []
+    seen = read_hosts(site, runners, install=False, select=tuple(run_ids))
+    records: list[RunRecord] = []
+    errors: list[str] = []
+    for name, hj in seen.items():
+        if isinstance(hj, Exception):
+            errors.append(str(hj) if isinstance(hj, HostctlError) else f"{name}: {hj!r}")
+        else:
+            records += [r for r in hj.runs if r.id in run_ids]
+    return records, errors
+
+
 Points = dict[str, list[tuple[int | None, float]]]
 
 
