@@ -25,57 +25,27 @@ from tests.rigs.deploy_rig import Site, example_site
 pytestmark = pytest.mark.sandbox
 __all__ = ["example_site"]
 
-SPECS = """
-kind: job
-name: bad-metrics
-project: lab
-image: hostctl-demo-app:1.0
-command:
-  - sh
-  - -c
-  - >-
-    printf '%s\\n' '{"name": "acc", "value": 0.5, "step": 1}' 'not json'
-    '{"name": "acc", "value": "high"}' '{"name": "acc"}' '{"value": 1}'
-    '{"name": "acc", "value": 0.75, "step": 2}' '{"name": "acc", "value": 1, "extra": 2}'
-    '{"name": "acc", "value": 0.6, "step": -1}' > "$HOSTCTL_METRICS"
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
----
-kind: job
-name: big-metrics
-project: lab
-image: hostctl-demo-app:1.0
-command:
-  - sh
-  - -c
-  - >-
-    awk 'BEGIN { for (i = 0; i < 300000; i++)
-    printf "{\\"name\\": \\"n\\", \\"value\\": %d, \\"step\\": %d}\\n", i, i }'
-    > "$HOSTCTL_METRICS"
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
----
-kind: job
-name: sharded
-project: lab
-image: hostctl-demo-app:1.0
-command:
-  - sh
-  - -c
-  - >-
-    echo "{\\"name\\": \\"score\\", \\"value\\": $((HOSTCTL_SHARD_INDEX * 10))}"
-    > "$HOSTCTL_METRICS"
-resources: {cpus: 0.1}
-shards: 3
----
-kind: job
-name: tiny
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'echo "{\\"name\\": \\"k\\", \\"value\\": 1}" > "$HOSTCTL_METRICS"']
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
-"""
+def _job(name: str, script: str, **more: object) -> dict[str, object]:
+    """A job of the test's project: `sh -c SCRIPT` in the demo image, a tenth of a CPU."""
+    return {"kind": "job", "name": name, "project": "lab", "image": "hostctl-demo-app:1.0",
+            "command": ["sh", "-c", script], "resources": {"cpus": 0.1}, **more}
+
+
+APP = {"placement": {"labels": {"role": "app"}}}
+POINT = '{"name": "%s", "value": %s}'
+SPECS = yaml.safe_dump_all([
+    _job("bad-metrics", "printf '%s\\n' " + " ".join(f"'{line}'" for line in (
+        '{"name": "acc", "value": 0.5, "step": 1}', "not json", '{"name": "acc", "value": "high"}',
+        '{"name": "acc"}', '{"value": 1}', '{"name": "acc", "value": 0.75, "step": 2}',
+        '{"name": "acc", "value": 1, "extra": 2}', '{"name": "acc", "value": 0.6, "step": -1}',
+    )) + ' > "$HOSTCTL_METRICS"', **APP),
+    _job("big-metrics", "awk 'BEGIN { for (i = 0; i < 300000; i++) printf "
+         "\"{\\\"name\\\": \\\"n\\\", \\\"value\\\": %d, \\\"step\\\": %d}\\n\", i, i }'"
+         ' > "$HOSTCTL_METRICS"', **APP),
+    _job("sharded", "echo '" + POINT % ("score", "'$((HOSTCTL_SHARD_INDEX * 10))'") + "'"
+         ' > "$HOSTCTL_METRICS"', shards=3),
+    _job("tiny", "echo '" + POINT % ("k", 1) + "' > \"$HOSTCTL_METRICS\"", **APP),
+])
 JOBS = ("train-triage", "bad-metrics", "big-metrics", "sharded", "tiny")
 KEEP = 3
 BIG_LINES = 300000
