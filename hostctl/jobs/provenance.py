@@ -58,8 +58,14 @@ def git_info(folder: str) -> GitInfo:
 
 
 def experiment_name(given: str | None, git: GitInfo, job: str) -> str:
-    """--experiment, else the git branch of the specs, else the job's name."""
-    return given if given else (git.branch or job)
+    """--experiment, else the git branch of the specs (one that --experiment would take:
+    it becomes a metrics label), else the job's name."""
+    if given:
+        return given
+    branch = git.branch
+    if branch and len(branch) <= MAX_EXPERIMENT and branch.isprintable():
+        return branch
+    return job
 
 
 def check_text(option: str, value: str, limit: int) -> str:

@@ -78,3 +78,8 @@ def test_text_options_refused(value: str, message: str) -> None:
 
 def test_text_option_accepted() -> None:
     assert PV.check_text("--note", "lr sweep, warm restarts é", 200) == "lr sweep, warm restarts é"
+
+
+def test_a_branch_no_experiment_could_be_named_after_falls_back_to_the_job() -> None:
+    assert PV.experiment_name(None, PV.GitInfo("abc", "x" * 101), "train") == "train"
+    assert PV.experiment_name(None, PV.GitInfo("abc", "x" * 100), "train") == "x" * 100
