@@ -54,15 +54,8 @@ HELPER = "/var/lib/hostctl/bin/hostctl-jobs"
 
 @pytest.fixture(scope="module")
 def site(example_site: Site) -> Iterator[Site]:
-    s = example_site
-    (s.root / "specs" / "experiments-test.yml").write_text(SPECS)
-    data = yaml.safe_load(s.inventory.read_text())
-    data["hosts"]["gpu-1"]["gpu_mode"] = "env"
-    data["jobs"] = {"keep_runs": KEEP}
-    s.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-    res = s.deploy("--only", ",".join(JOBS))
-    assert res.returncode == 0, res.stdout + res.stderr
-    yield s
+    example_site.deploy_jobs("experiments-test.yml", SPECS, JOBS, jobs={"keep_runs": KEEP})
+    yield example_site
 
 
 def hostctl(s: Site, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

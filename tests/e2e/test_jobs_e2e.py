@@ -139,16 +139,11 @@ true
 
 @pytest.fixture(scope="module")
 def site(example_site: Site) -> Iterator[Site]:
-    s = example_site
-    (s.root / "specs" / "jobs-test.yml").write_text(SPECS)
-    data = yaml.safe_load(s.inventory.read_text())
-    data["hosts"]["gpu-1"]["gpu_mode"] = "env"
-    s.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-    res = s.deploy("--only", ",".join(JOBS))
-    assert res.returncode == 0, res.stdout + res.stderr
-    yield s
-    for name in s.hosts:  # the queue's own units are not hostctl-* units: the reset leaves them
-        s.ssh(name, CLEAN)
+    example_site.deploy_jobs("jobs-test.yml", SPECS, JOBS)
+    yield example_site
+    # the queue's own units are not hostctl-* units: the reset leaves them
+    for name in example_site.hosts:
+        example_site.ssh(name, CLEAN)
 
 
 def jobs(s: Site, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -111,6 +111,21 @@ class Site:
         assert old in text, f"{old!r} not in {relpath}"
         path.write_text(text.replace(old, new, 1))
 
+    def deploy_jobs(self, spec_file: str, specs: str, names: tuple[str, ...],
+                    **sections: object) -> None:
+        """Writes `specs` to specs/SPEC_FILE, has gpu-1 hand its GPU ids out in
+        HOSTCTL_GPU_DEVICES (gpu_mode: env; no NVIDIA here), sets the inventory's top-level
+        `sections`, and deploys only the jobs and services `names` (it must succeed)."""
+        import yaml
+
+        (self.root / "specs" / spec_file).write_text(specs)
+        data = yaml.safe_load(self.inventory.read_text())
+        data["hosts"]["gpu-1"]["gpu_mode"] = "env"
+        data.update(sections)
+        self.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+        res = self.deploy("--only", ",".join(names))
+        assert res.returncode == 0, res.stdout + res.stderr
+
     def audit(self, host: str) -> list[dict[str, object]]:
         return [json.loads(line) for line in
                 self.ssh(host, "cat /var/lib/hostctl/audit.log").splitlines() if line]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from hostctl.errors import HostctlError
 from hostctl.jobs import history
 from hostctl.jobs.history import (
     SortKey,
@@ -18,6 +17,7 @@ from hostctl.jobs.history import (
     sort_runs,
     usage,
 )
+from tests.rigs.refusals import refusal
 from tests.unit.jobs.runs_data import record, summary
 
 DAY_MS = 86_400_000
@@ -50,9 +50,7 @@ HOW = "write a whole number and a unit, s m h d or w (seconds, minutes, hours, d
     ("0h", "--since '0h': give a time longer than 0, e.g. --since 7d"),
 ])
 def test_since_errors(text: str, message: str) -> None:
-    with pytest.raises(HostctlError) as err:
-        parse_since(text)
-    assert str(err.value) == message
+    assert refusal(parse_since, text) == message
 
 
 A = record("aaaa0001", job="train", project="ml", experiment="main", submitted=NOW - 9 * DAY_MS,
@@ -109,9 +107,7 @@ def test_find_runs(options: dict, expected: list[str]) -> None:
     ({"since": "7x"}, f"--since '7x': {HOW}"),
 ])
 def test_find_runs_errors(options: dict, message: str) -> None:
-    with pytest.raises(HostctlError) as err:
-        find_runs([], now_ms=NOW, **options)
-    assert str(err.value) == message
+    assert refusal(find_runs, [], now_ms=NOW, **options) == message
 
 
 def test_sort_key() -> None:

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from hostctl.errors import HostctlError
 from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
 from hostctl.jobs.records import RunRecord, latest_per_shard, parse_records, queue_positions
+from tests.rigs.refusals import refusal
 
 READ = """@@jobs 1
 @@now 1700000010000
@@ -105,9 +105,7 @@ def test_queue_positions_and_latest_shard_attempts() -> None:
     (["A=x\ny"], "--set A: the value must be one line"),
 ])
 def test_set_values_are_checked(pairs: list[str], message: str) -> None:
-    with pytest.raises(HostctlError) as exc:
-        P.parse_sets(pairs)
-    assert str(exc.value) == message
+    assert refusal(P.parse_sets, pairs) == message
 
 
 def test_run_request_env_and_install_script() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.errors import HostctlError
 from hostctl.jobs import provenance as PV
+from tests.rigs.refusals import refusal
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -71,9 +71,7 @@ def test_params_are_the_spec_env_overlaid_by_set_values_on_one_line() -> None:
                   "characters)"),
 ])
 def test_text_options_refused(value: str, message: str) -> None:
-    with pytest.raises(HostctlError) as exc:
-        PV.check_text("--note", value, 200)
-    assert str(exc.value) == message
+    assert refusal(PV.check_text, "--note", value, 200) == message
 
 
 def test_text_option_accepted() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from hostctl.errors import HostctlError
 from hostctl.jobs.where import Comparison, lookup, matches, parse_where
+from tests.rigs.refusals import refusal
 from tests.unit.jobs.runs_data import record, summary
 
 C = Comparison
@@ -72,9 +73,7 @@ HOW_OP = "write NAME OP VALUE with OP one of = != < <= > >="
      "OP VALUE with NAME a field, metric or parameter (letters, digits, _ . : / -)"),
 ])
 def test_parse_errors(expr: str, message: str) -> None:
-    with pytest.raises(HostctlError) as err:
-        parse_where(expr)
-    assert str(err.value) == message
+    assert refusal(parse_where, expr) == message
 
 
 RUN = record("ab12cd34", job="train", project="ml", experiment="main", exit="0",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -382,20 +383,17 @@ def test_healthy_is_the_rule_status_uses(tmp_path: Path, docker: str | None,
 
 # -- audit records to Logstash ---------------------------------------------------------------
 
-def test_audit_records_are_sent_once_each_as_gelf(tmp_path: Path) -> None:
+def test_audit_records_are_sent_once_each_as_gelf(tmp_path: Path, gelf_sock: socket.socket,
+                                                  gelf_address: str) -> None:
     log = tmp_path / "audit.log"
     records = [{"time": 1700000000, "command": "deploy", "result": "deployed", "message": "",
                 "host": "app-1", "site": "s", "plan": {"start": 1}, "who": "ops"}]
     log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"partial": ')
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(5)
-        state = State()
-        shipper = AuditShipper(str(log), f"udp://127.0.0.1:{sock.getsockname()[1]}", "s",
-                               "app-1", state)
-        assert shipper.ship() == 1
-        msg = json.loads(sock.recv(9000))
-        assert shipper.ship() == 0  # nothing new; the partial line waits for its end
+    state = State()
+    shipper = AuditShipper(str(log), gelf_address, "s", "app-1", state)
+    assert shipper.ship() == 1
+    msg = json.loads(gelf_sock.recv(9000))
+    assert shipper.ship() == 0  # nothing new; the partial line waits for its end
     assert msg == gelf_message(records[0], "s", "app-1")
     assert (msg["_io.hostctl.kind"], msg["_io.hostctl.project"], msg["_audit_plan"],
             msg["short_message"], msg["timestamp"]) == (
@@ -403,26 +401,17 @@ def test_audit_records_are_sent_once_each_as_gelf(tmp_path: Path) -> None:
     assert state.audit_offset == len(json.dumps(records[0])) + 1
 
 
-def test_without_metrics_the_program_only_ships_the_audit_records(tmp_path: Path) -> None:
-    from hostctl.observability.exporter import main
-
+def test_without_metrics_the_program_only_ships_the_audit_records(
+        tmp_path: Path, gelf_sock: socket.socket, exporter_once: Callable[[Path], int]) -> None:
     log = tmp_path / "audit.log"
     log.write_text(json.dumps({"time": 1700000000, "command": "deploy", "result": "deployed",
                                "host": "app-1", "site": "s"}) + "\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(5)
-        config = tmp_path / "config.json"
-        config.write_text(json.dumps({
-            "site": "s", "host": "app-1", "metrics": False, "state_dir": str(tmp_path),
-            "audit": {"address": f"udp://127.0.0.1:{sock.getsockname()[1]}",
-                      "file": str(log)}}))
-        assert main(["--config", str(config), "--once"]) == 0
-        assert json.loads(sock.recv(9000))["short_message"] == "deploy deployed"
-        # the offset is kept where the exporter keeps it: a second run sends nothing again
-        assert State.load(str(tmp_path / "exporter/state.json")).audit_offset == \
-            log.stat().st_size
-        assert main(["--config", str(config), "--once"]) == 0
-        sock.settimeout(0.5)
-        with pytest.raises(TimeoutError):
-            sock.recv(9000)
+    assert exporter_once(log) == 0
+    assert json.loads(gelf_sock.recv(9000))["short_message"] == "deploy deployed"
+    # the offset is kept where the exporter keeps it: a second run sends nothing again
+    assert State.load(str(tmp_path / "exporter/state.json")).audit_offset == \
+        log.stat().st_size
+    assert exporter_once(log) == 0
+    gelf_sock.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        gelf_sock.recv(9000)

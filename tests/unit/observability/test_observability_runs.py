@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -375,53 +376,41 @@ def test_a_run_too_big_for_a_datagram_sheds_the_docker_line_then_parameters() ->
     assert json.loads(encode(dict(small))) == small
 
 
-def test_run_records_are_shipped_once_each(tmp_path: Path) -> None:
+def test_run_records_are_shipped_once_each(tmp_path: Path, gelf_sock: socket.socket,
+                                           gelf_address: str) -> None:
     state_dir = tmp_path / "state"
     hist = Path(history_path(str(state_dir)))
     hist.parent.mkdir(parents=True)
     hist.write_text(run_lines("r1", experiment="a") + run_lines("r2", state="failed"))
     (hist.parent / "r1").mkdir()  # the run's own directory: never read
     (hist.parent / "r1" / "env").write_text("DB_PASSWORD=hunter2\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(5)
-        state = State()
-        shipper = RunShipper(str(state_dir), f"udp://127.0.0.1:{sock.getsockname()[1]}",
-                             "s", "gpu-1", state)
-        assert [shipper.ship(), shipper.ship(), shipper.ship()] == [1, 1, 0]
-        got = [json.loads(sock.recv(9000)) for _ in range(2)]
-        # pruned by retention: nothing is sent again
-        hist.write_text(run_lines("r2", state="failed"))
-        assert [shipper.ship(), shipper.ship()] == [0, 0]
-        sock.settimeout(0.3)
-        with pytest.raises(TimeoutError):
-            sock.recv(9000)
+    state = State()
+    shipper = RunShipper(str(state_dir), gelf_address, "s", "gpu-1", state)
+    assert [shipper.ship(), shipper.ship(), shipper.ship()] == [1, 1, 0]
+    got = [json.loads(gelf_sock.recv(9000)) for _ in range(2)]
+    # pruned by retention: nothing is sent again
+    hist.write_text(run_lines("r2", state="failed"))
+    assert [shipper.ship(), shipper.ship()] == [0, 0]
+    gelf_sock.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        gelf_sock.recv(9000)
     assert [(m["_run_id"], m["_run_state"]) for m in got] == [("r1", "succeeded"),
                                                               ("r2", "failed")]
     assert "hunter2" not in json.dumps(got)
     assert state.runs_shipped.ids == ["r2"]
 
 
-def test_without_metrics_the_program_ships_the_run_records_too(tmp_path: Path) -> None:
-    from hostctl.observability.exporter import main
-
+def test_without_metrics_the_program_ships_the_run_records_too(
+        tmp_path: Path, gelf_sock: socket.socket, exporter_once: Callable[[Path], int]) -> None:
     log = tmp_path / "audit.log"
     log.write_text("")
     hist = Path(history_path(str(tmp_path)))
     hist.parent.mkdir(parents=True)
     hist.write_text(run_lines("r1"))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(5)
-        config = tmp_path / "config.json"
-        config.write_text(json.dumps({
-            "site": "s", "host": "app-1", "metrics": False, "state_dir": str(tmp_path),
-            "audit": {"address": f"udp://127.0.0.1:{sock.getsockname()[1]}",
-                      "file": str(log)}}))
-        assert main(["--config", str(config), "--once"]) == 0  # the file changed: wait
-        assert main(["--config", str(config), "--once"]) == 0
-        assert json.loads(sock.recv(9000))["_run_id"] == "r1"
-        assert State.load(str(tmp_path / "exporter/state.json")).runs_shipped.ids == ["r1"]
+    assert exporter_once(log) == 0  # the file changed: wait
+    assert exporter_once(log) == 0
+    assert json.loads(gelf_sock.recv(9000))["_run_id"] == "r1"
+    assert State.load(str(tmp_path / "exporter/state.json")).runs_shipped.ids == ["r1"]
 
 
 def test_the_exporters_configuration_lists_each_jobs_report(tmp_path: Path,

@@ -28,6 +28,7 @@ from hostctl.runner.base import ConnectionLost, HostUnreachable, Result, Runner,
 from hostctl.runner.recording import Call, RecordingRunner
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
+from tests.rigs.refusals import refusal
 from tests.rigs.site_factory import make_site
 
 SPECS = {
@@ -84,9 +85,7 @@ def site(inventory: Path) -> Site:
     (("api", None, 3), "api has no instance 3; it has 2 instances (1-2)"),
 ])
 def test_selection_errors(site: Site, args: tuple[Any, ...], message: str) -> None:
-    with pytest.raises(HostctlError) as err:
-        day2.select_instances(site, *args)
-    assert str(err.value) == message
+    assert refusal(day2.select_instances, site, *args) == message
 
 
 def test_unknown_host_gets_a_did_you_mean(site: Site) -> None:
@@ -108,9 +107,7 @@ def test_selection(site: Site) -> None:
 ])
 def test_choose_one_says_what_tells_instances_apart(site: Site, service: str,
                                                     message: str) -> None:
-    with pytest.raises(HostctlError) as err:
-        day2.choose_one(day2.select_instances(site, service), service)
-    assert str(err.value) == message
+    assert refusal(day2.choose_one, day2.select_instances(site, service), service) == message
 
 
 def test_log_targets(site: Site) -> None:
