@@ -72,7 +72,7 @@ def _read(site: Any, fields: Any = None) -> tuple[list[Any], list[str], int]:
               help="Order by a field, metric or parameter; a leading - for descending "
                    "(runs lacking it come last). Default: newest first.")
 @click.option("--limit", type=click.IntRange(1), metavar="N",
-              help=f"At most N runs (the table's default: the {RUNS_SHOWN} first; --json: "
+              help=f"At most N runs (the table's default: the first {RUNS_SHOWN}; --json: "
                    "all).")
 @click.option("--all", "show_all", is_flag=True, help="Every matching run in the table.")
 @json_option
