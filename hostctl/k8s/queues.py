@@ -132,10 +132,32 @@ def _notes(ctx: RenderContext, project: str, quota: ProjectQuota) -> None:
               f"{quota.gpu_hours_per_month:g} GPU-hours per month is not carried: Kueue has "
               "no budget over time, only the concurrent quota (ClusterQueue "
               f"{namespace_of(ctx.cfg, project)})")
+    for w in sorted(ctx.site.workloads, key=lambda w: w.name):
+        if w.project == project and w.is_job and w.shards > 1:
+            _whole_job_note(ctx, w, quota)
     if quota.owners:
         _note(ctx, f"{path}/owners",
               f"owners {', '.join(quota.owners)} are not carried: in the cluster, who may "
               f"create Jobs in namespace {namespace_of(ctx.cfg, project)} is RBAC's to say")
+
+
+def _whole_job_note(ctx: RenderContext, w: m.Workload, quota: ProjectQuota) -> None:
+    """Hosts run a sharded job's shards as separate runs, as the quota leaves room; Kueue
+    admits the Indexed Job whole (all shards at once) or not at once."""
+    res = w.resources
+    over = [f"{w.shards} x {need} {unit} > {limit} {unit}"
+            for need, limit, unit in ((res.gpus or None, quota.gpus, "GPU(s)"),
+                                      (res.cpus, quota.cpus, "CPU(s)"))
+            if need is not None and limit is not None and need * w.shards > limit]
+    if res.memory is not None and quota.memory is not None \
+            and res.memory * w.shards > quota.memory:
+        over.append(f"{w.shards} x {memory_quantity(res.memory)} memory > "
+                    f"{memory_quantity(quota.memory)}")
+    if over:
+        ctx.note(w, "shards", f"Kueue admits the Indexed Job's {w.shards} shards together "
+                 f"and the project's quota cannot hold them ({'; '.join(over)}): in the "
+                 "cluster it would wait for ever; lower shards or raise the quota (hosts run "
+                 "the shards one run at a time as the quota leaves room)")
 
 
 def _note(ctx: RenderContext, path: str, message: str) -> None:

@@ -208,3 +208,17 @@ def test_the_validator_refuses_broken_queues_and_classes() -> None:
                          "spec": {"clusterQueue": "Bad_Name"}}) == [
         "spec/clusterQueue: 'Bad_Name' does not match "
         "'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'"]
+
+
+def test_a_sharded_job_the_quota_cannot_hold_whole_is_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sharded = TRAIN.replace("gpu_medium", "{cpus: 2, memory: 9Gi, gpus: 1}") + "shards: 4\n"
+    # etl-4's 4 x 2 CPUs fit lab's 8.5: not reported
+    lab_only = PROJECTS.replace("  shop: {}\n", "")
+    r = render_manifests(site(tmp_path, monkeypatch, lab_only, specs=(sharded, ETL.replace(
+        "etl", "etl-4").replace("shop", "lab") + "shards: 4\nresources: {cpus: 2}\n")))
+    assert [str(i) for i in r.report if i.path == "shards"] == [
+        "specs/0.yml:7: shards: Kueue admits the Indexed Job's 4 shards together and the "
+        "project's quota cannot hold them (4 x 1 GPU(s) > 1 GPU(s); 4 x 9Gi memory > 32Gi): "
+        "in the cluster it would wait for ever; lower shards or raise the quota (hosts run "
+        "the shards one run at a time as the quota leaves room)"]
