@@ -5,7 +5,8 @@ put a project's Jobs in its queue.
   prefix like every other site-wide name;
 - per listed project a ClusterQueue named like its namespace, selecting only that namespace,
   with the quota as `nominalQuota` for cpu, memory and nvidia.com/gpu. Kueue keeps a Job
-  out when it asks for a resource its ClusterQueue does not cover, so all three are always
+  out when it asks for a resource its ClusterQueue does not cover ("resource cpu
+  unavailable in ClusterQueue", pkg/scheduler/flavorassigner), so all three are always
   covered and a resource the project has no quota on gets UNLIMITED;
 - per listed project a LocalQueue (named after the project) in its namespace;
 - WorkloadPriorityClasses for high, normal and low (PRIORITY_VALUES), named with the
