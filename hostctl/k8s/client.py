@@ -45,6 +45,10 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "KongPlugin": ("configuration.konghq.com/v1", "kongplugins", True),
     "KongConsumer": ("configuration.konghq.com/v1", "kongconsumers", True),
     "Middleware": ("traefik.io/v1alpha1", "middlewares", True),
+    "ResourceFlavor": ("kueue.x-k8s.io/v1beta1", "resourceflavors", False),
+    "WorkloadPriorityClass": ("kueue.x-k8s.io/v1beta1", "workloadpriorityclasses", False),
+    "ClusterQueue": ("kueue.x-k8s.io/v1beta1", "clusterqueues", False),
+    "LocalQueue": ("kueue.x-k8s.io/v1beta1", "localqueues", True),
 }
 # Set by the API server; never part of a diff.
 SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp",

@@ -13,6 +13,7 @@ from hostctl.errors import Problem
 from hostctl.k8s import checks as kc
 from hostctl.k8s.names import meta, namespace_of
 from hostctl.k8s.pods import pod_template
+from hostctl.k8s.queues import queued
 from hostctl.k8s.render_context import RenderContext
 from hostctl.k8s.values import seconds
 from hostctl.spec import model as m
@@ -32,8 +33,9 @@ def job(ctx: RenderContext, w: m.Workload) -> None:
     else:
         spec["backoffLimit"] = w.retries
     if w.schedule is None:
+        # Only the Job's own labels: Kueue reads the queue there; its pods stay as they were.
         ctx.add({"apiVersion": "batch/v1", "kind": "Job",
-                 "metadata": meta(w.name, ns, labels), "spec": spec},
+                 "metadata": meta(w.name, ns, {**labels, **queued(ctx, w)}), "spec": spec},
                 kc.origin_of(w))
         return
     cron = kc.cron_schedule(w)
@@ -44,7 +46,7 @@ def job(ctx: RenderContext, w: m.Workload) -> None:
         "schedule": cron.schedule,
         # A systemd timer does not start a run while the last one is still going.
         "concurrencyPolicy": "Forbid",
-        "jobTemplate": {"metadata": {"labels": dict(labels)}, "spec": spec},
+        "jobTemplate": {"metadata": {"labels": {**labels, **queued(ctx, w)}}, "spec": spec},
     }
     zone = cron.time_zone or ctx.cfg.time_zone
     if zone:

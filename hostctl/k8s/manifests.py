@@ -17,15 +17,18 @@ What maps to what (issue 7):
   rate-limiting, request-size-limiting, cors: the same plugin configs the host gateway
   uses) and KongConsumers, or Traefik's with Middlewares;
 - a job -> Job (shards: Indexed, completions = parallelism = shards, HOSTCTL_SHARD_INDEX
-  from the completion index), or CronJob when scheduled.
+  from the completion index), or CronJob when scheduled;
+- the inventory's projects: -> Kueue queues (a ClusterQueue with the quota and a LocalQueue
+  per listed project, priority classes, one ResourceFlavor; queues.py), and the project's
+  Jobs labelled with its LocalQueue.
 Everything a spec says that has no Kubernetes meaning becomes a `ReportItem`.
 
 This module walks the site and owns the result; each kind of object is built elsewhere:
 services.py (Deployment, Service), pods.py (the pod template), volumes.py, placement.py,
 jobs.py (Job, CronJob), ingress.py (Ingress, KongPlugin, Middleware), kong_consumers.py,
-network_policy.py; render_context.py holds what a walk gathers, names.py the shared names
-and labels, values.py the unit conversions, manifest_files.py the YAML and files. The names
-other modules and tests import stay importable from here.
+network_policy.py, queues.py (Kueue); render_context.py holds what a walk gathers, names.py
+the shared names and labels, values.py the unit conversions, manifest_files.py the YAML and
+files. The names other modules and tests import stay importable from here.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from hostctl.k8s.names import (
 )
 from hostctl.k8s.network_policy import ISOLATION_POLICY, isolate_project
 from hostctl.k8s.pods import GPU_RESOURCE, GPU_RUNTIME_CLASS, SHARD_INDEX_PATH
+from hostctl.k8s.queues import kueue_objects
 from hostctl.k8s.render_context import RenderContext, ReportItem
 from hostctl.k8s.services import service
 from hostctl.k8s.values import cpu_quantity, escape_expansion, memory_quantity
@@ -76,7 +80,8 @@ __all__ = [
 ]
 
 # Apply order: what others refer to comes first.
-KIND_ORDER = ("Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service",
+KIND_ORDER = ("Namespace", "ResourceFlavor", "WorkloadPriorityClass", "ClusterQueue",
+              "LocalQueue", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service",
               "Deployment", "Job", "CronJob", "KongPlugin", "KongConsumer", "Middleware",
               "Ingress", "NetworkPolicy")
 
@@ -135,6 +140,7 @@ def _walk(ctx: RenderContext) -> None:
         else:
             service(ctx, w)
     consumers(ctx)
+    kueue_objects(ctx)
     _inventory_notes(ctx)
 
 

@@ -22,6 +22,7 @@ from hostctl.spec.schema import did_you_mean
 from hostctl.spec.secrets import SecretStore, value_problem
 from hostctl.spec.sections.gateway import check_gateway
 from hostctl.spec.sections.observability import check_observability
+from hostctl.spec.sections.projects import check_projects
 from hostctl.systemd.calendar import CalendarError, never_fires, parse_calendar
 
 Check = Callable[[m.Inventory, list[m.Workload], SecretStore], Iterable[Problem]]
@@ -301,6 +302,12 @@ def observability_consistent(inv: m.Inventory, ws: list[m.Workload], store: Secr
     return check_observability(inv, ws, store)
 
 
+def projects_consistent(inv: m.Inventory, ws: list[m.Workload], store: SecretStore
+                        ) -> Iterable[Problem]:
+    """The projects section against the hosts and the specs."""
+    return check_projects(inv, ws, store)
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     unique_names, known_profiles, placement_matches, gpus_available, service_gpus_fit,
     health_ports,
@@ -308,7 +315,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     host_ports, secrets_known, job_env_fits_env_file, volume_targets, schedules_valid,
     distinct_hosts,
     reach_known_projects, images_pushable,
-    gateway_consistent, observability_consistent,
+    gateway_consistent, observability_consistent, projects_consistent,
 )
 
 

@@ -12,6 +12,7 @@ from hostctl.spec.sections.jobs import JOBS
 from hostctl.spec.sections.k3s import K3S
 from hostctl.spec.sections.logging import LOGGING
 from hostctl.spec.sections.metrics import METRICS
+from hostctl.spec.sections.projects import PROJECTS
 
 INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
     "site": Field(s.name, required=True),
@@ -27,4 +28,5 @@ INVENTORY_KEYS: dict[str, Field | Check[Any]] = {
     "metrics": METRICS,
     "k3s": K3S,
     "jobs": JOBS,
+    "projects": PROJECTS,
 }

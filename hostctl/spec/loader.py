@@ -23,6 +23,7 @@ from hostctl.spec.schema import INVALID, Context, Record
 from hostctl.spec.secrets import SecretStore, load_secrets
 from hostctl.spec.sections.jobs import JobsConfig
 from hostctl.spec.sections.k3s import K3sConfig
+from hostctl.spec.sections.projects import ProjectsConfig
 from hostctl.spec.yamlsource import Document, Path, YamlProblem, format_path, load_documents
 from hostctl.systemd.quoting import UnitQuotingError, setting_value
 
@@ -118,6 +119,8 @@ def load_inventory(path: str, problems: list[Problem]) -> m.Inventory | None:
         metrics=top.get("metrics"),
         k3s=top.get("k3s") or K3sConfig(file=shown, lines={"k3s": lines.get("k3s", 0)}),
         jobs=top.get("jobs") or JobsConfig(file=shown, lines={"jobs": lines.get("jobs", 0)}),
+        projects=top.get("projects") or ProjectsConfig(
+            file=shown, lines={"projects": lines.get("projects", 0)}),
         lines=lines,
     )
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the gateway section's own module defines it (and imports th
     from hostctl.spec.sections.k3s import K3sConfig
     from hostctl.spec.sections.logging import LoggingConfig
     from hostctl.spec.sections.metrics import MetricsConfig
+    from hostctl.spec.sections.projects import ProjectsConfig
 
 SERVICE: Literal["service"] = "service"
 JOB: Literal["job"] = "job"
@@ -78,6 +79,13 @@ def _jobs_defaults() -> JobsConfig:
     return JobsConfig()
 
 
+def _projects_defaults() -> ProjectsConfig:
+    # imported here: keeps hostctl --help and start-up fast (as _k3s_defaults)
+    from hostctl.spec.sections.projects import ProjectsConfig
+
+    return ProjectsConfig()
+
+
 @dataclass(frozen=True)
 class Inventory:
     file: str
@@ -95,6 +103,8 @@ class Inventory:
     # without a k3s section has its defaults.
     k3s: K3sConfig = field(default_factory=_k3s_defaults)
     jobs: JobsConfig = field(default_factory=_jobs_defaults)
+    # No section: no project has limits (an empty ProjectsConfig).
+    projects: ProjectsConfig = field(default_factory=_projects_defaults)
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 
 

@@ -424,7 +424,32 @@ def inventory_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
         "jobs": st.composite(lambda d: record(d, {
             "keep_runs": v(st.integers(1, 100_000), 0, 100_001, -1, "500", True, 1.5),
         }))(),
+        "projects": st.composite(lambda d: projects_value(d, ctx))(),
     }
+
+
+def project_quota_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
+    return {
+        "gpus": v(st.integers(1, 8), 0, -1, 1.5, "2"),
+        "cpus": v(st.sampled_from([0.5, 2, 8, 64]), 0, -2, "lots"),
+        "memory": size(["1Gi", "16Gi", "64Gi"]),
+        "gpu_hours_per_month": v(st.sampled_from([1, 200, 1e4]), 0, -5, "200h"),
+        "priority": v(st.sampled_from(["high", "normal", "low"]), "urgent", "High", 1),
+        "owners": v(st.lists(st.sampled_from(["alice", "bob", "ci@lab", "j.doe"]),
+                             min_size=1, max_size=3), [], "alice", ["-x"], [1]),
+    }
+
+
+def projects_value(draw: st.DrawFn, ctx: Ctx) -> dict[str, Any]:
+    """`projects:`: a ledger host and quotas for some of the specs' projects (now and then
+    an unknown host or a project no spec has)."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["ledger_host"] = draw(v(st.sampled_from(ctx.hosts), "nowhere-1", "App_1"))
+    for name in draw(st.lists(v(st.sampled_from(ctx.projects), "ghost", "Shop", "ledger_hots"
+                                ).filter(_is_key), max_size=2, unique_by=str)):
+        out[name] = record(draw, project_quota_keys(ctx))
+    return out
 
 
 # -- workloads ------------------------------------------------------------------------------
@@ -737,6 +762,8 @@ def sites(draw: st.DrawFn) -> SiteFiles:
     # Drawn last, so the sections above keep the draws they had before it existed.
     if draw(st.booleans()):
         inv["jobs"] = draw(top_keys["jobs"])
+    if draw(st.booleans()):
+        inv["projects"] = draw(top_keys["projects"])
     files = {"site.yml": dump(inv), "secrets.env": "\n".join(env_lines) + "\n"}
     for path, texts in docs.items():
         files[path] = "---\n".join(texts)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hostctl.spec.inventory import INVENTORY_KEYS
 from hostctl.spec.rules import workload
+from hostctl.spec.sections.projects import ProjectQuota
 from hostctl.validate import load_site
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
@@ -15,6 +16,12 @@ def test_annotated_inventory_and_specs_validate() -> None:
     site = load_site(str(DOCS / "inventory.yml"), environ={})
     assert [w.name for w in site.workloads] == ["api", "train"]
     assert site.workloads[1].report == ("val_auc", "loss")
+    projects = site.inventory.projects
+    assert projects.ledger_host == "app-1"
+    assert projects.projects == {
+        "research": ProjectQuota(gpus=2, cpus=8.0, memory=32 * 2**30, gpu_hours_per_month=200.0,
+                                 priority="normal", owners=("alice", "bob")),
+        "shop": ProjectQuota(priority="high")}
 
 
 def _documented_keys(path: Path) -> set[str]:

@@ -206,8 +206,8 @@ INVENTORY_CASES = [
                  ["site.yml:1: site: missing required key 'site'"], id="missing-site"),
     pytest.param(BASE_INVENTORY + "hosst: {}\n",
                  ["site.yml:10: hosst: unknown key 'hosst'; did you mean 'hosts'? (known: "
-                  "gateway, hosts, image_source, jobs, k3s, logging, metrics, profiles, secrets, "
-                  "site, specs, ssh)"], id="unknown-top-key"),
+                  "gateway, hosts, image_source, jobs, k3s, logging, metrics, profiles, projects, "
+                  "secrets, site, specs, ssh)"], id="unknown-top-key"),
     pytest.param(BASE_INVENTORY.replace("address: 10.0.0.2", "adress: 10.0.0.2"),
                  ["site.yml:4: hosts/gpu-1: missing required key 'address'",
                   "site.yml:4: hosts/gpu-1/adress: unknown key 'adress'; did you mean "
@@ -221,6 +221,50 @@ INVENTORY_CASES = [
                   "host must be a different machine"], id="same-host-twice"),
     pytest.param("", ["site.yml: an inventory is one YAML mapping (site, hosts, specs, ...)"],
                  id="empty-inventory"),
+    *[pytest.param(BASE_INVENTORY + "projects:\n" + section, expected, id=f"projects-{name}")
+      for name, section, expected in [
+          ("not-a-mapping", "  - shop\n",
+           ["site.yml:10: projects: expected a mapping, got a list"]),
+          ("ledger-host-unknown", "  ledger_host: app-2\n",
+           ["site.yml:11: projects/ledger_host: no host 'app-2' in site.yml; did you mean "
+            "'app-1'? (known: app-1, gpu-1)"]),
+          ("ledger-host-bad", "  ledger_host: App_1\n",
+           ["site.yml:11: projects/ledger_host: 'App_1' is not valid: use lowercase letters, "
+            "digits and '-', starting and ending with a letter or digit"]),
+          ("key-with-underscore", "  ledger_hots: app-1\n",
+           ["site.yml:11: projects/ledger_hots: unknown key 'ledger_hots'; did you mean "
+            "'ledger_host'? (known: ledger_host, or a project name: use lowercase letters, "
+            "digits and '-', starting and ending with a letter or digit)"]),
+          ("bad-project-name", "  Shop: {}\n",
+           ["site.yml:11: projects/Shop: 'Shop' is not valid: use lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit"]),
+          ("unused-project", "  shpo: {gpus: 1}\n",
+           ["site.yml:11: projects/shpo: no spec has project 'shpo'; did you mean 'shop'? "
+            "(known: shop); fix the name or remove the entry"]),
+          ("unknown-quota-key", "  shop: {gpu: 1}\n",
+           ["site.yml:11: projects/shop/gpu: unknown key 'gpu'; did you mean 'gpus'? (known: "
+            "cpus, gpu_hours_per_month, gpus, memory, owners, priority)"]),
+          ("zero-gpus", "  shop: {gpus: 0}\n",
+           ["site.yml:11: projects/shop/gpus: must be at least 1, got 0"]),
+          ("fractional-gpus", "  shop: {gpus: 1.5}\n",
+           ["site.yml:11: projects/shop/gpus: expected a whole number, got a number (1.5)"]),
+          ("zero-cpus", "  shop: {cpus: 0}\n",
+           ["site.yml:11: projects/shop/cpus: must be greater than 0, got 0"]),
+          ("bad-memory", "  shop: {memory: 32GB-ish}\n",
+           ["site.yml:11: projects/shop/memory: expected a size such as 512Mi, 1Gi or 2G, got "
+            "'32GB-ish'"]),
+          ("negative-budget", "  shop: {gpu_hours_per_month: -5}\n",
+           ["site.yml:11: projects/shop/gpu_hours_per_month: must be greater than 0, got -5"]),
+          ("bad-priority", "  shop: {priority: urgent}\n",
+           ["site.yml:11: projects/shop/priority: 'urgent' is not one of: high, normal, low"]),
+          ("owners-not-a-list", "  shop: {owners: alice}\n",
+           ["site.yml:11: projects/shop/owners: expected a list, got 'alice'"]),
+          ("owners-empty", "  shop: {owners: []}\n",
+           ["site.yml:11: projects/shop/owners: needs at least 1 item(s)"]),
+          ("owner-bad-name", "  shop: {owners: [alice, -bob]}\n",
+           ["site.yml:11: projects/shop/owners/1: '-bob' is not valid: owners are user names: "
+            "letters, digits, '.', '_', '@' and '-', not starting with '.', '@' or '-'"]),
+      ]],
 ]
 
 
@@ -290,3 +334,57 @@ def test_report_takes_one_name_or_a_list_and_keeps_their_order(
     site = load_site(str(inv), environ={})
     assert {w.name: w.report for w in site.workloads} == {"etl": ("val_auc",),
                                                           "etl-2": ("z", "a/b", "_c")}
+
+
+QUOTA_CASES = [
+    pytest.param(
+        "  shop: {gpus: 1}\n",
+        {"a.yml": JOB.replace("app-1", "gpu-1") + "resources: {gpus: 2}\n"},
+        ["site.yml:11: projects/shop/gpus: is 1 but job etl (specs/a.yml:6) asks for 2 GPU(s) "
+         "per run: it could never start; raise the quota or lower its resources"],
+        id="job-gpus-over-quota"),
+    pytest.param(
+        "  shop: {cpus: 4, memory: 8Gi}\n",
+        {"a.yml": SERVICE + "resources: gpu_medium\n".replace("gpu_medium", "{cpus: 8, "
+                                                              "memory: 16Gi}")},
+        ["site.yml:11: projects/shop/cpus: is 4 but service api (specs/a.yml:10) asks for 8 "
+         "CPU(s) per instance: it could never start; raise the quota or lower its resources",
+         "site.yml:11: projects/shop/memory: is 8Gi but service api (specs/a.yml:10) asks for "
+         "16Gi of memory per instance: it could never start; raise the quota or lower its "
+         "resources"],
+        id="service-profile-over-quota"),
+    pytest.param(
+        "  shop:\n    cpus: 0.5\n", {"a.yml": JOB + "resources: cpu_small\n"},
+        ["site.yml:12: projects/shop/cpus: is 0.5 but job etl (specs/a.yml:6) asks for 1 "
+         "CPU(s) per run: it could never start; raise the quota or lower its resources"],
+        id="job-profile-over-quota"),
+]
+
+
+@pytest.mark.parametrize(("section", "specs", "expected"), QUOTA_CASES)
+def test_quota_below_one_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        section: str, specs: dict[str, str],
+                                        expected: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    # gpu-1 has 4 GPUs here: a job asking 2 fits the host and not the quota
+    inventory = BASE_INVENTORY.replace("gpus: 1}", "gpus: 4}") + "projects:\n" + section
+    assert refusals(tmp_path, specs, inventory=inventory) == expected
+
+
+def test_projects_section_is_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hostctl.spec.sections.projects import ProjectQuota, ProjectsConfig
+
+    monkeypatch.chdir(tmp_path)
+    inv = make_site(tmp_path, {"a.yml": SERVICE, "b.yml": JOB.replace("shop", "lab")},
+                    inventory=BASE_INVENTORY + "projects:\n  ledger_host: gpu-1\n"
+                    "  shop: {gpus: 1, cpus: 2.5, memory: 32Gi, gpu_hours_per_month: 200,\n"
+                    "         priority: high, owners: [alice, bob.k]}\n  lab:\n")
+    site = load_site(str(inv), environ={})
+    projects = site.inventory.projects
+    assert isinstance(projects, ProjectsConfig)
+    assert (projects.ledger_host, projects.projects) == ("gpu-1", {
+        "lab": ProjectQuota(),
+        "shop": ProjectQuota(gpus=1, cpus=2.5, memory=32 * 2**30, gpu_hours_per_month=200.0,
+                             priority="high", owners=("alice", "bob.k"))})
+    bare = load_site(str(make_site(tmp_path, {"a.yml": SERVICE})), environ={})
+    assert bare.inventory.projects.projects == {} and bare.inventory.projects.ledger_host is None
