@@ -101,7 +101,7 @@ def change_edge_1(s: Site) -> None:
 
 def change_gpu_1(s: Site) -> None:
     """A change on gpu-1: the training job's template unit is rewritten (nothing restarts)."""
-    s.edit("specs/jobs.yml", "sleep 5; echo done", "sleep 6; echo done")
+    s.edit("specs/jobs.yml", "sleep 0.2; done; echo done", "sleep 0.3; done; echo done")
 
 
 def add_slow_service(s: Site, hosts: list[str], delay: int = 6) -> None:
