@@ -727,7 +727,7 @@ def sites(draw: st.DrawFn) -> SiteFiles:
     inv["specs"] = draw(top_keys["specs"])
     inv["secrets"] = draw(v(st.just({"env_file": "secrets.env"}),
                             {"env_file": "missing.env"}, {}, None))
-    if odd(draw, 20):
+    if odd(draw, 8):
         inv["secrets"] = draw(top_keys["secrets"])
     for key in ("image_source", "logging", "metrics", "k3s"):
         if draw(st.booleans()):
