@@ -119,6 +119,23 @@ def service_gpus_fit(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
                      f"the GPU services on {host.name} need {total} GPU(s) together ({parts}) "
                      f"and it has {host.gpus}: some instances would never start; lower "
                      "instances or narrow placement")
+            continue
+        # Services asking for the same models share that model's devices.
+        by_models: dict[tuple[str, ...], list[m.Workload]] = {}
+        for w in users:
+            if gpu_models_needed(w, inv):
+                by_models.setdefault(gpu_models_needed(w, inv), []).append(w)
+        for models, group in by_models.items():
+            total = sum(gpus_needed(w, inv) * w.instances for w in group)
+            have = host.gpus_of(models)
+            if total > have >= max(gpus_needed(w, inv) for w in group):
+                parts = ", ".join(f"{w.name} {w.instances}x{gpus_needed(w, inv)}"
+                                  for w in group)
+                yield at(group[-1], "resources",
+                         f"the GPU services on {host.name} asking for model "
+                         f"{' or '.join(models)} need {total} GPU(s) together ({parts}) and "
+                         f"it has {have} of that model: some instances would never start; "
+                         "lower instances or narrow placement")
 
 
 def health_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:

@@ -16,6 +16,7 @@ from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
 from hostctl.jobs import view as V
+from hostctl.render.site import render_site
 from hostctl.spec import model as m
 from tests.rigs.site_factory import BASE_INVENTORY, made_site
 
@@ -248,3 +249,19 @@ def test_a_run_request_carries_the_models_its_spec_accepts(
     assert str(exc.value) == "train: no host matches its placement with 2 GPU(s) of model l4"
     plain = H.RunRequest("r", "train", "lab", "gpu-1", "u", need=1)
     assert "gpu_models" not in plain.fields()
+
+
+def test_units_and_host_conf_carry_the_models(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    service = GPU_JOB.replace("kind: job", "kind: service").replace("name: train", "name: infer")
+    site = made_site(tmp_path, {"a.yml": GPU_JOB, "b.yml": service}, MODELS_INVENTORY,
+                     environ={})
+    files = {f.path: f.content.decode() for f in render_site(site)["gpu-1"]}
+    unit = files["/etc/systemd/system/hostctl-infer-1.service"]
+    assert "ExecStartPre=/var/lib/hostctl/bin/hostctl-jobs lease-service " \
+           "hostctl-infer-1.service 1 l4\n" in unit
+    job = files["/etc/systemd/system/hostctl-job-train@.service"]
+    assert " HOSTCTL_JOB_GPU_MODELS=l4" in job
+    conf = files["/var/lib/hostctl/gpu/host.conf"]
+    assert "declared=0 1 2\nmodels=0:a100-80g 1:a100-80g 2:l4\n" in conf

@@ -106,6 +106,12 @@ SPEC_CASES = [
                  ["specs/a.yml:6: resources: needs 1 GPU(s) of model l4 on every host it runs "
                   "on (app-1 has no GPUs); narrow placement to hosts with that model"],
                  id="service-everywhere"),
+    pytest.param(MIXED, GPU_JOB.replace("kind: job", "kind: service")
+                 + "resources: {gpus: 1, gpu_model: l4}\ninstances: 2\n",
+                 ["specs/a.yml:6: resources: the GPU services on gpu-1 asking for model l4 need "
+                  "2 GPU(s) together (etl 2x1) and it has 1 of that model: some instances "
+                  "would never start; lower instances or narrow placement"],
+                 id="service-instances-share-the-model"),
 ]
 
 
