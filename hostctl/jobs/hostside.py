@@ -359,6 +359,15 @@ class HostJobs:
     changed: tuple[str, ...] = ()  # files the install step replaced
     runtimes: frozenset[str] | None = None  # Docker's runtimes, when asked
 
+    def gpus_of(self, models: Sequence[str] = ()) -> list[str]:
+        """Its devices of one of `models` (every device when none is asked)."""
+        return [d for d in self.devices if not models or self.models.get(d) in models]
+
+    def gpus_free(self, models: Sequence[str] = ()) -> list[str]:
+        """Those neither leased nor busy with a process hostctl did not start."""
+        busy = set(self.leases) | {p.device for p in self.foreign}
+        return [d for d in self.gpus_of(models) if d not in busy]
+
 
 class JobsReadError(ValueError):
     """The host's answer was not what the read script prints."""

@@ -222,6 +222,8 @@ def test_hostctl_jobs_names_a_foreign_process() -> None:
     assert V.foreign_lines("gpu-1", hj.foreign) == [
         "gpu-1 GPU 0: busy with a process hostctl did not start (pid 4242 python, 10240 MiB)"]
     assert "@@models" in H.script(H.read_lines()) and "gpu/foreign" in H.script(H.read_lines())
+    assert (hj.gpus_of(("l4",)), hj.gpus_free(), hj.gpus_free(("a100-80g",))) == (
+        ["2"], ["1", "2"], ["1"])
 
 
 MODELS_INVENTORY = BASE_INVENTORY.replace(
