@@ -16,6 +16,7 @@ from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
 from hostctl.jobs import view as V
+from hostctl.ops import status as st
 from hostctl.render.site import render_site
 from hostctl.spec import model as m
 from tests.rigs.site_factory import BASE_INVENTORY, made_site
@@ -267,3 +268,20 @@ def test_units_and_host_conf_carry_the_models(tmp_path: Path,
     assert " HOSTCTL_JOB_GPU_MODELS=l4" in job
     conf = files["/var/lib/hostctl/gpu/host.conf"]
     assert "declared=0 1 2\nmodels=0:a100-80g 1:a100-80g 2:l4\n" in conf
+
+
+def test_status_names_a_gpu_busy_with_a_foreign_process(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    site = made_site(tmp_path, {"a.yml": GPU_JOB}, MODELS_INVENTORY, environ={})
+    assert "/var/lib/hostctl/gpu/foreign" in st.status_script("/usr/bin/docker")
+    text = ("@@now 5\n@@release \n@@docker\nok 27.0\n@@gpu-foreign\n"
+            "0\t4242\tpython\t10240 MiB\nnot a process line\n@@end\n")
+    report = st.host_report(site, st.parse_status("gpu-1", text))
+    assert st.report_lines({"gpu-1": report}) == [
+        "gpu-1  release (none)",
+        "  ! GPU 0: busy with a process hostctl did not start (pid 4242 python, 10240 MiB); "
+        "hostctl leases it to nothing until it ends",
+        "  nothing from hostctl on this host"]
+    assert st.report_json({"gpu-1": report})["hosts"]["gpu-1"]["foreign_gpu_processes"] == [
+        {"gpu": "0", "pid": 4242, "process": "python", "memory": "10240 MiB"}]
