@@ -170,6 +170,7 @@ free_devices() {  # [MODELS]
 # hosts) or no answer: none known (logged), the leases alone decide.
 NVSMI_TIMEOUT=10
 foreign_scan() {
+  SCANNED=1
   : > "$G/.foreign.tmp"
   if [ -n "$(devices)" ] && command -v nvidia-smi >/dev/null 2>&1; then
     if ! apps=$(timeout "$NVSMI_TIMEOUT" nvidia-smi \
@@ -598,7 +599,7 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
   [ -n "${NO_RECLAIM:-}" ] || reclaim
   ls "$A" > "$S/.active" 2>/dev/null
   [ -s "$S/.active" ] || return 0
-  foreign_scan
+  [ -n "${SCANNED:-}" ] || foreign_scan
   cap_cpu=$(( $(nproc) * 1000 ))
   cap_mem=$(awk '/^MemTotal:/ { printf "%d", $2 * 1024 }' /proc/meminfo)
   free=$(free_devices)
@@ -800,7 +801,8 @@ cmd=${1:-}
 case $cmd in
   submit) locked; submit "$@"; dispatch;;
   dispatch) locked; dispatch;;
-  tick) locked; dispatch; prune;;
+  tick) locked; foreign_scan; dispatch; prune;;  # the scan also when nothing waits: what
+                                                  # `hostctl jobs` and status show stays fresh
   metrics) metrics "$@";;  # RUNDIR: parse RUNDIR/out/metrics.jsonl (hostctl's tests)
   admit) admit "$@";;
   finished) finished "$@";;

@@ -285,3 +285,22 @@ def test_status_names_a_gpu_busy_with_a_foreign_process(tmp_path: Path,
         "  nothing from hostctl on this host"]
     assert st.report_json({"gpu-1": report})["hosts"]["gpu-1"]["foreign_gpu_processes"] == [
         {"gpu": "0", "pid": 4242, "process": "python", "memory": "10240 MiB"}]
+
+
+def test_the_queue_timer_refreshes_what_it_knows_of_foreign_processes(
+        rig: tuple[Any, Smi]) -> None:
+    h, smi = rig
+    conf(h, HF.GpuConfig(2, "env"))
+    smi.apps(APP.format(uuid=UUIDS[1]))
+    run(h, smi, "tick")  # nothing queued: still asked, once
+    assert (h.root / "gpu" / "foreign").read_text() == "1\t4242\tpython\t10240 MiB\n"
+    assert len(smi.calls()) == 2
+    smi.apps("")
+    run(h, smi, "tick")
+    assert (h.root / "gpu" / "foreign").read_text() == ""
+    assert len(smi.calls()) == 3  # no process listed: no index query
+    h.prepare("r1", 1, cpus=100)
+    run(h, smi, "submit", "r1")
+    assert len(smi.calls()) == 4 and h.field("r1", "state") == "starting"
+    run(h, smi, "tick")  # one scan for the pass, though it dispatches too
+    assert len(smi.calls()) == 5
