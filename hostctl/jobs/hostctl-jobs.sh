@@ -149,10 +149,10 @@ devices() { cat "$G/devices" 2>/dev/null; }
 # The host's devices of one of MODELS (comma-separated); every device when MODELS is empty.
 devices_of() {  # [MODELS]
   [ -n "${1:-}" ] || { devices; return 0; }
-  all=" $(devices | tr '\n' ' ') "
-  for dm in $(cat "$G/models" 2>/dev/null); do
-    case ",$1," in *",${dm#*:},"*)
-      case $all in *" ${dm%%:*} "*) printf '%s ' "${dm%%:*}";; esac;;
+  in_all=" $(devices | tr '\n' ' ') "
+  for smi_dm in $(cat "$G/models" 2>/dev/null); do
+    case ",$1," in *",${smi_dm#*:},"*)
+      case $in_all in *" ${smi_dm%%:*} "*) printf '%s ' "${smi_dm%%:*}";; esac;;
     esac
   done
 }
@@ -173,17 +173,17 @@ foreign_scan() {
   SCANNED=1
   : > "$G/.foreign.tmp"
   if [ -n "$(devices)" ] && command -v nvidia-smi >/dev/null 2>&1; then
-    if ! apps=$(timeout "$NVSMI_TIMEOUT" nvidia-smi \
+    if ! smi_apps=$(timeout "$NVSMI_TIMEOUT" nvidia-smi \
         --query-compute-apps=gpu_uuid,pid,process_name,used_memory --format=csv,noheader \
         2>/dev/null); then
       log "nvidia-smi did not list the GPUs' compute processes: leases alone decide"
-    elif [ -n "$apps" ]; then
-      if ids=$(timeout "$NVSMI_TIMEOUT" nvidia-smi --query-gpu=index,uuid --format=csv,noheader \
+    elif [ -n "$smi_apps" ]; then
+      if smi_ids=$(timeout "$NVSMI_TIMEOUT" nvidia-smi --query-gpu=index,uuid --format=csv,noheader \
           2>/dev/null); then
-        leased=$(ls "$G/lease" 2>/dev/null | tr '\n' ' ')
+        smi_leased=$(ls "$G/lease" 2>/dev/null | tr '\n' ' ')
         # GPU-UUID, PID, NAME, MEMORY a line (NAME may hold ", "); the indexes first.
-        { printf '%s\n' "$ids"; echo "@@apps"; printf '%s\n' "$apps"; } | tr -d '\r' | \
-          awk -F', *' -v leased=" $leased " '
+        { printf '%s\n' "$smi_ids"; echo "@@apps"; printf '%s\n' "$smi_apps"; } | tr -d '\r' | \
+          awk -F', *' -v leased=" $smi_leased " '
             $0 == "@@apps" { apps = 1; next }
             !apps { if (NF >= 2 && $1 ~ /^[0-9]+$/) idx[$2] = $1; next }
             NF >= 4 && ($1 in idx) && $2 ~ /^[0-9]+$/ {
