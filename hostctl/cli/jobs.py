@@ -425,12 +425,14 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
     errors: list[str] = []
     now = int(time.time() * 1000)
     timer_rows = []
+    foreign: list[tuple[str, Any]] = []  # GPUs busy with processes hostctl did not start
     for name, hj in seen.items():
         if isinstance(hj, Exception):
             errors.append(str(hj))
             continue
         now = max(now, hj.now_ms)
         records += hj.runs
+        foreign += [(name, p) for p in hj.foreign]
         for job in timers.get(name, []):
             t = hj.timers.get(f"hostctl-job-{job}.timer")
             if t is not None:
@@ -445,7 +447,10 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
         click.echo(json.dumps({"ok": not errors, "errors": errors,
                                "runs": [V.record_json(r) for r in records],
                                "schedules": [{"job": j, "host": h, "next_ms": t.next_ms,
-                                              "last_ms": t.last_ms} for j, h, t in timer_rows]},
+                                              "last_ms": t.last_ms} for j, h, t in timer_rows],
+                               **({"foreign_gpu_processes": [V.foreign_json(h, p)
+                                                             for h, p in foreign]}
+                                  if foreign else {})},
                               indent=2))
     else:
         for text in errors:
@@ -459,6 +464,11 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
         if lines:
             click.echo("")
             for line in lines:
+                click.echo(line)
+        busy = [line for h, p in foreign for line in V.foreign_lines(h, [p])]
+        if busy:
+            click.echo("")
+            for line in busy:
                 click.echo(line)
     sys.exit(1 if errors else 0)
 

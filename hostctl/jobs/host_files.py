@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 
 from hostctl.spec import model as m
 
 GPU_MODES = ("nvidia", "env")
+_MODEL = re.compile(r"[a-z0-9][a-z0-9.-]*")  # spec rules' GPU model names: no shell or sed
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,6 +39,8 @@ class GpuConfig:
     mode: str = "nvidia"
     docker: str = "docker"
     keep_runs: int = DEFAULT_KEEP_RUNS
+    # (device id, model) of each device when the inventory names models; () for a count.
+    devices: tuple[tuple[int, str], ...] = ()
 
 
 def gpu_conf_text(gpu: GpuConfig) -> bytes:
@@ -48,10 +52,16 @@ def gpu_conf_text(gpu: GpuConfig) -> bytes:
     # without newlines, spec rules), keep_runs a number.
     if "\n" in gpu.docker or gpu.keep_runs < 1:
         raise ValueError(f"cannot write docker={gpu.docker!r} keep_runs={gpu.keep_runs!r}")
-    declared = " ".join(str(i) for i in range(gpu.count))
+    if any(not _MODEL.fullmatch(model) for _, model in gpu.devices):
+        raise ValueError(f"cannot write GPU models {gpu.devices!r}")
+    ids = [d for d, _ in gpu.devices] if gpu.devices else range(gpu.count)
+    declared = " ".join(str(i) for i in ids)
+    # Models only where the inventory names them: a host declared by count keeps its file.
+    models = (f"models={' '.join(f'{d}:{model}' for d, model in gpu.devices)}\n"
+              if gpu.devices else "")
     return (f"# Written by hostctl: this host's GPUs as its inventory declares them, its\n"
             f"# Docker, and how many ended runs of each job it keeps.\n"
-            f"mode={gpu.mode}\ndeclared={declared}\ndocker={gpu.docker}\n"
+            f"mode={gpu.mode}\ndeclared={declared}\n{models}docker={gpu.docker}\n"
             f"keep_runs={gpu.keep_runs}\n").encode()
 
 
@@ -59,4 +69,6 @@ def gpu_config(host: m.Host, keep_runs: int = DEFAULT_KEEP_RUNS) -> GpuConfig:
     """The host's GPUs as its inventory declares them (`gpu_mode: env` on test hosts without
     NVIDIA: device ids in HOSTCTL_GPU_DEVICES), its Docker, and the inventory's
     `jobs: {keep_runs}`."""
-    return GpuConfig(host.gpus, host.gpu_mode, host.docker, keep_runs)
+    named = any(model for _, model in host.gpu_devices)
+    return GpuConfig(host.gpus, host.gpu_mode, host.docker, keep_runs,
+                     host.gpu_devices if named else ())

@@ -16,7 +16,8 @@
 #   admit JOB ID            ExecCondition of a run unit: exit 0 = start now, 1 = not now
 #   finished JOB ID         ExecStopPost of a run unit: outcome, retry with back-off, next run
 #   cancel ID               cancel a queued run, or stop a running one
-#   lease-service UNIT N    ExecStartPre of a service that needs N GPUs
+#   lease-service UNIT N [MODELS]  ExecStartPre of a service that needs N GPUs (of one of
+#                           MODELS, comma-separated, when it names some)
 #   release-service UNIT    ExecStopPost of that service
 #   install-queue           (re)write and enable the queue's timer, read the host's GPUs
 set -u
@@ -25,9 +26,12 @@ export LC_ALL=C
 S=${HOSTCTL_STATE:-/var/lib/hostctl}  # overridden only by hostctl's own tests
 R=$S/runs
 A=$R/.active      # one empty file per run that has not finished: the queue
-G=$S/gpu          # devices, mode, lease/DEV (holder), want/UNIT (services waiting)
+G=$S/gpu          # devices, mode, models, lease/DEV (holder), want/UNIT (services waiting),
+                  # foreign (DEV TAB PID TAB NAME TAB MEMORY: compute processes on devices
+                  # hostctl has not leased, as nvidia-smi saw them at the last pass)
 CONF=$G/host.conf # written by hostctl (deploy, or any run or jobs command): mode, declared,
-                  # docker, keep_runs
+                  # models (DEV:MODEL ..., when the inventory names them), docker, keep_runs
+TAB=$(printf '\t')
 H=$R/.history     # the fields of every ended run, ID/FIELD:VALUE (what `grep -H ''` prints)
 SELF=$S/bin/hostctl-jobs
 # The queue's own units. Not hostctl-*: deploy removes unit files of that shape that no spec
@@ -68,6 +72,8 @@ gpus_init() {
   [ -f "$G/devices" ] && [ -f "$G/mode" ] && ! [ "$CONF" -nt "$G/devices" ] && return 0
   mode=$(sed -n 's/^mode=//p' "$CONF")
   devs=$(sed -n 's/^declared=//p' "$CONF")
+  printf '%s\n' "$(sed -n 's/^models=//p' "$CONF")" > "$G/.models.tmp" && \
+    mv -f "$G/.models.tmp" "$G/models"
   if [ "$mode" != env ]; then
     found=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | tr -d ' ' | \
       tr '\n' ' ' | sed 's/ $//')
@@ -140,8 +146,58 @@ queue_ready() {
 
 devices() { cat "$G/devices" 2>/dev/null; }
 
-free_devices() {
-  for d in $(devices); do [ -e "$G/lease/$d" ] || printf '%s ' "$d"; done
+# The host's devices of one of MODELS (comma-separated); every device when MODELS is empty.
+devices_of() {  # [MODELS]
+  [ -n "${1:-}" ] || { devices; return 0; }
+  in_all=" $(devices | tr '\n' ' ') "
+  for smi_dm in $(cat "$G/models" 2>/dev/null); do
+    case ",$1," in *",${smi_dm#*:},"*)
+      case $in_all in *" ${smi_dm%%:*} "*) printf '%s ' "${smi_dm%%:*}";; esac;;
+    esac
+  done
+}
+
+# Neither leased nor busy with a process hostctl did not start (foreign_scan).
+free_devices() {  # [MODELS]
+  for d in $(devices_of "${1:-}"); do
+    [ -e "$G/lease/$d" ] || grep -q "^$d$TAB" "$G/foreign" 2>/dev/null || printf '%s ' "$d"
+  done
+}
+
+# Which devices run a compute process that hostctl did not start, as nvidia-smi tells (once
+# a pass, bounded): a device hostctl leased runs its holder's processes; an unleased device
+# with a compute process is someone else's, and busy. No nvidia-smi (`gpu_mode: env` test
+# hosts) or no answer: none known (logged), the leases alone decide.
+NVSMI_TIMEOUT=10
+foreign_scan() {
+  SCANNED=1
+  : > "$G/.foreign.tmp"
+  if [ -n "$(devices)" ] && command -v nvidia-smi >/dev/null 2>&1; then
+    if ! smi_apps=$(timeout "$NVSMI_TIMEOUT" nvidia-smi \
+        --query-compute-apps=gpu_uuid,pid,process_name,used_memory --format=csv,noheader \
+        2>/dev/null); then
+      log "nvidia-smi did not list the GPUs' compute processes: leases alone decide"
+    elif [ -n "$smi_apps" ]; then
+      if smi_ids=$(timeout "$NVSMI_TIMEOUT" nvidia-smi --query-gpu=index,uuid --format=csv,noheader \
+          2>/dev/null); then
+        smi_leased=$(ls "$G/lease" 2>/dev/null | tr '\n' ' ')
+        # GPU-UUID, PID, NAME, MEMORY a line (NAME may hold ", "); the indexes first.
+        { printf '%s\n' "$smi_ids"; echo "@@apps"; printf '%s\n' "$smi_apps"; } | tr -d '\r' | \
+          awk -F', *' -v leased=" $smi_leased " '
+            $0 == "@@apps" { apps = 1; next }
+            !apps { if (NF >= 2 && $1 ~ /^[0-9]+$/) idx[$2] = $1; next }
+            NF >= 4 && ($1 in idx) && $2 ~ /^[0-9]+$/ {
+              d = idx[$1]; if (index(leased, " " d " ")) next
+              name = $3; for (i = 4; i < NF; i++) name = name ", " $i
+              gsub(/[^A-Za-z0-9 ._:\/+=,@-]/, "?", name); mem = $NF
+              gsub(/[^A-Za-z0-9 .]/, "", mem)
+              print d "\t" $2 "\t" substr(name, 1, 80) "\t" mem }' > "$G/.foreign.tmp"
+      else
+        log "nvidia-smi did not list the GPUs' indexes: leases alone decide"
+      fi
+    fi
+  fi
+  mv -f "$G/.foreign.tmp" "$G/foreign"
 }
 
 reserved_gpus() {  # GPUs promised to services waiting for them (they go first)
@@ -432,6 +488,8 @@ prepare_from_unit() {  # ID TRIGGER [SHARD COUNT]: a run started by a timer or b
       "image=${HOSTCTL_RUN_IMAGE:-}" "experiment=$JOB"; do
     printf '%s\n' "${kv#*=}" > "$d/${kv%%=*}"
   done
+  [ -z "${HOSTCTL_JOB_GPU_MODELS:-}" ] || \
+    printf '%s\n' "$HOSTCTL_JOB_GPU_MODELS" > "$d/gpu_models"
   printf 'HOSTCTL_RUN_ID=%s\nHOSTCTL_SHARD_INDEX=%s\nHOSTCTL_SHARD_COUNT=%s\n' \
     "$1" "${3:-0}" "${4:-1}" > "$d/env"
 }
@@ -480,15 +538,20 @@ reclaim() {  # runs whose unit is gone without reporting, leases nobody holds an
 
 # Decide which queued runs start: first come, first served. Every run needs CPU and memory,
 # so a run that does not fit stops the line; a run waiting for GPUs stops only the runs
-# behind it that need GPUs too (a CPU-only run can still start). Input: "ID/FIELD:VALUE".
+# behind it that need GPUs too (a CPU-only run can still start), and a run waiting for GPUs
+# of some models (gpu_models) holds back only the devices of those models. Input:
+# "ID/FIELD:VALUE"; models: "DEV:MODEL ..." (the devices the inventory names a model for).
 PICK='
 { split($0, kv, ":"); split(kv[1], p, "/"); id = p[1]
   val[id, p[2]] = substr($0, length(kv[1]) + 2)
   if (!(id in seen)) { seen[id] = 1; ids[++k] = id } }
 function cpu(id) { c = val[id, "cpus"] + 0; if (c <= 0) c = 1000; return c > cap_cpu ? cap_cpu : c }
 function mem(id) { m = val[id, "memory"] + 0; return m > cap_mem ? cap_mem : m }
+function okdev(d, acc) { return acc == "" || index("," acc ",", "," model[d] ",") > 0 }
 END {
-  nf = split(free, fd, " ") - reserved; ndev = split(all, ad, " ")
+  nfree = split(free, fd, " "); nf = nfree - reserved; ndev = split(all, ad, " ")
+  nm = split(models, mm, " ")
+  for (i = 1; i <= nm; i++) { j = index(mm[i], ":"); model[substr(mm[i], 1, j - 1)] = substr(mm[i], j + 1) }
   for (i = 1; i <= k; i++) {
     id = ids[i]; st = val[id, "state"]
     if (st == "starting" || st == "running") { used_cpu += cpu(id); used_mem += mem(id) }
@@ -500,14 +563,29 @@ END {
   }
   taken = 0; gpu_wait = 0
   for (i = 1; i <= nq; i++) {
-    id = q[i]; g = val[id, "need"] + 0
+    id = q[i]; g = val[id, "need"] + 0; acc = g > 0 ? val[id, "gpu_models"] : ""
     if (val[id, "not_before"] + 0 > now) continue
-    if (g > ndev) { print "fail", id, "needs " g " GPU(s); this host has " ndev; continue }
+    if (acc == "" && g > ndev) { print "fail", id, "needs " g " GPU(s); this host has " ndev; continue }
+    if (acc != "") {
+      have = 0; for (j = 1; j <= ndev; j++) if (okdev(ad[j], acc)) have++
+      if (g > have) {
+        shown = acc; gsub(/,/, " or ", shown)
+        print "fail", id, "needs " g " GPU(s) of model " shown "; this host has " have; continue
+      }
+    }
     if (used_cpu + cpu(id) > cap_cpu || used_mem + mem(id) > cap_mem) break
     devs = ""
     if (g > 0) {
-      if (gpu_wait || taken + g > nf) { gpu_wait = 1; continue }
-      for (j = 1; j <= g; j++) devs = devs (j > 1 ? "," : "") fd[taken + j]
+      n = 0
+      if (!gpu_wait && taken + g <= nf)
+        for (j = 1; j <= nfree && n < g; j++)
+          if (!used[j] && !(model[fd[j]] in held) && okdev(fd[j], acc)) pk[++n] = j
+      if (n < g) {  # it waits: what it could take is held back from the runs behind it
+        if (acc == "") gpu_wait = 1
+        else { na = split(acc, am, ","); for (j = 1; j <= na; j++) held[am[j]] = 1 }
+        continue
+      }
+      for (j = 1; j <= g; j++) { used[pk[j]] = 1; devs = devs (j > 1 ? "," : "") fd[pk[j]] }
       taken += g
     }
     used_cpu += cpu(id); used_mem += mem(id)
@@ -521,13 +599,15 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
   [ -n "${NO_RECLAIM:-}" ] || reclaim
   ls "$A" > "$S/.active" 2>/dev/null
   [ -s "$S/.active" ] || return 0
+  [ -n "${SCANNED:-}" ] || foreign_scan
   cap_cpu=$(( $(nproc) * 1000 ))
   cap_mem=$(awk '/^MemTotal:/ { printf "%d", $2 * 1024 }' /proc/meminfo)
   free=$(free_devices)
   decisions=$(cd "$R" && while read -r id; do
-      for f in seq state need cpus memory not_before; do echo "$id/$f"; done
+      for f in seq state need cpus memory not_before gpu_models; do echo "$id/$f"; done
     done < "$S/.active" | xargs grep -H '' 2>/dev/null | \
     awk -v cap_cpu="$cap_cpu" -v cap_mem="$cap_mem" -v free="$free" -v all="$(devices)" \
+        -v models="$(cat "$G/models" 2>/dev/null)" \
         -v reserved="$(reserved_gpus)" -v now="$(now_ms)" "$PICK")
   [ -n "$decisions" ] || return 0
   echo "$decisions" | while read -r verb id devs; do
@@ -661,23 +741,27 @@ cancel() {  # ID
   dispatch
 }
 
-lease_service() {  # UNIT N: a service takes N GPUs before its container starts
-  unit=$1; n=$2
+lease_service() {  # UNIT N [MODELS]: a service takes N GPUs (of one of MODELS) before its
+  # container starts
+  unit=$1; n=$2; models=${3:-}
+  of=""; [ -z "$models" ] || of=" of model $(echo "$models" | sed 's/,/ or /g')"
   locked
   queue_ready
   release "svc:$unit"   # what it held before a restart
   reclaim               # and what dead runs and services held
-  total=$(devices | wc -w)
+  total=$(devices_of "$models" | wc -w)
   if [ "$n" -gt "$total" ]; then
-    log "$unit cannot start: it needs $n GPU(s) and this host has $total"
+    log "$unit cannot start: it needs $n GPU(s)$of and this host has $total"
     exit 1
   fi
-  set -- $(free_devices)
+  foreign_scan
+  set -- $(free_devices "$models")
   if [ "$#" -lt "$n" ]; then
     # Promised to it: queued runs leave them alone (reserved_gpus) until it starts or stops.
     echo "$n" > "$G/want/$unit"
-    log "$unit cannot start: it needs $n GPU(s) and $# of this host's $total are free" \
-      "(held by$(holders)); it takes the next ones released (systemd retries it)"
+    log "$unit cannot start: it needs $n GPU(s)$of and $# of this host's $total are free" \
+      "(held by$(holders))$(foreign_note); it takes the next ones released (systemd" \
+      "retries it)"
     exit 1
   fi
   devs=""
@@ -697,6 +781,14 @@ holders() {  # " DEV=HOLDER" for every leased device
   for f in "$G"/lease/*; do [ -f "$f" ] && printf ' %s=%s' "${f##*/}" "$(cat "$f")"; done
 }
 
+foreign_note() {  # "; busy with processes hostctl did not start: DEV (pid PID NAME) ..."
+  [ -s "$G/foreign" ] || return 0
+  printf '; busy with processes hostctl did not start:'
+  while IFS="$TAB" read -r d pid name mem; do
+    printf ' %s (pid %s %s, %s)' "$d" "$pid" "$name" "$mem"
+  done < "$G/foreign"
+}
+
 release_service() {  # UNIT. Its want (if it waits for GPUs) stays while systemd restarts it:
   # reclaim drops it once the unit is neither starting nor stopping.
   locked
@@ -709,7 +801,8 @@ cmd=${1:-}
 case $cmd in
   submit) locked; submit "$@"; dispatch;;
   dispatch) locked; dispatch;;
-  tick) locked; dispatch; prune;;
+  tick) locked; foreign_scan; dispatch; prune;;  # the scan also when nothing waits: what
+                                                  # `hostctl jobs` and status show stays fresh
   metrics) metrics "$@";;  # RUNDIR: parse RUNDIR/out/metrics.jsonl (hostctl's tests)
   admit) admit "$@";;
   finished) finished "$@";;

@@ -92,6 +92,7 @@ class RunRequest:
     host: str
     unit: str
     need: int = 0  # GPUs
+    gpu_models: tuple[str, ...] = ()  # the GPU models it accepts (none: any)
     cpus: int = 0  # milli-CPUs it claims (0: one CPU)
     memory: int = 0  # bytes
     attempts: int = 1
@@ -121,6 +122,8 @@ class RunRequest:
             "attempts": str(self.attempts), "attempt": "1", "group": self.group or self.id,
             "shard": str(self.shard), "shards": str(self.shards), "by": self.by,
         }
+        if self.gpu_models:  # the queue hands it only devices of these models
+            fields["gpu_models"] = ",".join(self.gpu_models)
         for name, value in (("experiment", self.experiment),
                             ("description", self.description), ("params", self.params_json),
                             ("image", self.image), ("spec_hash", self.spec_hash),
@@ -180,6 +183,9 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
         "/proc/meminfo)\"",
         f'echo "@@devices $(cat {GPU_DIR}/devices 2>/dev/null)"',
         f'echo "@@mode $(cat {GPU_DIR}/mode 2>/dev/null)"',
+        f'echo "@@models $(cat {GPU_DIR}/models 2>/dev/null)"',
+        "echo '@@foreign'",
+        f"cat {GPU_DIR}/foreign 2>/dev/null",
         "echo '@@leases'",
         f"grep -H '' {GPU_DIR}/lease/* 2>/dev/null | sed 's|.*/||'",
         "echo '@@wants'",
@@ -323,6 +329,17 @@ class TimerInfo:
 
 
 @dataclass(frozen=True)
+class ForeignProcess:
+    """A compute process on a GPU that hostctl did not lease (the queue's last nvidia-smi
+    pass): the device is busy until it ends."""
+
+    device: str
+    pid: int
+    name: str
+    memory: str  # as nvidia-smi shows it, e.g. "10240 MiB"
+
+
+@dataclass(frozen=True)
 class HostJobs:
     """What a host said about its runs, in one read."""
 
@@ -333,12 +350,23 @@ class HostJobs:
     devices: tuple[str, ...] = ()
     mode: str = ""
     leases: dict[str, str] = field(default_factory=dict)  # device -> holder
+    models: dict[str, str] = field(default_factory=dict)  # device -> its GPU model
+    foreign: tuple[ForeignProcess, ...] = ()  # processes hostctl did not start, on its GPUs
     wants: dict[str, int] = field(default_factory=dict)  # service unit -> GPUs it waits for
     units: dict[str, str] = field(default_factory=dict)  # job -> spec hash of its unit file
     runs: tuple[RunRecord, ...] = ()
     timers: dict[str, TimerInfo] = field(default_factory=dict)
     changed: tuple[str, ...] = ()  # files the install step replaced
     runtimes: frozenset[str] | None = None  # Docker's runtimes, when asked
+
+    def gpus_of(self, models: Sequence[str] = ()) -> list[str]:
+        """Its devices of one of `models` (every device when none is asked)."""
+        return [d for d in self.devices if not models or self.models.get(d) in models]
+
+    def gpus_free(self, models: Sequence[str] = ()) -> list[str]:
+        """Those neither leased nor busy with a process hostctl did not start."""
+        busy = set(self.leases) | {p.device for p in self.foreign}
+        return [d for d in self.gpus_of(models) if d not in busy]
 
 
 class JobsReadError(ValueError):
@@ -360,6 +388,16 @@ def parse_read(host: str, text: str) -> HostJobs:
         unit, _, n = line.partition(":")
         if unit and n.strip().isdigit():
             wants[unit] = int(n)
+    models = {}
+    for pair in (sections.get("models") or [""])[0].split():
+        dev, _, model = pair.partition(":")
+        if dev and model:
+            models[dev] = model
+    foreign = []
+    for line in sections.get("foreign", []):
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[1].isdigit():
+            foreign.append(ForeignProcess(parts[0], int(parts[1]), parts[2], parts[3]))
     units = {}
     for line in sections.get("units", []):
         job, _, digest = line.partition(" ")
@@ -372,7 +410,7 @@ def parse_read(host: str, text: str) -> HostJobs:
         memory=_int(cap[1]) if len(cap) > 1 else 0,
         devices=tuple((sections.get("devices") or [""])[0].split()),
         mode=(sections.get("mode") or [""])[0].strip(),
-        leases=leases, wants=wants, units=units,
+        leases=leases, models=models, foreign=tuple(foreign), wants=wants, units=units,
         runs=tuple(parse_records(host, sections.get("runs", []))),
         timers=_timers(sections.get("timers", [])),
         changed=tuple(sections.get("changed", [])),

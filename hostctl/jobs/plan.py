@@ -14,7 +14,7 @@ from hostctl.jobs.provenance import RunOrigin, params_json
 from hostctl.jobs.records import RunRecord, latest_per_shard
 from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
-from hostctl.spec.placement import eligible_hosts, placed_on
+from hostctl.spec.placement import eligible_hosts, gpu_fit, placed_on
 from hostctl.spec.schema import did_you_mean
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -60,18 +60,21 @@ def job_hosts(site: m.Site, w: m.Workload, only: str | None = None) -> list[m.Ho
         raise HostctlError(f"--host: no host '{only}' in {inv.file}"
                            f"{did_you_mean(only, inv.hosts)}")
     placed = eligible_hosts(w, inv)
-    fit = [h for h in placed if h.gpus >= w.resources.gpus]
+    models = w.resources.gpu_models
+    fit = [h for h in placed if gpu_fit(h, w.resources.gpus, models)]
+    # Plain counts keep their words; a model names what the host has of it.
+    of = f" of model {' or '.join(models)}" if models else ""
     if only is not None:
         if only not in {h.name for h in placed}:
             where = ", ".join(h.name for h in placed) or "no host"
             raise HostctlError(f"{w.name} does not run on {only}: its placement allows {where}")
         if only not in {h.name for h in fit}:
-            raise HostctlError(f"{w.name} needs {w.resources.gpus} GPU(s); {only} has "
-                               f"{inv.hosts[only].gpus}")
+            raise HostctlError(f"{w.name} needs {w.resources.gpus} GPU(s){of}; {only} has "
+                               f"{inv.hosts[only].gpus_of(models)}")
         return [inv.hosts[only]]
     if not fit:
         raise HostctlError(f"{w.name}: no host matches its placement with "
-                           f"{w.resources.gpus} GPU(s)")
+                           f"{w.resources.gpus} GPU(s){of}")
     return fit
 
 
@@ -128,6 +131,7 @@ def request(w: m.Workload, host: m.Host, run_id: str, *, group: str = "", shard:
     return RunRequest(
         id=run_id, job=w.name, project=w.project, host=host.name,
         unit=f"hostctl-job-{w.name}@{run_id}.service", need=r.gpus,
+        gpu_models=r.gpu_models if r.gpus else (),
         cpus=round(r.cpus * 1000) if r.cpus else 0, memory=r.memory or 0,
         attempts=w.retries + 1, group=group or run_id, shard=shard, shards=shards, by=by,
         env=tuple(sorted((env or {}).items())),

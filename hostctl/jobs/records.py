@@ -42,6 +42,7 @@ class RunRecord:
     shard: int = 0
     shards: int = 1
     need: int = 0  # GPUs it needs
+    gpu_models: str = ""  # the GPU models it accepts, comma-separated ("": any)
     cpus: int = 0  # milli-CPUs it claims (0: one CPU)
     memory: int = 0  # bytes it claims
     gpus: str = ""  # device ids it holds (or held), comma-separated
@@ -153,7 +154,7 @@ _RENAMED = {"params": "params_json", "docker_run": "docker_run_json", "metrics":
 _INT_FIELDS = ("shard", "shards", "need", "cpus", "memory", "attempt", "attempts", "seq",
                "submitted", "started", "ended", "not_before", "metrics_points",
                "metrics_invalid", "metrics_dropped")
-_STR_FIELDS = ("job", "project", "state", "group", "gpus", "exit", "note", "by",
+_STR_FIELDS = ("job", "project", "state", "group", "gpus", "gpu_models", "exit", "note", "by",
                "experiment", "description", "params", "image", "image_id", "spec_hash",
                "git_rev", "git_branch", "rerun_of", "docker_run", "metrics")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from hostctl.errors import printable
-from hostctl.jobs.hostside import TimerInfo
+from hostctl.jobs.hostside import ForeignProcess, TimerInfo
 from hostctl.jobs.records import RunRecord, queue_positions
 
 RUN_COLUMNS = ("RUN", "JOB", "HOST", "GPUS", "STATE", "STARTED", "DURATION", "EXIT")
@@ -62,6 +62,17 @@ def timer_lines(timers: Iterable[tuple[str, str, TimerInfo]]) -> list[str]:
     rows = [(job, host, stamp(t.next_ms or 0) + (" UTC" if t.next_ms else ""),
              stamp(t.last_ms or 0)) for job, host, t in timers]
     return table(rows, ("SCHEDULED JOB", "HOST", "NEXT RUN", "LAST RUN")) if rows else []
+
+
+def foreign_lines(host: str, procs: Iterable[ForeignProcess]) -> list[str]:
+    """GPUs busy with a process hostctl did not start (none leased to it meanwhile)."""
+    return [f"{host} GPU {p.device}: busy with a process hostctl did not start (pid {p.pid} "
+            f"{printable(p.name)}, {printable(p.memory)})" for p in procs]
+
+
+def foreign_json(host: str, p: ForeignProcess) -> dict[str, Any]:
+    return {"host": host, "gpu": p.device, "pid": p.pid, "process": p.name,
+            "memory": p.memory}
 
 
 def record_json(r: RunRecord) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hostctl import layout as L
-from hostctl.errors import HostctlError
+from hostctl.errors import HostctlError, printable
 from hostctl.hosts.facts import UnitState, parse_units, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, verdict
 from hostctl.k8s import handoff_records as in_cluster
@@ -86,6 +86,9 @@ class HostStatus:
     verified: dict[str, int] = field(default_factory=dict)
     # service -> its handoff record: it lives in the k3s cluster (hostctl.k8s.handoff_records)
     handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # GPUs busy with a compute process hostctl did not start, as its job queue last saw
+    # them (nvidia-smi): (device, pid, process name, memory)
+    foreign_gpus: tuple[tuple[str, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ def status_script(docker: str) -> str:
         "done",
         # Services handed to the cluster: shown as "in cluster", not as down.
         in_cluster.records_script().rstrip("\n"),
+        f"echo '{MARK}gpu-foreign'",
+        f"cat {L.STATE_DIR}/gpu/foreign 2>/dev/null",
         f"echo '{MARK}end'",
     ]
     return "\n".join(lines) + "\n"
@@ -192,7 +197,18 @@ def parse_status(host: str, text: str) -> HostStatus:
         probe=_probe_states(sections.get("probe", [])),
         verified=_verified(sections.get("verified", [])),
         handed_off=in_cluster.parse_records(sections.get("cluster", [])),
+        foreign_gpus=_foreign_gpus(sections.get("gpu-foreign", [])),
     )
+
+
+def _foreign_gpus(lines: list[str]) -> tuple[tuple[str, str, str, str], ...]:
+    """The job queue's gpu/foreign: DEV TAB PID TAB NAME TAB MEMORY a line."""
+    out = []
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[1].isdigit():
+            out.append((parts[0], parts[1], parts[2], parts[3]))
+    return tuple(out)
 
 
 def _probe_states(lines: list[str]) -> dict[str, dict[str, str]]:
@@ -554,6 +570,10 @@ def report_lines(reports: Mapping[str, HostReport]) -> list[str]:
         if not st.docker_ok:
             head += f"  DOCKER DOWN: {st.docker_detail or 'no answer'}"
         lines.append(head)
+        for dev, pid, name, mem in st.foreign_gpus:
+            lines.append(f"  ! GPU {dev}: busy with a process hostctl did not start (pid {pid} "
+                         f"{printable(name)}, {printable(mem)}); hostctl leases it to nothing "
+                         "until it ends")
         if not rep.rows:
             lines.append("  nothing from hostctl on this host")
             continue
@@ -595,6 +615,9 @@ def report_json(reports: Mapping[str, HostReport]) -> dict[str, Any]:
             "reachable": True, "error": None, "now": st.now, "release": st.release,
             "docker": {"ok": st.docker_ok, "detail": st.docker_detail},
             "drift": rep.drift,
+            **({"foreign_gpu_processes": [
+                {"gpu": dev, "pid": int(pid), "process": name, "memory": mem}
+                for dev, pid, name, mem in st.foreign_gpus]} if st.foreign_gpus else {}),
             "rows": [{
                 "service": r.service, "instance": r.instance, "unit": r.unit,
                 "state": r.state, "result": r.result or None, "restarts": r.restarts,

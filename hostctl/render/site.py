@@ -83,7 +83,11 @@ def service_unit(inst: Instance, site: str, log: Sequence[str] = d.JOURNALD) -> 
         stop_timeout=int(w.stop_timeout) + 15,
         gpus=gpus,
         gpu_env=d.gpu_env_file(inst.unit),
-        gpu_lease=exec_line([L.JOBS_HELPER, "lease-service", inst.unit, str(gpus)]),
+        # The models it accepts, comma-separated, only when it names some (a plain count's
+        # line stays as it was).
+        gpu_lease=exec_line([L.JOBS_HELPER, "lease-service", inst.unit, str(gpus),
+                             *([",".join(w.resources.gpu_models)]
+                               if w.resources.gpu_models else [])]),
         gpu_release=exec_line([L.JOBS_HELPER, "release-service", inst.unit]),
     )
     return RenderedFile(f"{L.UNIT_DIR}/{inst.unit}", text, workload=w.name)
@@ -162,6 +166,8 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
         "HOSTCTL_JOB_MEMORY": str(r.memory or 0),
         "HOSTCTL_JOB_ATTEMPTS": str(w.retries + 1), "HOSTCTL_JOB_SHARDS": str(w.shards),
     }
+    if r.gpus and r.gpu_models:  # a run started by its timer takes devices of these models
+        queue_env["HOSTCTL_JOB_GPU_MODELS"] = ",".join(r.gpu_models)
     text = _render(
         "job.unit.j2",
         site=site,

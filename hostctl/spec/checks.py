@@ -14,6 +14,7 @@ from hostctl.spec import model as m
 from hostctl.spec.located import at, digest_push_problem
 from hostctl.spec.placement import (
     eligible_hosts,
+    gpu_models_needed,
     gpus_needed,
     placed_on,
     service_instances,
@@ -67,6 +68,10 @@ def gpus_available(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
         hosts = eligible_hosts(w, inv)
         if need == 0 or not hosts:
             continue
+        models = gpu_models_needed(w, inv)
+        if models:
+            yield from _models_available(w, need, models, hosts)
+            continue
         short = [h.name for h in hosts if h.gpus < need]
         if w.is_job and len(short) == len(hosts):
             yield at(w, "resources", f"needs {need} GPU(s) but no eligible host has that many "
@@ -75,6 +80,31 @@ def gpus_available(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> It
             yield at(w, "resources", f"needs {need} GPU(s) on every host it runs on, but "
                                      f"{', '.join(short)} ha{'s' if len(short) == 1 else 've'} "
                                      "fewer; narrow placement to GPU hosts")
+
+
+def _host_gpus_text(h: m.Host) -> str:
+    """`gpu-1 has 2 a100-80g, 1 l4`, `app-1 has 4 GPU(s) without a model`, `... no GPUs`."""
+    if not h.gpus:
+        return f"{h.name} has no GPUs"
+    kinds = h.gpu_models()
+    return f"{h.name} has " + ", ".join(
+        f"{n} {model}" if model else f"{n} GPU(s) without a model" for model, n in kinds.items())
+
+
+def _models_available(w: m.Workload, need: int, models: tuple[str, ...], hosts: list[m.Host]
+                      ) -> Iterator[Problem]:
+    asked = " or ".join(models)
+    short = [h for h in hosts if h.gpus_of(models) < need]
+    have = "; ".join(_host_gpus_text(h) for h in short)
+    if w.is_job and len(short) == len(hosts):
+        yield at(w, "resources", f"needs {need} GPU(s) of model {asked} but no eligible host "
+                                 f"has that many ({have}); ask for a model these hosts have, "
+                                 "or place it on a host with that model (declare models "
+                                 "under the host's gpus: [{model: NAME, count: N}])")
+    elif not w.is_job and short:
+        yield at(w, "resources", f"needs {need} GPU(s) of model {asked} on every host it "
+                                 f"runs on ({have}); narrow placement to hosts with that "
+                                 "model")
 
 
 def service_gpus_fit(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
@@ -90,6 +120,23 @@ def service_gpus_fit(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
                      f"the GPU services on {host.name} need {total} GPU(s) together ({parts}) "
                      f"and it has {host.gpus}: some instances would never start; lower "
                      "instances or narrow placement")
+            continue
+        # Services asking for the same models share that model's devices.
+        by_models: dict[tuple[str, ...], list[m.Workload]] = {}
+        for w in users:
+            if gpu_models_needed(w, inv):
+                by_models.setdefault(gpu_models_needed(w, inv), []).append(w)
+        for models, group in by_models.items():
+            total = sum(gpus_needed(w, inv) * w.instances for w in group)
+            have = host.gpus_of(models)
+            if total > have >= max(gpus_needed(w, inv) for w in group):
+                parts = ", ".join(f"{w.name} {w.instances}x{gpus_needed(w, inv)}"
+                                  for w in group)
+                yield at(group[-1], "resources",
+                         f"the GPU services on {host.name} asking for model "
+                         f"{' or '.join(models)} need {total} GPU(s) together ({parts}) and "
+                         f"it has {have} of that model: some instances would never start; "
+                         "lower instances or narrow placement")
 
 
 def health_ports(inv: m.Inventory, ws: list[m.Workload], _: SecretStore) -> Iterator[Problem]:

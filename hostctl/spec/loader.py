@@ -254,7 +254,8 @@ def resolve_workload(w: m.Workload, inv: m.Inventory) -> m.Workload:
     res = w.resources
     if res.profile is not None:
         p = inv.profiles[res.profile]
-        res = m.Resources(cpus=p.cpus, memory=p.memory, gpus=p.gpus, profile=res.profile)
+        res = m.Resources(cpus=p.cpus, memory=p.memory, gpus=p.gpus, gpu_models=p.gpu_models,
+                          profile=res.profile)
     return replace(w, resources=res, image_source=w.image_source or inv.image_source)
 
 

@@ -46,6 +46,28 @@ class Host:
     gpu_mode: str = "nvidia"
     docker: str = "/usr/bin/docker"
     line: int = 0
+    # Each device as (id, model): `gpus: [{model: l4, count: 2}]` or `{devices: [0, 1]}`; a
+    # plain count numbers its devices 0.. without a model (""). `gpus` stays their number.
+    gpu_devices: tuple[tuple[int, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.gpu_devices and not self.gpus:
+            object.__setattr__(self, "gpus", len(self.gpu_devices))
+        elif self.gpus and not self.gpu_devices:
+            object.__setattr__(self, "gpu_devices", tuple((i, "") for i in range(self.gpus)))
+
+    def gpus_of(self, models: tuple[str, ...]) -> int:
+        """How many of its devices are of one of `models` (all of them when none is asked)."""
+        if not models:
+            return self.gpus
+        return sum(1 for _, model in self.gpu_devices if model in models)
+
+    def gpu_models(self) -> dict[str, int]:
+        """Its GPU models and how many devices of each ("" for devices without a model)."""
+        out: dict[str, int] = {}
+        for _, model in self.gpu_devices:
+            out[model] = out.get(model, 0) + 1
+        return out
 
     @property
     def ssh_address(self) -> str:
@@ -57,6 +79,7 @@ class Profile:
     cpus: float | None = None
     memory: int | None = None
     gpus: int = 0
+    gpu_models: tuple[str, ...] = ()  # `gpu_model:` acceptable models (none: any)
 
 
 @dataclass(frozen=True)
@@ -128,6 +151,7 @@ class Resources:
     cpus: float | None = None
     memory: int | None = None
     gpus: int = 0
+    gpu_models: tuple[str, ...] = ()  # `gpu_model:` acceptable models (none: any)
     profile: str | None = None
 
 

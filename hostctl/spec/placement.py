@@ -31,10 +31,22 @@ def gpus_needed(w: m.Workload, inv: m.Inventory) -> int:
     return w.resources.gpus
 
 
+def gpu_models_needed(w: m.Workload, inv: m.Inventory) -> tuple[str, ...]:
+    """The GPU models it accepts (none: any)."""
+    if w.resources.profile is not None and w.resources.profile in inv.profiles:
+        return inv.profiles[w.resources.profile].gpu_models
+    return w.resources.gpu_models
+
+
+def gpu_fit(host: m.Host, need: int, models: tuple[str, ...]) -> bool:
+    """Whether the host has `need` devices of an acceptable model."""
+    return host.gpus_of(models) >= need
+
+
 def schedule_host(w: m.Workload, inv: m.Inventory) -> m.Host | None:
     """The host that carries a scheduled job's timer: the first eligible one that fits."""
-    need = gpus_needed(w, inv)
-    return next((h for h in eligible_hosts(w, inv) if h.gpus >= need), None)
+    need, models = gpus_needed(w, inv), gpu_models_needed(w, inv)
+    return next((h for h in eligible_hosts(w, inv) if gpu_fit(h, need, models)), None)
 
 
 @dataclass(frozen=True)

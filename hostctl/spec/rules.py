@@ -272,11 +272,94 @@ class CorsMaxAge(Check[float]):
         return seconds
 
 
-resources_mapping = Record(m.Resources, {
+GPU_MODEL = Str(r"[a-z0-9][a-z0-9.-]*", "GPU model names are lower-case letters, digits, "
+                "'.' and '-', starting with a letter or digit (e.g. a100-80g, l4)", max_len=63)
+GPU_MAX = 64
+
+
+class GpuModels(Check[tuple[str, ...]]):
+    """`gpu_model: l4` or `gpu_model: [a100-80g, h100]`: the acceptable models, in order."""
+
+    expected = "a GPU model name or a list of them"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> tuple[str, ...]:
+        models: tuple[str, ...] = ListOf(GPU_MODEL, min_len=1, single_ok=True)(value, path, ctx)
+        if failed(models):
+            return INVALID
+        return tuple(dict.fromkeys(models))
+
+
+class WithGpuModel(Check[Any]):
+    """A record with `gpus` and `gpu_model`: a model asked without GPUs is a mistake."""
+
+    def __init__(self, record: Record[Any]):
+        self.record, self.expected = record, record.expected
+        self.fields = record.fields
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> Any:
+        built = self.record(value, path, ctx)
+        if not failed(built) and built.gpu_models and not built.gpus:
+            return ctx.error((*path, "gpu_model"),
+                             "asks for a GPU model but no GPUs; add gpus: N (how many of "
+                             "them it needs) or remove gpu_model")
+        return built
+
+
+class HostGpus(Check[tuple[tuple[int, str], ...]]):
+    """A host's `gpus:`: a count (devices 0..N-1 without a model), or a list of
+    `{model: NAME, count: N}` (numbered in order) or `{model: NAME, devices: [0, 1]}`."""
+
+    expected = "a number of GPUs or a list of {model, count} or {model, devices}"
+    _count = Int(0, GPU_MAX)
+    _entry: Record[dict[str, Any]] = Record(dict, {
+        "model": Field(GPU_MODEL, required=True),
+        "count": Int(1, GPU_MAX),
+        "devices": ListOf(Int(0, GPU_MAX - 1), min_len=1),
+    })
+
+    def __call__(self, value: Any, path: Path, ctx: Context
+                 ) -> tuple[tuple[int, str], ...]:
+        if not isinstance(value, list):
+            n: int = self._count(value, path, ctx)
+            return INVALID if failed(n) else tuple((i, "") for i in range(n))
+        entries = [self._entry(v, (*path, i), ctx) for i, v in enumerate(value)]
+        if any(failed(e) for e in entries):
+            return INVALID
+        bad = False
+        for i, e in enumerate(entries):
+            if ("count" in e) == ("devices" in e):
+                ctx.error((*path, i), "give either count: N or devices: [ids] for "
+                                      f"{e['model']}, not " + ("both" if "count" in e
+                                                               else "neither"))
+                bad = True
+        if bad:
+            return INVALID
+        if len({"count" in e for e in entries}) > 1:
+            return ctx.error(path, "mixes entries with count and entries with devices; give "
+                                   "every model its devices: [ids], or every model a count "
+                                   "(devices are then numbered 0.. in order)")
+        out: list[tuple[int, str]] = []
+        where: dict[int, int] = {}
+        for i, e in enumerate(entries):
+            ids = e["devices"] if "devices" in e else range(len(out), len(out) + e["count"])
+            for d in ids:
+                if d in where:
+                    return ctx.error((*path, i, "devices"),
+                                     f"device {d} is listed already (gpus/{where[d]}); "
+                                     "give each device id once")
+                where[d] = i
+                out.append((d, e["model"]))
+        if len(out) > GPU_MAX:
+            return ctx.error(path, f"declares {len(out)} GPUs; at most {GPU_MAX}")
+        return tuple(sorted(out))
+
+
+resources_mapping = WithGpuModel(Record(m.Resources, {
     "cpus": Cpus(),
     "memory": Size(minimum=6 * 2**20),  # Docker refuses less than 6 MiB
     "gpus": Int(0, 64),
-})
+    "gpu_models": Field(GpuModels(), key="gpu_model"),
+}))
 
 
 class ProfileRef(Check[m.Resources]):
@@ -427,11 +510,12 @@ ssh = Record(m.SSHSettings, {
     "known_hosts": Str(),
 })
 
-profile = Record(m.Profile, {
+profile = WithGpuModel(Record(m.Profile, {
     "cpus": Cpus(),
     "memory": Size(minimum=6 * 2**20),
     "gpus": Int(0, 64),
-})
+    "gpu_models": Field(GpuModels(), key="gpu_model"),
+}))
 
 secrets_config = Record(m.SecretsConfig, {
     "env_file": Str(),
@@ -449,7 +533,7 @@ def host_record(host_name_: str) -> Record[m.Host]:
             "known_hosts": ssh.fields["known_hosts"],
         }),
         "labels": labels,
-        "gpus": Int(0, 64),
+        "gpu_devices": Field(HostGpus(), key="gpus"),
         "gpu_mode": Str(choices=("nvidia", "env")),
         "docker": DockerPath(),
     }, extra={"name": host_name_})
