@@ -240,3 +240,20 @@ def test_cancel_of_a_waiting_run_ends_it_before_it_ever_starts(helper: object) -
     h("finished", "train", "r1", SERVICE_RESULT="success", EXIT_STATUS="0")
     assert (h.field("r2", "state"), h.field("r2", "started")) == ("cancelled", "")
     assert not (h.root / "gpu" / "lease" / "0").exists()
+
+
+def test_cancel_of_a_queued_run_through_the_cli(inventory: Path, site: Site,
+                                                runners: dict[str, Any]) -> None:
+    read = _answer(site, 2).stdout.replace("old1/state:succeeded", "q1/state:queued").replace(
+        "old1/", "q1/")
+
+    def answer(call: Any) -> Result:
+        return Result(0, "@@cancel q1 cancelled\n" if b"hostctl-jobs cancel q1" in call.stdin
+                      else read, "")
+
+    runners["gpu-1"] = RecordingRunner("gpu-1", default=answer)
+    runners["gpu-2"] = RecordingRunner("gpu-2", default=_answer(site, 4))
+    res = CliRunner().invoke(main, ["cancel", "-i", str(inventory), "q1"])
+    assert (res.exit_code, res.output) == (0, "run q1 on gpu-1: cancelled\n")
+    # Found, then cancelled: no wait for a container to stop (none ever ran).
+    assert len(runners["gpu-1"].calls) == 2
