@@ -522,7 +522,8 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
   ls "$A" > "$S/.active" 2>/dev/null
   [ -s "$S/.active" ] || return 0
   cap_cpu=$(( $(nproc) * 1000 ))
-  cap_mem=$(awk '/^MemTotal:/ { printf "%d", $2 * 1024 }' /proc/meminfo)
+  # %.0f, not %d: mawk (Debian's awk) prints no %d above 2^31 - 1, so 2 GiB at most.
+  cap_mem=$(awk '/^MemTotal:/ { printf "%.0f", $2 * 1024 }' /proc/meminfo)
   free=$(free_devices)
   decisions=$(cd "$R" && while read -r id; do
       for f in seq state need cpus memory not_before; do echo "$id/$f"; done

@@ -5,6 +5,7 @@ run Docker could not start (exit 125, 126, 127)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -257,3 +258,28 @@ def test_cancel_of_a_queued_run_through_the_cli(inventory: Path, site: Site,
     assert (res.exit_code, res.output) == (0, "run q1 on gpu-1: cancelled\n")
     # Found, then cancelled: no wait for a container to stop (none ever ran).
     assert len(runners["gpu-1"].calls) == 2
+
+
+# -- the host's memory, as the read and the queue see it -----------------------------------
+
+def _mem_total() -> int:
+    kb = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+              if line.startswith("MemTotal:"))
+    return int(kb) * 1024
+
+
+def test_the_read_reports_the_whole_memory_of_a_host_beyond_2_gib() -> None:
+    # Debian's awk (mawk) prints at most 2^31 - 1 for %d: every host had "2 GiB".
+    line = next(x for x in H.read_lines() if "@@capacity" in x)
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[2] == str(_mem_total())
+
+
+def test_the_queue_counts_the_whole_memory_of_a_host_beyond_2_gib(helper: object) -> None:
+    if _mem_total() < 7 * GiB:
+        pytest.skip("needs a machine with more than 6 GiB of memory")
+    h: Any = helper
+    h.prepare("r1", 0, memory=3 * GiB)
+    h.prepare("r2", 0, memory=3 * GiB)
+    h("submit", "r1", "r2")
+    assert (h.field("r1", "state"), h.field("r2", "state")) == ("starting", "starting")
