@@ -601,7 +601,8 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
   [ -s "$S/.active" ] || return 0
   [ -n "${SCANNED:-}" ] || foreign_scan
   cap_cpu=$(( $(nproc) * 1000 ))
-  cap_mem=$(awk '/^MemTotal:/ { printf "%d", $2 * 1024 }' /proc/meminfo)
+  # %.0f, not %d: mawk (Debian's awk) prints no %d above 2^31 - 1, so 2 GiB at most.
+  cap_mem=$(awk '/^MemTotal:/ { printf "%.0f", $2 * 1024 }' /proc/meminfo)
   free=$(free_devices)
   decisions=$(cd "$R" && while read -r id; do
       for f in seq state need cpus memory not_before gpu_models; do echo "$id/$f"; done
@@ -675,10 +676,32 @@ admit() {  # JOB ID
   esac
 }
 
+# What `docker run` exits with when the run never got going: 125 Docker itself failed (no
+# such image, a refused option), 126 the command cannot be invoked, 127 no such command.
+# Trying again would fail the same way: such a run fails at once, whatever its retries.
+start_error() {  # EXIT_STATUS: the reason, or nothing when the run itself failed
+  case $1 in
+    125) echo "docker could not start it (exit 125)";;
+    126) echo "its command could not be invoked (exit 126)";;
+    127) echo "its command was not found (exit 127)";;
+  esac
+}
+
+# The last line the run's unit printed (docker's own error for a start error, not systemd's
+# or this helper's lines), one line of at most 300 characters; bounded in time.
+last_said() {  # UNIT
+  timeout 5 journalctl "_SYSTEMD_UNIT=$1" -n 10 -o cat --no-pager 2>/dev/null | \
+    grep -v -e '^hostctl-jobs: ' -e 'docker run --help' -e '^[[:space:]]*$' | tail -n 1 | \
+    tr -d '\000-\037' | cut -c1-300
+}
+
 finished() {  # JOB ID, with systemd's SERVICE_RESULT, EXIT_CODE, EXIT_STATUS
   id=$2
+  why=""; said=""
+  [ "${SERVICE_RESULT:-}" = exit-code ] && why=$(start_error "${EXIT_STATUS:-}")
   # Before the lock (reading the file takes a moment; the container is gone by now).
   if [ "$(get "$id" state)" = running ]; then
+    [ -n "$why" ] && said=$(last_said "$(get "$id" unit)")
     # In a subshell: whatever the file holds, the outcome below is recorded.
     ( metrics "$R/$id" ) || log "run $id: its metrics could not be read"
     if [ -z "$(get "$id" image_id)" ] && [ -n "$(get "$id" image)" ]; then
@@ -697,7 +720,10 @@ finished() {  # JOB ID, with systemd's SERVICE_RESULT, EXIT_CODE, EXIT_STATUS
   elif [ "$result" = success ]; then outcome=succeeded
   else outcome=failed; fi
   attempt=$(get "$id" attempt); attempts=$(get "$id" attempts)
-  if [ "$outcome" = failed ] && [ "${attempt:-1}" -lt "${attempts:-1}" ]; then
+  if [ "$outcome" = failed ] && [ -n "$why" ]; then
+    finalize "$id" failed "$code" "$why: not retried${said:+ ($said)}"
+    log "run $id failed: $why; not retried${said:+: $said}"
+  elif [ "$outcome" = failed ] && [ "${attempt:-1}" -lt "${attempts:-1}" ]; then
     delay=$((BACKOFF_BASE << (attempt - 1)))
     [ "$delay" -gt "$BACKOFF_MAX" ] && delay=$BACKOFF_MAX
     put "$id" exit "$code"

@@ -179,7 +179,8 @@ def read_lines(select: Sequence[str] = (), jobs: Sequence[str] = (),
     lines = [
         f"echo '@@jobs {VERSION}'",
         'echo "@@now $(date +%s%3N)"',
-        "echo \"@@capacity $(nproc) $(awk '/^MemTotal:/ { printf \"%d\", $2 * 1024 }' "
+        # %.0f, not %d: mawk (Debian's awk) prints no %d above 2^31 - 1, so 2 GiB at most.
+        "echo \"@@capacity $(nproc) $(awk '/^MemTotal:/ { printf \"%.0f\", $2 * 1024 }' "
         "/proc/meminfo)\"",
         f'echo "@@devices $(cat {GPU_DIR}/devices 2>/dev/null)"',
         f'echo "@@mode $(cat {GPU_DIR}/mode 2>/dev/null)"',

@@ -99,15 +99,22 @@ def live_runner(runners: Mapping[str, Runner | RunnerError], host: str) -> Runne
 
 def preflight(site: m.Site, w: m.Workload, seen: Mapping[str, H.HostJobs | Exception],
               ) -> tuple[dict[str, H.HostJobs], list[str], list[str]]:
-    """(hosts ready to run `w`, warnings, errors): the job's unit must be deployed, and a host
-    handing out real GPUs needs Docker's nvidia runtime."""
+    """(hosts ready to run `w`, warnings, errors): the host must have the CPUs, memory and
+    GPUs a run asks (a host that never can is left out; when none can, one error says what
+    each has), the job's unit must be deployed, and a host handing out real GPUs needs
+    Docker's nvidia runtime."""
     ready: dict[str, H.HostJobs] = {}
     warnings: list[str] = []
     errors: list[str] = []
+    too_small: list[str] = []
     want = spec_hash(w)
     for name, hj in seen.items():
         if isinstance(hj, Exception):
             errors.append(str(hj) if isinstance(hj, HostctlError) else f"{name}: {hj!r}")
+            continue
+        short = P.never_fits(hj, w)
+        if short is not None:
+            too_small.append(short)
             continue
         host = site.inventory.hosts[name]
         if w.name not in hj.units:
@@ -122,6 +129,10 @@ def preflight(site: m.Site, w: m.Workload, seen: Mapping[str, H.HostJobs | Excep
             errors.append(problem)
             continue
         ready[name] = hj
+    if too_small and ready:
+        warnings += [f"{w.name} asks {P.asks_text(w)}; {text}: left out" for text in too_small]
+    elif too_small:
+        errors.append(P.fit_error(w, too_small))
     return ready, warnings, errors
 
 

@@ -145,6 +145,57 @@ def request(w: m.Workload, host: m.Host, run_id: str, *, group: str = "", shard:
 
 # -- room on hosts -------------------------------------------------------------------------
 
+def _cpus_text(cpus: float) -> str:
+    n = f"{cpus:g}"
+    return f"{n} CPU" + ("" if n == "1" else "s")
+
+
+def _memory_text(size: int) -> str:
+    """Bytes the way a host's memory is thought of: GiB with one decimal, MiB when small."""
+    if size >= 2**30:
+        return f"{size / 2**30:.1f}".removesuffix(".0") + " GiB"
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MiB"
+
+
+def _gpus_text(n: int) -> str:
+    return "no GPUs" if n == 0 else f"{n} GPU" + ("" if n == 1 else "s")
+
+
+def asks_text(w: m.Workload) -> str:
+    """What a run of `w` asks for, as the fit check's messages say it."""
+    r = w.resources
+    parts = [_cpus_text(r.cpus)] if r.cpus else []
+    parts += [f"{_memory_text(r.memory)} memory"] if r.memory else []
+    parts += [_gpus_text(r.gpus)] if r.gpus else []
+    return ", ".join(parts) or "no set CPUs, memory or GPUs"
+
+
+def never_fits(hj: HostJobs, w: m.Workload) -> str | None:
+    """Why a run of `w` can never run on the host, however long it waits: it asks more CPUs,
+    memory or GPUs than the host has (as it reported them). Docker refuses `--cpus` above
+    the host's CPU count ("Range of CPUs is from 0.01 to N"), and the queue would never
+    have room for it. None when it fits, or when the host did not say what it has."""
+    r = w.resources
+    short = []
+    if r.cpus and hj.cpus and r.cpus > hj.cpus:
+        short.append("too few CPUs")
+    if r.memory and hj.memory and r.memory > hj.memory:
+        short.append("too little memory")
+    if r.gpus and r.gpus > len(hj.devices):
+        short.append("too few GPUs")
+    if not short:
+        return None
+    return (f"{hj.host} has {_cpus_text(hj.cpus)}, {_memory_text(hj.memory)}, "
+            f"{_gpus_text(len(hj.devices))}: {', '.join(short)}")
+
+
+def fit_error(w: m.Workload, reasons: Sequence[str]) -> str:
+    """The refusal when no eligible host can ever hold a run of `w`."""
+    return (f"{w.name} asks {asks_text(w)}: no eligible host has that much "
+            f"({'; '.join(reasons)})")
+
+
+
 def claim(cpus: int, memory: int, capacity_cpus: int, capacity_memory: int) -> tuple[int, int]:
     """What a run holds while it runs, as the host's queue counts it (hostctl-jobs.sh)."""
     c = cpus if cpus > 0 else ONE_CPU

@@ -116,6 +116,14 @@ command:
 resources: {cpus: 0.1}
 placement: {labels: {role: app}}
 ---
+kind: job
+name: huge
+project: lab
+image: hostctl-demo-app:1.0
+command: [sh, -c, 'echo never']
+resources: {cpus: 64}
+placement: {labels: {role: app}}
+---
 kind: service
 name: infer
 project: lab
@@ -505,3 +513,54 @@ def test_a_run_records_its_metrics_and_runs_the_image_id_it_records(site: Site) 
     assert f"{run}/state:succeeded\n" in history and f"{run}/metrics_points:3\n" in history
     listing = jobs(site, "jobs", "--all")
     assert listing.returncode == 0 and run in listing.stdout, listing.stdout + listing.stderr
+
+
+def test_a_run_asking_more_cpus_than_any_eligible_host_has_is_refused_unqueued(
+        site: Site) -> None:
+    cpus, kib = site.ssh("app-1", "nproc; awk '/^MemTotal:/ { print $2 }' /proc/meminfo").split()
+    gib = f"{int(kib) * 1024 / 2**30:.1f}".removesuffix(".0")
+    res = jobs(site, "run", "huge", "--wait")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr == (f"error: huge asks 64 CPUs: no eligible host has that much (app-1 "
+                          f"has {cpus} CPU{'' if cpus == '1' else 's'}, {gib} GiB, no GPUs: "
+                          "too few CPUs)\n")
+    assert host_runs(site, "app-1", "huge") == []
+
+
+GHOST = "127.0.0.1:9/hostctl-ghost:1.0"  # a registry nobody answers on: the pull fails at once
+GHOST_SPEC = f"""
+kind: job
+name: ghost
+project: lab
+image: {GHOST}
+command: [sh, -c, 'echo never']
+resources: {{cpus: 0.1}}
+placement: {{labels: {{role: app}}}}
+retries: 2
+"""
+
+
+def test_a_run_whose_image_docker_cannot_get_fails_once_despite_its_retries(
+        site: Site) -> None:
+    # Deployed with an image this machine has, which the host then loses. Its spec only
+    # while this test runs: a deploy wants every image of the specs here.
+    spec = site.root / "specs" / "jobs-ghost.yml"
+    spec.write_text(GHOST_SPEC)
+    try:
+        subprocess.run(["docker", "tag", "hostctl-demo-app:1.0", GHOST], check=True)
+        try:
+            res = site.deploy("--only", "ghost")
+        finally:
+            subprocess.run(["docker", "rmi", GHOST], check=True, capture_output=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+        site.ssh("app-1", f"docker rmi {GHOST} >/dev/null")
+        res = jobs(site, "run", "ghost", "--wait")
+    finally:
+        spec.unlink()
+    assert res.returncode == 125, res.stdout + res.stderr
+    run_id = res.stdout.split()[1]
+    rec = record(site, "app-1", run_id)
+    assert (rec["state"], rec["attempt"], rec["attempts"], rec["exit"]) == (
+        "failed", "1", "3", "125"), rec
+    assert rec["note"].startswith("docker could not start it (exit 125): not retried"), rec
+    assert rec["note"] in res.stdout

@@ -1,5 +1,6 @@
 """The host-side queue helper (hostctl-jobs.sh), run locally against a tmp state directory,
-a stub systemctl and a stub docker (its images listed in $STUB/images, `REF ID` a line)."""
+a stub systemctl, a stub docker (its images listed in $STUB/images, `REF ID` a line) and a
+stub journalctl (the unit's lines in $STUB/journal)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ echo "docker $*" >> "$STUB/calls"
 while read -r ref id; do [ "$ref" = "$5" ] && { echo "$id"; exit 0; }; done < "$STUB/images"
 echo "Error: No such image: $5" >&2
 exit 1
+"""
+
+# A unit's journal: what $STUB/journal holds (the lines its processes printed, oldest first).
+STUB_JOURNALCTL = r"""#!/bin/sh
+echo "journalctl $*" >> "$STUB/calls"
+cat "$STUB/journal" 2>/dev/null
+exit 0
 """
 
 STUB_SYSTEMCTL = r"""#!/bin/sh
@@ -41,7 +49,8 @@ def helper(tmp_path: Path) -> object:
     bin_dir.mkdir()
     for name, text in (("systemctl", STUB_SYSTEMCTL), ("systemd-run", "#!/bin/sh\n"
                        'echo "systemd-run $*" >> "$STUB/calls"\n'),
-                       ("nproc", "#!/bin/sh\necho 2\n"), ("docker", STUB_DOCKER)):
+                       ("nproc", "#!/bin/sh\necho 2\n"), ("docker", STUB_DOCKER),
+                       ("journalctl", STUB_JOURNALCTL)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     state = tmp_path / "state"
