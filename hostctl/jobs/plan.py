@@ -195,7 +195,6 @@ def fit_error(w: m.Workload, reasons: Sequence[str]) -> str:
             f"({'; '.join(reasons)})")
 
 
-
 def claim(cpus: int, memory: int, capacity_cpus: int, capacity_memory: int) -> tuple[int, int]:
     """What a run holds while it runs, as the host's queue counts it (hostctl-jobs.sh)."""
     c = cpus if cpus > 0 else ONE_CPU
