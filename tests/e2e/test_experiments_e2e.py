@@ -20,31 +20,25 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.rigs.deploy_rig import Site, example_site
+from tests.rigs.deploy_rig import Site, example_site, job_spec
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["example_site"]
 
-def _job(name: str, script: str, **more: object) -> dict[str, object]:
-    """A job of the test's project: `sh -c SCRIPT` in the demo image, a tenth of a CPU."""
-    return {"kind": "job", "name": name, "project": "lab", "image": "hostctl-demo-app:1.0",
-            "command": ["sh", "-c", script], "resources": {"cpus": 0.1}, **more}
-
-
 APP = {"placement": {"labels": {"role": "app"}}}
 POINT = '{"name": "%s", "value": %s}'
 SPECS = yaml.safe_dump_all([
-    _job("bad-metrics", "printf '%s\\n' " + " ".join(f"'{line}'" for line in (
+    job_spec("bad-metrics", "printf '%s\\n' " + " ".join(f"'{line}'" for line in (
         '{"name": "acc", "value": 0.5, "step": 1}', "not json", '{"name": "acc", "value": "high"}',
         '{"name": "acc"}', '{"value": 1}', '{"name": "acc", "value": 0.75, "step": 2}',
         '{"name": "acc", "value": 1, "extra": 2}', '{"name": "acc", "value": 0.6, "step": -1}',
     )) + ' > "$HOSTCTL_METRICS"', **APP),
-    _job("big-metrics", "awk 'BEGIN { for (i = 0; i < 300000; i++) printf "
-         "\"{\\\"name\\\": \\\"n\\\", \\\"value\\\": %d, \\\"step\\\": %d}\\n\", i, i }'"
-         ' > "$HOSTCTL_METRICS"', **APP),
-    _job("sharded", "echo '" + POINT % ("score", "'$((HOSTCTL_SHARD_INDEX * 10))'") + "'"
-         ' > "$HOSTCTL_METRICS"', shards=3),
-    _job("tiny", "echo '" + POINT % ("k", 1) + "' > \"$HOSTCTL_METRICS\"", **APP),
+    job_spec("big-metrics", "awk 'BEGIN { for (i = 0; i < 300000; i++) printf "
+             "\"{\\\"name\\\": \\\"n\\\", \\\"value\\\": %d, \\\"step\\\": %d}\\n\", i, i }'"
+             ' > "$HOSTCTL_METRICS"', **APP),
+    job_spec("sharded", "echo '" + POINT % ("score", "'$((HOSTCTL_SHARD_INDEX * 10))'") + "'"
+             ' > "$HOSTCTL_METRICS"', shards=3),
+    job_spec("tiny", "echo '" + POINT % ("k", 1) + "' > \"$HOSTCTL_METRICS\"", **APP),
 ])
 JOBS = ("train-triage", "bad-metrics", "big-metrics", "sharded", "tiny")
 KEEP = 3

@@ -5,13 +5,8 @@ process hostctl did not start on GPU 0. Every wait is bounded."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -62,50 +57,31 @@ def site(example_site: Site) -> Iterator[Site]:
                    "rm -f /etc/systemd/system/hostctl.jobs.*; systemctl daemon-reload; true")
 
 
-def hostctl(s: Site, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "hostctl", args[0], "-i", str(s.inventory), *args[1:]]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=s.root,
-                          env={**os.environ, "NO_COLOR": "1"})
-
-
-def record(s: Site, run_id: str) -> dict[str, str]:
-    out = s.ssh("gpu-1", f"cd /var/lib/hostctl/runs/{run_id} && grep -H '' * || true")
-    return {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.splitlines()
-            if ":" in line}
-
-
-def run_json(s: Site, *args: str) -> dict[str, Any]:
-    res = hostctl(s, "run", *args, "--json")
-    assert res.returncode == 0, res.stdout + res.stderr
-    out: dict[str, Any] = json.loads(res.stdout)
-    return out
-
-
 def test_a_foreign_process_keeps_its_gpu_out_and_models_are_placed_right(site: Site) -> None:
     # GPU 0, the a100, runs a process hostctl did not start: the a100 run waits ...
-    a100 = run_json(site, "on-a100")
+    a100 = site.run_json("on-a100")
     assert (a100["host"], a100["state"]) == ("gpu-1", "queued"), a100
-    listing = hostctl(site, "jobs")
+    listing = site.on("jobs")
     assert listing.returncode == 0, listing.stderr
     assert ("gpu-1 GPU 0: busy with a process hostctl did not start (pid 4242 python, "
             "10240 MiB)") in listing.stdout.splitlines()
-    status = hostctl(site, "status")
+    status = site.on("status")
     assert ("  ! GPU 0: busy with a process hostctl did not start (pid 4242 python, 10240 MiB)"
             "; hostctl leases it to nothing until it ends") in status.stdout.splitlines()
     # ... while the l4 run takes GPU 1, the l4, at once.
-    res = hostctl(site, "run", "on-l4", "--wait")
+    res = site.on("run", "on-l4", "--wait")
     assert res.returncode == 0, res.stdout + res.stderr
     l4 = [line for line in site.ssh("gpu-1", "grep -l -x on-l4 /var/lib/hostctl/runs/*/job "
                                              "| xargs -n1 dirname | xargs -n1 basename")
           .split()]
-    assert [record(site, r)["gpus"] for r in l4] == ["1"]
-    assert record(site, a100["run"])["state"] == "queued"
+    assert [site.run_record("gpu-1", r)["gpus"] for r in l4] == ["1"]
+    assert site.run_record("gpu-1", a100["run"])["state"] == "queued"
     # The foreign process ends: the queue's next pass (its timer, every 20 s) starts the
     # a100 run on GPU 0.
     site.ssh("gpu-1", f": > {SMI_DIR}/apps")
-    assert wait_for(lambda: record(site, a100["run"]).get("state") == "succeeded",
+    assert wait_for(lambda: site.run_record("gpu-1", a100["run"]).get("state") == "succeeded",
                     timeout=60, every=2)
-    assert record(site, a100["run"])["gpus"] == "0"
+    assert site.run_record("gpu-1", a100["run"])["gpus"] == "0"
     log = site.ssh("gpu-1", f"journalctl -u hostctl-job-on-a100@{a100['run']} -o cat")
     assert f"run {a100['run']} on GPU(s) 0" in log
     assert site.ssh("gpu-1", "cat /var/lib/hostctl/gpu/foreign") == ""

@@ -19,120 +19,40 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.rigs.deploy_rig import Site, example_site, wait_for
+from tests.rigs.deploy_rig import Site, example_site, job_spec, wait_for
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["example_site"]
 
-SPECS = """
-kind: job
-name: gpu-sleep
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'echo "run $HOSTCTL_RUN_ID on GPU(s) $HOSTCTL_GPU_DEVICES"; sleep ${SLEEP:-3}']
-resources: {gpus: 1, cpus: 0.1}
-stop_timeout: 2s
-placement: {labels: {role: gpu}}
-timeout: 2m
----
-kind: job
-name: slow
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'echo started; sleep 60']
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
-timeout: 3s
-stop_timeout: 2s
----
-kind: job
-name: flaky
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'echo "attempt of $HOSTCTL_RUN_ID"; exit 3']
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
-retries: 1
----
-kind: job
-name: shard
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'echo "shard $HOSTCTL_SHARD_INDEX of $HOSTCTL_SHARD_COUNT"; sleep 1']
-resources: {cpus: 0.5}
----
-kind: job
-name: tick
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'echo "tick $HOSTCTL_RUN_ID"']
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
-schedule: minutely  # the shortest a Kubernetes CronJob can say too (validate insists)
----
-kind: job
-name: notes
-project: lab
-image: hostctl-demo-app:1.0
-command:
-  - sh
-  - -c
-  - >-
-    cat /artifacts/notes 2>/dev/null; echo "left by $HOSTCTL_RUN_ID" >> /artifacts/notes
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
----
-kind: job
-name: talk
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'for i in 1 2 3; do echo "line $i of $HOSTCTL_RUN_ID"; sleep 2; done; exit 4']
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
----
-kind: job
-name: picky
-project: lab
-image: hostctl-demo-app:1.0
-command:
-  - sh
-  - -c
-  - >-
-    echo "shard $HOSTCTL_SHARD_INDEX as $HOSTCTL_RUN_ID with FAIL=$FAIL";
-    case $HOSTCTL_RUN_ID in *-r1) exit 0;; esac;
-    case " $FAIL " in *" $HOSTCTL_SHARD_INDEX "*) exit 5;; esac
-resources: {cpus: 0.1}
----
-kind: job
-name: metered
-project: lab
-image: hostctl-demo-app:1.0
-command:
-  - sh
-  - -c
-  - >-
-    for i in 1 2 3; do printf '{"name": "loss", "value": 0.%s, "step": %s}\\n' $i $i
-    >> "$HOSTCTL_METRICS"; done; echo not-json >> "$HOSTCTL_METRICS"
-resources: {cpus: 0.1}
-placement: {labels: {role: app}}
----
-kind: job
-name: huge
-project: lab
-image: hostctl-demo-app:1.0
-command: [sh, -c, 'echo never']
-resources: {cpus: 64}
-placement: {labels: {role: app}}
----
-kind: service
-name: infer
-project: lab
-image: hostctl-demo-app:1.0
-ports: {http: {container: 8080, host: 18500}}
-health: {http: {path: /health, port: http}, interval: 1s, timeout: 1s, retries: 5}
-resources: {gpus: 1, cpus: 0.1}
-placement: {labels: {role: gpu}}
-"""
+APP = {"placement": {"labels": {"role": "app"}}}
+GPU = {"placement": {"labels": {"role": "gpu"}}}
+SPECS = yaml.safe_dump_all([
+    job_spec("gpu-sleep", 'echo "run $HOSTCTL_RUN_ID on GPU(s) $HOSTCTL_GPU_DEVICES"; '
+             "sleep ${SLEEP:-3}", resources={"gpus": 1, "cpus": 0.1}, stop_timeout="2s",
+             **GPU, timeout="2m"),
+    job_spec("slow", "echo started; sleep 60", **APP, timeout="3s", stop_timeout="2s"),
+    job_spec("flaky", 'echo "attempt of $HOSTCTL_RUN_ID"; exit 3', **APP, retries=1),
+    job_spec("shard", 'echo "shard $HOSTCTL_SHARD_INDEX of $HOSTCTL_SHARD_COUNT"; sleep 1',
+             resources={"cpus": 0.5}),
+    # minutely: the shortest a Kubernetes CronJob can say too (validate insists)
+    job_spec("tick", 'echo "tick $HOSTCTL_RUN_ID"', **APP, schedule="minutely"),
+    job_spec("notes", 'cat /artifacts/notes 2>/dev/null; echo "left by $HOSTCTL_RUN_ID" >> '
+             "/artifacts/notes", **APP),
+    job_spec("talk", 'for i in 1 2 3; do echo "line $i of $HOSTCTL_RUN_ID"; sleep 2; done; '
+             "exit 4", **APP),
+    job_spec("picky", 'echo "shard $HOSTCTL_SHARD_INDEX as $HOSTCTL_RUN_ID with FAIL=$FAIL"; '
+             "case $HOSTCTL_RUN_ID in *-r1) exit 0;; esac; "
+             'case " $FAIL " in *" $HOSTCTL_SHARD_INDEX "*) exit 5;; esac'),
+    job_spec("metered", "for i in 1 2 3; do printf "
+             """'{"name": "loss", "value": 0.%s, "step": %s}\\n' $i $i """
+             '>> "$HOSTCTL_METRICS"; done; echo not-json >> "$HOSTCTL_METRICS"', **APP),
+    job_spec("huge", "echo never", resources={"cpus": 64}, **APP),
+    {"kind": "service", "name": "infer", "project": "lab", "image": "hostctl-demo-app:1.0",
+     "ports": {"http": {"container": 8080, "host": 18500}},
+     "health": {"http": {"path": "/health", "port": "http"}, "interval": "1s", "timeout": "1s",
+                "retries": 5},
+     "resources": {"gpus": 1, "cpus": 0.1}, **GPU},
+])
 JOBS = ("gpu-sleep", "slow", "flaky", "shard", "tick", "notes", "talk", "picky", "metered")
 HELPER = "/var/lib/hostctl/bin/hostctl-jobs"
 GPU_CONF = "/var/lib/hostctl/gpu/host.conf"
@@ -154,31 +74,12 @@ def site(example_site: Site) -> Iterator[Site]:
         example_site.ssh(name, CLEAN)
 
 
-def jobs(s: Site, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "hostctl", args[0], "-i", str(s.inventory), *args[1:]]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=s.root,
-                          env={**__import__("os").environ, "NO_COLOR": "1"})
-
-
-def record(s: Site, host: str, run_id: str) -> dict[str, str]:
-    out = s.ssh(host, f"cd /var/lib/hostctl/runs/{run_id} && grep -H '' * || true")
-    return {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.splitlines()
-            if ":" in line}
-
-
-def run_json(s: Site, *args: str) -> dict[str, Any]:
-    res = jobs(s, "run", *args, "--json")
-    assert res.returncode == 0, res.stdout + res.stderr
-    out: dict[str, Any] = json.loads(res.stdout)
-    return out
-
-
 def host_runs(s: Site, host: str, job: str) -> list[dict[str, str]]:
     """The records of `job`'s runs on the host, read over SSH (no hostctl command, which
     would install the queue helper itself)."""
     ids = s.ssh(host, f"grep -l -x {job} /var/lib/hostctl/runs/*/job 2>/dev/null | "
                       "xargs -r -n1 dirname | xargs -r -n1 basename; true").split()
-    return [{"id": i, **record(s, host, i)} for i in ids]
+    return [{"id": i, **s.run_record(host, i)} for i in ids]
 
 
 def test_deploy_installs_the_queue_so_a_timer_runs_where_hostctl_run_never_did(
@@ -201,7 +102,7 @@ def test_deploy_installs_the_queue_so_a_timer_runs_where_hostctl_run_never_did(
 
 def test_a_deploy_after_a_run_finds_the_helper_as_the_run_left_it(site: Site) -> None:
     site.ssh("edge-1", f"rm -f {HELPER} {GPU_CONF}")  # as on a host no deploy wrote them to
-    assert jobs(site, "jobs").returncode == 0  # every jobs command installs them
+    assert site.on("jobs").returncode == 0  # every jobs command installs them
     res = site.plan("--only", ",".join(JOBS))
     assert res.returncode == 0, res.stdout + res.stderr  # 0: nothing to change
 
@@ -224,20 +125,20 @@ def test_plan_and_deploy_report_a_gpu_host_without_the_nvidia_runtime(site: Site
 
 
 def test_second_gpu_run_queues_and_starts_when_the_first_ends(site: Site) -> None:
-    first = run_json(site, "gpu-sleep", "--set", "SLEEP=6")
-    second = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+    first = site.run_json("gpu-sleep", "--set", "SLEEP=6")
+    second = site.run_json("gpu-sleep", "--set", "SLEEP=1")
     assert (first["host"], first["state"]) == ("gpu-1", "starting") or first["state"] == "running"
     assert second["state"] == "queued", second
-    listing = jobs(site, "jobs")
+    listing = site.on("jobs")
     assert listing.returncode == 0, listing.stderr
     row = next((line for line in listing.stdout.splitlines()
                 if line.startswith(second["run"])), listing.stdout)
     assert "queued (#1)" in row
-    assert wait_for(lambda: record(site, "gpu-1", first["run"]).get("state") == "succeeded",
+    assert wait_for(lambda: site.run_record("gpu-1", first["run"]).get("state") == "succeeded",
                     timeout=40)
-    assert wait_for(lambda: record(site, "gpu-1", second["run"]).get("state") == "succeeded",
+    assert wait_for(lambda: site.run_record("gpu-1", second["run"]).get("state") == "succeeded",
                     timeout=30)
-    a, b = record(site, "gpu-1", first["run"]), record(site, "gpu-1", second["run"])
+    a, b = site.run_record("gpu-1", first["run"]), site.run_record("gpu-1", second["run"])
     assert a["gpus"] == b["gpus"] == "0"
     assert int(b["started"]) >= int(a["ended"])  # never both on the one GPU
     log = site.ssh("gpu-1", f"journalctl -u hostctl-job-gpu-sleep@{second['run']} -o cat")
@@ -261,20 +162,20 @@ def test_a_crashed_holders_lease_is_reclaimed(site: Site) -> None:
     # What a host crash leaves behind: a run recorded as running, holding GPU 0, whose unit
     # is gone; behind it a queued run. Nothing ends to wake the queue: its timer must notice
     # the dead holder and hand the GPU on.
-    assert jobs(site, "jobs").returncode == 0  # the queue and its timer are installed
+    assert site.on("jobs").returncode == 0  # the queue and its timer are installed
     site.ssh("gpu-1", FORGE)
     site.ssh("gpu-1", "sh /tmp/forge-run.sh deadbeef 0 running && cd /var/lib/hostctl && "
                       "date +%s%3N > runs/deadbeef/started && echo 0 > runs/deadbeef/gpus && "
                       "echo deadbeef > gpu/lease/0 && sh /tmp/forge-run.sh feedf00d 1 queued")
-    assert wait_for(lambda: record(site, "gpu-1", "feedf00d").get("state") == "succeeded",
+    assert wait_for(lambda: site.run_record("gpu-1", "feedf00d").get("state") == "succeeded",
                     timeout=60, every=1)
-    dead = record(site, "gpu-1", "deadbeef")
+    dead = site.run_record("gpu-1", "deadbeef")
     assert dead["state"] == "failed" and dead["note"].startswith("lost:"), dead
-    assert record(site, "gpu-1", "feedf00d")["gpus"] == "0"
+    assert site.run_record("gpu-1", "feedf00d")["gpus"] == "0"
 
 
 def test_a_run_past_its_timeout_is_stopped_and_marked(site: Site) -> None:
-    res = jobs(site, "run", "slow", "--wait")
+    res = site.on("run", "slow", "--wait")
     assert res.returncode == 124, res.stdout + res.stderr
     assert "timed-out" in res.stdout
     assert site.ssh("app-1", "docker ps -q --filter label=io.hostctl.workload=slow") == ""
@@ -283,18 +184,18 @@ def test_a_run_past_its_timeout_is_stopped_and_marked(site: Site) -> None:
 def test_a_failing_run_is_retried_then_marked_failed_and_wait_returns_its_status(
         site: Site) -> None:
     started = time.monotonic()
-    res = jobs(site, "run", "flaky", "--wait")
+    res = site.on("run", "flaky", "--wait")
     assert res.returncode == 3, res.stdout + res.stderr
     assert time.monotonic() - started >= 5  # the back-off before the second attempt
     run_id = res.stdout.split()[1]
-    rec = record(site, "app-1", run_id)
+    rec = site.run_record("app-1", run_id)
     assert (rec["state"], rec["attempt"], rec["exit"]) == ("failed", "2", "3"), rec
     log = site.ssh("app-1", f"journalctl -u hostctl-job-flaky@{run_id} -o cat")
     assert log.count(f"attempt of {run_id}") == 2
 
 
 def test_twenty_shards_over_three_hosts(site: Site) -> None:
-    res = jobs(site, "run", "shard", "--shards", "20", timeout=240)
+    res = site.on("run", "shard", "--shards", "20", timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
     lines = res.stdout.splitlines()
     group = lines[0].split()[1].rstrip(":")
@@ -306,13 +207,13 @@ def test_twenty_shards_over_three_hosts(site: Site) -> None:
     for r in rows[:3] + rows[-2:]:
         out = site.ssh(r[2], f"journalctl -u hostctl-job-shard@{r[1]} -o cat")
         assert f"shard {r[0]} of 20" in out
-    listed = jobs(site, "jobs", "--group", group, "--json")
+    listed = site.on("jobs", "--group", group, "--json")
     assert len(json.loads(listed.stdout)["runs"]) == 20
 
 
 def test_the_timer_queues_a_scheduled_run_with_its_own_record(site: Site) -> None:
     def schedule() -> list[dict[str, Any]]:
-        listing = jobs(site, "jobs", "--json")  # installs the queue helper the timer needs
+        listing = site.on("jobs", "--json")  # installs the queue helper the timer needs
         return [x for x in json.loads(listing.stdout)["schedules"] if x["job"] == "tick"]
 
     # While the timer's unit is starting (or has just fired), systemd shows no next time:
@@ -331,7 +232,7 @@ def test_the_timer_queues_a_scheduled_run_with_its_own_record(site: Site) -> Non
     assert tick[0]["next_ms"] - time.time() * 1000 < 61_000
 
     def timer_runs() -> list[dict[str, Any]]:
-        out = json.loads(jobs(site, "jobs", "--json").stdout)["runs"]
+        out = json.loads(site.on("jobs", "--json").stdout)["runs"]
         return [r for r in out if r["job"] == "tick" and r["state"] == "succeeded"]
 
     assert wait_for(lambda: len(timer_runs()) >= 1, timeout=100, every=2)
@@ -343,10 +244,10 @@ def test_the_timer_queues_a_scheduled_run_with_its_own_record(site: Site) -> Non
 
 
 def test_cancel_stops_a_running_run(site: Site) -> None:
-    started = run_json(site, "gpu-sleep", "--set", "SLEEP=60")
-    assert wait_for(lambda: record(site, "gpu-1", started["run"]).get("state") == "running",
+    started = site.run_json("gpu-sleep", "--set", "SLEEP=60")
+    assert wait_for(lambda: site.run_record("gpu-1", started["run"]).get("state") == "running",
                     timeout=20)
-    res = jobs(site, "cancel", started["run"])
+    res = site.on("cancel", started["run"])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "cancelled" in res.stdout
     assert site.ssh("gpu-1", "ls /var/lib/hostctl/gpu/lease").strip() == ""
@@ -356,7 +257,7 @@ def test_concurrent_operators_never_share_the_gpu(site: Site) -> None:
     results: list[dict[str, Any]] = []
 
     def one() -> None:
-        results.append(run_json(site, "gpu-sleep", "--set", "SLEEP=1"))
+        results.append(site.run_json("gpu-sleep", "--set", "SLEEP=1"))
 
     threads = [threading.Thread(target=one) for _ in range(3)]
     for t in threads:
@@ -365,16 +266,16 @@ def test_concurrent_operators_never_share_the_gpu(site: Site) -> None:
         t.join(120)
     assert len(results) == 3
     ids = [r["run"] for r in results]
-    assert wait_for(lambda: all(record(site, "gpu-1", i).get("state") == "succeeded"
+    assert wait_for(lambda: all(site.run_record("gpu-1", i).get("state") == "succeeded"
                                 for i in ids), timeout=60, every=1)
-    spans = sorted((int(record(site, "gpu-1", i)["started"]),
-                    int(record(site, "gpu-1", i)["ended"])) for i in ids)
+    spans = sorted((int(site.run_record("gpu-1", i)["started"]),
+                    int(site.run_record("gpu-1", i)["ended"])) for i in ids)
     assert all(spans[k][1] <= spans[k + 1][0] for k in range(len(spans) - 1)), spans
 
 
 def test_every_run_of_a_project_sees_its_artifacts_volume(site: Site) -> None:
-    first = jobs(site, "run", "notes", "--wait")
-    second = jobs(site, "run", "notes", "--wait")
+    first = site.on("run", "notes", "--wait")
+    second = site.on("run", "notes", "--wait")
     assert first.returncode == second.returncode == 0, first.stdout + second.stdout
     a, b = first.stdout.split()[1], second.stdout.split()[1]
     log = site.ssh("app-1", f"journalctl -u hostctl-job-notes@{b} -o cat")
@@ -408,7 +309,7 @@ def test_run_follow_streams_the_output_and_returns_the_exit_status(site: Site) -
 
 def test_retry_failed_reruns_only_the_failed_shards_with_their_index_and_values(
         site: Site) -> None:
-    res = jobs(site, "run", "picky", "--shards", "5", "--set", "FAIL=1 3", timeout=240)
+    res = site.on("run", "picky", "--shards", "5", "--set", "FAIL=1 3", timeout=240)
     assert res.returncode == 1, res.stdout + res.stderr
     group = res.stdout.split()[1].rstrip(":")
     rows = {int(r[0]): r for r in (line.split() for line in res.stdout.splitlines())
@@ -417,7 +318,7 @@ def test_retry_failed_reruns_only_the_failed_shards_with_their_index_and_values(
         0: ("succeeded", "0"), 1: ("failed", "5"), 2: ("succeeded", "0"), 3: ("failed", "5"),
         4: ("succeeded", "0")}, res.stdout
     assert f"hostctl run --retry-failed {group}" in res.stdout
-    retry = jobs(site, "run", "--retry-failed", group, timeout=240)
+    retry = site.on("run", "--retry-failed", group, timeout=240)
     assert retry.returncode == 0, retry.stdout + retry.stderr
     rows = {int(r[0]): r for r in (line.split() for line in retry.stdout.splitlines())
             if r and r[0].isdigit()}
@@ -428,9 +329,9 @@ def test_retry_failed_reruns_only_the_failed_shards_with_their_index_and_values(
     for i in (1, 3):
         log = site.ssh(rows[i][2], f"journalctl -u hostctl-job-picky@{group}-{i}-r1 -o cat")
         assert f"shard {i} as {group}-{i}-r1 with FAIL=1 3" in log
-    listed = json.loads(jobs(site, "jobs", "--group", group, "--json").stdout)["runs"]
+    listed = json.loads(site.on("jobs", "--group", group, "--json").stdout)["runs"]
     assert len(listed) == 7
-    again = jobs(site, "run", "--retry-failed", group)
+    again = site.on("run", "--retry-failed", group)
     assert (again.returncode, again.stdout.strip()) == (
         0, f"group {group}: no failed shard to run again")
 
@@ -447,16 +348,16 @@ def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
         env = site.ssh("gpu-1", "docker exec hostctl-infer-1 printenv HOSTCTL_GPU_DEVICES")
         assert env.strip() == "0"
         # a job queued behind sees the GPU as taken, and starts once the service stops
-        queued = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
+        queued = site.run_json("gpu-sleep", "--set", "SLEEP=1")
         assert queued["state"] == "queued", queued
         time.sleep(2)
-        assert record(site, "gpu-1", queued["run"])["state"] == "queued"
+        assert site.run_record("gpu-1", queued["run"])["state"] == "queued"
         site.ssh("gpu-1", f"systemctl stop {unit}")
-        assert wait_for(lambda: record(site, "gpu-1", queued["run"]).get("state")
+        assert wait_for(lambda: site.run_record("gpu-1", queued["run"]).get("state")
                         == "succeeded", timeout=40)
         # a run holds the GPU: the service cannot start, and its journal says why
-        holder = run_json(site, "gpu-sleep", "--set", "SLEEP=60")
-        assert wait_for(lambda: record(site, "gpu-1", holder["run"]).get("state")
+        holder = site.run_json("gpu-sleep", "--set", "SLEEP=60")
+        assert wait_for(lambda: site.run_record("gpu-1", holder["run"]).get("state")
                         == "running", timeout=20)
         site.ssh("gpu-1", f"systemctl start --no-block {unit}")
         want = f"{unit} cannot start: it needs 1 GPU(s) and 0 of this host's 1 are free " \
@@ -472,7 +373,7 @@ def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
         assert want in res.stdout, res.stdout  # the summary says why, not only "see status"
         assert "V=" not in site.ssh("gpu-1", f"cat /etc/systemd/system/{unit}")
         # the run ends: the GPU went to the waiting service, which now starts
-        assert jobs(site, "cancel", holder["run"]).returncode == 0
+        assert site.on("cancel", holder["run"]).returncode == 0
         assert wait_for(lambda: site.ssh("gpu-1", LEASES).strip() == f"0:svc:{unit}"
                         and site.ssh("gpu-1", f"systemctl is-active {unit}; true").strip()
                         == "active", timeout=40)
@@ -480,8 +381,8 @@ def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
         # a service that died without its stop path leaves a lease the queue reclaims
         site.ssh("gpu-1", f"systemctl stop {unit} && "
                           "echo svc:hostctl-gone-1.service > /var/lib/hostctl/gpu/lease/0")
-        after = run_json(site, "gpu-sleep", "--set", "SLEEP=1")
-        assert wait_for(lambda: record(site, "gpu-1", after["run"]).get("state")
+        after = site.run_json("gpu-sleep", "--set", "SLEEP=1")
+        assert wait_for(lambda: site.run_record("gpu-1", after["run"]).get("state")
                         == "succeeded", timeout=40)
     finally:
         site.ssh("gpu-1", f"systemctl disable --now {unit} >/dev/null 2>&1; true")
@@ -489,10 +390,10 @@ def test_a_gpu_service_leases_its_gpu_and_jobs_wait_for_it(site: Site) -> None:
 
 def test_a_run_records_its_metrics_and_runs_the_image_id_it_records(site: Site) -> None:
     started = site.ssh("app-1", "date +%s").strip()
-    run = run_json(site, "metered")["run"]
-    assert wait_for(lambda: record(site, "app-1", run).get("state") == "succeeded",
+    run = site.run_json("metered")["run"]
+    assert wait_for(lambda: site.run_record("app-1", run).get("state") == "succeeded",
                     timeout=60, every=1)
-    rec = record(site, "app-1", run)
+    rec = site.run_record("app-1", run)
     assert rec["metrics"] == ('{"loss": {"last": 0.3, "min": 0.1, "max": 0.3, "n": 3, '
                               '"step": 3}}')
     assert (rec["metrics_points"], rec["metrics_invalid"], rec["metrics_dropped"]) == (
@@ -511,7 +412,7 @@ def test_a_run_records_its_metrics_and_runs_the_image_id_it_records(site: Site) 
     # and the history has its record, as the listing reads it
     history = site.ssh("app-1", f"grep '^{run}/' /var/lib/hostctl/runs/.history")
     assert f"{run}/state:succeeded\n" in history and f"{run}/metrics_points:3\n" in history
-    listing = jobs(site, "jobs", "--all")
+    listing = site.on("jobs", "--all")
     assert listing.returncode == 0 and run in listing.stdout, listing.stdout + listing.stderr
 
 
@@ -519,7 +420,7 @@ def test_a_run_asking_more_cpus_than_any_eligible_host_has_is_refused_unqueued(
         site: Site) -> None:
     cpus, kib = site.ssh("app-1", "nproc; awk '/^MemTotal:/ { print $2 }' /proc/meminfo").split()
     gib = f"{int(kib) * 1024 / 2**30:.1f}".removesuffix(".0")
-    res = jobs(site, "run", "huge", "--wait")
+    res = site.on("run", "huge", "--wait")
     assert res.returncode == 1, res.stdout + res.stderr
     assert res.stderr == (f"error: huge asks 64 CPUs: no eligible host has that much (app-1 "
                           f"has {cpus} CPU{'' if cpus == '1' else 's'}, {gib} GiB, no GPUs: "
@@ -554,12 +455,12 @@ def test_a_run_whose_image_docker_cannot_get_fails_once_despite_its_retries(
             subprocess.run(["docker", "rmi", GHOST], check=True, capture_output=True)
         assert res.returncode == 0, res.stdout + res.stderr
         site.ssh("app-1", f"docker rmi {GHOST} >/dev/null")
-        res = jobs(site, "run", "ghost", "--wait")
+        res = site.on("run", "ghost", "--wait")
     finally:
         spec.unlink()
     assert res.returncode == 125, res.stdout + res.stderr
     run_id = res.stdout.split()[1]
-    rec = record(site, "app-1", run_id)
+    rec = site.run_record("app-1", run_id)
     assert (rec["state"], rec["attempt"], rec["attempts"], rec["exit"]) == (
         "failed", "1", "3", "125"), rec
     assert rec["note"].startswith("docker could not start it (exit 125): not retried"), rec

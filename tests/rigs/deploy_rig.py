@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,9 +127,35 @@ class Site:
         res = self.deploy("--only", ",".join(names))
         assert res.returncode == 0, res.stdout + res.stderr
 
+    def on(self, command: str, *args: str,
+           timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """`hostctl COMMAND -i INVENTORY ARGS...` against the sandbox inventory."""
+        return self.hostctl(command, "-i", str(self.inventory), *args, timeout=timeout)
+
+    def run_json(self, *args: str) -> dict[str, Any]:
+        """`hostctl run ARGS... --json`, which must succeed, as data."""
+        res = self.on("run", *args, "--json")
+        assert res.returncode == 0, res.stdout + res.stderr
+        out: dict[str, Any] = json.loads(res.stdout)
+        return out
+
+    def run_record(self, host: str, run_id: str) -> dict[str, str]:
+        """A run's record on the host, file name -> its (one-line) text, read over SSH."""
+        out = self.ssh(host, f"cd /var/lib/hostctl/runs/{run_id} && grep -H '' * || true")
+        return {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.splitlines()
+                if ":" in line}
+
     def audit(self, host: str) -> list[dict[str, object]]:
         return [json.loads(line) for line in
                 self.ssh(host, "cat /var/lib/hostctl/audit.log").splitlines() if line]
+
+
+def job_spec(name: str, script: str, project: str = "lab",
+             resources: dict[str, object] | None = None, **more: object) -> dict[str, object]:
+    """A job spec: `sh -c SCRIPT` in the demo image, in `project`, a tenth of a CPU unless
+    `resources` says otherwise; `more` adds the other fields (placement, timeout...)."""
+    return {"kind": "job", "name": name, "project": project, "image": "hostctl-demo-app:1.0",
+            "command": ["sh", "-c", script], "resources": resources or {"cpus": 0.1}, **more}
 
 
 def wait_for(check: object, timeout: float = 30, every: float = 0.5) -> bool:

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from hostctl.cli import jobs as cli_jobs
@@ -39,27 +40,20 @@ profiles:
 specs: [specs/*.yml]
 secrets: {env_file: secrets.env}
 """
-SPECS = {"jobs.yml": """\
-    kind: job
-    name: train-triage
-    project: triage
-    image: example.org/triage/train:1.0
-    resources: gpu_medium
-    placement: {labels: {role: gpu}}
-    ---
-    kind: job
-    name: half
-    project: triage
-    image: example.org/triage/train:1.0
-    resources: {cpus: 2.5, memory: 512Mi}
-    placement: {labels: {role: app}}
-    ---
-    kind: job
-    name: plain
-    project: triage
-    image: example.org/triage/train:1.0
-    placement: {labels: {role: app}}
-    """}
+
+
+def _job(name: str, role: str, **more: object) -> dict[str, object]:
+    """A job of project triage in its training image, placed on the hosts with `role`."""
+    return {"kind": "job", "name": name, "project": "triage",
+            "image": "example.org/triage/train:1.0", **more,
+            "placement": {"labels": {"role": role}}}
+
+
+SPECS = {"jobs.yml": yaml.safe_dump_all([
+    _job("train-triage", "gpu", resources="gpu_medium"),
+    _job("half", "app", resources={"cpus": 2.5, "memory": "512Mi"}),
+    _job("plain", "app"),
+])}
 
 
 @pytest.fixture(scope="module")
