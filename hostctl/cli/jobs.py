@@ -152,10 +152,8 @@ def _rerun(site: Any, job: str | None, rerun_id: str, host: str | None,
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import provenance as PV
-    from hostctl.spec.placement import eligible_hosts
 
-    names = sorted({h.name for w in site.jobs for h in eligible_hosts(w, site.inventory)},
-                   key=list(site.inventory.hosts).index)
+    names = P.job_host_names(site)
     with _connected(site, names) as conn:
         first, _ = ops.find_run(site, conn.runners, rerun_id)
         if job is not None and job != first.job:
@@ -403,13 +401,12 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V
-    from hostctl.spec.placement import eligible_hosts, schedule_host
+    from hostctl.spec.placement import schedule_host
     from hostctl.validate import load_site
 
     site = load_site(inventory)
     jobs = [w for w in site.jobs if project is None or w.project == project]
-    hosts = sorted({h.name for w in site.jobs for h in eligible_hosts(w, site.inventory)},
-                   key=list(site.inventory.hosts).index)
+    hosts = P.job_host_names(site)
     timers: dict[str, list[str]] = {}
     for w in jobs:
         if w.schedule:
@@ -483,13 +480,11 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V
-    from hostctl.spec.placement import eligible_hosts
     from hostctl.validate import load_site
 
     P.check_run_id(run_id)
     site = load_site(inventory)
-    hosts = sorted({h.name for w in site.jobs for h in eligible_hosts(w, site.inventory)},
-                   key=list(site.inventory.hosts).index)
+    hosts = P.job_host_names(site)
     with _connected(site, hosts) as conn:
         rec, _ = ops.find_run(site, conn.runners, run_id)
         runner = ops.live_runner(conn.runners, rec.host)

@@ -31,10 +31,9 @@ def _err(text: str) -> None:
 
 def _job_hosts(site: Any) -> list[str]:
     # imported here: keeps `hostctl --help` and start-up fast
-    from hostctl.spec.placement import eligible_hosts
+    from hostctl.jobs.plan import job_host_names
 
-    return sorted({h.name for w in site.jobs for h in eligible_hosts(w, site.inventory)},
-                  key=list(site.inventory.hosts).index)
+    return job_host_names(site)
 
 
 def _prices(site: Any) -> dict[str, Any] | None:

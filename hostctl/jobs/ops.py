@@ -88,6 +88,12 @@ def submit(runner: Runner, requests: Sequence[H.RunRequest]) -> None:
         raise _fail(runner.host, "queueing runs", res.stdout, res.stderr)
 
 
+def host_error(host: str, exc: Exception) -> str:
+    """One line for a host that could not be read: hostctl's own message, else the host
+    and what was raised."""
+    return str(exc) if isinstance(exc, HostctlError) else f"{host}: {exc!r}"
+
+
 def live_runner(runners: Mapping[str, Runner | RunnerError], host: str) -> Runner:
     runner = runners[host]
     if isinstance(runner, RunnerError):
@@ -110,7 +116,7 @@ def preflight(site: m.Site, w: m.Workload, seen: Mapping[str, H.HostJobs | Excep
     want = spec_hash(w)
     for name, hj in seen.items():
         if isinstance(hj, Exception):
-            errors.append(str(hj) if isinstance(hj, HostctlError) else f"{name}: {hj!r}")
+            errors.append(host_error(name, hj))
             continue
         short = P.never_fits(hj, w)
         if short is not None:
@@ -377,7 +383,7 @@ def read_runs(site: m.Site, runners: Mapping[str, Runner | RunnerError],
     now = int(time.time() * 1000)
     for name, hj in seen.items():
         if isinstance(hj, Exception):
-            errors.append(str(hj) if isinstance(hj, HostctlError) else f"{name}: {hj!r}")
+            errors.append(host_error(name, hj))
             continue
         now = max(now, hj.now_ms)
         records += hj.runs
@@ -395,7 +401,7 @@ def read_selected(site: m.Site, runners: Mapping[str, Runner | RunnerError],
     errors: list[str] = []
     for name, hj in seen.items():
         if isinstance(hj, Exception):
-            errors.append(str(hj) if isinstance(hj, HostctlError) else f"{name}: {hj!r}")
+            errors.append(host_error(name, hj))
         else:
             records += [r for r in hj.runs if r.id in run_ids]
     return records, errors
@@ -424,7 +430,7 @@ def read_points(runners: Mapping[str, Runner | RunnerError], records: Iterable[R
     errors = [f"{h}: not connected" for h in ids if h not in runners]
     for host, got in run_parallel(present, fetch).items():
         if isinstance(got, Exception):
-            errors.append(str(got) if isinstance(got, HostctlError) else f"{host}: {got!r}")
+            errors.append(host_error(host, got))
         else:
             points.update(got)
     return points, errors
@@ -444,7 +450,7 @@ def show_run(runners: Mapping[str, Runner | RunnerError], run_id: str,
     errors = []
     for host, got in run_parallel(runners, fetch).items():
         if isinstance(got, Exception):
-            errors.append(str(got) if isinstance(got, HostctlError) else f"{host}: {got!r}")
+            errors.append(host_error(host, got))
         elif got.record is not None:
             return got, errors
     hint = f" (not read: {'; '.join(errors)})" if errors else ""

@@ -53,6 +53,12 @@ def find_job(site: m.Site, name: str) -> m.Workload:
     return w
 
 
+def job_host_names(site: m.Site) -> list[str]:
+    """Every host some job may run on, in inventory order: where runs and their records are."""
+    return sorted({h.name for w in site.jobs for h in eligible_hosts(w, site.inventory)},
+                  key=list(site.inventory.hosts).index)
+
+
 def job_hosts(site: m.Site, w: m.Workload, only: str | None = None) -> list[m.Host]:
     """The hosts a run of `w` may go to (placement, enough GPUs), narrowed by --host."""
     inv = site.inventory
