@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from hostctl.cli.options import inventory_option, json_option
 
 DAY_MS = 24 * 3600 * 1000
 RECENT_RUNS = 50
+PRIORITIES = ("high", "normal", "low")  # hostctl.spec.sections.projects.PRIORITIES
 
 
 def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
@@ -59,11 +61,20 @@ def _note(text: str) -> None:
 @click.option("--note", metavar="TEXT", help="A one-line description kept with the run.")
 @click.option("--rerun", "rerun_id", metavar="RUN_ID",
               help="Run RUN_ID again: same job, parameters, experiment and image id.")
+@click.option("--priority", type=click.Choice(PRIORITIES),
+              help="Its place in the host's queue (default: its project's, else normal).")
+@click.option("--no-wait", "no_wait", is_flag=True,
+              help="Refuse the run, instead of queueing it, when its project's quota is "
+                   "in use.")
+@click.option("--over-budget", "over_budget", metavar="REASON",
+              help="Run although the project used its monthly GPU-hours; the reason goes "
+                   "to the host's audit log.")
 @json_option
 def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, ...],
             follow: bool, wait: bool, shards: int | None, max_parallel: int | None,
             retry_group: str | None, experiment: str | None, note: str | None,
-            rerun_id: str | None, as_json: bool) -> None:
+            rerun_id: str | None, priority: str | None, no_wait: bool,
+            over_budget: str | None, as_json: bool) -> None:
     """Start a run of JOB: queued on the host with room, started as soon as it fits.
 
     A run holds specific GPUs while it runs (none are ever shared); when none are free it
@@ -79,6 +90,12 @@ def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, 
     never secrets), the image id it ran, the spec hash and the specs' git revision, and the
     metrics it writes as JSON lines to the file named by $HOSTCTL_METRICS: `hostctl runs`
     finds them, `hostctl compare` puts them side by side.
+
+    A project with a quota (`projects:` in the inventory) admits a run only while its runs
+    and services together stay within it, on every host; otherwise the run waits for the
+    quota (or, with --no-wait, is refused), and starts when runs of the project end. A
+    project that used its monthly GPU-hours is refused until the month ends (an owner may
+    pass with --over-budget). `hostctl docs job` states the queue's rules.
     """
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
@@ -88,6 +105,9 @@ def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, 
 
     site = load_site(inventory)
     env = P.parse_sets(sets)
+    if over_budget is not None:
+        PV.check_text("--over-budget", over_budget, PV.MAX_NOTE)
+    rules = Rules(priority or "", no_wait, over_budget or "")
     if experiment is not None:
         PV.check_text("--experiment", experiment, PV.MAX_EXPERIMENT)
     if note is not None:
@@ -98,37 +118,71 @@ def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, 
         if sets or shards or retry_group:
             raise click.UsageError("--rerun repeats the run's own parameters: drop --set, "
                                    "--shards and --retry-failed")
-        _rerun(site, job, rerun_id, host, experiment, note, git, follow, wait, as_json)
+        _rerun(site, job, rerun_id, host, experiment, note, git, follow, wait, as_json, rules)
         return
     if retry_group is not None:
         P.check_run_id(retry_group)
         if sets or shards:
             raise click.UsageError("--retry-failed repeats the group's own --set values and "
                                    "shards; drop --set and --shards")
-        _retry_failed(site, job, retry_group, host, max_parallel, as_json, note, git)
+        _retry_failed(site, job, retry_group, host, max_parallel, as_json, note, git, rules)
         return
     if job is None:
         raise click.UsageError("give a JOB (or --retry-failed RUN_GROUP, or --rerun RUN_ID)")
     w = P.find_job(site, job)
     P.check_sets_for(w, env)
     n = shards or w.shards
-    if n > 1 and (follow or host):
-        raise HostctlError("--follow and --host are for a single run; a sharded run spreads "
-                           "over every eligible host")
+    if n > 1 and (follow or host or no_wait):
+        raise HostctlError("--follow, --host and --no-wait are for a single run; a sharded "
+                           "run spreads over every eligible host")
     origin = PV.RunOrigin(experiment=PV.experiment_name(experiment, git, w.name),
                           description=note or "",
                           params=tuple(PV.run_params(w.env, env).items()), git=git)
-    hosts = P.job_hosts(site, w, host)
-    with _connected(site, [h.name for h in hosts]) as conn:
-        ready = _ready(site, w, conn.runners)
+    hosts = [h.name for h in P.job_hosts(site, w, host)]
+    rules.check_owner(site, w)
+    with _connected(site, rules.hosts(site, w, hosts)) as conn:
+        ready = _ready(site, w, {h: conn.runners[h] for h in hosts})
+        admission = rules.admission(site, w, conn)
         if n > 1:
             code = _run_shards(site, w, conn.runners, ready, P.new_group(), n,
                                range(n), 0, env, max_parallel, as_json, conn.who,
-                               origin=origin)
+                               origin=origin, admission=admission)
             sys.exit(code)
         code = _run_single(site, w, conn.runners, ready, env, follow, wait or follow, as_json,
-                           conn.who, origin=origin)
+                           conn.who, origin=origin, admission=admission)
     sys.exit(code)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What `hostctl run` says about admission: --priority, --no-wait, --over-budget."""
+
+    priority: str
+    no_wait: bool
+    over_budget: str
+
+    def check_owner(self, site: Any, w: Any) -> None:
+        # imported here: keeps `hostctl --help` and start-up fast
+        from hostctl.jobs import quota as Q
+
+        Q.check_owner(w.project, site.inventory.projects.projects.get(w.project),
+                      Q.identity())
+
+    def hosts(self, site: Any, w: Any, job_hosts: Iterable[str]) -> list[str]:
+        """The job's hosts, and those its project's admission talks to."""
+        # imported here: keeps `hostctl --help` and start-up fast
+        from hostctl.jobs.admission import hosts_needed
+
+        extra = hosts_needed(site, w.project)
+        return [*job_hosts, *(h for h in extra if h not in job_hosts)]
+
+    def admission(self, site: Any, w: Any, conn: Any) -> Any:
+        # imported here: keeps `hostctl --help` and start-up fast
+        from hostctl.jobs.admission import Admission
+
+        return Admission(site, w, conn.runners, conn.lock_record, conn.audit_base,
+                         priority=self.priority, no_wait=self.no_wait,
+                         over_budget=self.over_budget)
 
 
 def _docker_run(site: Any, w: Any) -> Any:
@@ -144,7 +198,7 @@ def _docker_run(site: Any, w: Any) -> Any:
 
 def _rerun(site: Any, job: str | None, rerun_id: str, host: str | None,
            experiment: str | None, note: str | None, git: Any, follow: bool, wait: bool,
-           as_json: bool) -> None:
+           as_json: bool, rules: Rules) -> None:
     """The run again: its job, parameters and experiment, exactly its image id."""
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
@@ -154,11 +208,13 @@ def _rerun(site: Any, job: str | None, rerun_id: str, host: str | None,
     from hostctl.jobs import provenance as PV
 
     names = P.job_host_names(site)
-    with _connected(site, names) as conn:
-        first, _ = ops.find_run(site, conn.runners, rerun_id)
+    extra = [h for w in site.jobs for h in rules.hosts(site, w, names) if h not in names]
+    with _connected(site, [*names, *dict.fromkeys(extra)]) as conn:
+        first, _ = ops.find_run(site, {h: conn.runners[h] for h in names}, rerun_id)
         if job is not None and job != first.job:
             raise HostctlError(f"run {rerun_id} is a run of {first.job}, not {job}")
         w = P.find_job(site, first.job)
+        rules.check_owner(site, w)
         if not first.image_id.startswith("sha256:"):
             raise HostctlError(f"run {rerun_id} has no image id on record (it ran before "
                                "hostctl recorded them, or never started): it cannot be run "
@@ -177,7 +233,8 @@ def _rerun(site: Any, job: str | None, rerun_id: str, host: str | None,
                 _note(f"sent image {first.image_id} to {target.name}")
 
         code = _run_single(site, w, conn.runners, ready, params, follow, wait or follow,
-                           as_json, conn.who, origin=origin, prepare=prepare)
+                           as_json, conn.who, origin=origin, prepare=prepare,
+                           admission=rules.admission(site, w, conn))
     sys.exit(code)
 
 
@@ -204,16 +261,19 @@ def _ready(site: Any, w: Any, runners: Mapping[str, Any]) -> dict[str, Any]:
 
 def _run_single(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[str, Any],
                 env: Mapping[str, str], follow: bool, wait: bool, as_json: bool,
-                by: str, *, origin: Any, prepare: Any = None) -> int:
+                by: str, *, origin: Any, prepare: Any = None, admission: Any = None) -> int:
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import ops
     from hostctl.jobs import view as V
 
     started = ops.start_one(site, w, runners, ready, by=by, env=env, origin=origin,
-                            docker_run=_docker_run(site, w), prepare=prepare)
+                            docker_run=_docker_run(site, w), prepare=prepare,
+                            admission=admission)
     rec = started.record
     state = V.state_text(rec, {}) if rec else "queued"
-    if rec is not None and rec.state == "queued":
+    if rec is not None and rec.state == "queued" and rec.hold:
+        state += f" ({started.admission.waits_text(w.project)})" if started.admission else ""
+    elif rec is not None and rec.state == "queued":
         ahead = sum(1 for r in ready[started.host].runs if r.state == "queued")
         state += f" ({ahead} ahead of it in {started.host}'s queue)" if ahead else ""
     if not as_json:
@@ -232,9 +292,10 @@ def _run_single(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
             _note(f"run {r.id}: {V.state_text(r, {})}" + (f" (GPUs {r.gpus})" if r.gpus else ""))
 
     if follow:
-        final = _follow(runner, host, started.run_id, w, deadline, changed)
+        final = _follow(runner, host, started.run_id, w, deadline, changed, admission)
     else:
-        final = ops.wait_run(runner, host, started.run_id, deadline=deadline, on_change=changed)
+        final = ops.wait_run(runner, host, started.run_id, deadline=deadline, on_change=changed,
+                             admission=admission)
     if as_json:
         click.echo(json.dumps(V.record_json(final), indent=2))
     else:
@@ -244,7 +305,7 @@ def _run_single(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
 
 
 def _follow(runner: Any, host: Any, run_id: str, w: Any, deadline: float,
-            changed: Any) -> Any:
+            changed: Any, admission: Any = None) -> Any:
     """Print the run's journal while polling its record; the last lines after it ends."""
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.ops import day2
@@ -269,6 +330,8 @@ def _follow(runner: Any, host: Any, run_id: str, w: Any, deadline: float,
             return rec
         if time.monotonic() >= deadline:
             return rec
+        if admission is not None:
+            admission.nudge(bool(rec.hold))
         time.sleep(1.0)
 
 
@@ -287,7 +350,7 @@ def _peek(runner: Any, host: Any, run_id: str) -> Any:
 def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[str, Any],
                 group: str, shards: int, indexes: Iterable[int], retry: int,
                 env: Mapping[str, str], max_parallel: int | None, as_json: bool, by: str,
-                known: Iterable[Any] = (), *, origin: Any) -> int:
+                known: Iterable[Any] = (), *, origin: Any, admission: Any = None) -> int:
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.jobs import compare as C
     from hostctl.jobs import ops
@@ -307,12 +370,14 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
                 state = ops.run_group(site, w, runners, ready, group=group, shards=shards,
                                       indexes=indexes, retry=retry, by=by, env=env,
                                       max_parallel=max_parallel, observe=view, known=known,
-                                      origin=origin, docker_run=_docker_run(site, w))
+                                      origin=origin, docker_run=_docker_run(site, w),
+                                      admission=admission)
         else:
             state = ops.run_group(site, w, runners, ready, group=group, shards=shards,
                                   indexes=indexes, retry=retry, by=by, env=env,
                                   max_parallel=max_parallel, observe=view, known=known,
-                                  origin=origin, docker_run=_docker_run(site, w))
+                                  origin=origin, docker_run=_docker_run(site, w),
+                                  admission=admission)
     except KeyboardInterrupt:
         _err(f"interrupted: shards already queued go on on their hosts; `hostctl run "
              f"--retry-failed {group}` runs the ones not queued yet, and any that failed")
@@ -342,7 +407,7 @@ def _run_shards(site: Any, w: Any, runners: Mapping[str, Any], ready: Mapping[st
 
 def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
                   max_parallel: int | None, as_json: bool, note: str | None,
-                  git: Any) -> None:
+                  git: Any, rules: Rules) -> None:
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
     from hostctl.jobs import ops
@@ -351,6 +416,7 @@ def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
 
     candidates = [P.find_job(site, job)] if job else list(site.jobs)
     names = {h.name for w in candidates for h in P.job_hosts(site, w)} if not host else {host}
+    names = {h for w in candidates for h in rules.hosts(site, w, sorted(names))}
     with _connected(site, names) as conn:
         records, errors = ops.group_records(site, conn.runners, group)
         for text in errors:
@@ -358,6 +424,7 @@ def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
         if not records:
             raise HostctlError(f"no runs of group {group} on any host")
         w = P.find_job(site, records[0].job)
+        rules.check_owner(site, w)
         indexes = P.shards_to_retry(records)
         shards = max(r.shards for r in records)
         if not indexes:
@@ -377,7 +444,8 @@ def _retry_failed(site: Any, job: str | None, group: str, host: str | None,
                                  if h in {x.name for x in P.job_hosts(site, w, host)}})
         code = _run_shards(site, w, conn.runners, ready, group, shards,
                            indexes, retry, env, max_parallel, as_json,
-                           conn.who, known=records, origin=origin)
+                           conn.who, known=records, origin=origin,
+                           admission=rules.admission(site, w, conn))
     sys.exit(code)
 
 
@@ -477,24 +545,34 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
     """Cancel a run: a queued run never starts; a running one is stopped (its container
     too) and marked cancelled, and is not retried. Waits until it has stopped."""
     # imported here: keeps `hostctl --help` and start-up fast
+    from hostctl.errors import HostctlError
     from hostctl.jobs import ops
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V
+    from hostctl.jobs.admission import Admission, hosts_needed
     from hostctl.validate import load_site
 
     P.check_run_id(run_id)
     site = load_site(inventory)
     hosts = P.job_host_names(site)
-    with _connected(site, hosts) as conn:
-        rec, _ = ops.find_run(site, conn.runners, run_id)
+    # A project with a quota gives what the run held to its waiting runs on every host.
+    extra = {h for p in site.inventory.projects.projects for h in hosts_needed(site, p)}
+    with _connected(site, [*hosts, *sorted(extra - set(hosts))]) as conn:
+        rec, _ = ops.find_run(site, {h: conn.runners[h] for h in hosts}, run_id)
         runner = ops.live_runner(conn.runners, rec.host)
         verdict = ops.cancel_run(runner, run_id)
+        w = next((j for j in site.jobs if j.name == rec.job), None)
         if verdict == "stopping":
-            w = next((j for j in site.jobs if j.name == rec.job), None)
             limit = (w.stop_timeout if w else 10.0) + 60
             rec = ops.wait_run(runner, site.inventory.hosts[rec.host], run_id,
                                deadline=time.monotonic() + limit)
             verdict = rec.state
+        if w is not None and w.project in site.inventory.projects.projects:
+            try:
+                Admission(site, w, conn.runners, conn.lock_record, conn.audit_base).rebalance()
+            except HostctlError as exc:
+                _err(f"warning: {exc}; what it held goes to waiting runs of {w.project} on "
+                     f"{rec.host} now, elsewhere at the next `hostctl run` of the project")
     click.echo(f"run {run_id} on {rec.host}: {verdict}"
                + (f" after {V.duration(rec.duration_ms)}" if rec.duration_ms else ""))
     sys.exit(0 if verdict in ("cancelled", "succeeded", "failed", "timed-out") else 1)

@@ -162,9 +162,10 @@ from hostctl.cli import deploy as _deploy  # noqa: E402
 from hostctl.cli import gateway as _gateway  # noqa: E402
 from hostctl.cli import jobs as _jobs  # noqa: E402
 from hostctl.cli import k8s as _k8s  # noqa: E402
+from hostctl.cli import projects as _projects  # noqa: E402
 from hostctl.cli import runs as _runs  # noqa: E402
 from hostctl.cli import sandbox as _sandbox  # noqa: E402
 
-for _module in (_day2, _deploy, _gateway, _jobs, _runs, _sandbox, _k8s):
+for _module in (_day2, _deploy, _gateway, _jobs, _projects, _runs, _sandbox, _k8s):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -17,7 +17,9 @@ from hostctl.hosts.images import LocalImages, push
 from hostctl.jobs import host_files as HF
 from hostctl.jobs import hostside as H
 from hostctl.jobs import plan as P
+from hostctl.jobs.admission import Admission, Outcome
 from hostctl.jobs.provenance import RunOrigin
+from hostctl.jobs.quota import Amount
 from hostctl.jobs.records import RunRecord, latest_per_shard
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
@@ -149,26 +151,59 @@ class Started:
     run_id: str
     host: str
     record: RunRecord | None  # as the host had it right after queueing
+    admission: Outcome | None = None  # with a project quota: what its admission decided
 
 
 def start_one(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | RunnerError],
               ready: Mapping[str, H.HostJobs], *, by: str, env: Mapping[str, str],
               run_id: str | None = None, origin: RunOrigin | None = None,
               docker_run: DockerRun | None = None,
-              prepare: Callable[[Runner, m.Host], None] | None = None) -> Started:
+              prepare: Callable[[Runner, m.Host], None] | None = None,
+              admission: Admission | None = None) -> Started:
     """Queue one run on the host with the most room (or the shortest queue). `prepare` runs
-    first on the chosen host (a rerun makes sure its image is there)."""
+    first on the chosen host (a rerun makes sure its image is there). With `admission`, the
+    run gets its priority, and its project's quota admits it (hostctl.jobs.admission)."""
     rooms = [P.room(hj, w) for hj in ready.values()]
     host = P.pick_host(rooms)
     run_id = run_id or P.new_group()
+
+    def build(name: str) -> H.RunRequest:
+        target = site.inventory.hosts[name]
+        argv = (lambda rid: docker_run(target, rid)) if docker_run else None
+        return P.request(w, target, run_id, by=by, env=env, origin=origin, docker_run=argv)
+
+    def move(admitted: Mapping[str, Amount]) -> dict[str, list[H.RunRequest]] | None:
+        # A run that waits for its quota goes where its project's runs are (most first),
+        # so it starts as one of them ends.
+        there = [h for h in ready if admitted.get(h, Amount()) != Amount()]
+        if not there or host in there or prepare is not None:
+            return None
+        best = max(there, key=lambda h: (admitted[h].gpus, admitted[h].cpu))
+        return {best: [admission.prepare(build(best))]} if admission else None
+
+    outcome = None
+    if admission is None:
+        if prepare is not None:
+            prepare(live_runner(runners, host), site.inventory.hosts[host])
+        submit(live_runner(runners, host), [build(host)])
+    else:
+        if prepare is not None:
+            prepare(live_runner(runners, host), site.inventory.hosts[host])
+        answers, outcome = admission.submit({host: [admission.prepare(build(host))]},
+                                            H.submit_lines, move)
+        host = next(iter(answers))
+        _submitted(host, answers[host])
     runner = live_runner(runners, host)
-    if prepare is not None:
-        prepare(runner, site.inventory.hosts[host])
-    argv = (lambda rid: docker_run(site.inventory.hosts[host], rid)) if docker_run else None
-    submit(runner, [P.request(w, site.inventory.hosts[host], run_id, by=by, env=env,
-                              origin=origin, docker_run=argv)])
     after = read_host(runner, site.inventory.hosts[host], install=False, select=(run_id,))
-    return Started(run_id, host, next((r for r in after.runs if r.id == run_id), None))
+    return Started(run_id, host, next((r for r in after.runs if r.id == run_id), None),
+                   outcome)
+
+
+def _submitted(host: str, answer: str | Exception) -> None:
+    if isinstance(answer, Exception):
+        raise answer
+    if "@@submitted" not in answer:
+        raise _fail(host, "queueing runs", answer, "")
 
 
 def find_run(site: m.Site, runners: Mapping[str, Runner | RunnerError], run_id: str,
@@ -190,8 +225,10 @@ def find_run(site: m.Site, runners: Mapping[str, Runner | RunnerError], run_id: 
 def wait_run(runner: Runner, host: m.Host, run_id: str, *, deadline: float,
              on_change: Callable[[RunRecord], None] = lambda r: None,
              clock: Clock = time.monotonic, sleep: Sleep = time.sleep,
-             interval: float = WAIT_POLL_SECONDS) -> RunRecord:
-    """Poll the run's record until it ends (or `deadline`, a clock() value, passes)."""
+             interval: float = WAIT_POLL_SECONDS,
+             admission: Admission | None = None) -> RunRecord:
+    """Poll the run's record until it ends (or `deadline`, a clock() value, passes). While
+    it waits for its project's quota, `admission` settles the project now and then."""
     last: RunRecord | None = None
     failures = 0
     while True:
@@ -206,6 +243,8 @@ def wait_run(runner: Runner, host: m.Host, run_id: str, *, deadline: float,
             last = rec
             if rec.final:
                 return rec
+            if admission is not None:
+                admission.nudge(bool(rec.hold))
         except RunnerError:
             failures += 1
             if failures >= MAX_POLL_FAILURES:
@@ -269,7 +308,8 @@ def run_group(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
               sleep: Sleep = time.sleep, interval: float = POLL_SECONDS,
               deadline: float | None = None, known: Iterable[RunRecord] = (),
               origin: RunOrigin | None = None,
-              docker_run: DockerRun | None = None) -> GroupState:
+              docker_run: DockerRun | None = None,
+              admission: Admission | None = None) -> GroupState:
     """Run shards `indexes` of a group over the ready hosts until every one has ended.
 
     Each host gets what fits now plus as much again waiting in its own queue, topped up as
@@ -291,7 +331,7 @@ def run_group(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
         batches = {h: [pending.popleft() for _ in range(n)] for h, n in give.items()}
         if batches:
             _submit_batches(site, w, runners, state, batches, pending, slots, group, shards,
-                            retry, by, env or {}, origin, docker_run)
+                            retry, by, env or {}, origin, docker_run, admission)
         if not pending and not state.outstanding():
             observe(state)
             return state
@@ -317,13 +357,15 @@ def run_group(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
             for rec in hj.runs:
                 if rec.id in state.placed:
                     state.records[rec.id] = rec
+        if admission is not None:
+            admission.nudge(any(r.hold and not r.final for r in state.records.values()))
 
 
 def _submit_batches(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | RunnerError],
                     state: GroupState, batches: dict[str, list[int]], pending: deque[int],
                     slots: P.ShardSlots, group: str, shards: int, retry: int, by: str,
                     env: Mapping[str, str], origin: RunOrigin | None,
-                    docker_run: DockerRun | None) -> None:
+                    docker_run: DockerRun | None, admission: Admission | None) -> None:
     hosts = site.inventory.hosts
 
     def argv(host: m.Host) -> Callable[[str], Sequence[str]] | None:
@@ -333,8 +375,15 @@ def _submit_batches(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | 
                               shards=shards, by=by, env=env, origin=origin,
                               docker_run=argv(hosts[h])) for i in idx]
                 for h, idx in batches.items()}
-    done = run_parallel({h: runners[h] for h in requests},
-                        lambda r: submit(r, requests[r.host]))
+    done: Mapping[str, object]
+    if admission is None:
+        done = run_parallel({h: runners[h] for h in requests},
+                            lambda r: submit(r, requests[r.host]))
+    else:
+        requests = {h: [admission.prepare(r) for r in reqs] for h, reqs in requests.items()}
+        answers, _ = admission.submit(requests, H.submit_lines)
+        done = {h: a if isinstance(a, Exception) or "@@submitted" in a else
+                HostctlError(f"{h}: queueing runs failed") for h, a in answers.items()}
     for host, outcome in done.items():
         if isinstance(outcome, Exception):
             # The host refused or dropped: its shards go back to the front of the line.

@@ -29,10 +29,16 @@ def stamp(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) if ms else "-"
 
 
+# Why a queued run waits, as the host's queue last said (RunRecord.wait_reason).
+WHY = {"quota": "waits for its project's quota", "GPUs": "waits for GPUs",
+       "CPUs": "waits for CPUs", "memory": "waits for memory", "retry back-off": "retry back-off"}
+
+
 def state_text(r: RunRecord, positions: Mapping[str, int]) -> str:
     text = r.state
     if r.state == "queued" and r.id in positions:
-        text += f" (#{positions[r.id]})"
+        why = r.wait_reason or ("waits for its project's quota" if r.hold else "")
+        text += f" (#{positions[r.id]}" + (f": {WHY.get(why, why)}" if why else "") + ")"
     if r.attempts > 1 and (r.attempt > 1 or r.final):
         text += f" [try {r.attempt}/{r.attempts}]"
     return text
@@ -81,7 +87,10 @@ def record_json(r: RunRecord) -> dict[str, Any]:
             "attempt": r.attempt, "attempts": r.attempts, "submitted_ms": r.submitted or None,
             "started_ms": r.started or None, "ended_ms": r.ended or None,
             "duration_ms": r.duration_ms, "exit": r.exit or None, "note": r.note or None,
-            "by": r.by or None}
+            "by": r.by or None, "priority": r.priority,
+            **({"waiting": {"position": r.wait_position,
+                            "reason": r.wait_reason or ("quota" if r.hold else None)}}
+               if r.state == "queued" else {})}
 
 
 # -- shard groups -------------------------------------------------------------------------

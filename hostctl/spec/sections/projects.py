@@ -15,6 +15,7 @@ from typing import Any
 from hostctl.errors import Problem, Source
 from hostctl.spec import model as m
 from hostctl.spec import rules as s
+from hostctl.spec.placement import eligible_hosts
 from hostctl.spec.schema import (
     INVALID,
     Check,
@@ -146,6 +147,7 @@ def check_projects(inv: m.Inventory, ws: list[m.Workload], _: SecretStore
             continue
         for w in sorted((w for w in ws if w.project == name), key=lambda w: w.name):
             yield from _too_big(cfg, name, quota, w, inv)
+        yield from _services_over(cfg, name, quota, [w for w in ws if w.project == name], inv)
 
 
 def asks(w: m.Workload, inv: m.Inventory) -> m.Resources:
@@ -175,6 +177,29 @@ def _too_big(cfg: ProjectsConfig, project: str, quota: ProjectQuota, w: m.Worklo
                       f"is {_amount(key, limit)} but {where} asks for {_amount(key, need)}"
                       f"{unit} {each}: it could never start; raise the quota or lower its "
                       "resources")
+
+
+def _services_over(cfg: ProjectsConfig, project: str, quota: ProjectQuota,
+                   ws: list[m.Workload], inv: m.Inventory) -> Iterator[Problem]:
+    """The project's services run all the time, every instance on every host they are
+    placed on: together they must fit the quota (one instance too big is _too_big's)."""
+    services = sorted((w for w in ws if not w.is_job), key=lambda w: w.name)
+    names = ", ".join(w.name for w in services)
+    for key, limit, unit in (("gpus", quota.gpus, " GPU(s)"), ("cpus", quota.cpus, " CPU(s)"),
+                             ("memory", quota.memory, " of memory")):
+        each = [(getattr(asks(w, inv), key) or 0,
+                 len(eligible_hosts(w, inv)) * w.instances) for w in services]
+        if limit is None or any(one > limit for one, _ in each):
+            continue
+        need = sum(one * n for one, n in each)
+        if need <= limit:
+            continue
+        src = cfg.source(f"projects/{project}/{key}")
+        yield Problem(src.file, src.line, src.path,
+                      f"is {_amount(key, limit)} but the services of {project} ({names}) "
+                      f"take {_amount(key, need)}{unit} together, every instance on every host "
+                      "they are placed on: no run of the project could start; raise the "
+                      "quota, or lower their resources or instances")
 
 
 def _amount(key: str, value: float) -> str:
