@@ -20,6 +20,37 @@
 #                           MODELS, comma-separated, when it names some)
 #   release-service UNIT    ExecStopPost of that service
 #   install-queue           (re)write and enable the queue's timer, read the host's GPUs
+#   quota-settle P...       for each project P: its allotment here := what its runs use now
+#                           (admitted); prints "@@quota P CPU_MILLI MEM_BYTES GPUS" (that
+#                           use), "@@held P ID PRIORITY SUBMITTED_MS CPU_MILLI MEM_BYTES GPUS"
+#                           for each run waiting for its quota (queue order), "@@gpu_ms P MS"
+#                           (its runs' GPU time this calendar month, UTC), then
+#                           "@@svc_gpu_ms UNIT MS" for each service's GPU leases that month.
+#                           Starts nothing.
+#   quota-grant P CPU MEM GPUS  add to P's allotment (`-`: no limit in that dimension),
+#                           print "@@allot P CPU MEM GPUS", then dispatch
+#   quota-drop P            P is no longer governed here (its held runs are released); dispatch
+#
+# Queue rules (dispatch, under the lock):
+# - A run's fields: priority high|normal|low (absent: normal); hold=quota while it waits for
+#   its project's quota; over_budget (the reason an owner gave to pass a spent budget);
+#   waiting "POS REASON" while it is queued (see PICK below).
+# - Allotments: $S/quota/PROJECT, "CPU_MILLI MEM_BYTES GPUS", each an integer or `-` (no
+#   limit): this host's share of the project's fleet quota. A project with one is governed
+#   here; a run a timer (or systemctl start) queues for a governed project is held. A run asks
+#   its cpus (milli; 0 counts 1000, not capped by the host), memory and need (GPUs);
+#   admitted(P) = the asks of P's queued, starting and running runs without hold.
+# - Promotion, before the start decisions: P's held runs in queue order, strictly: while
+#   admitted(P) + ask fits the allotment in every limited dimension, the hold goes; the first
+#   that does not fit ends P's promotions. Held runs of a project with no allotment are
+#   released. A held run never starts and never stops the line for others. A cancelled or
+#   ended run frees its share at once: the dispatch after it promotes the next.
+# - Queue order: effective level descending (priority high 2, normal 1, low 0, plus one
+#   level per AGE_STEP_MS = 30 minutes since it was submitted, at most 2), then seq.
+# - GPU time for budgets: a running run that used GPUs appends "PROJECT TAB NEED TAB STARTED
+#   TAB ENDED" to $G/run-usage when it ends (each attempt); a service's lease is
+#   $G/since/UNIT "N START_MS" while held and "UNIT TAB N TAB START TAB END" in
+#   $G/svc-usage after. Lines that ended over 400 days ago are pruned by `tick`.
 set -u
 umask 077
 export LC_ALL=C
@@ -412,13 +443,50 @@ metrics() {  # RUNDIR
 # -- runs --------------------------------------------------------------------------------
 
 finalize() {  # ID STATE EXIT NOTE
-  put "$1" ended "$(now_ms)"
+  end=$(now_ms)
+  gpu_used "$1" "$end"
+  put "$1" ended "$end"
   put "$1" exit "$3"
   [ -n "$4" ] && put "$1" note "$4"
   put "$1" state "$2"
   release "$1"
-  rm -f "$A/$1"
+  rm -f "$A/$1" "$R/$1/waiting"
   history_add "$1" >> "$H"
+}
+
+# GPU time, for the projects' monthly budgets (quota-settle): a running run that used GPUs
+# appends "PROJECT TAB NEED TAB STARTED TAB ENDED" (each attempt: a retry's too).
+gpu_used() {  # ID END_MS
+  [ "$(get "$1" state)" = running ] || return 0
+  n=$(get "$1" need); t0=$(get "$1" started)
+  case $n in ''|0|*[!0-9]*) return 0;; esac
+  case $t0 in ''|*[!0-9]*) return 0;; esac
+  printf '%s\t%s\t%s\t%s\n' "$(get "$1" project)" "$n" "$t0" "$2" >> "$G/run-usage"
+}
+
+# A service's GPU lease, for the same budgets: since/UNIT "N START_MS" while it holds them;
+# when it lets go (or reclaim finds it dead), "UNIT TAB N TAB START TAB END" in svc-usage.
+svc_leased() {  # UNIT N
+  mkdir -p "$G/since"
+  printf '%s %s\n' "$2" "$(now_ms)" > "$G/since/.$1.tmp" && mv -f "$G/since/.$1.tmp" "$G/since/$1"
+}
+
+svc_unleased() {  # UNIT
+  [ -f "$G/since/$1" ] || return 0
+  read -r n t0 < "$G/since/$1"
+  printf '%s\t%s\t%s\t%s\n' "$1" "$n" "$t0" "$(now_ms)" >> "$G/svc-usage"
+  rm -f "$G/since/$1"
+}
+
+# The usage lines of runs and services that ended more than 400 days ago go (tick).
+USAGE_KEEP_MS=34560000000
+prune_usage() {
+  cut=$(( $(now_ms) - USAGE_KEEP_MS ))
+  for f in "$G/run-usage" "$G/svc-usage"; do
+    [ -s "$f" ] || continue
+    awk -F'\t' -v cut="$cut" '$4 + 0 < cut { old = 1; exit } END { exit !old }' "$f" || continue
+    awk -F'\t' -v cut="$cut" '$4 + 0 >= cut' "$f" > "$f.tmp" && mv -f "$f.tmp" "$f"
+  done
 }
 
 # -- history and retention ---------------------------------------------------------------
@@ -485,13 +553,22 @@ prepare_from_unit() {  # ID TRIGGER [SHARD COUNT]: a run started by a timer or b
       "cpus=${HOSTCTL_JOB_CPUS:-0}" "memory=${HOSTCTL_JOB_MEMORY:-0}" \
       "attempts=${HOSTCTL_JOB_ATTEMPTS:-1}" "attempt=1" "group=${GROUP:-$1}" "by=$2" \
       "shard=${3:-0}" "shards=${4:-1}" "submitted=$(now_ms)" \
-      "image=${HOSTCTL_RUN_IMAGE:-}" "experiment=$JOB"; do
+      "image=${HOSTCTL_RUN_IMAGE:-}" "experiment=$JOB" "priority=$(priority_of_unit)"; do
     printf '%s\n' "${kv#*=}" > "$d/${kv%%=*}"
   done
+  # Its project's quota governs this host (an allotment): it waits for it like a run
+  # hostctl queued as waiting for quota.
+  if project_ok "${HOSTCTL_JOB_PROJECT:-}" && [ -f "$S/quota/$HOSTCTL_JOB_PROJECT" ]; then
+    echo quota > "$d/hold"
+  fi
   [ -z "${HOSTCTL_JOB_GPU_MODELS:-}" ] || \
     printf '%s\n' "$HOSTCTL_JOB_GPU_MODELS" > "$d/gpu_models"
   printf 'HOSTCTL_RUN_ID=%s\nHOSTCTL_SHARD_INDEX=%s\nHOSTCTL_SHARD_COUNT=%s\n' \
     "$1" "${3:-0}" "${4:-1}" > "$d/env"
+}
+
+priority_of_unit() {
+  case ${HOSTCTL_JOB_PRIORITY:-} in high|low) echo "$HOSTCTL_JOB_PRIORITY";; *) echo normal;; esac
 }
 
 reclaim() {  # runs whose unit is gone without reporting, leases nobody holds any more
@@ -526,7 +603,8 @@ reclaim() {  # runs whose unit is gone without reporting, leases nobody holds an
     holder=$(cat "$f")
     case $holder in
       svc:*) case $(systemctl is-active "${holder#svc:}") in
-               active|activating|deactivating|reloading) ;; *) rm -f "$f";; esac;;
+               active|activating|deactivating|reloading) ;;
+               *) rm -f "$f"; svc_unleased "${holder#svc:}";; esac;;
       *) case $(get "$holder" state) in starting|running) ;; *) rm -f "$f";; esac;;
     esac
   done
@@ -536,18 +614,77 @@ reclaim() {  # runs whose unit is gone without reporting, leases nobody holds an
   done
 }
 
-# Decide which queued runs start: first come, first served. Every run needs CPU and memory,
-# so a run that does not fit stops the line; a run waiting for GPUs stops only the runs
-# behind it that need GPUs too (a CPU-only run can still start), and a run waiting for GPUs
-# of some models (gpu_models) holds back only the devices of those models. Input:
-# "ID/FIELD:VALUE"; models: "DEV:MODEL ..." (the devices the inventory names a model for).
-PICK='
+# Decide which queued runs start. Queue order: effective level descending, then seq (first
+# come, first served within a level); a run's level is its priority's (high 2, normal 1,
+# low 0) plus one per AGE_STEP_MS it has waited since it was submitted, at most 2: nothing
+# starves. Before the start decisions, held runs (hold=quota) of each governed project are
+# promoted, strictly in queue order: while the project's admitted asks plus the run's fit its
+# allotment in every limited dimension, the hold goes; the first that does not fit ends the
+# project's promotions. A held run of a project with no allotment here is released. A held
+# run never starts and never stops the line. Every run needs CPU and memory, so a run that
+# does not fit stops the line; a run waiting for GPUs stops only the runs behind it that need
+# GPUs too (a CPU-only run can still start), and a run waiting for GPUs of some models
+# (gpu_models) holds back only the devices of those models.
+# Input: "@quota P CPU MEM GPUS" lines (the allotments), then "ID/FIELD:VALUE" lines of the
+# active runs; models: "DEV:MODEL ..." (the devices the inventory names a model for).
+# Prints "promote ID" (its hold goes), "fail ID REASON", "start ID DEVICES", then "same ID..."
+# (the waiting runs whose `waiting` field is already right) and "wait ID POS REASON" for
+# every queued run it does not start: POS its place among them in queue order, REASON one of
+# quota, retry back-off, GPUs, CPUs, memory, "behind N run(s)" (N: unheld waiting runs ahead).
+# With mode=settle (quota-settle) it decides nothing and prints the projects' answer instead.
+AGE_STEP_MS=1800000
+QUEUE_AWK='
+$1 == "@quota" { qd[$2] = 1; qc[$2] = lim($3); qm[$2] = lim($4); qg[$2] = lim($5); next }
+$1 == "@run" { ru[++nru] = $0; next }
+$1 == "@svc" || $1 == "@since" { su[++nsu] = $0; next }
 { split($0, kv, ":"); split(kv[1], p, "/"); id = p[1]
   val[id, p[2]] = substr($0, length(kv[1]) + 2)
   if (!(id in seen)) { seen[id] = 1; ids[++k] = id } }
+function lim(x) { return x == "-" ? "-" : x ~ /^[0-9]+$/ ? x + 0 : 0 }
 function cpu(id) { c = val[id, "cpus"] + 0; if (c <= 0) c = 1000; return c > cap_cpu ? cap_cpu : c }
 function mem(id) { m = val[id, "memory"] + 0; return m > cap_mem ? cap_mem : m }
+# What a run asks of its project quota: not capped by this host.
+function ask_cpu(id) { c = val[id, "cpus"] + 0; return c <= 0 ? 1000 : c }
+function ask_mem(id) { m = val[id, "memory"] + 0; return m < 0 ? 0 : m }
+function ask_gpu(id) { g = val[id, "need"] + 0; return g < 0 ? 0 : g }
+function prio(id) { return val[id, "priority"] == "high" || val[id, "priority"] == "low" ? \
+  val[id, "priority"] : "normal" }
+function level(id,   b, s) {
+  b = prio(id) == "high" ? 2 : prio(id) == "low" ? 0 : 1
+  s = val[id, "submitted"] + 0
+  if (s > 0 && now > s) b += int((now - s) / age_step)
+  return b > 2 ? 2 : b }
+function before(a, b) { return lv[a] != lv[b] ? lv[a] > lv[b] : val[a, "seq"] + 0 < val[b, "seq"] + 0 }
+function fits(P, id) {
+  return (qc[P] == "-" || ac[P] + ask_cpu(id) <= qc[P]) && \
+    (qm[P] == "-" || am_[P] + ask_mem(id) <= qm[P]) && (qg[P] == "-" || ag[P] + ask_gpu(id) <= qg[P]) }
+function admit_q(P, id) { ac[P] += ask_cpu(id); am_[P] += ask_mem(id); ag[P] += ask_gpu(id) }
 function okdev(d, acc) { return acc == "" || index("," acc ",", "," model[d] ",") > 0 }
+function waits(id, why) { wid[++nw] = id; wwhy[nw] = why }
+# GPU-milliseconds of [s, e) within the month (from ms0).
+function span(n, s, e) { if (s < ms0) s = ms0; return e > s ? n * (e - s) : 0 }
+function settle(   i, j, n, P, id, u, t, f, pl) {
+  n = split(projects, pl, " ")
+  for (i = 1; i <= nru; i++) {  # "@run TAB PROJECT TAB N TAB START TAB END"
+    split(ru[i], f, "\t"); gm[f[2]] += span(f[3] + 0, f[4] + 0, f[5] + 0) }
+  for (i = 1; i <= k; i++) { id = ids[i]
+    if (val[id, "state"] == "running" && val[id, "started"] + 0 > 0)
+      gm[val[id, "project"]] += span(ask_gpu(id), val[id, "started"] + 0, now) }
+  for (i = 1; i <= n; i++) { P = pl[i]
+    printf "@@quota %s %.0f %.0f %.0f\n", P, ac[P], am_[P], ag[P]
+    for (j = 1; j <= nq; j++) { id = q[j]
+      if (val[id, "hold"] != "" && val[id, "project"] == P)
+        printf "@@held %s %s %s %.0f %.0f %.0f %.0f\n", P, id, prio(id), val[id, "submitted"] + 0, \
+          ask_cpu(id), ask_mem(id), ask_gpu(id) }
+    printf "@@gpu_ms %s %.0f\n", P, gm[P] }
+  for (i = 1; i <= nsu; i++) {  # "@svc UNIT N START END", "@since UNIT N START"
+    split(su[i], f, " ")
+    if (f[1] == "@since") { svc[f[2]] += span(f[3] + 0, f[4] + 0, now); continue }
+    t = span(f[3] + 0, f[4] + 0, f[5] + 0); if (t > 0) svc[f[2]] += t }
+  n = 0; for (u in svc) { for (i = n; i >= 1 && su_[i] > u; i--) su_[i + 1] = su_[i]
+    su_[i + 1] = u; n++ }
+  for (i = 1; i <= n; i++) printf "@@svc_gpu_ms %s %.0f\n", su_[i], svc[su_[i]]
+}
 END {
   nfree = split(free, fd, " "); nf = nfree - reserved; ndev = split(all, ad, " ")
   nm = split(models, mm, " ")
@@ -555,16 +692,28 @@ END {
   for (i = 1; i <= k; i++) {
     id = ids[i]; st = val[id, "state"]
     if (st == "starting" || st == "running") { used_cpu += cpu(id); used_mem += mem(id) }
-    else if (st == "queued") q[++nq] = id
+    else if (st == "queued") { q[++nq] = id; lv[id] = level(id) }
+    if ((st == "queued" || st == "starting" || st == "running") && val[id, "hold"] == "")
+      admit_q(val[id, "project"], id)
   }
-  for (i = 2; i <= nq; i++) {  # insertion sort by queue order (seq)
-    x = q[i]; for (j = i - 1; j >= 1 && val[q[j], "seq"] + 0 > val[x, "seq"] + 0; j--) q[j + 1] = q[j]
+  for (i = 2; i <= nq; i++) {  # insertion sort into queue order
+    x = q[i]; for (j = i - 1; j >= 1 && before(x, q[j]); j--) q[j + 1] = q[j]
     q[j + 1] = x
   }
-  taken = 0; gpu_wait = 0
+  if (mode == "settle") { settle(); exit }
+  for (i = 1; i <= nq; i++) {  # promotions, strictly in queue order per project
+    id = q[i]; P = val[id, "project"]
+    if (val[id, "hold"] == "" || (P in stop)) continue
+    if ((P in qd) && !fits(P, id)) { stop[P] = 1; continue }
+    if (P in qd) admit_q(P, id)
+    val[id, "hold"] = ""; print "promote", id
+  }
+  taken = 0; gpu_wait = 0; stopped = 0; nw = 0
   for (i = 1; i <= nq; i++) {
     id = q[i]; g = val[id, "need"] + 0; acc = g > 0 ? val[id, "gpu_models"] : ""
-    if (val[id, "not_before"] + 0 > now) continue
+    if (val[id, "hold"] != "") { waits(id, "quota"); continue }
+    if (val[id, "not_before"] + 0 > now) { waits(id, "retry back-off"); continue }
+    if (stopped) { waits(id, "behind"); continue }
     if (acc == "" && g > ndev) { print "fail", id, "needs " g " GPU(s); this host has " ndev; continue }
     if (acc != "") {
       have = 0; for (j = 1; j <= ndev; j++) if (okdev(ad[j], acc)) have++
@@ -573,14 +722,18 @@ END {
         print "fail", id, "needs " g " GPU(s) of model " shown "; this host has " have; continue
       }
     }
-    if (used_cpu + cpu(id) > cap_cpu || used_mem + mem(id) > cap_mem) break
+    if (used_cpu + cpu(id) > cap_cpu) { stopped = 1; waits(id, "CPUs"); continue }
+    if (used_mem + mem(id) > cap_mem) { stopped = 1; waits(id, "memory"); continue }
     devs = ""
     if (g > 0) {
-      n = 0
+      n = 0; could = 0
+      for (j = 1; j <= nfree; j++) if (!used[j] && okdev(fd[j], acc)) could++
       if (!gpu_wait && taken + g <= nf)
         for (j = 1; j <= nfree && n < g; j++)
           if (!used[j] && !(model[fd[j]] in held) && okdev(fd[j], acc)) pk[++n] = j
       if (n < g) {  # it waits: what it could take is held back from the runs behind it
+        # Free devices it could take, kept for a GPU run ahead of it: it is behind that run.
+        waits(id, taken + g <= nf && could >= g ? "behind" : "GPUs")
         if (acc == "") gpu_wait = 1
         else { na = split(acc, am, ","); for (j = 1; j <= na; j++) held[am[j]] = 1 }
         continue
@@ -591,7 +744,32 @@ END {
     used_cpu += cpu(id); used_mem += mem(id)
     print "start", id, devs
   }
+  same = ""; ahead = 0
+  for (i = 1; i <= nw; i++) {
+    why = wwhy[i]
+    if (why == "behind") why = "behind " ahead " run(s)"
+    if (wwhy[i] != "quota") ahead++
+    wline[i] = i " " why
+    if (val[wid[i], "waiting"] == wline[i]) same = same " " wid[i]
+  }
+  if (same != "") print "same" same
+  for (i = 1; i <= nw; i++) print "wait", wid[i], wline[i]
 }'
+
+# The queue's awk input: the allotments, then the fields of every active run ($S/.active).
+queue_input() {
+  for f in "$S"/quota/*; do
+    [ -f "$f" ] && printf '@quota %s %s\n' "${f##*/}" "$(head -n 1 "$f")"
+  done
+  (cd "$R" && while read -r id; do
+      for f in seq state need cpus memory not_before gpu_models project priority hold \
+          submitted waiting started; do echo "$id/$f"; done
+    done < "$S/.active" | xargs -r grep -H '' 2>/dev/null)
+}
+
+queue_awk() {  # VAR=VALUE...: awk's variables beside now and age_step
+  awk -v now="$(now_ms)" -v age_step="$AGE_STEP_MS" "$@" "$QUEUE_AWK"
+}
 
 dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller, not here.
   # A finishing run released what it held itself: skip the reclaim pass (a systemctl call
@@ -604,25 +782,26 @@ dispatch() {  # lock held. $SELF_ID (admit of that run) is started by its caller
   # %.0f, not %d: mawk (Debian's awk) prints no %d above 2^31 - 1, so 2 GiB at most.
   cap_mem=$(awk '/^MemTotal:/ { printf "%.0f", $2 * 1024 }' /proc/meminfo)
   free=$(free_devices)
-  decisions=$(cd "$R" && while read -r id; do
-      for f in seq state need cpus memory not_before gpu_models; do echo "$id/$f"; done
-    done < "$S/.active" | xargs grep -H '' 2>/dev/null | \
-    awk -v cap_cpu="$cap_cpu" -v cap_mem="$cap_mem" -v free="$free" -v all="$(devices)" \
-        -v models="$(cat "$G/models" 2>/dev/null)" \
-        -v reserved="$(reserved_gpus)" -v now="$(now_ms)" "$PICK")
+  decisions=$(queue_input | queue_awk -v cap_cpu="$cap_cpu" -v cap_mem="$cap_mem" \
+        -v free="$free" -v all="$(devices)" -v models="$(cat "$G/models" 2>/dev/null)" \
+        -v reserved="$(reserved_gpus)")
   [ -n "$decisions" ] || return 0
+  same=""
   echo "$decisions" | while read -r verb id devs; do
-    if [ "$verb" = fail ]; then
-      finalize "$id" failed "" "$devs"
-      continue
-    fi
+    case $verb in
+      promote) rm -f "$R/$id/hold"; continue;;
+      same) same=" $id $devs "; continue;;
+      wait) case $same in *" $id "*) ;; *) put "$id" waiting "$devs";; esac; continue;;
+      fail) finalize "$id" failed "" "$devs"; continue;;
+    esac
     if ! image=$(image_for "$id"); then
       finalize "$id" failed "" "$image"
       continue
     fi
     # Its metrics directory, empty for each attempt (the last attempt's metrics count).
     rm -rf "${R:?}/$id/out"
-    (cd "$R/$id" && rm -f metrics metrics.tsv metrics_points metrics_invalid metrics_dropped)
+    (cd "$R/$id" && rm -f metrics metrics.tsv metrics_points metrics_invalid metrics_dropped \
+      waiting)
     mkdir "$R/$id/out" && chmod 1777 "$R/$id/out"
     for d in $(echo "$devs" | tr ',' ' '); do printf '%s\n' "$id" > "$G/lease/$d"; done
     put "$id" gpus "$devs"
@@ -724,6 +903,7 @@ finished() {  # JOB ID, with systemd's SERVICE_RESULT, EXIT_CODE, EXIT_STATUS
     finalize "$id" failed "$code" "$why: not retried${said:+ ($said)}"
     log "run $id failed: $why; not retried${said:+: $said}"
   elif [ "$outcome" = failed ] && [ "${attempt:-1}" -lt "${attempts:-1}" ]; then
+    gpu_used "$id" "$(now_ms)"
     delay=$((BACKOFF_BASE << (attempt - 1)))
     [ "$delay" -gt "$BACKOFF_MAX" ] && delay=$BACKOFF_MAX
     put "$id" exit "$code"
@@ -774,6 +954,7 @@ lease_service() {  # UNIT N [MODELS]: a service takes N GPUs (of one of MODELS) 
   locked
   queue_ready
   release "svc:$unit"   # what it held before a restart
+  svc_unleased "$unit"
   reclaim               # and what dead runs and services held
   total=$(devices_of "$models" | wc -w)
   if [ "$n" -gt "$total" ]; then
@@ -797,6 +978,7 @@ lease_service() {  # UNIT N [MODELS]: a service takes N GPUs (of one of MODELS) 
     devs="$devs${devs:+,}$1"; shift; i=$((i + 1))
   done
   rm -f "$G/want/$unit"
+  svc_leased "$unit" "$n"
   mkdir -p "$S/svc"
   printf 'HOSTCTL_GPU_ARGS="%s"\n' "$(gpu_words "$devs")" > "$S/svc/.$unit.tmp" && \
     mv -f "$S/svc/.$unit.tmp" "$S/svc/$unit.env"
@@ -819,6 +1001,67 @@ release_service() {  # UNIT. Its want (if it waits for GPUs) stays while systemd
   # reclaim drops it once the unit is neither starting nor stopping.
   locked
   release "svc:$1"
+  svc_unleased "$1"
+  dispatch
+}
+
+# -- project quotas ------------------------------------------------------------------------
+
+# A project's name as a file name under $S/quota: what the inventory allows, nothing else.
+project_ok() { case $1 in ''|.*|*[!A-Za-z0-9._-]*) return 1;; esac; }
+
+# Epoch ms of the start of the current calendar month, UTC (days from the civil date).
+month_start_ms() {
+  case ${HOSTCTL_MONTH_START_MS:-} in
+    ''|*[!0-9]*) ;;
+    *) echo "$HOSTCTL_MONTH_START_MS"; return 0;;
+  esac
+  date -u '+%Y %m' | awk '{ y = $1 + 0; m = $2 + 0; if (m <= 2) y--
+    era = int(y / 400); yoe = y - era * 400; mp = (m + 9) % 12
+    doe = yoe * 365 + int(yoe / 4) - int(yoe / 100) + int((153 * mp + 2) / 5)
+    printf "%.0f", (era * 146097 + doe - 719468) * 86400000 }'
+}
+
+quota_settle() {  # P...
+  for p in "$@"; do project_ok "$p" || { log "not a project name: '$p'"; exit 2; }; done
+  locked
+  mkdir -p "$S/quota"
+  ls "$A" > "$S/.active" 2>/dev/null
+  out=$({ queue_input
+          [ -f "$G/run-usage" ] && sed "s/^/@run$TAB/" "$G/run-usage"
+          [ -f "$G/svc-usage" ] && sed "s/^/@svc$TAB/" "$G/svc-usage"
+          for f in "$G"/since/*; do
+            [ -f "$f" ] && printf '@since %s %s\n' "${f##*/}" "$(head -n 1 "$f")"; done
+        } | queue_awk -v mode=settle -v projects="$*" -v ms0="$(month_start_ms)")
+  printf '%s\n' "$out" | while read -r tag p c m g; do
+    [ "$tag" = @@quota ] || continue
+    printf '%s %s %s\n' "$c" "$m" "$g" > "$S/quota/.$p.tmp" && mv -f "$S/quota/.$p.tmp" "$S/quota/$p"
+  done
+  [ -z "$out" ] || printf '%s\n' "$out"
+}
+
+quota_grant() {  # P CPU_MILLI MEM_BYTES GPUS (each an integer to add, or - for no limit)
+  [ "$#" -eq 4 ] && project_ok "$1" || { log "usage: quota-grant PROJECT CPU MEM GPUS"; exit 2; }
+  for v in "$2" "$3" "$4"; do
+    case $v in -) ;; ''|*[!0-9]*) log "quota-grant: not an integer or -: '$v'"; exit 2;; esac
+  done
+  locked
+  mkdir -p "$S/quota"
+  old=$(head -n 1 "$S/quota/$1" 2>/dev/null)
+  new=$(echo "$old" | awk -v add="$2 $3 $4" '{ split(add, a, " ")
+    for (i = 1; i <= 3; i++) { o = $i; if (o != "-" && o !~ /^[0-9]+$/) o = 0
+      printf "%s%s", i > 1 ? " " : "", (a[i] == "-" || o == "-") ? "-" : sprintf("%.0f", o + a[i]) }
+    print "" }')
+  printf '%s\n' "$new" > "$S/quota/.$1.tmp" && mv -f "$S/quota/.$1.tmp" "$S/quota/$1"
+  echo "@@allot $1 $new"
+  dispatch
+}
+
+quota_drop() {  # P
+  [ "$#" -eq 1 ] && project_ok "$1" || { log "usage: quota-drop PROJECT"; exit 2; }
+  locked
+  rm -f "$S/quota/$1"
+  echo "@@dropped $1"
   dispatch
 }
 
@@ -827,7 +1070,7 @@ cmd=${1:-}
 case $cmd in
   submit) locked; submit "$@"; dispatch;;
   dispatch) locked; dispatch;;
-  tick) locked; foreign_scan; dispatch; prune;;  # the scan also when nothing waits: what
+  tick) locked; foreign_scan; dispatch; prune; prune_usage;;  # the scan also when nothing waits: what
                                                   # `hostctl jobs` and status show stays fresh
   metrics) metrics "$@";;  # RUNDIR: parse RUNDIR/out/metrics.jsonl (hostctl's tests)
   admit) admit "$@";;
@@ -835,6 +1078,9 @@ case $cmd in
   cancel) cancel "$@";;
   lease-service) lease_service "$@";;
   release-service) release_service "$@";;
+  quota-settle) quota_settle "$@";;
+  quota-grant) quota_grant "$@";;
+  quota-drop) quota_drop "$@";;
   install-queue) locked; install_queue;;
   *) log "unknown command '$cmd'"; exit 2;;
 esac

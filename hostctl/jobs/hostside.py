@@ -112,6 +112,10 @@ class RunRequest:
     rerun_of: str = ""
     docker_run_json: str = ""  # one-line JSON list
     pin_image: str = ""  # `--rerun`: the image id to run, or the run fails on the host
+    # Issue 13: its place in the host's queue and its project's quota (hostctl-jobs.sh).
+    priority: str = "normal"  # high|normal|low
+    hold: str = ""  # "quota": it waits for its project's quota (never starts while held)
+    over_budget: str = ""  # `--over-budget`: why it runs past its project's spent budget
 
     def fields(self) -> dict[str, str]:
         """The record's files. A field is one line: any line break in a value becomes a
@@ -121,6 +125,7 @@ class RunRequest:
             "need": str(self.need), "cpus": str(self.cpus), "memory": str(self.memory),
             "attempts": str(self.attempts), "attempt": "1", "group": self.group or self.id,
             "shard": str(self.shard), "shards": str(self.shards), "by": self.by,
+            "priority": self.priority,
         }
         if self.gpu_models:  # the queue hands it only devices of these models
             fields["gpu_models"] = ",".join(self.gpu_models)
@@ -129,7 +134,8 @@ class RunRequest:
                             ("image", self.image), ("spec_hash", self.spec_hash),
                             ("git_rev", self.git_rev), ("git_branch", self.git_branch),
                             ("rerun_of", self.rerun_of), ("docker_run", self.docker_run_json),
-                            ("pin_image", self.pin_image)):
+                            ("pin_image", self.pin_image), ("hold", self.hold),
+                            ("over_budget", self.over_budget)):
             if value:
                 fields[name] = " ".join(value.splitlines())
         return fields

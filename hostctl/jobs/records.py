@@ -73,6 +73,24 @@ class RunRecord:
     metrics_points: int = 0  # points kept (in the run's metrics.tsv)
     metrics_invalid: int = 0  # lines that were not a valid metric point: skipped
     metrics_dropped: int = 0  # valid points beyond the cap: not kept
+    # Issue 13: written by hostctl at submit (priority, hold, over_budget) and by the queue
+    # (hold goes when the project's quota admits it; waiting while it is queued).
+    priority: str = "normal"  # high|normal|low
+    hold: str = ""  # "quota" while it waits for its project's quota
+    over_budget: str = ""  # the reason given to run past the project's spent budget
+    waiting: str = ""  # "POS REASON": its place in the host's queue and why it waits
+
+    @property
+    def wait_position(self) -> int | None:
+        """Its 1-based place in its host's queue as the host last decided (None: not
+        waiting, or no such answer)."""
+        pos = self.waiting.partition(" ")[0]
+        return int(pos) if pos.isdigit() and int(pos) > 0 else None
+
+    @property
+    def wait_reason(self) -> str:
+        """Why it waits: quota, retry back-off, GPUs, CPUs, memory or "behind N run(s)"."""
+        return self.waiting.partition(" ")[2] if self.wait_position else ""
 
     # Parsed once per record (a search reads them for every comparison and the sort); the
     # record is frozen, so what is cached never goes stale.
@@ -156,7 +174,8 @@ _INT_FIELDS = ("shard", "shards", "need", "cpus", "memory", "attempt", "attempts
                "metrics_invalid", "metrics_dropped")
 _STR_FIELDS = ("job", "project", "state", "group", "gpus", "gpu_models", "exit", "note", "by",
                "experiment", "description", "params", "image", "image_id", "spec_hash",
-               "git_rev", "git_branch", "rerun_of", "docker_run", "metrics")
+               "git_rev", "git_branch", "rerun_of", "docker_run", "metrics", "priority",
+               "hold", "over_budget", "waiting")
 
 
 # One field line: an optional `./`, the run id (not a dot-directory of the queue's own), one
@@ -190,6 +209,8 @@ def record_from(host: str, run_id: str, fields: Mapping[str, str]) -> RunRecord:
         values["attempts"] = 1
     if not values["attempt"]:
         values["attempt"] = 1
+    if values["priority"] not in ("high", "low"):
+        values["priority"] = "normal"
     return RunRecord(id=run_id, host=host, **values)  # type: ignore[arg-type]
 
 
@@ -200,14 +221,17 @@ def parse_records(host: str, lines: Iterable[str] | str) -> list[RunRecord]:
 
 
 def queue_positions(records: Iterable[RunRecord]) -> dict[str, int]:
-    """1-based place of each queued run in its host's line (what `hostctl jobs` shows)."""
+    """1-based place of each queued run in its host's line (what `hostctl jobs` shows): the
+    host's own queue order (its `waiting` places: priorities and ageing), then runs it has
+    not placed yet by their seq."""
     by_host: dict[str, list[RunRecord]] = {}
     for r in records:
         if r.state == QUEUED:
             by_host.setdefault(r.host, []).append(r)
     out: dict[str, int] = {}
     for runs in by_host.values():
-        for i, r in enumerate(sorted(runs, key=lambda r: r.seq), 1):
+        for i, r in enumerate(sorted(runs, key=lambda r: (r.wait_position is None,
+                                                           r.wait_position or 0, r.seq)), 1):
             out[r.id] = i
     return out
 

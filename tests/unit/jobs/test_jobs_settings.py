@@ -69,7 +69,8 @@ def test_keep_runs_and_the_docker_path_reach_the_hosts_conf(
 def test_submit_writes_the_experiment_fields_only_when_set() -> None:
     bare = H.RunRequest("r1", "train", "lab", "h", "u")
     assert set(bare.fields()) == {"job", "project", "host", "unit", "need", "cpus", "memory",
-                                  "attempts", "attempt", "group", "shard", "shards", "by"}
+                                  "attempts", "attempt", "group", "shard", "shards", "by",
+                                  "priority"}
     full = H.RunRequest("r2", "train", "lab", "h", "u", experiment="main",
                         description="try\nlower LR", params_json='{"LR": "0.1"}',
                         image="lab/app:1", spec_hash="abc", git_rev="f00", git_branch="main",
