@@ -222,7 +222,7 @@ def run_json(r: RunRecord, now_ms: int,
         "params": dict(params_of(r)), "image": r.image or None, "image_id": r.image_id or None,
         "spec_hash": r.spec_hash or None, "git_rev": r.git_rev or None,
         "git_branch": r.git_branch or None, "rerun_of": r.rerun_of or None,
-        "docker_run": r.docker_run or None,
+        "docker_run": r.docker_run or None, "over_budget": r.over_budget or None,
         "metrics": {name: {"last": s.last, "min": s.min, "max": s.max, "n": s.count,
                            "step": s.last_step}
                     for name, s in metrics_of(r).items()},

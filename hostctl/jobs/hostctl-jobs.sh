@@ -677,6 +677,7 @@ function settle(   i, j, n, P, id, u, t, f, pl) {
         printf "@@held %s %s %s %.0f %.0f %.0f %.0f\n", P, id, prio(id), val[id, "submitted"] + 0, \
           ask_cpu(id), ask_mem(id), ask_gpu(id) }
     printf "@@gpu_ms %s %.0f\n", P, gm[P] }
+  if (all_projects) for (P in gm) if (P != "") printf "@@gpu_ms %s %.0f\n", P, gm[P]
   for (i = 1; i <= nsu; i++) {  # "@svc UNIT N START END", "@since UNIT N START"
     split(su[i], f, " ")
     if (f[1] == "@since") { svc[f[2]] += span(f[3] + 0, f[4] + 0, now); continue }
@@ -1040,6 +1041,19 @@ quota_settle() {  # P...
   [ -z "$out" ] || printf '%s\n' "$out"
 }
 
+# Read only (`hostctl projects`): the month's GPU time of every project's runs and of every
+# service unit, the lines quota-settle prints, with no allotment touched.
+usage() {
+  locked
+  ls "$A" > "$S/.active" 2>/dev/null
+  { queue_input
+    [ -f "$G/run-usage" ] && sed "s/^/@run$TAB/" "$G/run-usage"
+    [ -f "$G/svc-usage" ] && sed "s/^/@svc$TAB/" "$G/svc-usage"
+    for f in "$G"/since/*; do
+      [ -f "$f" ] && printf '@since %s %s\n' "${f##*/}" "$(head -n 1 "$f")"; done
+  } | queue_awk -v mode=settle -v projects="" -v all_projects=1 -v ms0="$(month_start_ms)"
+}
+
 quota_grant() {  # P CPU_MILLI MEM_BYTES GPUS (each an integer to add, or - for no limit)
   [ "$#" -eq 4 ] && project_ok "$1" || { log "usage: quota-grant PROJECT CPU MEM GPUS"; exit 2; }
   for v in "$2" "$3" "$4"; do
@@ -1081,6 +1095,7 @@ case $cmd in
   quota-settle) quota_settle "$@";;
   quota-grant) quota_grant "$@";;
   quota-drop) quota_drop "$@";;
+  usage) usage;;
   install-queue) locked; install_queue;;
   *) log "unknown command '$cmd'"; exit 2;;
 esac

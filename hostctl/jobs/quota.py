@@ -285,12 +285,18 @@ def gpu_hours(gpu_ms: int) -> float:
     return gpu_ms / 3_600_000
 
 
+def hours_text(hours: float) -> str:
+    """One decimal, or two significant digits for a sliver of an hour (0.00028)."""
+    return f"{hours:.1f}" if hours >= 0.1 or hours == 0 else f"{hours:.2g}"
+
+
 def budget_error(project: str, quota: ProjectQuota, used_ms: int, now_ms: int) -> str | None:
     """Why a run of `project` is refused for its budget, or None while it has some left."""
     budget = quota.gpu_hours_per_month
     if budget is None or gpu_hours(used_ms) < budget:
         return None
-    return (f"project {project} has used {gpu_hours(used_ms):.1f} of its {budget:g} GPU-hours "
+    return (f"project {project} has used {hours_text(gpu_hours(used_ms))} of its {budget:g} "
+            "GPU-hours "
             f"this month; the budget resets {next_month_text(now_ms)}; an owner may pass "
             "with --over-budget REASON")
 

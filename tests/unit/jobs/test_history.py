@@ -178,6 +178,7 @@ def test_run_json() -> None:
         "state": "succeeded", "group": "", "shard": 0, "shards": 1, "gpus": "1",
         "attempt": 1, "attempts": 1, "submitted_ms": None, "started_ms": NOW - 1_800_000,
         "ended_ms": NOW, "duration_ms": 1_800_000, "exit": "0", "note": None, "by": None,
+        "priority": "normal", "over_budget": None,
         "experiment": "main", "description": "lr sweep", "params": {"LR": "0.1"},
         "image": "reg/train:1", "image_id": "sha256:" + "a" * 64, "spec_hash": None,
         "git_rev": "0123abc", "git_branch": "main", "rerun_of": "dddd0004",
