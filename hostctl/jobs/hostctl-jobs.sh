@@ -1050,7 +1050,7 @@ quota_grant() {  # P CPU_MILLI MEM_BYTES GPUS (each an integer to add, or - for 
   old=$(head -n 1 "$S/quota/$1" 2>/dev/null)
   new=$(echo "$old" | awk -v add="$2 $3 $4" '{ split(add, a, " ")
     for (i = 1; i <= 3; i++) { o = $i; if (o != "-" && o !~ /^[0-9]+$/) o = 0
-      printf "%s%s", i > 1 ? " " : "", (a[i] == "-" || o == "-") ? "-" : sprintf("%.0f", o + a[i]) }
+      printf "%s%s", (i > 1 ? " " : ""), (a[i] == "-" || o == "-") ? "-" : sprintf("%.0f", o + a[i]) }
     print "" }')
   printf '%s\n' "$new" > "$S/quota/.$1.tmp" && mv -f "$S/quota/.$1.tmp" "$S/quota/$1"
   echo "@@allot $1 $new"
