@@ -5,6 +5,7 @@ GPU time of runs and services in the month. The queue helper runs locally (conft
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
@@ -276,6 +277,13 @@ def test_gpu_time_of_the_month(helper: Any) -> None:
     res = ok(helper("quota-settle", "p", "q", HOSTCTL_MONTH_START_MS=str(M0)))
     assert [line for line in res.stdout.splitlines() if "gpu_ms" in line] == [
         "@@gpu_ms p 1200", "@@gpu_ms q 7", "@@svc_gpu_ms u1.service 92"]
+
+
+def test_the_month_starts_on_the_first_at_midnight_utc(helper: Any) -> None:
+    today = datetime.datetime.now(datetime.UTC)
+    m0 = int(today.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()) * 1000
+    (helper.root / "gpu" / "run-usage").write_text(f"p\t3\t{m0 - 1000}\t{m0 + 5}\n")
+    assert "@@gpu_ms p 15\n" in ok(helper("quota-settle", "p")).stdout
 
 
 def test_gpu_time_of_running_runs_and_leased_services_counts_to_now(helper: Any) -> None:
