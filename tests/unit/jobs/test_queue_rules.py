@@ -380,3 +380,40 @@ def test_submit_writes_priority_hold_and_over_budget_and_reads_them_back() -> No
         "high", "quota", "deadline friday", "3 behind 2 run(s)", 3, "behind 2 run(s)")
     odd = rec.record_from("h", "r3", {"state": "queued", "priority": "x", "waiting": "x y"})
     assert (odd.priority, odd.wait_position, odd.wait_reason) == ("normal", None, "")
+
+
+def via(h: Any, lines: list[str], **env: str) -> str:
+    """The helper's command line of a builder's first line, run by the helper fixture."""
+    prog, *args = lines[0].split()
+    assert prog == H.HELPER
+    return str(ok(h(*args, **env)).stdout) + "".join(f"{line[6:-1]}\n" for line in lines[1:])
+
+
+def test_the_quota_builders_and_the_settle_parser(helper: Any) -> None:
+    queue(helper, [("a", {"project": "p", "cpus": 250, "memory": 7, "need": 1}),
+                   ("h", {"project": "p", "hold": "quota", "priority": "high", "submitted": 5,
+                          "need": 1})], {"p": "- - 1"}, devices="0 1")
+    (helper.root / "gpu" / "svc-usage").write_text(f"u.service\t1\t{M0}\t{M0 + 9}\n")
+    (helper.root / "gpu" / "run-usage").write_text(f"p\t1\t{M0}\t{M0 + 4}\n")
+    text = via(helper, H.quota_settle_lines(["p", "q"]), HOSTCTL_MONTH_START_MS=str(M0))
+    assert H.parse_quota_settle("h", text) == H.QuotaSettle(
+        usage={"p": (250, 7, 1), "q": (0, 0, 0)},
+        held={"p": (H.HeldRun("p", "h", "high", 5, 100, 0, 1),)},
+        gpu_ms={"p": 4, "q": 0}, svc_gpu_ms={"u.service": 9})
+    assert via(helper, H.quota_grant_lines("p", 100, None, 1)) == "@@allot p 350 - 2\n"
+    assert helper.field("h", "state") == "starting"
+    assert via(helper, H.quota_drop_lines("p")) == "@@dropped p\n"
+    with pytest.raises(H.JobsReadError):
+        H.parse_quota_settle("h", "@@quota p 1 2 3\n")
+    assert H.parse_quota_settle("h", "@@quota p x 2 3\n@@held p h high\n@@gpu_ms p -1\n"
+                                "@@end\n") == H.QuotaSettle()
+
+
+@pytest.mark.parametrize("call", [lambda: H.quota_settle_lines(["p", "a b"]),
+                                  lambda: H.quota_settle_lines(["-p"]),
+                                  lambda: H.quota_grant_lines("p;x", 1, 1, 1),
+                                  lambda: H.quota_grant_lines("p", -1, 1, 1),
+                                  lambda: H.quota_drop_lines("")])
+def test_the_quota_builders_take_project_names_and_grants_only(call: Any) -> None:
+    with pytest.raises(ValueError):
+        call()
