@@ -330,6 +330,17 @@ def test_a_dead_services_lease_and_a_retried_attempt_keep_their_gpu_time(helper:
     assert not (helper.root / "gpu" / "since" / "s.service").exists()
 
 
+def test_a_service_leasing_again_closes_its_last_lease_first(helper: Any) -> None:
+    (helper.root / "gpu" / "devices").write_text("0 1\n")
+    ok(helper("lease-service", "s.service", "1"))
+    ok(helper("lease-service", "s.service", "2"))  # restarted, now asking two
+    assert sorted(p.name for p in (helper.root / "gpu" / "lease").iterdir()) == ["0", "1"]
+    assert (helper.root / "gpu" / "since" / "s.service").read_text().split()[0] == "2"
+    assert (helper.root / "gpu" / "svc-usage").read_text().split("\t")[:2] == ["s.service", "1"]
+    ok(helper("lease-service", "cpu.service", "0"))
+    assert not (helper.root / "gpu" / "since" / "cpu.service").exists()
+
+
 def test_tick_prunes_usage_older_than_400_days(helper: Any) -> None:
     old = now_ms() - 401 * 86_400_000
     recent = now_ms() - 399 * 86_400_000
