@@ -401,14 +401,14 @@ def via(h: Any, lines: list[str], **env: str) -> str:
 
 
 def test_the_quota_builders_and_the_settle_parser(helper: Any) -> None:
-    queue(helper, [("a", {"project": "p", "cpus": 250, "memory": 7, "need": 1}),
+    queue(helper, [("a", {"project": "p", "cpus": 250, "memory": 3 * 2**40, "need": 1}),
                    ("h", {"project": "p", "hold": "quota", "priority": "high", "submitted": 5,
                           "need": 1})], {"p": "- - 1"}, devices="0 1")
     (helper.root / "gpu" / "svc-usage").write_text(f"u.service\t1\t{M0}\t{M0 + 9}\n")
     (helper.root / "gpu" / "run-usage").write_text(f"p\t1\t{M0}\t{M0 + 4}\n")
     text = via(helper, H.quota_settle_lines(["p", "q"]), HOSTCTL_MONTH_START_MS=str(M0))
     assert H.parse_quota_settle("h", text) == H.QuotaSettle(
-        usage={"p": (250, 7, 1), "q": (0, 0, 0)},
+        usage={"p": (250, 3 * 2**40, 1), "q": (0, 0, 0)},  # above 2^31: %.0f, not %d
         held={"p": (H.HeldRun("p", "h", "high", 5, 100, 0, 1),)},
         gpu_ms={"p": 4, "q": 0}, svc_gpu_ms={"u.service": 9})
     assert via(helper, H.quota_grant_lines("p", 100, None, 1)) == "@@allot p 350 - 2\n"
