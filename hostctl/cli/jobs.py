@@ -180,7 +180,7 @@ class Rules:
         # imported here: keeps `hostctl --help` and start-up fast
         from hostctl.jobs.admission import Admission
 
-        return Admission(site, w, conn.runners, conn.lock_record, conn.audit_base,
+        return Admission(site, w, conn.runners, conn.lock_record, conn.audit_base(),
                          priority=self.priority, no_wait=self.no_wait,
                          over_budget=self.over_budget)
 
@@ -569,7 +569,7 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
             verdict = rec.state
         if w is not None and w.project in site.inventory.projects.projects:
             try:
-                Admission(site, w, conn.runners, conn.lock_record, conn.audit_base).rebalance()
+                Admission(site, w, conn.runners, conn.lock_record, conn.audit_base()).rebalance()
             except HostctlError as exc:
                 _err(f"warning: {exc}; what it held goes to waiting runs of {w.project} on "
                      f"{rec.host} now, elsewhere at the next `hostctl run` of the project")

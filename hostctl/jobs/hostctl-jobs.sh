@@ -443,9 +443,9 @@ metrics() {  # RUNDIR
 # -- runs --------------------------------------------------------------------------------
 
 finalize() {  # ID STATE EXIT NOTE
-  end=$(now_ms)
-  gpu_used "$1" "$end"
-  put "$1" ended "$end"
+  fin_ms=$(now_ms)
+  gpu_used "$1" "$fin_ms"
+  put "$1" ended "$fin_ms"
   put "$1" exit "$3"
   [ -n "$4" ] && put "$1" note "$4"
   put "$1" state "$2"
@@ -458,10 +458,10 @@ finalize() {  # ID STATE EXIT NOTE
 # appends "PROJECT TAB NEED TAB STARTED TAB ENDED" (each attempt: a retry's too).
 gpu_used() {  # ID END_MS
   [ "$(get "$1" state)" = running ] || return 0
-  n=$(get "$1" need); t0=$(get "$1" started)
-  case $n in ''|0|*[!0-9]*) return 0;; esac
-  case $t0 in ''|*[!0-9]*) return 0;; esac
-  printf '%s\t%s\t%s\t%s\n' "$(get "$1" project)" "$n" "$t0" "$2" >> "$G/run-usage"
+  gu_n=$(get "$1" need); gu_t0=$(get "$1" started)
+  case $gu_n in ''|0|*[!0-9]*) return 0;; esac
+  case $gu_t0 in ''|*[!0-9]*) return 0;; esac
+  printf '%s\t%s\t%s\t%s\n' "$(get "$1" project)" "$gu_n" "$gu_t0" "$2" >> "$G/run-usage"
 }
 
 # A service's GPU lease, for the same budgets: since/UNIT "N START_MS" while it holds them;
@@ -473,8 +473,8 @@ svc_leased() {  # UNIT N
 
 svc_unleased() {  # UNIT
   [ -f "$G/since/$1" ] || return 0
-  read -r n t0 < "$G/since/$1"
-  printf '%s\t%s\t%s\t%s\n' "$1" "$n" "$t0" "$(now_ms)" >> "$G/svc-usage"
+  read -r su_n su_t0 < "$G/since/$1"
+  printf '%s\t%s\t%s\t%s\n' "$1" "$su_n" "$su_t0" "$(now_ms)" >> "$G/svc-usage"
   rm -f "$G/since/$1"
 }
 
@@ -644,9 +644,9 @@ function lim(x) { return x == "-" ? "-" : x ~ /^[0-9]+$/ ? x + 0 : 0 }
 function cpu(id) { c = val[id, "cpus"] + 0; if (c <= 0) c = 1000; return c > cap_cpu ? cap_cpu : c }
 function mem(id) { m = val[id, "memory"] + 0; return m > cap_mem ? cap_mem : m }
 # What a run asks of its project quota: not capped by this host.
-function ask_cpu(id) { c = val[id, "cpus"] + 0; return c <= 0 ? 1000 : c }
-function ask_mem(id) { m = val[id, "memory"] + 0; return m < 0 ? 0 : m }
-function ask_gpu(id) { g = val[id, "need"] + 0; return g < 0 ? 0 : g }
+function ask_cpu(id,   x) { x = val[id, "cpus"] + 0; return x <= 0 ? 1000 : x }
+function ask_mem(id,   x) { x = val[id, "memory"] + 0; return x < 0 ? 0 : x }
+function ask_gpu(id,   x) { x = val[id, "need"] + 0; return x < 0 ? 0 : x }
 function prio(id) { return val[id, "priority"] == "high" || val[id, "priority"] == "low" ? \
   val[id, "priority"] : "normal" }
 function level(id,   b, s) {
@@ -979,7 +979,7 @@ lease_service() {  # UNIT N [MODELS]: a service takes N GPUs (of one of MODELS) 
     devs="$devs${devs:+,}$1"; shift; i=$((i + 1))
   done
   rm -f "$G/want/$unit"
-  svc_leased "$unit" "$n"
+  [ "$n" -gt 0 ] && svc_leased "$unit" "$n"
   mkdir -p "$S/svc"
   printf 'HOSTCTL_GPU_ARGS="%s"\n' "$(gpu_words "$devs")" > "$S/svc/.$unit.tmp" && \
     mv -f "$S/svc/.$unit.tmp" "$S/svc/$unit.env"

@@ -167,6 +167,92 @@ def cancel_lines(run_id: str) -> list[str]:
     return [f"{HELPER} cancel {q(run_id)}"]
 
 
+# -- project quotas on a host (issue 13) ----------------------------------------------------
+
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # what the helper takes as a file name
+
+
+def _check_projects(projects: Sequence[str]) -> None:
+    for project in projects:
+        if not _PROJECT.fullmatch(project):
+            raise ValueError(f"not a project name: {project!r}")
+
+
+def quota_settle_lines(projects: Sequence[str]) -> list[str]:
+    """Each project's allotment on the host := what its runs there are admitted for; the
+    answer (parse_quota_settle) tells that use, its held runs and the month's GPU time."""
+    _check_projects(projects)
+    return [f"{HELPER} quota-settle {' '.join(projects)}", "echo '@@end'"]
+
+
+def quota_grant_lines(project: str, cpus: int | None, memory: int | None,
+                      gpus: int | None) -> list[str]:
+    """Add milli-CPUs, bytes and GPUs to the project's allotment on the host (None: no limit
+    in that dimension), then let its queue promote and start what now fits."""
+    _check_projects([project])
+    amounts = []
+    for amount in (cpus, memory, gpus):
+        if amount is not None and amount < 0:
+            raise ValueError(f"a quota grant adds, never takes: {amount}")
+        amounts.append("-" if amount is None else str(amount))
+    return [f"{HELPER} quota-grant {project} {' '.join(amounts)}"]
+
+
+def quota_drop_lines(project: str) -> list[str]:
+    """The project is no longer governed on the host: its held runs are released."""
+    _check_projects([project])
+    return [f"{HELPER} quota-drop {project}"]
+
+
+@dataclass(frozen=True)
+class HeldRun:
+    """A run waiting on its host for its project's quota (quota-settle's `@@held` line)."""
+
+    project: str
+    id: str
+    priority: str
+    submitted: int  # epoch ms
+    cpus: int  # milli-CPUs it asks (1000 when its spec says none)
+    memory: int  # bytes
+    gpus: int
+
+
+@dataclass(frozen=True)
+class QuotaSettle:
+    """What quota-settle said: per project its admitted use (milli-CPUs, bytes, GPUs), its
+    held runs in the host's queue order and its runs' GPU-milliseconds this month (UTC);
+    per service unit its leases' GPU-milliseconds this month."""
+
+    usage: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    held: dict[str, tuple[HeldRun, ...]] = field(default_factory=dict)
+    gpu_ms: dict[str, int] = field(default_factory=dict)
+    svc_gpu_ms: dict[str, int] = field(default_factory=dict)
+
+
+def parse_quota_settle(host: str, text: str) -> QuotaSettle:
+    """quota_settle_lines' output; a line of another shape is passed over."""
+    lines = text.splitlines()
+    if "@@end" not in lines:
+        raise JobsReadError(f"{host}: incomplete answer from the host (no end marker)")
+    out = QuotaSettle()
+    held: dict[str, list[HeldRun]] = {}
+    for line in lines:
+        parts = line.split()
+        if not parts:
+            continue
+        tag, args = parts[0], parts[1:]
+        if tag == "@@quota" and len(args) == 4 and all(a.isdigit() for a in args[1:]):
+            out.usage[args[0]] = (int(args[1]), int(args[2]), int(args[3]))
+        elif tag == "@@held" and len(args) == 7 and all(a.isdigit() for a in args[3:]):
+            held.setdefault(args[0], []).append(HeldRun(
+                args[0], args[1], args[2], int(args[3]), int(args[4]), int(args[5]),
+                int(args[6])))
+        elif tag in ("@@gpu_ms", "@@svc_gpu_ms") and len(args) == 2 and args[1].isdigit():
+            (out.gpu_ms if tag == "@@gpu_ms" else out.svc_gpu_ms)[args[0]] = int(args[1])
+    out.held.update({p: tuple(runs) for p, runs in held.items()})
+    return out
+
+
 # -- reading runs ---------------------------------------------------------------------------
 
 ACTIVE = "@active"  # in `select`: the runs that have not ended (the queue's own list)

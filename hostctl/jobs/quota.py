@@ -212,16 +212,17 @@ def grant(limit: Limit, services: Amount, admitted: Mapping[str, Amount],
 
 # -- shell -----------------------------------------------------------------------------------
 
-def lock_lines(record: str, token: str) -> list[str]:
+def lock_lines(record: str, token: str, lock: str = ADMISSION_LOCK,
+               wait_s: int = LOCK_WAIT_S) -> list[str]:
     """Take the fleet's admission lock (a directory, like the deploy lock) on the ledger host:
-    waits up to LOCK_WAIT_S for another admission, takes over one older than LOCK_STALE_S
+    waits up to `wait_s` for another admission, takes over one older than LOCK_STALE_S
     (left by a hostctl that died). Each test-and-take runs under a short flock, so two
     takers never both break the same stale lock. Prints `@@admission locked`, or
     `@@admission busy` and the holder's record."""
-    d = ADMISSION_LOCK
+    d = lock
     return [
-        f"mkdir -p {L.STATE_DIR} && chmod 0700 {L.STATE_DIR}",
-        f"end=$(( $(date +%s) + {LOCK_WAIT_S} ))",
+        f"mkdir -p {os.path.dirname(d)} && chmod 0700 {os.path.dirname(d)}",
+        f"end=$(( $(date +%s) + {wait_s} ))",
         "while :; do",
         f"  got=$(flock -w 10 {d}.guard sh -c '"
         f"if [ -d {d} ] && [ $(( $(date +%s) - $(stat -c %Y {d} 2>/dev/null || echo 0) ))"
@@ -230,16 +231,16 @@ def lock_lines(record: str, token: str) -> list[str]:
         f"_ {q(token + ' ' + record)})",
         "  [ \"$got\" = yes ] && { echo '@@admission locked'; break; }",
         "  if [ \"$(date +%s)\" -ge \"$end\" ]; then",
-        f"    echo '@@admission busy'; head -c 2048 {d}/holder 2>/dev/null; echo; break",
+        f"    echo '@@admission busy'; head -c 2048 {d}/holder 2>/dev/null | head -n 1; break",
         "  fi",
         "  sleep 0.2",
         "done",
     ]
 
 
-def unlock_lines(token: str) -> list[str]:
+def unlock_lines(token: str, lock: str = ADMISSION_LOCK) -> list[str]:
     """Release the lock when it is still ours (a lock taken over is someone else's now)."""
-    d = ADMISSION_LOCK
+    d = lock
     return [f"flock -w 10 {d}.guard sh -c '"
             f"[ \"$(cut -d\" \" -f1 {d}/holder 2>/dev/null)\" = \"$1\" ] && rm -rf {d}' "
             f"_ {q(token)} || true"]

@@ -62,11 +62,16 @@ def _ended(site: Site, host: str, run_id: str) -> bool:
 
 
 def test_a_full_quota_holds_the_next_run_until_one_ends(site: Site) -> None:
-    first = site.run_json("q-app", "--set", "SLEEP=6")
+    first = site.run_json("q-app", "--set", "SLEEP=12")
     assert first["state"] in ("starting", "running"), first
     second = site.run_json("q-app", "--set", "SLEEP=1")
     assert (second["host"], second["state"]) == ("app-1", "queued"), second
     assert site.run_record("app-1", second["run"])["hold"] == "quota"
+    # `hostctl projects` shows the use now.
+    shown = json.loads(site.on("projects", "--json").stdout)
+    quota = next(p for p in shown["projects"] if p["project"] == "quota")
+    assert (quota["used"]["cpus"], quota["quota"]["cpus"], quota["runs"]) == (
+        0.6, 1, {"running": 1, "queued": 0, "waiting_for_quota": 1})
     listing = site.on("jobs")
     line = next(x for x in listing.stdout.splitlines() if x.startswith(second["run"]))
     assert "queued (#1: waits for its project's quota)" in line, listing.stdout
@@ -77,11 +82,6 @@ def test_a_full_quota_holds_the_next_run_until_one_ends(site: Site) -> None:
         "error: project quota's quota is in use: 0.6/1 CPUs (runs and services), 1 run(s) "
         "waiting before it; without --no-wait the run waits for it")
     assert len(_runs(site, "app-1", "q-app")) == 2
-    # `hostctl projects` shows the use now.
-    shown = json.loads(site.on("projects", "--json").stdout)
-    quota = next(p for p in shown["projects"] if p["project"] == "quota")
-    assert (quota["used"]["cpus"], quota["quota"]["cpus"], quota["runs"]) == (
-        0.6, 1, {"running": 1, "queued": 0, "waiting_for_quota": 1})
     # The first ends: its host lifts the hold at once, with no hostctl around.
     assert wait_for(lambda: _ended(site, "app-1", second["run"]), timeout=60, every=1)
     a, b = (site.run_record("app-1", r["run"]) for r in (first, second))

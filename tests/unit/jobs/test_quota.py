@@ -140,3 +140,32 @@ def test_owners_are_matched_against_hostctl_user(monkeypatch: pytest.MonkeyPatch
         with pytest.raises(HostctlError) as err:
             Q.check_owner("triage", ProjectQuota(owners=owners), user)
         assert str(err.value) == refused
+
+
+def _sh(lines: list[str]) -> str:
+    import subprocess
+
+    return subprocess.run(["sh", "-s"], input="\n".join(lines) + "\n", capture_output=True,
+                           text=True, timeout=30, check=True).stdout
+
+
+def test_the_admission_lock_is_taken_once_waited_for_taken_over_when_stale(tmp_path) -> None:
+    import os
+
+    lock = str(tmp_path / "state" / "admission.lock")
+    assert _sh(Q.lock_lines('{"who": "a"}', "t1", lock, wait_s=1)) == "@@admission locked\n"
+    # held: the second taker waits, then gives up naming the holder
+    assert _sh(Q.lock_lines('{"who": "b"}', "t2", lock, wait_s=1)) == \
+        '@@admission busy\nt1 {"who": "a"}\n'
+    # only its holder's token releases it
+    _sh(Q.unlock_lines("t2", lock))
+    assert os.path.isdir(lock)
+    _sh(Q.unlock_lines("t1", lock))
+    assert not os.path.exists(lock)
+    # a lock older than LOCK_STALE_S (its taker died) is taken over
+    assert _sh(Q.lock_lines("{}", "t3", lock, wait_s=1)) == "@@admission locked\n"
+    old = os.path.getmtime(lock) - Q.LOCK_STALE_S - 5
+    os.utime(lock, (old, old))
+    assert _sh(Q.lock_lines("{}", "t4", lock, wait_s=1)) == "@@admission locked\n"
+    with open(os.path.join(lock, "holder")) as f:
+        assert f.read() == "t4 {}\n"
