@@ -116,7 +116,7 @@ def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
     for host in dockers.values():
         try:
             if w.is_job:
-                render.job_unit(w, host, inv.site, log)
+                render.job_unit(w, host, inv.site, log, render.project_priority(inv, w.project))
                 if w.schedule is not None:
                     render.job_timer(w, inv.site)
             else:

@@ -78,7 +78,8 @@ def run_cmd(inventory: str, job: str | None, host: str | None, sets: tuple[str, 
     """Start a run of JOB: queued on the host with room, started as soon as it fits.
 
     A run holds specific GPUs while it runs (none are ever shared); when none are free it
-    waits in that host's queue, first come first served. Its record stays on the host
+    waits in that host's queue: highest priority first (--priority, rising with the time
+    it waits), first come first served within one. Its record stays on the host
     (`hostctl jobs`). With --wait or --follow, hostctl exits with the run's exit status
     (124 timed out, 130 cancelled).
 
@@ -543,7 +544,8 @@ def jobs_cmd(inventory: str, show_all: bool, project: str | None, group: str | N
 @click.argument("run_id")
 def cancel_cmd(inventory: str, run_id: str) -> None:
     """Cancel a run: a queued run never starts; a running one is stopped (its container
-    too) and marked cancelled, and is not retried. Waits until it has stopped."""
+    too) and marked cancelled, and is not retried. Waits until it has stopped. What a run
+    of a project with a quota held goes to the project's waiting runs at once."""
     # imported here: keeps `hostctl --help` and start-up fast
     from hostctl.errors import HostctlError
     from hostctl.jobs import ops

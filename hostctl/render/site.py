@@ -154,8 +154,15 @@ def job_run_argv(w: m.Workload, host: m.Host, site: str, log: Sequence[str],
             for word in _job_run_words(w, host, site, log)]
 
 
+def project_priority(inv: m.Inventory, project: str) -> str:
+    """The default priority of a project's runs (`projects:`; normal when not listed)."""
+    quota = inv.projects.projects.get(project)
+    return quota.priority if quota is not None else "normal"
+
+
 def job_unit(w: m.Workload, host: m.Host, site: str,
-             log: Sequence[str] = d.JOURNALD) -> RenderedFile:
+             log: Sequence[str] = d.JOURNALD, priority: str = "normal") -> RenderedFile:
+    """`priority`: its project's default (projects:), what a run its timer starts gets."""
     run = _job_run_words(w, host, site, log)
     container = Raw(f"hostctl-job-{w.name}-%i")
     r = w.resources
@@ -168,6 +175,8 @@ def job_unit(w: m.Workload, host: m.Host, site: str,
     }
     if r.gpus and r.gpu_models:  # a run started by its timer takes devices of these models
         queue_env["HOSTCTL_JOB_GPU_MODELS"] = ",".join(r.gpu_models)
+    if priority != "normal":  # the queue's default
+        queue_env["HOSTCTL_JOB_PRIORITY"] = priority
     text = _render(
         "job.unit.j2",
         site=site,
@@ -310,7 +319,8 @@ def _host_files(site: m.Site, host: m.Host, placed: tuple[m.Workload, ...],
     here = replace(site, workloads=placed)
     for w in placed:
         if w.is_job:
-            add(job_unit(w, host, inv.site, log_args(inv.logging, inv, w)))
+            add(job_unit(w, host, inv.site, log_args(inv.logging, inv, w),
+                         project_priority(inv, w.project)))
             if w.schedule and schedule_host(w, inv) == host:
                 add(job_timer(w, inv.site))
         else:
