@@ -169,3 +169,55 @@ def test_the_admission_lock_is_taken_once_waited_for_taken_over_when_stale(tmp_p
     assert _sh(Q.lock_lines("{}", "t4", lock, wait_s=1)) == "@@admission locked\n"
     with open(os.path.join(lock, "holder")) as f:
         assert f.read() == "t4 {}\n"
+
+
+JOBS = {"jobs.yml": """\
+kind: job
+name: train
+project: ml
+image: reg/train:1
+resources: {cpus: 1}
+---
+kind: job
+name: etl
+project: data
+image: reg/etl:1
+resources: {cpus: 1}
+---
+kind: service
+name: api
+project: ml
+image: reg/api:1
+resources: {cpus: 1.5, memory: 1Gi}
+instances: 2
+placement: {labels: {role: app}}
+"""}
+
+
+def test_a_timer_run_gets_its_projects_priority_and_services_count(tmp_path) -> None:
+    from hostctl.render.site import job_unit, project_priority
+    from tests.rigs.site_factory import BASE_INVENTORY, made_site
+
+    site = made_site(tmp_path, JOBS, BASE_INVENTORY + "projects:\n  ml: {priority: high, "
+                     "cpus: 8}\n")
+    inv = site.inventory
+    train, etl = (next(w for w in site.jobs if w.name == n) for n in ("train", "etl"))
+    host = inv.hosts["app-1"]
+    assert project_priority(inv, "ml") == "high"
+    assert b"HOSTCTL_JOB_PRIORITY=high" in job_unit(train, host, inv.site,
+                                                    priority="high").content
+    assert b"HOSTCTL_JOB_PRIORITY" not in job_unit(etl, host, inv.site).content
+    # two instances of 1.5 CPUs and 1 GiB on the one app host
+    assert Q.services_use(site, "ml") == A(3000, 2 * 2**30, 0)
+    assert Q.service_units(site, "ml") == {"hostctl-api-1.service", "hostctl-api-2.service"}
+    assert Q.run_ask(train, inv) == A(1000, 0, 0)
+
+
+def test_validate_refuses_services_that_leave_no_room_for_a_run(tmp_path) -> None:
+    from tests.rigs.site_factory import BASE_INVENTORY, refusals
+
+    got = refusals(tmp_path, JOBS, BASE_INVENTORY + "projects:\n  ml: {cpus: 2}\n")
+    assert [p.removeprefix(f"{tmp_path}/") for p in got if "services of ml" in p] == [
+        "site.yml:11: projects/ml/cpus: is 2 but the services of ml (api) take 3 CPU(s) "
+        "together, every instance on every host they are placed on: no run of the project "
+        "could start; raise the quota, or lower their resources or instances"], got
