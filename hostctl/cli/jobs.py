@@ -163,11 +163,16 @@ class Rules:
     over_budget: str
 
     def check_owner(self, site: Any, w: Any) -> None:
+        """Who may submit, and --over-budget only where there is a budget to pass."""
         # imported here: keeps `hostctl --help` and start-up fast
+        from hostctl.errors import HostctlError
         from hostctl.jobs import quota as Q
 
-        Q.check_owner(w.project, site.inventory.projects.projects.get(w.project),
-                      Q.identity())
+        quota = site.inventory.projects.projects.get(w.project)
+        Q.check_owner(w.project, quota, Q.identity())
+        if self.over_budget and (quota is None or quota.gpu_hours_per_month is None):
+            raise HostctlError(f"--over-budget: project {w.project} has no GPU-hour budget "
+                               "(projects: gpu_hours_per_month); drop the option")
 
     def hosts(self, site: Any, w: Any, job_hosts: Iterable[str]) -> list[str]:
         """The job's hosts, and those its project's admission talks to."""

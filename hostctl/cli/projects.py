@@ -37,7 +37,7 @@ def projects_cmd(inventory: str, as_json: bool) -> None:
 
     site = load_site(inventory)
     hosts = P.job_host_names(site)
-    with _connected(site, hosts) as conn:
+    with _connected(site, [*hosts, *(h for h in A.usage_hosts(site) if h not in hosts)]) as conn:
         seen = ops.read_hosts(site, conn.runners, install=True, select=(H.ACTIVE,))
         usage = A.read_usage({h: r for h, r in conn.runners.items()
                               if not isinstance(seen.get(h), Exception)})

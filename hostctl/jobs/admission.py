@@ -27,7 +27,7 @@ from hostctl.jobs.plan import job_host_names
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
-from hostctl.spec.placement import eligible_hosts
+from hostctl.spec.placement import eligible_hosts, gpus_needed, service_instances
 from hostctl.spec.sections.projects import ProjectQuota
 
 SETTLE_TIMEOUT = 60.0
@@ -47,9 +47,18 @@ def ledger_host(site: m.Site) -> str:
 
 
 def project_hosts(site: m.Site, project: str) -> list[str]:
-    """The hosts some job of `project` may run on: where its runs and their shares are."""
+    """The hosts some job of `project` may run on (where its runs and their shares are), and
+    those its GPU services run on (their GPU time is in its budget)."""
     names = {h.name for w in site.jobs if w.project == project
              for h in eligible_hosts(w, site.inventory)}
+    names |= {i.host.name for w in site.workloads if not w.is_job and w.project == project
+              and gpus_needed(w, site.inventory) for i in service_instances(w, site.inventory)}
+    return [h for h in site.inventory.hosts if h in names]
+
+
+def usage_hosts(site: m.Site) -> list[str]:
+    """Every host that keeps GPU time of some project: job hosts and GPU service hosts."""
+    names = {h for p in {w.project for w in site.workloads} for h in project_hosts(site, p)}
     return [h for h in site.inventory.hosts if h in names]
 
 
