@@ -14,7 +14,7 @@ from hostctl.hosts.health_verdict import VERIFIED_SUFFIX
 from hostctl.hosts.progress import Progress
 from hostctl.hosts.scripts import q
 from hostctl.render.probe import HealthProbe, probe_functions
-from hostctl.runner.base import Runner
+from hostctl.runner.base import CommandTimeout, Runner
 from hostctl.spec import model as m
 
 # A unit the health gate saw healthy: HEALTH_DIR/<unit>.verified holds when (epoch seconds).
@@ -166,10 +166,15 @@ def parse_health(text: str, units: Sequence[str]) -> list[HealthResult]:
 
 def check_health(runner: Runner, host: m.Host, probes: Sequence[HealthProbe],
                  progress: Progress) -> list[HealthResult]:
-    """Wait for each probe to pass or run out of retries, in one round trip."""
+    """Wait for each probe to pass or run out of retries, in one round trip. A host that
+    has not answered by gate_deadline (a slow host) counts as a failed gate: no verdict
+    for any unit (the runner has stopped the script on the host)."""
     if not probes:
         return []
     progress(runner.host, "health", f"{len(probes)} unit(s)")
-    res = runner.run(["sh", "-s"], stdin=health_script(probes, host.docker).encode(),
-                     timeout=gate_deadline(probes))
+    try:
+        res = runner.run(["sh", "-s"], stdin=health_script(probes, host.docker).encode(),
+                         timeout=gate_deadline(probes))
+    except CommandTimeout:
+        return parse_health("", [p.unit for p in probes])
     return parse_health(res.stdout, [p.unit for p in probes])
