@@ -292,7 +292,7 @@ def test_a_host_stopped_while_health_waiting_fails_alone_and_the_next_deploy_con
 def test_a_host_whose_health_gate_outlasts_its_deadline_is_rolled_back(
         site: Site, hosts: Hosts) -> None:
     """app-1's http checks hang (its curl sleeps when a deploy runs it): its gate never
-    answers, and past its deadline (derived from the spec: 9 s budget + 30 s) the host is
+    answers, and past its deadline (derived from the spec: 23 s budget + 30 s) the host is
     rolled back like after any failed gate; the others deploy."""
     s = site
     before = s.ssh("app-1", f"readlink {L.CURRENT_LINK}").strip().rsplit("/", 1)[-1]
@@ -302,7 +302,8 @@ def test_a_host_whose_health_gate_outlasts_its_deadline_is_rolled_back(
     (s.root / "specs/sluggish.yml").write_text(
         "kind: service\nname: sluggish\nproject: triage\nimage: hostctl-demo-app:1.0\n"
         "env: {PORT: 8080}\nports: {http: 8080}\nplacement: {hosts: [app-1, edge-1]}\n"
-        "health: {http: {port: http, path: /health}, interval: 1s, timeout: 1s, retries: 1}\n")
+        "health: {http: {port: http, path: /health}, interval: 1s, timeout: 1s, retries: 3,"
+        " start_period: 10s}\n")
     try:
         res = s.deploy("--json")
         sleeping = s.ssh("app-1", "ps -eo args | grep -c '^sleep 900$'; true").strip()
