@@ -288,7 +288,9 @@ def releases(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
                 mark = "*" if r["release"] == info["current"] else " "
                 when = (_time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(r["created"]))
                         if r["created"] else "-")
-                note = "  (failed, rolled back)" if r["status"] == "rolled-back" else ""
+                note = {"rolled-back": "  (failed, rolled back)",
+                        "unverified": "  (unverified: its health gate did not finish)"
+                        }.get(r["status"], "")
                 click.echo(f"{name} {mark} {r['release']}  {when}  {r['by'] or '-'}  "
                            f"rev {r['revision'] or '-'}  {r['files']} file(s){note}")
     sys.exit(1 if failed else 0)

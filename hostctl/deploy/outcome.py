@@ -79,6 +79,9 @@ def audit_record(session: Session, outcome: HostOutcome) -> dict[str, Any]:
 
 
 def finish_host(session: Session, runner: Runner, outcome: HostOutcome) -> None:
-    """Audit the host's outcome and release its lock, in one round trip."""
+    """Audit the host's outcome and release its lock, in one round trip; a host that ends
+    deployed has its release verified (hosts.scripts.mark_unverified)."""
     protect = [outcome.release] if outcome.release else []
-    outcome.message += session.finish(runner, audit_record(session, outcome), protect)
+    verified = outcome.release if outcome.status == "deployed" else None
+    outcome.message += session.finish(runner, audit_record(session, outcome), protect,
+                                      verified)

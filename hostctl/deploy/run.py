@@ -30,6 +30,7 @@ from hostctl.deploy.rolling import GatewayRolling
 from hostctl.deploy.target import HostTarget, build_target
 from hostctl.deploy.transaction import HostTransaction
 from hostctl.errors import HostctlError
+from hostctl.hosts import scripts as S
 from hostctl.hosts.facts import FactsError, HostFacts, facts_script, parse_facts
 from hostctl.hosts.images import LocalImages
 from hostctl.hosts.lock import break_stale_lock, lock_message
@@ -195,6 +196,10 @@ class Deploy:
         if gaps:
             notes.append(f"restarting in place: {', '.join(gaps)} "
                          "(each has a short gap while it restarts)")
+        if facts.current_status == S.UNVERIFIED and not plan.changed:
+            notes.append(f"release {facts.current_release} is live and unverified (its deploy "
+                         "could not finish its health gate): its services' health is checked "
+                         "again")
         return replace(plan, notes=tuple(notes)) if notes else plan
 
     # -- apply --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from hostctl.hosts.facts import HostFacts, UnitState
 from hostctl.hosts.images import LocalImages, pull, push
 from hostctl.hosts.progress import Progress
 from hostctl.hosts.session import Session
-from hostctl.runner.base import Runner, RunnerError
+from hostctl.runner.base import CommandTimeout, Runner, RunnerError
 from hostctl.spec import model as m
 
 
@@ -60,6 +60,7 @@ class HostTransaction:
         self.new_manifest: dict[str, Any] = {}
         self.rolling: set[str] = set()
         self.outcome: HostOutcome | None = None
+        self.phase = ""  # apply | gate | rollback: how far it got, for a cut connection
 
     @property
     def name(self) -> str:
@@ -73,7 +74,7 @@ class HostTransaction:
         except RunnerError as exc:
             # The connection dropped (or a command timed out) mid-apply: what the host did
             # is unknown. The finish below reconnects to audit the run and unlock.
-            outcome = HostOutcome(self.name, "failed", str(exc), self.plan)
+            outcome = HostOutcome(self.name, "failed", str(exc) + self._unverified(), self.plan)
         except HostctlError as exc:  # any other expected failure still audits and unlocks
             outcome = HostOutcome(self.name, "failed", describe_exc(self.name, exc), self.plan)
         outcome.seconds = round(time.monotonic() - start, 3)
@@ -88,10 +89,13 @@ class HostTransaction:
         if plan.error:
             return HostOutcome(name, "failed", plan.error, plan)
         if not plan.changed:
+            if self.facts.current_status == S.UNVERIFIED and self.facts.current_release:
+                return self.reverify(self.facts.current_release)
             return HostOutcome(name, "unchanged", "", plan)
         ended = self.apply()
         if ended is not None:
             return ended
+        self.phase = "gate"
         health = self.gate()
         bad = [h for h in health if not h.ok]
         if bad:
@@ -127,10 +131,18 @@ class HostTransaction:
         removed = [f.path for f in plan.files if f.action == "remove"]
         script = S.PRELUDE + snapshot + S.stage_release(release, contents, removed,
                                                         self.new_manifest)
+        script += S.mark_unverified(release)
         self.rolling = self.gateway.units(plan, session.runners)
         script += activate(self._in_place(), release, host.docker, self.target.networks)
         self.progress(name, "apply", counts_text(plan))
-        res = self.runner.run(["sh", "-s"], stdin=script.encode(), timeout=300)
+        self.phase = "apply"
+        deadline = self.apply_deadline()
+        try:
+            res = self.runner.run(["sh", "-s"], stdin=script.encode(), timeout=deadline)
+        except CommandTimeout:
+            # A slow host: the runner stopped the script, which may have got anywhere.
+            # Back to the previous release, as after any failed apply.
+            return self.roll_back(f"applying did not finish in {deadline:g} s", [])
         marks = S.markers(res.stdout)
         if "applied" in marks:
             return None
@@ -139,6 +151,15 @@ class HostTransaction:
             return HostOutcome(name, "failed", f"{name}: could not stage the release: "
                                                f"{why}; nothing was changed", plan)
         return self.roll_back(f"applying failed: {why}", [])
+
+    def apply_deadline(self) -> float:
+        """Seconds the apply may take: APPLY_TIMEOUT, or more when a unit it stops or restarts
+        may take longer to stop (its TimeoutStopSec=, stop_timeout + 15 s; units stop and
+        start together, so the longest counts)."""
+        stop = {w.name: w.stop_timeout for w in self.session.site.workloads}
+        waits = [stop[u.workload] + 15 for u in self.plan.units
+                 if u.action in ("stop", "restart") and u.workload in stop]
+        return max([APPLY_TIMEOUT, *(w + APPLY_MARGIN for w in waits)])
 
     def _in_place(self) -> HostPlan:
         """The plan without the restarts that roll through the gateway."""
@@ -166,6 +187,7 @@ class HostTransaction:
         marked rolled back, its files and units undone, the previous version's health
         checked; an instance left out of the gateway's rotation gets its traffic back."""
         name, failed = self.name, self.plan
+        self.phase = "rollback"
         self.progress(name, "rollback", why)
         back_to = self.previous.get("release")
         target = target_from_manifest(self.previous) if self.previous else {}
@@ -204,6 +226,45 @@ class HostTransaction:
                 except HostctlError as exc:
                     outcome.message += f"; its gateway weight is still 0 ({exc})"
         return outcome
+
+
+    def reverify(self, release: str) -> HostOutcome:
+        """A host whose current release no health gate saw healthy (its deploy was cut off,
+        hosts.scripts.mark_unverified) and nothing else to change: the gate again, over
+        every service the specs run there; unhealthy, back to the release before it."""
+        name, probes, units = self.name, self.target.probes, self.facts.units
+        self.phase, self.release, self.new_manifest = "gate", release, self.facts.manifest
+        # The services it runs: enabled (not one handed to the cluster, stopped on purpose).
+        running = [probes[u] for u in sorted(probes)
+                   if u in units and units[u].file_state == "enabled"]
+        health = check_health(self.runner, self.host, running, self.progress)
+        bad = [h.unit for h in health if not h.ok]
+        if not bad:
+            return HostOutcome(name, "deployed", f"release {release} verified (its deploy "
+                               "could not finish its health gate)", self.plan, health, release)
+        back_to = self.facts.manifest.get("previous")
+        if back_to:
+            res = self.runner.run(["sh", "-s"], stdin=S.releases_script().encode(),
+                                  timeout=60)
+            self.previous = S.parse_releases(res.stdout)[1].get(back_to, {})
+            if not self.previous:
+                return HostOutcome(name, "failed", f"{name}: release {release} is live and "
+                                   f"unhealthy: {', '.join(bad)}; its previous release "
+                                   f"{back_to} is gone from the host: fix the specs and "
+                                   "deploy again", self.plan, health, release)
+        return self.roll_back(f"release {release} (unverified) is unhealthy: "
+                              f"{', '.join(bad)}", health)
+
+    def _unverified(self) -> str:
+        """What a run cut off during the health gate left: the new release live, unchecked."""
+        if self.phase != "gate" or self.release is None:
+            return ""
+        return (f"; release {self.release} is live and unverified (its health gate did not "
+                "finish): the next deploy checks its health again")
+
+
+APPLY_TIMEOUT = 300  # seconds: writing files and starting units (images come before)
+APPLY_MARGIN = 120  # seconds beyond the longest stop of a unit: the rest of the apply
 
 
 def counts_text(plan: HostPlan) -> str:

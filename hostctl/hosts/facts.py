@@ -43,6 +43,9 @@ class HostFacts:
     containers: dict[str, ContainerState] = field(default_factory=dict)
     networks: frozenset[str] = frozenset()
     current_release: str | None = None
+    # The current release's status file: "unverified" while no health gate has seen it
+    # healthy (hosts.scripts.mark_unverified), "" for most
+    current_status: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
     releases: tuple[str, ...] = ()
     lock: LockState = field(default_factory=LockState)
@@ -108,6 +111,8 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
         "printf '%s %s\\n' \"${f##*/}\" \"$(head -c 4096 \"$f\" | tr -d '\\n')\"; done",
         f"echo '{MARK}current'",
         f"readlink {L.CURRENT_LINK} 2>/dev/null",
+        f"echo '{MARK}status'",
+        f"head -c 64 {L.CURRENT_LINK}/status 2>/dev/null; echo",
         f"echo '{MARK}manifest'",
         f"tr -d '\\n' < {L.CURRENT_LINK}/{L.MANIFEST} 2>/dev/null; echo",
         f"echo '{MARK}releases'",
@@ -138,6 +143,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         containers=_containers(sections.get("containers", [])),
         networks=frozenset(n for n in sections.get("networks", []) if n),
         current_release=_current(sections.get("current", [])),
+        current_status="".join(sections.get("status", [])).strip(),
         manifest=_manifest(sections.get("manifest", [])),
         releases=tuple(sorted(r for r in sections.get("releases", []) if r)),
         lock=lock,

@@ -98,9 +98,14 @@ def words(items: Sequence[str]) -> str:
 
 
 def finish_script(lock_record: str | None, audit_record: Mapping[str, object],
-                  keep: int = L.KEEP_RELEASES, protect: Sequence[str] = ()) -> str:
-    """Append the audit record, prune old releases, and release our lock (only ours)."""
+                  keep: int = L.KEEP_RELEASES, protect: Sequence[str] = (),
+                  verified: str | None = None) -> str:
+    """Append the audit record, prune old releases, and release our lock (only ours).
+    `verified`: a release now seen healthy, whose "unverified" mark goes (mark_unverified)."""
     lines = append_audit_lines(audit_record)
+    if verified is not None:
+        status = q(release_dir(verified) + "/status")
+        lines.append(f'[ "$(cat {status} 2>/dev/null)" = {UNVERIFIED} ] && rm -f {status}')
     keep_list = " ".join(q(p) for p in protect)
     lines += [
         f"cur=$(readlink {L.CURRENT_LINK} 2>/dev/null | sed 's|.*/||')",
@@ -158,6 +163,16 @@ def parse_releases(text: str) -> tuple[str | None, dict[str, dict[str, object]]]
             if name in out:
                 out[name]["status"] = rest[0].strip() if rest else ""
     return current, out
+
+
+UNVERIFIED = "unverified"
+
+
+def mark_unverified(release: str) -> str:
+    """Mark a release live but not yet seen healthy: a deploy cut off before its health gate
+    ended leaves it so on the host, and the next deploy checks its health again (facts read
+    the current release's status). The finish of a healthy deploy takes it away."""
+    return f"echo {UNVERIFIED} > {q(release_dir(release) + '/status')}\n"
 
 
 def mark_rolled_back(release: str) -> str:

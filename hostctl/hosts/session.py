@@ -109,11 +109,12 @@ class Session:
                 "site": self.site.inventory.site}
 
     def finish(self, runner: Runner, audit_record: Mapping[str, object],
-               protect: Sequence[str] = ()) -> str:
+               protect: Sequence[str] = (), verified: str | None = None) -> str:
         """Append `audit_record` to the host's log, prune old releases (not `protect`) and
         release the run's lock, in one round trip. What the run's outcome should add ("" if
         nothing): the lock kept or not released."""
-        script = S.finish_script(self.lock_record, audit_record, protect=protect)
+        script = S.finish_script(self.lock_record, audit_record, protect=protect,
+                                 verified=verified)
         try:
             res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=60)
         except RunnerError as exc:

@@ -33,6 +33,7 @@ import shlex
 from dataclasses import dataclass
 
 from hostctl import layout as L
+from hostctl.render.docker_cmd import health_cmd_word
 from hostctl.render.files import MODE_PUBLIC, RenderedFile
 from hostctl.spec import model as m
 from hostctl.spec.placement import instances_on, placed_on
@@ -64,6 +65,9 @@ class HealthProbe:
     timeout: float = 5.0
     retries: int = 3
     start_period: float = 0.0
+    # A command check: the shell line Docker runs with `/bin/sh -c` (--health-cmd), which the
+    # deploy's health gate also runs itself (`docker exec`) rather than wait for Docker's.
+    command: str = ""
 
     @property
     def budget(self) -> float:
@@ -105,8 +109,10 @@ def probe_for(w: m.Workload, container: str, unit: str) -> HealthProbe:
     h = w.health
     if h is None:
         return HealthProbe(unit, container, "running", interval=1, timeout=1, retries=3)
+    command = ""
     if h.command is not None:
         kind, port, path = "command", 0, "/"
+        command = health_cmd_word(h.command)
     else:
         check = h.http or h.tcp
         assert check is not None
@@ -114,7 +120,7 @@ def probe_for(w: m.Workload, container: str, unit: str) -> HealthProbe:
         port = w.ports[check.port].container
         path = h.http.path if h.http else "/"
     return HealthProbe(unit, container, kind, port, path, h.interval, h.timeout, h.retries,
-                         h.start_period)
+                       h.start_period, command)
 
 
 def host_probes(site: m.Site, host: m.Host) -> list[HealthProbe]:

@@ -206,6 +206,13 @@ def test_facts_parser_reads_captured_output() -> None:
                             "broken": {}}
 
 
+def test_facts_read_the_current_releases_status() -> None:
+    """A release a deploy left unverified (hosts.scripts.mark_unverified) says so."""
+    assert parse_facts("h", CAPTURED).current_status == ""
+    marked = CAPTURED.replace("@@manifest\n", "@@status\nunverified\n\n@@manifest\n")
+    assert parse_facts("h", marked).current_status == "unverified"
+
+
 def test_facts_without_runtimes_or_handoffs() -> None:
     text = CAPTURED.split("@@runtimes")[0]
     f = parse_facts("h", text + "@@runtimes\n@@cluster\n@@end\n")

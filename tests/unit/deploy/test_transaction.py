@@ -12,6 +12,7 @@ import json
 import shlex
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from hostctl import layout as L
 from hostctl.cli.deploy import _show_outcomes
+from hostctl.deploy.health_gate import gate_deadline
 from hostctl.deploy.outcome import exit_status
 from hostctl.deploy.plan import HostPlan, Plan, plan_host
 from hostctl.deploy.release import release_manifest
@@ -30,7 +32,7 @@ from hostctl.errors import HostctlError
 from hostctl.hosts.facts import HostFacts, LockState, UnitState
 from hostctl.hosts.images import LocalImages
 from hostctl.hosts.session import Session
-from hostctl.runner.base import Result, Runner, RunnerError
+from hostctl.runner.base import ConnectionLost, Result, Runner, RunnerError, timed_out
 from hostctl.runner.recording import Call, RecordingRunner
 from hostctl.spec.model import Site
 from tests.rigs.gateway_sites import GATEWAY_INVENTORY, ROUTED
@@ -270,6 +272,147 @@ def test_an_unchanged_host_sends_only_the_finish(tmp_path: Path) -> None:
     outcome = _transaction(site, facts, host.runner("app-1"), Events()).run()
     assert (outcome.status, outcome.message) == ("unchanged", "")
     assert host.log == ["finish"]
+
+
+# -- slow and lost hosts: deadlines, unverified releases -----------------------------------
+
+UNVERIFIED_MARK = f"echo unverified > /var/lib/hostctl/releases/{NEW}/status"
+
+
+def _verified_line(release: str) -> str:
+    status = f"/var/lib/hostctl/releases/{release}/status"
+    return f'[ "$(cat {status} 2>/dev/null)" = unverified ] && rm -f {status}'
+
+
+def test_a_healthy_deploy_marks_its_release_unverified_until_the_gate_passes(
+        tmp_path: Path) -> None:
+    facts = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
+    host = Host(apply=["@@staged\n@@applied\n"], health=[f"@@health {UNIT} ok 2\n"])
+    outcome = _transaction(_site(tmp_path / "new"), facts, host.runner("app-1"), Events()).run()
+    assert outcome.status == "deployed"
+    apply = host.scripts["apply"][0]
+    # marked after staging, before anything live changes
+    assert apply.index("echo '@@staged'") < apply.index(UNVERIFIED_MARK) < apply.index(
+        "step install put")
+    assert _verified_line(NEW) in host.scripts["finish"][0].splitlines()
+
+
+def test_a_health_gate_past_its_deadline_rolls_the_host_back(tmp_path: Path) -> None:
+    """A slow host: the gate's script has not answered by its deadline (the runner stopped
+    it). That is a failed gate: back to the previous release, like any other."""
+    facts = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
+    slow = timed_out("app-1", ["sh", "-s"])
+    host = Host(apply=["@@staged\n@@applied\n"], health=[slow, f"@@health {UNIT} ok 1\n"])
+    runner = host.runner("app-1")
+    tx = _transaction(_site(tmp_path / "new"), facts, runner, Events())
+    outcome = tx.run()
+    assert (outcome.status, outcome.release) == ("rolled-back", OLD)
+    assert outcome.message == (f"unhealthy after the change: {UNIT}; rolled back to release "
+                               f"{OLD}; the previous version is healthy")
+    assert [(h.unit, h.ok, h.detail) for h in outcome.health] == [
+        (UNIT, False, "no verdict before the time ran out")]
+    assert host.log == ["pull", "apply", "health", "rollback", "health", "finish"]
+    # The deadline comes from what the gate waits for: the spec's budget and a margin.
+    gate = next(c for c in runner.calls if "@@health" in (c.stdin or b"").decode())
+    assert gate.timeout == gate_deadline([tx.target.probes[UNIT]])
+    assert _verified_line(OLD) not in host.scripts["finish"][0]
+    assert host.audit()["failed"] == [UNIT]
+
+
+def test_an_apply_past_its_deadline_rolls_the_host_back(tmp_path: Path) -> None:
+    facts = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
+    host = Host(apply=[timed_out("app-1", ["sh", "-s"])], health=[f"@@health {UNIT} ok 1\n"])
+    outcome = _transaction(_site(tmp_path / "new"), facts, host.runner("app-1"),
+                           Events()).run()
+    assert (outcome.status, outcome.release) == ("rolled-back", OLD)
+    assert outcome.message == ("applying did not finish in 300 s; rolled back to release "
+                               f"{OLD}; the previous version is healthy")
+    assert host.log == ["pull", "apply", "rollback", "health", "finish"]
+
+
+def test_the_applys_deadline_covers_the_longest_stop_of_a_unit_it_restarts(
+        tmp_path: Path) -> None:
+    facts = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
+    host = Host(apply=["@@staged\n@@applied\n"], health=[f"@@health {UNIT} ok 1\n"])
+    runner = host.runner("app-1")
+    slow_stop = _site(tmp_path / "new", spec=SERVICE + "stop_timeout: 1h\n")
+    _transaction(slow_stop, facts, runner, Events()).run()
+    (apply,) = [c for c in runner.calls if "echo '@@staged'" in (c.stdin or b"").decode()]
+    assert apply.timeout == 3600 + 15 + 120  # its TimeoutStopSec= and a margin
+    host = Host(apply=["@@staged\n@@applied\n"], health=[f"@@health {UNIT} ok 1\n"])
+    runner = host.runner("app-1")
+    _transaction(_site(tmp_path / "usual"), facts, runner, Events()).run()
+    (apply,) = [c for c in runner.calls if "echo '@@staged'" in (c.stdin or b"").decode()]
+    assert apply.timeout == 300
+
+
+def test_a_host_lost_during_the_gate_names_its_live_unverified_release(tmp_path: Path) -> None:
+    facts = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
+    lost = ConnectionLost("app-1", "connection lost while running `sh -s` — the host "
+                          "rebooted, sshd was restarted or the network dropped; its outcome "
+                          "is unknown, re-run to converge", target="10.0.0.1:22")
+    host = Host(apply=["@@staged\n@@applied\n"], health=[lost])
+    outcome = _transaction(_site(tmp_path / "new"), facts, host.runner("app-1"),
+                           Events()).run()
+    assert (outcome.status, outcome.message) == (
+        "failed", f"{lost}; release {NEW} is live and unverified (its health gate did not "
+                  "finish): the next deploy checks its health again")
+    assert host.log == ["pull", "apply", "health", "finish"]  # no rollback over a lost host
+    assert UNVERIFIED_MARK in host.scripts["apply"][0]  # what tells the next deploy
+
+
+def _unverified(facts: HostFacts, previous: str | None = None) -> HostFacts:
+    """The host as a deploy cut off during its gate left it: its current release (the
+    specs' own) marked unverified."""
+    return replace(facts, current_status="unverified",
+                   manifest={**facts.manifest, "previous": previous})
+
+
+def test_the_next_deploy_reverifies_an_unverified_release_instead_of_unchanged(
+        tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    facts = _unverified(_on_old_release(site, image=IMAGE))
+    host = Host(health=[f"@@health {UNIT} ok 1\n"])
+    tx = _transaction(site, facts, host.runner("app-1"), Events())
+    assert not tx.plan.changed
+    outcome = tx.run()
+    assert (outcome.status, outcome.message, outcome.release) == (
+        "deployed", f"release {OLD} verified (its deploy could not finish its health gate)",
+        OLD)
+    assert host.log == ["health", "finish"]
+    assert f"@@health {UNIT} ok" in host.scripts["health"][0]  # every service it runs
+    assert _verified_line(OLD) in host.scripts["finish"][0].splitlines()
+
+
+def test_an_unverified_release_found_unhealthy_goes_back_to_the_one_before(
+        tmp_path: Path) -> None:
+    site = _site(tmp_path / "new")
+    before = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
+    prev = {**before.manifest, "release": "20231001T000000Z-999999"}
+    facts = _unverified(_on_old_release(site, image=IMAGE), previous=prev["release"])
+    listing = (f"@@current {OLD}\n@@release {prev['release']} {json.dumps(prev)}\n"
+               f"@@release {OLD} {json.dumps(facts.manifest)}\n")
+    host = Host(health=[f"@@health {UNIT} fail failed\n", f"@@health {UNIT} ok 1\n"],
+                releases=[listing])
+    outcome = _transaction(site, facts, host.runner("app-1"), Events()).run()
+    assert (outcome.status, outcome.release) == ("rolled-back", prev["release"])
+    assert outcome.message == (f"release {OLD} (unverified) is unhealthy: {UNIT}; rolled back "
+                               f"to release {prev['release']}; the previous version is healthy")
+    assert host.log == ["health", "releases", "rollback", "health", "finish"]
+    back = host.scripts["rollback"][0]
+    assert f"echo rolled-back > /var/lib/hostctl/releases/{OLD}/status" in back
+    assert f"ln -sfn releases/{prev['release']} /var/lib/hostctl/current.new" in back
+
+
+def test_the_plan_says_an_unverified_release_is_checked_again(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    facts = _unverified(_on_old_release(site, image=IMAGE))
+    host = Host(health=[f"@@health {UNIT} ok 1\n"])
+    run = _deploy(site, {"app-1": facts}, {"app-1": host})
+    plan = run._plan_one(site.inventory.hosts["app-1"], facts, True)
+    assert not plan.changed and run.outcomes["app-1"].status == "deployed"
+    assert plan.notes == (f"release {OLD} is live and unverified (its deploy could not finish "
+                          "its health gate): its services' health is checked again",)
 
 
 # -- rolling through the gateway ----------------------------------------------------------
