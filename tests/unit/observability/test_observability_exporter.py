@@ -4,6 +4,7 @@ samples through a fake Docker/systemd and a cgroup tree in a temp folder."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable
@@ -415,3 +416,119 @@ def test_without_metrics_the_program_only_ships_the_audit_records(
     gelf_sock.settimeout(0.5)
     with pytest.raises(TimeoutError):
         gelf_sock.recv(9000)
+
+
+# -- GPU models ------------------------------------------------------------------------------
+
+def test_a_containers_gpu_devices_from_its_device_request_or_hostctls_env() -> None:
+    items = [inspect_item("a", "hostctl-job-a-1", labels("a", "ml", "job"), gpus=2,
+                          device_ids=["0", "3"]),
+             inspect_item("b", "hostctl-job-b-1", labels("b", "ml", "job"),
+                          env=["PATH=/bin", "HOSTCTL_GPU_DEVICES=1,2"]),
+             inspect_item("c", "hostctl-job-c-1", labels("c", "ml", "job"), gpus=1),
+             inspect_item("d", "hostctl-job-d-1", labels("d", "ml", "job"), env=["X=1"])]
+    got = [(c.gpus, c.gpu_devices) for c in src.parse_inspect(json.dumps(items), host_gpus=4)]
+    assert got == [(2, ("0", "3")), (None, ("1", "2")), (1, ()), (None, ())]
+
+
+MODEL_PRICES = {"currency": "EUR", "gpu_hour": 1.8, "gpu_hour_by_model": {"a100-80g": 3.6}}
+
+
+def run_models_site(tmp_path: Path, prices: dict[str, Any] | None
+                    ) -> tuple[Sampler, dict[str, float]]:
+    """gpu-1 names its GPUs' models: train holds the a100 (`--gpus device=0`), tune the l4
+    (a test host's HOSTCTL_GPU_DEVICES=1), both for 70 s."""
+    host, clock = FakeHost(), Clock()
+    started = "2023-11-14T22:13:10Z"
+    host.items = [
+        inspect_item("j1", "hostctl-job-train-7", labels("train", "ml", "job"), pid=12,
+                     started=started, gpus=1, device_ids=["0"]),
+        inspect_item("j2", "hostctl-job-tune-8", labels("tune", "ml", "job"), pid=13,
+                     started=started, env=["HOSTCTL_GPU_DEVICES=1"]),
+    ]
+    data = {"site": "s", "host": "gpu-1", "docker": "docker", "gpus": 2,
+            "state_dir": str(tmp_path / "state"), "prices": prices,
+            "gpu_models": {"0": "a100-80g", "1": "l4"},
+            "services": {"api": {"project": "shop", "image": "app:1.0",
+                                 "spec_hash": "0123456789ab", "replicas": [1]}},
+            "jobs": {"train": {"project": "ml", "gpus": 1}, "tune": {"project": "ml", "gpus": 1}}}
+    sampler = Sampler(ExporterConf.from_json(data), run=host,
+                      cgroups=cgroup_tree(tmp_path, {12: 1.0, 13: 1.0}), clock=clock)
+    sampler.sample()
+    clock.now += 60
+    sampler.sample()
+    return sampler, series(sampler)
+
+
+def test_gpu_time_and_cost_follow_the_model(tmp_path: Path) -> None:
+    _, s = run_models_site(tmp_path, MODEL_PRICES)
+    assert {k: v for k, v in s.items() if "gpu" in k and "host_gpus" not in k} == {
+        # unchanged: all of the project's GPU time and cost
+        'hostctl_project_gpu_seconds_total{project="ml"}': 140.0,
+        'hostctl_project_gpu_seconds_total{project="shop"}': 0.0,
+        'hostctl_project_cost_total{currency="EUR",project="ml",resource="gpu"}':
+            pytest.approx(0.07 + 0.035),
+        'hostctl_project_cost_total{currency="EUR",project="shop",resource="gpu"}': 0.0,
+        # by model: the a100 at its price (3.6), the l4 at gpu_hour (1.8)
+        'hostctl_project_gpu_model_seconds_total{gpu_model="a100-80g",project="ml"}': 70.0,
+        'hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}': 70.0,
+        'hostctl_project_gpu_model_seconds_total{gpu_model="a100-80g",project="shop"}': 0.0,
+        'hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="shop"}': 0.0,
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="a100-80g",'
+        'project="ml"}': pytest.approx(0.07),
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="ml"}':
+            pytest.approx(0.035),
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="a100-80g",'
+        'project="shop"}': 0.0,
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="shop"}':
+            0.0,
+        # gpu_model="" is Prometheus's "no such label": the price of a GPU of no listed model
+        'hostctl_price_per_hour{currency="EUR",gpu_model="",resource="gpu"}': 1.8,
+        'hostctl_price_per_hour{currency="EUR",gpu_model="a100-80g",resource="gpu"}': 3.6,
+        'hostctl_price_per_hour{currency="EUR",gpu_model="l4",resource="gpu"}': 1.8,
+    }
+    assert s["hostctl_host_gpus_allocated"] == 2.0
+
+
+def test_models_priced_without_gpu_hour_price_only_their_own(tmp_path: Path) -> None:
+    _, s = run_models_site(tmp_path, {"currency": "EUR", "gpu_hour_by_model": {"l4": 0.36}})
+    assert {k: v for k, v in s.items() if "price" in k or "cost" in k} == {
+        'hostctl_price_per_hour{currency="EUR",gpu_model="l4",resource="gpu"}': 0.36,
+        'hostctl_project_cost_total{currency="EUR",project="ml",resource="gpu"}':
+            pytest.approx(0.007),
+        'hostctl_project_cost_total{currency="EUR",project="shop",resource="gpu"}': 0.0,
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="ml"}':
+            pytest.approx(0.007),
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="shop"}':
+            0.0,
+    }
+
+
+def test_model_totals_survive_a_restart_and_old_state_files_load(tmp_path: Path) -> None:
+    sampler, _ = run_models_site(tmp_path, MODEL_PRICES)
+    again = Sampler(sampler.conf, run=sampler.run, cgroups=sampler.cgroups,
+                    clock=lambda: T0 + 60)
+    again.sample()  # no time passed since the last sample: nothing new
+    s = series(again)
+    assert s['hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}'] == 70.0
+    # A state file from before models: its totals carry on, the models' start at 0.
+    state = tmp_path / "state/exporter/state.json"
+    old = json.loads(state.read_text())
+    for t in old["projects"].values():
+        t.pop("gpu_models", None)
+        t.pop("gpu_model_cost", None)
+    state.write_text(json.dumps(old))
+    later = Sampler(sampler.conf, run=sampler.run, cgroups=sampler.cgroups,
+                    clock=lambda: T0 + 120)
+    later.sample()
+    s = series(later)
+    assert s['hostctl_project_gpu_seconds_total{project="ml"}'] == 260.0
+    assert s['hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}'] == 60.0
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_promtool_checks_the_model_series(tmp_path: Path) -> None:
+    sampler, _ = run_models_site(tmp_path, MODEL_PRICES)
+    res = subprocess.run(["promtool", "check", "metrics"], capture_output=True, text=True,
+                         input=generate_latest(registry_for(sampler)).decode(), timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
