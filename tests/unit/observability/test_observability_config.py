@@ -410,3 +410,18 @@ def test_model_prices_read_back_and_reach_the_exporter_and_runs_alike(tmp_path: 
     assert Prices("EUR", 0.04).table() == {"currency": "EUR", "cpu_hour": 0.04}
     assert device_models(site.inventory.hosts.values()) == {
         "gpu-1": {"0": "a100-80g", "1": "l4"}}
+
+
+def test_the_metrics_examples_model_prices_validate_on_a_site_with_those_models(
+        tmp_path: Path) -> None:
+    """The example leaves gpu_hour_by_model commented out (its site names no models): with
+    the line in, on hosts naming those models, it validates and means what it says."""
+    text = METRICS_EXAMPLE.read_text()
+    line = "    # gpu_hour_by_model: {a100-80g: 3.20, l4: 0.80}\n"
+    assert line in text
+    site = made_site(tmp_path, {"api.yml": SERVICE},
+                     MODELLED + text.replace(line, line.replace("# ", "", 1)), environ={})
+    met = site.inventory.metrics
+    assert met is not None and met.prices == Prices("EUR", 0.04, 1.2,
+                                                    {"a100-80g": 3.2, "l4": 0.8})
+    assert check_observability(site.inventory, list(site.workloads)) == []
