@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from hostctl.jobs.history import (
     usage,
 )
 from tests.rigs.refusals import refusal
+from tests.rigs.site_factory import BASE_INVENTORY, made_site
 from tests.unit.jobs.runs_data import record, summary
 
 DAY_MS = 86_400_000
@@ -233,3 +235,23 @@ def test_run_json() -> None:
 def test_a_search_reads_only_the_fields_it_shows_and_filters_on(
         where: str | None, sort: str | None, more: set[str]) -> None:
     assert set(history.fields_needed(where, sort)) == set(history.LISTING_FIELDS) | more
+
+
+def test_runs_prices_come_from_the_inventory_as_the_exporters_do(tmp_path: Path) -> None:
+    """`hostctl runs` builds its prices with Prices.table() (as each exporter's config does)
+    and prices a run's GPUs by its host's models from the inventory."""
+    from hostctl.cli.runs import _prices
+
+    inventory = BASE_INVENTORY.replace(
+        "{role: gpu}, gpus: 1}", "{role: gpu}, gpus: [{model: l4, devices: [0, 2]}]}") + (
+        "metrics: {prices: {currency: EUR, gpu_hour: 1, gpu_hour_by_model: {l4: 0.5}}}\n")
+    site = made_site(tmp_path, {"a.yml": "kind: job\nname: t\nproject: p\nimage: x:1\n"},
+                     inventory, environ={})
+    prices = _prices(site)
+    assert prices == ({"currency": "EUR", "gpu_hour": 1, "gpu_hour_by_model": {"l4": 0.5}},
+                      {"gpu-1": {"0": "l4", "2": "l4"}})
+    run = record("eeee0010", host="gpu-1", gpus="0,2", started=NOW - 3_600_000, ended=NOW)
+    # two l4 for an hour at 0.5, and one CPU (none claimed) priced at nothing
+    assert run_json(run, NOW, *prices)["cost"] == pytest.approx(1.0)
+    other = record("eeee0011", host="app-1", gpus="0", started=NOW - 3_600_000, ended=NOW)
+    assert run_json(other, NOW, *prices)["cost"] == pytest.approx(1.0)
