@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from hostctl.k8s.render_context import RenderContext
 
 # The node label NVIDIA's GPU feature discovery sets to the GPU's product name; hostctl
-# writes the model name as the inventory spells it (the nodes' labels must match).
+# writes k3s/gpu_products' value for the model, else the model name as the inventory spells
+# it (the nodes' labels must match).
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 
@@ -41,7 +42,7 @@ def place(ctx: RenderContext, w: m.Workload, spec: dict[str, Any]) -> None:
                  "Kubernetes chooses nodes"
                  + ("" if w.is_job else
                     f"; replicas = instances x eligible hosts = {ctx.pod_count(w)}"))
-    models = gpu_models_needed(w, ctx.inv)
+    models = [ctx.cfg.gpu_product(model) for model in gpu_models_needed(w, ctx.inv)]
     if len(models) == 1:
         spec["nodeSelector"] = {**spec.get("nodeSelector", {}), GPU_PRODUCT_LABEL: models[0]}
     elif models:

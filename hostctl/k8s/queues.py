@@ -5,8 +5,9 @@ put a project's Jobs in its queue.
   prefix like every other site-wide name;
 - when the inventory's hosts name GPU models (`gpus: [{model: l4, count: 2}]`), one
   ResourceFlavor per model, `gpu-<model>`, whose nodeLabels select the nodes of that model
-  by NVIDIA GPU feature discovery's `nvidia.com/gpu.product` label (its value is the model
-  name as the inventory spells it: the nodes' labels must say the same), and, when some
+  by NVIDIA GPU feature discovery's `nvidia.com/gpu.product` label (its value is
+  k3s/gpu_products' for the model, e.g. NVIDIA-A100-SXM4-80GB, else the model name as the
+  inventory spells it: the nodes' labels must say the same), and, when some
   host's GPUs have no model, `default-gpu-flavor` (no node labels) for those;
 - per listed project a ClusterQueue named like its namespace, selecting only that namespace,
   with the quota as `nominalQuota` for cpu, memory and nvidia.com/gpu. Kueue keeps a Job
@@ -126,7 +127,7 @@ def kueue_objects(ctx: RenderContext) -> None:
                   "metadata": meta(name, None, site_labels)}
         origin = top
         if model is not None:
-            flavor["spec"] = {"nodeLabels": {GPU_PRODUCT_LABEL: model}}
+            flavor["spec"] = {"nodeLabels": {GPU_PRODUCT_LABEL: ctx.cfg.gpu_product(model)}}
             # made from the first host naming the model: what is wrong with it is fixed there
             host = next(h for h in ctx.inv.hosts.values()
                         if any(model == d for _, d in h.gpu_devices))

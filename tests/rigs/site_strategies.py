@@ -405,6 +405,9 @@ def k3s_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
                             "10.0.0.1", "10.0.0.1:0", "10.0.0.1:99999", "[::1]:80", "a:b",
                             "a b:80"),
         "rollout_timeout": duration(1, 600),
+        # the drawn hosts name no GPU models: any model mapped is one no host names
+        "gpu_products": v(st.just({}), {"l4": "NVIDIA-L4"}, {"L4": "x"}, {"l4": "a b"},
+                          {"l4": ""}, {"l4": 1}),
     }
 
 

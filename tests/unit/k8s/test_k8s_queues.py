@@ -328,11 +328,16 @@ def test_the_gpu_quota_per_flavor_is_reported(tmp_path: Path,
 
 @pytest.mark.parametrize(("hosts", "expected"), [
     # a model name hostctl takes that Kubernetes does not take as a label value or name
-    ("gpus: [{model: l4., count: 1}]",
-     ["site.yml:4: hosts/gpu-1/gpus: ResourceFlavor name 'gpu-l4.' is not a valid Kubernetes "
-      "name (RFC 1123 subdomain): use lowercase letters, digits, '-' and '.'",
-      "site.yml:4: hosts/gpu-1/gpus: label 'nvidia.com/gpu.product' value 'l4.' must be "
-      "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"]),
+    ("gpus: [{model: l4., count: 1}, {model: a100-.80g, count: 1}]",
+     ["site.yml:4: hosts/gpu-1/gpus: GPU model 'a100-.80g' cannot name a Kueue ResourceFlavor "
+      "in a cluster (gpu-<model>, a DNS name: each part between dots starts and ends with a "
+      "letter or digit); rename it, e.g. 'a100.80g'",
+      "site.yml:4: hosts/gpu-1/gpus: GPU model 'l4.' cannot name a Kueue ResourceFlavor in a "
+      "cluster (gpu-<model>, a DNS name: each part between dots starts and ends with a "
+      "letter or digit); rename it, e.g. 'l4'"]),
+    (MODELS + "}\nk3s: {gpu_products: {l4: NVIDIA-L4, t4: NVIDIA-T4}",
+     ["site.yml:5: k3s/gpu_products/t4: no host names GPU model 't4' (the hosts' models: "
+      "a100-80g, l4); fix the name or remove it"]),
     ("gpus: [" + ", ".join(f"{{model: m{i}, count: 1}}" for i in range(17)) + "]",
      ["site.yml:2: hosts: the hosts name 17 GPU flavors (gpu-m0, gpu-m1, gpu-m10, gpu-m11, "
       "gpu-m12, gpu-m13, gpu-m14, gpu-m15, gpu-m16, gpu-m2, gpu-m3, gpu-m4, gpu-m5, gpu-m6, "
@@ -345,3 +350,34 @@ def test_gpu_flavors_kubernetes_or_kueue_would_refuse_are_refused_by_validate(
     with pytest.raises(ConfigError) as err:
         model_site(tmp_path, monkeypatch, hosts=hosts, specs=(TRAIN, ETL))
     assert sorted(str(p) for p in err.value.problems) == expected
+
+
+def test_gpu_products_map_models_to_the_nodes_label(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's flavor and the Jobs asking it select k3s/gpu_products' value (as NVIDIA's
+    GPU feature discovery labels the nodes); a model not mapped selects its own name."""
+    hosts = MODELS + "}\nk3s: {gpu_products: {a100-80g: NVIDIA-A100-SXM4-80GB}"
+    r = render_manifests(model_site(tmp_path, monkeypatch, hosts=hosts))
+    flavors = objects(r, "ResourceFlavor")
+    assert {n: d.get("spec") for (_, n), d in flavors.items()} == {
+        "default-flavor": None,
+        "gpu-a100-80g": {"nodeLabels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}},
+        "gpu-l4": {"nodeLabels": {"nvidia.com/gpu.product": "l4"}}}
+    pods = {name: d["spec"]["template"]["spec"] for (_, name), d in objects(r, "Job").items()}
+    assert pods["tune"]["nodeSelector"] == {"nvidia.com/gpu.product": "l4"}
+    terms = pods["sweep"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["values"] == ["l4", "NVIDIA-A100-SXM4-80GB"]
+
+
+def test_the_k3s_examples_gpu_products_validate_on_a_site_with_those_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """k8s/k3s.example.yml leaves gpu_products commented out (the worked example names no
+    models): on hosts naming those models, the line validates and means what it says."""
+    example = (Path(__file__).resolve().parents[3] / "k8s" / "k3s.example.yml").read_text()
+    line = "  # gpu_products: {a100-80g: NVIDIA-A100-SXM4-80GB, l4: NVIDIA-L4}\n"
+    assert line in example
+    site_ = model_site(tmp_path, monkeypatch, projects=PROJECTS + "k3s:\n"
+                       + line.replace("# ", "", 1))
+    assert site_.inventory.k3s.gpu_products == {"a100-80g": "NVIDIA-A100-SXM4-80GB",
+                                                "l4": "NVIDIA-L4"}
