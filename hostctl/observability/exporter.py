@@ -146,6 +146,7 @@ class Snapshot:
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # totals, see State
     in_cluster: dict[str, str] = field(default_factory=dict)  # service -> project
     runs: RunTotals = field(default_factory=RunTotals)  # the jobs' runs that ended here
+    gpus_allocated_by_model: dict[str, int] = field(default_factory=dict)  # named models
 
 
 def healthy(c: src.Container | None, unit: src.UnitState | None,
@@ -288,6 +289,7 @@ class Sampler:
         cpu: dict[str, float | None] = {}
         memory: dict[str, float | None] = {}
         gpus_allocated = 0
+        by_model = dict.fromkeys(self.conf.models, 0)
         for c in containers or []:
             if not c.running:
                 continue
@@ -305,6 +307,9 @@ class Sampler:
                 since = max(c.started_at or now, self.state.last or 0.0)
                 for model in self._models_of(c, gpus):
                     self._charge_gpu(project, model, max(0.0, now - since))
+            for model in self._models_of(c, gpus):
+                if model in by_model:
+                    by_model[model] += 1
         if containers is not None:
             self.state.containers = seen
             self.state.last = now
@@ -326,7 +331,7 @@ class Sampler:
             print(f"hostctl-exporter: cannot save {self.state_path}: {exc}", file=sys.stderr)
         snap = Snapshot(now, self.clock() - started, containers is not None, units is not None,
                         replicas, deployed, gpus_allocated, self._projects_copy(), in_cluster,
-                        self.state.runs.copy())
+                        self.state.runs.copy(), by_model)
         with self.lock:
             self.latest = snap
         return snap
@@ -397,6 +402,15 @@ def families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily("hostctl_host_gpus", "GPUs on this host", value=conf.gpus)
     yield GaugeMetricFamily("hostctl_host_gpus_allocated",
                             "GPUs allocated to running containers", value=snap.gpus_allocated)
+    if conf.models:  # a host naming its GPUs' models: both by model too
+        devices = GaugeMetricFamily("hostctl_host_model_gpus", "GPUs of the model on this "
+                                    "host", labels=["gpu_model"])
+        allocated = GaugeMetricFamily("hostctl_host_model_gpus_allocated", "GPUs of the model "
+                                      "allocated to running containers", labels=["gpu_model"])
+        for model in conf.models:
+            devices.add_metric([model], sum(1 for m in conf.gpu_models.values() if m == model))
+            allocated.add_metric([model], snap.gpus_allocated_by_model.get(model, 0))
+        yield from (devices, allocated)
     yield from _project_families(conf, snap)
     yield from _run_families(conf, snap)
 

@@ -462,7 +462,7 @@ def run_models_site(tmp_path: Path, prices: dict[str, Any] | None
 
 def test_gpu_time_and_cost_follow_the_model(tmp_path: Path) -> None:
     _, s = run_models_site(tmp_path, MODEL_PRICES)
-    assert {k: v for k, v in s.items() if "gpu" in k and "host_gpus" not in k} == {
+    assert {k: v for k, v in s.items() if "gpu" in k and not k.startswith("hostctl_host_")} == {
         # unchanged: all of the project's GPU time and cost
         'hostctl_project_gpu_seconds_total{project="ml"}': 140.0,
         'hostctl_project_gpu_seconds_total{project="shop"}': 0.0,
@@ -487,7 +487,17 @@ def test_gpu_time_and_cost_follow_the_model(tmp_path: Path) -> None:
         'hostctl_price_per_hour{currency="EUR",gpu_model="a100-80g",resource="gpu"}': 3.6,
         'hostctl_price_per_hour{currency="EUR",gpu_model="l4",resource="gpu"}': 1.8,
     }
-    assert s["hostctl_host_gpus_allocated"] == 2.0
+    assert {k: v for k, v in s.items() if k.startswith("hostctl_host_")} == {
+        "hostctl_host_gpus": 2.0, "hostctl_host_gpus_allocated": 2.0,
+        'hostctl_host_model_gpus{gpu_model="a100-80g"}': 1.0,
+        'hostctl_host_model_gpus{gpu_model="l4"}': 1.0,
+        'hostctl_host_model_gpus_allocated{gpu_model="a100-80g"}': 1.0,
+        'hostctl_host_model_gpus_allocated{gpu_model="l4"}': 1.0}
+
+
+def test_hosts_without_models_say_nothing_by_model(tmp_path: Path) -> None:
+    _, s = run_site(tmp_path, {"currency": "EUR", "cpu_hour": 0.36, "gpu_hour": 3.6})
+    assert not [k for k in s if "model" in k]
 
 
 def test_models_priced_without_gpu_hour_price_only_their_own(tmp_path: Path) -> None:
