@@ -4,9 +4,11 @@ samples through a fake Docker/systemd and a cgroup tree in a temp folder."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -542,3 +544,48 @@ def test_promtool_checks_the_model_series(tmp_path: Path) -> None:
     res = subprocess.run(["promtool", "check", "metrics"], capture_output=True, text=True,
                          input=generate_latest(registry_for(sampler)).decode(), timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_bundle_prices_by_model_with_debians_python(tmp_path: Path) -> None:
+    """The real .pyz on the host's python3 (-I, nothing installed) with the pricing rule it
+    bundles: a Docker (a script here) reporting a job on device 1, the l4, for a minute."""
+    from hostctl.observability.exporter_bundle import build_bundle
+
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("no /usr/bin/python3 on this machine")
+    now = time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600))
+    item = inspect_item("j1", "hostctl-job-tune-8", labels("tune", "ml", "job"), pid=0,
+                        started=started, gpus=1, device_ids=["1"])
+    (tmp_path / "inspect.json").write_text(json.dumps([item]))
+    docker = tmp_path / "docker"
+    docker.write_text(f"#!/bin/sh\ncase $1 in ps) echo j1;; inspect) cat "
+                      f"{tmp_path}/inspect.json;; esac\n")
+    docker.chmod(0o755)
+    state = tmp_path / "state"
+    (state / "exporter").mkdir(parents=True)
+    (state / "exporter/state.json").write_text(json.dumps({"last": now - 60}))
+    (tmp_path / "c.json").write_text(json.dumps({
+        "site": "s", "host": "gpu-1", "docker": str(docker), "systemctl": "/nonexistent",
+        "state_dir": str(state), "port": 0, "gpus": 2,
+        "gpu_models": {"0": "a100-80g", "1": "l4"},
+        "prices": {"currency": "EUR", "gpu_hour": 1.0, "gpu_hour_by_model": {"l4": 36.0}},
+        "jobs": {"tune": {"project": "ml", "gpus": 1}}}))
+    (tmp_path / "x.pyz").write_bytes(build_bundle())
+    res = subprocess.run([python, "-I", str(tmp_path / "x.pyz"), "--config",
+                          str(tmp_path / "c.json"), "--once"], capture_output=True, text=True,
+                         timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    s = {}
+    for line in res.stdout.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            s[key] = float(value)
+    seconds = s['hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}']
+    assert 60 <= seconds < 120  # since the last sample, a minute ago (plus the run's time)
+    assert s['hostctl_project_gpu_model_seconds_total{gpu_model="a100-80g",project="ml"}'] == 0
+    # 36 an hour: a cent a second
+    assert s['hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",'
+             'project="ml"}'] == pytest.approx(seconds / 100)
+    assert s['hostctl_host_model_gpus_allocated{gpu_model="l4"}'] == 1
