@@ -305,6 +305,16 @@ def test_jobs_asking_a_model_select_its_nodes(tmp_path: Path,
     assert strict_problems(materialize(r.manifests, reveal=False), []) == []
 
 
+def test_a_service_asking_a_model_runs_on_its_nodes(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Deployment is no Kueue workload, but its pods need the model's nodes all the same."""
+    infer = ("kind: service\nname: infer\nproject: lab\nimage: x:1\n"
+             "placement: {hosts: [gpu-1]}\nresources: {gpus: 1, gpu_model: a100-80g}\n")
+    r = render_manifests(model_site(tmp_path, monkeypatch, specs=(TRAIN, ETL, infer)))
+    pod = objects(r, "Deployment")[("Deployment", "infer")]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "a100-80g"}
+
+
 def test_without_models_the_queues_stay_one_group(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     r = render_manifests(model_site(tmp_path, monkeypatch, hosts="gpus: 2", specs=(TRAIN, ETL)))
