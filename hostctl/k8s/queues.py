@@ -25,7 +25,10 @@ put a project's Jobs in its queue.
   The project's `gpus:` quota is each GPU flavor's nominalQuota: Kueue has no quota
   across flavors, and splitting N among the models would refuse runs the hosts admit. So
   in the cluster a project may hold N GPUs of each model at once, not N in all; the
-  report says so (hostctl's own admission on the hosts counts them together);
+  report says so (hostctl's own admission on the hosts counts them together). Nor can a
+  flavor select "nodes without a product label": default-gpu-flavor selects none, so
+  Kueue may count a Job asking a model there once its model's flavor is full (its pods
+  still go to that model's nodes); the report says that too;
 - per listed project a LocalQueue (named after the project) in its namespace;
 - WorkloadPriorityClasses for high, normal and low (PRIORITY_VALUES), named with the
   namespace prefix like every other site-wide name;
@@ -197,12 +200,17 @@ def _notes(ctx: RenderContext, project: str, quota: ProjectQuota) -> None:
         _note(ctx, path,
               f"the quota covers the project's Jobs only in the cluster: Kueue queues Jobs, "
               f"and the services ({', '.join(services)}) run as Deployments outside it")
-    if quota.gpus is not None and len(gpu_flavors(ctx)) > 1:
+    flavors = gpu_flavors(ctx)
+    if quota.gpus is not None and len(flavors) > 1:
+        unlabelled = [f for f, model in flavors.items() if model is None]
         _note(ctx, f"{path}/gpus",
               f"{quota.gpus} GPU(s) at once is carried per GPU flavor ("
-              f"{', '.join(gpu_flavors(ctx))}): Kueue has no quota across flavors, so in the "
+              f"{', '.join(flavors)}): Kueue has no quota across flavors, so in the "
               f"cluster the project may hold {quota.gpus} of each at once, up to "
-              f"{quota.gpus * len(gpu_flavors(ctx))} in all")
+              f"{quota.gpus * len(flavors)} in all"
+              + (f"; and {unlabelled[0]} selects no nodes (the GPUs of hosts naming no "
+                 "model), so a Job asking a model whose flavor is full may be counted "
+                 "there" if unlabelled else ""))
     if quota.gpu_hours_per_month is not None:
         _note(ctx, f"{path}/gpu_hours_per_month",
               f"{quota.gpu_hours_per_month:g} GPU-hours per month is not carried: Kueue has "

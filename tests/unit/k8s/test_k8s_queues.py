@@ -330,6 +330,14 @@ def test_the_gpu_quota_per_flavor_is_reported(tmp_path: Path,
         "site.yml:12: projects/lab/gpus: 1 GPU(s) at once is carried per GPU flavor "
         "(gpu-a100-80g, gpu-l4): Kueue has no quota across flavors, so in the cluster the "
         "project may hold 1 of each at once, up to 2 in all"]
+    (tmp_path / "mixed").mkdir()
+    mixed = render_manifests(model_site(tmp_path / "mixed", monkeypatch, app_gpus=", gpus: 1"))
+    assert [str(i) for i in mixed.report if i.path == "projects/lab/gpus"] == [
+        "site.yml:12: projects/lab/gpus: 1 GPU(s) at once is carried per GPU flavor "
+        "(gpu-a100-80g, gpu-l4, default-gpu-flavor): Kueue has no quota across flavors, so "
+        "in the cluster the project may hold 1 of each at once, up to 3 in all; and "
+        "default-gpu-flavor selects no nodes (the GPUs of hosts naming no model), so a Job "
+        "asking a model whose flavor is full may be counted there"]
     (tmp_path / "one").mkdir()
     one = render_manifests(model_site(tmp_path / "one", monkeypatch,
                                       hosts="gpus: [{model: l4, count: 1}]", specs=(TRAIN, ETL)))
