@@ -36,12 +36,15 @@ def _job_hosts(site: Any) -> list[str]:
     return job_host_names(site)
 
 
-def _prices(site: Any) -> dict[str, Any] | None:
+def _prices(site: Any) -> tuple[dict[str, Any] | None, dict[str, dict[str, str]]]:
+    """The inventory's prices (Prices.table(), as the exporters get them) and each host's
+    GPU models, which a run's GPU time is priced by."""
+    # imported here: keeps `hostctl --help` and start-up fast
+    from hostctl.spec.sections.metrics import device_models
+
     met = site.inventory.metrics
     p = met.prices if met is not None else None
-    if p is None:
-        return None
-    return {"currency": p.currency, "cpu_hour": p.cpu_hour, "gpu_hour": p.gpu_hour}
+    return (None if p is None else p.table()), device_models(site.inventory.hosts.values())
 
 
 def _read(site: Any, fields: Any = None) -> tuple[list[Any], list[str], int]:
@@ -108,7 +111,7 @@ def runs_cmd(ctx: click.Context, inventory: str | None, experiment: str | None, 
     if as_json:
         prices = _prices(site)
         click.echo(json.dumps({"ok": not errors, "errors": errors, "count": len(found),
-                               "runs": [HI.run_json(r, now, prices) for r in found]},
+                               "runs": [HI.run_json(r, now, *prices) for r in found]},
                               indent=2))
     else:
         for text in errors:
@@ -158,11 +161,11 @@ def runs_show_cmd(ctx: click.Context, inventory: str | None, run_id: str,
     secrets = list(spec.secrets) if spec is not None else []
     now = max(rec.ended, rec.started, rec.submitted)
     if as_json:
-        out = HI.run_json(rec, now, _prices(site))
+        out = HI.run_json(rec, now, *_prices(site))
         out.update({"docker_run": argv or None, "secrets": secrets})
         click.echo(json.dumps(out, indent=2))
         return
-    for line in show_lines(HI.run_json(rec, now, _prices(site)), argv, secrets):
+    for line in show_lines(HI.run_json(rec, now, *_prices(site)), argv, secrets):
         click.echo(line)
 
 

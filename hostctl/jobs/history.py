@@ -2,7 +2,8 @@
 
 `find_runs` filters (experiment, job, project, `--since`, `--where`), sorts (`--sort`) and
 cuts (`--limit`); `runs_lines` is the table and `run_json` one record as `--json` gives it,
-with its CPU and GPU seconds and their cost at the inventory's prices.
+with its CPU and GPU seconds (by GPU model too) and their cost at the inventory's prices
+(jobs.pricing: per GPU model).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hostctl.errors import HostctlError, printable
+from hostctl.jobs import pricing
 from hostctl.jobs.records import RunRecord
 from hostctl.jobs.view import duration, record_json, stamp, state_text, table
 from hostctl.jobs.where import (
@@ -197,25 +199,33 @@ def usage(r: RunRecord, now_ms: int) -> tuple[float, float]:
     return cpus * seconds, gpus * seconds
 
 
-def cost(cpu_seconds: float, gpu_seconds: float,
+def gpu_seconds_by_model(r: RunRecord, now_ms: int,
+                         devices: Mapping[str, str] | None = None) -> dict[str, float]:
+    """The run's GPU seconds by model of the devices it held ("": a device of no model):
+    `devices` is its host's device id -> model (the inventory's; absent: no models)."""
+    seconds = _run_seconds(r, now_ms)
+    out: dict[str, float] = {}
+    for g in r.gpus.split(","):
+        if g.strip():
+            model = (devices or {}).get(g.strip(), "")
+            out[model] = out.get(model, 0.0) + seconds
+    return out
+
+
+def cost(cpu_seconds: float, gpu_seconds: float | Mapping[str, float],
          prices: Mapping[str, Any] | None) -> float | None:
-    """What the usage cost at `prices` ({currency, cpu_hour, gpu_hour}, each price
-    optional); None without prices."""
-    if prices is None:
-        return None
-    total = 0.0
-    for seconds, price in ((cpu_seconds, prices.get("cpu_hour")),
-                           (gpu_seconds, prices.get("gpu_hour"))):
-        if price is not None:
-            total += seconds / 3600 * float(price)
-    return round(total, 6)
+    """What the usage cost at `prices` (Prices.table(): each price optional, GPUs priced by
+    model; jobs.pricing); None without prices."""
+    return pricing.cost(cpu_seconds, gpu_seconds, prices)
 
 
-def run_json(r: RunRecord, now_ms: int,
-             prices: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_json(r: RunRecord, now_ms: int, prices: Mapping[str, Any] | None = None,
+             gpu_models: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """Everything the record holds, as `runs --json` and `runs show --json` give it: the
-    fields of `hostctl jobs --json` (note is the queue's) and the experiment's."""
+    fields of `hostctl jobs --json` (note is the queue's) and the experiment's. GPUs cost
+    their model's price: `gpu_models` is host -> device id -> model (metrics.device_models)."""
     cpu_s, gpu_s = usage(r, now_ms)
+    by_model = gpu_seconds_by_model(r, now_ms, (gpu_models or {}).get(r.host))
     out = record_json(r)
     out.update({
         "experiment": r.experiment or None, "description": r.description or None,
@@ -231,7 +241,9 @@ def run_json(r: RunRecord, now_ms: int,
         "cpus": r.cpus / 1000 if r.cpus > 0 else 1.0, "gpus_held": len(
             [g for g in r.gpus.split(",") if g.strip()]),
         "cpu_seconds": round(cpu_s, 3), "gpu_seconds": round(gpu_s, 3),
-        "cost": cost(cpu_s, gpu_s, prices),
+        "gpu_seconds_by_model": {model: round(s, 3) for model, s in sorted(by_model.items())
+                                 if model},
+        "cost": cost(cpu_s, by_model, prices),
         "currency": str(prices["currency"]) if prices and prices.get("currency") else None,
     })
     return out

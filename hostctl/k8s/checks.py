@@ -214,6 +214,8 @@ def manifest_problems(doc: Mapping[str, Any]) -> Iterator[str]:
         job = spec.get("jobTemplate", {})
         yield from _labels(job.get("metadata", {}).get("labels") or {})
         yield from _pod(job.get("spec", {}).get("template", {}), JOB_RESTART_POLICIES, kind)
+    elif kind == "ResourceFlavor":  # its node labels are labels (Kueue's CRD: a label map)
+        yield from _labels(spec.get("nodeLabels") or {})
     elif kind in ("ConfigMap", "Secret"):
         size = 0
         for data_key in ("data", "stringData"):
@@ -261,6 +263,8 @@ def _pod(template: Mapping[str, Any], policies: Sequence[str], kind: str) -> Ite
     pod = template.get("spec", {})
     if not pod:
         return
+    # the API server checks a nodeSelector as labels (ValidatePodSpec: ValidateLabels)
+    yield from _labels(pod.get("nodeSelector") or {})
     policy = pod.get("restartPolicy", "Always")
     if policy not in policies:
         yield (f"a {kind}'s pods need restartPolicy {' or '.join(policies)}, "

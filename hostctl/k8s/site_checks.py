@@ -159,6 +159,7 @@ def inventory_problems(inv: m.Inventory, cfg: K3sConfig) -> list[Problem]:
         problems.append(cfg.problem("time_zone", f"'{cfg.time_zone}' is not a time zone a "
                                     "Kubernetes CronJob knows (IANA database); name one "
                                     "such as Europe/Berlin, or Etc/UTC"))
+    problems += _gpu_models(inv, cfg)
     gw = inv.gateway
     taken: dict[str, str] = {}
     for name in gw.consumers if gw is not None else {}:
@@ -169,3 +170,32 @@ def inventory_problems(inv: m.Inventory, cfg: K3sConfig) -> list[Problem]:
                 f"consumers '{first}' and '{name}' would both be the KongConsumer "
                 f"'{obj}' in a cluster; rename one of them"))
     return problems
+
+
+def _gpu_models(inv: m.Inventory, cfg: K3sConfig) -> Iterator[Problem]:
+    """Each GPU model a host names becomes a Kueue ResourceFlavor `gpu-<model>` (a DNS
+    subdomain) selecting nodes by the model's product label (hostctl.k8s.queues), and each
+    model mapped under k3s/gpu_products must be one a host names."""
+    named: dict[str, m.Host] = {}
+    for h in inv.hosts.values():
+        for _, model in h.gpu_devices:
+            if model and model not in named:
+                named[model] = h
+    for model, h in named.items():
+        if not kc.DNS1123_SUBDOMAIN.fullmatch(model):
+            yield Problem(inv.file, h.line, f"hosts/{h.name}/gpus",
+                          f"GPU model '{model}' cannot name a Kueue ResourceFlavor in a "
+                          "cluster (gpu-<model>, a DNS name: each part between dots starts "
+                          "and ends with a letter or digit); rename it, e.g. "
+                          f"'{_suggested(model)}'")
+    for model in cfg.gpu_products:
+        if model not in named:
+            known = ", ".join(sorted(named)) or "none"
+            yield cfg.problem(f"gpu_products/{model}",
+                              f"no host names GPU model '{model}' (the hosts' models: "
+                              f"{known}); fix the name or remove it")
+
+
+def _suggested(model: str) -> str:
+    parts = [p.strip("-") for p in model.split(".")]
+    return ".".join(p for p in parts if p) or "gpu"

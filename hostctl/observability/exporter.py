@@ -39,6 +39,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from hostctl.hosts import health_verdict as hv
+from hostctl.jobs import pricing
 from hostctl.jobs.records import FINAL_STATES
 from hostctl.observability import exporter_sources as src
 from hostctl.observability.exporter_audit import AuditShipper
@@ -75,7 +76,9 @@ class ExporterConf:
     gpus: int = 0
     sample_interval: float = 5.0
     state_dir: str = "/var/lib/hostctl"
-    prices: dict[str, Any] | None = None  # {"currency", "cpu_hour"?, "gpu_hour"?}
+    # {"currency", "cpu_hour"?, "gpu_hour"?, "gpu_hour_by_model"?} (metrics.Prices.table)
+    prices: dict[str, Any] | None = None
+    gpu_models: dict[str, str] = field(default_factory=dict)  # device id -> model, if named
     services: dict[str, ServiceConf] = field(default_factory=dict)
     # name -> {project, gpus, report?: [metric, ...] (the spec's report:)}
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,7 +92,8 @@ class ExporterConf:
                               tuple(s["replicas"]), int(s.get("gpus", 0)))
             for name, s in data.get("services", {}).items()}
         keys = ("listen", "port", "docker", "systemctl", "proc", "cgroup", "gpus",
-                "sample_interval", "state_dir", "prices", "jobs", "audit", "metrics")
+                "sample_interval", "state_dir", "prices", "jobs", "audit", "metrics",
+                "gpu_models")
         simple = {k: data[k] for k in keys if k in data}
         return cls(site=data["site"], host=data["host"], services=services, **simple)
 
@@ -97,6 +101,11 @@ class ExporterConf:
     def report(self) -> dict[str, list[str]]:
         """job -> the metrics its spec reports (report:)."""
         return {name: [str(m) for m in j.get("report", [])] for name, j in self.jobs.items()}
+
+    @property
+    def models(self) -> list[str]:
+        """The GPU models this host names (none: it declares a count of GPUs)."""
+        return sorted(set(self.gpu_models.values()))
 
     @property
     def projects(self) -> list[str]:
@@ -137,6 +146,7 @@ class Snapshot:
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # totals, see State
     in_cluster: dict[str, str] = field(default_factory=dict)  # service -> project
     runs: RunTotals = field(default_factory=RunTotals)  # the jobs' runs that ended here
+    gpus_allocated_by_model: dict[str, int] = field(default_factory=dict)  # named models
 
 
 def healthy(c: src.Container | None, unit: src.UnitState | None,
@@ -240,12 +250,35 @@ class Sampler:
             return int(self.conf.jobs[workload].get("gpus", 0))
         return c.gpus or 0
 
+    def _models_of(self, c: src.Container, gpus: int) -> list[str]:
+        """The model of each of the container's `gpus` GPUs ("": none named): of the devices
+        Docker (or HOSTCTL_GPU_DEVICES) says it has, else of no model."""
+        if len(c.gpu_devices) == gpus:
+            return [self.conf.gpu_models.get(d, "") for d in c.gpu_devices]
+        return [""] * gpus
+
     def _charge(self, project: str, resource: str, seconds: float) -> None:
         totals = self.state.totals(project)
         totals[f"{resource}_seconds"] += seconds
         price = (self.conf.prices or {}).get(f"{resource}_hour")
         if price is not None:
             totals["cost"][resource] = totals["cost"].get(resource, 0.0) + seconds / 3600 * price
+
+    def _charge_gpu(self, project: str, model: str, seconds: float) -> None:
+        """GPU time of one device of `model`, at that model's price (jobs.pricing); a named
+        model's time and cost are kept apart too (hostctl_project_gpu_model_*)."""
+        totals = self.state.totals(project)
+        totals["gpu_seconds"] += seconds
+        price = pricing.gpu_hour(self.conf.prices or {}, model)
+        cost = 0.0 if price is None else seconds / 3600 * price
+        if price is not None:
+            totals["cost"]["gpu"] = totals["cost"].get("gpu", 0.0) + cost
+        if model:
+            by_model = totals.setdefault("gpu_models", {})
+            by_model[model] = by_model.get(model, 0.0) + seconds
+            if price is not None:
+                costs = totals.setdefault("gpu_model_cost", {})
+                costs[model] = costs.get(model, 0.0) + cost
 
     def sample(self) -> Snapshot:
         started = self.clock()
@@ -256,6 +289,7 @@ class Sampler:
         cpu: dict[str, float | None] = {}
         memory: dict[str, float | None] = {}
         gpus_allocated = 0
+        by_model = dict.fromkeys(self.conf.models, 0)
         for c in containers or []:
             if not c.running:
                 continue
@@ -271,7 +305,11 @@ class Sampler:
             gpus_allocated += gpus
             if gpus:
                 since = max(c.started_at or now, self.state.last or 0.0)
-                self._charge(project, "gpu", gpus * max(0.0, now - since))
+                for model in self._models_of(c, gpus):
+                    self._charge_gpu(project, model, max(0.0, now - since))
+            for model in self._models_of(c, gpus):
+                if model in by_model:
+                    by_model[model] += 1
         if containers is not None:
             self.state.containers = seen
             self.state.last = now
@@ -293,7 +331,7 @@ class Sampler:
             print(f"hostctl-exporter: cannot save {self.state_path}: {exc}", file=sys.stderr)
         snap = Snapshot(now, self.clock() - started, containers is not None, units is not None,
                         replicas, deployed, gpus_allocated, self._projects_copy(), in_cluster,
-                        self.state.runs.copy())
+                        self.state.runs.copy(), by_model)
         with self.lock:
             self.latest = snap
         return snap
@@ -364,6 +402,15 @@ def families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily("hostctl_host_gpus", "GPUs on this host", value=conf.gpus)
     yield GaugeMetricFamily("hostctl_host_gpus_allocated",
                             "GPUs allocated to running containers", value=snap.gpus_allocated)
+    if conf.models:  # a host naming its GPUs' models: both by model too
+        devices = GaugeMetricFamily("hostctl_host_model_gpus", "GPUs of the model on this "
+                                    "host", labels=["gpu_model"])
+        allocated = GaugeMetricFamily("hostctl_host_model_gpus_allocated", "GPUs of the model "
+                                      "allocated to running containers", labels=["gpu_model"])
+        for model in conf.models:
+            devices.add_metric([model], sum(1 for m in conf.gpu_models.values() if m == model))
+            allocated.add_metric([model], snap.gpus_allocated_by_model.get(model, 0))
+        yield from (devices, allocated)
     yield from _project_families(conf, snap)
     yield from _run_families(conf, snap)
 
@@ -417,15 +464,41 @@ def _project_families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
         cpu.add_metric([project], t["cpu_seconds"])
         gpu.add_metric([project], t["gpu_seconds"])
     yield from (cpu, gpu)
+    models = conf.models
+    if models:  # a host naming its GPUs' models: their time by model too
+        by_model = CounterMetricFamily("hostctl_project_gpu_model_seconds", "GPU time "
+                                       "allocated to the project's containers on this host, "
+                                       "by GPU model", labels=["project", "gpu_model"])
+        for project, t in sorted(snap.projects.items()):
+            for model in models:
+                by_model.add_metric([project, model], t.get("gpu_models", {}).get(model, 0.0))
+        yield by_model
     prices = conf.prices
     if not prices:
         return  # no prices: no cost series at all, rather than a misleading 0
+    yield from _cost_families(conf, snap, prices)
+
+
+def _cost_families(conf: ExporterConf, snap: Snapshot, prices: Mapping[str, Any]
+                   ) -> Iterator[Metric]:
+    """Prices and cost. On a host naming its GPUs' models, the price of each of its models
+    (`gpu_model`; "" on the CPU's and the price of GPUs of no listed model) and the cost by
+    model; hostctl_project_cost{resource="gpu"} stays the cost of all its GPUs."""
     currency = str(prices["currency"])
-    priced = [r for r in ("cpu", "gpu") if prices.get(f"{r}_hour") is not None]
+    models = [(model, p) for model in conf.models
+              if (p := pricing.gpu_hour(prices, model)) is not None]
+    gpu_priced = prices.get("gpu_hour") is not None or bool(models)
+    priced = [r for r, on in (("cpu", prices.get("cpu_hour") is not None),
+                              ("gpu", gpu_priced)) if on]
+    labels = ["resource", "currency", *(["gpu_model"] if conf.models else [])]
     price = GaugeMetricFamily("hostctl_price_per_hour", "Price of one CPU or GPU for an hour",
-                              labels=["resource", "currency"])
-    for resource in priced:
-        price.add_metric([resource, currency], float(prices[f"{resource}_hour"]))
+                              labels=labels)
+    for resource in ("cpu", "gpu"):
+        if prices.get(f"{resource}_hour") is not None:
+            price.add_metric([resource, currency, *([""] if conf.models else [])],
+                             float(prices[f"{resource}_hour"]))
+    for model, p in models:
+        price.add_metric(["gpu", currency, model], p)
     cost = CounterMetricFamily("hostctl_project_cost", "What the project's usage on this host "
                                "cost, at the inventory's prices",
                                labels=["project", "resource", "currency"])
@@ -433,6 +506,15 @@ def _project_families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:
         for resource in priced:
             cost.add_metric([project, resource, currency], t["cost"].get(resource, 0.0))
     yield from (price, cost)
+    if models:
+        by_model = CounterMetricFamily("hostctl_project_gpu_model_cost", "What the project's "
+                                       "GPU time on this host cost, by GPU model",
+                                       labels=["project", "gpu_model", "currency"])
+        for project, t in sorted(snap.projects.items()):
+            for model, _ in models:
+                by_model.add_metric([project, model, currency],
+                                    t.get("gpu_model_cost", {}).get(model, 0.0))
+        yield by_model
 
 
 def _run_families(conf: ExporterConf, snap: Snapshot) -> Iterator[Metric]:

@@ -24,7 +24,7 @@ from hostctl.spec import model as m
 from hostctl.spec.hashing import spec_hash
 from hostctl.spec.placement import instances_on, placed_on
 from hostctl.spec.sections.logging import LoggingConfig
-from hostctl.spec.sections.metrics import MetricsConfig
+from hostctl.spec.sections.metrics import MetricsConfig, device_models
 
 BUNDLE_PATH = "/usr/local/lib/hostctl/hostctl-exporter.pyz"
 CONFIG_PATH = "/etc/hostctl/exporter/config.json"
@@ -42,10 +42,10 @@ _MODULES = ("exporter.py", "exporter_sources.py", "exporter_audit.py", "exporter
             "exporter_run_log.py")
 # hostctl modules outside observability/ the exporter imports (standard library only
 # themselves): the health rule it shares with `hostctl status`, the one `systemctl show`
-# reader, and the run records' parser (the run history's lines are the records'
-# `ID/FIELD:VALUE` lines).
+# reader, the run records' parser (the run history's lines are the records'
+# `ID/FIELD:VALUE` lines) and the pricing rule it shares with `hostctl runs`.
 _SHARED = ("hosts/__init__.py", "hosts/health_verdict.py", "hosts/unit_show.py",
-           "jobs/__init__.py", "jobs/records.py")
+           "jobs/__init__.py", "jobs/records.py", "jobs/pricing.py")
 # prometheus_client's integrations for other servers are never imported by the exporter.
 _SKIP = ("twisted/", "django/", "aiohttp/", "__pycache__/")
 _MAIN = f'''"""hostctl's metrics exporter: python3 hostctl-exporter.pyz --config FILE [--once]"""
@@ -123,11 +123,7 @@ def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
         replicas = [inst.index for inst in instances_on(w, host)]
         services[w.name] = {"project": w.project, "image": w.image, "spec_hash": spec_hash(w),
                             "replicas": replicas, "gpus": w.resources.gpus}
-    prices = None
-    if met.prices is not None:
-        p = met.prices
-        prices = {"currency": p.currency, **{k: v for k, v in (
-            ("cpu_hour", p.cpu_hour), ("gpu_hour", p.gpu_hour)) if v is not None}}
+    prices = None if met.prices is None else met.prices.table()
     conf: dict[str, Any] = {
         "site": inv.site, "host": host.name, "docker": host.docker, "gpus": host.gpus,
         "listen": met.exporter.listen, "port": met.exporter.port,
@@ -135,6 +131,11 @@ def exporter_config(site: m.Site, host: m.Host, met: MetricsConfig,
         "prices": prices, "services": dict(sorted(services.items())),
         "jobs": dict(sorted(jobs.items())),
     }
+    # Only on a host that names its GPUs' models: the configuration of any other host stays
+    # byte for byte what it was.
+    models = device_models([host]).get(host.name)
+    if models:
+        conf["gpu_models"] = models
     if log is not None:
         conf["audit"] = {"address": gelf_address(log, inv), "file": AUDIT_LOG}
     return conf

@@ -49,6 +49,9 @@ class Container:
     image: str
     gpus: int | None  # from its device requests; None when it asked for none
     addresses: tuple[str, ...] = ()
+    # The device ids it was given: `--gpus "device=0,1"` (its device request) or, on a test
+    # host (gpu_mode: env), HOSTCTL_GPU_DEVICES in its environment; () when neither says.
+    gpu_devices: tuple[str, ...] = ()
 
     def label(self, key: str) -> str:
         return self.labels.get(f"{LABEL}.{key}", "")
@@ -90,6 +93,17 @@ def _gpus(requests: Any, host_gpus: int) -> int | None:
     return total
 
 
+def _gpu_devices(item: Mapping[str, Any]) -> tuple[str, ...]:
+    ids = [str(i) for req in (item.get("HostConfig") or {}).get("DeviceRequests") or []
+           for i in req.get("DeviceIDs") or []]
+    if not ids:
+        for entry in (item.get("Config") or {}).get("Env") or []:
+            name, _, value = str(entry).partition("=")
+            if name == "HOSTCTL_GPU_DEVICES":
+                ids = [v.strip() for v in value.split(",") if v.strip()]
+    return tuple(ids)
+
+
 def parse_inspect(text: str, host_gpus: int = 0) -> list[Container]:
     """`docker inspect` JSON -> containers."""
     out = []
@@ -109,6 +123,7 @@ def parse_inspect(text: str, host_gpus: int = 0) -> list[Container]:
             gpus=_gpus((item.get("HostConfig") or {}).get("DeviceRequests"), host_gpus),
             addresses=tuple(str(n["IPAddress"]) for _, n in sorted(networks.items())
                             if n.get("IPAddress")),
+            gpu_devices=_gpu_devices(item),
         ))
     return out
 

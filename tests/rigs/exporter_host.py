@@ -11,18 +11,20 @@ from typing import Any
 def inspect_item(cid: str, name: str, labels: dict[str, str], *, running: bool = True,
                  pid: int = 0, started: str = "2023-11-14T22:13:20.123456789Z",
                  health: str | None = None, gpus: int | None = None,
-                 ip: str = "10.214.0.5") -> dict[str, Any]:
+                 ip: str = "10.214.0.5", device_ids: list[str] | None = None,
+                 env: list[str] | None = None) -> dict[str, Any]:
     state: dict[str, Any] = {"Status": "running" if running else "exited", "Running": running,
                              "Pid": pid if running else 0, "StartedAt": started}
     if health:
         state["Health"] = {"Status": health, "FailingStreak": 0, "Log": []}
     requests = None if gpus is None else [
-        {"Driver": "", "Count": gpus, "DeviceIDs": None, "Capabilities": [["gpu"]],
-         "Options": {}}]
+        {"Driver": "", "Count": 0 if device_ids else gpus, "DeviceIDs": device_ids,
+         "Capabilities": [["gpu"]], "Options": {}}]
     return {
         "Id": cid, "Name": f"/{name}", "State": state,
         "Config": {"Image": labels.pop("image", "app:1.0"),
-                   "Labels": {f"io.hostctl.{k}": v for k, v in labels.items()}},
+                   "Labels": {f"io.hostctl.{k}": v for k, v in labels.items()},
+                   **({"Env": env} if env is not None else {})},
         "HostConfig": {"DeviceRequests": requests},
         "NetworkSettings": {"Networks": {"hostctl-shop": {"IPAddress": ip}}},
     }

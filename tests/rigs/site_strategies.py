@@ -377,6 +377,9 @@ def metrics_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
             "currency": v(st.sampled_from(["EUR", "USD"]), "eur", "EURO", "€", ""),
             "cpu_hour": price,
             "gpu_hour": price,
+            # the drawn hosts name no GPU models: any model priced is one no host declares
+            "gpu_hour_by_model": v(st.just({}), {"l4": 0.8}, {"L4": 1}, {"l4": 0},
+                                   {"l4": "x"}, {"a100-80g": 3.2, "l4": -1}),
         }, required=("currency", "cpu_hour")))(),
         "prometheus": st.composite(lambda d: record(d, {
             "scrape_interval": duration(1, 120),
@@ -402,6 +405,9 @@ def k3s_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
                             "10.0.0.1", "10.0.0.1:0", "10.0.0.1:99999", "[::1]:80", "a:b",
                             "a b:80"),
         "rollout_timeout": duration(1, 600),
+        # the drawn hosts name no GPU models: any model mapped is one no host names
+        "gpu_products": v(st.just({}), {"l4": "NVIDIA-L4"}, {"L4": "x"}, {"l4": "a b"},
+                          {"l4": ""}, {"l4": 1}),
     }
 
 
@@ -415,7 +421,9 @@ def inventory_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
         "specs": v(st.just(["specs/*.yml"]), "specs/*.yml", ["specs/a.yml"],
                    ["specs/none.yml"], [], ["specs/**"], ["specs/[a"], ["/dev/null"],
                    ["specs"], ["specs/*.yml", "specs/a.yml"]),
-        "secrets": st.composite(lambda d: record(d, secrets_config_keys(ctx)))(),
+        # env_prefix required: drawn in most of the few sites with a whole secrets: section
+        "secrets": st.composite(lambda d: record(d, secrets_config_keys(ctx),
+                                                 required=("env_prefix",)))(),
         "image_source": v(st.sampled_from(["pull", "push"]), "Push", "local"),
         "gateway": st.composite(lambda d: record(d, gateway_keys(ctx), required=("hosts",)))(),
         "logging": st.composite(lambda d: record(d, logging_keys(ctx), required=("host",)))(),

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Problem
 from hostctl.gateway import kong_typedefs as kt
-from hostctl.spec.rules import address_problem
+from hostctl.spec.rules import GPU_MODEL, address_problem
 from hostctl.spec.schema import (
     INVALID,
     Bool,
     Check,
     Context,
     Duration,
+    MapOf,
     Record,
     Section,
     Size,
@@ -56,8 +57,16 @@ class K3sConfig:
     node_selector: bool = False  # carry placement labels over as nodeSelector
     gateway_target: str | None = None  # host:port where gateway hosts reach the cluster
     rollout_timeout: float = 300.0
+    # GPU model (as the hosts' gpus: name it) -> the value of its nodes' nvidia.com/gpu.product
+    # label (NVIDIA's GPU feature discovery sets it, e.g. NVIDIA-A100-SXM4-80GB); a model not
+    # listed is its own value
+    gpu_products: dict[str, str] = field(default_factory=dict)
     file: str = ""
     lines: dict[str, int] = field(default_factory=dict)
+
+    def gpu_product(self, model: str) -> str:
+        """The nvidia.com/gpu.product label value of the nodes with GPUs of `model`."""
+        return self.gpu_products.get(model, model)
 
     def line(self, key: str) -> int:
         return self.lines.get(f"k3s/{key}", self.lines.get("k3s", 0))
@@ -152,6 +161,11 @@ _SECTION: Record[K3sConfig] = Record(K3sConfig, {
     "node_selector": Bool(),
     "gateway_target": GatewayTarget(),
     "rollout_timeout": Duration(minimum=1, maximum=ROLLOUT_TIMEOUT_MAX),
+    # A label value (k8s.io/apimachinery IsValidLabelValue), non-empty: a node selector.
+    "gpu_products": MapOf(GPU_MODEL, Str(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?",
+                                         "a label value is letters, digits, '-', '_' and "
+                                         "'.', starting and ending with a letter or digit, "
+                                         "e.g. NVIDIA-A100-SXM4-80GB", max_len=63)),
 })
 
 

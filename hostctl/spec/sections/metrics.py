@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import Source
 from hostctl.spec import rules as s
@@ -22,6 +22,7 @@ from hostctl.spec.schema import (
     Context,
     Duration,
     Field,
+    MapOf,
     Number,
     Record,
     Section,
@@ -31,6 +32,11 @@ from hostctl.spec.schema import (
 )
 from hostctl.spec.sections.logging import section_source
 from hostctl.spec.yamlsource import Path
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from hostctl.spec import model as m
 
 DEFAULT_EXPORTER_PORT = 9477
 
@@ -46,11 +52,33 @@ class ExporterSettings:
 
 @dataclass(frozen=True)
 class Prices:
-    """Prices per hour of one CPU and one GPU. Without them no cost series exist (not 0)."""
+    """Prices per hour of one CPU and one GPU. Without them no cost series exist (not 0).
+
+    A GPU of a model in `gpu_hour_by_model` costs that model's price; any other GPU (of
+    another model, or a host that names no models) costs `gpu_hour`."""
 
     currency: str
     cpu_hour: float | None = None
     gpu_hour: float | None = None
+    gpu_hour_by_model: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> dict[str, Any]:
+        """The prices as the exporter's configuration and `hostctl runs` carry them (the one
+        builder of that mapping; hostctl.jobs.pricing reads it): the currency and only the
+        prices that are set, `gpu_hour_by_model` only when a model is priced."""
+        out: dict[str, Any] = {"currency": self.currency}
+        out.update({k: v for k, v in (("cpu_hour", self.cpu_hour),
+                                      ("gpu_hour", self.gpu_hour)) if v is not None})
+        if self.gpu_hour_by_model:
+            out["gpu_hour_by_model"] = dict(sorted(self.gpu_hour_by_model.items()))
+        return out
+
+
+def device_models(hosts: Iterable[m.Host]) -> dict[str, dict[str, str]]:
+    """host -> device id (as run records and `docker inspect` write it) -> GPU model, for
+    the hosts that name models: what GPU time is priced by (Prices.gpu_hour_by_model)."""
+    return {h.name: {str(d): model for d, model in h.gpu_devices if model}
+            for h in hosts if any(model for _, model in h.gpu_devices)}
 
 
 @dataclass(frozen=True)
@@ -136,6 +164,21 @@ class _Price(Check[float]):
         return number
 
 
+class _ModelPrice(Check[float]):
+    """A GPU model's price for an hour: a number above 0."""
+
+    expected = "a price"
+
+    def __call__(self, value: Any, path: Path, ctx: Context) -> float:
+        number = Number()(value, path, ctx)
+        if number is INVALID:
+            return INVALID
+        if number <= 0:
+            return ctx.error(path, f"must be more than 0, got {value}: give the price of one "
+                                   "GPU of this model for an hour, or leave the model out")
+        return number
+
+
 @functools.cache
 def _metrics_section() -> Record[MetricsConfig]:
     price = _Price()
@@ -150,6 +193,7 @@ def _metrics_section() -> Record[MetricsConfig]:
                               required=True),
             "cpu_hour": price,
             "gpu_hour": price,
+            "gpu_hour_by_model": MapOf(s.GPU_MODEL, _ModelPrice()),
         }),
         "prometheus": Record(PrometheusSettings, {
             "scrape_interval": ScrapeDuration(),

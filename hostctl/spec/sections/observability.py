@@ -36,6 +36,8 @@ def check_observability(inv: m.Inventory, ws: list[m.Workload], store: Any = Non
         problems.extend(_platform_names_free(log, ws))
     if met is not None:
         problems.extend(_prices_priced(met))
+        problems.extend(_priced_models_declared(met, inv))
+        problems.extend(_every_gpu_priced(met, inv))
         problems.extend(_timeout_within_interval(met))
     problems.extend(_platform_ports_free(inv, log, met, ws))
     return problems
@@ -77,9 +79,55 @@ def _platform_names_free(log: LoggingConfig, ws: list[m.Workload]) -> Iterator[P
 
 def _prices_priced(met: MetricsConfig) -> Iterator[Problem]:
     p = met.prices
-    if p is not None and p.cpu_hour is None and p.gpu_hour is None:
+    if p is not None and p.cpu_hour is None and p.gpu_hour is None \
+            and not p.gpu_hour_by_model:
         yield met.source("metrics/prices").problem(
             "names a currency but no price: add cpu_hour and/or gpu_hour, or remove prices")
+
+
+def _declared_models(inv: m.Inventory) -> dict[str, list[str]]:
+    """GPU model -> the hosts that declare devices of it, in inventory order."""
+    out: dict[str, list[str]] = {}
+    for h in inv.hosts.values():
+        for model in h.gpu_models():
+            if model:
+                out.setdefault(model, []).append(h.name)
+    return out
+
+
+def _priced_models_declared(met: MetricsConfig, inv: m.Inventory) -> Iterator[Problem]:
+    """A priced model must be one some host declares: a typo would price nothing."""
+    if met.prices is None:
+        return
+    declared = _declared_models(inv)
+    known = (f"declared: {', '.join(sorted(declared))}" if declared
+             else "no host declares a GPU model")
+    for model in met.prices.gpu_hour_by_model:
+        if model not in declared:
+            yield met.source(f"metrics/prices/gpu_hour_by_model/{model}").problem(
+                f"no host declares GPUs of model '{model}'{did_you_mean(model, declared)} "
+                f"({known}): fix the name, or declare the model under a host's gpus: "
+                f"in {inv.file}")
+
+
+def _every_gpu_priced(met: MetricsConfig, inv: m.Inventory) -> Iterator[Problem]:
+    """With models priced and no gpu_hour, a GPU of no priced model would cost nothing: the
+    project's cost would look lower than it is."""
+    p = met.prices
+    if p is None or not p.gpu_hour_by_model or p.gpu_hour is not None:
+        return
+    unpriced: dict[str, list[str]] = {}
+    for h in inv.hosts.values():
+        for model in h.gpu_models():
+            if model not in p.gpu_hour_by_model:
+                unpriced.setdefault(model, []).append(h.name)
+    for model, hosts in unpriced.items():
+        what = f"model '{model}'" if model else "no model"
+        fix = f"add {model} to gpu_hour_by_model" if model else \
+            "declare their models under the hosts' gpus:"
+        yield met.source("metrics/prices/gpu_hour_by_model").problem(
+            f"the GPUs of {what} on {', '.join(hosts)} have no price: set gpu_hour (the "
+            f"price of a GPU of no listed model), or {fix}")
 
 
 def _timeout_within_interval(met: MetricsConfig) -> Iterator[Problem]:

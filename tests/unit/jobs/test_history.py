@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from hostctl.jobs import history
@@ -18,6 +21,7 @@ from hostctl.jobs.history import (
     usage,
 )
 from tests.rigs.refusals import refusal
+from tests.rigs.site_factory import BASE_INVENTORY, made_site
 from tests.unit.jobs.runs_data import record, summary
 
 DAY_MS = 86_400_000
@@ -164,6 +168,35 @@ def test_usage_and_cost() -> None:
     assert cost(9000.0, 7200.0, {"currency": "EUR", "gpu_hour": 2}) == 4.0
 
 
+MODEL_PRICES = {"currency": "EUR", "cpu_hour": 0.1, "gpu_hour": 1.0,
+                "gpu_hour_by_model": {"a100-80g": 3.0, "l4": 0.5}}
+MODELS = {"gpu1": {"0": "a100-80g", "1": "a100-80g", "2": "l4"}, "gpu2": {"0": "l4"}}
+
+
+@pytest.mark.parametrize(("host", "gpus", "prices", "by_model", "expected"), [
+    # an hour of one CPU (0.1) and of each device at its model's price
+    ("gpu1", "0,1", MODEL_PRICES, {"a100-80g": 7200.0}, 6.1),
+    ("gpu1", "0,2", MODEL_PRICES, {"a100-80g": 3600.0, "l4": 3600.0}, 3.6),
+    ("gpu2", "0", MODEL_PRICES, {"l4": 3600.0}, 0.6),
+    # a device of no model (host without models, or an id the inventory does not name)
+    # costs gpu_hour
+    ("gpu3", "0", MODEL_PRICES, {}, 1.1),
+    ("gpu1", "2,3", MODEL_PRICES, {"l4": 3600.0}, 1.6),
+    # without gpu_hour such a device costs nothing; without model prices all cost gpu_hour
+    ("gpu3", "0", {"currency": "EUR", "gpu_hour_by_model": {"l4": 0.5}}, {}, 0.0),
+    ("gpu1", "0,2", {"currency": "EUR", "gpu_hour": 2}, {"a100-80g": 3600.0, "l4": 3600.0},
+     4.0),
+    ("gpu1", "", MODEL_PRICES, {}, 0.1),
+])
+def test_gpu_time_costs_its_models_price(host: str, gpus: str, prices: dict[str, Any],
+                                         by_model: dict[str, float], expected: float) -> None:
+    run = record("eeee0009", host=host, cpus=1000, gpus=gpus, started=NOW - 3_600_000,
+                 ended=NOW)
+    got = run_json(run, NOW, prices, MODELS)
+    assert (got["gpu_seconds_by_model"], got["cost"]) == (by_model, pytest.approx(expected))
+    assert got["gpu_seconds"] == 3600.0 * len([g for g in gpus.split(",") if g])
+
+
 def test_run_json() -> None:
     run = record("eeee0005", job="train", project="ml", experiment="main", cpus=2000, gpus="1",
                  started=NOW - 1_800_000, ended=NOW, exit="0", description="lr sweep",
@@ -186,7 +219,7 @@ def test_run_json() -> None:
         "metrics": {"val_auc": {"last": 0.9, "min": 0.5, "max": 0.95, "n": 10, "step": 9}},
         "metrics_points": 10, "metrics_invalid": 1, "metrics_dropped": 0,
         "cpus": 2.0, "gpus_held": 1, "cpu_seconds": 3600.0, "gpu_seconds": 1800.0,
-        "cost": 1.1, "currency": "EUR",
+        "gpu_seconds_by_model": {}, "cost": 1.1, "currency": "EUR",
     }
     bare = run_json(record("eeee0008", state="queued"), NOW)
     assert (bare["params"], bare["metrics"], bare["cost"], bare["currency"]) == ({}, {}, None,
@@ -203,3 +236,23 @@ def test_run_json() -> None:
 def test_a_search_reads_only_the_fields_it_shows_and_filters_on(
         where: str | None, sort: str | None, more: set[str]) -> None:
     assert set(history.fields_needed(where, sort)) == set(history.LISTING_FIELDS) | more
+
+
+def test_runs_prices_come_from_the_inventory_as_the_exporters_do(tmp_path: Path) -> None:
+    """`hostctl runs` builds its prices with Prices.table() (as each exporter's config does)
+    and prices a run's GPUs by its host's models from the inventory."""
+    from hostctl.cli.runs import _prices
+
+    inventory = BASE_INVENTORY.replace(
+        "{role: gpu}, gpus: 1}", "{role: gpu}, gpus: [{model: l4, devices: [0, 2]}]}") + (
+        "metrics: {prices: {currency: EUR, gpu_hour: 1, gpu_hour_by_model: {l4: 0.5}}}\n")
+    site = made_site(tmp_path, {"a.yml": "kind: job\nname: t\nproject: p\nimage: x:1\n"},
+                     inventory, environ={})
+    prices = _prices(site)
+    assert prices == ({"currency": "EUR", "gpu_hour": 1, "gpu_hour_by_model": {"l4": 0.5}},
+                      {"gpu-1": {"0": "l4", "2": "l4"}})
+    run = record("eeee0010", host="gpu-1", gpus="0,2", started=NOW - 3_600_000, ended=NOW)
+    # two l4 for an hour at 0.5, and one CPU (none claimed) priced at nothing
+    assert run_json(run, NOW, *prices)["cost"] == pytest.approx(1.0)
+    other = record("eeee0011", host="app-1", gpus="0", started=NOW - 3_600_000, ended=NOW)
+    assert run_json(other, NOW, *prices)["cost"] == pytest.approx(1.0)

@@ -53,8 +53,8 @@ def test_annotated_example_validates_in_the_worked_example(
      "site.yml:1: k3s/ingress: 'nginx' is not one of: traefik, kong"),
     ("k3s: {ingres: kong}\n",
      "site.yml:1: k3s/ingres: unknown key 'ingres'; did you mean 'ingress'? (known: context, "
-     "gateway_target, ingress, ingress_namespace, kubeconfig, namespace_prefix, node_selector,"
-     " rollout_timeout, storage_class, time_zone, volume_size)"),
+     "gateway_target, gpu_products, ingress, ingress_namespace, kubeconfig, namespace_prefix, "
+     "node_selector, rollout_timeout, storage_class, time_zone, volume_size)"),
     ("k3s:\n  namespace_prefix: Acme_\n",
      "site.yml:2: k3s/namespace_prefix: 'Acme_' is not valid: a prefix is lowercase letters, "
      "digits and '-', e.g. 'acme-'"),
@@ -67,6 +67,22 @@ def test_annotated_example_validates_in_the_worked_example(
 def test_schema_messages(text: str, message: str) -> None:
     _, problems = check(text)
     assert problems == [message]
+
+
+def test_gpu_products_are_models_and_label_values() -> None:
+    hint = ("is not valid: a label value is letters, digits, '-', '_' and '.', starting and "
+            "ending with a letter or digit, e.g. NVIDIA-A100-SXM4-80GB")
+    cfg, problems = check("k3s:\n  gpu_products: {a100-80g: NVIDIA A100, L4: NVIDIA-L4, "
+                          "t4: NVIDIA-T4-, h100: " + "H" * 64 + "}\n")
+    assert problems == [
+        f"site.yml:2: k3s/gpu_products/a100-80g: 'NVIDIA A100' {hint}",
+        "site.yml:2: k3s/gpu_products/L4: 'L4' is not valid: GPU model names are lower-case "
+        "letters, digits, '.' and '-', starting with a letter or digit (e.g. a100-80g, l4)",
+        f"site.yml:2: k3s/gpu_products/t4: 'NVIDIA-T4-' {hint}",
+        "site.yml:2: k3s/gpu_products/h100: is 64 characters long; at most 63"]
+    cfg, problems = check("k3s:\n  gpu_products: {l4: NVIDIA-L4}\n")
+    assert problems == [] and isinstance(cfg, K3sConfig)
+    assert (cfg.gpu_product("l4"), cfg.gpu_product("t4")) == ("NVIDIA-L4", "t4")
 
 
 def test_defaults_follow_the_gateway() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hostctl.errors import ConfigError
 from hostctl.k8s.manifests import Rendering, materialize, render_manifests
 from hostctl.spec import model as m
 from hostctl.spec.sections.k3s import K3sConfig
@@ -222,3 +223,179 @@ def test_a_sharded_job_the_quota_cannot_hold_whole_is_reported(
         "project's quota cannot hold them (4 x 1 GPU(s) > 1 GPU(s); 4 x 9Gi memory > 32Gi): "
         "in the cluster it would wait for ever; lower shards or raise the quota (hosts run "
         "the shards one run at a time as the quota leaves room)"]
+
+
+# -- GPU models: one ResourceFlavor per model ------------------------------------------------
+
+MODELS = "gpus: [{model: a100-80g, count: 1}, {model: l4, count: 1}]"
+L4_JOB = ("kind: job\nname: tune\nproject: lab\nimage: x:1\nplacement: {hosts: [gpu-1]}\n"
+          "resources: {cpus: 1, memory: 1Gi, gpus: 1, gpu_model: l4}\n")
+EITHER_JOB = ("kind: job\nname: sweep\nproject: lab\nimage: x:1\nplacement: {hosts: [gpu-1]}\n"
+              "resources: {cpus: 1, memory: 1Gi, gpus: 1, gpu_model: [l4, a100-80g]}\n")
+
+
+def model_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hosts: str = MODELS,
+               app_gpus: str = "", specs: tuple[str, ...] = (TRAIN, L4_JOB, EITHER_JOB, ETL),
+               projects: str = PROJECTS) -> m.Site:
+    monkeypatch.chdir(tmp_path)
+    inventory = BASE_INVENTORY.replace("{role: gpu}, gpus: 1}", "{role: gpu}, " + hosts + "}"
+                                       ).replace(
+        "labels: {role: app}}", "labels: {role: app}" + app_gpus + "}")
+    inv = make_site(tmp_path, {f"{i}.yml": text for i, text in enumerate(specs)},
+                    inventory=inventory + projects)
+    return load_site(str(inv), environ={})
+
+
+def flavor(name: str, model: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ResourceFlavor",
+                           "metadata": {"name": name, "labels": MANAGED}}
+    if model is not None:
+        doc["spec"] = {"nodeLabels": {"nvidia.com/gpu.product": model}}
+    return doc
+
+
+def gpu_group(quota: str, *flavors: str) -> dict[str, Any]:
+    return {"coveredResources": ["nvidia.com/gpu"], "flavors": [
+        {"name": f, "resources": [{"name": "nvidia.com/gpu", "nominalQuota": quota}]}
+        for f in flavors]}
+
+
+@pytest.mark.parametrize(("app_gpus", "flavors"), [
+    # every GPU has a model: a flavor per model
+    ("", {"t-default-flavor": None, "t-gpu-a100-80g": "a100-80g", "t-gpu-l4": "l4"}),
+    # app-1's GPU has none: default-gpu-flavor for it, after the models
+    (", gpus: 1", {"t-default-flavor": None, "t-gpu-a100-80g": "a100-80g",
+                   "t-gpu-l4": "l4", "t-default-gpu-flavor": None}),
+])
+def test_a_flavor_per_gpu_model_and_two_resource_groups(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_gpus: str,
+        flavors: dict[str, str | None]) -> None:
+    r = render_manifests(model_site(tmp_path, monkeypatch, app_gpus=app_gpus),
+                         K3sConfig(namespace_prefix="t-"))
+    got = objects(r, "ResourceFlavor")
+    assert got == {("ResourceFlavor", name): flavor(name, model)
+                   for name, model in flavors.items()}
+    gpu_flavors = [f for f in flavors if f != "t-default-flavor"]
+    cq = objects(r, "ClusterQueue")
+    assert cq[("ClusterQueue", "t-lab")]["spec"]["resourceGroups"] == [
+        {"coveredResources": ["cpu", "memory"], "flavors": [
+            {"name": "t-default-flavor", "resources": [
+                {"name": "cpu", "nominalQuota": "8500m"},
+                {"name": "memory", "nominalQuota": "32Gi"}]}]},
+        gpu_group("1", *gpu_flavors)]
+    assert cq[("ClusterQueue", "t-shop")]["spec"]["resourceGroups"][1] == \
+        gpu_group("1000000", *gpu_flavors)
+    docs = materialize(r.manifests, reveal=False)
+    assert strict_problems([d for d in docs if d["apiVersion"].startswith("kueue")], []) == []
+
+
+def test_jobs_asking_a_model_select_its_nodes(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    r = render_manifests(model_site(tmp_path, monkeypatch))
+    pods = {name: d["spec"]["template"]["spec"] for (_, name), d in objects(r, "Job").items()}
+    assert pods["tune"]["nodeSelector"] == {"nvidia.com/gpu.product": "l4"}
+    assert "affinity" not in pods["tune"]
+    assert pods["sweep"]["affinity"] == {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In",
+                                   "values": ["l4", "a100-80g"]}]}]}}}
+    assert "nodeSelector" not in pods["sweep"]
+    # no model asked: no selector (Kueue adds the flavor's node labels when it admits it)
+    assert "nodeSelector" not in pods["train"] and "affinity" not in pods["train"]
+    assert strict_problems(materialize(r.manifests, reveal=False), []) == []
+
+
+def test_a_service_asking_a_model_runs_on_its_nodes(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Deployment is no Kueue workload, but its pods need the model's nodes all the same."""
+    infer = ("kind: service\nname: infer\nproject: lab\nimage: x:1\n"
+             "placement: {hosts: [gpu-1]}\nresources: {gpus: 1, gpu_model: a100-80g}\n")
+    r = render_manifests(model_site(tmp_path, monkeypatch, specs=(TRAIN, ETL, infer)))
+    pod = objects(r, "Deployment")[("Deployment", "infer")]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "a100-80g"}
+
+
+def test_without_models_the_queues_stay_one_group(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    r = render_manifests(model_site(tmp_path, monkeypatch, hosts="gpus: 2", specs=(TRAIN, ETL)))
+    assert sorted(objects(r, "ResourceFlavor")) == [("ResourceFlavor", "default-flavor")]
+    groups = objects(r, "ClusterQueue")[("ClusterQueue", "lab")]["spec"]["resourceGroups"]
+    assert [g["coveredResources"] for g in groups] == [["cpu", "memory", "nvidia.com/gpu"]]
+
+
+def test_the_gpu_quota_per_flavor_is_reported(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    r = render_manifests(model_site(tmp_path, monkeypatch))
+    assert [str(i) for i in r.report if i.path == "projects/lab/gpus"] == [
+        "site.yml:12: projects/lab/gpus: 1 GPU(s) at once is carried per GPU flavor "
+        "(gpu-a100-80g, gpu-l4): Kueue has no quota across flavors, so in the cluster the "
+        "project may hold 1 of each at once, up to 2 in all"]
+    (tmp_path / "mixed").mkdir()
+    mixed = render_manifests(model_site(tmp_path / "mixed", monkeypatch, app_gpus=", gpus: 1"))
+    assert [str(i) for i in mixed.report if i.path == "projects/lab/gpus"] == [
+        "site.yml:12: projects/lab/gpus: 1 GPU(s) at once is carried per GPU flavor "
+        "(gpu-a100-80g, gpu-l4, default-gpu-flavor): Kueue has no quota across flavors, so "
+        "in the cluster the project may hold 1 of each at once, up to 3 in all; and "
+        "default-gpu-flavor selects no nodes (the GPUs of hosts naming no model), so a Job "
+        "asking a model whose flavor is full may be counted there"]
+    (tmp_path / "one").mkdir()
+    one = render_manifests(model_site(tmp_path / "one", monkeypatch,
+                                      hosts="gpus: [{model: l4, count: 1}]", specs=(TRAIN, ETL)))
+    assert [i for i in one.report if i.path == "projects/lab/gpus"] == []
+
+
+@pytest.mark.parametrize(("hosts", "expected"), [
+    # a model name hostctl takes that Kubernetes does not take as a label value or name
+    ("gpus: [{model: l4., count: 1}, {model: a100-.80g, count: 1}]",
+     ["site.yml:4: hosts/gpu-1/gpus: GPU model 'a100-.80g' cannot name a Kueue ResourceFlavor "
+      "in a cluster (gpu-<model>, a DNS name: each part between dots starts and ends with a "
+      "letter or digit); rename it, e.g. 'a100.80g'",
+      "site.yml:4: hosts/gpu-1/gpus: GPU model 'l4.' cannot name a Kueue ResourceFlavor in a "
+      "cluster (gpu-<model>, a DNS name: each part between dots starts and ends with a "
+      "letter or digit); rename it, e.g. 'l4'"]),
+    (MODELS + "}\nk3s: {gpu_products: {l4: NVIDIA-L4, t4: NVIDIA-T4}",
+     ["site.yml:5: k3s/gpu_products/t4: no host names GPU model 't4' (the hosts' models: "
+      "a100-80g, l4); fix the name or remove it"]),
+    ("gpus: [" + ", ".join(f"{{model: m{i}, count: 1}}" for i in range(17)) + "]",
+     ["site.yml:2: hosts: the hosts name 17 GPU flavors (gpu-m0, gpu-m1, gpu-m10, gpu-m11, "
+      "gpu-m12, gpu-m13, gpu-m14, gpu-m15, gpu-m16, gpu-m2, gpu-m3, gpu-m4, gpu-m5, gpu-m6, "
+      "gpu-m7, gpu-m8, gpu-m9), and a Kueue ClusterQueue takes at most 16 flavors for "
+      "nvidia.com/gpu: name fewer models (several products may share a model name)"]),
+])
+def test_gpu_flavors_kubernetes_or_kueue_would_refuse_are_refused_by_validate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hosts: str,
+        expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        model_site(tmp_path, monkeypatch, hosts=hosts, specs=(TRAIN, ETL))
+    assert sorted(str(p) for p in err.value.problems) == expected
+
+
+def test_gpu_products_map_models_to_the_nodes_label(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's flavor and the Jobs asking it select k3s/gpu_products' value (as NVIDIA's
+    GPU feature discovery labels the nodes); a model not mapped selects its own name."""
+    hosts = MODELS + "}\nk3s: {gpu_products: {a100-80g: NVIDIA-A100-SXM4-80GB}"
+    r = render_manifests(model_site(tmp_path, monkeypatch, hosts=hosts))
+    flavors = objects(r, "ResourceFlavor")
+    assert {n: d.get("spec") for (_, n), d in flavors.items()} == {
+        "default-flavor": None,
+        "gpu-a100-80g": {"nodeLabels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}},
+        "gpu-l4": {"nodeLabels": {"nvidia.com/gpu.product": "l4"}}}
+    pods = {name: d["spec"]["template"]["spec"] for (_, name), d in objects(r, "Job").items()}
+    assert pods["tune"]["nodeSelector"] == {"nvidia.com/gpu.product": "l4"}
+    terms = pods["sweep"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["values"] == ["l4", "NVIDIA-A100-SXM4-80GB"]
+
+
+def test_the_k3s_examples_gpu_products_validate_on_a_site_with_those_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """k8s/k3s.example.yml leaves gpu_products commented out (the worked example names no
+    models): on hosts naming those models, the line validates and means what it says."""
+    example = (Path(__file__).resolve().parents[3] / "k8s" / "k3s.example.yml").read_text()
+    line = "  # gpu_products: {a100-80g: NVIDIA-A100-SXM4-80GB, l4: NVIDIA-L4}\n"
+    assert line in example
+    site_ = model_site(tmp_path, monkeypatch, projects=PROJECTS + "k3s:\n"
+                       + line.replace("# ", "", 1))
+    assert site_.inventory.k3s.gpu_products == {"a100-80g": "NVIDIA-A100-SXM4-80GB",
+                                                "l4": "NVIDIA-L4"}

@@ -23,6 +23,7 @@ from hostctl.spec.sections.metrics import (
     MetricsConfig,
     Prices,
     PrometheusSettings,
+    device_models,
 )
 from hostctl.spec.sections.observability import check_observability
 from hostctl.validate import load_site
@@ -333,3 +334,94 @@ PLATFORM_CLASHES = [
 def test_two_platform_services_may_not_share_a_port(tmp_path: Path, sections: str,
                                                     expected: list[str]) -> None:
     assert problems(tmp_path, sections + "\n") == expected
+
+
+# -- prices per GPU model -------------------------------------------------------------------
+
+# gpu-1's two GPUs are named by model; app-1 gets a GPU of no model where a case adds it.
+MODELLED = OBS_INVENTORY.replace("gpus: 2", "gpus: [{model: a100-80g, count: 1}, "
+                                            "{model: l4, count: 1}]")
+UNMODELLED_APP = MODELLED.replace("labels: {role: app}", "labels: {role: app}, gpus: 1")
+
+
+def priced(by_model: str, more: str = "") -> str:
+    return ("metrics:\n  prices:\n    currency: EUR\n" + more
+            + f"    gpu_hour_by_model: {by_model}\n")
+
+
+MODEL_PRICE_ERRORS = [
+    (MODELLED, priced("{a100-80g: 3.2, l4: 0.8}"), []),
+    # models priced, no gpu_hour: fine while every GPU has a priced model
+    (MODELLED, priced("{a100-80g: 3.2}", "    gpu_hour: 1.5\n"), []),
+    (MODELLED, priced("{a100-80g: 3.2}"),
+     ["site.yml:11: metrics/prices/gpu_hour_by_model: the GPUs of model 'l4' on gpu-1 have "
+      "no price: set gpu_hour (the price of a GPU of no listed model), or add l4 to "
+      "gpu_hour_by_model"]),
+    (UNMODELLED_APP, priced("{a100-80g: 3.2, l4: 0.8}"),
+     ["site.yml:11: metrics/prices/gpu_hour_by_model: the GPUs of no model on app-1 have no "
+      "price: set gpu_hour (the price of a GPU of no listed model), or declare their models "
+      "under the hosts' gpus:"]),
+    (UNMODELLED_APP, priced("{a100-80g: 3.2, l4: 0.8}", "    gpu_hour: 1.5\n"), []),
+    (MODELLED, priced("{a100-80g: 3.2, l4: 0.8, l40: 1}"),
+     ["site.yml:11: metrics/prices/gpu_hour_by_model/l40: no host declares GPUs of model "
+      "'l40'; did you mean 'l4'? (declared: a100-80g, l4): fix the name, or declare the "
+      "model under a host's gpus: in site.yml"]),
+    (OBS_INVENTORY, priced("{l4: 0.8}", "    gpu_hour: 1\n"),
+     ["site.yml:12: metrics/prices/gpu_hour_by_model/l4: no host declares GPUs of model "
+      "'l4' (no host declares a GPU model): fix the name, or declare the model under a "
+      "host's gpus: in site.yml"]),
+    (MODELLED, priced("{a100-80g: 0, l4: -1}", "    gpu_hour: 1\n"),
+     ["site.yml:12: metrics/prices/gpu_hour_by_model/a100-80g: must be more than 0, got 0: "
+      "give the price of one GPU of this model for an hour, or leave the model out",
+      "site.yml:12: metrics/prices/gpu_hour_by_model/l4: must be more than 0, got -1: give "
+      "the price of one GPU of this model for an hour, or leave the model out"]),
+    (MODELLED, priced("{A100: 3, l4: cheap}", "    gpu_hour: 1\n"),
+     ["site.yml:12: metrics/prices/gpu_hour_by_model/A100: 'A100' is not valid: GPU model "
+      "names are lower-case letters, digits, '.' and '-', starting with a letter or digit "
+      "(e.g. a100-80g, l4)",
+      "site.yml:12: metrics/prices/gpu_hour_by_model/l4: expected a number, got 'cheap'"]),
+    (MODELLED, priced("[a100-80g, l4]", "    gpu_hour: 1\n"),
+     ["site.yml:12: metrics/prices/gpu_hour_by_model: expected a mapping, got a list"]),
+]
+
+
+@pytest.mark.parametrize(("inventory", "section", "expected"), MODEL_PRICE_ERRORS,
+                         ids=[f"{i}-{e[1].splitlines()[-1].strip()}"
+                              for i, e in enumerate(MODEL_PRICE_ERRORS)])
+def test_prices_per_gpu_model(tmp_path: Path, inventory: str, section: str,
+                              expected: list[str]) -> None:
+    try:
+        site = made_site(tmp_path, {"api.yml": SERVICE}, inventory + section, environ={})
+    except ConfigError as err:
+        got = [str(p) for p in err.problems]
+    else:
+        got = [str(p) for p in check_observability(site.inventory, list(site.workloads))]
+    assert sorted(got) == sorted(expected)
+
+
+def test_model_prices_read_back_and_reach_the_exporter_and_runs_alike(tmp_path: Path) -> None:
+    site = made_site(tmp_path, {"api.yml": SERVICE}, MODELLED + priced(
+        "{l4: 0.8, a100-80g: 3.2}", "    gpu_hour: 1.5\n"), environ={})
+    met = site.inventory.metrics
+    assert met is not None and met.prices == Prices(
+        "EUR", None, 1.5, {"a100-80g": 3.2, "l4": 0.8})
+    assert met.prices.table() == {"currency": "EUR", "gpu_hour": 1.5,
+                                  "gpu_hour_by_model": {"a100-80g": 3.2, "l4": 0.8}}
+    assert Prices("EUR", 0.04).table() == {"currency": "EUR", "cpu_hour": 0.04}
+    assert device_models(site.inventory.hosts.values()) == {
+        "gpu-1": {"0": "a100-80g", "1": "l4"}}
+
+
+def test_the_metrics_examples_model_prices_validate_on_a_site_with_those_models(
+        tmp_path: Path) -> None:
+    """The example leaves gpu_hour_by_model commented out (its site names no models): with
+    the line in, on hosts naming those models, it validates and means what it says."""
+    text = METRICS_EXAMPLE.read_text()
+    line = "    # gpu_hour_by_model: {a100-80g: 3.20, l4: 0.80}\n"
+    assert line in text
+    site = made_site(tmp_path, {"api.yml": SERVICE},
+                     MODELLED + text.replace(line, line.replace("# ", "", 1)), environ={})
+    met = site.inventory.metrics
+    assert met is not None and met.prices == Prices("EUR", 0.04, 1.2,
+                                                    {"a100-80g": 3.2, "l4": 0.8})
+    assert check_observability(site.inventory, list(site.workloads)) == []

@@ -4,8 +4,11 @@ samples through a fake Docker/systemd and a cgroup tree in a temp folder."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -415,3 +418,174 @@ def test_without_metrics_the_program_only_ships_the_audit_records(
     gelf_sock.settimeout(0.5)
     with pytest.raises(TimeoutError):
         gelf_sock.recv(9000)
+
+
+# -- GPU models ------------------------------------------------------------------------------
+
+def test_a_containers_gpu_devices_from_its_device_request_or_hostctls_env() -> None:
+    items = [inspect_item("a", "hostctl-job-a-1", labels("a", "ml", "job"), gpus=2,
+                          device_ids=["0", "3"]),
+             inspect_item("b", "hostctl-job-b-1", labels("b", "ml", "job"),
+                          env=["PATH=/bin", "HOSTCTL_GPU_DEVICES=1,2"]),
+             inspect_item("c", "hostctl-job-c-1", labels("c", "ml", "job"), gpus=1),
+             inspect_item("d", "hostctl-job-d-1", labels("d", "ml", "job"), env=["X=1"])]
+    got = [(c.gpus, c.gpu_devices) for c in src.parse_inspect(json.dumps(items), host_gpus=4)]
+    assert got == [(2, ("0", "3")), (None, ("1", "2")), (1, ()), (None, ())]
+
+
+MODEL_PRICES = {"currency": "EUR", "gpu_hour": 1.8, "gpu_hour_by_model": {"a100-80g": 3.6}}
+
+
+def run_models_site(tmp_path: Path, prices: dict[str, Any] | None
+                    ) -> tuple[Sampler, dict[str, float]]:
+    """gpu-1 names its GPUs' models: train holds the a100 (`--gpus device=0`), tune the l4
+    (a test host's HOSTCTL_GPU_DEVICES=1), both for 70 s."""
+    host, clock = FakeHost(), Clock()
+    started = "2023-11-14T22:13:10Z"
+    host.items = [
+        inspect_item("j1", "hostctl-job-train-7", labels("train", "ml", "job"), pid=12,
+                     started=started, gpus=1, device_ids=["0"]),
+        inspect_item("j2", "hostctl-job-tune-8", labels("tune", "ml", "job"), pid=13,
+                     started=started, env=["HOSTCTL_GPU_DEVICES=1"]),
+    ]
+    data = {"site": "s", "host": "gpu-1", "docker": "docker", "gpus": 2,
+            "state_dir": str(tmp_path / "state"), "prices": prices,
+            "gpu_models": {"0": "a100-80g", "1": "l4"},
+            "services": {"api": {"project": "shop", "image": "app:1.0",
+                                 "spec_hash": "0123456789ab", "replicas": [1]}},
+            "jobs": {"train": {"project": "ml", "gpus": 1}, "tune": {"project": "ml", "gpus": 1}}}
+    sampler = Sampler(ExporterConf.from_json(data), run=host,
+                      cgroups=cgroup_tree(tmp_path, {12: 1.0, 13: 1.0}), clock=clock)
+    sampler.sample()
+    clock.now += 60
+    sampler.sample()
+    return sampler, series(sampler)
+
+
+def test_gpu_time_and_cost_follow_the_model(tmp_path: Path) -> None:
+    _, s = run_models_site(tmp_path, MODEL_PRICES)
+    assert {k: v for k, v in s.items() if "gpu" in k and not k.startswith("hostctl_host_")} == {
+        # unchanged: all of the project's GPU time and cost
+        'hostctl_project_gpu_seconds_total{project="ml"}': 140.0,
+        'hostctl_project_gpu_seconds_total{project="shop"}': 0.0,
+        'hostctl_project_cost_total{currency="EUR",project="ml",resource="gpu"}':
+            pytest.approx(0.07 + 0.035),
+        'hostctl_project_cost_total{currency="EUR",project="shop",resource="gpu"}': 0.0,
+        # by model: the a100 at its price (3.6), the l4 at gpu_hour (1.8)
+        'hostctl_project_gpu_model_seconds_total{gpu_model="a100-80g",project="ml"}': 70.0,
+        'hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}': 70.0,
+        'hostctl_project_gpu_model_seconds_total{gpu_model="a100-80g",project="shop"}': 0.0,
+        'hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="shop"}': 0.0,
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="a100-80g",'
+        'project="ml"}': pytest.approx(0.07),
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="ml"}':
+            pytest.approx(0.035),
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="a100-80g",'
+        'project="shop"}': 0.0,
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="shop"}':
+            0.0,
+        # gpu_model="" is Prometheus's "no such label": the price of a GPU of no listed model
+        'hostctl_price_per_hour{currency="EUR",gpu_model="",resource="gpu"}': 1.8,
+        'hostctl_price_per_hour{currency="EUR",gpu_model="a100-80g",resource="gpu"}': 3.6,
+        'hostctl_price_per_hour{currency="EUR",gpu_model="l4",resource="gpu"}': 1.8,
+    }
+    assert {k: v for k, v in s.items() if k.startswith("hostctl_host_")} == {
+        "hostctl_host_gpus": 2.0, "hostctl_host_gpus_allocated": 2.0,
+        'hostctl_host_model_gpus{gpu_model="a100-80g"}': 1.0,
+        'hostctl_host_model_gpus{gpu_model="l4"}': 1.0,
+        'hostctl_host_model_gpus_allocated{gpu_model="a100-80g"}': 1.0,
+        'hostctl_host_model_gpus_allocated{gpu_model="l4"}': 1.0}
+
+
+def test_hosts_without_models_say_nothing_by_model(tmp_path: Path) -> None:
+    _, s = run_site(tmp_path, {"currency": "EUR", "cpu_hour": 0.36, "gpu_hour": 3.6})
+    assert not [k for k in s if "model" in k]
+
+
+def test_models_priced_without_gpu_hour_price_only_their_own(tmp_path: Path) -> None:
+    _, s = run_models_site(tmp_path, {"currency": "EUR", "gpu_hour_by_model": {"l4": 0.36}})
+    assert {k: v for k, v in s.items() if "price" in k or "cost" in k} == {
+        'hostctl_price_per_hour{currency="EUR",gpu_model="l4",resource="gpu"}': 0.36,
+        'hostctl_project_cost_total{currency="EUR",project="ml",resource="gpu"}':
+            pytest.approx(0.007),
+        'hostctl_project_cost_total{currency="EUR",project="shop",resource="gpu"}': 0.0,
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="ml"}':
+            pytest.approx(0.007),
+        'hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",project="shop"}':
+            0.0,
+    }
+
+
+def test_model_totals_survive_a_restart_and_old_state_files_load(tmp_path: Path) -> None:
+    sampler, _ = run_models_site(tmp_path, MODEL_PRICES)
+    again = Sampler(sampler.conf, run=sampler.run, cgroups=sampler.cgroups,
+                    clock=lambda: T0 + 60)
+    again.sample()  # no time passed since the last sample: nothing new
+    s = series(again)
+    assert s['hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}'] == 70.0
+    # A state file from before models: its totals carry on, the models' start at 0.
+    state = tmp_path / "state/exporter/state.json"
+    old = json.loads(state.read_text())
+    for t in old["projects"].values():
+        t.pop("gpu_models", None)
+        t.pop("gpu_model_cost", None)
+    state.write_text(json.dumps(old))
+    later = Sampler(sampler.conf, run=sampler.run, cgroups=sampler.cgroups,
+                    clock=lambda: T0 + 120)
+    later.sample()
+    s = series(later)
+    assert s['hostctl_project_gpu_seconds_total{project="ml"}'] == 260.0
+    assert s['hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}'] == 60.0
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_promtool_checks_the_model_series(tmp_path: Path) -> None:
+    sampler, _ = run_models_site(tmp_path, MODEL_PRICES)
+    res = subprocess.run(["promtool", "check", "metrics"], capture_output=True, text=True,
+                         input=generate_latest(registry_for(sampler)).decode(), timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_bundle_prices_by_model_with_debians_python(tmp_path: Path) -> None:
+    """The real .pyz on the host's python3 (-I, nothing installed) with the pricing rule it
+    bundles: a Docker (a script here) reporting a job on device 1, the l4, for a minute."""
+    from hostctl.observability.exporter_bundle import build_bundle
+
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("no /usr/bin/python3 on this machine")
+    now = time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600))
+    item = inspect_item("j1", "hostctl-job-tune-8", labels("tune", "ml", "job"), pid=0,
+                        started=started, gpus=1, device_ids=["1"])
+    (tmp_path / "inspect.json").write_text(json.dumps([item]))
+    docker = tmp_path / "docker"
+    docker.write_text(f"#!/bin/sh\ncase $1 in ps) echo j1;; inspect) cat "
+                      f"{tmp_path}/inspect.json;; esac\n")
+    docker.chmod(0o755)
+    state = tmp_path / "state"
+    (state / "exporter").mkdir(parents=True)
+    (state / "exporter/state.json").write_text(json.dumps({"last": now - 60}))
+    (tmp_path / "c.json").write_text(json.dumps({
+        "site": "s", "host": "gpu-1", "docker": str(docker), "systemctl": "/nonexistent",
+        "state_dir": str(state), "port": 0, "gpus": 2,
+        "gpu_models": {"0": "a100-80g", "1": "l4"},
+        "prices": {"currency": "EUR", "gpu_hour": 1.0, "gpu_hour_by_model": {"l4": 36.0}},
+        "jobs": {"tune": {"project": "ml", "gpus": 1}}}))
+    (tmp_path / "x.pyz").write_bytes(build_bundle())
+    res = subprocess.run([python, "-I", str(tmp_path / "x.pyz"), "--config",
+                          str(tmp_path / "c.json"), "--once"], capture_output=True, text=True,
+                         timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    s = {}
+    for line in res.stdout.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            s[key] = float(value)
+    seconds = s['hostctl_project_gpu_model_seconds_total{gpu_model="l4",project="ml"}']
+    assert 60 <= seconds < 120  # since the last sample, a minute ago (plus the run's time)
+    assert s['hostctl_project_gpu_model_seconds_total{gpu_model="a100-80g",project="ml"}'] == 0
+    # 36 an hour: a cent a second
+    assert s['hostctl_project_gpu_model_cost_total{currency="EUR",gpu_model="l4",'
+             'project="ml"}'] == pytest.approx(seconds / 100)
+    assert s['hostctl_host_model_gpus_allocated{gpu_model="l4"}'] == 1

@@ -176,3 +176,21 @@ def test_systemd_accepts_the_exporter_unit(site: Site, tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "hostctl-exporter" not in res.stderr, res.stderr
+
+
+def test_a_host_naming_its_gpu_models_tells_its_exporter(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prices reach the exporter as Prices.table() builds them, and a host whose GPUs
+    have models gets its device -> model map; the other hosts' configs gain nothing."""
+    monkeypatch.chdir(tmp_path)
+    inventory = INVENTORY.replace("gpus: 2", "gpus: [{model: a100-80g, devices: [0]}, "
+                                  "{model: l4, devices: [3]}]").replace(
+        "gpu_hour: 1.2}", "gpu_hour: 1.2, gpu_hour_by_model: {a100-80g: 3.2}}")
+    tree = rendered_tree(made_site(tmp_path, SPECS, inventory, environ={}))
+    gpu = json.loads(tree["gpu-1/etc/hostctl/exporter/config.json"])
+    assert (gpu["gpus"], gpu["gpu_models"], gpu["prices"]) == (
+        2, {"0": "a100-80g", "3": "l4"},
+        {"currency": "EUR", "cpu_hour": 0.04, "gpu_hour": 1.2,
+         "gpu_hour_by_model": {"a100-80g": 3.2}})
+    app = json.loads(tree["app-1/etc/hostctl/exporter/config.json"])
+    assert "gpu_models" not in app and app["prices"] == gpu["prices"]
