@@ -45,7 +45,8 @@ def projects_cmd(inventory: str, as_json: bool) -> None:
               if isinstance(v, Exception)]
     runs = [r for hj in seen.values() if not isinstance(hj, Exception) for r in hj.runs]
     settled = {h: v for h, v in usage.items() if not isinstance(v, Exception)}
-    rows = PV.project_uses(site, runs, A.month_gpu_ms(site, settled))
+    rows = PV.project_uses(site, runs, A.month_gpu_ms(site, settled),
+                           A.month_gpu_model_ms(site, settled))
     if as_json:
         click.echo(json.dumps({"ok": not errors, "errors": errors,
                                "projects": [PV.as_json(p) for p in rows]}, indent=2))

@@ -18,7 +18,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hostctl import layout as L
 from hostctl.errors import HostctlError
 from hostctl.hosts.audit import append_audit_lines, audit_record
 from hostctl.jobs import hostside as H
@@ -231,7 +230,12 @@ class Admission:
             # Its runs cannot be counted, nor its share taken back: nothing may be granted.
             raise HostctlError(f"project {project} has a quota, and its runs on every host "
                                f"its jobs run on must be counted; not reached: {'; '.join(bad)}")
-        return {h: v for h, v in seen.items() if isinstance(v, Q.Settled)}
+        out = {h: v for h, v in seen.items() if isinstance(v, Q.Settled)}
+        short = [h for h, v in out.items() if project not in v.admitted]
+        if short:  # an answer without the project's use cannot be counted as none
+            raise HostctlError(f"project {project}: no settle answer from {', '.join(short)}; "
+                               "nothing was queued; try again")
+        return out
 
     def _audit(self, host: str, reqs: Sequence[H.RunRequest], used_ms: int) -> list[str]:
         if not self.over_budget:
@@ -252,11 +256,6 @@ class Admission:
 
 # -- reading use (hostctl projects) ----------------------------------------------------------
 
-def usage_lines() -> list[str]:
-    """The month's GPU time per project and per service unit, read only (no settle)."""
-    return [f"{L.JOBS_HELPER} usage"]
-
-
 def month_gpu_ms(site: m.Site, settled: Mapping[str, Q.Settled]) -> dict[str, int]:
     """GPU-milliseconds this month per project: its runs, and its services' GPU leases."""
     unit_project = {i: w.project for w in site.workloads if not w.is_job
@@ -271,6 +270,22 @@ def month_gpu_ms(site: m.Site, settled: Mapping[str, Q.Settled]) -> dict[str, in
     return out
 
 
+def month_gpu_model_ms(site: m.Site, settled: Mapping[str, Q.Settled]
+                       ) -> dict[str, dict[str, int]]:
+    """The same time per project by GPU model ("": GPUs of no model), for its cost."""
+    unit_project = {i: w.project for w in site.workloads if not w.is_job
+                    for i in Q.service_units(site, w.project)}
+    out: dict[str, dict[str, int]] = {}
+    for s in settled.values():
+        pairs = [*s.run_model_ms.items(),
+                 *(((unit_project[u], md), ms) for (u, md), ms in s.svc_model_ms.items()
+                   if u in unit_project)]
+        for (project, model), ms in pairs:
+            mine = out.setdefault(project, {})
+            mine[model] = mine.get(model, 0) + ms
+    return out
+
+
 def read_usage(runners: Mapping[str, Runner | RunnerError]) -> dict[str, Q.Settled | Exception]:
     return run_parallel(runners, lambda r: Q.parse_settle(
-        r.host, _sh(r, usage_lines(), SETTLE_TIMEOUT)))
+        r.host, _sh(r, Q.usage_lines(), SETTLE_TIMEOUT)))

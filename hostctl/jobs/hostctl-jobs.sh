@@ -48,9 +48,11 @@
 # - Queue order: effective level descending (priority high 2, normal 1, low 0, plus one
 #   level per AGE_STEP_MS = 30 minutes since it was submitted, at most 2), then seq.
 # - GPU time for budgets: a running run that used GPUs appends "PROJECT TAB NEED TAB STARTED
-#   TAB ENDED" to $G/run-usage when it ends (each attempt); a service's lease is
-#   $G/since/UNIT "N START_MS" while held and "UNIT TAB N TAB START TAB END" in
-#   $G/svc-usage after. Lines that ended over 400 days ago are pruned by `tick`.
+#   TAB ENDED TAB DEVICES" to $G/run-usage when it ends (each attempt); a service's lease is
+#   $G/since/UNIT "N START_MS DEVICES" while held and "UNIT TAB N TAB START TAB END TAB
+#   DEVICES" in $G/svc-usage after (DEVICES comma-separated: the time is priced by their
+#   models; lines written before they were recorded have none). Lines that ended over 400
+#   days ago are pruned by `tick`.
 set -u
 umask 077
 export LC_ALL=C
@@ -455,26 +457,30 @@ finalize() {  # ID STATE EXIT NOTE
 }
 
 # GPU time, for the projects' monthly budgets (quota-settle): a running run that used GPUs
-# appends "PROJECT TAB NEED TAB STARTED TAB ENDED" (each attempt: a retry's too).
+# appends "PROJECT TAB NEED TAB STARTED TAB ENDED TAB DEVICES" (each attempt: a retry's too).
 gpu_used() {  # ID END_MS
   [ "$(get "$1" state)" = running ] || return 0
   gu_n=$(get "$1" need); gu_t0=$(get "$1" started)
   case $gu_n in ''|0|*[!0-9]*) return 0;; esac
   case $gu_t0 in ''|*[!0-9]*) return 0;; esac
-  printf '%s\t%s\t%s\t%s\n' "$(get "$1" project)" "$gu_n" "$gu_t0" "$2" >> "$G/run-usage"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(get "$1" project)" "$gu_n" "$gu_t0" "$2" \
+    "$(get "$1" gpus)" >> "$G/run-usage"
 }
 
-# A service's GPU lease, for the same budgets: since/UNIT "N START_MS" while it holds them;
-# when it lets go (or reclaim finds it dead), "UNIT TAB N TAB START TAB END" in svc-usage.
-svc_leased() {  # UNIT N
+# A service's GPU lease, for the same budgets: since/UNIT "N START_MS DEVICES" while it holds
+# them; when it lets go (or reclaim finds it dead), "UNIT TAB N TAB START TAB END TAB DEVICES"
+# in svc-usage.
+svc_leased() {  # UNIT N DEVICES
   mkdir -p "$G/since"
-  printf '%s %s\n' "$2" "$(now_ms)" > "$G/since/.$1.tmp" && mv -f "$G/since/.$1.tmp" "$G/since/$1"
+  printf '%s %s %s\n' "$2" "$(now_ms)" "${3:-}" > "$G/since/.$1.tmp" && \
+    mv -f "$G/since/.$1.tmp" "$G/since/$1"
 }
 
 svc_unleased() {  # UNIT
   [ -f "$G/since/$1" ] || return 0
-  read -r su_n su_t0 < "$G/since/$1"
-  printf '%s\t%s\t%s\t%s\n' "$1" "$su_n" "$su_t0" "$(now_ms)" >> "$G/svc-usage"
+  su_devs=
+  read -r su_n su_t0 su_devs < "$G/since/$1"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$su_n" "$su_t0" "$(now_ms)" "$su_devs" >> "$G/svc-usage"
   rm -f "$G/since/$1"
 }
 
@@ -663,13 +669,29 @@ function okdev(d, acc) { return acc == "" || index("," acc ",", "," model[d] ","
 function waits(id, why) { wid[++nw] = id; wwhy[nw] = why }
 # GPU-milliseconds of [s, e) within the month (from ms0).
 function span(n, s, e) { if (s < ms0) s = ms0; return e > s ? n * (e - s) : 0 }
-function settle(   i, j, n, P, id, u, t, f, pl) {
+# The GPU time of N devices DEVS (comma-separated; may be empty) over [s, e) by model into
+# byModel[KEY, MODEL] ("-": no model known), keys listed in mkeys.
+function by_model(key, n, devs, s, e,   nd, dv, x, md) {
+  nd = devs == "" ? 0 : split(devs, dv, ",")
+  if (nd == 0) { add_model(key, "-", span(n, s, e)); return }
+  for (x = 1; x <= nd; x++) { md = (dv[x] in model) ? model[dv[x]] : "-"
+    add_model(key, md, span(1, s, e)) }
+}
+function add_model(key, md, t) {
+  if (t <= 0) return
+  if (!((key, md) in bym)) mkeys[++nmk] = key SUBSEP md
+  bym[key, md] += t
+}
+function settle(   i, j, n, P, id, u, t, f, pl, kk) {
   n = split(projects, pl, " ")
-  for (i = 1; i <= nru; i++) {  # "@run TAB PROJECT TAB N TAB START TAB END"
-    split(ru[i], f, "\t"); gm[f[2]] += span(f[3] + 0, f[4] + 0, f[5] + 0) }
+  for (i = 1; i <= nru; i++) {  # "@run TAB PROJECT TAB N TAB START TAB END [TAB DEVICES]"
+    split(ru[i], f, "\t"); gm[f[2]] += span(f[3] + 0, f[4] + 0, f[5] + 0)
+    by_model("run" SUBSEP f[2], f[3] + 0, f[6], f[4] + 0, f[5] + 0) }
   for (i = 1; i <= k; i++) { id = ids[i]
-    if (val[id, "state"] == "running" && val[id, "started"] + 0 > 0)
-      gm[val[id, "project"]] += span(ask_gpu(id), val[id, "started"] + 0, now) }
+    if (val[id, "state"] == "running" && val[id, "started"] + 0 > 0) {
+      gm[val[id, "project"]] += span(ask_gpu(id), val[id, "started"] + 0, now)
+      by_model("run" SUBSEP val[id, "project"], ask_gpu(id), val[id, "gpus"],
+               val[id, "started"] + 0, now) } }
   for (i = 1; i <= n; i++) { P = pl[i]
     printf "@@quota %s %.0f %.0f %.0f\n", P, ac[P], am_[P], ag[P]
     for (j = 1; j <= nq; j++) { id = q[j]
@@ -678,13 +700,19 @@ function settle(   i, j, n, P, id, u, t, f, pl) {
           ask_cpu(id), ask_mem(id), ask_gpu(id) }
     printf "@@gpu_ms %s %.0f\n", P, gm[P] }
   if (all_projects) for (P in gm) if (P != "") printf "@@gpu_ms %s %.0f\n", P, gm[P]
-  for (i = 1; i <= nsu; i++) {  # "@svc UNIT N START END", "@since UNIT N START"
+  for (i = 1; i <= nsu; i++) {  # "@svc UNIT N START END [DEVICES]", "@since UNIT N START [DEVICES]"
     split(su[i], f, " ")
-    if (f[1] == "@since") { svc[f[2]] += span(f[3] + 0, f[4] + 0, now); continue }
-    t = span(f[3] + 0, f[4] + 0, f[5] + 0); if (t > 0) svc[f[2]] += t }
+    if (f[1] == "@since") { svc[f[2]] += span(f[3] + 0, f[4] + 0, now)
+      by_model("svc" SUBSEP f[2], f[3] + 0, f[5], f[4] + 0, now); continue }
+    t = span(f[3] + 0, f[4] + 0, f[5] + 0); if (t > 0) svc[f[2]] += t
+    by_model("svc" SUBSEP f[2], f[3] + 0, f[6], f[4] + 0, f[5] + 0) }
   n = 0; for (u in svc) { for (i = n; i >= 1 && su_[i] > u; i--) su_[i + 1] = su_[i]
     su_[i + 1] = u; n++ }
   for (i = 1; i <= n; i++) printf "@@svc_gpu_ms %s %.0f\n", su_[i], svc[su_[i]]
+  # By model, for the cost: "@@gpu_model_ms run PROJECT MODEL MS", "... svc UNIT MODEL MS".
+  for (i = 1; i <= nmk; i++) { split(mkeys[i], kk, SUBSEP)
+    if (kk[1] == "svc" || all_projects || index(" " projects " ", " " kk[2] " "))
+      printf "@@gpu_model_ms %s %s %s %.0f\n", kk[1], kk[2], kk[3], bym[kk[1], kk[2], kk[3]] }
 }
 END {
   nfree = split(free, fd, " "); nf = nfree - reserved; ndev = split(all, ad, " ")
@@ -763,7 +791,7 @@ queue_input() {
     [ -f "$f" ] && printf '@quota %s %s\n' "${f##*/}" "$(head -n 1 "$f")"
   done
   (cd "$R" && while read -r id; do
-      for f in seq state need cpus memory not_before gpu_models project priority hold \
+      for f in seq state need cpus memory not_before gpu_models project priority hold gpus \
           submitted waiting started; do echo "$id/$f"; done
     done < "$S/.active" | xargs -r grep -H '' 2>/dev/null)
 }
@@ -979,7 +1007,7 @@ lease_service() {  # UNIT N [MODELS]: a service takes N GPUs (of one of MODELS) 
     devs="$devs${devs:+,}$1"; shift; i=$((i + 1))
   done
   rm -f "$G/want/$unit"
-  [ "$n" -gt 0 ] && svc_leased "$unit" "$n"
+  [ "$n" -gt 0 ] && svc_leased "$unit" "$n" "$devs"
   mkdir -p "$S/svc"
   printf 'HOSTCTL_GPU_ARGS="%s"\n' "$(gpu_words "$devs")" > "$S/svc/.$unit.tmp" && \
     mv -f "$S/svc/.$unit.tmp" "$S/svc/$unit.env"
@@ -1033,7 +1061,8 @@ quota_settle() {  # P...
           [ -f "$G/svc-usage" ] && sed "s/^/@svc$TAB/" "$G/svc-usage"
           for f in "$G"/since/*; do
             [ -f "$f" ] && printf '@since %s %s\n' "${f##*/}" "$(head -n 1 "$f")"; done
-        } | queue_awk -v mode=settle -v projects="$*" -v ms0="$(month_start_ms)")
+        } | queue_awk -v mode=settle -v projects="$*" -v ms0="$(month_start_ms)" \
+            -v models="$(cat "$G/models" 2>/dev/null)")
   printf '%s\n' "$out" | while read -r tag p c m g; do
     [ "$tag" = @@quota ] || continue
     printf '%s %s %s\n' "$c" "$m" "$g" > "$S/quota/.$p.tmp" && mv -f "$S/quota/.$p.tmp" "$S/quota/$p"
@@ -1051,7 +1080,8 @@ usage() {
     [ -f "$G/svc-usage" ] && sed "s/^/@svc$TAB/" "$G/svc-usage"
     for f in "$G"/since/*; do
       [ -f "$f" ] && printf '@since %s %s\n' "${f##*/}" "$(head -n 1 "$f")"; done
-  } | queue_awk -v mode=settle -v projects="" -v all_projects=1 -v ms0="$(month_start_ms)"
+  } | queue_awk -v mode=settle -v projects="" -v all_projects=1 -v ms0="$(month_start_ms)" \
+    -v models="$(cat "$G/models" 2>/dev/null)"
 }
 
 quota_grant() {  # P CPU_MILLI MEM_BYTES GPUS (each an integer to add, or - for no limit)

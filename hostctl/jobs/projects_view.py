@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hostctl.jobs import pricing
 from hostctl.jobs import quota as Q
 from hostctl.jobs.records import RunRecord
 from hostctl.jobs.view import table
@@ -29,19 +30,16 @@ class ProjectUse:
     waiting: int  # held for the quota
     gpu_ms: int  # this month, runs and GPU services
     budget: float | None
-    price: float | None  # per GPU-hour
+    cost: float | None  # of those GPU-hours, each at its model's price (None: no prices)
     currency: str
     priority: str
     owners: tuple[str, ...]
 
-    @property
-    def cost(self) -> float | None:
-        return None if self.price is None else Q.gpu_hours(self.gpu_ms) * self.price
-
 
 def project_uses(site: m.Site, runs: Iterable[RunRecord], gpu_ms: Mapping[str, int],
-                 ) -> list[ProjectUse]:
-    """One row per project that has runs, services or a `projects:` entry."""
+                 by_model: Mapping[str, Mapping[str, int]] | None = None) -> list[ProjectUse]:
+    """One row per project that has runs, services or a `projects:` entry; `by_model`: the
+    GPU time per project by model, which the cost is priced by (jobs.pricing)."""
     inv = site.inventory
     prices = inv.metrics.prices if inv.metrics else None
     listed = inv.projects.projects
@@ -62,7 +60,9 @@ def project_uses(site: m.Site, runs: Iterable[RunRecord], gpu_ms: Mapping[str, i
             queued=sum(1 for r in mine if r.state == "queued" and not r.hold),
             waiting=sum(1 for r in mine if r.state == "queued" and r.hold),
             gpu_ms=gpu_ms.get(name, 0), budget=quota.gpu_hours_per_month if quota else None,
-            price=prices.gpu_hour if prices else None,
+            cost=None if prices is None else pricing.cost(
+                0.0, {md: ms / 1000 for md, ms in (by_model or {}).get(name, {}).items()}
+                or {"": gpu_ms.get(name, 0) / 1000}, prices.table()),
             currency=prices.currency if prices else "",
             priority=quota.priority if quota else "normal",
             owners=quota.owners if quota else ()))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import calendar
 import getpass
 import os
+import re
 import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +42,8 @@ from hostctl.spec.placement import service_instances
 from hostctl.spec.sections.projects import ProjectQuota, asks, size_text
 
 q = shlex.quote
+END = "@@end"
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # what the host's helper takes as a name
 
 LEVELS = {"high": 2, "normal": 1, "low": 0}
 AGE_STEP_MS = 30 * 60 * 1000  # a waiting run gains one level per 30 minutes (hostctl-jobs.sh)
@@ -144,16 +147,30 @@ class Settled:
     held: dict[str, list[Waiting]] = field(default_factory=dict)
     gpu_ms: dict[str, int] = field(default_factory=dict)
     svc_gpu_ms: dict[str, int] = field(default_factory=dict)
+    # The same time by GPU model ("" when the host names none), for its cost:
+    # (project, model) of runs, (unit, model) of services.
+    run_model_ms: dict[tuple[str, str], int] = field(default_factory=dict)
+    svc_model_ms: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _ints(parts: Sequence[str]) -> list[int] | None:
     return [int(p) for p in parts] if all(p.isdigit() for p in parts) else None
 
 
+class SettleReadError(HostctlError):
+    """A settle's answer was cut short: nothing of it may be believed (a project missing from
+    it would read as using nothing, and be granted too much)."""
+
+
 def parse_settle(host: str, text: str) -> Settled:
-    """The `@@quota`, `@@held`, `@@gpu_ms` and `@@svc_gpu_ms` lines of a settle."""
+    """The `@@quota`, `@@held`, `@@gpu_ms`, `@@svc_gpu_ms` and `@@gpu_model_ms` lines of a
+    settle (or of the read-only `usage`), which end with `@@end`; other lines are passed
+    over."""
+    lines = text.splitlines()
+    if END not in lines:
+        raise SettleReadError(f"{host}: incomplete answer from the host (no end marker)")
     out = Settled()
-    for line in text.splitlines():
+    for line in lines:
         parts = line.split()
         if not parts:
             continue
@@ -167,6 +184,12 @@ def parse_settle(host: str, text: str) -> Settled:
             out.gpu_ms[rest[0]] = int(rest[1])
         elif tag == "@@svc_gpu_ms" and len(rest) == 2 and rest[1].isdigit():
             out.svc_gpu_ms[rest[0]] = int(rest[1])
+        elif tag == "@@gpu_model_ms" and len(rest) == 4 and rest[3].isdigit():
+            kind, key, model = rest[0], rest[1], "" if rest[2] == "-" else rest[2]
+            into = out.run_model_ms if kind == "run" else out.svc_model_ms if kind == "svc" \
+                else None
+            if into is not None:
+                into[key, model] = into.get((key, model), 0) + int(rest[3])
     return out
 
 
@@ -246,15 +269,38 @@ def unlock_lines(token: str, lock: str = ADMISSION_LOCK) -> list[str]:
             f"_ {q(token)} || true"]
 
 
+def _check_project(project: str) -> str:
+    if not _PROJECT.fullmatch(project):
+        raise ValueError(f"not a project name: {project!r}")
+    return project
+
+
 def settle_lines(projects: Sequence[str]) -> list[str]:
-    return [f"{L.JOBS_HELPER} quota-settle {' '.join(q(p) for p in projects)}"]
+    """Each project's share on the host := what its admitted runs there use; the answer
+    (parse_settle) tells that use, its held runs and the month's GPU time, then `@@end`."""
+    names = " ".join(_check_project(p) for p in projects)
+    return [f"{L.JOBS_HELPER} quota-settle {names} && echo '{END}'"]
+
+
+def usage_lines() -> list[str]:
+    """The month's GPU time per project and per service unit, read only (no settle)."""
+    return [f"{L.JOBS_HELPER} usage && echo '{END}'"]
 
 
 def grant_lines(project: str, share: Amount, limit: Limit) -> list[str]:
     """Add `share` to the host's allotment; a resource with no limit stays unlimited (`-`)."""
-    words = ["-" if lim is None else str(a) for lim, a in (
-        (limit.cpu, share.cpu), (limit.memory, share.memory), (limit.gpus, share.gpus))]
-    return [f"{L.JOBS_HELPER} quota-grant {q(project)} {' '.join(words)}"]
+    words = []
+    for lim, a in ((limit.cpu, share.cpu), (limit.memory, share.memory),
+                   (limit.gpus, share.gpus)):
+        if a < 0:
+            raise ValueError(f"a grant adds, never takes: {a}")
+        words.append("-" if lim is None else str(a))
+    return [f"{L.JOBS_HELPER} quota-grant {_check_project(project)} {' '.join(words)}"]
+
+
+def drop_lines(project: str) -> list[str]:
+    """The project is no longer governed on the host: its held runs are released."""
+    return [f"{L.JOBS_HELPER} quota-drop {_check_project(project)}"]
 
 
 # -- words -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ HOUR_MS = 3_600_000
 class Host:
     """A host's canned answers: its settle lines; the lock's state on the ledger."""
 
-    def __init__(self, name: str, settle: str = "", busy: bool = False):
+    def __init__(self, name: str, settle: str = "@@quota ml 0 0 0\n", busy: bool = False):
         self.settle, self.busy = settle, busy
         self.runner = RecordingRunner(name, default=self.answer)
 
@@ -42,7 +42,7 @@ class Host:
             return Result(0, "@@admission busy\nt0 {\"who\": \"bob\"}\n" if self.busy
                           else "@@admission locked\n", "")
         if "quota-settle" in script:
-            return Result(0, self.settle, "")
+            return Result(0, self.settle + "@@end\n", "")
         if " submit " in script:
             return Result(0, "@@submitted\n", "")
         return Result(0, "", "")
@@ -123,6 +123,15 @@ def test_a_host_that_cannot_be_counted_stops_the_admission(site: Any) -> None:
     assert "project ml has a quota, and its runs on every host its jobs run on must be " \
            "counted; not reached: gpu-1: " in str(err.value)
     assert app.sent() == ["lock", "settle", "unlock"]
+
+
+def test_an_answer_without_the_projects_use_counts_as_no_answer(site: Any) -> None:
+    app, gpu = Host("app-1"), Host("gpu-1", settle="@@gpu_ms ml 0\n")
+    with pytest.raises(HostctlError) as err:
+        _admit(site, {"app-1": app, "gpu-1": gpu})
+    assert str(err.value) == "project ml: no settle answer from gpu-1; nothing was queued; " \
+                             "try again"
+    assert (app.sent(), gpu.sent()) == (["lock", "settle", "unlock"], ["settle"])
 
 
 def test_a_busy_lock_is_waited_for_then_named(site: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hostctl.jobs import hostside as H
+from hostctl.jobs import quota as Q
 from hostctl.jobs import records as rec
 
 MIN = 60_000
@@ -306,10 +307,12 @@ def test_gpu_time_of_running_runs_and_leased_services_counts_to_now(helper: Any)
     # a run that ends appends its GPU time; a service that lets go, its lease's
     ok(helper("finished", "train", "r", SERVICE_RESULT="success", EXIT_STATUS="0"))
     ended = helper.field("r", "ended")
-    assert (helper.root / "gpu" / "run-usage").read_text() == f"p\t2\t{started}\t{ended}\n"
+    assert (helper.root / "gpu" / "run-usage").read_text() == \
+        f"p\t2\t{started}\t{ended}\t0,1\n"
     ok(helper("release-service", "s.service"))
-    unit, n, start, end = (helper.root / "gpu" / "svc-usage").read_text().split("\t")
-    assert (unit, n, start) == ("s.service", "1", since[1]) and int(end) >= int(start)
+    unit, n, start, end, devs = (helper.root / "gpu" / "svc-usage").read_text().split("\t")
+    assert (unit, n, start, devs) == ("s.service", "1", since[1], "2\n") \
+        and int(end) >= int(start)
     assert not (helper.root / "gpu" / "since" / "s.service").exists()
 
 
@@ -319,8 +322,8 @@ def test_a_dead_services_lease_and_a_retried_attempt_keep_their_gpu_time(helper:
     started = helper.field("r", "started")
     ok(helper("finished", "train", "r", SERVICE_RESULT="exit-code", EXIT_STATUS="1"))
     assert helper.field("r", "state") == "queued"  # retried after its back-off
-    proj, need, start, end = (helper.root / "gpu" / "run-usage").read_text().split("\t")
-    assert (proj, need, start) == ("p", "1", started) and int(end) >= int(start)
+    proj, need, start, end, devs = (helper.root / "gpu" / "run-usage").read_text().split("\t")
+    assert (proj, need, start, devs) == ("p", "1", started, "0\n") and int(end) >= int(start)
     ok(helper("cancel", "r"))  # queued: no GPU time of its own
     assert len((helper.root / "gpu" / "run-usage").read_text().splitlines()) == 1
     ok(helper("lease-service", "s.service", "1"))
@@ -406,25 +409,15 @@ def test_the_quota_builders_and_the_settle_parser(helper: Any) -> None:
                           "need": 1})], {"p": "- - 1"}, devices="0 1")
     (helper.root / "gpu" / "svc-usage").write_text(f"u.service\t1\t{M0}\t{M0 + 9}\n")
     (helper.root / "gpu" / "run-usage").write_text(f"p\t1\t{M0}\t{M0 + 4}\n")
-    text = via(helper, H.quota_settle_lines(["p", "q"]), HOSTCTL_MONTH_START_MS=str(M0))
-    assert H.parse_quota_settle("h", text) == H.QuotaSettle(
-        usage={"p": (250, 3 * 2**40, 1), "q": (0, 0, 0)},  # above 2^31: %.0f, not %d
-        held={"p": (H.HeldRun("p", "h", "high", 5, 100, 0, 1),)},
-        gpu_ms={"p": 4, "q": 0}, svc_gpu_ms={"u.service": 9})
-    assert via(helper, H.quota_grant_lines("p", 100, None, 1)) == "@@allot p 350 - 2\n"
+    assert Q.settle_lines(["p", "q"]) == [f"{H.HELPER} quota-settle p q && echo '@@end'"]
+    text = ok(helper("quota-settle", "p", "q", HOSTCTL_MONTH_START_MS=str(M0))).stdout
+    got = Q.parse_settle("h", text + "@@end\n")
+    assert (got.admitted, got.held, got.gpu_ms, got.svc_gpu_ms) == (
+        {"p": Q.Amount(250, 3 * 2**40, 1), "q": Q.Amount()},  # above 2^31: %.0f, not %d
+        {"p": [Q.Waiting("h", "h", "high", 5, Q.Amount(100, 0, 1))]},
+        {"p": 4, "q": 0}, {"u.service": 9})
+    assert (got.run_model_ms, got.svc_model_ms) == ({("p", ""): 4}, {("u.service", ""): 9})
+    assert via(helper, Q.grant_lines("p", Q.Amount(100, 0, 1), Q.Limit(cpu=1, gpus=1))) == \
+        "@@allot p 350 - 2\n"
     assert helper.field("h", "state") == "starting"
-    assert via(helper, H.quota_drop_lines("p")) == "@@dropped p\n"
-    with pytest.raises(H.JobsReadError):
-        H.parse_quota_settle("h", "@@quota p 1 2 3\n")
-    assert H.parse_quota_settle("h", "@@quota p x 2 3\n@@held p h high\n@@gpu_ms p -1\n"
-                                "@@end\n") == H.QuotaSettle()
-
-
-@pytest.mark.parametrize("call", [lambda: H.quota_settle_lines(["p", "a b"]),
-                                  lambda: H.quota_settle_lines(["-p"]),
-                                  lambda: H.quota_grant_lines("p;x", 1, 1, 1),
-                                  lambda: H.quota_grant_lines("p", -1, 1, 1),
-                                  lambda: H.quota_drop_lines("")])
-def test_the_quota_builders_take_project_names_and_grants_only(call: Any) -> None:
-    with pytest.raises(ValueError):
-        call()
+    assert via(helper, Q.drop_lines("p")) == "@@dropped p\n"

@@ -3,6 +3,8 @@ quota, in which order, what a settle answer means, and the words of refusals."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hostctl.errors import HostctlError
@@ -86,12 +88,29 @@ def test_settle_answer_parsed_and_junk_ignored() -> None:
         "@@quota triage 2000 4294967296 1", "@@quota bad x 1 1",
         "@@held triage r1 high 1700 1000 0 1", "@@held triage r2 normal 17 1 2",
         "@@gpu_ms triage 7200000", "@@svc_gpu_ms hostctl-api-1.service 3600000",
-        "@@gpu_ms triage -5", "noise", ""])
+        "@@gpu_ms triage -5", "noise",
+        "@@gpu_model_ms run triage a100-80g 5000", "@@gpu_model_ms run triage - 7",
+        "@@gpu_model_ms svc hostctl-api-1.service l4 3", "@@gpu_model_ms bad x y 1", "@@end"])
     s = Q.parse_settle("app-1", text)
     assert s.admitted == {"triage": A(2000, 2**32, 1)}
     assert s.held == {"triage": [Q.Waiting("app-1", "r1", "high", 1700, A(1000, 0, 1))]}
     assert s.gpu_ms == {"triage": 7200000}
     assert s.svc_gpu_ms == {"hostctl-api-1.service": 3600000}
+    assert s.run_model_ms == {("triage", "a100-80g"): 5000, ("triage", ""): 7}
+    assert s.svc_model_ms == {("hostctl-api-1.service", "l4"): 3}
+    # cut short (no end marker): nothing of it is believed
+    with pytest.raises(Q.SettleReadError):
+        Q.parse_settle("app-1", "@@quota triage 0 0 0\n")
+
+
+@pytest.mark.parametrize("call", [lambda: Q.settle_lines(["p", "a b"]),
+                                  lambda: Q.settle_lines(["-p"]),
+                                  lambda: Q.grant_lines("p;x", A(1, 1, 1), Q.Limit(1, 1, 1)),
+                                  lambda: Q.grant_lines("p", A(-1, 1, 1), Q.Limit(1, 1, 1)),
+                                  lambda: Q.drop_lines("")])
+def test_the_builders_take_project_names_and_grants_only(call: Any) -> None:
+    with pytest.raises(ValueError):
+        call()
 
 
 def test_grant_lines_keep_unlimited_resources_unlimited() -> None:
@@ -221,3 +240,35 @@ def test_validate_refuses_services_that_leave_no_room_for_a_run(tmp_path) -> Non
         "site.yml:11: projects/ml/cpus: is 2 but the services of ml (api) take 3 CPU(s) "
         "together, every instance on every host they are placed on: no run of the project "
         "could start; raise the quota, or lower their resources or instances"], got
+
+
+def test_projects_table_prices_gpu_hours_by_model(tmp_path) -> None:
+    from hostctl.jobs import projects_view as PV
+    from tests.rigs.site_factory import BASE_INVENTORY, made_site
+    from tests.unit.jobs.runs_data import record
+
+    inventory = (BASE_INVENTORY.replace("role: gpu}, gpus: 1}",
+                                        "role: gpu}, gpus: [{model: a100-80g, count: 1}]}")
+                 + "metrics:\n  prices: {currency: EUR, gpu_hour: 1.0, gpu_hour_by_model: "
+                 "{a100-80g: 3.0}}\nprojects:\n  ml: {cpus: 8, gpu_hours_per_month: 100, "
+                 "owners: [alice]}\n")
+    site = made_site(tmp_path, JOBS, inventory)
+    runs = [record("r1", "app-1", state="running", project="ml", job="train", cpus=1000),
+            record("r2", "app-1", state="queued", project="ml", job="train", hold="quota"),
+            record("r3", "app-1", state="queued", project="data", job="etl", cpus=500),
+            record("r4", "app-1", state="succeeded", project="ml", job="train")]
+    rows = PV.project_uses(site, runs, {"ml": 2 * 3_600_000},
+                           {"ml": {"a100-80g": 3_600_000, "": 3_600_000}})
+    assert PV.lines(rows) == [
+        "PROJECT  GPUS  CPUS   MEMORY  RUNNING  QUEUED  WAITING  GPU-HOURS  BUDGET  COST      "
+        "PRIORITY  OWNERS",
+        "data     0/-   0.5/-  0/-     0        1       0        0.0        -       0.00 EUR  "
+        "normal    anyone",
+        # its services (2 x 1.5 CPUs, 1Gi) and its running run (1 CPU); an hour of the a100
+        # at 3.0 and an hour of a GPU of no model at 1.0
+        "ml       0/-   4/8    2Gi/-   1        0       1        2.0        100     4.00 EUR  "
+        "normal    alice"]
+    ml = PV.as_json(rows[1])
+    assert (ml["used"], ml["runs"], ml["cost_this_month"], ml["gpu_hours_per_month"]) == (
+        {"gpus": 0, "cpus": 4.0, "memory": 2 * 2**30},
+        {"running": 1, "queued": 0, "waiting_for_quota": 1}, 4.0, 100)
