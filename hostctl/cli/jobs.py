@@ -557,6 +557,7 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
     from hostctl.jobs import plan as P
     from hostctl.jobs import view as V
     from hostctl.jobs.admission import Admission, hosts_needed
+    from hostctl.jobs.quota import governs
     from hostctl.validate import load_site
 
     P.check_run_id(run_id)
@@ -564,6 +565,7 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
     hosts = P.job_host_names(site)
     # A project with a quota gives what the run held to its waiting runs on every host.
     extra = {h for p in site.inventory.projects.projects for h in hosts_needed(site, p)}
+    governed = {p for p, q in site.inventory.projects.projects.items() if governs(q)}
     with _connected(site, [*hosts, *sorted(extra - set(hosts))]) as conn:
         rec, _ = ops.find_run(site, {h: conn.runners[h] for h in hosts}, run_id)
         runner = ops.live_runner(conn.runners, rec.host)
@@ -574,7 +576,7 @@ def cancel_cmd(inventory: str, run_id: str) -> None:
             rec = ops.wait_run(runner, site.inventory.hosts[rec.host], run_id,
                                deadline=time.monotonic() + limit)
             verdict = rec.state
-        if w is not None and w.project in site.inventory.projects.projects:
+        if w is not None and w.project in governed:
             try:
                 Admission(site, w, conn.runners, conn.lock_record, conn.audit_base()).rebalance()
             except HostctlError as exc:

@@ -64,7 +64,7 @@ def usage_hosts(site: m.Site) -> list[str]:
 def hosts_needed(site: m.Site, project: str) -> list[str]:
     """Every host an admission of `project` talks to (its job hosts and the ledger host);
     none when the project has no quota."""
-    if project not in site.inventory.projects.projects:
+    if not Q.governs(site.inventory.projects.projects.get(project)):
         return []
     return sorted({*project_hosts(site, project), ledger_host(site)},
                   key=list(site.inventory.hosts).index)
@@ -133,15 +133,22 @@ class Admission:
     _nudged: float = field(default=0.0, init=False)
 
     @property
-    def quota(self) -> ProjectQuota | None:
+    def listed(self) -> ProjectQuota | None:
+        """The project's `projects:` entry (its priority and owners), if any."""
         return self.site.inventory.projects.projects.get(self.w.project)
 
+    @property
+    def quota(self) -> ProjectQuota | None:
+        """The entry when it has a limit or a budget to admit by (Q.governs)."""
+        listed = self.listed
+        return listed if Q.governs(listed) else None
+
     def prepare(self, req: H.RunRequest) -> H.RunRequest:
-        """The request as this admission queues it: its priority, held when it has a quota."""
-        quota = self.quota
-        prio = self.priority or (quota.priority if quota else "normal")
-        return replace(req, priority=prio, hold="quota" if quota else "",
-                       over_budget=self.over_budget if quota else "")
+        """The request as this admission queues it: its priority, held when it has a quota
+        (its host lifts the hold once its grant arrives, in the same round trip)."""
+        listed = self.listed
+        prio = self.priority or (listed.priority if listed else "normal")
+        return replace(req, priority=prio, hold="quota" if self.quota else "")
 
     def submit(self, batches: Mapping[str, Sequence[H.RunRequest]],
                submit_lines: Callable[[Sequence[H.RunRequest]], list[str]],
@@ -163,8 +170,12 @@ class Admission:
             settled = self._settle(project)
             now = int(self.clock() * 1000)
             used_ms = month_gpu_ms(self.site, settled).get(project, 0)
-            refusal = None if self.over_budget or not batches else Q.budget_error(
-                project, quota, used_ms, now)
+            spent = Q.budget_error(project, quota, used_ms, now) if batches else None
+            refusal = None if self.over_budget else spent
+            if spent is not None and self.over_budget:
+                # Passed: the reason goes with each run and to the audit log.
+                batches = {h: [replace(r, over_budget=self.over_budget) for r in rs]
+                           for h, rs in batches.items()}
             waiting = [r for s in settled.values() for r in s.held.get(project, [])]
             admitted = {h: s.admitted.get(project, Q.Amount()) for h, s in settled.items()}
             ask = Q.run_ask(self.w, self.site.inventory)
@@ -195,8 +206,8 @@ class Admission:
                        for h in settled}
             if refusal is None:
                 for h, reqs in batches.items():
-                    scripts[h] = [*scripts.get(h, []), *self._audit(h, reqs, used_ms),
-                                  *submit_lines(reqs)]
+                    audit = self._audit(h, reqs, used_ms) if spent is not None else []
+                    scripts[h] = [*scripts.get(h, []), *audit, *submit_lines(reqs)]
             answers = self._send(scripts)
         if refusal is not None:
             raise HostctlError(refusal)

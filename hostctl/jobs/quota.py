@@ -93,6 +93,13 @@ class Limit:
         return [(self.cpu, a.cpu), (self.memory, a.memory), (self.gpus, a.gpus)]
 
 
+def governs(quota: ProjectQuota | None) -> bool:
+    """Whether admission has anything to check for the project: a limit or a budget (a
+    project listed for its priority or owners alone is admitted as one not listed)."""
+    return quota is not None and any(v is not None for v in (
+        quota.gpus, quota.cpus, quota.memory, quota.gpu_hours_per_month))
+
+
 def run_ask(w: m.Workload, inv: m.Inventory) -> Amount:
     """What one run of job `w` counts against its project's quota."""
     r = asks(w, inv)

@@ -159,3 +159,21 @@ def test_a_hosts_queue_starts_the_highest_priority_first(site: Site) -> None:
     started = sorted((int(site.run_record("gpu-1", r)["started"]), prio)
                      for prio, r in runs.items())
     assert [prio for _, prio in started] == ["high", "normal", "low"]
+
+
+def test_cancel_takes_a_waiting_run_out_and_frees_a_running_ones_share_at_once(
+        site: Site) -> None:
+    hog = site.run_json("q-app", "--set", "SLEEP=60")
+    held = site.run_json("q-app", "--set", "SLEEP=1")
+    assert site.run_record("app-1", held["run"]).get("hold") == "quota"
+    out = site.on("cancel", held["run"])
+    assert (out.returncode, out.stdout.strip()) == (0, f"run {held['run']} on app-1: "
+                                                       "cancelled"), out.stderr
+    nxt = site.run_json("q-app", "--set", "SLEEP=1")
+    assert site.run_record("app-1", nxt["run"]).get("hold") == "quota"
+    stopped = site.on("cancel", hog["run"])
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    # The share the cancelled run held goes to the next waiting run at once (no natural end).
+    assert wait_for(lambda: _ended(site, "app-1", nxt["run"]), timeout=30, every=1)
+    assert site.run_record("app-1", nxt["run"])["state"] == "succeeded"
+    assert site.run_record("app-1", hog["run"])["state"] == "cancelled"

@@ -158,3 +158,21 @@ def test_a_run_that_waits_moves_to_where_its_projects_runs_are(site: Any) -> Non
     assert list(answers) == ["app-1"] and not outcome.admitted
     assert app.sent() == ["lock", "settle", "grant ml 0 - -", "submit", "unlock"]
     assert gpu.sent() == ["settle", "grant ml 0 - -"]
+
+
+def test_over_budget_is_recorded_only_when_it_passed_a_spent_budget(site: Any) -> None:
+    app, gpu = Host("app-1", f"@@quota ml 0 0 0\n@@gpu_ms ml {HOUR_MS}\n"), Host("gpu-1")
+    _admit(site, {"app-1": app, "gpu-1": gpu}, over_budget="paper due")
+    assert gpu.sent() == ["settle", "grant ml 1000 - -", "submit"]
+    assert "over_budget" not in gpu.runner.calls[-1].stdin.decode()
+
+
+def test_a_project_listed_for_its_priority_alone_is_not_admitted_by_the_lock(
+        tmp_path: Path) -> None:
+    site = made_site(tmp_path, SPECS, BASE_INVENTORY + "projects:\n  ml: {priority: high}\n")
+    gpu = Host("gpu-1")
+    answers, outcome = _admit(site, {"gpu-1": gpu})
+    assert outcome is None and gpu.sent() == ["submit"]
+    submitted = gpu.runner.calls[-1].stdin.decode()
+    assert "printf '%s\\n' high > /var/lib/hostctl/runs/.new-r1/priority" in submitted
+    assert "/hold" not in submitted
