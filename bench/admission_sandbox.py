@@ -18,15 +18,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from hostctl.cli.sandbox import write_inventory
+from bench.sandbox_session import booted
 from hostctl.sandbox import app_image
-from hostctl.sandbox import hosts as sandbox_hosts
-from hostctl.sandbox.locking import file_lock
-from hostctl.sandbox.models import SandboxHostRequest
 
 HOSTS = ("edge-1", "app-1", "gpu-1")
 QUEUED = 50
@@ -64,32 +60,22 @@ def median_run(inv: str, job: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    requests = [SandboxHostRequest(h) for h in HOSTS]
     app_image.build("1.0")
-    with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=1800,
-                                                          on_wait="waiting for the sandbox"):
-        root = Path(tmp)
-        state = root / "state"
-        state.mkdir()
-        booted = sandbox_hosts.up(requests, state)
-        try:
-            inv = str(write_inventory(str(write_site(root / "site")), booted, state))
-            hostctl("deploy", "-i", inv, "--yes")
-            # One run takes the whole quota; QUEUED more wait for it, spread over the hosts.
-            for _ in range(QUEUED + 1):
-                hostctl("run", "-i", inv, "held")
-            _, listing = hostctl("jobs", "-i", inv)
-            waiting = listing.count("waits for its project's quota")
-            with_quota, best_q = median_run(inv, "held")
-            without, best_f = median_run(inv, "free")
-            print(f"hostctl run with a quota ({waiting} runs waiting over {len(HOSTS)} "
-                  f"hosts): median {with_quota:.2f}s, best {best_q:.2f}s")
-            print(f"hostctl run without (project not listed): median {without:.2f}s, best "
-                  f"{best_f:.2f}s")
-            print(f"admission overhead per run: {with_quota - without:.2f}s (target < 0.3 s)")
-        finally:
-            if not os.environ.get("BENCH_KEEP"):
-                sandbox_hosts.down(state)
+    with booted(HOSTS, write_site) as site:
+        inv = site.inventory
+        hostctl("deploy", "-i", inv, "--yes")
+        # One run takes the whole quota; QUEUED more wait for it.
+        for _ in range(QUEUED + 1):
+            hostctl("run", "-i", inv, "held")
+        _, listing = hostctl("jobs", "-i", inv)
+        waiting = listing.count("waits for its project's quota")
+        with_quota, best_q = median_run(inv, "held")
+        without, best_f = median_run(inv, "free")
+        print(f"hostctl run with a quota ({waiting} runs waiting over {len(HOSTS)} hosts): "
+              f"median {with_quota:.2f}s, best {best_q:.2f}s")
+        print(f"hostctl run without (project not listed): median {without:.2f}s, best "
+              f"{best_f:.2f}s")
+        print(f"admission overhead per run: {with_quota - without:.2f}s (target < 0.3 s)")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,8 @@ import time
 from pathlib import Path
 
 from bench.runs_compare import HOSTS, host_outputs
-from hostctl.cli.sandbox import write_inventory
-from hostctl.sandbox import hosts as sandbox_hosts
-from hostctl.sandbox.locking import file_lock
-from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
+from bench.sandbox_session import booted
+from hostctl.sandbox.models import SandboxHost
 
 RECORDS = 10_000
 COMPARED = 20
@@ -80,58 +78,48 @@ def median_of(argv: list[str]) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    requests = [SandboxHostRequest(h) for h in HOSTS]
-    with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=1800,
-                                                          on_wait="waiting for the sandbox"):
-        root = Path(tmp)
-        state = root / "state"
-        state.mkdir()
-        booted = sandbox_hosts.up(requests, state)
-        try:
-            inv = str(write_inventory(str(write_site(root / "site")), booted, state))
-            by_name = {h.name: h for h in booted}
-            outputs = host_outputs(RECORDS)
-            for name, text in outputs.items():
-                put(by_name[name], f"{RUNS}/.history", text)
-            # the runs compare reads: the first COMPARED run ids, on their hosts, each with
-            # its directory of fields (as every run in a history has) and its points
-            compared = [f"{i:08x}" for i in range(COMPARED)]
-            for i, run_id in enumerate(compared):
-                host = by_name[HOSTS[i % len(HOSTS)]]
-                fields = [line.split("/", 1)[1].partition(":") for line in
-                          outputs[host.name].splitlines() if line.startswith(run_id + "/")]
-                subprocess.run(host.ssh_argv("sh -s"), check=True, timeout=120, input="".join(
-                    f"mkdir -p {RUNS}/{run_id}; printf '%s\\n' {shlex.quote(value)} > "
-                    f"{RUNS}/{run_id}/{name}\n" for name, _, value in fields).encode())
-                put(host, f"{RUNS}/{run_id}/metrics.tsv", points(i))
-            size = sum(len(t) for t in outputs.values()) / 1e6
-            hostctl = [sys.executable, "-m", "hostctl"]
-            if os.environ.get("BENCH_PROFILE"):  # where the time goes: a cProfile of one
-                timed([sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"],
-                       "-m", "hostctl", "runs", "-i", inv, "--limit", "50"])
-            for label, args in (
-                    ("(the table's default: the 50 newest)", []),
-                    ("--all (10,000 lines)", ["--all"]),
-                    ("--where 'val_auc>0.9 and LR<=0.01' --sort -val_auc --limit 20",
-                     ["--where", "val_auc>0.9 and LR<=0.01", "--sort", "-val_auc",
-                      "--limit", "20"]),
-                    ("--json (every run)", ["--json"])):
-                med, best, out = median_of([*hostctl, "runs", "-i", inv, *args])
-                print(f"hostctl runs {label}: median {med:.2f}s, best {best:.2f}s "
-                      f"({len(out.splitlines())} lines out; {RECORDS} records, "
-                      f"{size:.1f} MB on {len(HOSTS)} hosts; target < 1 s)")
-            med, best, out = median_of([*hostctl, "compare", "-i", inv, *compared])
-            print(f"hostctl compare of {COMPARED} runs: median {med:.2f}s, best {best:.2f}s "
-                  "(target < 1 s)")
-            with tempfile.TemporaryDirectory() as pics:
-                med, best, _ = median_of([*hostctl, "compare", "-i", inv, *compared,
-                                          "--plot", f"{pics}/c.png"])
-            print(f"hostctl compare of {COMPARED} runs x {STEPS} steps with --plot PNG: "
-                  f"median {med:.2f}s, best {best:.2f}s (the points read and drawn; no "
-                  "target)")
-        finally:
-            if not os.environ.get("BENCH_KEEP"):
-                sandbox_hosts.down(state)
+    with booted(HOSTS, write_site) as site:
+        inv = site.inventory
+        by_name = site.hosts
+        outputs = host_outputs(RECORDS)
+        for name, text in outputs.items():
+            put(by_name[name], f"{RUNS}/.history", text)
+        # the runs compare reads: the first COMPARED run ids, on their hosts, each with
+        # its directory of fields (as every run in a history has) and its points
+        compared = [f"{i:08x}" for i in range(COMPARED)]
+        for i, run_id in enumerate(compared):
+            host = by_name[HOSTS[i % len(HOSTS)]]
+            fields = [line.split("/", 1)[1].partition(":") for line in
+                      outputs[host.name].splitlines() if line.startswith(run_id + "/")]
+            subprocess.run(host.ssh_argv("sh -s"), check=True, timeout=120, input="".join(
+                f"mkdir -p {RUNS}/{run_id}; printf '%s\\n' {shlex.quote(value)} > "
+                f"{RUNS}/{run_id}/{name}\n" for name, _, value in fields).encode())
+            put(host, f"{RUNS}/{run_id}/metrics.tsv", points(i))
+        size = sum(len(t) for t in outputs.values()) / 1e6
+        hostctl = [sys.executable, "-m", "hostctl"]
+        if os.environ.get("BENCH_PROFILE"):  # where the time goes: a cProfile of one
+            timed([sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"],
+                   "-m", "hostctl", "runs", "-i", inv, "--limit", "50"])
+        for label, args in (
+                ("(the table's default: the 50 newest)", []),
+                ("--all (10,000 lines)", ["--all"]),
+                ("--where 'val_auc>0.9 and LR<=0.01' --sort -val_auc --limit 20",
+                 ["--where", "val_auc>0.9 and LR<=0.01", "--sort", "-val_auc",
+                  "--limit", "20"]),
+                ("--json (every run)", ["--json"])):
+            med, best, out = median_of([*hostctl, "runs", "-i", inv, *args])
+            print(f"hostctl runs {label}: median {med:.2f}s, best {best:.2f}s "
+                  f"({len(out.splitlines())} lines out; {RECORDS} records, "
+                  f"{size:.1f} MB on {len(HOSTS)} hosts; target < 1 s)")
+        med, best, out = median_of([*hostctl, "compare", "-i", inv, *compared])
+        print(f"hostctl compare of {COMPARED} runs: median {med:.2f}s, best {best:.2f}s "
+              "(target < 1 s)")
+        with tempfile.TemporaryDirectory() as pics:
+            med, best, _ = median_of([*hostctl, "compare", "-i", inv, *compared,
+                                      "--plot", f"{pics}/c.png"])
+        print(f"hostctl compare of {COMPARED} runs x {STEPS} steps with --plot PNG: "
+              f"median {med:.2f}s, best {best:.2f}s (the points read and drawn; no "
+              "target)")
 
 
 if __name__ == "__main__":
