@@ -133,7 +133,7 @@ def test_second_gpu_run_queues_and_starts_when_the_first_ends(site: Site) -> Non
     assert listing.returncode == 0, listing.stderr
     row = next((line for line in listing.stdout.splitlines()
                 if line.startswith(second["run"])), listing.stdout)
-    assert "queued (#1)" in row
+    assert "queued (#1: waits for GPUs)" in row
     assert wait_for(lambda: site.run_record("gpu-1", first["run"]).get("state") == "succeeded",
                     timeout=40)
     assert wait_for(lambda: site.run_record("gpu-1", second["run"]).get("state") == "succeeded",
