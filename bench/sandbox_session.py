@@ -25,9 +25,11 @@ class Booted:
 
 
 @contextmanager
-def booted(names: Sequence[str], write_site: Callable[[Path], Path]) -> Iterator[Booted]:
-    """Boot `names`, write the site with `write_site(DIR)` (it returns its inventory)."""
-    requests = [SandboxHostRequest(h) for h in names]
+def booted(hosts: Sequence[str | SandboxHostRequest], write_site: Callable[[Path], Path]
+           ) -> Iterator[Booted]:
+    """Boot `hosts` (names, or requests with labels and GPUs), write the site with
+    `write_site(DIR)` (it returns its inventory)."""
+    requests = [SandboxHostRequest(h) if isinstance(h, str) else h for h in hosts]
     with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=1800,
                                                           on_wait="waiting for the sandbox"):
         root = Path(tmp)
