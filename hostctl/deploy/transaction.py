@@ -136,12 +136,13 @@ class HostTransaction:
         script += activate(self._in_place(), release, host.docker, self.target.networks)
         self.progress(name, "apply", counts_text(plan))
         self.phase = "apply"
+        deadline = self.apply_deadline()
         try:
-            res = self.runner.run(["sh", "-s"], stdin=script.encode(), timeout=APPLY_TIMEOUT)
+            res = self.runner.run(["sh", "-s"], stdin=script.encode(), timeout=deadline)
         except CommandTimeout:
             # A slow host: the runner stopped the script, which may have got anywhere.
             # Back to the previous release, as after any failed apply.
-            return self.roll_back(f"applying did not finish in {APPLY_TIMEOUT} s", [])
+            return self.roll_back(f"applying did not finish in {deadline:g} s", [])
         marks = S.markers(res.stdout)
         if "applied" in marks:
             return None
@@ -150,6 +151,15 @@ class HostTransaction:
             return HostOutcome(name, "failed", f"{name}: could not stage the release: "
                                                f"{why}; nothing was changed", plan)
         return self.roll_back(f"applying failed: {why}", [])
+
+    def apply_deadline(self) -> float:
+        """Seconds the apply may take: APPLY_TIMEOUT, or more when a unit it stops or restarts
+        may take longer to stop (its TimeoutStopSec=, stop_timeout + 15 s; units stop and
+        start together, so the longest counts)."""
+        stop = {w.name: w.stop_timeout for w in self.session.site.workloads}
+        waits = [stop[u.workload] + 15 for u in self.plan.units
+                 if u.action in ("stop", "restart") and u.workload in stop]
+        return max([APPLY_TIMEOUT, *(w + APPLY_MARGIN for w in waits)])
 
     def _in_place(self) -> HostPlan:
         """The plan without the restarts that roll through the gateway."""
@@ -222,10 +232,12 @@ class HostTransaction:
         """A host whose current release no health gate saw healthy (its deploy was cut off,
         hosts.scripts.mark_unverified) and nothing else to change: the gate again, over
         every service the specs run there; unhealthy, back to the release before it."""
-        name, probes = self.name, self.target.probes
+        name, probes, units = self.name, self.target.probes, self.facts.units
         self.phase, self.release, self.new_manifest = "gate", release, self.facts.manifest
-        health = check_health(self.runner, self.host, [probes[u] for u in sorted(probes)],
-                              self.progress)
+        # The services it runs: enabled (not one handed to the cluster, stopped on purpose).
+        running = [probes[u] for u in sorted(probes)
+                   if u in units and units[u].file_state == "enabled"]
+        health = check_health(self.runner, self.host, running, self.progress)
         bad = [h.unit for h in health if not h.ok]
         if not bad:
             return HostOutcome(name, "deployed", f"release {release} verified (its deploy "
@@ -252,6 +264,7 @@ class HostTransaction:
 
 
 APPLY_TIMEOUT = 300  # seconds: writing files and starting units (images come before)
+APPLY_MARGIN = 120  # seconds beyond the longest stop of a unit: the rest of the apply
 
 
 def counts_text(plan: HostPlan) -> str:

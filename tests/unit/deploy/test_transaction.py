@@ -330,6 +330,22 @@ def test_an_apply_past_its_deadline_rolls_the_host_back(tmp_path: Path) -> None:
     assert host.log == ["pull", "apply", "rollback", "health", "finish"]
 
 
+def test_the_applys_deadline_covers_the_longest_stop_of_a_unit_it_restarts(
+        tmp_path: Path) -> None:
+    facts = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
+    host = Host(apply=["@@staged\n@@applied\n"], health=[f"@@health {UNIT} ok 1\n"])
+    runner = host.runner("app-1")
+    slow_stop = _site(tmp_path / "new", spec=SERVICE + "stop_timeout: 1h\n")
+    _transaction(slow_stop, facts, runner, Events()).run()
+    (apply,) = [c for c in runner.calls if "echo '@@staged'" in (c.stdin or b"").decode()]
+    assert apply.timeout == 3600 + 15 + 120  # its TimeoutStopSec= and a margin
+    host = Host(apply=["@@staged\n@@applied\n"], health=[f"@@health {UNIT} ok 1\n"])
+    runner = host.runner("app-1")
+    _transaction(_site(tmp_path / "usual"), facts, runner, Events()).run()
+    (apply,) = [c for c in runner.calls if "echo '@@staged'" in (c.stdin or b"").decode()]
+    assert apply.timeout == 300
+
+
 def test_a_host_lost_during_the_gate_names_its_live_unverified_release(tmp_path: Path) -> None:
     facts = _on_old_release(_site(tmp_path / "old", "example.org/shop/api:0.9"))
     lost = ConnectionLost("app-1", "connection lost while running `sh -s` — the host "
