@@ -23,6 +23,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from hostctl import layout as L
 from hostctl.sandbox.models import SandboxHost
 from hostctl.sandbox.ssh_key import ensure_keypair
 from tests.rigs.deploy_rig import Site, example_site, wait_for
@@ -256,6 +257,11 @@ def test_a_host_stopped_while_health_waiting_fails_alone_and_the_next_deploy_con
                                     "gpu-1": "failed"}, output
     msg = messages(run.stdout)["gpu-1"]
     assert msg.startswith("gpu-1 (127.0.0.1:") and "connection lost" in msg, msg
+    # Its new release went live and no gate saw it healthy: the run says which one.
+    unverified = re.search(r"; release (\S+) is live and unverified \(its health gate did not "
+                           r"finish\): the next deploy checks its health again", msg)
+    assert unverified, msg
+    release = unverified[1]
 
     hosts.start("gpu-1")
     assert leftovers(s, "gpu-1") == []
@@ -269,8 +275,54 @@ def test_a_host_stopped_while_health_waiting_fails_alone_and_the_next_deploy_con
         args = ("--force-unlock", "--lock-ttl", "0s")
     res = s.deploy("--json", *args)
     assert res.returncode == 0, res.stdout + res.stderr
+    # Nothing to change there, but not "unchanged": the next deploy checked it again.
+    assert statuses(res)["gpu-1"] == "deployed", res.stdout
+    assert messages(res)["gpu-1"] == (f"release {release} verified (its deploy could not "
+                                      "finish its health gate)")
+    assert s.ssh("gpu-1", f"test -e {L.RELEASES_DIR}/{release}/status && echo marked "
+                          "|| echo verified").strip() == "verified"
     assert_converged(s)
     assert s.ssh("gpu-1", "systemctl is-active hostctl-slow-1.service").strip() == "active"
+    assert statuses(s.deploy("--json"))["gpu-1"] == "unchanged"
+
+
+# -- 3b. a slow host ----------------------------------------------------------------------
+
+
+def test_a_host_whose_health_gate_outlasts_its_deadline_is_rolled_back(
+        site: Site, hosts: Hosts) -> None:
+    """app-1's http checks hang (its curl sleeps when a deploy runs it): its gate never
+    answers, and past its deadline (derived from the spec: 23 s budget + 30 s) the host is
+    rolled back like after any failed gate; the others deploy."""
+    s = site
+    before = s.ssh("app-1", f"readlink {L.CURRENT_LINK}").strip().rsplit("/", 1)[-1]
+    s.ssh("app-1", "mv /usr/bin/curl /usr/bin/curl.real && printf '#!/bin/sh\\n"
+                   "[ -n \"${HOSTCTL_RUN_ID:-}\" ] && exec sleep 900\\n"
+                   "exec /usr/bin/curl.real \"$@\"\\n' > /usr/bin/curl && chmod 755 /usr/bin/curl")
+    (s.root / "specs/sluggish.yml").write_text(
+        "kind: service\nname: sluggish\nproject: triage\nimage: hostctl-demo-app:1.0\n"
+        "env: {PORT: 8080}\nports: {http: 8080}\nplacement: {hosts: [app-1, edge-1]}\n"
+        "health: {http: {port: http, path: /health}, interval: 1s, timeout: 1s, retries: 3,"
+        " start_period: 10s}\n")
+    try:
+        res = s.deploy("--json")
+        sleeping = s.ssh("app-1", "ps -eo args | grep -c '^sleep 900$'; true").strip()
+    finally:
+        s.ssh("app-1", "mv -f /usr/bin/curl.real /usr/bin/curl")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert statuses(res) == {"edge-1": "deployed", "app-1": "rolled-back",
+                             "gpu-1": "unchanged"}, res.stdout
+    assert messages(res)["app-1"] == (
+        "unhealthy after the change: hostctl-sluggish-1.service; rolled back to release "
+        f"{before}; the previous version is healthy")
+    # app-1 is back on its release, the new one marked as failed; nothing of the gate runs on
+    assert s.ssh("app-1", f"readlink {L.CURRENT_LINK}").strip().endswith(f"/{before}")
+    new = s.ssh("app-1", f"ls -1 {L.RELEASES_DIR} | tail -n 1").strip()
+    assert new > before
+    assert s.ssh("app-1", f"cat {L.RELEASES_DIR}/{new}/status").strip() == "rolled-back"
+    assert s.ssh("app-1", "systemctl is-active hostctl-sluggish-1.service; true").strip() \
+        == "inactive"
+    assert sleeping == "0"
 
 
 # -- 4. SSH cut mid-apply -----------------------------------------------------------------
