@@ -4,6 +4,12 @@ service (one restart and its health wait), and the controller's peak memory.
 
 Run: python bench/deploy_sandbox.py   (needs root and a Docker engine; boots sandbox hosts,
 taking turns with test sessions through the rig's session lock, and removes them after)
+
+With `--against DIR` (another checkout of hostctl, e.g. `git worktree add /tmp/base main`) it
+then compares the two on the same hosts, alternating A and B ROUNDS times so that the load
+of a shared machine falls on both alike: a first deploy with the images already on the
+hosts (each preceded by removing everything hostctl put there) and one changed service;
+medians per checkout.
 """
 
 from __future__ import annotations
@@ -22,10 +28,23 @@ from hostctl.cli.sandbox import write_inventory
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox.locking import file_lock
-from hostctl.sandbox.models import SandboxHostRequest
+from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
 
 HOSTS = ("edge-1", "app-1", "gpu-1")
 PER_HOST = 20
+ROUNDS = 3
+HERE = Path(__file__).resolve().parents[1]
+# Everything a deploy leaves on a host, images and the sandbox's own files aside: after it,
+# the next deploy is a first deploy again.
+TEARDOWN = (
+    "units=$(cd /etc/systemd/system && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null); "
+    "[ -z \"$units\" ] || systemctl stop $units; "
+    "rm -f /etc/systemd/system/hostctl-*; rm -rf /etc/hostctl /var/lib/hostctl "
+    "/usr/local/lib/hostctl; systemctl daemon-reload; systemctl reset-failed; "
+    "docker rm -f $(docker ps -aq --filter label=io.hostctl.managed=true) >/dev/null 2>&1; "
+    "docker network rm $(docker network ls -q --filter label=io.hostctl.managed=true) "
+    ">/dev/null 2>&1; true"
+)
 
 
 def write_site(root: Path) -> Path:
@@ -48,10 +67,12 @@ def write_site(root: Path) -> Path:
     return inv
 
 
-def deploy(inventory: Path) -> tuple[float, dict[str, object], int]:
+def deploy(inventory: Path, tree: Path = HERE) -> tuple[float, dict[str, object], int]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "hostctl", "deploy", "-i", str(inventory),
-                          "--yes", "--json"], capture_output=True, text=True, timeout=600)
+                          "--yes", "--json"], capture_output=True, text=True, timeout=600,
+                         env=env)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"deploy failed:\n{res.stdout}\n{res.stderr}")
@@ -59,7 +80,44 @@ def deploy(inventory: Path) -> tuple[float, dict[str, object], int]:
     return wall, json.loads(res.stdout), peak_kib
 
 
+def teardown(booted: list[SandboxHost]) -> None:
+    for h in booted:
+        subprocess.run(["docker", "exec", h.container_name, "sh", "-c", TEARDOWN],
+                       check=True, capture_output=True, timeout=300)
+
+
+def compare(inv: Path, spec: Path, booted: list[SandboxHost], against: Path) -> None:
+    """First deploys (images on the hosts) and one changed service, A and B alternately."""
+    trees = {"this": HERE, "against": against}
+    firsts: dict[str, list[float]] = {k: [] for k in trees}
+    changed: dict[str, list[float]] = {k: [] for k in trees}
+    for r in range(ROUNDS):
+        for name, tree in trees.items():
+            teardown(booted)
+            wall, out, _ = deploy(inv, tree)
+            firsts[name].append(wall)
+            hosts = out["hosts"]
+            assert isinstance(hosts, dict)
+            assert all(v["status"] == "deployed" for v in hosts.values()), hosts
+            text = spec.read_text()  # main() changed svc-7 to N: 7-changed
+            spec.write_text(text.replace("N: 7-changed}", f"N: 7-{name}-{r}}}", 1))
+            wall, _, _ = deploy(inv, tree)
+            changed[name].append(wall)
+            spec.write_text(text)
+    for name, tree in trees.items():
+        print(f"{name} ({tree}): first deploy, images on the hosts: median "
+              f"{statistics.median(firsts[name]):.2f}s {_runs(firsts[name])}; one service "
+              f"changed: median {statistics.median(changed[name]):.2f}s "
+              f"{_runs(changed[name])}")
+
+
+def _runs(walls: list[float]) -> str:
+    return "(" + ", ".join(f"{w:.2f}" for w in walls) + ")"
+
+
 def main() -> None:
+    against = Path(sys.argv[sys.argv.index("--against") + 1]).resolve() \
+        if "--against" in sys.argv else None
     requests = [SandboxHostRequest(h) for h in HOSTS]
     app_image.build("1.0")
     with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=1800,
@@ -93,6 +151,8 @@ def main() -> None:
             counts = {h: v["counts"] for h, v in hosts.items() if v["status"] != "unchanged"}
             print(f"one service changed: {wall:.2f}s; changed hosts and counts: {counts}")
             print(f"controller peak RSS: {peak / 1024:.0f} MiB (largest hostctl process)")
+            if against is not None:
+                compare(inv, spec, booted, against)
         finally:
             sandbox_hosts.down(state)
 
