@@ -26,10 +26,10 @@ def verified_path(unit: str) -> str:
     return f"{L.HEALTH_DIR}/{unit}{VERIFIED_SUFFIX}"
 
 
-# One line per running container the gate waits for: name, running, Docker's health, the
-# first network address. Asked only of containers `docker ps` lists as running: `docker
-# inspect` of a container that is still starting waits for its start (seconds on a busy
-# host), `docker ps` never does.
+# One line per container the gate still waits for: name, running, Docker's health, the
+# first network address. One `docker inspect` for all of them per pass: Docker answers for
+# a container that is starting once its start is done, so the pass checks it right after
+# it started (and one that does not exist yet is simply left out of the answer).
 GATE_INSPECT = ("{{.Name}} {{.State.Running}} "
                 "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} "
                 "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}")
@@ -70,8 +70,8 @@ def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 2
     failed when the unit is not active, the container does not run, or the probe fails;
     failures inside start_period do not count (Docker's semantics), and a failure counts
     at most once per interval, as Docker counts them. A pass asks systemd and Docker once
-    for all units (systemctl is-active, docker ps, one docker inspect of the running
-    containers). The loop is bounded by the largest budget, between units too. Prints
+    for all its units (systemctl is-active, docker inspect), not once per unit. The loop is
+    bounded by the largest budget, between units too. Prints
     `@@health UNIT ok|fail REASON`, and the unit's last journal lines for each failure. A
     unit found healthy is recorded on the host (verified_path), for `hostctl status`.
     """
@@ -92,9 +92,9 @@ def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 2
         "  now=$(date +%s); el=$((now - start)); pending=0",
         f"  set -- $(systemctl is-active -- {units} 2>/dev/null)",
         *(f"  a{i}=${{{i + 1}:-}}; r{i}=; h{i}=; ip{i}=" for i in range(len(probes))),
-        f"  up=\" $({d} ps --format '{{{{.Names}}}}' 2>/dev/null | tr '\\n' ' ') \"; ask=",
-        *(f'  [ "$s{i}" = wait ] && case "$up" in *" "{q(p.container)}" "*) '
-          f'ask="$ask {q(p.container)}";; esac' for i, p in enumerate(probes)),
+        "  ask=",
+        *(f'  [ "$s{i}" = wait ] && ask="$ask {q(p.container)}"'
+          for i, p in enumerate(probes)),
         '  if [ -n "$ask" ]; then',
         "    while read -r cn cr ch cip _; do",
         '      case "$cn" in',

@@ -89,8 +89,10 @@ class HostTransaction:
         if plan.error:
             return HostOutcome(name, "failed", plan.error, plan)
         if not plan.changed:
-            if self.facts.current_status == S.UNVERIFIED and self.facts.current_release:
-                return self.reverify(self.facts.current_release)
+            current = self.facts.current_release
+            if (self.facts.current_status == S.UNVERIFIED and current
+                    and self.facts.manifest.get("release") == current):
+                return self.reverify(current)
             return HostOutcome(name, "unchanged", "", plan)
         ended = self.apply()
         if ended is not None:
@@ -226,7 +228,6 @@ class HostTransaction:
                 except HostctlError as exc:
                     outcome.message += f"; its gateway weight is still 0 ({exc})"
         return outcome
-
 
     def reverify(self, release: str) -> HostOutcome:
         """A host whose current release no health gate saw healthy (its deploy was cut off,
