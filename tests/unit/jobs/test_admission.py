@@ -172,7 +172,7 @@ def test_a_project_listed_for_its_priority_alone_is_not_admitted_by_the_lock(
     site = made_site(tmp_path, SPECS, BASE_INVENTORY + "projects:\n  ml: {priority: high}\n")
     gpu = Host("gpu-1")
     answers, outcome = _admit(site, {"gpu-1": gpu})
-    assert outcome is None and gpu.sent() == ["submit"]
+    assert outcome is None and gpu.sent() == ["submit"] and list(answers) == ["gpu-1"]
     submitted = gpu.runner.calls[-1].stdin.decode()
     assert "printf '%s\\n' high > /var/lib/hostctl/runs/.new-r1/priority" in submitted
     assert "/hold" not in submitted
