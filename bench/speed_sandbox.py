@@ -115,19 +115,27 @@ def med(values: list[float]) -> str:
 
 
 def main() -> None:
-    n_hosts = int(arg("--hosts", "3"))
-    per_host = int(arg("--per-host", "20"))
     rounds = int(arg("--rounds", "5"))
     against = Path(arg("--against", "")).resolve() if "--against" in sys.argv else None
     profile = arg("--profile", "")
-    hosts = host_names(n_hosts)
     trees = {"this": HERE, **({"against": against} if against is not None else {})}
+    # --hosts 3,10 --per-host 20,2: one sandbox after the other, in one turn of the lock
+    shapes = list(zip([int(n) for n in arg("--hosts", "3").split(",")],
+                      [int(n) for n in arg("--per-host", "20").split(",")], strict=True))
     app_image.build("1.0")
     for tree in trees.values():  # compile once, outside the figures
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "hostctl")],
                        env=tree_env(tree), check=True, capture_output=True)
-    with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=3600,
-                                                          on_wait="waiting for the sandbox"):
+    with file_lock("session", timeout=3600, on_wait="waiting for the sandbox"):
+        for n_hosts, per_host in shapes:
+            measure(n_hosts, per_host, rounds, trees, profile)
+            profile = ""
+
+
+def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
+            profile: str) -> None:
+    hosts = host_names(n_hosts)
+    with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         state = root / "state"
         state.mkdir()

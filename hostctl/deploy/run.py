@@ -114,8 +114,10 @@ class Deploy:
         should run is worked out meanwhile, while the network is busy connecting and
         reading facts: the run then costs about the longer of the two, not their sum."""
         if plan:
-            pool = ThreadPoolExecutor(max_workers=1)
+            pool = ThreadPoolExecutor(max_workers=2)
             self._targets_future = pool.submit(self._build_targets)
+            if not self.options.dry_run:  # every host's finish records it: ask git now
+                pool.submit(lambda: self.session.revision)
             pool.shutdown(wait=False)
         with self.session.connected():
             try:
