@@ -80,20 +80,21 @@ def tree_env(tree: Path) -> dict[str, str]:
 
 
 def measured(tree: Path, *args: str) -> tuple[float, float, int, str]:
-    """Run hostctl from `tree`: wall seconds, CPU seconds (user + system), peak RSS KiB and
-    stdout (the child reaped here, so its own rusage is known). Raises on a non-zero exit."""
-    env = tree_env(tree)
+    """Run hostctl from `tree` (its own folder as the working directory too: `-m` puts the
+    working directory first on the path): wall seconds, CPU seconds (user + system), peak
+    RSS KiB and stdout (the child reaped here, so its own rusage is known). Raises on a
+    non-zero exit."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "hostctl", *args], env,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, out.fileno(), 1),
-                                           (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
-        _, status, usage = os.wait4(pid, 0)
+        proc = subprocess.Popen([sys.executable, "-m", "hostctl", *args], cwd=tree,
+                                env=tree_env(tree), stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         text = out.read().decode()
-        if os.waitstatus_to_exitcode(status) != 0:
+        if proc.returncode != 0:
             raise SystemExit(f"hostctl {' '.join(args)} failed:\n{text}\n{err.read().decode()}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, text
 
@@ -183,12 +184,13 @@ def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
                 env = tree_env(HERE)
                 subprocess.run([sys.executable, "-m", "cProfile", "-o", profile, "-m",
                                 "hostctl", "deploy", "-i", inv, "--yes", "--json"], env=env,
+                               cwd=HERE,
                                check=True, capture_output=True, timeout=600)
                 for name, tree in trees.items():
                     script = subprocess.run(
                         [sys.executable, "-c", "from hostctl.hosts.facts import facts_script; "
                          "print(facts_script('docker', None, runtimes=False), end='')"],
-                        env=tree_env(tree), capture_output=True,
+                        env=tree_env(tree), cwd=tree, capture_output=True,
                         text=True, check=True).stdout
                     for _ in range(3):
                         res = subprocess.run(
