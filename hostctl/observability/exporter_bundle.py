@@ -12,7 +12,6 @@ import functools
 import io
 import json
 import zipfile
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +77,9 @@ def _entries() -> list[tuple[str, bytes]]:
 
 
 def _dist_version() -> str:
+    # imported here: only a bundle being built asks (start-up: it loads the email package)
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("prometheus_client")
     except PackageNotFoundError:
