@@ -72,7 +72,7 @@ def deploy(inventory: Path, tree: Path = HERE) -> tuple[float, dict[str, object]
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "hostctl", "deploy", "-i", str(inventory),
                           "--yes", "--json"], capture_output=True, text=True, timeout=600,
-                         env=env)
+                         env=env, cwd=tree)  # `-m` puts the working directory first on the path
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"deploy failed:\n{res.stdout}\n{res.stderr}")

@@ -36,7 +36,6 @@ from hostctl.hosts.images import LocalImages
 from hostctl.hosts.lock import break_stale_lock, lock_message
 from hostctl.hosts.progress import Progress, quiet
 from hostctl.hosts.session import Session, runner_for
-from hostctl.jobs.plan import gpu_runtime_error
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import run_parallel
 from hostctl.spec import model as m
@@ -114,8 +113,10 @@ class Deploy:
         should run is worked out meanwhile, while the network is busy connecting and
         reading facts: the run then costs about the longer of the two, not their sum."""
         if plan:
-            pool = ThreadPoolExecutor(max_workers=1)
+            pool = ThreadPoolExecutor(max_workers=2)
             self._targets_future = pool.submit(self._build_targets)
+            if not self.options.dry_run:  # every host's finish records it: ask git now
+                pool.submit(lambda: self.session.revision)
             pool.shutdown(wait=False)
         with self.session.connected():
             try:
@@ -183,8 +184,13 @@ class Deploy:
         plan = handoff.keep_stopped(plan, facts, self.site)
         if target.error:
             plan = replace(plan, error=f"{host.name}: {target.error}")
-        # GPU workloads need nvidia's runtime.
-        gpu_error = gpu_runtime_error(self.site, host, facts.runtimes, self.options.only)
+        # GPU workloads need nvidia's runtime (only a host with GPUs whose Docker named its
+        # runtimes can lack it).
+        gpu_error = None
+        if host.gpus > 0 and facts.runtimes is not None:
+            from hostctl.jobs.plan import gpu_runtime_error  # start-up: GPU hosts only
+
+            gpu_error = gpu_runtime_error(self.site, host, facts.runtimes, self.options.only)
         plan = replace(plan, error=plan.error or gpu_error)
         rolling = self.rolling.units(plan, self.runners)
         gaps = [u.unit for u in plan.units if u.action == "restart" and u.unit not in rolling]

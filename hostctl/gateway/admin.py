@@ -19,14 +19,16 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
 import yaml
 
 from hostctl.errors import ConfigError, HostctlError
 from hostctl.gateway.declarative import Provenance
+
+if TYPE_CHECKING:
+    import requests
 
 EMPTY_CONFIG_HASH = "0" * 32  # what Kong reports before any configuration is loaded
 HASH_POLL = 0.25
@@ -76,11 +78,16 @@ class KongAdmin:
         self.max_wait = max_wait
         self.hash_wait = hash_wait
         self.sleep = sleep
+        # imported here: only a run that talks to Kong needs requests (start-up)
+        import requests
+
         self.session = session or requests.Session()
 
     # -- transport ------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        import requests  # start-up: imported by __init__ already
+
         url = self.base_url + path
         try:
             return self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -229,6 +236,8 @@ def _retry_after(value: str | None) -> float:
 
 def ready(status_url: str, timeout: float = 5.0) -> bool:
     """Kong's `GET /status/ready` on its status listener: True once it can serve traffic."""
+    import requests  # here: start-up speed
+
     try:
         response = requests.get(status_url.rstrip("/") + "/status/ready", timeout=timeout)
     except requests.RequestException:

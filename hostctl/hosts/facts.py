@@ -85,10 +85,9 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
         *([f"( {d} info --format '{{{{json .Runtimes}}}}' >\"$T/rt\" 2>/dev/null ) &"]
           if runtimes else []),
         f"echo '{MARK}files'",
-        f"for f in {globs}; do [ -f \"$f\" ] && sha256sum \"$f\"; done",
+        *hash_lines(globs),
         f"echo '{MARK}contents'",
-        f"for f in {public_globs}; do [ -f \"$f\" ] && "
-        "printf '%s %s\\n' \"$f\" \"$(base64 -w0 \"$f\")\"; done",
+        *content_lines(public_globs),
         f"echo '{MARK}units'",
         f"units=$(cd {L.UNIT_DIR} && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null "
         "| grep -v '@\\.service$')",
@@ -120,6 +119,22 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
         f"echo '{MARK}end'",
     ]
     return "\n".join(lines) + "\n"
+
+
+def hash_lines(globs: str) -> list[str]:
+    """`sha256sum`'s line for every regular file the globs name, from one sha256sum for all
+    of them (a host with many services has dozens: a process each was most of the script's
+    time)."""
+    return ["set --",
+            f"for f in {globs}; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done",
+            '[ $# -gt 0 ] && sha256sum -- "$@"']
+
+
+def content_lines(globs: str) -> list[str]:
+    """`PATH BASE64` for every regular file the globs name (one base64 process a file, no
+    command substitution's subshell around it)."""
+    return [f"for f in {globs}; do [ -f \"$f\" ] && "
+            "{ printf '%s ' \"$f\"; base64 -w0 \"$f\"; echo; }; done"]
 
 
 class FactsError(ValueError):

@@ -23,11 +23,13 @@ from hostctl.hosts.lock import lock_record
 from hostctl.hosts.progress import Progress, quiet
 from hostctl.runner.base import Runner, RunnerError
 from hostctl.runner.pool import open_runners
-from hostctl.runner.ssh import SSHRunner
 from hostctl.spec import model as m
 
 
 def runner_for(host: m.Host) -> Runner:
+    # imported here, on the first connect: paramiko and Fabric are a large part of start-up
+    from hostctl.runner.ssh import SSHRunner
+
     kwargs: dict[str, Any] = {}
     if host.ssh.known_hosts:
         kwargs["known_hosts"] = host.ssh.known_hosts

@@ -29,6 +29,9 @@ from hostctl.spec.hashing import spec_hash
 READ_TIMEOUT = 60.0
 POLL_SECONDS = 0.5  # how often a shard group's hosts are asked how their runs are doing
 WAIT_POLL_SECONDS = 1.0
+# A run that ends at once is seen soon: the first polls of a wait come quicker (then every
+# WAIT_POLL_SECONDS).
+FIRST_POLLS = (0.1, 0.2, 0.3, 0.5)
 MAX_POLL_FAILURES = 5  # consecutive failed polls before a host's runs are given up on
 DEFAULT_DEADLINE = 7 * 24 * 3600.0  # jobs without a timeout: a week of waiting at most
 
@@ -88,6 +91,25 @@ def submit(runner: Runner, requests: Sequence[H.RunRequest]) -> None:
                      timeout=READ_TIMEOUT)
     if "@@submitted" not in res.stdout:
         raise _fail(runner.host, "queueing runs", res.stdout, res.stderr)
+
+
+def submit_and_read(runner: Runner, host: m.Host, requests: Sequence[H.RunRequest],
+                    select: Sequence[str], stderr: bool = True) -> H.HostJobs:
+    """`submit`, then `read_host(install=False, select=...)`, in one round trip: the read
+    runs once the runs are queued (and not when queueing failed). `stderr`: a failure to
+    queue names stderr's last line (as `submit` does), else stdout's (as an admission's)."""
+    lines = H.submit_lines(requests)
+    queue = lines.pop()
+    assert queue.endswith("&& echo '@@submitted'"), queue
+    res = runner.run(["sh", "-s"], stdin=_script(lines, [f"if {queue}; then"],
+                                                 H.read_lines(select), ["fi"]),
+                     timeout=READ_TIMEOUT)
+    if "@@submitted" not in res.stdout:
+        raise _fail(runner.host, "queueing runs", res.stdout, res.stderr if stderr else "")
+    try:
+        return H.parse_read(runner.host, res.stdout)
+    except H.JobsReadError as exc:
+        raise _fail(runner.host, "reading its runs", res.stdout, res.stderr) from exc
 
 
 def host_error(host: str, exc: Exception) -> str:
@@ -182,17 +204,18 @@ def start_one(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
         return {best: [admission.prepare(build(best))]} if admission else None
 
     outcome = None
-    if admission is None:
-        if prepare is not None:
-            prepare(live_runner(runners, host), site.inventory.hosts[host])
-        submit(live_runner(runners, host), [build(host)])
-    else:
-        if prepare is not None:
-            prepare(live_runner(runners, host), site.inventory.hosts[host])
-        answers, outcome = admission.submit({host: [admission.prepare(build(host))]},
-                                            H.submit_lines, move)
-        host = next(iter(answers))
-        _submitted(host, answers[host])
+    if prepare is not None:
+        prepare(live_runner(runners, host), site.inventory.hosts[host])
+    if admission is None or admission.quota is None:
+        # No quota to settle: queued and read back in one round trip.
+        request = build(host) if admission is None else admission.prepare(build(host))
+        after = submit_and_read(live_runner(runners, host), site.inventory.hosts[host],
+                                [request], (run_id,), stderr=admission is None)
+        return Started(run_id, host, next((r for r in after.runs if r.id == run_id), None))
+    answers, outcome = admission.submit({host: [admission.prepare(build(host))]},
+                                        H.submit_lines, move)
+    host = next(iter(answers))
+    _submitted(host, answers[host])
     runner = live_runner(runners, host)
     after = read_host(runner, site.inventory.hosts[host], install=False, select=(run_id,))
     return Started(run_id, host, next((r for r in after.runs if r.id == run_id), None),
@@ -222,6 +245,12 @@ def find_run(site: m.Site, runners: Mapping[str, Runner | RunnerError], run_id: 
     raise HostctlError(f"no run {run_id} on any host{hint}; `hostctl jobs --all` lists runs")
 
 
+def poll_delay(polls: int, interval: float) -> float:
+    """The pause after a wait's poll number `polls` (0 first): FIRST_POLLS, then `interval`
+    (never longer than it)."""
+    return min(FIRST_POLLS[polls], interval) if polls < len(FIRST_POLLS) else interval
+
+
 def wait_run(runner: Runner, host: m.Host, run_id: str, *, deadline: float,
              on_change: Callable[[RunRecord], None] = lambda r: None,
              clock: Clock = time.monotonic, sleep: Sleep = time.sleep,
@@ -231,6 +260,7 @@ def wait_run(runner: Runner, host: m.Host, run_id: str, *, deadline: float,
     it waits for its project's quota, `admission` settles the project now and then."""
     last: RunRecord | None = None
     failures = 0
+    polls = 0
     while True:
         try:
             hj = read_host(runner, host, install=False, select=(run_id,))
@@ -252,7 +282,8 @@ def wait_run(runner: Runner, host: m.Host, run_id: str, *, deadline: float,
         if clock() >= deadline:
             raise HostctlError(f"run {run_id} on {host.name} had not ended when hostctl "
                                "stopped waiting; it goes on (`hostctl jobs` shows it)")
-        sleep(interval)
+        sleep(poll_delay(polls, interval))
+        polls += 1
 
 
 def cancel_run(runner: Runner, run_id: str) -> str:

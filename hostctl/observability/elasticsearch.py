@@ -12,12 +12,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import HostctlError
 from hostctl.spec.sections.logging import LoggingConfig
+
+if TYPE_CHECKING:
+    import requests
 
 POLICY = "hostctl-logs"
 TEMPLATE = "hostctl-logs"
@@ -159,12 +160,17 @@ class ElasticsearchClient:
 
     def __init__(self, base_url: str, session: requests.Session | None = None,
                  timeout: float = 10.0):
+        # imported here: only a run that talks to Elasticsearch needs requests (start-up)
+        import requests
+
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
         self.session.trust_env = False  # never through a proxy: it is ours, over a tunnel
         self.timeout = timeout
 
     def _call(self, method: str, path: str, what: str, body: Any = None) -> requests.Response:
+        import requests  # start-up: imported by __init__ already
+
         try:
             return self.session.request(method, self.base_url + path, json=body,
                                         timeout=self.timeout)

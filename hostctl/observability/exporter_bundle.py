@@ -12,11 +12,8 @@ import functools
 import io
 import json
 import zipfile
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-
-import prometheus_client
 
 from hostctl.observability.logging_args import gelf_address
 from hostctl.render.files import MODE_PUBLIC, RenderedFile
@@ -61,6 +58,9 @@ sys.exit(main())
 
 
 def _entries() -> list[tuple[str, bytes]]:
+    # imported here: only a site with metrics builds the bundle (start-up speed)
+    import prometheus_client
+
     files = [("__main__.py", _MAIN.encode()), ("hostctl/__init__.py", b""),
              ("hostctl/observability/__init__.py", b"")]
     files += [(f"hostctl/observability/{name}", (_HERE / name).read_bytes()) for name in _MODULES]
@@ -77,6 +77,9 @@ def _entries() -> list[tuple[str, bytes]]:
 
 
 def _dist_version() -> str:
+    # imported here: only a bundle being built asks (start-up: it loads the email package)
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("prometheus_client")
     except PackageNotFoundError:

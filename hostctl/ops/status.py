@@ -118,6 +118,18 @@ class ProbeState:
 
 # -- the script and its parser -----------------------------------------------------------
 
+# awk over the files given: for each, `f` its path and `n` its name (the path's last part).
+_AWK_EACH = "BEGIN { for (i = 1; i < ARGC; i++) { f = ARGV[i]; n = f; sub(/.*\\//, \"\", n); "
+
+
+def _each_file(globs: str, command: str) -> list[str]:
+    """Run `command` once with every regular file the globs name as "$@" (not at all when
+    there is none)."""
+    return ["set --",
+            f"for f in {globs}; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done",
+            f"[ $# -eq 0 ] || {command}"]
+
+
 def status_script(docker: str) -> str:
     """The script that prints a host's status. Read-only; env files are never opened."""
     d = shlex.quote(docker)
@@ -126,6 +138,9 @@ def status_script(docker: str) -> str:
     label_re = LABEL.replace(".", "\\.")  # the label as a sed regex
     fmt = "\\t".join([*(f"{{{{.{f}}}}}" for f in CONTAINER_FIELDS),
                       *(f'{{{{.Label "{LABEL}.{k}"}}}}' for k in CONTAINER_LABELS)])
+    # The docker CLI is the slow part on a busy host: its two questions run at once, while
+    # the shell reads files and systemd. Each section reads all its files with one process
+    # (a process a file made the script's time grow with the services).
     lines = [
         # C locale and UTC: systemctl prints timestamps as "Tue 2024-05-14 10:00:00 UTC",
         # which the parser reads without guessing a time zone or a day-name language.
@@ -133,14 +148,22 @@ def status_script(docker: str) -> str:
         f"echo '{MARK}hostctl-status {VERSION}'",
         f"echo \"{MARK}now $(date +%s)\"",
         f"echo \"{MARK}release $(readlink {L.CURRENT_LINK} 2>/dev/null | sed 's|.*/||')\"",
+        'T=$(mktemp -d)',
+        f"( if out=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); "
+        "then echo \"ok $out\"; else echo \"down $(printf '%s' \"$out\" | tail -n 1)\"; fi "
+        '>"$T/docker" ) &',
+        f"( {d} ps -a --no-trunc --filter label={LABEL}.managed=true --format '{fmt}' "
+        '>"$T/ps" 2>/dev/null ) &',
         f"echo '{MARK}unitfiles'",
-        f"for f in {files}; do",
-        '  [ -f "$f" ] || continue',
         # The spec hash is a label on the unit's `docker run` line: it says which spec the
-        # unit file was rendered from, even while its container is not running.
-        "  printf '%s %s\\n' \"${f##*/}\" "
-        f"\"$(sed -n 's/.*{label_re}\\.spec-hash=\\([0-9a-f]*\\).*/\\1/p' \"$f\" | head -n 1)\"",
-        "done",
+        # unit file was rendered from, even while its container is not running. Per file:
+        # its name and the label's value, the last on the first line that has it.
+        *_each_file(files, "awk '" + _AWK_EACH + "{ h = \"\"; "
+                    "while ((getline line < f) > 0) { found = 0; "
+                    f"while (match(line, /{label_re}\\.spec-hash=[0-9a-f]*/)) {{ "
+                    f"h = substr(line, RSTART + {len(LABEL) + 11}, RLENGTH - "
+                    f"{len(LABEL) + 11}); found = 1; line = substr(line, RSTART + 1) }} "
+                    "if (found) break } close(f); print n \" \" h } } }' \"$@\""),
         f"echo '{MARK}units'",
         # Unit files, plus units systemd still has loaded without a file (a removed unit
         # still running) and running job instances (hostctl-job-x@run.service).
@@ -150,27 +173,29 @@ def status_script(docker: str) -> str:
         + UNIT_PREFIX + ".*\\.(service|timer)$/) { print $i; break } }'",
         "} | grep -v '@\\.service$' | sort -u)",
         f"[ -n \"$units\" ] && systemctl show --property={props} -- $units",
-        f"echo '{MARK}docker'",
-        f"if out=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); "
-        "then echo \"ok $out\"; else echo \"down $(printf '%s' \"$out\" | tail -n 1)\"; fi",
-        f"echo '{MARK}containers'",
-        f"{d} ps -a --no-trunc --filter label={LABEL}.managed=true --format '{fmt}' 2>/dev/null",
         # The health probe's state per unit (hostctl.render.probe), as "UNIT KEY=VALUE" lines.
         f"echo '{MARK}probe'",
-        f"for f in {L.HEALTH_DIR}/*.state; do",
-        '  [ -f "$f" ] || continue; u=${f##*/}; u=${u%.state}',
-        '  sed "s|^|$u |" "$f"',
-        "done",
-        # When a deploy's health gate last saw each unit healthy, as "UNIT EPOCH" lines.
+        *_each_file(f"{L.HEALTH_DIR}/*.state", "awk '" + _AWK_EACH + "{ sub(/\\.state$/, "
+                    "\"\", n); while ((getline line < f) > 0) print n \" \" line; close(f) } } }' "
+                    '"$@"'),
+        # When a deploy's health gate last saw each unit healthy, as "UNIT EPOCH" lines
+        # (the digits of the file's first 20 bytes).
         f"echo '{MARK}verified'",
-        f"for f in {L.HEALTH_DIR}/*{VERIFIED_SUFFIX}; do",
-        f'  [ -f "$f" ] || continue; u=${{f##*/}}; u=${{u%{VERIFIED_SUFFIX}}}',
-        '  printf \'%s %s\\n\' "$u" "$(head -c 20 "$f" | tr -dc 0-9)"',
-        "done",
+        *_each_file(f"{L.HEALTH_DIR}/*{VERIFIED_SUFFIX}", "awk '" + _AWK_EACH + "{ "
+                    f"sub(/{re.escape(VERIFIED_SUFFIX)}$/, \"\", n); t = \"\"; "
+                    "while (length(t) < 20 && (getline line < f) > 0) t = t line \"\\n\"; "
+                    "close(f); t = substr(t, 1, 20); gsub(/[^0-9]/, \"\", t); "
+                    "print n \" \" t } } }' \"$@\""),
         # Services handed to the cluster: shown as "in cluster", not as down.
         in_cluster.records_script().rstrip("\n"),
         f"echo '{MARK}gpu-foreign'",
         f"cat {L.STATE_DIR}/gpu/foreign 2>/dev/null",
+        "wait",
+        f"echo '{MARK}docker'",
+        'cat "$T/docker"',
+        f"echo '{MARK}containers'",
+        'cat "$T/ps"',
+        'rm -rf "$T"',
         f"echo '{MARK}end'",
     ]
     return "\n".join(lines) + "\n"

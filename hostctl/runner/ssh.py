@@ -1,10 +1,15 @@
-"""SSH backend: Fabric opens and holds the connection; commands run on raw Paramiko channels.
+"""SSH backend: a Paramiko client opens and holds the connection; commands run on raw
+Paramiko channels.
 
+Why not Fabric's `Connection`: it only wrapped the `SSHClient.connect` call below (with
+every ssh_config and auth strategy turned off), and importing Fabric brings invoke (with
+unittest.mock and asyncio), a large share of the start-up of every command that connects.
 Why not `Connection.run`: invoke's stdin pump decodes every chunk to text (binary input such
 as a `docker save` tarball would be corrupted) and copies 1000 bytes per 10 ms, far too slow
 for images. Why not `Connection.forward_local`: it cannot listen on an OS-chosen port, and a
-refused remote port kills its accept loop. Both are done here on the Fabric connection's
-Paramiko transport instead, reusing Fabric's `Tunnel` for the byte pumping.
+refused remote port kills its accept loop. Both are done here on the client's Paramiko
+transport instead, reusing Fabric's `Tunnel` for the byte pumping (imported when a port is
+forwarded).
 
 Host keys (see `SSHRunner`): trust on first use into a hostctl-owned known_hosts file, refuse
 a changed key; `strict=True` refuses unknown keys too; `known_hosts=None` checks nothing.
@@ -26,10 +31,12 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
+from hostctl.runner import paramiko_import  # noqa: F401  (before paramiko: see there)
+
+# isort: split
 import paramiko
-from fabric import Config, Connection
-from fabric.tunnels import Tunnel
 from paramiko.client import MissingHostKeyPolicy, SSHClient
 from paramiko.hostkeys import HostKeys
 from paramiko.pkey import PKey
@@ -61,10 +68,14 @@ DEFAULT_KEEPALIVE = 15.0
 lost 3 intervals after that (so within ~4 intervals of the cut)."""
 
 _RUN_ID_VAR = "HOSTCTL_RUN_ID"
-# One grep over every process's environment; the pids of matches get SIGTERM.
+# A grep over every process's environment; the pids of matches get SIGTERM. Until it finds
+# one (at most 20 times, 0.1 s apart): a command sent a moment ago may not have been started
+# by sshd yet, and closing its channel afterwards would hand it EOF, not stop it.
 _STOP_SCRIPT = (
+    "i=0; while :; do found=; "
     "for f in $(grep -lzxF {tag} /proc/[0-9]*/environ 2>/dev/null); do "
-    'p=${{f#/proc/}}; kill -TERM "${{p%/environ}}" 2>/dev/null; done; true'
+    'p=${{f#/proc/}}; kill -TERM "${{p%/environ}}" 2>/dev/null && found=1; done; '
+    '{{ [ -n "$found" ] || [ $i -ge 20 ]; }} && break; i=$((i + 1)); sleep 0.1; done; true'
 )
 _STOP_TIMEOUT = 5.0
 _READ_SIZE = 64 * 1024
@@ -139,7 +150,7 @@ class SSHRunner:
         self.round_trips = 0
         self.connects = 0
         self.target = f"{address}:{port}"
-        self._conn: Connection | None = None
+        self._conn: _Connection | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -172,7 +183,8 @@ class SSHRunner:
 
     def _transport(self) -> paramiko.Transport:
         with self._lock:
-            if self._conn is not None and self._conn.is_connected:
+            if self._conn is not None and self._conn.transport is not None \
+                    and self._conn.is_connected:
                 return self._conn.transport
             if self._conn is not None:  # lost earlier: start afresh
                 self._conn.close()
@@ -180,33 +192,31 @@ class SSHRunner:
             conn = self._open()
             self._conn = conn
             self.connects += 1
+            assert conn.transport is not None  # open() succeeded
             return conn.transport
 
-    def _open(self) -> Connection:
-        # lazy=True and load_ssh_configs=False: no ~/.ssh/config, /etc/fabric.yml or
-        # Fabric auth strategy may change who we connect as or with which key.
-        config = Config(lazy=True, overrides={"load_ssh_configs": False})
-        conn = Connection(
-            host=self.address,
-            user=self.user,
-            port=self.port,
-            config=config,
-            connect_kwargs={
-                "pkey": self._load_key(),
-                "look_for_keys": False,
-                "allow_agent": False,
-                # Here rather than Connection(connect_timeout=...), which truncates to int.
-                "timeout": self.connect_timeout,
-                "banner_timeout": self.connect_timeout,
-                "auth_timeout": self.connect_timeout,
-            },
-        )
+    def _open(self) -> _Connection:
+        # No ~/.ssh/config, agent or other key may change who we connect as or with which
+        # key: only the inventory's.
+        conn = _Connection(SSHClient())
+        pkey = self._load_key()
         self._apply_host_key_policy(conn.client)
         try:
-            conn.open()
+            conn.open(
+                hostname=self.address,
+                port=self.port,
+                username=self.user,
+                pkey=pkey,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+            )
         except Exception as exc:
             conn.close()
             raise self._connect_error(exc) from exc
+        assert conn.transport is not None  # connect() succeeded
         self._tune(conn.transport)
         return conn
 
@@ -245,13 +255,18 @@ class SSHRunner:
         client.set_missing_host_key_policy(_RecordOrRefuse(self))
 
     def _tune(self, transport: paramiko.Transport) -> None:
+        sock = transport.sock
+        if isinstance(sock, socket.socket):
+            # A command is a handful of small SSH messages each way (open, exec, EOF, exit
+            # status, close). With Nagle's algorithm, one waits for the peer's delayed ACK
+            # (40 ms on Linux) before the next is sent: ~40 ms per command for nothing.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Paramiko's keepalive only sends; TCP_USER_TIMEOUT turns "sent but never
         # acknowledged" into a socket error, so a cut cable surfaces as ConnectionLost
         # within ~4 keepalive intervals instead of the kernel's ~15 minutes.
         if self.keepalive <= 0:
             return
         transport.set_keepalive(max(1, round(self.keepalive)))
-        sock = transport.sock
         if not isinstance(sock, socket.socket):
             return
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -424,6 +439,9 @@ class SSHRunner:
         listener = socket.create_server(("127.0.0.1", 0))
         listener.settimeout(_POLL)
         finished = threading.Event()
+        # imported here: only port forwards need it, and Fabric brings invoke (start-up)
+        from fabric.tunnels import Tunnel
+
         tunnels: list[Tunnel] = []
 
         def accept_loop() -> None:
@@ -460,6 +478,27 @@ class SSHRunner:
             for tunnel in tunnels:
                 # Fabric's Tunnel polls `finished` once a second.
                 tunnel.join(2)
+
+
+class _Connection:
+    """An SSHClient and its transport once open: what the runner used of Fabric's
+    `Connection` (its `open` is `SSHClient.connect` with the arguments given)."""
+
+    def __init__(self, client: SSHClient) -> None:
+        self.client = client
+        self.transport: paramiko.Transport | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.transport.active) if self.transport is not None else False
+
+    def open(self, **kwargs: Any) -> None:
+        self.client.connect(**kwargs)
+        self.transport = self.client.get_transport()
+
+    def close(self) -> None:
+        if self.is_connected:
+            self.client.close()
 
 
 class _RecordOrRefuse(MissingHostKeyPolicy):

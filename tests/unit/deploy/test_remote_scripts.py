@@ -256,3 +256,29 @@ def test_health_output_is_parsed_with_logs_of_failures() -> None:
         ("hostctl-b-1.service", False, ("line one", "line two")),
         ("hostctl-c.service", False, ())]
     assert got[2].detail == "no verdict before the time ran out"
+
+
+def test_facts_hash_and_content_lines_match_a_process_per_file(tmp_path: Path) -> None:
+    """One sha256sum for all files says what a sha256sum per file said (a glob matching
+    nothing, a directory and a name with a space left out or kept as they were), and the
+    contents section is `PATH BASE64` per regular file, on sh and bash."""
+    from hostctl.hosts.facts import content_lines, hash_lines
+
+    for name, data in (("a.service", b"x\n"), ("b c.service", b""), ("d.env", b"\x00\xff")):
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "dir.service").mkdir()
+    globs = f"{tmp_path}/*.service {tmp_path}/*.env {tmp_path}/none-*.timer {tmp_path}/gone"
+    per_file = (f'for f in {globs}; do [ -f "$f" ] && sha256sum "$f"; done\n'
+                f"for f in {globs}; do [ -f \"$f\" ] && "
+                "printf '%s %s\\n' \"$f\" \"$(base64 -w0 \"$f\")\"; done\n")
+    script = "\n".join([*hash_lines(globs), *content_lines(globs)]) + "\n"
+    for shell in ("sh", "bash"):
+        want = subprocess.run([shell, "-s"], input=per_file.encode(), capture_output=True,
+                              timeout=10)
+        got = subprocess.run([shell, "-s"], input=script.encode(), capture_output=True,
+                             timeout=10)
+        assert got.stdout == want.stdout and got.returncode == want.returncode, got.stderr
+        assert got.stdout.count(b"\n") == 6
+    empty = "\n".join(hash_lines(f"{tmp_path}/none-*")) + "\necho done\n"
+    res = subprocess.run(["sh", "-s"], input=empty.encode(), capture_output=True, timeout=10)
+    assert res.stdout == b"done\n" and res.stderr == b""

@@ -8,6 +8,7 @@ import json
 import tarfile
 
 import docker
+import pytest
 
 from hostctl.hosts.images import LocalImages, push, push_argv
 from hostctl.runner.base import Result
@@ -57,3 +58,43 @@ def test_push_loads_then_checks_the_reference_is_on_the_host() -> None:
                     "sh", "/usr/bin/docker", "app:1.2"]
     assert [(c.command, c.stdin_len, c.streamed) for c in runner.calls] == [
         (tuple(argv), 10, True)]
+
+
+def test_the_local_image_id_is_asked_over_the_engines_socket(
+        sandbox_engine: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the SDK's images.get answers (its id; None for no such image, with or without a
+    tag), asked without the SDK; LocalImages gives the same."""
+    from hostctl.hosts import images as I
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(b"FROM scratch\nLABEL x=1\n")
+        tar.addfile(info, io.BytesIO(b"FROM scratch\nLABEL x=1\n"))
+    context.seek(0)
+    image, _ = sandbox_engine.images.build(fileobj=context, custom_context=True,
+                                           tag="hostctl-test-id:3", rm=True)
+    try:
+        assert I.engine_image_id("hostctl-test-id:3") == image.id
+        assert I.engine_image_id("hostctl-test-id:4") is None
+        assert I.engine_image_id("hostctl-test-id") is None  # :latest, which it lacks
+        assert LocalImages().image_id("hostctl-test-id:3") == image.id
+    finally:
+        sandbox_engine.images.remove("hostctl-test-id:3")
+
+
+@pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:1", "unix:///nonexistent.sock"])
+def test_an_engine_the_socket_cannot_ask_is_left_to_the_sdk(
+        monkeypatch: pytest.MonkeyPatch, docker_host: str) -> None:
+    """Elsewhere than a Unix socket, or no answer there: the SDK asks, and its failure is
+    the message there always was."""
+    from hostctl.errors import HostctlError
+    from hostctl.hosts import images as I
+
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    assert I.engine_image_id("app:1", timeout=2) == I._UNKNOWN
+    with pytest.raises(HostctlError) as err:
+        LocalImages().image_id("app:1")
+    assert str(err.value).startswith(
+        "image_source is push, but no Docker engine answers on this machine (")

@@ -352,3 +352,56 @@ def test_a_helper_found_on_a_host_before_any_release_stays_executable_in_the_sna
 
     assert [L.live_mode(p) for p in (L.JOBS_HELPER, L.GPU_CONF, "/etc/hostctl/env/a.env")] == [
         "0755", "0644", "0600"]
+
+
+def _queued_site() -> tuple[Any, Any]:
+    from hostctl.spec import model as m
+
+    return m.Host("gpu-1", "10.0.0.1"), H.RunRequest(
+        "g-2", "train", "lab", "gpu-1", "hostctl-job-train@g-2.service")
+
+
+def test_submit_and_read_queue_and_read_back_in_one_round_trip() -> None:
+    from hostctl.jobs import ops
+    from hostctl.runner.base import Result
+    from hostctl.runner.recording import RecordingRunner
+
+    host, request = _queued_site()
+    runner = RecordingRunner("gpu-1")
+    runner.respond(("sh", "-s"), Result(0, "@@submitted\n" + READ, ""))
+    hj = ops.submit_and_read(runner, host, [request], ("ab12cd34",))
+    assert [r.id for r in hj.runs] == ["ab12cd34", "ff00ff00"] and runner.round_trips == 1
+    script = runner.calls[0].stdin.decode()  # type: ignore[union-attr]
+    submit = H.script(H.submit_lines([request]))
+    read = H.script(H.read_lines(("ab12cd34",)))
+    # the runs' directories, then the queueing, and the read only when queueing succeeded
+    assert script == (submit.replace(
+        "/var/lib/hostctl/bin/hostctl-jobs submit g-2 && echo '@@submitted'\n",
+        "if /var/lib/hostctl/bin/hostctl-jobs submit g-2 && echo '@@submitted'; then\n")
+        + read + "fi\n")
+    subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+
+
+@pytest.mark.parametrize(("stderr", "message"), [
+    (True, "gpu-1: queueing runs failed: hostctl-jobs: no room"),
+    (False, "gpu-1: queueing runs failed: partial"),
+])
+def test_submit_and_read_says_why_queueing_failed(stderr: bool, message: str) -> None:
+    from hostctl.errors import HostctlError
+    from hostctl.jobs import ops
+    from hostctl.runner.base import Result
+    from hostctl.runner.recording import RecordingRunner
+
+    host, request = _queued_site()
+    runner = RecordingRunner("gpu-1")
+    runner.respond(("sh", "-s"), Result(1, "partial\n", "hostctl-jobs: no room\n"))
+    with pytest.raises(HostctlError) as err:
+        ops.submit_and_read(runner, host, [request], ("g-2",), stderr=stderr)
+    assert str(err.value) == message
+
+
+def test_a_wait_polls_quickly_first_then_every_interval() -> None:
+    from hostctl.jobs import ops
+
+    assert [ops.poll_delay(n, 1.0) for n in range(7)] == [0.1, 0.2, 0.3, 0.5, 1.0, 1.0, 1.0]
+    assert [ops.poll_delay(n, 0.25) for n in range(5)] == [0.1, 0.2, 0.25, 0.25, 0.25]

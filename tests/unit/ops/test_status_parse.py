@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from hostctl import layout as L
+from hostctl.hosts.facts import split_sections
 from hostctl.hosts.health_verdict import parse_timestamp
 from hostctl.ops import status as st
 from hostctl.runner.base import HostUnreachable, Result
@@ -612,3 +614,65 @@ def test_status_script_reads_the_deploys_health_verdicts(tmp_path: Path) -> None
     assert status.verified == {"hostctl-web-1.service": NOW - 2}
     assert status.probe == {"hostctl-web-1.service": {"health": "healthy",
                                                       "last_check": str(NOW)}}
+
+
+# The per-file loops the status script had (a process or three a file), kept here as the
+# reference for what its one-process-per-section reads must print.
+_PER_FILE = """export LC_ALL=C
+echo '@@unitfiles'
+for f in {units}/hostctl-*.service {units}/hostctl-*.timer; do
+  [ -f "$f" ] || continue
+  printf '%s %s\\n' "${{f##*/}}" "$(sed -n 's/.*io\\.hostctl\\.spec-hash=\\([0-9a-f]*\\).*/\\1/p' "$f" | head -n 1)"
+done
+echo '@@probe'
+for f in {health}/*.state; do
+  [ -f "$f" ] || continue; u=${{f##*/}}; u=${{u%.state}}
+  sed "s|^|$u |" "$f"
+done
+echo '@@verified'
+for f in {health}/*.verified; do
+  [ -f "$f" ] || continue; u=${{f##*/}}; u=${{u%.verified}}
+  printf '%s %s\\n' "$u" "$(head -c 20 "$f" | tr -dc 0-9)"
+done
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize("awk", ["mawk", "busybox awk"])
+def test_status_sections_read_each_file_as_a_process_per_file_did(
+        tmp_path: Path, awk: str) -> None:
+    """Unit files (the label's value: the last on the first line having it; none; an empty
+    file; a directory), probe states and verified times (digits of the first 20 bytes),
+    with Debian's awk (mawk) and busybox's."""
+    if shutil.which(awk.split()[0]) is None:
+        pytest.skip(f"{awk} is not installed")
+    units, health, bin_dir = tmp_path / "units", tmp_path / "health", tmp_path / "bin"
+    for d in (units, health, bin_dir):
+        d.mkdir()
+    label = "io.hostctl.spec-hash"
+    (units / "hostctl-a-1.service").write_text(
+        f"[Service]\nExecStart=docker run --label {label}=abc123 x --label {label}=def456\n"
+        f"ExecStartPost=--label {label}=ffff\n")
+    (units / "hostctl-b-1.service").write_text("[Service]\nExecStart=/bin/true\n")
+    (units / "hostctl-c.timer").write_text("")
+    (units / "hostctl-d-1.service").mkdir()
+    (health / "hostctl-a-1.service.state").write_text("health=healthy\nrestarts=2\n")
+    (health / "hostctl-b-1.service.state").write_text("")
+    (health / "hostctl-a-1.service.verified").write_text("1700000000\n")
+    (health / "hostctl-b-1.service.verified").write_text("12\n34 56 789 0123456789\n")
+    (health / "hostctl-c.service.verified").write_text("junk")
+    script = st.status_script("/nonexistent/docker").replace(
+        L.UNIT_DIR, str(units)).replace(L.HEALTH_DIR, str(health))
+    (bin_dir / "awk").write_text(f'#!/bin/sh\nexec {awk} "$@"\n')
+    (bin_dir / "awk").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    got = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         env=env, timeout=30).stdout
+    want = subprocess.run(["sh", "-s"], input=_PER_FILE.format(units=units, health=health),
+                          capture_output=True, text=True, env=env, timeout=30).stdout
+    for name in ("unitfiles", "probe", "verified"):
+        assert split_sections(got)[name] == split_sections(want)[name], name
+    assert split_sections(got)["unitfiles"] == [
+        "hostctl-a-1.service def456", "hostctl-b-1.service ", "hostctl-c.timer "]
+    assert split_sections(got)["verified"] == [
+        "hostctl-a-1.service 1700000000", "hostctl-b-1.service 1234567890123456",
+        "hostctl-c.service "]

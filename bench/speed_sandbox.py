@@ -1,0 +1,208 @@
+"""Issue 14's latency figures on sandbox hosts: no-op deploy (wall, controller CPU, peak
+memory, SSH round trips per host), `hostctl status`, and `hostctl run JOB --wait` of a job
+that exits at once (wall, and how long after the command its container started).
+
+Run: python bench/speed_sandbox.py [--hosts N] [--per-host M] [--rounds R] [--against DIR]
+     [--profile FILE]
+(needs root and a Docker engine; boots N sandbox hosts (default 3) with M services each
+(default 20), taking turns with test sessions through the rig's session lock, and removes
+them after). With `--against DIR` (another checkout of hostctl) each round runs this tree
+and DIR alternately on the same hosts, so a shared machine's load falls on both alike;
+medians per checkout. `--profile FILE` also writes a cProfile of one no-op deploy (this
+tree) and times the facts script on the first host (`time sh`).
+
+The job's start: the job writes the host kernel's /proc/uptime (the sandbox hosts share this
+machine's kernel) to its project's artifacts volume; the bench reads /proc/uptime just
+before starting the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hostctl.cli.sandbox import write_inventory
+from hostctl.sandbox import app_image
+from hostctl.sandbox import hosts as sandbox_hosts
+from hostctl.sandbox.locking import file_lock
+from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
+
+HERE = Path(__file__).resolve().parents[1]
+ARTIFACTS = "/var/lib/docker/volumes/hostctl-bench-artifacts/_data"
+
+
+def arg(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+def host_names(n: int) -> list[str]:
+    if n == 3:
+        return ["edge-1", "app-1", "gpu-1"]
+    return [f"node-{i + 1}" for i in range(n)]
+
+
+def write_site(root: Path, hosts: list[str], per_host: int) -> Path:
+    (root / "specs").mkdir(parents=True)
+    docs = []
+    for h, host in enumerate(hosts):
+        for i in range(per_host):
+            n = h * per_host + i
+            docs.append(
+                f"kind: service\nname: svc-{n}\nproject: bench\nimage: hostctl-demo-app:1.0\n"
+                f"env: {{PORT: 8080, N: {n}}}\nports: {{http: {{container: 8080, "
+                f"host: {20000 + n}}}}}\n"
+                "health: {http: {path: /health, port: http}, interval: 10s, timeout: 2s}\n"
+                f"placement: {{hosts: [{host}]}}\n")
+    docs.append("kind: job\nname: quick\nproject: bench\nimage: hostctl-demo-app:1.0\n"
+                "command: [sh, -c, 'cat /proc/uptime >> /artifacts/started']\n"
+                f"placement: {{hosts: [{hosts[0]}]}}\n")
+    (root / "specs" / "bench.yml").write_text("---\n".join(docs))
+    inv = root / "site.yml"
+    inv.write_text("site: bench\nhosts:\n" + "".join(
+        f"  {h}: {{address: 10.9.{i // 200}.{i % 200 + 1}}}\n" for i, h in enumerate(hosts))
+        + "specs: [specs/*.yml]\nimage_source: push\n")
+    return inv
+
+
+def tree_env(tree: Path) -> dict[str, str]:
+    """hostctl from `tree`, as installed: with bytecode caches (an installed hostctl has
+    its .pyc files; compiling ~120 modules from source on every run would be most of what
+    is measured)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def measured(tree: Path, *args: str) -> tuple[float, float, int, str]:
+    """Run hostctl from `tree` (its own folder as the working directory too: `-m` puts the
+    working directory first on the path): wall seconds, CPU seconds (user + system), peak
+    RSS KiB and stdout (the child reaped here, so its own rusage is known). Raises on a
+    non-zero exit."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "hostctl", *args], cwd=tree,
+                                env=tree_env(tree), stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode()
+        if proc.returncode != 0:
+            raise SystemExit(f"hostctl {' '.join(args)} failed:\n{text}\n{err.read().decode()}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, text
+
+
+def uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def job_start(host: SandboxHost) -> float:
+    res = subprocess.run(["docker", "exec", host.container_name, "sh", "-c",
+                          f"tail -n 1 {ARTIFACTS}/started"], capture_output=True, text=True,
+                         check=True, timeout=60)
+    return float(res.stdout.split()[0])
+
+
+def med(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} (" + ", ".join(
+        f"{v:.2f}" for v in values) + ")"
+
+
+def main() -> None:
+    rounds = int(arg("--rounds", "5"))
+    against = Path(arg("--against", "")).resolve() if "--against" in sys.argv else None
+    profile = arg("--profile", "")
+    trees = {"this": HERE, **({"against": against} if against is not None else {})}
+    # --hosts 3,10 --per-host 20,2: one sandbox after the other, in one turn of the lock
+    shapes = list(zip([int(n) for n in arg("--hosts", "3").split(",")],
+                      [int(n) for n in arg("--per-host", "20").split(",")], strict=True))
+    app_image.build("1.0")
+    for tree in trees.values():  # compile once, outside the figures
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "hostctl")],
+                       env=tree_env(tree), check=True, capture_output=True)
+    with file_lock("session", timeout=3600, on_wait="waiting for the sandbox"):
+        for n_hosts, per_host in shapes:
+            measure(n_hosts, per_host, rounds, trees, profile)
+            profile = ""
+
+
+def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
+            profile: str) -> None:
+    hosts = host_names(n_hosts)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        state = root / "state"
+        state.mkdir()
+        booted = sandbox_hosts.up([SandboxHostRequest(h) for h in hosts], state)
+        try:
+            inv = str(write_inventory(str(write_site(root / "site", hosts, per_host)),
+                                      booted, state))
+            wall, _, _, _ = measured(HERE, "deploy", "-i", inv, "--yes", "--json")
+            print(f"{n_hosts} hosts x {per_host} services; first deploy (image push): "
+                  f"{wall:.2f}s", flush=True)
+            figures: dict[str, dict[str, list[float]]] = {
+                k: {"noop": [], "cpu": [], "rss": [], "status": [], "run": [], "start": []}
+                for k in trees}
+            trips: dict[str, object] = {}
+            for _ in range(rounds):
+                for name, tree in trees.items():
+                    f = figures[name]
+                    wall, cpu, rss, out = measured(tree, "deploy", "-i", inv, "--yes",
+                                                   "--json")
+                    res = json.loads(out)["hosts"]
+                    assert all(v["status"] == "unchanged" for v in res.values()), res
+                    trips[name] = sorted({v["round_trips"] for v in res.values()})
+                    f["noop"].append(wall)
+                    f["cpu"].append(cpu)
+                    f["rss"].append(rss / 1024)
+                    wall, cpu, rss, _ = measured(tree, "status", "-i", inv)
+                    f["status"].append(wall)
+                    f["rss"].append(rss / 1024)
+                    t0 = uptime()
+                    wall, cpu, rss, _ = measured(tree, "run", "-i", inv, "quick", "--wait")
+                    f["run"].append(wall)
+                    f["start"].append(job_start(booted[0]) - t0)
+                    f["rss"].append(rss / 1024)
+            for name, tree in trees.items():
+                f = figures[name]
+                print(f"{name} ({tree}):\n"
+                      f"  no-op deploy wall {med(f['noop'])}\n"
+                      f"  no-op deploy controller CPU {med(f['cpu'])}\n"
+                      f"  SSH round trips per host (no-op): {trips[name]}\n"
+                      f"  status wall {med(f['status'])}\n"
+                      f"  run quick --wait wall {med(f['run'])}\n"
+                      f"  run: container started after {med(f['start'])}\n"
+                      f"  controller peak RSS {max(f['rss']):.0f} MiB", flush=True)
+            if profile:
+                env = tree_env(HERE)
+                subprocess.run([sys.executable, "-m", "cProfile", "-o", profile, "-m",
+                                "hostctl", "deploy", "-i", inv, "--yes", "--json"], env=env,
+                               cwd=HERE,
+                               check=True, capture_output=True, timeout=600)
+                for name, tree in trees.items():
+                    script = subprocess.run(
+                        [sys.executable, "-c", "from hostctl.hosts.facts import facts_script; "
+                         "print(facts_script('docker', None, runtimes=False), end='')"],
+                        env=tree_env(tree), cwd=tree, capture_output=True,
+                        text=True, check=True).stdout
+                    for _ in range(3):
+                        res = subprocess.run(
+                            ["docker", "exec", "-i", booted[0].container_name, "bash", "-c",
+                             "time sh >/dev/null"], input=script, capture_output=True,
+                            text=True, timeout=120)
+                        print(f"{name}: facts script on {hosts[0]}:",
+                              " ".join(res.stderr.split()))
+        finally:
+            sandbox_hosts.down(state)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NO_COLOR", "1")
+    main()
