@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.sandbox_session import service_specs
 from hostctl.cli.sandbox import write_inventory
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
@@ -49,16 +50,7 @@ TEARDOWN = (
 
 def write_site(root: Path) -> Path:
     (root / "specs").mkdir(parents=True)
-    docs = []
-    for h, host in enumerate(HOSTS):
-        for i in range(PER_HOST):
-            n = h * PER_HOST + i
-            docs.append(
-                f"kind: service\nname: svc-{n}\nproject: bench\nimage: hostctl-demo-app:1.0\n"
-                f"env: {{PORT: 8080, N: {n}}}\nports: {{http: {{container: 8080, "
-                f"host: {20000 + n}}}}}\n"
-                "health: {http: {path: /health, port: http}, interval: 10s, timeout: 2s}\n"
-                f"placement: {{hosts: [{host}]}}\n")
+    docs = service_specs(HOSTS, PER_HOST)
     (root / "specs" / "bench.yml").write_text("---\n".join(docs))
     inv = root / "site.yml"
     inv.write_text("site: bench\nhosts:\n" + "".join(

@@ -17,6 +17,22 @@ from hostctl.sandbox.locking import file_lock
 from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
 
 
+def service_specs(hosts: Sequence[str], per_host: int) -> list[str]:
+    """`per_host` small HTTP services pinned to each host, health-checked (the deploy
+    benches' workload), as spec documents."""
+    docs = []
+    for h, host in enumerate(hosts):
+        for i in range(per_host):
+            n = h * per_host + i
+            docs.append(
+                f"kind: service\nname: svc-{n}\nproject: bench\nimage: hostctl-demo-app:1.0\n"
+                f"env: {{PORT: 8080, N: {n}}}\nports: {{http: {{container: 8080, "
+                f"host: {20000 + n}}}}}\n"
+                "health: {http: {path: /health, port: http}, interval: 10s, timeout: 2s}\n"
+                f"placement: {{hosts: [{host}]}}\n")
+    return docs
+
+
 @dataclass(frozen=True)
 class Booted:
     inventory: str  # the inventory pointing at the booted hosts

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.sandbox_session import service_specs
 from hostctl.cli.sandbox import write_inventory
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
@@ -49,16 +50,7 @@ def host_names(n: int) -> list[str]:
 
 def write_site(root: Path, hosts: list[str], per_host: int) -> Path:
     (root / "specs").mkdir(parents=True)
-    docs = []
-    for h, host in enumerate(hosts):
-        for i in range(per_host):
-            n = h * per_host + i
-            docs.append(
-                f"kind: service\nname: svc-{n}\nproject: bench\nimage: hostctl-demo-app:1.0\n"
-                f"env: {{PORT: 8080, N: {n}}}\nports: {{http: {{container: 8080, "
-                f"host: {20000 + n}}}}}\n"
-                "health: {http: {path: /health, port: http}, interval: 10s, timeout: 2s}\n"
-                f"placement: {{hosts: [{host}]}}\n")
+    docs = service_specs(hosts, per_host)
     docs.append("kind: job\nname: quick\nproject: bench\nimage: hostctl-demo-app:1.0\n"
                 "command: [sh, -c, 'cat /proc/uptime >> /artifacts/started']\n"
                 f"placement: {{hosts: [{hosts[0]}]}}\n")

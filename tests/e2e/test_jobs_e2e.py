@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.rigs.deploy_rig import Site, example_site, job_spec, wait_for
+from tests.rigs.deploy_rig import Site, concurrently, example_site, job_spec, wait_for
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["example_site"]
@@ -254,16 +253,7 @@ def test_cancel_stops_a_running_run(site: Site) -> None:
 
 
 def test_concurrent_operators_never_share_the_gpu(site: Site) -> None:
-    results: list[dict[str, Any]] = []
-
-    def one() -> None:
-        results.append(site.run_json("gpu-sleep", "--set", "SLEEP=1"))
-
-    threads = [threading.Thread(target=one) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    results = concurrently(3, lambda: site.run_json("gpu-sleep", "--set", "SLEEP=1"), 120)
     assert len(results) == 3
     ids = [r["run"] for r in results]
     assert wait_for(lambda: all(site.run_record("gpu-1", i).get("state") == "succeeded"

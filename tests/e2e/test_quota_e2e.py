@@ -10,14 +10,12 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.rigs.deploy_rig import Site, example_site, job_spec, wait_for
+from tests.rigs.deploy_rig import Site, concurrently, example_site, job_spec, wait_for
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["example_site"]
@@ -91,16 +89,7 @@ def test_a_full_quota_holds_the_next_run_until_one_ends(site: Site) -> None:
 
 
 def test_concurrent_submitters_never_exceed_the_quota_together(site: Site) -> None:
-    answers: list[Any] = []
-
-    def submit() -> None:
-        answers.append(site.on("run", "q-any", "--json"))
-
-    threads = [threading.Thread(target=submit) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=240)
+    answers = concurrently(4, lambda: site.on("run", "q-any", "--json"))
     assert [a.returncode for a in answers] == [0, 0, 0, 0], [a.stderr for a in answers]
     placed = [json.loads(a.stdout) for a in answers]
     assert sum(p["state"] != "queued" for p in placed) == 1, placed

@@ -14,17 +14,20 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from hostctl.sandbox import app_image
 from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -156,6 +159,18 @@ def job_spec(name: str, script: str, project: str = "lab",
     `resources` says otherwise; `more` adds the other fields (placement, timeout...)."""
     return {"kind": "job", "name": name, "project": project, "image": "hostctl-demo-app:1.0",
             "command": ["sh", "-c", script], "resources": resources or {"cpus": 0.1}, **more}
+
+
+def concurrently(n: int, call: Callable[[], T], timeout: float = 240) -> list[T]:
+    """`call()` from n threads started together (concurrent operators); what each
+    returned, in the order they finished (each thread waited for at most `timeout`)."""
+    results: list[T] = []
+    threads = [threading.Thread(target=lambda: results.append(call())) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results
 
 
 def wait_for(check: object, timeout: float = 30, every: float = 0.5) -> bool:
