@@ -33,7 +33,9 @@ def _import() -> None:
     finally:
         if sys.modules.get("invoke", 0) is None:
             del sys.modules["invoke"]
-    if paramiko.config.invoke is None:
+    # Only when paramiko is as described above (another version may not import invoke
+    # this way: it then stays as it is).
+    if getattr(paramiko.config, "invoke", False) is None:
         paramiko.config.invoke = _InvokeOnUse()
         paramiko.config.invoke_import_error = None
 
