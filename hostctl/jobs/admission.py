@@ -269,8 +269,7 @@ class Admission:
 
 def month_gpu_ms(site: m.Site, settled: Mapping[str, Q.Settled]) -> dict[str, int]:
     """GPU-milliseconds this month per project: its runs, and its services' GPU leases."""
-    unit_project = {i: w.project for w in site.workloads if not w.is_job
-                    for i in Q.service_units(site, w.project)}
+    unit_project = Q.unit_projects(site)
     out: dict[str, int] = {}
     for s in settled.values():
         for project, ms in s.gpu_ms.items():
@@ -284,8 +283,7 @@ def month_gpu_ms(site: m.Site, settled: Mapping[str, Q.Settled]) -> dict[str, in
 def month_gpu_model_ms(site: m.Site, settled: Mapping[str, Q.Settled]
                        ) -> dict[str, dict[str, int]]:
     """The same time per project by GPU model ("": GPUs of no model), for its cost."""
-    unit_project = {i: w.project for w in site.workloads if not w.is_job
-                    for i in Q.service_units(site, w.project)}
+    unit_project = Q.unit_projects(site)
     out: dict[str, dict[str, int]] = {}
     for s in settled.values():
         pairs = [*s.run_model_ms.items(),

@@ -120,10 +120,11 @@ def services_use(site: m.Site, project: str) -> Amount:
     return total
 
 
-def service_units(site: m.Site, project: str) -> frozenset[str]:
-    """The unit names of the project's service instances (their GPU time is in its budget)."""
-    return frozenset(i.unit for w in site.workloads if not w.is_job and w.project == project
-                     for i in service_instances(w, site.inventory))
+def unit_projects(site: m.Site) -> dict[str, str]:
+    """Each service instance's unit name -> its project (the GPU time the hosts record of a
+    service's leases is in that project's budget)."""
+    return {i.unit: w.project for w in site.workloads if not w.is_job
+            for i in service_instances(w, site.inventory)}
 
 
 def level(priority: str, submitted_ms: int, now_ms: int) -> int:

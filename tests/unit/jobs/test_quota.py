@@ -228,7 +228,8 @@ def test_a_timer_run_gets_its_projects_priority_and_services_count(tmp_path) -> 
     assert b"HOSTCTL_JOB_PRIORITY" not in job_unit(etl, host, inv.site).content
     # two instances of 1.5 CPUs and 1 GiB on the one app host
     assert Q.services_use(site, "ml") == A(3000, 2 * 2**30, 0)
-    assert Q.service_units(site, "ml") == {"hostctl-api-1.service", "hostctl-api-2.service"}
+    assert Q.unit_projects(site) == {"hostctl-api-1.service": "ml",
+                                     "hostctl-api-2.service": "ml"}
     assert Q.run_ask(train, inv) == A(1000, 0, 0)
 
 
