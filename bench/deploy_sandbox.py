@@ -20,16 +20,12 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench.sandbox_session import service_specs
-from hostctl.cli.sandbox import write_inventory
+from bench.sandbox_session import booted, service_specs, write_bench_site
 from hostctl.sandbox import app_image
-from hostctl.sandbox import hosts as sandbox_hosts
-from hostctl.sandbox.locking import file_lock
-from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
+from hostctl.sandbox.models import SandboxHost
 
 HOSTS = ("edge-1", "app-1", "gpu-1")
 PER_HOST = 20
@@ -49,14 +45,7 @@ TEARDOWN = (
 
 
 def write_site(root: Path) -> Path:
-    (root / "specs").mkdir(parents=True)
-    docs = service_specs(HOSTS, PER_HOST)
-    (root / "specs" / "bench.yml").write_text("---\n".join(docs))
-    inv = root / "site.yml"
-    inv.write_text("site: bench\nhosts:\n" + "".join(
-        f"  {h}: {{address: 10.9.9.{i + 1}}}\n" for i, h in enumerate(HOSTS))
-        + "specs: [specs/*.yml]\nimage_source: push\n")
-    return inv
+    return write_bench_site(root, HOSTS, service_specs(HOSTS, PER_HOST))
 
 
 def deploy(inventory: Path, tree: Path = HERE) -> tuple[float, dict[str, object], int]:
@@ -110,43 +99,35 @@ def _runs(walls: list[float]) -> str:
 def main() -> None:
     against = Path(sys.argv[sys.argv.index("--against") + 1]).resolve() \
         if "--against" in sys.argv else None
-    requests = [SandboxHostRequest(h) for h in HOSTS]
     app_image.build("1.0")
-    with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=1800,
-                                                          on_wait="waiting for the sandbox"):
-        root = Path(tmp)
-        state = root / "state"
-        state.mkdir()
-        booted = sandbox_hosts.up(requests, state)
-        try:
-            inv = write_inventory(str(write_site(root / "site")), booted, state)
-            first, out, peak = deploy(inv)
-            print(f"first deploy ({len(HOSTS)} hosts x {PER_HOST} services, image push "
-                  f"included): {first:.2f}s")
-            noops = []
-            trips = {}
-            for _ in range(5):
-                wall, out, peak = deploy(inv)
-                noops.append(wall)
-                hosts = out["hosts"]
-                assert isinstance(hosts, dict)
-                assert all(v["status"] == "unchanged" for v in hosts.values()), hosts
-                trips = {h: v["round_trips"] for h, v in hosts.items()}
-            print(f"no-op deploy: median {statistics.median(noops):.2f}s, best "
-                  f"{min(noops):.2f}s (target < 1.5 s); SSH round trips per host: {trips} "
-                  "(target <= 2)")
-            spec = root / "site" / "specs" / "bench.yml"
-            spec.write_text(spec.read_text().replace("N: 7}", "N: 7-changed}", 1))
+    with booted(HOSTS, write_site) as site:
+        inv = Path(site.inventory)
+        hosts_booted = list(site.hosts.values())
+        first, out, peak = deploy(inv)
+        print(f"first deploy ({len(HOSTS)} hosts x {PER_HOST} services, image push "
+              f"included): {first:.2f}s")
+        noops = []
+        trips = {}
+        for _ in range(5):
             wall, out, peak = deploy(inv)
+            noops.append(wall)
             hosts = out["hosts"]
             assert isinstance(hosts, dict)
-            counts = {h: v["counts"] for h, v in hosts.items() if v["status"] != "unchanged"}
-            print(f"one service changed: {wall:.2f}s; changed hosts and counts: {counts}")
-            print(f"controller peak RSS: {peak / 1024:.0f} MiB (largest hostctl process)")
-            if against is not None:
-                compare(inv, spec, booted, against)
-        finally:
-            sandbox_hosts.down(state)
+            assert all(v["status"] == "unchanged" for v in hosts.values()), hosts
+            trips = {h: v["round_trips"] for h, v in hosts.items()}
+        print(f"no-op deploy: median {statistics.median(noops):.2f}s, best "
+              f"{min(noops):.2f}s (target < 1.5 s); SSH round trips per host: {trips} "
+              "(target <= 2)")
+        spec = site.root / "specs" / "bench.yml"
+        spec.write_text(spec.read_text().replace("N: 7}", "N: 7-changed}", 1))
+        wall, out, peak = deploy(inv)
+        hosts = out["hosts"]
+        assert isinstance(hosts, dict)
+        counts = {h: v["counts"] for h, v in hosts.items() if v["status"] != "unchanged"}
+        print(f"one service changed: {wall:.2f}s; changed hosts and counts: {counts}")
+        print(f"controller peak RSS: {peak / 1024:.0f} MiB (largest hostctl process)")
+        if against is not None:
+            compare(inv, spec, hosts_booted, against)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,18 @@ def service_specs(hosts: Sequence[str], per_host: int) -> list[str]:
     return docs
 
 
+def write_bench_site(root: Path, hosts: Sequence[str], docs: Sequence[str]) -> Path:
+    """A site of `hosts` (addresses stand-ins: the sandbox inventory replaces them) running
+    the spec documents `docs`, images pushed; returns its inventory."""
+    (root / "specs").mkdir(parents=True)
+    (root / "specs" / "bench.yml").write_text("---\n".join(docs))
+    inv = root / "site.yml"
+    inv.write_text("site: bench\nhosts:\n" + "".join(
+        f"  {h}: {{address: 10.9.{i // 200}.{i % 200 + 1}}}\n" for i, h in enumerate(hosts))
+        + "specs: [specs/*.yml]\nimage_source: push\n")
+    return inv
+
+
 @dataclass(frozen=True)
 class Booted:
     inventory: str  # the inventory pointing at the booted hosts

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.sandbox_session import service_specs
+from bench.sandbox_session import service_specs, write_bench_site
 from hostctl.cli.sandbox import write_inventory
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
@@ -49,17 +49,11 @@ def host_names(n: int) -> list[str]:
 
 
 def write_site(root: Path, hosts: list[str], per_host: int) -> Path:
-    (root / "specs").mkdir(parents=True)
     docs = service_specs(hosts, per_host)
     docs.append("kind: job\nname: quick\nproject: bench\nimage: hostctl-demo-app:1.0\n"
                 "command: [sh, -c, 'cat /proc/uptime >> /artifacts/started']\n"
                 f"placement: {{hosts: [{hosts[0]}]}}\n")
-    (root / "specs" / "bench.yml").write_text("---\n".join(docs))
-    inv = root / "site.yml"
-    inv.write_text("site: bench\nhosts:\n" + "".join(
-        f"  {h}: {{address: 10.9.{i // 200}.{i % 200 + 1}}}\n" for i, h in enumerate(hosts))
-        + "specs: [specs/*.yml]\nimage_source: push\n")
-    return inv
+    return write_bench_site(root, hosts, docs)
 
 
 def tree_env(tree: Path) -> dict[str, str]:
