@@ -131,7 +131,8 @@ class Deploy:
         def read(runner: Runner) -> HostFacts:
             self.progress(runner.host, "facts", "")
             host = self.site.inventory.hosts[runner.host]
-            script = facts_script(host.docker, record, runtimes=host.gpus > 0)
+            script = facts_script(host.docker, record, runtimes=host.gpus > 0,
+                                  expected=self._public_hashes(host.name))
             res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=120)
             facts = parse_facts(runner.host, res.stdout)
             if record is not None and facts.lock.held and self.options.force_unlock:
@@ -164,6 +165,17 @@ class Deploy:
                 self.locked.add(h.name)
             plans[h.name] = self._plan_one(h, facts, take_lock)
         return Plan(plans)
+
+    def _public_hashes(self, host: str) -> dict[str, str] | None:
+        """path -> sha256 of the public files `host` should have: the host sends the content
+        of those that differ, for the plan's diffs (None: targets failed to build; the
+        host sends every public file, and gather reports the failure)."""
+        assert self._targets_future is not None, "gather() runs inside connected()"
+        try:
+            target = self._targets_future.result()[host]
+        except Exception:  # raised again by gather, where it is reported
+            return None
+        return {p: t.sha256 for p, t in target.target.items() if not t.secret}
 
     def _plan_one(self, host: m.Host, facts: HostFacts, take_lock: bool) -> HostPlan:
         target = self.targets[host.name]

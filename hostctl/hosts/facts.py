@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hostctl import layout as L
+from hostctl.hosts import docker_api as A
 from hostctl.hosts.lock import LockState, parse_lock, take_lock_lines
 from hostctl.hosts.unit_show import UnitState, parse_units
 from hostctl.layout import MARK
@@ -56,10 +58,14 @@ class HostFacts:
     handed_off: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = True) -> str:
+def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = True,
+                 expected: Mapping[str, str] | None = None) -> str:
     """The script that prints a host's facts; with `lock_record`, it also takes the lock.
-    `runtimes`: ask Docker for its runtimes too (only GPU hosts need them: one docker call
-    less elsewhere, on the path every no-op deploy takes)."""
+    `runtimes`: ask Docker for its runtimes too (only GPU hosts need them: one question
+    less elsewhere, on the path every no-op deploy takes). `expected`: path -> sha256 of
+    the public files the deploy would write; only those that differ on the host send
+    their content (for the plan's diffs): a no-op deploy sends none. None: every public
+    file's content."""
     d = shlex.quote(docker)
     globs = " ".join(L.MANAGED_GLOBS)
     public_globs = " ".join(g for g in L.MANAGED_GLOBS if not L.is_secret_path(g))
@@ -71,39 +77,22 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
     ]
     if lock_record is not None:
         lines += take_lock_lines(lock_record)
-    # The docker CLI is the slow part on a busy host: its queries run at once,
-    # while the shell reads files and systemd; `docker ps` failing means Docker is down.
+    # Docker's questions go in at once, in the background, while the shell reads files and
+    # systemd (hosts.docker_api: one docker process for all of them).
+    paths = [A.CONTAINERS, A.IMAGES, A.NETWORKS, *([A.INFO] if runtimes else [])]
     lines += [
         'T=$(mktemp -d)',
-        f"( {d} ps -a --no-trunc --filter label=io.hostctl.managed=true "
-        "--format '{{.Names}}\t{{.State}}\t{{.Label \"io.hostctl.spec-hash\"}}' "
-        '>"$T/ps" 2>"$T/ps.err"; echo $? >"$T/ps.rc" ) &',
-        f"( {d} image ls --no-trunc --digests "
-        "--format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}' >\"$T/img\" 2>/dev/null ) &",
-        f"( {d} network ls --filter label=io.hostctl.managed=true --format '{{{{.Name}}}}' "
-        '>"$T/net" 2>/dev/null ) &',
-        *([f"( {d} info --format '{{{{json .Runtimes}}}}' >\"$T/rt\" 2>/dev/null ) &"]
-          if runtimes else []),
+        *A.api_lines(docker, paths),
         f"echo '{MARK}files'",
-        *hash_lines(globs),
+        *hash_lines(globs, into='"$T/sums"'),
         f"echo '{MARK}contents'",
-        *content_lines(public_globs),
+        *(content_lines(public_globs) if expected is None else changed_content_lines(expected)),
         f"echo '{MARK}units'",
         f"units=$(cd {L.UNIT_DIR} && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null "
         "| grep -v '@\\.service$')",
         f"[ -n \"$units\" ] && systemctl show --property={props} -- $units",
         "wait",
-        f"echo '{MARK}docker'",
-        'if [ "$(cat "$T/ps.rc")" = 0 ]; then echo ok; '
-        'else echo "down $(tail -n 1 "$T/ps.err")"; fi',
-        f"echo '{MARK}images'",
-        'cat "$T/img"',
-        f"echo '{MARK}containers'",
-        'cat "$T/ps"',
-        f"echo '{MARK}networks'",
-        'cat "$T/net"',
-        f"echo '{MARK}runtimes'",
-        'cat "$T/rt" 2>/dev/null',
+        *A.answer_lines(docker_cli_lines(d, runtimes)),
         'rm -rf "$T"',
         f"echo '{MARK}cluster'",
         f"for f in {L.CLUSTER_DIR}/*; do [ -f \"$f\" ] && "
@@ -121,13 +110,48 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
     return "\n".join(lines) + "\n"
 
 
-def hash_lines(globs: str) -> list[str]:
+def docker_cli_lines(d: str, runtimes: bool) -> list[str]:
+    """The docker commands that answer what `docker_api` asks, for a host where
+    `docker system dial-stdio` fails; `docker ps` failing means Docker is down."""
+    return [
+        f"( {d} ps -a --no-trunc --filter label=io.hostctl.managed=true "
+        "--format '{{.Names}}\t{{.State}}\t{{.Label \"io.hostctl.spec-hash\"}}' "
+        '>"$T/ps" 2>"$T/ps.err"; echo $? >"$T/ps.rc" ) &',
+        f"( {d} image ls --no-trunc --digests "
+        "--format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}' >\"$T/img\" 2>/dev/null ) &",
+        f"( {d} network ls --filter label=io.hostctl.managed=true --format '{{{{.Name}}}}' "
+        '>"$T/net" 2>/dev/null ) &',
+        *([f"( {d} info --format '{{{{json .Runtimes}}}}' >\"$T/rt\" 2>/dev/null ) &"]
+          if runtimes else []),
+        "wait",
+        f"echo '{MARK}docker'",
+        'if [ "$(cat "$T/ps.rc")" = 0 ]; then echo ok; '
+        'else echo "down $(tail -n 1 "$T/ps.err")"; fi',
+        f"echo '{MARK}images'",
+        'cat "$T/img"',
+        f"echo '{MARK}containers'",
+        'cat "$T/ps"',
+        f"echo '{MARK}networks'",
+        'cat "$T/net"',
+        f"echo '{MARK}runtimes'",
+        'cat "$T/rt" 2>/dev/null',
+    ]
+
+
+def hash_lines(globs: str, into: str | None = None) -> list[str]:
     """`sha256sum`'s line for every regular file the globs name, from one sha256sum for all
     of them (a host with many services has dozens: a process each was most of the script's
-    time)."""
+    time). `into`: a file (shell word) that keeps the lines too, for
+    `changed_content_lines`."""
+    if into is None:
+        return ["set --",
+                f"for f in {globs}; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done",
+                '[ $# -gt 0 ] && sha256sum -- "$@"']
     return ["set --",
             f"for f in {globs}; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done",
-            '[ $# -gt 0 ] && sha256sum -- "$@"']
+            f": >{into}",
+            f'[ $# -gt 0 ] && sha256sum -- "$@" >{into}',
+            f"cat {into}"]
 
 
 def content_lines(globs: str) -> list[str]:
@@ -135,6 +159,17 @@ def content_lines(globs: str) -> list[str]:
     command substitution's subshell around it)."""
     return [f"for f in {globs}; do [ -f \"$f\" ] && "
             "{ printf '%s ' \"$f\"; base64 -w0 \"$f\"; echo; }; done"]
+
+
+def changed_content_lines(expected: Mapping[str, str], sums: str = '"$T/sums"') -> list[str]:
+    """`PATH BASE64` for each file of `expected` (path -> sha256) that is on the host with
+    other content: its `sha256sum` line (kept in `sums` by `hash_lines`) is not the one
+    expected. The expected lines go in a quoted here-document: hostctl's own paths
+    (checked names), so nothing in them is expanded."""
+    want = "".join(f"{digest}  {path}\n" for path, digest in sorted(expected.items()))
+    return [f"grep -vxF -f {sums} <<'HOSTCTL_WANT' | while read -r _ f; do "
+            "[ -f \"$f\" ] && { printf '%s ' \"$f\"; base64 -w0 \"$f\"; echo; }; done",
+            want + "HOSTCTL_WANT"]
 
 
 class FactsError(ValueError):
@@ -147,25 +182,66 @@ def parse_facts(host: str, text: str) -> HostFacts:
         raise FactsError(f"{host}: incomplete answer from the host (no end marker)")
     docker = (sections.get("docker") or [""])[0]
     lock = parse_lock(sections)
+    if A.SECTION in sections:
+        engine = _engine_state(host, sections[A.SECTION])
+    else:  # the docker commands answered (dial-stdio failed on the host)
+        engine = EngineState(
+            docker_ok=docker.split(" ")[0] == "ok", docker_detail=docker.partition(" ")[2].strip(),
+            images=_images(sections.get("images", [])),
+            containers=_containers(sections.get("containers", [])),
+            networks=frozenset(n for n in sections.get("networks", []) if n),
+            runtimes=_runtimes(sections.get("runtimes", [])))
     return HostFacts(
         host=host,
-        docker_ok=docker.split(" ")[0] == "ok",
-        docker_detail=docker.partition(" ")[2].strip(),
+        docker_ok=engine.docker_ok,
+        docker_detail=engine.docker_detail,
         files=_files(sections.get("files", [])),
         contents=_contents(sections.get("contents", [])),
         units=parse_units(sections.get("units", [])),
-        images=_images(sections.get("images", [])),
-        containers=_containers(sections.get("containers", [])),
-        networks=frozenset(n for n in sections.get("networks", []) if n),
+        images=engine.images,
+        containers=engine.containers,
+        networks=engine.networks,
         current_release=_current(sections.get("current", [])),
         current_status="".join(sections.get("status", [])).strip(),
         manifest=_manifest(sections.get("manifest", [])),
         releases=tuple(sorted(r for r in sections.get("releases", []) if r)),
         lock=lock,
         now=int((sections.get("now") or ["0"])[0] or 0),
-        runtimes=_runtimes(sections.get("runtimes", [])),
+        runtimes=engine.runtimes,
         handed_off=parse_handed_off(sections.get("cluster", [])),
     )
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """What the facts say of Docker, from its API's answers or from the docker commands."""
+
+    docker_ok: bool
+    docker_detail: str
+    images: dict[str, str]
+    containers: dict[str, ContainerState]
+    networks: frozenset[str]
+    runtimes: frozenset[str] | None
+
+
+def _engine_state(host: str, lines: list[str]) -> EngineState:
+    """The `@@api` section: the answers to containers, images, networks and (GPU hosts)
+    info, in that order."""
+    try:
+        answers = A.parse_answers("".join(lines))
+    except A.DockerApiError as exc:
+        raise FactsError(f"{host}: {exc}") from None
+    if len(answers) < 3:
+        raise FactsError(f"{host}: Docker's answer was cut short ({len(answers)} of 3)")
+    found, images, nets, *info = answers
+    containers = {}
+    for c in A.containers(found):
+        name = A.container_name(c)
+        if name:
+            spec_hash = A.labels(c).get("io.hostctl.spec-hash", "")
+            containers[name] = ContainerState(name, str(c.get("State", "")), spec_hash)
+    return EngineState(True, "", A.images(images), containers, A.networks(nets),
+                       A.runtimes(info[0]) if info else None)
 
 
 def split_sections(text: str) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from hostctl import layout as L
 from hostctl.errors import HostctlError, printable
+from hostctl.hosts import docker_api as A
 from hostctl.hosts.facts import UnitState, parse_units, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, verdict
 from hostctl.k8s import handoff_records as in_cluster
@@ -138,9 +139,22 @@ def status_script(docker: str) -> str:
     label_re = LABEL.replace(".", "\\.")  # the label as a sed regex
     fmt = "\\t".join([*(f"{{{{.{f}}}}}" for f in CONTAINER_FIELDS),
                       *(f'{{{{.Label "{LABEL}.{k}"}}}}' for k in CONTAINER_LABELS)])
-    # The docker CLI is the slow part on a busy host: its two questions run at once, while
-    # the shell reads files and systemd. Each section reads all its files with one process
-    # (a process a file made the script's time grow with the services).
+    # Docker's two questions go in at once, in the background, while the shell reads files
+    # and systemd (hosts.docker_api: one docker process for both; the docker commands where
+    # that fails). Each section reads all its files with one process (a process a file made
+    # the script's time grow with the services).
+    cli = [
+        f"( if out=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); "
+        "then echo \"ok $out\"; else echo \"down $(printf '%s' \"$out\" | tail -n 1)\"; fi "
+        '>"$T/docker" ) &',
+        f"( {d} ps -a --no-trunc --filter label={LABEL}.managed=true --format '{fmt}' "
+        '>"$T/ps" 2>/dev/null ) &',
+        "wait",
+        f"echo '{MARK}docker'",
+        'cat "$T/docker"',
+        f"echo '{MARK}containers'",
+        'cat "$T/ps"',
+    ]
     lines = [
         # C locale and UTC: systemctl prints timestamps as "Tue 2024-05-14 10:00:00 UTC",
         # which the parser reads without guessing a time zone or a day-name language.
@@ -149,11 +163,7 @@ def status_script(docker: str) -> str:
         f"echo \"{MARK}now $(date +%s)\"",
         f"echo \"{MARK}release $(readlink {L.CURRENT_LINK} 2>/dev/null | sed 's|.*/||')\"",
         'T=$(mktemp -d)',
-        f"( if out=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); "
-        "then echo \"ok $out\"; else echo \"down $(printf '%s' \"$out\" | tail -n 1)\"; fi "
-        '>"$T/docker" ) &',
-        f"( {d} ps -a --no-trunc --filter label={LABEL}.managed=true --format '{fmt}' "
-        '>"$T/ps" 2>/dev/null ) &',
+        *A.api_lines(docker, [A.VERSION, A.CONTAINERS]),
         f"echo '{MARK}unitfiles'",
         # The spec hash is a label on the unit's `docker run` line: it says which spec the
         # unit file was rendered from, even while its container is not running. Per file:
@@ -191,10 +201,7 @@ def status_script(docker: str) -> str:
         f"echo '{MARK}gpu-foreign'",
         f"cat {L.STATE_DIR}/gpu/foreign 2>/dev/null",
         "wait",
-        f"echo '{MARK}docker'",
-        'cat "$T/docker"',
-        f"echo '{MARK}containers'",
-        'cat "$T/ps"',
+        *A.answer_lines(cli),
         'rm -rf "$T"',
         f"echo '{MARK}end'",
     ]
@@ -208,6 +215,9 @@ def parse_status(host: str, text: str) -> HostStatus:
         raise StatusError(f"{host}: incomplete answer from the host (no end marker); "
                           "is /bin/sh a POSIX shell there?")
     docker = (sections.get("docker") or [""])[0]
+    containers = _containers(sections.get("containers", []))
+    if A.SECTION in sections:
+        docker, containers = _engine_answers(host, sections[A.SECTION])
     now_text = (sections.get("now") or ["0"])[0].strip()
     release = (sections.get("release") or [""])[0].strip()
     return HostStatus(
@@ -218,12 +228,36 @@ def parse_status(host: str, text: str) -> HostStatus:
         docker_detail=docker.partition(" ")[2].strip(),
         unit_files=_unit_files(sections.get("unitfiles", [])),
         units=parse_units(sections.get("units", [])),
-        containers=_containers(sections.get("containers", [])),
+        containers=containers,
         probe=_probe_states(sections.get("probe", [])),
         verified=_verified(sections.get("verified", [])),
         handed_off=in_cluster.parse_records(sections.get("cluster", [])),
         foreign_gpus=_foreign_gpus(sections.get("gpu-foreign", [])),
     )
+
+
+def _engine_answers(host: str, lines: list[str]) -> tuple[str, dict[str, ContainerStatus]]:
+    """The `@@api` section (answers to VERSION and CONTAINERS) as the docker commands' two
+    sections read: "ok VERSION", and the containers."""
+    try:
+        answers = A.parse_answers("".join(lines))
+    except A.DockerApiError as exc:
+        raise StatusError(f"{host}: {exc}") from None
+    if len(answers) < 2:
+        raise StatusError(f"{host}: Docker's answer was cut short ({len(answers)} of 2)")
+    version, found = answers[:2]
+    out = {}
+    prefix = LABEL + "."
+    for c in A.containers(found):
+        name = A.container_name(c)
+        if not name:
+            continue
+        labels = {k[len(prefix):]: v for k, v in A.labels(c).items()
+                  if k.startswith(prefix) and k[len(prefix):] in CONTAINER_LABELS and v}
+        out[name] = ContainerStatus(name, str(c.get("Image", "")), str(c.get("State", "")),
+                                    str(c.get("Status", "")), labels)
+    server = version.get("Version", "") if isinstance(version, dict) else ""
+    return f"ok {server}", out
 
 
 def _foreign_gpus(lines: list[str]) -> tuple[tuple[str, str, str, str], ...]:

@@ -77,6 +77,47 @@ def test_second_identical_deploy_changes_nothing(example_site: Site) -> None:
     assert "no changes" in plan.stdout
 
 
+def test_docker_says_the_same_through_its_api_and_its_commands(example_site: Site) -> None:
+    """The facts and status scripts ask Docker's engine through one `docker system
+    dial-stdio`; a client without it (here a wrapper refusing it, as a pre-18.09 client
+    does) answers through the docker commands: what is read must be the same."""
+    import base64
+
+    from hostctl.hosts.facts import facts_script, parse_facts
+    from hostctl.ops.status import parse_status, status_script
+
+    s = example_site
+    s.ssh("app-1", "printf '%s\\n' '#!/bin/sh' '[ \"$1 $2\" = \"system dial-stdio\" ] && "
+          "{ echo \"unknown command\" >&2; exit 1; }' 'exec docker \"$@\"' >/tmp/old-docker "
+          "&& chmod 755 /tmp/old-docker")
+
+    def facts(docker: str) -> tuple[str, object]:
+        script = base64.b64encode(facts_script(docker, runtimes=True).encode()).decode()
+        out = s.ssh("app-1", f"echo {script} | base64 -d | sh -s")
+        f = parse_facts("app-1", out)
+        return out, (f.docker_ok, f.images, f.containers, f.networks, f.runtimes)
+
+    def status(docker: str) -> tuple[str, object]:
+        script = base64.b64encode(status_script(docker).encode()).decode()
+        out = s.ssh("app-1", f"echo {script} | base64 -d | sh -s")
+        st = parse_status("app-1", out)
+        # Docker's status text ("Up 2 seconds") moves on between the two: its health part
+        return out, (st.docker_ok, st.docker_detail, {
+            n: (c.image, c.state, c.status.startswith("Up "), c.health, c.labels)
+            for n, c in st.containers.items()})
+
+    for read in (facts, status):
+        api_out, api = read("docker")
+        cli_out, cli = read("/tmp/old-docker")
+        assert "@@api\n" in api_out and "@@api\n" not in cli_out
+        # a container's health may turn from starting to healthy between two reads
+        assert cli in (api, read("docker")[1])
+    assert len(api[2]) == 3  # type: ignore[index]
+    assert facts("docker")[1][1] == {  # type: ignore[index]
+        "hostctl-demo-app:1.0": s.ssh("app-1", "docker image inspect -f '{{.Id}}' "
+                                               "hostctl-demo-app:1.0").strip()}
+
+
 def test_changing_one_service_restarts_that_one_alone(example_site: Site) -> None:
     s = example_site
     s.edit("specs/triage.yml", "args: [--queue, triage]", "args: [--queue, triage-v2]")

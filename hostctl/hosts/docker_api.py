@@ -1,0 +1,164 @@
+"""Docker's state read with one docker process: the host scripts' questions to the engine.
+
+A script that asked `docker ps`, `docker image ls` and `docker network ls` started a docker
+client for each; the client's own start-up (~20 ms of CPU) was most of what each cost, and
+on a host with little CPU to spare (ten sandbox hosts on two cores) most of a no-op
+deploy's time. `docker system dial-stdio` (Docker 18.09 and later) connects its standard
+input and output to the engine the client is configured for (DOCKER_HOST, context), so
+one client carries every question: the script pipes the HTTP/1.1 requests of Docker's
+Engine API in, all at once (the engine answers them in order; the last asks to close),
+and hands back the raw answers base64-encoded (`api_lines`); `parse_answers` reads them.
+
+Where dial-stdio fails (an older client, or Docker down), the script falls back to the
+docker commands it ran before, whose output and error messages deploy and status already
+read (the fallback keeps "Docker is not running"'s text as it was).
+
+Pure: builds shell text and parses bytes; the scripts that use it run it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+from hostctl.layout import MARK
+
+MANAGED_FILTER = json.dumps({"label": ["io.hostctl.managed=true"]}, separators=(",", ":"))
+CONTAINERS = "/containers/json?all=1&filters=" + urllib.parse.quote(MANAGED_FILTER, safe="")
+IMAGES = "/images/json"
+NETWORKS = "/networks?filters=" + urllib.parse.quote(MANAGED_FILTER, safe="")
+INFO = "/info"
+VERSION = "/version"
+SECTION = "api"
+
+
+class DockerApiError(ValueError):
+    """The engine's answers were not what was asked for (cut short, or an error status)."""
+
+
+def requests(paths: Sequence[str]) -> bytes:
+    """GET requests for `paths`, pipelined; the last asks the engine to close, which ends
+    dial-stdio once every answer is written."""
+    out = []
+    for i, path in enumerate(paths):
+        close = "Connection: close\r\n" if i == len(paths) - 1 else ""
+        out.append(f"GET {path} HTTP/1.1\r\nHost: docker\r\n{close}\r\n")
+    return "".join(out).encode()
+
+
+def api_lines(docker: str, paths: Sequence[str]) -> list[str]:
+    """Shell lines that ask the engine `paths` in the background (into "$T/api", its exit
+    status into "$T/api.rc"); run `answer_lines` after the script's `wait`."""
+    fmt = requests(paths).decode().replace("%", "%%").replace("\r\n", "\\r\\n")
+    return [f"( printf {shlex.quote(fmt)} | {shlex.quote(docker)} system dial-stdio "
+            '>"$T/api" 2>/dev/null; echo $? >"$T/api.rc" ) &']
+
+
+def answer_lines(fallback: Sequence[str]) -> list[str]:
+    """The `@@api` section with the engine's answers, base64 on one line (JSON may hold any
+    text; a line of it must not pass for a section mark); when dial-stdio gave nothing,
+    the `fallback` lines instead (the docker commands, run then)."""
+    return [
+        'if [ "$(cat "$T/api.rc" 2>/dev/null)" = 0 ] && [ -s "$T/api" ]; then',
+        f"  echo '{MARK}{SECTION}'",
+        '  base64 -w0 "$T/api"; echo',
+        "else",
+        *(f"  {line}" for line in fallback),
+        "fi",
+    ]
+
+
+class _Answers(io.BytesIO):
+    """The answers as http.client reads a socket's file: each answer closes its file when
+    read to the end, which must not end the next one's."""
+
+    def close(self) -> None:
+        pass
+
+
+class _Socket:
+    def __init__(self, stream: _Answers):
+        self.stream = stream
+
+    def makefile(self, mode: str) -> _Answers:
+        return self.stream
+
+
+def parse_answers(encoded: str) -> list[Any]:
+    """The JSON bodies of the answers in the `@@api` section's base64 text, in the order
+    asked. Raises DockerApiError when one is cut short, is not 200 OK or is not JSON."""
+    # start-up: http.client is needed only once a host's answer is read
+    import http.client
+
+    try:
+        raw = base64_bytes(encoded)
+    except ValueError as exc:
+        raise DockerApiError(f"Docker's answer is not base64 ({exc})") from None
+    stream = _Answers(raw)
+    bodies: list[Any] = []
+    while stream.tell() < len(raw):
+        response = http.client.HTTPResponse(_Socket(stream))  # type: ignore[arg-type]
+        try:
+            response.begin()
+            body = response.read()
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            raise DockerApiError(f"Docker's answer {len(bodies) + 1} was cut short "
+                                 f"({type(exc).__name__})") from None
+        if response.status != 200:
+            raise DockerApiError(f"Docker answered {response.status} {response.reason}: "
+                                 f"{body[:200].decode(errors='replace').strip()}")
+        try:
+            bodies.append(json.loads(body))
+        except ValueError:
+            raise DockerApiError(f"Docker's answer {len(bodies) + 1} is not JSON") from None
+    return bodies
+
+
+def base64_bytes(encoded: str) -> bytes:
+    # start-up: base64 is small, but only a host's answer needs it
+    import base64
+
+    return base64.b64decode(encoded.strip(), validate=True)
+
+
+def images(data: Any) -> dict[str, str]:
+    """/images/json -> {`repo:tag` and `repo@digest`: image id}, as `docker image ls` names
+    them (untagged images, `<none>`, left out)."""
+    out: dict[str, str] = {}
+    for image in data if isinstance(data, list) else []:
+        image_id = str(image.get("Id", ""))
+        for ref in [*(image.get("RepoTags") or []), *(image.get("RepoDigests") or [])]:
+            if isinstance(ref, str) and "<none>" not in ref:
+                out[ref] = image_id
+    return out
+
+
+def container_name(container: dict[str, Any]) -> str:
+    """The container's own name (the API's names start with `/`; a linked container's
+    aliases hold another `/`)."""
+    names = [n[1:] for n in container.get("Names") or [] if isinstance(n, str)]
+    own = [n for n in names if "/" not in n]
+    return (own or names or [""])[0]
+
+
+def labels(container: dict[str, Any]) -> dict[str, str]:
+    found = container.get("Labels")
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def containers(data: Any) -> list[dict[str, Any]]:
+    return [c for c in (data if isinstance(data, list) else []) if isinstance(c, dict)]
+
+
+def networks(data: Any) -> frozenset[str]:
+    return frozenset(str(n.get("Name")) for n in (data if isinstance(data, list) else [])
+                     if isinstance(n, dict) and n.get("Name"))
+
+
+def runtimes(data: Any) -> frozenset[str] | None:
+    found = data.get("Runtimes") if isinstance(data, dict) else None
+    return frozenset(found) if isinstance(found, dict) else None
