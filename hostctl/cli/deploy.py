@@ -60,6 +60,18 @@ def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] |
             raise HostctlError(f"--only: no workload '{n}' in the specs{did_you_mean(n, names)}")
 
 
+def _connect_early(site: Any, hosts: frozenset[str] | None) -> None:
+    """Start the SSH handshakes with the hosts the command will use (hosts.early) once
+    everything checked before contacting a host has passed: they go on while the deploy
+    machinery is imported and each host's files are rendered. Closed with the command."""
+    # imported here: keeps hostctl --help and start-up fast
+    from hostctl.hosts.early import connecting
+    from hostctl.hosts.session import ssh_runner
+
+    chosen = [h for h in site.inventory.hosts.values() if hosts is None or h.name in hosts]
+    click.get_current_context().with_resource(connecting(chosen, ssh_runner))
+
+
 @click.command()
 @inventory_option
 @targeting
@@ -70,12 +82,13 @@ def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
          as_json: bool, no_diff: bool) -> None:
     """Show what a deploy would change on each host. Exit status: 0 no changes, 1 changes,
     2 errors. Services handed to the k3s cluster are noted, never started."""
+    site, skip = _site_for(inventory, skip_platform)
+    _check_names(site, _names(hosts), _names(only))
+    _connect_early(site, _names(hosts))
     # imported here: keeps hostctl --help and start-up fast
     from hostctl.deploy.run import Deploy, DeployOptions
     from hostctl.hosts.session import command_line
 
-    site, skip = _site_for(inventory, skip_platform)
-    _check_names(site, _names(hosts), _names(only))
     options = DeployOptions(dry_run=True, hosts=_names(hosts), only=_names(only),
                             command=command_line(), skip_platform=skip)
     run = Deploy.for_site(site, options)
@@ -125,9 +138,6 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
     and routed to the cluster until `hostctl k8s handoff --back SERVICE`.
     """
     # imported here: keeps hostctl --help and start-up fast
-    from hostctl.deploy.progress import progress_view
-    from hostctl.deploy.run import Deploy, DeployOptions, exit_status
-    from hostctl.hosts.session import command_line
     from hostctl.spec.schema import parse_duration
 
     ttl = parse_duration(lock_ttl)
@@ -136,6 +146,12 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
                                  param_hint="--lock-ttl")
     site, skip = _site_for(inventory, skip_platform)
     _check_names(site, _names(hosts), _names(only))
+    _connect_early(site, _names(hosts))
+    # imported here, while the hosts are being connected: keeps start-up fast
+    from hostctl.deploy.progress import progress_view
+    from hostctl.deploy.run import Deploy, DeployOptions, exit_status
+    from hostctl.hosts.session import command_line
+
     options = DeployOptions(dry_run=dry_run, hosts=_names(hosts), only=_names(only),
                             serial=serial, fail_fast=fail_fast, force_unlock=force_unlock,
                             lock_ttl=ttl, command=command_line(), skip_platform=skip)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from hostctl.hosts import early
 from hostctl.hosts import scripts as S
 from hostctl.hosts.lock import lock_record
 from hostctl.hosts.progress import Progress, quiet
@@ -27,6 +28,12 @@ from hostctl.spec import model as m
 
 
 def runner_for(host: m.Host) -> Runner:
+    """The runner of `host`: the connection opened for it while the command started
+    (hosts.early), or a new one."""
+    return early.take(host) or ssh_runner(host)
+
+
+def ssh_runner(host: m.Host) -> Runner:
     # imported here, on the first connect: paramiko and Fabric are a large part of start-up
     from hostctl.runner.ssh import SSHRunner
 
