@@ -63,7 +63,8 @@ def answer_lines(fallback: Sequence[str]) -> list[str]:
     text; a line of it must not pass for a section mark); when dial-stdio gave nothing,
     the `fallback` lines instead (the docker commands, run then)."""
     return [
-        'if [ "$(cat "$T/api.rc" 2>/dev/null)" = 0 ] && [ -s "$T/api" ]; then',
+        'rc=; { read -r rc <"$T/api.rc"; } 2>/dev/null',
+        'if [ "$rc" = 0 ] && [ -s "$T/api" ]; then',
         f"  echo '{MARK}{SECTION}'",
         '  base64 -w0 "$T/api"; echo',
         "else",

@@ -88,8 +88,7 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
         f"echo '{MARK}contents'",
         *(content_lines(public_globs) if expected is None else changed_content_lines(expected)),
         f"echo '{MARK}units'",
-        f"units=$(cd {L.UNIT_DIR} && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null "
-        "| grep -v '@\\.service$')",
+        *unit_names_lines(L.UNIT_DIR),
         f"[ -n \"$units\" ] && systemctl show --property={props} -- $units",
         "wait",
         *A.answer_lines(docker_cli_lines(d, runtimes)),
@@ -104,10 +103,25 @@ def facts_script(docker: str, lock_record: str | None = None, runtimes: bool = T
         f"echo '{MARK}manifest'",
         f"tr -d '\\n' < {L.CURRENT_LINK}/{L.MANIFEST} 2>/dev/null; echo",
         f"echo '{MARK}releases'",
-        f"ls -1 {L.RELEASES_DIR} 2>/dev/null | grep -v '\\.partial$'",
+        *release_names_lines(L.RELEASES_DIR),
         f"echo '{MARK}end'",
     ]
     return "\n".join(lines) + "\n"
+
+
+def unit_names_lines(unit_dir: str) -> list[str]:
+    """$units: hostctl's unit files in `unit_dir` but templates (`x@.service`), by name,
+    from the shell's own glob: no process on the path of every deploy."""
+    return ["units=",
+            f"for f in {unit_dir}/hostctl-*.service {unit_dir}/hostctl-*.timer; do "
+            'case "$f" in *@.service) ;; *) [ -e "$f" ] && units="$units ${f##*/}";; esac; done']
+
+
+def release_names_lines(releases_dir: str) -> list[str]:
+    """The releases in `releases_dir` a line each, but one still being staged (`.partial`),
+    from the shell's own glob."""
+    return [f"for r in {releases_dir}/*; do "
+            'case "$r" in *.partial) ;; *) [ -e "$r" ] && echo "${r##*/}";; esac; done']
 
 
 def docker_cli_lines(d: str, runtimes: bool) -> list[str]:

@@ -282,3 +282,37 @@ def test_facts_hash_and_content_lines_match_a_process_per_file(tmp_path: Path) -
     empty = "\n".join(hash_lines(f"{tmp_path}/none-*")) + "\necho done\n"
     res = subprocess.run(["sh", "-s"], input=empty.encode(), capture_output=True, timeout=10)
     assert res.stdout == b"done\n" and res.stderr == b""
+
+
+def test_unit_and_release_names_come_from_the_glob_as_ls_gave_them(tmp_path: Path) -> None:
+    """The facts script lists units and releases with the shell's glob instead of `ls | grep`
+    (a process less each): the same names on sh and bash (here in the same order too; the
+    parser does not depend on it)."""
+    from hostctl.hosts.facts import release_names_lines, unit_names_lines
+
+    units, releases = tmp_path / "units", tmp_path / "releases"
+    for name in ("hostctl-b.service", "hostctl-a-1.service", "hostctl-t@.service",
+                 "hostctl-n.timer", "other.service", "hostctl-Z.service"):
+        (units / name).parent.mkdir(exist_ok=True)
+        (units / name).write_text("")
+    (units / "hostctl-masked.service").symlink_to("/dev/null")  # `systemctl mask`: kept
+    for name in ("20261201T000000Z-a", "20261202T000000Z-b.partial", "20261130T000000Z-c"):
+        (releases / name).mkdir(parents=True)
+    old = (f"units=$(cd {units} && ls -1 hostctl-*.service hostctl-*.timer 2>/dev/null "
+           "| grep -v '@\\.service$')\necho $units\n"
+           f"ls -1 {releases} 2>/dev/null | grep -v '\\.partial$'\n")
+    new = "\n".join([*unit_names_lines(str(units)), "echo $units",
+                     *release_names_lines(str(releases))]) + "\n"
+    for shell in ("sh", "bash"):
+        want = subprocess.run([shell, "-s"], input=old, text=True, capture_output=True,
+                              env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, timeout=10)
+        got = subprocess.run([shell, "-s"], input=new, text=True, capture_output=True,
+                             env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, timeout=10)
+        assert got.stdout == want.stdout and got.stderr == "", got.stderr
+        assert got.stdout.splitlines() == [
+            "hostctl-Z.service hostctl-a-1.service hostctl-b.service hostctl-masked.service "
+            "hostctl-n.timer", "20261130T000000Z-c", "20261201T000000Z-a"]
+    empty = "\n".join([*unit_names_lines(str(tmp_path / "none")), 'echo "[$units]"',
+                       *release_names_lines(str(tmp_path / "none"))]) + "\n"
+    res = subprocess.run(["sh", "-s"], input=empty, text=True, capture_output=True, timeout=10)
+    assert res.stdout == "[]\n" and res.stderr == ""
