@@ -18,8 +18,38 @@ from hostctl.spec.secrets import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The module (hostctl.cli.X) that defines each subcommand: it is imported when its command
+# runs (or --help lists them all), so one command does not pay for the others' imports.
+# tests/unit/cli/test_cli.py checks this against each module's COMMANDS.
+SUBCOMMANDS = {
+    "status": "day2", "logs": "day2", "exec": "day2", "start": "day2", "stop": "day2",
+    "restart": "day2",
+    "plan": "deploy", "deploy": "deploy", "rollback": "deploy", "releases": "deploy",
+    "gateway": "gateway",
+    "run": "jobs", "jobs": "jobs", "cancel": "jobs",
+    "projects": "projects",
+    "runs": "runs", "compare": "runs",
+    "sandbox": "sandbox",
+    "k8s": "k8s",
+}
+
+
 class HostctlGroup(click.Group):
-    """Runs commands under the one error handler: expected errors print one clear message."""
+    """Runs commands under the one error handler: expected errors print one clear message.
+    Subcommands outside this module are loaded when asked for (SUBCOMMANDS)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
+            # start-up: only the module of the command asked for
+            import importlib
+
+            module = importlib.import_module(f"hostctl.cli.{SUBCOMMANDS[cmd_name]}")
+            for command in module.COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -153,19 +183,3 @@ def docs(section: str | None) -> None:
         click.echo("Sections: " + ", ".join(available()) + "\nRun: hostctl docs SECTION")
         return
     click.echo(read_doc(section), nl=False)
-
-
-# The subcommand modules never import this one: each lists its commands, and the root
-# group adds them (imported last, as they are only needed once `main` exists).
-from hostctl.cli import day2 as _day2  # noqa: E402
-from hostctl.cli import deploy as _deploy  # noqa: E402
-from hostctl.cli import gateway as _gateway  # noqa: E402
-from hostctl.cli import jobs as _jobs  # noqa: E402
-from hostctl.cli import k8s as _k8s  # noqa: E402
-from hostctl.cli import projects as _projects  # noqa: E402
-from hostctl.cli import runs as _runs  # noqa: E402
-from hostctl.cli import sandbox as _sandbox  # noqa: E402
-
-for _module in (_day2, _deploy, _gateway, _jobs, _projects, _runs, _sandbox, _k8s):
-    for _command in _module.COMMANDS:
-        main.add_command(_command)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -218,3 +220,33 @@ def test_gateway_hosts_refuses_a_host_that_runs_no_gateway(runner: CliRunner) ->
     assert result.exit_code == 1
     assert result.stderr == (f"error: --hosts: no gateway host 'app-1' in {EXAMPLE} "
                              "(gateway hosts: edge-1)\n")
+
+
+def test_every_subcommand_is_found_where_the_lazy_table_says() -> None:
+    """The root group imports a command's module only when the command is asked for: its
+    table (SUBCOMMANDS) names every command each module defines, and nothing else."""
+    import importlib
+
+    from hostctl.cli.root import SUBCOMMANDS
+
+    defined = {}
+    for module in set(SUBCOMMANDS.values()):
+        for command in importlib.import_module(f"hostctl.cli.{module}").COMMANDS:
+            defined[command.name] = module
+    assert defined == SUBCOMMANDS
+    ctx = click.Context(main)
+    assert {n: main.get_command(ctx, n) for n in SUBCOMMANDS} == {
+        n: c for n, c in main.commands.items() if n in SUBCOMMANDS}
+    assert main.get_command(ctx, "no-such-command") is None
+
+
+def test_a_command_imports_its_own_module_only() -> None:
+    """`hostctl deploy --help` in a fresh interpreter: the other commands' modules are not
+    imported (what start-up saves)."""
+    code = ("import sys\nfrom hostctl.cli.root import main\n"
+            "try:\n    main(['deploy', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('hostctl.cli.')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert res.stdout.splitlines()[-1] == str(sorted(
+        ["hostctl.cli.deploy", "hostctl.cli.options", "hostctl.cli.root"]))

@@ -64,7 +64,7 @@ def test_the_session_takes_the_early_connections(site: Site) -> None:
         s = Session(site, ["app-1", "edge-1"], "hostctl deploy")
         with s.connected():
             assert s.runners == {"app-1": made["app-1"], "edge-1": made["edge-1"]}
-            assert [c.connects for c in made.values()] == [1, 1]  # the session's own: no new connection
+            assert [c.connects for c in made.values()] == [1, 1]  # no second connection
         assert [c.closes for c in made.values()] == [1, 1]  # the session closed them
     assert [c.closes for c in made.values()] == [1, 1]  # and nothing closed them twice
     assert early.take(hosts[0]) is None  # the block is over: nothing left to take
