@@ -110,9 +110,14 @@ def health_script(probes: Sequence[HealthProbe], docker: str, log_lines: int = 2
         u = q(p.unit)
         lines += [
             f'  if [ "$s{i}" = wait ]; then',
-            f"    [ $(($(date +%s) - start)) -ge {bound} ] && break",
-            f'    if [ "$a{i}" = active ] && [ "$r{i}" = true ] && [ -n "$ip{i}" ] && '
-            f"{_check(p, i, docker)}; then",
+            "    ok=",
+            f'    if [ "$a{i}" = active ] && [ "$r{i}" = true ] && [ -n "$ip{i}" ]; then',
+            # The clock again only before a check that runs (a probe may wait its timeout):
+            # a unit whose container is not up yet costs no process.
+            f"      [ $(($(date +%s) - start)) -ge {bound} ] && break",
+            f"      {_check(p, i, docker)} && ok=1",
+            "    fi",
+            '    if [ -n "$ok" ]; then',
             f"      s{i}=ok; echo \"@@health {p.unit} ok $el\"",
             f"      {{ echo \"$now\" > {q(verified_path(p.unit))}; }} 2>/dev/null",
             f"    elif [ $el -ge {int(p.start_period)} ] && [ $now -ge \"$n{i}\" ]; then",
