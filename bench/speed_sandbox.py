@@ -3,13 +3,15 @@ memory, SSH round trips per host), `hostctl status`, and `hostctl run JOB --wait
 that exits at once (wall, and how long after the command its container started).
 
 Run: python bench/speed_sandbox.py [--hosts N] [--per-host M] [--rounds R] [--against DIR]
-     [--profile FILE]
+     [--settle SECONDS] [--profile FILE]
 (needs root and a Docker engine; boots N sandbox hosts (default 3) with M services each
 (default 20), taking turns with test sessions through the rig's session lock, and removes
-them after). With `--against DIR` (another checkout of hostctl) each round runs this tree
-and DIR alternately on the same hosts, so a shared machine's load falls on both alike;
-medians per checkout. `--profile FILE` also writes a cProfile of one no-op deploy (this
-tree) and times the facts script on the first host (`time sh`).
+them after). The figures are taken once the first deploy has settled (--settle, default
+20 s: the new containers' own start-up is the rig's load, not hostctl's). With `--against
+DIR` (another checkout of hostctl) each round runs this tree and DIR alternately on the
+same hosts, so a shared machine's load falls on both alike; medians per checkout.
+`--profile FILE` also writes a cProfile of one no-op deploy (this tree) and times the facts
+script on the first host (`time sh`).
 
 The job's start: the job writes the host kernel's /proc/uptime (the sandbox hosts share this
 machine's kernel) to its project's artifacts volume; the bench reads /proc/uptime just
@@ -133,6 +135,9 @@ def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
             wall, _, _, _ = measured(HERE, "deploy", "-i", inv, "--yes", "--json")
             print(f"{n_hosts} hosts x {per_host} services; first deploy (image push): "
                   f"{wall:.2f}s", flush=True)
+            # The new containers' own start-up (their first health checks, the probe timer)
+            # is the rig's load, not hostctl's: let it pass before the figures.
+            time.sleep(float(arg("--settle", "20")))
             figures: dict[str, dict[str, list[float]]] = {
                 k: {"noop": [], "cpu": [], "rss": [], "status": [], "run": [], "start": []}
                 for k in trees}
@@ -174,8 +179,13 @@ def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
                                check=True, capture_output=True, timeout=600)
                 for name, tree in trees.items():
                     script = subprocess.run(
-                        [sys.executable, "-c", "from hostctl.hosts.facts import facts_script; "
-                         "print(facts_script('docker', None, runtimes=False), end='')"],
+                        # As a no-op deploy sends it: no file differs (a checkout from
+                        # before `expected` sends every public file instead)
+                        [sys.executable, "-c", "import inspect\n"
+                         "from hostctl.hosts.facts import facts_script as f\n"
+                         "kw = {'expected': {}} if 'expected' in "
+                         "inspect.signature(f).parameters else {}\n"
+                         "print(f('docker', None, runtimes=False, **kw), end='')"],
                         env=tree_env(tree), cwd=tree, capture_output=True,
                         text=True, check=True).stdout
                     for _ in range(3):

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from hostctl.cli.connecting import connect_early
 from hostctl.cli.options import hosts_option, inventory_option, json_option
 from hostctl.errors import HostctlError
 from hostctl.spec.placement import eligible_hosts
@@ -37,10 +38,14 @@ def _seconds(value: str, option: str) -> float:
 
 
 def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
-    """hosts.session: the same runners (and connect errors) as deploy, one per host."""
+    """hosts.session: the same runners (and connect errors) as deploy, one per host. The
+    handshakes start now (cli.connecting): a command that has more to import or work out
+    before it enters the block does so meanwhile."""
     # imported here: keeps hostctl --help and start-up fast (it brings the SSH runner)
     from hostctl.hosts.session import session
 
+    hosts = list(hosts)
+    connect_early(site, hosts)
     return session(site, hosts)
 
 
@@ -106,7 +111,6 @@ def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     "drift" in --json).
     """
     # imported here: keeps hostctl --help and start-up fast
-    from hostctl.ops import status as st
     from hostctl.spec.schema import did_you_mean
     from hostctl.validate import load_site
 
@@ -116,7 +120,11 @@ def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
     for h in wanted:
         if h not in inv.hosts:
             raise HostctlError(f"--hosts: no host '{h}' in {inv.file}{did_you_mean(h, inv.hosts)}")
-    with _connected(site, wanted) as run:
+    hosts_connected = _connected(site, wanted)
+    # imported here, while the hosts are being connected: keeps start-up fast
+    from hostctl.ops import status as st
+
+    with hosts_connected as run:
         results = st.read_statuses(site, run.runners)
         shipping = _log_shipping(site, run.runners, results)
     reports = st.build_reports(site, results)

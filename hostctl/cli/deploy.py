@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from hostctl.cli.connecting import connect_early
 from hostctl.cli.options import hosts_option, inventory_option, json_option, names_option
 from hostctl.errors import HostctlError
 
@@ -60,18 +61,6 @@ def _check_names(site: Any, hosts: frozenset[str] | None, only: frozenset[str] |
             raise HostctlError(f"--only: no workload '{n}' in the specs{did_you_mean(n, names)}")
 
 
-def _connect_early(site: Any, hosts: frozenset[str] | None) -> None:
-    """Start the SSH handshakes with the hosts the command will use (hosts.early) once
-    everything checked before contacting a host has passed: they go on while the deploy
-    machinery is imported and each host's files are rendered. Closed with the command."""
-    # imported here: keeps hostctl --help and start-up fast
-    from hostctl.hosts.early import connecting
-    from hostctl.hosts.session import ssh_runner
-
-    chosen = [h for h in site.inventory.hosts.values() if hosts is None or h.name in hosts]
-    click.get_current_context().with_resource(connecting(chosen, ssh_runner))
-
-
 @click.command()
 @inventory_option
 @targeting
@@ -84,7 +73,7 @@ def plan(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
     2 errors. Services handed to the k3s cluster are noted, never started."""
     site, skip = _site_for(inventory, skip_platform)
     _check_names(site, _names(hosts), _names(only))
-    _connect_early(site, _names(hosts))
+    connect_early(site, _names(hosts))
     # imported here: keeps hostctl --help and start-up fast
     from hostctl.deploy.run import Deploy, DeployOptions
     from hostctl.hosts.session import command_line
@@ -146,7 +135,7 @@ def deploy(inventory: str, hosts: tuple[str, ...], only: tuple[str, ...],
                                  param_hint="--lock-ttl")
     site, skip = _site_for(inventory, skip_platform)
     _check_names(site, _names(hosts), _names(only))
-    _connect_early(site, _names(hosts))
+    connect_early(site, _names(hosts))
     # imported here, while the hosts are being connected: keeps start-up fast
     from hostctl.deploy.progress import progress_view
     from hostctl.deploy.run import Deploy, DeployOptions, exit_status

@@ -249,4 +249,5 @@ def test_a_command_imports_its_own_module_only() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert res.stdout.splitlines()[-1] == str(sorted(
-        ["hostctl.cli.deploy", "hostctl.cli.options", "hostctl.cli.root"]))
+        ["hostctl.cli.connecting", "hostctl.cli.deploy", "hostctl.cli.options",
+         "hostctl.cli.root"]))
