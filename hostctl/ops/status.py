@@ -161,7 +161,7 @@ def status_script(docker: str) -> str:
         "export LC_ALL=C TZ=UTC",
         f"echo '{MARK}hostctl-status {VERSION}'",
         f"echo \"{MARK}now $(date +%s)\"",
-        f"echo \"{MARK}release $(readlink {L.CURRENT_LINK} 2>/dev/null | sed 's|.*/||')\"",
+        f"r=$(readlink {L.CURRENT_LINK} 2>/dev/null); echo \"{MARK}release ${{r##*/}}\"",
         'T=$(mktemp -d)',
         *A.api_lines(docker, [A.VERSION, A.CONTAINERS]),
         f"echo '{MARK}unitfiles'",
