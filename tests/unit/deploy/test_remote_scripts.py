@@ -51,7 +51,7 @@ def test_scripts_are_valid_posix_sh(name: str) -> None:
         assert res.returncode == 0, res.stderr
 
 
-def test_activate_orders_stop_install_reload_enable_restart() -> None:
+def test_activate_orders_stop_install_enable_reload_restart() -> None:
     text = SCRIPTS["activate"]
     order = [text.index(s) for s in (
         "step stop systemctl stop -- hostctl-old-1.service",
@@ -61,14 +61,24 @@ def test_activate_orders_stop_install_reload_enable_restart() -> None:
         "step install put /var/lib/hostctl/releases/r1/files/etc/hostctl/env/a.env "
         "/etc/hostctl/env/a.env 0600",
         "step remove rm -f /etc/systemd/system/hostctl-old-1.service",
+        "step enable systemctl enable --no-reload -- hostctl-a-1.service",
         "step reload systemctl daemon-reload",
         "ln -sfn releases/r1 /var/lib/hostctl/current.new",
         "step network /usr/bin/docker network create",
-        "step enable systemctl enable -- hostctl-a-1.service",
         "unit_step restart hostctl-a-1.service",
         "echo '@@applied'")]
     assert order == sorted(order)
     assert "rm -f /var/lib/hostctl/current" in SCRIPTS["activate-none"]
+    # one reload: enable does not reload again when a reload follows it
+    assert SCRIPTS["activate"].count("daemon-reload") == 1
+
+
+def test_enabling_without_new_files_leaves_the_reload_to_systemctl_enable() -> None:
+    """A unit disabled by hand, its files unchanged: no daemon-reload of hostctl's, so
+    `systemctl enable` does its own (systemd then reports the unit enabled)."""
+    text = activate(HostPlan("h", enable=("hostctl-a-1.service",)), "r1", "/usr/bin/docker", {})
+    assert "step enable systemctl enable -- hostctl-a-1.service\n" in text
+    assert "--no-reload" not in text and "daemon-reload" not in text
 
 
 def test_a_unit_that_fails_to_start_says_why_in_the_deploy(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""The floor under a first deploy on sandbox hosts: Docker alone starting the same containers.
+
+A first deploy of 3 hosts x 20 services (bench/deploy_sandbox.py) starts 60 containers inside
+the sandbox hosts' own Docker engines, all on this machine's cores. This starts the same
+containers without hostctl or systemd: per host, M `docker run -d` at once, with what each
+unit's `docker run` has that costs Docker work (a project network, the journald log driver, a
+published port), then waits until every container answers /health from inside its host, as
+the deploy's health gate does. The wall time, median of ROUNDS (fresh containers each round,
+the images already on the hosts), is what no deployment tool could beat on this machine.
+
+Run: python bench/docker_floor.py [--hosts N] [--per-host M] [--rounds R]
+(needs root and a Docker engine; boots the sandbox hosts, taking turns with test sessions
+through the rig's session lock, and removes them after)
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.sandbox_session import booted, write_bench_site
+from hostctl.sandbox import app_image
+from hostctl.sandbox import hosts as sandbox_hosts
+from hostctl.sandbox.models import SandboxHost
+
+IMAGE = "hostctl-demo-app:1.0"
+
+
+def arg(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+def start_script(per_host: int) -> str:
+    """Start `per_host` containers at once, then poll each one's /health (0.1 s apart, at
+    most 60 s in all) until it answers; exit 1 if one never did."""
+    return "\n".join([
+        "docker network create floor >/dev/null 2>&1",
+        f"for i in $(seq 0 {per_host - 1}); do",
+        "  docker run -d --rm --name floor-$i --network floor --log-driver journald "
+        f"--env PORT=8080 --publish $((30000 + i)):8080/tcp {IMAGE} >/dev/null &",
+        "done",
+        "wait",
+        "end=$(($(date +%s) + 60))",
+        f"for i in $(seq 0 {per_host - 1}); do",
+        "  until curl -fsS -o /dev/null --max-time 1 http://127.0.0.1:$((30000 + i))/health"
+        " 2>/dev/null; do",
+        "    [ $(date +%s) -ge $end ] && exit 1",
+        "    sleep 0.1",
+        "  done",
+        "done",
+    ]) + "\n"
+
+
+REMOVE = ("docker rm -f $(docker ps -aq --filter name=floor-) >/dev/null 2>&1; "
+          "docker network rm floor >/dev/null 2>&1; true")
+
+
+def on_host(host: SandboxHost, script: str) -> None:
+    subprocess.run(["docker", "exec", "-i", host.container_name, "sh", "-s"],
+                   input=script.encode(), check=True, capture_output=True, timeout=300)
+
+
+def main() -> None:
+    n_hosts = int(arg("--hosts", "3"))
+    per_host = int(arg("--per-host", "20"))
+    rounds = int(arg("--rounds", "3"))
+    names = [f"node-{i + 1}" for i in range(n_hosts)]
+    app_image.build("1.0")
+    with booted(names, lambda root: write_bench_site(root, names, [])) as rig:
+        hosts = list(rig.hosts.values())
+        with ThreadPoolExecutor(len(hosts)) as pool:
+            list(pool.map(lambda h: sandbox_hosts.load_image(h, IMAGE), hosts))
+        walls = []
+        for _ in range(rounds):
+            time.sleep(5)  # the last round's removal has settled
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(len(hosts)) as pool:
+                list(pool.map(lambda h: on_host(h, start_script(per_host)), hosts))
+            walls.append(time.perf_counter() - t0)
+            with ThreadPoolExecutor(len(hosts)) as pool:
+                list(pool.map(lambda h: on_host(h, REMOVE), hosts))
+    print(f"Docker alone, {n_hosts} hosts x {per_host} containers started at once and "
+          f"answering /health: median {statistics.median(walls):.2f}s ("
+          + ", ".join(f"{w:.2f}" for w in walls) + ")")
+
+
+if __name__ == "__main__":
+    main()
