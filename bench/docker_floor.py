@@ -15,6 +15,7 @@ through the rig's session lock, and removes them after)
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.sandbox_session import booted, write_bench_site
+from bench.speed_sandbox import machine_cpu
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox.models import SandboxHost
@@ -73,18 +75,21 @@ def main() -> None:
         hosts = list(rig.hosts.values())
         with ThreadPoolExecutor(len(hosts)) as pool:
             list(pool.map(lambda h: sandbox_hosts.load_image(h, IMAGE), hosts))
-        walls = []
+        walls, cpus = [], []
         for _ in range(rounds):
             time.sleep(5)  # the last round's removal has settled
+            busy = machine_cpu()
             t0 = time.perf_counter()
             with ThreadPoolExecutor(len(hosts)) as pool:
                 list(pool.map(lambda h: on_host(h, start_script(per_host)), hosts))
             walls.append(time.perf_counter() - t0)
+            cpus.append(machine_cpu() - busy)
             with ThreadPoolExecutor(len(hosts)) as pool:
                 list(pool.map(lambda h: on_host(h, REMOVE), hosts))
     print(f"Docker alone, {n_hosts} hosts x {per_host} containers started at once and "
           f"answering /health: median {statistics.median(walls):.2f}s ("
-          + ", ".join(f"{w:.2f}" for w in walls) + ")")
+          + ", ".join(f"{w:.2f}" for w in walls) + f"); CPU of the whole machine: median "
+          f"{statistics.median(cpus):.1f}s over {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
