@@ -119,6 +119,19 @@ def parse_answers(encoded: str) -> list[Any]:
     return bodies
 
 
+def section_answers(host: str, lines: list[str], asked: int) -> list[Any]:
+    """The `@@api` section's answers, at least `asked` of them; raises DockerApiError
+    naming `host` otherwise."""
+    try:
+        answers = parse_answers("".join(lines))
+    except DockerApiError as exc:
+        raise DockerApiError(f"{host}: {exc}") from None
+    if len(answers) < asked:
+        raise DockerApiError(f"{host}: Docker's answer was cut short "
+                             f"({len(answers)} of {asked})")
+    return answers
+
+
 def base64_bytes(encoded: str) -> bytes:
     # start-up: base64 is small, but only a host's answer needs it
     import base64

@@ -242,12 +242,9 @@ def _engine_state(host: str, lines: list[str]) -> EngineState:
     """The `@@api` section: the answers to containers, images, networks and (GPU hosts)
     info, in that order."""
     try:
-        answers = A.parse_answers("".join(lines))
+        found, images, nets, *info = A.section_answers(host, lines, 3)
     except A.DockerApiError as exc:
-        raise FactsError(f"{host}: {exc}") from None
-    if len(answers) < 3:
-        raise FactsError(f"{host}: Docker's answer was cut short ({len(answers)} of 3)")
-    found, images, nets, *info = answers
+        raise FactsError(str(exc)) from None
     containers = {}
     for c in A.containers(found):
         name = A.container_name(c)

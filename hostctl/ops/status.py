@@ -240,12 +240,9 @@ def _engine_answers(host: str, lines: list[str]) -> tuple[str, dict[str, Contain
     """The `@@api` section (answers to VERSION and CONTAINERS) as the docker commands' two
     sections read: "ok VERSION", and the containers."""
     try:
-        answers = A.parse_answers("".join(lines))
+        version, found = A.section_answers(host, lines, 2)[:2]
     except A.DockerApiError as exc:
-        raise StatusError(f"{host}: {exc}") from None
-    if len(answers) < 2:
-        raise StatusError(f"{host}: Docker's answer was cut short ({len(answers)} of 2)")
-    version, found = answers[:2]
+        raise StatusError(str(exc)) from None
     out = {}
     prefix = LABEL + "."
     for c in A.containers(found):

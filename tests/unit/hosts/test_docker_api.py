@@ -180,3 +180,24 @@ def test_facts_script_sends_expected_hashes_and_asks_info_on_gpu_hosts_only() ->
     assert "info --format" in with_gpus and "info --format" not in without
     for script in (with_gpus, without):
         subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+
+
+def test_status_reads_the_engine_s_version_and_containers() -> None:
+    """`hostctl status` asks VERSION and CONTAINERS: the API's answers read as the docker
+    commands' (`ok VERSION`; name, image, state, Docker's status text, hostctl's labels)."""
+    from hostctl.ops.status import StatusError, parse_status
+
+    body = b'{"Version":"20.10.24+dfsg1","ApiVersion":"1.41"}\n'
+    version = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    containers = CAPTURED[:CAPTURED.index(b"HTTP/1.1", 10)]
+    text = ("@@hostctl-status 1\n@@now 5\n@@release r1\n"
+            f"@@api\n{encoded(version + containers)}\n@@end\n")
+    st = parse_status("h", text)
+    assert (st.docker_ok, st.docker_detail) == (True, "20.10.24+dfsg1")
+    c = st.containers["hostctl-svc-0-1"]
+    assert (c.image, c.state, c.status.startswith("Up "), c.health) == (
+        "hostctl-demo-app:1.0", "running", True, "healthy")
+    assert {k: v for k, v in c.labels.items() if k != "spec-hash"} == {
+        "instance": "1", "kind": "service", "project": "bench", "workload": "svc-0"}
+    with pytest.raises(StatusError, match=r"^h: Docker's answer was cut short \(1 of 2\)$"):
+        parse_status("h", f"@@api\n{encoded(version)}\n@@end\n")
