@@ -30,7 +30,8 @@ from hostctl.spec import model as m
 def runner_for(host: m.Host) -> Runner:
     """The runner of `host`: the connection opened for it while the command started
     (hosts.early), or a new one."""
-    return early.take(host) or ssh_runner(host)
+    opened = early.take(host)
+    return opened if opened is not None else ssh_runner(host)
 
 
 def ssh_runner(host: m.Host) -> Runner:
