@@ -143,18 +143,27 @@ def images(data: Any) -> dict[str, str]:
     """/images/json -> {`repo:tag` and `repo@digest`: image id}, as `docker image ls` names
     them (untagged images, `<none>`, left out)."""
     out: dict[str, str] = {}
-    for image in data if isinstance(data, list) else []:
+    for image in _dicts(data):
         image_id = str(image.get("Id", ""))
-        for ref in [*(image.get("RepoTags") or []), *(image.get("RepoDigests") or [])]:
+        for ref in [*_list(image.get("RepoTags")), *_list(image.get("RepoDigests"))]:
             if isinstance(ref, str) and "<none>" not in ref:
                 out[ref] = image_id
     return out
 
 
+def _dicts(data: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list (a host's answer of another shape reads as none)."""
+    return [d for d in _list(data) if isinstance(d, dict)]
+
+
+def _list(data: Any) -> list[Any]:
+    return data if isinstance(data, list) else []
+
+
 def container_name(container: dict[str, Any]) -> str:
     """The container's own name (the API's names start with `/`; a linked container's
     aliases hold another `/`)."""
-    names = [n[1:] for n in container.get("Names") or [] if isinstance(n, str)]
+    names = [n[1:] for n in _list(container.get("Names")) if isinstance(n, str)]
     own = [n for n in names if "/" not in n]
     return (own or names or [""])[0]
 
@@ -165,12 +174,11 @@ def labels(container: dict[str, Any]) -> dict[str, str]:
 
 
 def containers(data: Any) -> list[dict[str, Any]]:
-    return [c for c in (data if isinstance(data, list) else []) if isinstance(c, dict)]
+    return _dicts(data)
 
 
 def networks(data: Any) -> frozenset[str]:
-    return frozenset(str(n.get("Name")) for n in (data if isinstance(data, list) else [])
-                     if isinstance(n, dict) and n.get("Name"))
+    return frozenset(str(n.get("Name")) for n in _dicts(data) if n.get("Name"))
 
 
 def runtimes(data: Any) -> frozenset[str] | None:

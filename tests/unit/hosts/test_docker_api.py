@@ -201,3 +201,16 @@ def test_status_reads_the_engine_s_version_and_containers() -> None:
         "instance": "1", "kind": "service", "project": "bench", "workload": "svc-0"}
     with pytest.raises(StatusError, match=r"^h: Docker's answer was cut short \(1 of 2\)$"):
         parse_status("h", f"@@api\n{encoded(version)}\n@@end\n")
+
+
+@pytest.mark.parametrize("body", [
+    b'{"not": "a list"}', b'["a", 1, null, {"Id": 2, "RepoTags": "x:1", "Names": "/c"}]',
+    b'[{"Names": [1, "/ok"], "State": null, "Labels": ["x"]}]', b"null"])
+def test_answers_of_another_shape_read_as_nothing_rather_than_fail(body: bytes) -> None:
+    """A host whose engine (or whatever answers in its place) sends JSON of another shape:
+    the facts read what fits and nothing else, never an exception."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    facts = parse_facts("h", f"@@api\n{encoded(answer * 4)}\n@@end\n")
+    assert facts.images == {} and facts.networks == frozenset()
+    assert set(facts.containers) <= {"ok"}
+    assert facts.runtimes is None
