@@ -497,8 +497,9 @@ class _Connection:
         self.transport = self.client.get_transport()
 
     def close(self) -> None:
-        if self.is_connected:
-            self.client.close()
+        # Also after a failed open: a handshake or authentication that failed leaves the
+        # client's transport (its thread and socket) behind until closed.
+        self.client.close()
 
 
 class _RecordOrRefuse(MissingHostKeyPolicy):

@@ -149,6 +149,27 @@ def test_a_key_that_cannot_log_in_is_authentication_failed(
     assert str(caught.value) == f"app-1 (127.0.0.1:{sshd.port}): " + message.format(key=key)
 
 
+def test_a_refused_login_leaves_no_connection_behind(sshd: LocalSshd, tmp_path: Path) -> None:
+    """The transport a failed authentication leaves (its thread and socket) is closed, not
+    left to the garbage collector: a deploy retrying a host must not pile them up."""
+    import paramiko
+
+    def transports() -> list[threading.Thread]:
+        return [t for t in threading.enumerate()
+                if isinstance(t, paramiko.Transport) and t.is_alive()]
+
+    before = transports()
+    r = make_runner(sshd, tmp_path, key_path=sshd.wrong_key_path)
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            r.connect()
+    for _ in range(50):  # a closed transport's thread ends within its poll interval
+        if transports() == before:
+            break
+        time.sleep(0.1)
+    assert transports() == before
+
+
 def test_missing_key_file_is_authentication_failed(sshd: LocalSshd, tmp_path: Path) -> None:
     r = make_runner(sshd, tmp_path, key_path=tmp_path / "nope")
     with pytest.raises(AuthenticationFailed, match=r"SSH key .*nope not found"):
