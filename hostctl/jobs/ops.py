@@ -93,8 +93,8 @@ def submit(runner: Runner, requests: Sequence[H.RunRequest]) -> None:
         raise _fail(runner.host, "queueing runs", res.stdout, res.stderr)
 
 
-def submit_and_read(runner: Runner, host: m.Host, requests: Sequence[H.RunRequest],
-                    select: Sequence[str], stderr: bool = True) -> H.HostJobs:
+def submit_and_read(runner: Runner, requests: Sequence[H.RunRequest], select: Sequence[str],
+                    stderr: bool = True) -> H.HostJobs:
     """`submit`, then `read_host(install=False, select=...)`, in one round trip: the read
     runs once the runs are queued (and not when queueing failed). `stderr`: a failure to
     queue names stderr's last line (as `submit` does), else stdout's (as an admission's)."""
@@ -209,8 +209,8 @@ def start_one(site: m.Site, w: m.Workload, runners: Mapping[str, Runner | Runner
     if admission is None or admission.quota is None:
         # No quota to settle: queued and read back in one round trip.
         request = build(host) if admission is None else admission.prepare(build(host))
-        after = submit_and_read(live_runner(runners, host), site.inventory.hosts[host],
-                                [request], (run_id,), stderr=admission is None)
+        after = submit_and_read(live_runner(runners, host), [request], (run_id,),
+                                stderr=admission is None)
         return Started(run_id, host, next((r for r in after.runs if r.id == run_id), None))
     answers, outcome = admission.submit({host: [admission.prepare(build(host))]},
                                         H.submit_lines, move)

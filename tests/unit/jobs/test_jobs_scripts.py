@@ -354,11 +354,8 @@ def test_a_helper_found_on_a_host_before_any_release_stays_executable_in_the_sna
         "0755", "0644", "0600"]
 
 
-def _queued_site() -> tuple[Any, Any]:
-    from hostctl.spec import model as m
-
-    return m.Host("gpu-1", "10.0.0.1"), H.RunRequest(
-        "g-2", "train", "lab", "gpu-1", "hostctl-job-train@g-2.service")
+def _queued_request() -> H.RunRequest:
+    return H.RunRequest("g-2", "train", "lab", "gpu-1", "hostctl-job-train@g-2.service")
 
 
 def test_submit_and_read_queue_and_read_back_in_one_round_trip() -> None:
@@ -366,10 +363,10 @@ def test_submit_and_read_queue_and_read_back_in_one_round_trip() -> None:
     from hostctl.runner.base import Result
     from hostctl.runner.recording import RecordingRunner
 
-    host, request = _queued_site()
+    request = _queued_request()
     runner = RecordingRunner("gpu-1")
     runner.respond(("sh", "-s"), Result(0, "@@submitted\n" + READ, ""))
-    hj = ops.submit_and_read(runner, host, [request], ("ab12cd34",))
+    hj = ops.submit_and_read(runner, [request], ("ab12cd34",))
     assert [r.id for r in hj.runs] == ["ab12cd34", "ff00ff00"] and runner.round_trips == 1
     script = runner.calls[0].stdin.decode()  # type: ignore[union-attr]
     submit = H.script(H.submit_lines([request]))
@@ -392,11 +389,11 @@ def test_submit_and_read_says_why_queueing_failed(stderr: bool, message: str) ->
     from hostctl.runner.base import Result
     from hostctl.runner.recording import RecordingRunner
 
-    host, request = _queued_site()
+    request = _queued_request()
     runner = RecordingRunner("gpu-1")
     runner.respond(("sh", "-s"), Result(1, "partial\n", "hostctl-jobs: no room\n"))
     with pytest.raises(HostctlError) as err:
-        ops.submit_and_read(runner, host, [request], ("g-2",), stderr=stderr)
+        ops.submit_and_read(runner, [request], ("g-2",), stderr=stderr)
     assert str(err.value) == message
 
 
