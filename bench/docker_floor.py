@@ -22,7 +22,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.sandbox_session import booted, write_bench_site
+from bench.sandbox_session import booted, host_names, write_bench_site
 from bench.speed_sandbox import machine_cpu
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
@@ -69,7 +69,7 @@ def main() -> None:
     n_hosts = int(arg("--hosts", "3"))
     per_host = int(arg("--per-host", "20"))
     rounds = int(arg("--rounds", "3"))
-    names = [f"node-{i + 1}" for i in range(n_hosts)]
+    names = host_names(n_hosts)
     app_image.build("1.0")
     with booted(names, lambda root: write_bench_site(root, names, [])) as rig:
         hosts = list(rig.hosts.values())

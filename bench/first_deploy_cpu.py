@@ -20,11 +20,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.sandbox_session import booted, service_specs, write_bench_site
+from bench.sandbox_session import booted, host_names, service_specs, write_bench_site
+from bench.speed_sandbox import HERE, measured
 from hostctl.sandbox import app_image
 from hostctl.sandbox.models import SandboxHost
-
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Per process name: clock ticks of its own and of its reaped children, every process once.
 SNAPSHOT = r"""
@@ -56,8 +55,7 @@ def snapshot(host: SandboxHost) -> dict[str, tuple[int, int]]:
 def main() -> None:
     n_hosts = int(arg("--hosts", "3"))
     per_host = int(arg("--per-host", "20"))
-    names = ["edge-1", "app-1", "gpu-1"] if n_hosts == 3 else [
-        f"node-{i + 1}" for i in range(n_hosts)]
+    names = host_names(n_hosts)
     app_image.build("1.0")
     tick = os.sysconf("SC_CLK_TCK")
     with booted(names, lambda root: write_bench_site(root, names, service_specs(names,
@@ -66,16 +64,7 @@ def main() -> None:
         time.sleep(5)  # the hosts' own boot has settled
         with ThreadPoolExecutor(len(hosts)) as pool:
             before = list(pool.map(snapshot, hosts))
-        env = {**os.environ, "PYTHONPATH": HERE}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "hostctl", "deploy", "-i", rig.inventory,
-                                 "--yes"], cwd=HERE, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit("the first deploy failed")
+        wall, controller, _, _ = measured(HERE, "deploy", "-i", rig.inventory, "--yes")
         with ThreadPoolExecutor(len(hosts)) as pool:
             after = list(pool.map(snapshot, hosts))
     spent: collections.Counter[str] = collections.Counter()
@@ -88,7 +77,7 @@ def main() -> None:
     total = sum(v for v in spent.values() if v > 0) / tick
     print(f"first deploy, {n_hosts} hosts x {per_host} services (image push): {wall:.2f}s; "
           f"CPU on the hosts {total:.1f}s; hostctl's controller "
-          f"{usage.ru_utime + usage.ru_stime:.2f}s")
+          f"{controller:.2f}s")
     for name, ticks in spent.most_common():
         if ticks / tick >= 0.05:
             print(f"  {ticks / tick:6.2f}s  {name}")

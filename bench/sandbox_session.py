@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,21 +52,30 @@ class Booted:
     root: Path  # where write_site wrote the site
 
 
+def host_names(n: int) -> list[str]:
+    """The benches' host names: the worked example's three, or node-1..node-N."""
+    if n == 3:
+        return ["edge-1", "app-1", "gpu-1"]
+    return [f"node-{i + 1}" for i in range(n)]
+
+
 @contextmanager
-def booted(hosts: Sequence[str | SandboxHostRequest], write_site: Callable[[Path], Path]
-           ) -> Iterator[Booted]:
+def booted(hosts: Sequence[str | SandboxHostRequest], write_site: Callable[[Path], Path],
+           locked: bool = True) -> Iterator[Booted]:
     """Boot `hosts` (names, or requests with labels and GPUs), write the site with
-    `write_site(DIR)` (it returns its inventory)."""
+    `write_site(DIR)` (it returns its inventory). `locked=False`: the caller already holds
+    the rig's session lock (one turn for several sandboxes)."""
     requests = [SandboxHostRequest(h) if isinstance(h, str) else h for h in hosts]
-    with tempfile.TemporaryDirectory() as tmp, file_lock("session", timeout=1800,
-                                                          on_wait="waiting for the sandbox"):
+    turn = file_lock("session", timeout=1800, on_wait="waiting for the sandbox") \
+        if locked else nullcontext()
+    with tempfile.TemporaryDirectory() as tmp, turn:
         root = Path(tmp)
         state = root / "state"
         state.mkdir()
-        hosts = sandbox_hosts.up(requests, state)
+        up = sandbox_hosts.up(requests, state)
         try:
-            inv = str(write_inventory(str(write_site(root / "site")), hosts, state))
-            yield Booted(inv, {h.name: h for h in hosts}, root / "site")
+            inv = str(write_inventory(str(write_site(root / "site")), up, state))
+            yield Booted(inv, {h.name: h for h in up}, root / "site")
         finally:
             if not os.environ.get("BENCH_KEEP"):
                 sandbox_hosts.down(state)

@@ -29,12 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.sandbox_session import service_specs, write_bench_site
-from hostctl.cli.sandbox import write_inventory
+from bench.sandbox_session import booted, host_names, service_specs, write_bench_site
 from hostctl.sandbox import app_image
-from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox.locking import file_lock
-from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
+from hostctl.sandbox.models import SandboxHost
 
 HERE = Path(__file__).resolve().parents[1]
 ARTIFACTS = "/var/lib/docker/volumes/hostctl-bench-artifacts/_data"
@@ -42,12 +40,6 @@ ARTIFACTS = "/var/lib/docker/volumes/hostctl-bench-artifacts/_data"
 
 def arg(name: str, default: str) -> str:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
-
-
-def host_names(n: int) -> list[str]:
-    if n == 3:
-        return ["edge-1", "app-1", "gpu-1"]
-    return [f"node-{i + 1}" for i in range(n)]
 
 
 def write_site(root: Path, hosts: list[str], per_host: int) -> Path:
@@ -131,84 +123,77 @@ def main() -> None:
 def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
             profile: str) -> None:
     hosts = host_names(n_hosts)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        state = root / "state"
-        state.mkdir()
-        booted = sandbox_hosts.up([SandboxHostRequest(h) for h in hosts], state)
-        try:
-            inv = str(write_inventory(str(write_site(root / "site", hosts, per_host)),
-                                      booted, state))
-            busy = machine_cpu()
-            wall, cpu, _, _ = measured(HERE, "deploy", "-i", inv, "--yes", "--json")
-            busy = machine_cpu() - busy
-            # What the whole machine (every sandbox host's systemd, Docker and containers)
-            # spent, against hostctl's own part: where a first deploy's time goes.
-            print(f"{n_hosts} hosts x {per_host} services; first deploy (image push): "
-                  f"{wall:.2f}s; CPU of the whole machine {busy:.1f}s over "
-                  f"{os.cpu_count()} cores, of it hostctl's controller {cpu:.2f}s", flush=True)
-            # The new containers' own start-up (their first health checks, the probe timer)
-            # is the rig's load, not hostctl's: let it pass before the figures.
-            time.sleep(float(arg("--settle", "20")))
-            figures: dict[str, dict[str, list[float]]] = {
-                k: {"noop": [], "cpu": [], "rss": [], "status": [], "run": [], "start": []}
-                for k in trees}
-            trips: dict[str, object] = {}
-            for _ in range(rounds):
-                for name, tree in trees.items():
-                    f = figures[name]
-                    wall, cpu, rss, out = measured(tree, "deploy", "-i", inv, "--yes",
-                                                   "--json")
-                    res = json.loads(out)["hosts"]
-                    assert all(v["status"] == "unchanged" for v in res.values()), res
-                    trips[name] = sorted({v["round_trips"] for v in res.values()})
-                    f["noop"].append(wall)
-                    f["cpu"].append(cpu)
-                    f["rss"].append(rss / 1024)
-                    wall, cpu, rss, _ = measured(tree, "status", "-i", inv)
-                    f["status"].append(wall)
-                    f["rss"].append(rss / 1024)
-                    t0 = uptime()
-                    wall, cpu, rss, _ = measured(tree, "run", "-i", inv, "quick", "--wait")
-                    f["run"].append(wall)
-                    f["start"].append(job_start(booted[0]) - t0)
-                    f["rss"].append(rss / 1024)
+    with booted(hosts, lambda root: write_site(root, hosts, per_host), locked=False) as rig:
+        first = rig.hosts[hosts[0]]
+        inv = rig.inventory
+        busy = machine_cpu()
+        wall, cpu, _, _ = measured(HERE, "deploy", "-i", inv, "--yes", "--json")
+        busy = machine_cpu() - busy
+        # What the whole machine (every sandbox host's systemd, Docker and containers)
+        # spent, against hostctl's own part: where a first deploy's time goes.
+        print(f"{n_hosts} hosts x {per_host} services; first deploy (image push): "
+              f"{wall:.2f}s; CPU of the whole machine {busy:.1f}s over "
+              f"{os.cpu_count()} cores, of it hostctl's controller {cpu:.2f}s", flush=True)
+        # The new containers' own start-up (their first health checks, the probe timer)
+        # is the rig's load, not hostctl's: let it pass before the figures.
+        time.sleep(float(arg("--settle", "20")))
+        figures: dict[str, dict[str, list[float]]] = {
+            k: {"noop": [], "cpu": [], "rss": [], "status": [], "run": [], "start": []}
+            for k in trees}
+        trips: dict[str, object] = {}
+        for _ in range(rounds):
             for name, tree in trees.items():
                 f = figures[name]
-                print(f"{name} ({tree}):\n"
-                      f"  no-op deploy wall {med(f['noop'])}\n"
-                      f"  no-op deploy controller CPU {med(f['cpu'])}\n"
-                      f"  SSH round trips per host (no-op): {trips[name]}\n"
-                      f"  status wall {med(f['status'])}\n"
-                      f"  run quick --wait wall {med(f['run'])}\n"
-                      f"  run: container started after {med(f['start'])}\n"
-                      f"  controller peak RSS {max(f['rss']):.0f} MiB", flush=True)
-            if profile:
-                env = tree_env(HERE)
-                subprocess.run([sys.executable, "-m", "cProfile", "-o", profile, "-m",
-                                "hostctl", "deploy", "-i", inv, "--yes", "--json"], env=env,
-                               cwd=HERE,
-                               check=True, capture_output=True, timeout=600)
-                for name, tree in trees.items():
-                    script = subprocess.run(
-                        # As a no-op deploy sends it: no file differs (a checkout from
-                        # before `expected` sends every public file instead)
-                        [sys.executable, "-c", "import inspect\n"
-                         "from hostctl.hosts.facts import facts_script as f\n"
-                         "kw = {'expected': {}} if 'expected' in "
-                         "inspect.signature(f).parameters else {}\n"
-                         "print(f('docker', None, runtimes=False, **kw), end='')"],
-                        env=tree_env(tree), cwd=tree, capture_output=True,
-                        text=True, check=True).stdout
-                    for _ in range(3):
-                        res = subprocess.run(
-                            ["docker", "exec", "-i", booted[0].container_name, "bash", "-c",
-                             "time sh >/dev/null"], input=script, capture_output=True,
-                            text=True, timeout=120)
-                        print(f"{name}: facts script on {hosts[0]}:",
-                              " ".join(res.stderr.split()))
-        finally:
-            sandbox_hosts.down(state)
+                wall, cpu, rss, out = measured(tree, "deploy", "-i", inv, "--yes",
+                                               "--json")
+                res = json.loads(out)["hosts"]
+                assert all(v["status"] == "unchanged" for v in res.values()), res
+                trips[name] = sorted({v["round_trips"] for v in res.values()})
+                f["noop"].append(wall)
+                f["cpu"].append(cpu)
+                f["rss"].append(rss / 1024)
+                wall, cpu, rss, _ = measured(tree, "status", "-i", inv)
+                f["status"].append(wall)
+                f["rss"].append(rss / 1024)
+                t0 = uptime()
+                wall, cpu, rss, _ = measured(tree, "run", "-i", inv, "quick", "--wait")
+                f["run"].append(wall)
+                f["start"].append(job_start(first) - t0)
+                f["rss"].append(rss / 1024)
+        for name, tree in trees.items():
+            f = figures[name]
+            print(f"{name} ({tree}):\n"
+                  f"  no-op deploy wall {med(f['noop'])}\n"
+                  f"  no-op deploy controller CPU {med(f['cpu'])}\n"
+                  f"  SSH round trips per host (no-op): {trips[name]}\n"
+                  f"  status wall {med(f['status'])}\n"
+                  f"  run quick --wait wall {med(f['run'])}\n"
+                  f"  run: container started after {med(f['start'])}\n"
+                  f"  controller peak RSS {max(f['rss']):.0f} MiB", flush=True)
+        if profile:
+            env = tree_env(HERE)
+            subprocess.run([sys.executable, "-m", "cProfile", "-o", profile, "-m",
+                            "hostctl", "deploy", "-i", inv, "--yes", "--json"], env=env,
+                           cwd=HERE,
+                           check=True, capture_output=True, timeout=600)
+            for name, tree in trees.items():
+                script = subprocess.run(
+                    # As a no-op deploy sends it: no file differs (a checkout from
+                    # before `expected` sends every public file instead)
+                    [sys.executable, "-c", "import inspect\n"
+                     "from hostctl.hosts.facts import facts_script as f\n"
+                     "kw = {'expected': {}} if 'expected' in "
+                     "inspect.signature(f).parameters else {}\n"
+                     "print(f('docker', None, runtimes=False, **kw), end='')"],
+                    env=tree_env(tree), cwd=tree, capture_output=True,
+                    text=True, check=True).stdout
+                for _ in range(3):
+                    res = subprocess.run(
+                        ["docker", "exec", "-i", first.container_name, "bash", "-c",
+                         "time sh >/dev/null"], input=script, capture_output=True,
+                        text=True, timeout=120)
+                    print(f"{name}: facts script on {hosts[0]}:",
+                          " ".join(res.stderr.split()))
 
 
 if __name__ == "__main__":
