@@ -12,6 +12,7 @@ from hostctl.runner.base import (
     Result,
     Runner,
     RunnerError,
+    default_known_hosts,
     shell_line,
 )
 from hostctl.runner.local import LocalRunner
@@ -19,13 +20,13 @@ from hostctl.runner.pool import open_runners, run_parallel
 from hostctl.runner.recording import Call, RecordingRunner
 
 if TYPE_CHECKING:
-    from hostctl.runner.ssh import SSHRunner, default_known_hosts
+    from hostctl.runner.ssh import SSHRunner
 
 
 def __getattr__(name: str) -> Any:
     # The SSH backend on first use: paramiko takes ~0.1 s to import, which a command that
     # never connects (and every importer of `hostctl.runner.base`) should not pay.
-    if name in ("SSHRunner", "default_known_hosts"):
+    if name == "SSHRunner":
         from hostctl.runner import ssh  # start-up: see above
 
         return getattr(ssh, name)

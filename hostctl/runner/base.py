@@ -7,11 +7,13 @@ functions, no I/O); this module is the single place where an argv becomes a shel
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from hostctl.errors import HostctlError
@@ -174,3 +176,11 @@ class Deadline:
     def expired(self) -> bool:
         """True once the deadline has passed."""
         return self.end is not None and time.monotonic() >= self.end
+
+
+def default_known_hosts() -> Path:
+    """hostctl's own known_hosts: `$HOSTCTL_KNOWN_HOSTS`, else under `$XDG_CONFIG_HOME`."""
+    if env := os.environ.get("HOSTCTL_KNOWN_HOSTS"):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "hostctl" / "known_hosts"

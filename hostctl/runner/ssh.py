@@ -52,6 +52,7 @@ from hostctl.runner.base import (
     Result,
     RunnerError,
     decode,
+    default_known_hosts,
     describe,
     shell_line,
     timed_out,
@@ -83,18 +84,13 @@ _SEND_SIZE = 32 * 1024
 # The channel's timeout only paces the stdin loop so it can check the deadline; readers
 # simply retry when it fires.
 _POLL = 0.25
+STALE_PROBE = 2.0
+"""Seconds a kept connection (`reconnect_stale`) gets to open a channel before it is
+replaced by a new one."""
 
 
 class _Default(enum.Enum):
     KNOWN_HOSTS = "default"
-
-
-def default_known_hosts() -> Path:
-    """hostctl's own known_hosts: `$HOSTCTL_KNOWN_HOSTS`, else under `$XDG_CONFIG_HOME`."""
-    if env := os.environ.get("HOSTCTL_KNOWN_HOSTS"):
-        return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "hostctl" / "known_hosts"
 
 
 def fingerprint(key: PKey) -> str:
@@ -132,6 +128,7 @@ class SSHRunner:
         known_hosts: str | os.PathLike[str] | _Default | None = _Default.KNOWN_HOSTS,
         strict: bool = False,
         keepalive: float = DEFAULT_KEEPALIVE,
+        reconnect_stale: bool = False,
     ) -> None:
         if known_hosts is _Default.KNOWN_HOSTS:
             known_hosts = default_known_hosts()
@@ -147,6 +144,9 @@ class SSHRunner:
         self.known_hosts = None if known_hosts is None else Path(known_hosts).expanduser()
         self.strict = strict
         self.keepalive = keepalive
+        # For a connection kept across runs (runner.persist_master): one that went stale
+        # while idle is replaced, the command not yet sent, instead of failing the command.
+        self.reconnect_stale = reconnect_stale
         self.round_trips = 0
         self.connects = 0
         self.target = f"{address}:{port}"
@@ -338,11 +338,15 @@ class SSHRunner:
     # -- commands -----------------------------------------------------------------------
 
     def run(
-        self, command: Command, *, stdin: bytes | None = None, timeout: float | None = None
+        self, command: Command, *, stdin: bytes | None = None, timeout: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> Result:
-        """Run `command` (argv or sh script) and capture its exit code and output."""
+        """Run `command` (argv or sh script) and capture its exit code and output.
+
+        `cancel` (set from another thread) stops the command on the host as a timeout
+        does: for whoever runs it on behalf of a caller that has gone away."""
         chunks = None if stdin is None else [stdin]
-        return self._exec(command, chunks, timeout)
+        return self._exec(command, chunks, timeout, cancel)
 
     def stream_in(
         self, command: Sequence[str], chunks: Iterable[bytes], *, timeout: float | None = None
@@ -351,7 +355,8 @@ class SSHRunner:
         return self._exec(command, chunks, timeout)
 
     def _exec(
-        self, command: Command, chunks: Iterable[bytes] | None, timeout: float | None
+        self, command: Command, chunks: Iterable[bytes] | None, timeout: float | None,
+        cancel: threading.Event | None = None,
     ) -> Result:
         # The tag rides in the command's environment (inherited by its children) so an
         # abandoned command can be found and stopped from a second session: sshd neither
@@ -359,18 +364,7 @@ class SSHRunner:
         run_id = uuid.uuid4().hex[:16]
         line = f"{_RUN_ID_VAR}={run_id} {shell_line(command)}"
         deadline = Deadline(self.command_timeout if timeout is None else timeout)
-        transport = self._transport()
-        self.round_trips += 1
-        try:
-            chan = transport.open_session(timeout=self.connect_timeout)
-        except paramiko.ChannelException as exc:
-            raise HostUnreachable(
-                self.host,
-                f"sshd refused a new session ({exc}) — raise MaxSessions or retry",
-                target=self.target,
-            ) from exc
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise self._lost(command) from exc
+        transport, chan = self._session(command)
         try:
             chan.settimeout(_POLL)
             try:
@@ -379,7 +373,7 @@ class SSHRunner:
                 raise self._lost(command) from exc
             out, err = _Drain(chan.recv), _Drain(chan.recv_stderr)
             try:
-                finished = _feed_and_wait(chan, chunks, deadline)
+                finished = _feed_and_wait(chan, chunks, deadline, cancel)
             except BaseException:
                 # The chunk source failed or we were interrupted: stop the command rather
                 # than let it act on a truncated stream or run on unattended.
@@ -400,6 +394,35 @@ class SSHRunner:
             raise self._lost(command)
         # rc -1 with a clean EOF: killed by a signal (paramiko ignores `exit-signal`).
         return Result(rc, decode(bytes(out.data)), decode(bytes(err.data)))
+
+    def _session(self, command: Command, *, may_replace: bool = True
+                 ) -> tuple[paramiko.Transport, paramiko.Channel]:
+        """A new session channel, its command not yet sent (one round trip counted).
+
+        With `reconnect_stale`, a connection that was open before this call and cannot open
+        a channel within STALE_PROBE seconds is replaced by a new one (nothing was sent on
+        it, so nothing can run twice): a kept connection whose host rebooted or whose path
+        went away while idle. A new connection has the whole connect timeout."""
+        reused = may_replace and self.reconnect_stale and self.connected
+        transport = self._transport()
+        self.round_trips += 1
+        wait = min(STALE_PROBE, self.connect_timeout) if reused else self.connect_timeout
+        try:
+            return transport, transport.open_session(timeout=wait)
+        except paramiko.ChannelException as exc:
+            raise HostUnreachable(
+                self.host,
+                f"sshd refused a new session ({exc}) — raise MaxSessions or retry",
+                target=self.target,
+            ) from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            if not reused:
+                raise self._lost(command) from exc
+        with self._lock:
+            if self._conn is not None and self._conn.transport is transport:
+                self._conn.close()
+                self._conn = None
+        return self._session(command, may_replace=False)
 
     def _stop_remote(self, transport: paramiko.Transport, run_id: str) -> None:
         """Best effort, bounded: SIGTERM every process carrying this run's tag."""
@@ -562,21 +585,28 @@ class _Drain(threading.Thread):
 
 
 def _feed_and_wait(
-    chan: paramiko.Channel, chunks: Iterable[bytes] | None, deadline: Deadline
+    chan: paramiko.Channel, chunks: Iterable[bytes] | None, deadline: Deadline,
+    cancel: threading.Event | None = None,
 ) -> bool:
     """Send `chunks` (if any) as the command's stdin, close it, wait for the exit status.
 
-    False when the deadline passed first.
+    False when the deadline passed (or `cancel` was set) first.
     """
-    if chunks is not None and not _feed(chan, chunks, deadline):
+    if chunks is not None and not _feed(chan, chunks, deadline, cancel):
         return False
     # EOF on the command's stdin. If the channel is gone, the caller's checks say why.
     with suppress(OSError):
         chan.shutdown_write()
-    return bool(chan.status_event.wait(deadline.remaining()))
+    if cancel is None:
+        return bool(chan.status_event.wait(deadline.remaining()))
+    while not chan.status_event.wait(deadline.remaining(cap=_POLL)):
+        if cancel.is_set() or deadline.expired():
+            return False
+    return True
 
 
-def _feed(chan: paramiko.Channel, chunks: Iterable[bytes], deadline: Deadline) -> bool:
+def _feed(chan: paramiko.Channel, chunks: Iterable[bytes], deadline: Deadline,
+          cancel: threading.Event | None = None) -> bool:
     """Copy `chunks` into the channel a bounded slice at a time; False if time ran out.
 
     Stops quietly when the command stops reading (it exited or closed stdin): its exit code
@@ -586,7 +616,7 @@ def _feed(chan: paramiko.Channel, chunks: Iterable[bytes], deadline: Deadline) -
         for start in range(0, len(chunk), _SEND_SIZE):
             piece = chunk[start : start + _SEND_SIZE]
             while piece:
-                if deadline.expired():
+                if deadline.expired() or (cancel is not None and cancel.is_set()):
                     return False
                 if chan.exit_status_ready():
                     return True
