@@ -16,4 +16,4 @@ if os.environ.get("CI") == "true":
 os.environ.setdefault("NO_COLOR", "1")
 os.environ.setdefault("COLUMNS", "100")
 
-pytest_plugins = ["tests.rigs.sandbox_rig", "tests.rigs.local_sshd"]
+pytest_plugins = ["tests.rigs.sandbox_rig", "tests.rigs.local_sshd", "tests.rigs.keeper_rig"]

@@ -173,6 +173,15 @@ def render(inventory: str, out_dir: str, as_json: bool) -> None:
 
 
 @main.command()
+def disconnect() -> None:
+    """Close the SSH connections kept by `ssh.persist` now (their keeper exits)."""
+    # imported here: keeps hostctl --help and start-up fast
+    from hostctl.runner.persist_client import stop_keeper
+
+    click.echo(stop_keeper())
+
+
+@main.command()
 @click.argument("section", required=False)
 def docs(section: str | None) -> None:
     """Show the annotated reference for SECTION (inventory, service, job)."""

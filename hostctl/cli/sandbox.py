@@ -103,11 +103,16 @@ def write_inventory(source: str | None, booted: list[Any], state_dir: Path) -> P
         data = {"site": "sandbox", "specs": [str(state_dir / "specs" / "*.yml")]}
         (state_dir / "specs").mkdir(exist_ok=True)
         name = "sandbox"
+    # How hostctl reaches the hosts is the sandbox's; whether it keeps connections open
+    # (ssh.persist) is the inventory's to say.
+    given = data.get("ssh")
+    kept = given.get("persist") if isinstance(given, dict) else None
     data["ssh"] = {
         "user": "root",
         "key": str(booted[0].key_path) if booted else "",
         "known_hosts": str(state_dir / "known_hosts"),
         "connect_timeout": "10s",
+        **({"persist": kept} if kept is not None else {}),
     }
     # Sandbox hosts have no GPU and no NVIDIA runtime: the test-only gpu_mode `env` lets
     # GPU work take its leases and get device ids in an environment variable instead.

@@ -22,7 +22,7 @@ from hostctl.hosts import early
 from hostctl.hosts import scripts as S
 from hostctl.hosts.lock import lock_record
 from hostctl.hosts.progress import Progress, quiet
-from hostctl.runner.base import Runner, RunnerError
+from hostctl.runner.base import Runner, RunnerError, default_known_hosts
 from hostctl.runner.pool import open_runners
 from hostctl.spec import model as m
 
@@ -35,14 +35,24 @@ def runner_for(host: m.Host) -> Runner:
 
 
 def ssh_runner(host: m.Host) -> Runner:
-    # imported here, on the first connect: paramiko and Fabric are a large part of start-up
+    """The runner for `host` as its inventory's ssh settings say: through the connection
+    keeper when `ssh.persist` is set (runner.persist_client), else a connection of its own."""
+    settings: dict[str, Any] = {
+        "host": host.name, "address": host.ssh_address, "port": host.ssh.port,
+        "user": host.ssh.user,
+        "key_path": os.path.expanduser(host.ssh.key or "~/.ssh/id_ed25519"),
+        "connect_timeout": host.ssh.connect_timeout,
+        "known_hosts": host.ssh.known_hosts or str(default_known_hosts()), "strict": False,
+    }
+    if host.ssh.persist > 0:
+        # imported here: only hosts kept connected use it (start-up)
+        from hostctl.runner.persist_client import PersistentRunner
+
+        return PersistentRunner(settings, host.ssh.persist)
+    # imported here, on the first connect: paramiko is a large part of start-up
     from hostctl.runner.ssh import SSHRunner
 
-    kwargs: dict[str, Any] = {}
-    if host.ssh.known_hosts:
-        kwargs["known_hosts"] = host.ssh.known_hosts
-    return SSHRunner(host.name, host.ssh_address, host.ssh.port, host.ssh.user,
-                     host.ssh.key or "~/.ssh/id_ed25519", host.ssh.connect_timeout, **kwargs)
+    return SSHRunner(**settings)
 
 
 def who() -> str:

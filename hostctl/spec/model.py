@@ -32,6 +32,7 @@ class SSHSettings:
     host: str | None = None  # connect here instead of the host's address (bastions, NAT)
     connect_timeout: float = 10.0
     known_hosts: str | None = None  # hostctl's own known_hosts file (default: its state dir)
+    persist: float = 0.0  # keep the connection this long after a command (0: close at once)
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ HEALTH_MAX = 86400.0  # 1d: health interval, timeout and start_period
 STOP_TIMEOUT_MAX = 3600.0  # 1h: `docker stop -t`, and systemd's TimeoutStopSec= past it
 JOB_TIMEOUT_MAX = 365 * 86400.0  # 365d: a job run's RuntimeMaxSec=
 CONNECT_TIMEOUT_MAX = 600.0  # 10m: SSH connection attempts
+PERSIST_MAX = 3600.0  # 1h: an SSH connection kept open for the next command
 # Kong's `timeout` typedef: whole milliseconds, 0..2^31-2 (about 24.8 days); 24d is inside.
 ROUTE_TIMEOUT_MAX = 24 * 86400.0
 # Kong's cors plugin sends max_age as `tostring(max_age)`: whole seconds only make a valid
@@ -508,6 +509,7 @@ ssh = Record(m.SSHSettings, {
     "host": HostAddress(),
     "connect_timeout": Duration(minimum=1, maximum=CONNECT_TIMEOUT_MAX),
     "known_hosts": Str(),
+    "persist": Duration(minimum=1, maximum=PERSIST_MAX, zero_or_minimum=True),
 })
 
 profile = WithGpuModel(Record(m.Profile, {
@@ -530,7 +532,7 @@ def host_record(host_name_: str) -> Record[m.Host]:
         "ssh": Record(dict, {  # merged with the inventory's ssh defaults afterwards
             "user": ssh.fields["user"], "port": ssh.fields["port"], "key": ssh.fields["key"],
             "host": ssh.fields["host"], "connect_timeout": ssh.fields["connect_timeout"],
-            "known_hosts": ssh.fields["known_hosts"],
+            "known_hosts": ssh.fields["known_hosts"], "persist": ssh.fields["persist"],
         }),
         "labels": labels,
         "gpu_devices": Field(HostGpus(), key="gpus"),

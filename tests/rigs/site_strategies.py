@@ -271,6 +271,7 @@ def ssh_keys(ctx: Ctx) -> dict[str, SearchStrategy[Any]]:
         "host": v(st.sampled_from(["bastion.example.org", "10.0.0.254"]), *ODD_ADDRESS),
         "connect_timeout": duration(1, 30, subsecond=False),
         "known_hosts": v(st.sampled_from(["known_hosts", "~/.config/kh"]), *ODD_STRINGS),
+        "persist": duration(0, 3600, subsecond=False),
     }
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from hostctl.runner import CommandTimeout, LocalRunner, Result, Runner, SSHRunner
+from hostctl.runner.persist_client import PersistentRunner
 
 if TYPE_CHECKING:
     from tests.rigs.local_sshd import LocalSshd
@@ -52,12 +53,23 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(params=["local", "ssh"])
+@pytest.fixture(params=["local", "ssh", "persist"])
 def runner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
     if request.param == "local":
         yield LocalRunner("local")
         return
     sshd: LocalSshd = request.getfixturevalue("sshd")
+    if request.param == "persist":  # through the connection keeper (ssh.persist)
+        request.getfixturevalue("persist_dir")
+        kept = PersistentRunner({
+            "host": "test-host", "address": sshd.address, "port": sshd.port,
+            "user": sshd.user, "key_path": str(sshd.key_path), "connect_timeout": 5,
+            "known_hosts": str(tmp_path / "known_hosts"), "strict": False}, persist=30)
+        try:
+            yield kept
+        finally:
+            kept.close()
+        return
     ssh = SSHRunner(
         "test-host",
         sshd.address,

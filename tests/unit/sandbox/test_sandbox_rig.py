@@ -249,3 +249,28 @@ def test_authorized_keys_archive_has_the_modes_sshd_requires() -> None:
         }
         authorized = tar.extractfile(members[".ssh/authorized_keys"])
         assert authorized is not None and authorized.read() == b"ssh-ed25519 AAAA x\n"
+
+
+def test_the_sandbox_inventory_keeps_the_sources_persist_and_validates(tmp_path: Path) -> None:
+    """`sandbox up -i INV` puts its own SSH settings in the copy, but whether connections
+    are kept (ssh.persist) stays the inventory's to say."""
+    from hostctl.cli.sandbox import write_inventory
+    from hostctl.validate import load_site
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "a.yml").write_text(
+        "kind: service\nname: a\nproject: p\nimage: app:1\n")
+    source = tmp_path / "site.yml"
+    source.write_text("site: t\nssh: {persist: 45s, user: deploy}\n"
+                      "hosts: {app-1: {address: 10.0.0.1}}\nspecs: [specs/*.yml]\n")
+    host = SandboxHost(name="app-1", address="172.19.0.3", ssh_host="127.0.0.1",
+                       ssh_port=32801, ssh_user="root", key_path=tmp_path / "id",
+                       container_name="hostctl-sandbox-app-1")
+    state = tmp_path / "state"
+    state.mkdir()
+    site = load_site(str(write_inventory(str(source), [host], state)))
+    ssh = site.inventory.hosts["app-1"].ssh
+    assert (ssh.persist, ssh.user, ssh.port) == (45.0, "root", 32801)
+    source.write_text(source.read_text().replace("persist: 45s, ", ""))
+    site = load_site(str(write_inventory(str(source), [host], state)))
+    assert site.inventory.hosts["app-1"].ssh.persist == 0

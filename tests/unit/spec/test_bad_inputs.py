@@ -119,6 +119,14 @@ CASES = {
         ["error: site.yml:2: ssh/key: has a NUL character, which no file name can hold; remove "
          "it", FOOTER_1],
         inventory=BASE_INVENTORY.replace("site: t\n", 'site: t\nssh: {key: "id\\0"}\n')),
+    "ssh-persist-over-an-hour": Case(
+        {"a.yml": SERVICE},
+        ["error: site.yml:2: ssh/persist: must be at most 1h, got '2h'", FOOTER_1],
+        inventory=BASE_INVENTORY.replace("site: t\n", "site: t\nssh: {persist: 2h}\n")),
+    "ssh-persist-under-a-second": Case(
+        {"a.yml": SERVICE},
+        ["error: site.yml:2: ssh/persist: must be 0 or at least 1s, got 500ms", FOOTER_1],
+        inventory=BASE_INVENTORY.replace("site: t\n", "site: t\nssh: {persist: 500ms}\n")),
     "100000-env-keys": Case(
         {"a.yml": SERVICE + "env:\n" + "".join(f"  K{i}: v{i}\n" for i in range(100_000))},
         ["error: specs/a.yml:10: env: 100000 variables take 1977780 bytes of the unit's docker "
