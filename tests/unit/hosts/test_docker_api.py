@@ -214,3 +214,65 @@ def test_answers_of_another_shape_read_as_nothing_rather_than_fail(body: bytes) 
     assert facts.images == {} and facts.networks == frozenset()
     assert set(facts.containers) <= {"ok"}
     assert facts.runtimes is None
+
+
+# -- curl on the default engine's socket --------------------------------------------------
+
+ENGINE = Path(A.DEFAULT_SOCKET)
+needs_engine = pytest.mark.skipif(
+    not ENGINE.is_socket(), reason=f"no Docker engine at {ENGINE} here (scripts/ci-setup.sh "
+    "starts one)")
+
+
+def ask_engine(docker: str, tmp_path: Path, env: dict[str, str] | None = None) -> str:
+    """The facts script's Docker part against this machine's real engine."""
+    from hostctl.hosts.facts import docker_cli_lines
+
+    script = "\n".join(["T=$(mktemp -d)", *A.api_lines(docker, PATHS), "wait",
+                        *A.answer_lines(docker_cli_lines(docker, True)),
+                        'rm -rf "$T"']) + "\n"
+    res = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, timeout=60,
+                         env={**os.environ, "TMPDIR": str(tmp_path), **(env or {})})
+    assert res.returncode == 0, res.stderr
+    return res.stdout.decode()
+
+
+@needs_engine
+def test_curl_on_the_socket_reads_as_dial_stdio_does(tmp_path: Path) -> None:
+    """The same engine asked both ways: the same facts (raw answers, chunked or not)."""
+    wrapper = tmp_path / "docker"  # not the standard client: asked through dial-stdio
+    wrapper.write_text("#!/bin/sh\nexec /usr/bin/docker \"$@\"\n")
+    wrapper.chmod(0o755)
+
+    def facts(docker: str) -> object:
+        f = parse_facts("h", ask_engine(docker, tmp_path) + "@@end\n")
+        return f.docker_ok, f.images, f.containers, f.networks, f.runtimes
+
+    curl, dial = facts("/usr/bin/docker"), facts(str(wrapper))
+    assert curl == dial
+    assert curl[0] and curl[4]  # the engine answered, with its runtimes
+
+
+@needs_engine
+@pytest.mark.parametrize(("docker", "env", "config", "asks_curl"), [
+    ("/usr/bin/docker", {}, None, True),
+    ("docker", {}, '{"auths": {}}', True),
+    ("/usr/bin/docker", {"DOCKER_HOST": "unix:///var/run/docker.sock"}, None, False),
+    ("/usr/bin/docker", {"DOCKER_CONTEXT": "remote"}, None, False),
+    ("/usr/bin/docker", {}, '{"currentContext": "remote"}', False),
+    ("/opt/docker/bin/docker", {}, None, False),
+])
+def test_curl_is_asked_only_for_the_standard_client_on_its_default_engine(
+        tmp_path: Path, docker: str, env: dict[str, str], config: str | None,
+        asks_curl: bool) -> None:
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "curl").write_text(f"#!/bin/sh\necho x >> {tmp_path}/curl-ran\nexit 7\n")
+    (stubs / "curl").chmod(0o755)
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    if config is not None:
+        (home / ".docker" / "config.json").write_text(config)
+    ask_engine(docker, tmp_path, {"PATH": f"{stubs}:{os.environ['PATH']}", "HOME": str(home),
+                                  **env})
+    assert (tmp_path / "curl-ran").exists() == asks_curl
