@@ -22,8 +22,9 @@ from hostctl import layout as L
 from hostctl.errors import HostctlError
 from hostctl.hosts.audit import audit_record as build_audit_record
 from hostctl.hosts.audit import audit_script
-from hostctl.hosts.facts import UnitState, parse_handed_off, parse_units, split_sections
+from hostctl.hosts.facts import UnitState, parse_handed_off, split_sections
 from hostctl.hosts.lock import held_by, parse_lock, take_lock_lines, unlock_argv
+from hostctl.hosts.unit_show import parse_units
 from hostctl.ops.status import JOB_PREFIX, host_error
 from hostctl.runner.base import Result, Runner, RunnerError
 from hostctl.runner.pool import run_parallel

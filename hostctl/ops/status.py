@@ -21,8 +21,9 @@ from typing import Any
 from hostctl import layout as L
 from hostctl.errors import HostctlError, printable
 from hostctl.hosts import docker_api as A
-from hostctl.hosts.facts import UnitState, parse_units, split_sections
+from hostctl.hosts.facts import UnitState, split_sections
 from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, verdict
+from hostctl.hosts.unit_show import parse_units
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.layout import MARK
 from hostctl.render.docker_cmd import LABEL

@@ -106,17 +106,70 @@ def test_docker_says_the_same_through_its_api_and_its_commands(example_site: Sit
             n: (c.image, c.state, c.status.startswith("Up "), c.health, c.labels)
             for n, c in st.containers.items()})
 
-    for read in (facts, status):
-        api_out, api = read("docker")
-        cli_out, cli = read("/tmp/old-docker")
-        assert "@@api\n" in api_out and "@@api\n" not in cli_out
-        # a container's health may turn from starting to healthy between two reads
-        assert cli in (api, read("docker")[1])
+    # The standard client's engine is asked with curl on its socket (a curl that notes
+    # being run, ahead on PATH); any other client through dial-stdio, as configured.
+    s.ssh("app-1", "printf '%s\\n' '#!/bin/sh' 'echo x >> /tmp/curl-ran' "
+          "'exec /usr/bin/curl \"$@\"' >/usr/local/bin/curl && chmod 755 /usr/local/bin/curl "
+          "&& printf '%s\\n' '#!/bin/sh' 'exec docker \"$@\"' >/tmp/new-docker "
+          "&& chmod 755 /tmp/new-docker")
+    try:
+        for read in (facts, status):
+            s.ssh("app-1", "rm -f /tmp/curl-ran")
+            api_out, api = read("docker")
+            assert s.ssh("app-1", "cat /tmp/curl-ran") == "x\n"
+            dial_out, dial = read("/tmp/new-docker")
+            cli_out, cli = read("/tmp/old-docker")
+            assert s.ssh("app-1", "cat /tmp/curl-ran") == "x\n"  # not by the others
+            assert "@@api\n" in api_out and "@@api\n" in dial_out
+            assert "@@api\n" not in cli_out
+            # a container's health may turn from starting to healthy between two reads
+            assert dial in (api, read("docker")[1])
+            assert cli in (api, read("docker")[1])
+    finally:
+        s.ssh("app-1", "rm -f /usr/local/bin/curl /tmp/curl-ran")
     assert len(api[2]) == 3  # type: ignore[index]
     assert facts("docker")[1][1] == {  # type: ignore[index]
         "hostctl-demo-app:1.0": s.ssh("app-1", "docker image inspect -f '{{.Id}}' "
                                                "hostctl-demo-app:1.0").strip()}
 
+
+
+def test_facts_read_units_as_systemd_shows_them_and_the_plan_starts_them_again(
+        example_site: Site) -> None:
+    """The facts take units' states from one `systemctl list-units` and enablement from
+    the .wants links: for units stopped, disabled and never loaded they must say what
+    `systemctl show` says, and a deploy must start and enable them again."""
+    import base64
+
+    from hostctl.hosts.facts import facts_script, parse_facts
+    from hostctl.hosts.unit_show import parse_units
+
+    s = example_site
+    s.ssh("app-1", "systemctl disable --now hostctl-triage-worker-1.service >/dev/null 2>&1; "
+                   "systemctl stop hostctl-triage-api-2.service")
+    script = base64.b64encode(facts_script("docker").encode()).decode()
+    facts = parse_facts("app-1", s.ssh("app-1", f"echo {script} | base64 -d | sh -s")).units
+    names = sorted(facts)
+    shown = parse_units(s.ssh("app-1", "systemctl show --property=Id,LoadState,ActiveState,"
+                                       "SubState,UnitFileState -- " + " ".join(names)).split("\n"))
+    assert {n: (u.load, u.active, u.sub, u.file_state) for n, u in facts.items()} == {
+        n: (u.load, u.active, u.sub, u.file_state) for n, u in shown.items()}
+    assert (facts["hostctl-triage-worker-1.service"].active,
+            facts["hostctl-triage-worker-1.service"].file_state) == ("inactive", "disabled")
+    assert facts["hostctl-triage-api-2.service"].active == "inactive"
+    assert facts["hostctl-triage-api-1.service"].active == "active"
+    plan = s.plan("--json")
+    app = json.loads(plan.stdout)["hosts"]["app-1"]
+    assert sorted((u["unit"], u["action"], u["reason"]) for u in app["units"]) == [
+        ("hostctl-triage-api-2.service", "start", "was inactive"),
+        ("hostctl-triage-worker-1.service", "start", "was inactive")]
+    assert app["enable"] == ["hostctl-triage-worker-1.service"]
+    res = s.deploy("--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert s.ssh("app-1", "systemctl is-active hostctl-triage-api-2 hostctl-triage-worker-1; "
+                          "systemctl is-enabled hostctl-triage-worker-1").split() == [
+        "active", "active", "enabled"]
+    assert "no changes" in s.plan().stdout
 
 def test_changing_one_service_restarts_that_one_alone(example_site: Site) -> None:
     s = example_site

@@ -151,24 +151,18 @@ ok 20.10.24+dfsg1
 {twos}  /etc/hostctl/env/a.env
 @@contents
 /etc/systemd/system/hostctl-a-1.service W1VuaXRdCg==
+@@unitfiles
+hostctl-a-1.service
+hostctl-job-x.timer
+hostctl-b-1.service
+hostctl-c-1.service
 @@units
-Id=hostctl-a-1.service
-LoadState=loaded
-ActiveState=active
-SubState=running
-UnitFileState=enabled
-ActiveEnterTimestamp=Sun 2026-11-22 06:30:00 UTC
-NRestarts=2
-Result=success
-
-Id=hostctl-job-x.timer
-LoadState=loaded
-ActiveState=active
-SubState=waiting
-UnitFileState=enabled
-ActiveEnterTimestamp=Sun 2026-11-22 06:30:01 UTC
-NRestarts=0
-Result=success
+hostctl-a-1.service loaded active running hostctl service a #1 (project shop)
+hostctl-job-x.timer      loaded active waiting hostctl job x, daily
+● hostctl-c-1.service loaded failed failed hostctl service c #1 (project shop)
+@@enabled
+hostctl-a-1.service
+hostctl-job-x.timer
 @@images
 hostctl-demo-app\t1.0\t<none>\tsha256:aaa
 registry.example.org/x\t3\tsha256:ddd\tsha256:bbb
@@ -201,8 +195,13 @@ def test_facts_parser_reads_captured_output() -> None:
     assert f.files == {"/etc/systemd/system/hostctl-a-1.service": "1" * 64,
                        "/etc/hostctl/env/a.env": "2" * 64}
     assert f.contents == {"/etc/systemd/system/hostctl-a-1.service": b"[Unit]\n"}
-    assert f.units["hostctl-a-1.service"].restarts == 2
-    assert f.units["hostctl-job-x.timer"].sub == "waiting"
+    assert {n: (u.load, u.active, u.sub, u.file_state) for n, u in f.units.items()} == {
+        "hostctl-a-1.service": ("loaded", "active", "running", "enabled"),
+        "hostctl-job-x.timer": ("loaded", "active", "waiting", "enabled"),
+        # not loaded by systemd: as `systemctl show` would load and describe it
+        "hostctl-b-1.service": ("loaded", "inactive", "dead", "disabled"),
+        # systemd before 245 marks a failed unit even with --plain
+        "hostctl-c-1.service": ("loaded", "failed", "failed", "disabled")}
     assert f.images == {"hostctl-demo-app:1.0": "sha256:aaa",
                         "registry.example.org/x:3": "sha256:bbb",
                         "registry.example.org/x@sha256:ddd": "sha256:bbb"}
@@ -326,3 +325,31 @@ def test_unit_and_release_names_come_from_the_glob_as_ls_gave_them(tmp_path: Pat
                        *release_names_lines(str(tmp_path / "none"))]) + "\n"
     res = subprocess.run(["sh", "-s"], input=empty, text=True, capture_output=True, timeout=10)
     assert res.stdout == "[]\n" and res.stderr == ""
+
+
+def test_unit_state_lines_list_unit_files_and_the_enabled_links(tmp_path: Path) -> None:
+    """On sh, over a unit folder: every unit file but templates, and as enabled only the
+    units `systemctl enable` linked into a .wants or .requires folder."""
+    from hostctl.hosts.facts import split_sections, unit_state_lines
+
+    d = tmp_path / "system"
+    (d / "multi-user.target.wants").mkdir(parents=True)
+    (d / "timers.target.requires").mkdir()
+    for name in ("hostctl-a-1.service", "hostctl-b-1.service", "hostctl-j@.service",
+                 "hostctl-j.timer", "other.service"):
+        (d / name).write_text("[Unit]\n")
+    (d / "multi-user.target.wants" / "hostctl-a-1.service").symlink_to(
+        d / "hostctl-a-1.service")
+    (d / "timers.target.requires" / "hostctl-j.timer").symlink_to(d / "hostctl-j.timer")
+    (d / "multi-user.target.wants" / "hostctl-b-1.service").write_text("not a link\n")
+    script = "\n".join(["systemctl() { echo \"asked: $*\"; }", *unit_state_lines(str(d))])
+    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         timeout=10)
+    assert res.returncode == 0, res.stderr
+    sections = split_sections(res.stdout)
+    assert sections["unitfiles"] == ["hostctl-a-1.service", "hostctl-b-1.service",
+                                     "hostctl-j.timer"]
+    assert sections["units"] == [
+        "asked: list-units --all --plain --no-legend --full -- hostctl-a-1.service "
+        "hostctl-b-1.service hostctl-j.timer"]
+    assert sorted(sections["enabled"]) == ["hostctl-a-1.service", "hostctl-j.timer"]
