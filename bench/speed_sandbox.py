@@ -3,7 +3,7 @@ memory, SSH round trips per host), `hostctl status`, and `hostctl run JOB --wait
 that exits at once (wall, and how long after the command its container started).
 
 Run: python bench/speed_sandbox.py [--hosts N] [--per-host M] [--rounds R] [--against DIR]
-     [--settle SECONDS] [--profile FILE]
+     [--settle SECONDS] [--profile FILE] [--persist SECONDS]
 (needs root and a Docker engine; boots N sandbox hosts (default 3) with M services each
 (default 20), taking turns with test sessions through the rig's session lock, and removes
 them after). The figures are taken once the first deploy has settled (--settle, default
@@ -11,7 +11,10 @@ them after). The figures are taken once the first deploy has settled (--settle, 
 DIR` (another checkout of hostctl) each round runs this tree and DIR alternately on the
 same hosts, so a shared machine's load falls on both alike; medians per checkout.
 `--profile FILE` also writes a cProfile of one no-op deploy (this tree) and times the facts
-script on the first host (`time sh`).
+script on the first host (`time sh`). `--persist SECONDS` also measures this tree with the
+inventory's `ssh.persist` set (kept connections, "this+persist"): its figures are taken with
+the connections kept from the round before, and the connection keeper's own CPU is reported
+beside the controller's; "cold" is one no-op deploy that had to start the keeper.
 
 The job's start: the job writes the host kernel's /proc/uptime (the sandbox hosts share this
 machine's kernel) to its project's artifacts volume; the bench reads /proc/uptime just
@@ -29,7 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from bench.sandbox_session import booted, host_names, service_specs, write_bench_site
+from hostctl.runner.persist_client import keeper_call, stop_keeper
 from hostctl.sandbox import app_image
 from hostctl.sandbox.locking import file_lock
 from hostctl.sandbox.models import SandboxHost
@@ -106,26 +112,55 @@ def main() -> None:
     rounds = int(arg("--rounds", "5"))
     against = Path(arg("--against", "")).resolve() if "--against" in sys.argv else None
     profile = arg("--profile", "")
-    trees = {"this": HERE, **({"against": against} if against is not None else {})}
+    persist = arg("--persist", "")
+    trees = {"this": HERE, **({"this+persist": HERE} if persist else {}),
+             **({"against": against} if against is not None else {})}
     # --hosts 3,10 --per-host 20,2: one sandbox after the other, in one turn of the lock
     shapes = list(zip([int(n) for n in arg("--hosts", "3").split(",")],
                       [int(n) for n in arg("--per-host", "20").split(",")], strict=True))
     app_image.build("1.0")
-    for tree in trees.values():  # compile once, outside the figures
+    for tree in set(trees.values()):  # compile once, outside the figures
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "hostctl")],
                        env=tree_env(tree), check=True, capture_output=True)
-    with file_lock("session", timeout=3600, on_wait="waiting for the sandbox"):
-        for n_hosts, per_host in shapes:
-            measure(n_hosts, per_host, rounds, trees, profile)
-            profile = ""
+    with tempfile.TemporaryDirectory(prefix="keep", dir="/tmp") as keep:
+        # the keeper's folder: the bench's own (its children inherit it)
+        os.chmod(keep, 0o700)
+        os.environ["HOSTCTL_PERSIST_DIR"] = keep
+        try:
+            with file_lock("session", timeout=3600, on_wait="waiting for the sandbox"):
+                for n_hosts, per_host in shapes:
+                    measure(n_hosts, per_host, rounds, trees, profile, persist)
+                    profile = ""
+        finally:
+            stop_keeper()
+
+
+def persist_inventory(inventory: str, persist: str) -> str:
+    """A copy of `inventory` with `ssh.persist` set."""
+    data = yaml.safe_load(Path(inventory).read_text())
+    data["ssh"]["persist"] = persist
+    out = Path(inventory).with_name("persist.yml")
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(out)
+
+
+def keeper_cpu() -> float:
+    """CPU seconds the connection keeper has spent so far (0 without one)."""
+    reply = keeper_call(Path(os.environ["HOSTCTL_PERSIST_DIR"]), {"op": "stats"})
+    if reply is None:
+        return 0.0
+    fields = Path(f"/proc/{reply['pid']}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
-            profile: str) -> None:
+            profile: str, persist: str) -> None:
     hosts = host_names(n_hosts)
     with booted(hosts, lambda root: write_site(root, hosts, per_host), locked=False) as rig:
         first = rig.hosts[hosts[0]]
         inv = rig.inventory
+        inventories = {name: persist_inventory(inv, persist) if name == "this+persist"
+                       else inv for name in trees}
         busy = machine_cpu()
         wall, cpu, _, _ = measured(HERE, "deploy", "-i", inv, "--yes", "--json")
         busy = machine_cpu() - busy
@@ -138,25 +173,32 @@ def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
         # is the rig's load, not hostctl's: let it pass before the figures.
         time.sleep(float(arg("--settle", "20")))
         figures: dict[str, dict[str, list[float]]] = {
-            k: {"noop": [], "cpu": [], "rss": [], "status": [], "run": [], "start": []}
-            for k in trees}
+            k: {"noop": [], "cpu": [], "rss": [], "status": [], "run": [], "start": [],
+                "keeper": []} for k in trees}
         trips: dict[str, object] = {}
+        if persist:
+            stop_keeper()
+            cold = measured(HERE, "deploy", "-i", inventories["this+persist"], "--yes",
+                            "--json")[0]
         for _ in range(rounds):
             for name, tree in trees.items():
                 f = figures[name]
-                wall, cpu, rss, out = measured(tree, "deploy", "-i", inv, "--yes",
+                variant = inventories[name]
+                kept = keeper_cpu()
+                wall, cpu, rss, out = measured(tree, "deploy", "-i", variant, "--yes",
                                                "--json")
+                f["keeper"].append(keeper_cpu() - kept)
                 res = json.loads(out)["hosts"]
                 assert all(v["status"] == "unchanged" for v in res.values()), res
                 trips[name] = sorted({v["round_trips"] for v in res.values()})
                 f["noop"].append(wall)
                 f["cpu"].append(cpu)
                 f["rss"].append(rss / 1024)
-                wall, cpu, rss, _ = measured(tree, "status", "-i", inv)
+                wall, cpu, rss, _ = measured(tree, "status", "-i", variant)
                 f["status"].append(wall)
                 f["rss"].append(rss / 1024)
                 t0 = uptime()
-                wall, cpu, rss, _ = measured(tree, "run", "-i", inv, "quick", "--wait")
+                wall, cpu, rss, _ = measured(tree, "run", "-i", variant, "quick", "--wait")
                 f["run"].append(wall)
                 f["start"].append(job_start(first) - t0)
                 f["rss"].append(rss / 1024)
@@ -170,6 +212,10 @@ def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
                   f"  run quick --wait wall {med(f['run'])}\n"
                   f"  run: container started after {med(f['start'])}\n"
                   f"  controller peak RSS {max(f['rss']):.0f} MiB", flush=True)
+            if name == "this+persist":
+                print(f"  connection keeper's CPU per no-op deploy {med(f['keeper'])}\n"
+                      f"  cold (the keeper started by the deploy) no-op wall {cold:.2f}",
+                      flush=True)
         if profile:
             env = tree_env(HERE)
             subprocess.run([sys.executable, "-m", "cProfile", "-o", profile, "-m",

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import docker
 import pytest
 
+from hostctl.runner.persist_client import keeper_call
 from tests.rigs.deploy_rig import Site, example_site, wait_for
 
 pytestmark = pytest.mark.sandbox
@@ -76,6 +78,40 @@ def test_second_identical_deploy_changes_nothing(example_site: Site) -> None:
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "no changes" in plan.stdout
 
+
+def test_kept_connections_serve_consecutive_commands(example_site: Site,
+                                                     persist_dir: Path) -> None:
+    """With ssh.persist, a no-op deploy, a plan and a status in a row: the same results as
+    connecting each time, and one connection per host for all three (the keeper's)."""
+    import yaml
+
+    from tests.rigs.keeper_rig import keeper_pid
+
+    s = example_site
+    data = yaml.safe_load(s.inventory.read_text())
+    data["ssh"]["persist"] = "30s"
+    kept = s.inventory.with_name("kept.yml")
+    kept.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = s.hostctl("deploy", "-i", str(kept), "--yes", "--skip-platform", s.skip, "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)["hosts"]
+    assert {h: (v["status"], v["round_trips"]) for h, v in out.items()} == {
+        h: ("unchanged", 2) for h in ("edge-1", "app-1", "gpu-1")}
+    plan = s.hostctl("plan", "-i", str(kept), "--skip-platform", s.skip)
+    assert plan.returncode == 0 and "no changes" in plan.stdout, plan.stdout + plan.stderr
+    direct = s.hostctl("status", "-i", str(s.inventory), "--json")
+    through = s.hostctl("status", "-i", str(kept), "--json")
+    assert through.returncode == direct.returncode == 0, through.stdout + through.stderr
+
+    def rows(text: str) -> object:  # what status says of each service, but its age
+        return {h: sorted((r["service"], r["state"], r["health"]) for r in v["rows"])
+                for h, v in json.loads(text)["hosts"].items()}
+
+    assert rows(through.stdout) == rows(direct.stdout)
+    assert keeper_pid(persist_dir) is not None
+    connections = keeper_call(persist_dir, {"op": "stats"})["connections"]  # type: ignore[index]
+    assert sorted((c["host"], c["connects"], c["connected"]) for c in connections) == [
+        ("app-1", 1, True), ("edge-1", 1, True), ("gpu-1", 1, True)]
 
 def test_docker_says_the_same_through_its_api_and_its_commands(example_site: Site) -> None:
     """The facts and status scripts ask Docker's engine through one `docker system
