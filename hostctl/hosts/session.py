@@ -40,9 +40,11 @@ def ssh_runner(host: m.Host) -> Runner:
     settings: dict[str, Any] = {
         "host": host.name, "address": host.ssh_address, "port": host.ssh.port,
         "user": host.ssh.user,
-        "key_path": os.path.expanduser(host.ssh.key or "~/.ssh/id_ed25519"),
+        "key_path": os.path.abspath(os.path.expanduser(host.ssh.key or "~/.ssh/id_ed25519")),
         "connect_timeout": host.ssh.connect_timeout,
-        "known_hosts": host.ssh.known_hosts or str(default_known_hosts()), "strict": False,
+        # absolute: the connection keeper (ssh.persist) works from /
+        "known_hosts": os.path.abspath(host.ssh.known_hosts or default_known_hosts()),
+        "strict": False,
     }
     if host.ssh.persist > 0:
         # imported here: only hosts kept connected use it (start-up)

@@ -56,6 +56,9 @@ _ERRORS: dict[str, type[RunnerError]] = {c.__name__: c for c in (
     HostUnreachable, AuthenticationFailed, HostKeyRejected, ConnectionLost, CommandTimeout)}
 # The keeper's answer may lag the command's own timeout by its connect and clean-up.
 _ANSWER_MARGIN = 30.0
+# Keeper folders where this process could not start one: its other hosts connect directly
+# at once instead of each waiting for a keeper in turn.
+_no_keeper: set[Path] = set()
 
 
 def keeper_dir() -> Path | None:
@@ -90,7 +93,7 @@ def dial(directory: Path, *, start: bool) -> socket.socket | None:
     when there is none to be had."""
     path = _socket_path(directory)
     sock = _try_connect(path)
-    if sock is not None or not start:
+    if sock is not None or not start or directory in _no_keeper:
         return sock
     # One command starts it; the others wait on the lock and then find it listening.
     with open(directory / "keeper.lock", "a") as lock:
@@ -101,11 +104,14 @@ def dial(directory: Path, *, start: bool) -> socket.socket | None:
                 break
             except BlockingIOError:
                 if time.monotonic() >= end:
+                    _no_keeper.add(directory)
                     return None
                 time.sleep(0.02)
         sock = _try_connect(path)
         if sock is None and _start_keeper(directory, path):
             sock = _try_connect(path)
+        if sock is None:
+            _no_keeper.add(directory)
         return sock
 
 
@@ -291,6 +297,11 @@ class PersistentRunner:
                 raise self._keeper_fault(f"a {key} that is not a number")
         self._trips += reply.get("round_trips", 0)
         self.connects += reply.get("connects", 0)
+        if reply.get("error") == "Stopping":  # nothing was run: do it directly instead
+            self._sock = None
+            sock.close()
+            self._direct = self._ssh_runner()
+            return {}, b""
         if "error" in reply:
             cls = _ERRORS.get(str(reply["error"]))
             if cls is None:

@@ -110,6 +110,9 @@ class Keeper:
         if op == "stop":
             self.stopping = True
             return {"ok": True}, b""
+        if self.stopping and op in ("connect", "run"):
+            # `hostctl disconnect` ran: what is under way finishes, nothing new starts here
+            return {"error": "Stopping", "reason": "the keeper is stopping"}, b""
         try:
             if op not in ("connect", "run"):
                 raise BadRequest(f"unknown op {op!r}")
@@ -209,14 +212,15 @@ class Keeper:
 
     def expire(self) -> bool:
         """Close connections idle past their `persist`; True when the keeper should exit:
-        asked to stop, or nothing kept, nobody connected and idle for its linger."""
+        asked to stop and no command under way, or nothing kept, nobody connected and idle
+        for its linger."""
         now = time.monotonic()
         with self.lock:
             done = [n for n, k in self.kept.items() if not k.busy and (
                 self.stopping or now - k.last_used >= k.persist or not k.runner.connected)]
             closing = [self.kept.pop(n) for n in done]
-            finished = self.stopping or (not self.kept and not self.clients
-                                         and now - self.last_activity >= self.linger)
+            finished = not self.kept and (self.stopping or (
+                not self.clients and now - self.last_activity >= self.linger))
         for k in closing:
             k.runner.close()
         return finished

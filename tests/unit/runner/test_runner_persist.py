@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -333,3 +334,35 @@ def test_disconnect_closes_the_kept_connections_and_the_keeper_exits(
     assert wait_gone(pid)
     again = CliRunner().invoke(main, ["disconnect"])
     assert (again.exit_code, again.output) == (0, "no kept connections\n")
+
+
+def test_disconnect_lets_a_command_under_way_finish_and_later_ones_connect_directly(
+        sshd: LocalSshd, tmp_path: Path, persist_dir: Path) -> None:
+    with PersistentRunner(settings(sshd, tmp_path), persist=30) as busy, \
+            PersistentRunner(settings(sshd, tmp_path, host="app-2"), persist=30) as later:
+        assert busy.run(["true"]).ok and later.run(["true"]).ok
+        pid = keeper_pid(persist_dir)
+        assert pid is not None
+        with ThreadPoolExecutor(1) as pool:
+            under_way = pool.submit(busy.run, ["sh", "-c", "sleep 1; echo done"], timeout=30)
+            time.sleep(0.3)
+            result = CliRunner().invoke(main, ["disconnect"])
+            assert result.output == "closed 2 kept connections: app-1, app-2\n"
+            assert later.run(["echo", "direct"]).stdout == "direct\n"
+            assert under_way.result(timeout=30).stdout == "done\n"
+        assert later._direct is not None and later._direct.connects == 1
+    assert wait_gone(pid)
+
+
+def test_a_file_in_the_keepers_place_is_left_alone_and_hosts_connect_directly(
+        sshd: LocalSshd, tmp_path: Path, persist_dir: Path) -> None:
+    # Something that is not a socket where the keeper's socket goes: not hostctl's to remove
+    squatter = persist_dir / f"keeper-v{wire.VERSION}.sock"
+    squatter.write_text("not a socket\n")
+    started = time.monotonic()
+    for host in ("app-1", "app-2", "app-3"):
+        with PersistentRunner(settings(sshd, tmp_path, host=host), persist=30) as r:
+            assert r.run(["echo", host]).stdout == f"{host}\n"
+            assert r._direct is not None
+    assert time.monotonic() - started < 30  # no wait for a keeper per host
+    assert squatter.read_text() == "not a socket\n"
