@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hostctl.observability.exporter_bundle import BUNDLE_PATH, build_bundle
+from hostctl.observability.exporter_bundle import BUNDLE_PATH, build_bundle, build_fresh
 from hostctl.observability.files import host_files, site_files
 from hostctl.observability.grafana import dashboard_uid
 from hostctl.spec.model import Site
@@ -97,7 +97,7 @@ def test_rendered_files_match_the_golden_copies(site: Site) -> None:
 
 def test_rendering_twice_gives_the_same_bytes(site: Site) -> None:
     assert rendered_tree(site) == rendered_tree(site)
-    assert build_bundle() == build_bundle.__wrapped__()
+    assert build_bundle() == build_bundle.__wrapped__() == build_fresh()
 
 
 def test_without_sections_observability_adds_nothing(tmp_path: Path,
@@ -194,3 +194,45 @@ def test_a_host_naming_its_gpu_models_tells_its_exporter(tmp_path: Path,
          "gpu_hour_by_model": {"a100-80g": 3.2}})
     app = json.loads(tree["app-1/etc/hostctl/exporter/config.json"])
     assert "gpu_models" not in app and app["prices"] == gpu["prices"]
+
+
+def test_the_bundle_is_kept_between_commands_and_rebuilt_when_unusable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hostctl.observability import exporter_bundle as eb
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    eb.build_bundle.cache_clear()
+    fresh = eb.build_bundle()
+    [kept] = (tmp_path / "cache" / "hostctl" / "bundles").glob("exporter-*.pyz")
+    assert kept.read_bytes() == fresh == eb.build_fresh()
+    # the next command reads it: a copy with one more entry stands in for it
+    buf = BytesIO(fresh[len(b"#!/usr/bin/env python3\n"):])
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr("MARK", b"read from the cache")
+    kept.write_bytes(b"#!/usr/bin/env python3\n" + buf.getvalue())
+    eb.build_bundle.cache_clear()
+    assert b"read from the cache" in eb.build_bundle()
+    kept.write_bytes(b"cut sh")  # not a bundle: built again, and kept again
+    eb.build_bundle.cache_clear()
+    assert eb.build_bundle() == fresh and kept.read_bytes() == fresh
+    # a cache folder that cannot be written costs time only
+    monkeypatch.setenv("XDG_CACHE_HOME", str(kept))
+    eb.build_bundle.cache_clear()
+    assert eb.build_bundle() == fresh
+    eb.build_bundle.cache_clear()
+
+
+def test_the_bundles_key_changes_with_any_source(tmp_path: Path) -> None:
+    from hostctl.observability.exporter_bundle import sources_key
+
+    files = [tmp_path / "a.py", tmp_path / "b.py"]
+    for f in files:
+        f.write_text("x = 1\n")
+    key = sources_key(files)
+    assert sources_key(files) == key
+    files[1].write_text("x = 22\n")
+    assert sources_key(files) != key
+    key = sources_key(files)
+    os.utime(files[0], ns=(0, 0))
+    assert sources_key(files) != key
+    assert sources_key(files[:1]) != sources_key(files)
