@@ -50,12 +50,16 @@ if TYPE_CHECKING:
 
 START_WAIT = 10.0
 """Seconds a command waits for a keeper it started to listen before connecting directly."""
+STOP_WAIT = 10.0
+"""Seconds `hostctl disconnect` waits for the keeper to exit."""
 _LOCK_WAIT = 15.0
 _SOCKET_MAX = 107  # sun_path's size on Linux, less its NUL
 _ERRORS: dict[str, type[RunnerError]] = {c.__name__: c for c in (
     HostUnreachable, AuthenticationFailed, HostKeyRejected, ConnectionLost, CommandTimeout)}
 # The keeper's answer may lag the command's own timeout by its connect and clean-up.
 _ANSWER_MARGIN = 30.0
+# How long a keeper may take to say it takes a request (it does so before acting on it).
+_TAKE_WAIT = 10.0
 # Keeper folders where this process could not start one: its other hosts connect directly
 # at once instead of each waiting for a keeper in turn.
 _no_keeper: set[Path] = set()
@@ -169,8 +173,9 @@ def keeper_call(directory: Path, header: dict[str, Any]) -> dict[str, Any] | Non
         return reply
 
 
-def stop_keeper() -> str:
-    """Ask the keeper to close its connections and exit: what was done, in a line."""
+def stop_keeper(wait: float = STOP_WAIT) -> str:
+    """Ask the keeper to close its connections and exit, and wait (at most `wait` seconds)
+    for it to go: what was done, in a line. Commands under way finish first."""
     directory = keeper_dir()
     if directory is None:
         return "no kept connections"
@@ -183,8 +188,14 @@ def stop_keeper() -> str:
     except (OSError, wire.WireError) as exc:
         return f"the connection keeper did not answer ({exc})"
     n = len(connections)
-    return f"closed {n} kept connection{'s' if n != 1 else ''}" + (
-        ": " + ", ".join(sorted(str(c.get("host")) for c in connections)) if n else "")
+    hosts = ": " + ", ".join(sorted(str(c.get("host")) for c in connections)) if n else ""
+    end = time.monotonic() + wait
+    while _socket_path(directory).exists():  # it removes its socket as it exits
+        if time.monotonic() >= end:
+            return (f"closing {n} kept connection{'s' if n != 1 else ''}{hosts} once the "
+                    "commands under way on them end")
+        time.sleep(0.05)
+    return f"closed {n} kept connection{'s' if n != 1 else ''}{hosts}"
 
 
 class PersistentRunner:
@@ -281,9 +292,19 @@ class PersistentRunner:
                 return {}, b""
         sock = self._sock
         try:
-            sock.settimeout(wait)
+            sock.settimeout(_TAKE_WAIT)
             wire.send(sock, {**header, "ssh": self.settings, "persist": self.persist},
                       payload)
+            taken = sock.recv(1)
+        except OSError:
+            taken = b""
+        if taken != wire.TAKEN:  # refused, or the keeper went first: nothing was done
+            self._sock = None
+            sock.close()
+            self._direct = self._ssh_runner()
+            return {}, b""
+        try:
+            sock.settimeout(wait)
             reply, data = wire.receive(sock)
         except (OSError, wire.WireError) as exc:
             self._sock = None
@@ -297,11 +318,6 @@ class PersistentRunner:
                 raise self._keeper_fault(f"a {key} that is not a number")
         self._trips += reply.get("round_trips", 0)
         self.connects += reply.get("connects", 0)
-        if reply.get("error") == "Stopping":  # nothing was run: do it directly instead
-            self._sock = None
-            sock.close()
-            self._direct = self._ssh_runner()
-            return {}, b""
         if "error" in reply:
             cls = _ERRORS.get(str(reply["error"]))
             if cls is None:

@@ -66,6 +66,10 @@ class BadRequest(Exception):
     """A request this keeper does not understand: answered, never acted on."""
 
 
+class _Refused(Exception):
+    """The keeper is stopping: the request is refused before anything is done."""
+
+
 class Keeper:
     """The connections kept, by what they were opened with, and the requests under way."""
 
@@ -81,9 +85,8 @@ class Keeper:
     # -- requests -----------------------------------------------------------------------
 
     def serve_client(self, conn: socket.socket) -> None:
-        """Answer one command's requests until it closes the socket."""
-        with self.lock:
-            self.clients += 1
+        """Answer one command's requests until it closes the socket (the accepting loop
+        has counted it among the clients)."""
         try:
             if _peer_uid(conn) != os.getuid():
                 return
@@ -92,7 +95,10 @@ class Keeper:
                     header, payload = wire.receive(conn)
                 except (wire.WireError, OSError):
                     return
-                reply, data = self.answer(conn, header, payload)
+                if header.get("op") in ("connect", "run"):
+                    reply, data = self.serve_request(conn, header, payload)
+                else:
+                    reply, data = self.answer_admin(header)
                 wire.send(conn, reply, data)
         except OSError:
             return  # the command went away mid-answer
@@ -102,27 +108,34 @@ class Keeper:
                 self.clients -= 1
                 self.last_activity = time.monotonic()
 
-    def answer(self, conn: socket.socket, header: dict[str, Any], payload: bytes
-               ) -> tuple[dict[str, Any], bytes]:
+    def answer_admin(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         op = header.get("op")
         if op == "stats":
             return {"pid": os.getpid(), "connections": self.stats()}, b""
         if op == "stop":
-            self.stopping = True
+            with self.lock:
+                self.stopping = True
             return {"ok": True}, b""
-        if self.stopping and op in ("connect", "run"):
-            # `hostctl disconnect` ran: what is under way finishes, nothing new starts here
-            return {"error": "Stopping", "reason": "the keeper is stopping"}, b""
+        return {"error": "BadRequest", "reason": f"unknown op {op!r}"}, b""
+
+    def serve_request(self, conn: socket.socket, header: dict[str, Any], payload: bytes
+                      ) -> tuple[dict[str, Any], bytes]:
+        """A command to connect or run: first TAKEN (it will be done; its answer follows)
+        or REFUSED (this keeper is stopping, nothing was done: the command connects
+        directly), then the answer."""
         try:
-            if op not in ("connect", "run"):
-                raise BadRequest(f"unknown op {op!r}")
             kept = self.take(header)
+        except _Refused:
+            conn.sendall(wire.REFUSED)
+            raise OSError("refused") from None  # ends this client: it goes direct
         except BadRequest as exc:
+            conn.sendall(wire.TAKEN)
             return {"error": "BadRequest", "reason": str(exc)}, b""
+        conn.sendall(wire.TAKEN)
         runner = kept.runner
         trips, connects = runner.round_trips, runner.connects
         try:
-            if op == "connect":
+            if header["op"] == "connect":
                 runner.connect()
                 return {"ok": True, "connects": runner.connects - connects}, b""
             result = self.run_watched(conn, runner, _command(header), payload,
@@ -164,6 +177,8 @@ class Keeper:
             key_id = None  # the runner reports the missing key in its own words
         name = json.dumps([params, key_id], sort_keys=True)
         with self.lock:
+            if self.stopping:  # decided under this lock: exit() never loses a busy one
+                raise _Refused
             kept = self.kept.get(name)
             if kept is None:
                 runner = self.runner_class(**params, reconnect_stale=True)
@@ -221,6 +236,9 @@ class Keeper:
             closing = [self.kept.pop(n) for n in done]
             finished = not self.kept and (self.stopping or (
                 not self.clients and now - self.last_activity >= self.linger))
+            # From here every request is refused: a command that reaches the socket as it
+            # goes connects directly instead.
+            self.stopping = self.stopping or finished
         for k in closing:
             k.runner.close()
         return finished
@@ -291,16 +309,20 @@ def serve(directory: Path, ready_fd: int) -> None:
             except TimeoutError:
                 continue
             conn.settimeout(None)
+            with keeper.lock:  # counted before expire() can look again
+                keeper.clients += 1
             threading.Thread(target=keeper.serve_client, args=(conn,), daemon=True).start()
     finally:
-        listener.close()
-        # Only our own socket: a keeper started after this one (ours looked dead to it)
-        # may have put its own there.
+        # The name first, so no command finds this keeper any more; only our own socket:
+        # a keeper started after this one (ours looked dead to it) may have put its own
+        # there. A command that connected just before is never answered TAKEN, so it
+        # connects directly.
         try:
             if os.stat(path).st_ino == ours:
                 path.unlink()
         except OSError:
             pass
+        listener.close()
         log("exiting: no connection left to keep")
 
 

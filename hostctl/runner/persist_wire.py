@@ -3,7 +3,8 @@ socket: one message each way per request.
 
 A message is a 4-byte big-endian length, a JSON header of that length and then the header's
 `payload` bytes, raw: a command's stdin one way, its stdout and stderr the other (a deploy's
-env files and image tarballs are bytes, not text, and are never re-encoded).
+env files and image tarballs are bytes, not text, and are never re-encoded). A request to
+connect or run is answered with one byte first, TAKEN or REFUSED.
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ import socket
 import struct
 from typing import Any
 
-VERSION = 1
+VERSION = 2
 """In the socket's name: a keeper started by a hostctl speaking another version is not
 asked (each has its own socket)."""
+
+TAKEN = b"\x01"
+"""The keeper's first byte of answer to a command to connect or run: it will be done; the
+answer message follows. Sent before anything is done, so a command that sees the socket end
+before it knows that nothing was done (and connects directly instead)."""
+REFUSED = b"\x00"
+"""Instead of TAKEN: the keeper is stopping and did nothing; no message follows."""
 
 MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 1 << 31

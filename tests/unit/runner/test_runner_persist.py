@@ -285,6 +285,8 @@ def test_malformed_requests_are_refused_and_the_keeper_carries_on(
             s.settimeout(10)
             s.connect(path)
             wire.send(s, header)
+            if header["op"] in ("connect", "run"):
+                assert s.recv(1) == wire.TAKEN  # answered, though nothing is done
             reply, _ = wire.receive(s)
             assert reply["error"] == "BadRequest", (header, reply)
     assert kept.run(["echo", "still"]).stdout == "still\n"
@@ -366,3 +368,28 @@ def test_a_file_in_the_keepers_place_is_left_alone_and_hosts_connect_directly(
             assert r._direct is not None
     assert time.monotonic() - started < 30  # no wait for a keeper per host
     assert squatter.read_text() == "not a socket\n"
+
+
+def test_a_keeper_that_ends_before_taking_a_command_leaves_it_to_a_direct_connection(
+        sshd: LocalSshd, tmp_path: Path, persist_dir: Path) -> None:
+    """A keeper exiting as the command reaches its socket (here a stand-in that accepts
+    and closes without a word): nothing was done, so the command runs directly, once."""
+    marker = tmp_path / "ran"
+    with socket.socket(socket.AF_UNIX) as fake:
+        fake.bind(str(persist_dir / f"keeper-v{wire.VERSION}.sock"))
+        fake.listen(8)
+        fake.settimeout(10)
+
+        def close_each() -> None:
+            for _ in range(2):
+                with suppress(OSError):
+                    conn, _ = fake.accept()
+                    conn.recv(1 << 16)
+                    conn.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(close_each)
+            with PersistentRunner(settings(sshd, tmp_path), persist=30) as r:
+                assert r.run(["sh", "-c", f"echo x >> {marker}"]).ok
+                assert r._direct is not None and r._direct.connects == 1
+    assert marker.read_text() == "x\n"
