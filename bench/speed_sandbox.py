@@ -103,6 +103,30 @@ def job_start(host: SandboxHost) -> float:
     return float(res.stdout.split()[0])
 
 
+# Runs a script N times on a sandbox host and says what that cost, per run: the script's own
+# processes (bash's `time`), and what it made the host's systemd (PID 1) and dockerd do.
+_HOST_CPU = r"""
+cpu() { awk '{print $14+$15}' /proc/$1/stat; }
+tk=$(getconf CLK_TCK); d=$(pidof dockerd)
+p1=$(cpu 1); d1=$(cpu $d)
+TIMEFORMAT="%U %S"
+t=$( { time (for i in $(seq $N); do sh /tmp/bench-script.sh >/dev/null 2>&1; done); } 2>&1 )
+p2=$(cpu 1); d2=$(cpu $d)
+echo $t | awk -v n=$N -v p=$((p2-p1)) -v d=$((d2-d1)) -v tk=$tk '{
+  printf "script %.1f ms, ", ($1+$2)*1000/n
+  printf "systemd %.1f ms, dockerd %.1f ms\n", p*1000/tk/n, d*1000/tk/n }'
+"""
+
+
+def host_cpu_per_run(host: SandboxHost, script: str, n: int) -> str:
+    subprocess.run(["docker", "exec", "-i", host.container_name, "sh", "-c",
+                    "cat > /tmp/bench-script.sh"], input=script, text=True, check=True,
+                   timeout=60)
+    return subprocess.run(["docker", "exec", "-e", f"N={n}", host.container_name, "bash",
+                           "-c", _HOST_CPU], capture_output=True, text=True, check=True,
+                          timeout=600).stdout.strip()
+
+
 def med(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f} (" + ", ".join(
         f"{v:.2f}" for v in values) + ")"
@@ -240,6 +264,8 @@ def measure(n_hosts: int, per_host: int, rounds: int, trees: dict[str, Path],
                         text=True, timeout=120)
                     print(f"{name}: facts script on {hosts[0]}:",
                           " ".join(res.stderr.split()))
+                print(f"{name}: facts script on {hosts[0]}, CPU per run (20 runs):",
+                      host_cpu_per_run(first, script, 20))
 
 
 if __name__ == "__main__":
