@@ -393,3 +393,22 @@ def test_a_keeper_that_ends_before_taking_a_command_leaves_it_to_a_direct_connec
                 assert r.run(["sh", "-c", f"echo x >> {marker}"]).ok
                 assert r._direct is not None and r._direct.connects == 1
     assert marker.read_text() == "x\n"
+
+
+def test_port_forwards_take_a_direct_connection_of_their_own(kept: PersistentRunner) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(10)
+
+        def answer_once() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"hello through the tunnel")
+
+        with ThreadPoolExecutor(1) as pool:
+            done = pool.submit(answer_once)
+            with kept.forward_port(server.getsockname()[1]) as local_port, \
+                    socket.create_connection(("127.0.0.1", local_port), timeout=10) as c:
+                assert c.recv(100) == b"hello through the tunnel"
+            done.result(timeout=10)
+    assert kept._bulk is not None and kept._bulk.connects == 1
+    assert kept.run(["echo", "kept"]).stdout == "kept\n" and kept.connects == 1
