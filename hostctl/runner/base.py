@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from hostctl.errors import HostctlError
 
@@ -75,6 +75,19 @@ class Runner(Protocol):
     def close(self) -> None:
         """Release the connection. Safe to call more than once."""
         ...
+
+
+class ClosesOnExit:
+    """`with runner:` closes the runner at the block's end: every backend's context."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the runner holds (each backend says what)."""
 
 
 class RunnerError(HostctlError):

@@ -12,6 +12,7 @@ from typing import IO
 
 from hostctl.runner.base import (
     DRAIN_GRACE,
+    ClosesOnExit,
     Command,
     Deadline,
     Result,
@@ -25,7 +26,7 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _KILL_GRACE = 2.0
 
 
-class LocalRunner:
+class LocalRunner(ClosesOnExit):
     """Runs commands here with `subprocess`, with the same semantics as `SSHRunner`.
 
     Commands go through `sh -c` with the same quoted line sshd would get, so an argv or a
@@ -39,12 +40,6 @@ class LocalRunner:
 
     def __repr__(self) -> str:
         return f"LocalRunner({self.host!r})"
-
-    def __enter__(self) -> LocalRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def connect(self) -> None:
         """Nothing to open."""

@@ -30,14 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hostctl
+from hostctl.runner import base
 from hostctl.runner import persist_wire as wire
 from hostctl.runner.base import (
-    AuthenticationFailed,
+    ClosesOnExit,
     Command,
-    CommandTimeout,
     ConnectionLost,
-    HostKeyRejected,
-    HostUnreachable,
     Result,
     RunnerError,
     decode,
@@ -54,8 +52,10 @@ STOP_WAIT = 10.0
 """Seconds `hostctl disconnect` waits for the keeper to exit."""
 _LOCK_WAIT = 15.0
 _SOCKET_MAX = 107  # sun_path's size on Linux, less its NUL
+# The errors an SSHRunner raises, re-raised here by name (the keeper sends the name).
 _ERRORS: dict[str, type[RunnerError]] = {c.__name__: c for c in (
-    HostUnreachable, AuthenticationFailed, HostKeyRejected, ConnectionLost, CommandTimeout)}
+    base.HostUnreachable, base.AuthenticationFailed, base.HostKeyRejected, ConnectionLost,
+    base.CommandTimeout)}
 # The keeper's answer may lag the command's own timeout by its connect and clean-up.
 _ANSWER_MARGIN = 30.0
 # How long a keeper may take to say it takes a request (it does so before acting on it).
@@ -198,7 +198,7 @@ def stop_keeper(wait: float = STOP_WAIT) -> str:
     return f"closed {n} kept connection{'s' if n != 1 else ''}{hosts}"
 
 
-class PersistentRunner:
+class PersistentRunner(ClosesOnExit):
     """The `Runner` of a host whose inventory sets `ssh.persist`: commands run on the
     keeper's connection (see the module's text)."""
 
@@ -216,12 +216,6 @@ class PersistentRunner:
 
     def __repr__(self) -> str:
         return f"PersistentRunner({self.host!r}, {self.settings['user']}@{self.target})"
-
-    def __enter__(self) -> PersistentRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def round_trips(self) -> int:

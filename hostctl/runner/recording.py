@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from hostctl.runner.base import Command, Result, RunnerError, shell_line
+from hostctl.runner.base import ClosesOnExit, Command, Result, RunnerError, shell_line
 
 Recorded = tuple[str, ...] | str
 """A command as recorded: an argv as a tuple, a script as a str."""
@@ -51,7 +51,7 @@ def _normalise(command: Command) -> Recorded:
     return command if isinstance(command, str) else tuple(command)
 
 
-class RecordingRunner:
+class RecordingRunner(ClosesOnExit):
     """Records commands instead of running them; answers from `responses`, first match wins.
 
     `responses` is a list of `(matcher, response)` pairs or a mapping from exact command
@@ -84,12 +84,6 @@ class RecordingRunner:
 
     def __repr__(self) -> str:
         return f"RecordingRunner({self.host!r}, {len(self.calls)} calls)"
-
-    def __enter__(self) -> RecordingRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def respond(self, matcher: Matcher, response: Response) -> RecordingRunner:
         """Add a canned response (checked after those already given); returns self."""

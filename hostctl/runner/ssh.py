@@ -44,6 +44,7 @@ from paramiko.pkey import PKey
 from hostctl.runner.base import (
     DRAIN_GRACE,
     AuthenticationFailed,
+    ClosesOnExit,
     Command,
     ConnectionLost,
     Deadline,
@@ -99,7 +100,7 @@ def fingerprint(key: PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-class SSHRunner:
+class SSHRunner(ClosesOnExit):
     """Runs commands on one host over SSH, key authentication only.
 
     The connection is opened on first use (or by `connect`) and reused for every call; if it
@@ -155,12 +156,6 @@ class SSHRunner:
 
     def __repr__(self) -> str:
         return f"SSHRunner({self.host!r}, {self.user}@{self.target})"
-
-    def __enter__(self) -> SSHRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- connection ---------------------------------------------------------------------
 
