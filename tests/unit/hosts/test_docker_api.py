@@ -276,3 +276,21 @@ def test_curl_is_asked_only_for_the_standard_client_on_its_default_engine(
     ask_engine(docker, tmp_path, {"PATH": f"{stubs}:{os.environ['PATH']}", "HOME": str(home),
                                   **env})
     assert (tmp_path / "curl-ran").exists() == asks_curl
+
+
+def test_without_curl_the_standard_client_is_asked_through_dial_stdio(tmp_path: Path) -> None:
+    """A host without curl: `docker` (the standard client) carries the questions itself."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "mktemp", "base64", "rm", "cat", "tail", "grep"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    (tmp_path / "answers").write_bytes(CAPTURED)
+    fake = fake_docker(tmp_path, f'cat > {tmp_path}/asked; cat {tmp_path}/answers; exit 0')
+    (bin_dir / "docker").symlink_to(fake)
+    out = ask_engine("docker", tmp_path, {"PATH": str(bin_dir)})
+    assert (tmp_path / "asked").read_bytes() == A.requests(PATHS)
+    assert out.split("\n", 2)[:2] == ["@@api", base64.b64encode(CAPTURED).decode()]
