@@ -58,8 +58,9 @@ _ERRORS: dict[str, type[RunnerError]] = {c.__name__: c for c in (
     base.CommandTimeout)}
 # The keeper's answer may lag the command's own timeout by its connect and clean-up.
 _ANSWER_MARGIN = 30.0
-# How long a keeper may take to say it takes a request (it does so before acting on it).
-_TAKE_WAIT = 10.0
+# How long a keeper may take to say it takes a request without a timeout of its own (it
+# says so before acting on it, at once unless the machine is starved).
+_TAKE_WAIT = 300.0
 # Keeper folders where this process could not start one: its other hosts connect directly
 # at once instead of each waiting for a keeper in turn.
 _no_keeper: set[Path] = set()
@@ -286,10 +287,14 @@ class PersistentRunner(ClosesOnExit):
                 return {}, b""
         sock = self._sock
         try:
-            sock.settimeout(_TAKE_WAIT)
+            # As long as the answer may take: a keeper too busy to say TAKEN in time may
+            # still take it, and the command must not then run a second time directly.
+            sock.settimeout(wait if wait is not None else _TAKE_WAIT)
             wire.send(sock, {**header, "ssh": self.settings, "persist": self.persist},
                       payload)
             taken = sock.recv(1)
+        except TimeoutError as exc:
+            raise self._lost(sock, what) from exc
         except OSError:
             taken = b""
         if taken != wire.TAKEN:  # refused, or the keeper went first: nothing was done
@@ -301,12 +306,7 @@ class PersistentRunner(ClosesOnExit):
             sock.settimeout(wait)
             reply, data = wire.receive(sock)
         except (OSError, wire.WireError) as exc:
-            self._sock = None
-            sock.close()
-            raise ConnectionLost(
-                self.host, f"the connection keeper went away while {what} was under way — "
-                "its outcome is unknown; re-run to converge (its log: keeper.log beside "
-                "its socket)", target=self.target) from exc
+            raise self._lost(sock, what) from exc
         for key in ("round_trips", "connects"):
             if not isinstance(reply.get(key, 0), int):
                 raise self._keeper_fault(f"a {key} that is not a number")
@@ -320,6 +320,14 @@ class PersistentRunner(ClosesOnExit):
             raise cls(self.host, str(reply.get("reason")),
                       target=target if isinstance(target, str) else self.target)
         return reply, data
+
+    def _lost(self, sock: socket.socket, what: str) -> ConnectionLost:
+        self._sock = None
+        sock.close()
+        return ConnectionLost(
+            self.host, f"the connection keeper went away while {what} was under way — "
+            "its outcome is unknown; re-run to converge (its log: keeper.log beside its "
+            "socket)", target=self.target)
 
     def _keeper_fault(self, what: str) -> RunnerError:
         return RunnerError(self.host, f"the connection keeper failed ({what}; its log: "

@@ -131,7 +131,11 @@ class Keeper:
         except BadRequest as exc:
             conn.sendall(wire.TAKEN)
             return {"error": "BadRequest", "reason": str(exc)}, b""
-        conn.sendall(wire.TAKEN)
+        try:
+            conn.sendall(wire.TAKEN)
+        except OSError:  # the command went away: nothing is done for it
+            self.release(kept)
+            raise
         runner = kept.runner
         trips, connects = runner.round_trips, runner.connects
         try:
@@ -154,9 +158,12 @@ class Keeper:
                 + "".join(traceback.format_tb(exc.__traceback__)))
             return {"error": "internal", "reason": type(exc).__name__}, b""
         finally:
-            with self.lock:
-                kept.busy -= 1
-                kept.last_used = time.monotonic()
+            self.release(kept)
+
+    def release(self, kept: _Kept) -> None:
+        with self.lock:
+            kept.busy -= 1
+            kept.last_used = time.monotonic()
 
     def take(self, header: dict[str, Any]) -> _Kept:
         """The kept connection for the request's SSH settings (a new runner if none), marked

@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from hostctl.cli.root import main
 from hostctl.runner import (
     AuthenticationFailed,
+    ConnectionLost,
     HostKeyRejected,
     HostUnreachable,
     RunnerError,
@@ -412,3 +413,50 @@ def test_port_forwards_take_a_direct_connection_of_their_own(kept: PersistentRun
             done.result(timeout=10)
     assert kept._bulk is not None and kept._bulk.connects == 1
     assert kept.run(["echo", "kept"]).stdout == "kept\n" and kept.connects == 1
+
+
+def test_a_command_that_leaves_before_it_is_taken_leaves_nothing_busy(
+        kept: PersistentRunner, persist_dir: Path) -> None:
+    """Sent, then gone before the keeper could say TAKEN: nothing stays marked under way
+    (a connection marked busy would never be closed, nor the keeper exit)."""
+    assert kept.run(["true"]).ok
+    path = str(persist_dir / f"keeper-v{wire.VERSION}.sock")
+    for _ in range(5):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(path)
+            wire.send(s, {"op": "run", "ssh": kept.settings, "persist": 30,
+                          "command": ["true"], "timeout": 10})
+    end = time.monotonic() + 10
+    while any(c["busy"] for c in stats(persist_dir)):
+        assert time.monotonic() < end, stats(persist_dir)
+        time.sleep(0.05)
+
+
+def test_a_keeper_that_never_says_taken_fails_the_command_rather_than_run_it_twice(
+        sshd: LocalSshd, tmp_path: Path, persist_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keeper too starved to answer in time might still take the command later: the
+    command is then lost (outcome unknown), never also run directly."""
+    from hostctl.runner import persist_client
+
+    monkeypatch.setattr(persist_client, "_ANSWER_MARGIN", 0.5)
+    marker = tmp_path / "ran"
+    with socket.socket(socket.AF_UNIX) as fake:
+        fake.bind(str(persist_dir / f"keeper-v{wire.VERSION}.sock"))
+        fake.listen(8)
+        fake.settimeout(10)
+        held: list[socket.socket] = []
+
+        def hold() -> None:  # reads and keeps the request, says nothing
+            conn, _ = fake.accept()
+            held.append(conn)
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(hold)
+            with PersistentRunner(settings(sshd, tmp_path, connect_timeout=1),
+                                  persist=30) as r, pytest.raises(ConnectionLost) as lost:
+                r.run(["sh", "-c", f"echo x >> {marker}"], timeout=0.5)
+        for conn in held:
+            conn.close()
+    assert "its outcome is unknown" in str(lost.value)
+    assert r._direct is None and not marker.exists()
