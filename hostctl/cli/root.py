@@ -174,7 +174,8 @@ def render(inventory: str, out_dir: str, as_json: bool) -> None:
 
 @main.command()
 def disconnect() -> None:
-    """Close the SSH connections kept by `ssh.persist` now (their keeper exits)."""
+    """Close the SSH connections kept by `ssh.persist` now; commands under way on them
+    finish first, then their keeper exits."""
     # imported here: keeps hostctl --help and start-up fast
     from hostctl.runner.persist_client import stop_keeper
 
