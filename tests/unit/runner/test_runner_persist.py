@@ -27,17 +27,16 @@ import pytest
 from click.testing import CliRunner
 
 from hostctl.cli.root import main
-from hostctl.runner import (
+from hostctl.runner import persist_wire as wire
+from hostctl.runner.base import (
     AuthenticationFailed,
     ConnectionLost,
     HostKeyRejected,
     HostUnreachable,
     RunnerError,
-    SSHRunner,
 )
-from hostctl.runner import persist_wire as wire
 from hostctl.runner.persist_client import PersistentRunner, keeper_call, keeper_dir
-from hostctl.runner.ssh import STALE_PROBE
+from hostctl.runner.ssh import STALE_PROBE, SSHRunner
 from tests.rigs.keeper_rig import keeper_pid, wait_gone
 
 if TYPE_CHECKING:
