@@ -142,6 +142,10 @@ def test_docker_says_the_same_through_its_api_and_its_commands(example_site: Sit
             n: (c.image, c.state, c.status.startswith("Up "), c.health, c.labels)
             for n, c in st.containers.items()})
 
+    # Health moves from starting to healthy between reads of containers just started:
+    # compared once every container's first check has passed.
+    assert wait_for(lambda: "health: starting" not in s.ssh(
+        "app-1", "docker ps --format '{{.Status}}'"), timeout=90, every=1)
     # The standard client's engine is asked with curl on its socket (a curl that notes
     # being run, ahead on PATH); any other client through dial-stdio, as configured.
     s.ssh("app-1", "printf '%s\\n' '#!/bin/sh' 'echo x >> /tmp/curl-ran' "
