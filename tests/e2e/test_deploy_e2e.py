@@ -114,9 +114,10 @@ def test_kept_connections_serve_consecutive_commands(example_site: Site,
         ("app-1", 1, True), ("edge-1", 1, True), ("gpu-1", 1, True)]
 
 def test_docker_says_the_same_through_its_api_and_its_commands(example_site: Site) -> None:
-    """The facts and status scripts ask Docker's engine through one `docker system
-    dial-stdio`; a client without it (here a wrapper refusing it, as a pre-18.09 client
-    does) answers through the docker commands: what is read must be the same."""
+    """The facts and status scripts ask Docker's engine with curl on its socket (the
+    standard client), through one `docker system dial-stdio` (another client), or, with a
+    client without dial-stdio (here a wrapper refusing it, as a pre-18.09 client does),
+    through the docker commands: what is read must be the same."""
     import base64
 
     from hostctl.hosts.facts import facts_script, parse_facts
@@ -146,9 +147,11 @@ def test_docker_says_the_same_through_its_api_and_its_commands(example_site: Sit
     # compared once every container's first check has passed.
     assert wait_for(lambda: "health: starting" not in s.ssh(
         "app-1", "docker ps --format '{{.Status}}'"), timeout=90, every=1)
-    # The standard client's engine is asked with curl on its socket (a curl that notes
-    # being run, ahead on PATH); any other client through dial-stdio, as configured.
-    s.ssh("app-1", "printf '%s\\n' '#!/bin/sh' 'echo x >> /tmp/curl-ran' "
+    # The standard client's engine is asked with curl on its socket (a curl ahead on PATH
+    # that notes being run on a socket: the host's health probe runs curl too, on its own
+    # timer); any other client through dial-stdio, as configured.
+    s.ssh("app-1", "printf '%s\\n' '#!/bin/sh' "
+          "'case \"$*\" in *--unix-socket*) echo x >> /tmp/curl-ran;; esac' "
           "'exec /usr/bin/curl \"$@\"' >/usr/local/bin/curl && chmod 755 /usr/local/bin/curl "
           "&& printf '%s\\n' '#!/bin/sh' 'exec docker \"$@\"' >/tmp/new-docker "
           "&& chmod 755 /tmp/new-docker")
