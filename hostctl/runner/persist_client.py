@@ -83,20 +83,15 @@ def keeper_dir() -> Path | None:
         return None
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         return None
-    if len(os.fsencode(_socket_path(d))) > _SOCKET_MAX:
+    if len(os.fsencode(wire.socket_path(d))) > _SOCKET_MAX:
         return None
     return d
-
-
-def _socket_path(directory: Path) -> Path:
-    # as persist_master.socket_path (not imported: that module is the keeper's)
-    return directory / f"keeper-v{wire.VERSION}.sock"
 
 
 def dial(directory: Path, *, start: bool) -> socket.socket | None:
     """A socket to the keeper in `directory` (started if `start` and none answers), or None
     when there is none to be had."""
-    path = _socket_path(directory)
+    path = wire.socket_path(directory)
     sock = _try_connect(path)
     if sock is not None or not start or directory in _no_keeper:
         return sock
@@ -189,14 +184,14 @@ def stop_keeper(wait: float = STOP_WAIT) -> str:
     except (OSError, wire.WireError) as exc:
         return f"the connection keeper did not answer ({exc})"
     n = len(connections)
-    hosts = ": " + ", ".join(sorted(str(c.get("host")) for c in connections)) if n else ""
+    kept = f"{n} kept connection{'s' if n != 1 else ''}" + (
+        ": " + ", ".join(sorted(str(c.get("host")) for c in connections)) if n else "")
     end = time.monotonic() + wait
-    while _socket_path(directory).exists():  # it removes its socket as it exits
+    while wire.socket_path(directory).exists():  # it removes its socket as it exits
         if time.monotonic() >= end:
-            return (f"closing {n} kept connection{'s' if n != 1 else ''}{hosts} once the "
-                    "commands under way on them end")
+            return f"closing {kept} once the commands under way on them end"
         time.sleep(0.05)
-    return f"closed {n} kept connection{'s' if n != 1 else ''}{hosts}"
+    return f"closed {kept}"
 
 
 class PersistentRunner(ClosesOnExit):
@@ -211,6 +206,7 @@ class PersistentRunner(ClosesOnExit):
         self._trips = 0  # round trips made by the keeper for this runner
         self.connects = 0
         self._sock: socket.socket | None = None
+        self._asked: socket.socket | None = None  # the socket a connect was answered on
         self._direct: SSHRunner | None = None
         self._bulk: SSHRunner | None = None
         self._lock = threading.Lock()
@@ -228,9 +224,12 @@ class PersistentRunner(ClosesOnExit):
 
     def connect(self) -> None:
         with self._lock:
-            if self._direct is None:
+            # Asked once per socket to the keeper: a command connects its hosts early
+            # (hosts.early) and again where it opens its runners (runner.pool).
+            if self._direct is None and (self._sock is None or self._sock is not self._asked):
                 self._ask({"op": "connect"}, b"", self.settings["connect_timeout"]
                           + _ANSWER_MARGIN, "connecting")
+                self._asked = self._sock
             direct = self._direct
         if direct is not None:
             direct.connect()

@@ -46,10 +46,6 @@ _PARAMS: dict[str, tuple[type, ...]] = {
 }
 
 
-def socket_path(directory: Path) -> Path:
-    return directory / f"keeper-v{wire.VERSION}.sock"
-
-
 def log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} [{os.getpid()}] {message}", flush=True)
 
@@ -296,7 +292,7 @@ def serve(directory: Path, ready_fd: int) -> None:
     from hostctl.runner.ssh import SSHRunner
 
     keeper = Keeper(SSHRunner)
-    path = socket_path(directory)
+    path = wire.socket_path(directory)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)  # the socket file is 0600 from its first moment
     try:

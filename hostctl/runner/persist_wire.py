@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 VERSION = 2
@@ -28,6 +29,11 @@ REFUSED = b"\x00"
 MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 1 << 31
 _LENGTH = struct.Struct(">I")
+
+
+def socket_path(directory: Path) -> Path:
+    """Where the keeper of this VERSION listens in its folder."""
+    return directory / f"keeper-v{VERSION}.sock"
 
 
 class WireError(Exception):

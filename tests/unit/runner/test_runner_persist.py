@@ -214,7 +214,7 @@ def test_the_folder_and_socket_are_the_users_alone(kept: PersistentRunner,
                                                    persist_dir: Path) -> None:
     assert kept.run(["true"]).ok
     assert persist_dir.stat().st_mode & 0o777 == 0o700
-    sock = persist_dir / f"keeper-v{wire.VERSION}.sock"
+    sock = wire.socket_path(persist_dir)
     assert sock.stat().st_mode & 0o777 == 0o600
 
 
@@ -235,7 +235,7 @@ def test_another_user_is_not_answered(kept: PersistentRunner, persist_dir: Path)
     open_dir = Path(tempfile.mkdtemp(prefix="hostctl-keeper-test-", dir="/tmp"))
     open_dir.chmod(0o711)
     sock = open_dir / "keeper.sock"
-    os.link(persist_dir / f"keeper-v{wire.VERSION}.sock", sock)
+    os.link(wire.socket_path(persist_dir), sock)
     sock.chmod(0o666)
     read, write = os.pipe()
     pid = os.fork()
@@ -268,7 +268,7 @@ def test_another_user_is_not_answered(kept: PersistentRunner, persist_dir: Path)
 def test_malformed_requests_are_refused_and_the_keeper_carries_on(
         kept: PersistentRunner, persist_dir: Path) -> None:
     assert kept.run(["true"]).ok
-    path = str(persist_dir / f"keeper-v{wire.VERSION}.sock")
+    path = str(wire.socket_path(persist_dir))
     for junk in (b"\xff\xff\xff\xff", struct.pack(">I", 5) + b"nope!", b"\x00\x00"):
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(10)
@@ -359,7 +359,7 @@ def test_disconnect_lets_a_command_under_way_finish_and_later_ones_connect_direc
 def test_a_file_in_the_keepers_place_is_left_alone_and_hosts_connect_directly(
         sshd: LocalSshd, tmp_path: Path, persist_dir: Path) -> None:
     # Something that is not a socket where the keeper's socket goes: not hostctl's to remove
-    squatter = persist_dir / f"keeper-v{wire.VERSION}.sock"
+    squatter = wire.socket_path(persist_dir)
     squatter.write_text("not a socket\n")
     started = time.monotonic()
     for host in ("app-1", "app-2", "app-3"):
@@ -376,7 +376,7 @@ def test_a_keeper_that_ends_before_taking_a_command_leaves_it_to_a_direct_connec
     and closes without a word): nothing was done, so the command runs directly, once."""
     marker = tmp_path / "ran"
     with socket.socket(socket.AF_UNIX) as fake:
-        fake.bind(str(persist_dir / f"keeper-v{wire.VERSION}.sock"))
+        fake.bind(str(wire.socket_path(persist_dir)))
         fake.listen(8)
         fake.settimeout(10)
 
@@ -419,7 +419,7 @@ def test_a_command_that_leaves_before_it_is_taken_leaves_nothing_busy(
     """Sent, then gone before the keeper could say TAKEN: nothing stays marked under way
     (a connection marked busy would never be closed, nor the keeper exit)."""
     assert kept.run(["true"]).ok
-    path = str(persist_dir / f"keeper-v{wire.VERSION}.sock")
+    path = str(wire.socket_path(persist_dir))
     for _ in range(5):
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(path)
@@ -441,7 +441,7 @@ def test_a_keeper_that_never_says_taken_fails_the_command_rather_than_run_it_twi
     monkeypatch.setattr(persist_client, "_ANSWER_MARGIN", 0.5)
     marker = tmp_path / "ran"
     with socket.socket(socket.AF_UNIX) as fake:
-        fake.bind(str(persist_dir / f"keeper-v{wire.VERSION}.sock"))
+        fake.bind(str(wire.socket_path(persist_dir)))
         fake.listen(8)
         fake.settimeout(10)
         held: list[socket.socket] = []
