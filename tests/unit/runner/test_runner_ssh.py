@@ -18,8 +18,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import paramiko
 import pytest
 
 from hostctl.runner import (
@@ -64,11 +65,22 @@ def test_connects_lazily_once_and_reuses_the_connection(runner: SSHRunner) -> No
 
 @pytest.mark.parametrize("keepalive", [15.0, 0.0])
 def test_the_connection_sends_small_messages_at_once(sshd: LocalSshd, tmp_path: Path,
-                                                     keepalive: float) -> None:
-    """TCP_NODELAY, keepalive or not: a command's small SSH messages (exec, EOF, close) do
-    not wait for the peer's delayed ACK (~40 ms each on Linux)."""
+                                                     keepalive: float,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """TCP_NODELAY from the handshake's first message on, keepalive or not: the handshake's,
+    authentication's and each command's small SSH messages do not wait for the peer's
+    delayed ACK (~40 ms each on Linux)."""
+    at_handshake: list[int] = []
+    start_client = paramiko.Transport.start_client
+
+    def noting(transport: paramiko.Transport, *args: Any, **kwargs: Any) -> Any:
+        at_handshake.append(transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return start_client(transport, *args, **kwargs)
+
+    monkeypatch.setattr(paramiko.Transport, "start_client", noting)
     with make_runner(sshd, tmp_path, keepalive=keepalive) as r:
         r.connect()
+        assert at_handshake == [1]
         assert r._conn is not None and r._conn.transport is not None
         sock = r._conn.transport.sock
         assert isinstance(sock, socket.socket)
