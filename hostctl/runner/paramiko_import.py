@@ -81,9 +81,9 @@ def _installed_version() -> str | None:
 def _import() -> None:
     if "paramiko" in sys.modules or "invoke" in sys.modules:
         return
-    sys.modules["invoke"] = None  # type: ignore[assignment]  # an ImportError for paramiko
     version = _installed_version() if _METADATA not in sys.modules else None
     stand_in = _MetadataForParamiko(version) if version else None
+    sys.modules["invoke"] = None  # type: ignore[assignment]  # an ImportError for paramiko
     if stand_in is not None:
         sys.modules[_METADATA] = stand_in
     try:

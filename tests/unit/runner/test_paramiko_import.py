@@ -24,10 +24,14 @@ print("ok")
 """
 
 
-def test_the_ssh_runner_imports_paramiko_without_invoke_and_match_exec_still_works() -> None:
-    res = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
+def passes_in_a_fresh_interpreter(script: str) -> None:
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=REPO, timeout=60)
     assert (res.returncode, res.stdout, res.stderr) == (0, "ok\n", "")
+
+
+def test_the_ssh_runner_imports_paramiko_without_invoke_and_match_exec_still_works() -> None:
+    passes_in_a_fresh_interpreter(CHECK)
 
 
 METADATA_CHECK = """
@@ -45,9 +49,7 @@ print("ok")
 def test_paramiko_is_imported_without_importlib_metadata_and_knows_its_version() -> None:
     """paramiko's __version__ (its SSH banner says it) read from its own METADATA is what
     importlib.metadata says; importlib.metadata itself is left for whoever needs it."""
-    res = subprocess.run([sys.executable, "-c", METADATA_CHECK], capture_output=True,
-                         text=True, cwd=REPO, timeout=60)
-    assert (res.returncode, res.stdout, res.stderr) == (0, "ok\n", "")
+    passes_in_a_fresh_interpreter(METADATA_CHECK)
 
 
 def test_the_metadata_stand_in_hands_other_names_to_the_real_module() -> None:
