@@ -19,7 +19,7 @@ Imported by `hostctl.runner.ssh` before paramiko itself.
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
+import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -60,7 +60,7 @@ class _MetadataForParamiko(types.ModuleType):
 def _installed_version() -> str | None:
     """paramiko's version as its installed METADATA says; None when that is not one clear
     file next to the package (then importlib.metadata is asked, as paramiko does)."""
-    spec = importlib.machinery.PathFinder.find_spec("paramiko")
+    spec = importlib.util.find_spec("paramiko")  # as the import will find it
     if spec is None or not spec.origin:
         return None
     found = list(Path(spec.origin).parent.parent.glob("paramiko-*.dist-info/METADATA"))
