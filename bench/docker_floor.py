@@ -18,21 +18,16 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.sandbox_session import booted, host_names, write_bench_site
+from bench.sandbox_session import arg, booted, host_names, write_bench_site
 from bench.speed_sandbox import machine_cpu
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox.models import SandboxHost
 
 IMAGE = "hostctl-demo-app:1.0"
-
-
-def arg(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
 def start_script(per_host: int) -> str:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import collections
 import os
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.sandbox_session import booted, host_names, service_specs, write_bench_site
+from bench.sandbox_session import arg, booted, host_names, service_specs, write_bench_site
 from bench.speed_sandbox import HERE, measured
 from hostctl.sandbox import app_image
 from hostctl.sandbox.models import SandboxHost
@@ -35,10 +34,6 @@ for p in /proc/[0-9]*; do
 done | awk '{own[$1] += $2 + $3; kids[$1] += $4 + $5}
   END {for (k in own) printf "%s\t%d\t%d\n", k, own[k], kids[k]}'
 """
-
-
-def arg(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
 def snapshot(host: SandboxHost) -> dict[str, tuple[int, int]]:

@@ -1,10 +1,11 @@
 """The sandbox hosts a bench runs on: booted for it, taking turns with test sessions through
 the rig's session lock, an inventory written for them, removed after (BENCH_KEEP=1 keeps
-them, to look at what the bench left)."""
+them, to look at what the bench left). Also the option reader the benches share."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -16,6 +17,10 @@ from hostctl.sandbox import hosts as sandbox_hosts
 from hostctl.sandbox.locking import file_lock
 from hostctl.sandbox.models import SandboxHost, SandboxHostRequest
 
+
+def arg(name: str, default: str) -> str:
+    """The value after option `name` on the bench's command line, else `default`."""
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 def service_specs(hosts: Sequence[str], per_host: int) -> list[str]:
     """`per_host` small HTTP services pinned to each host, health-checked (the deploy

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.sandbox_session import booted, host_names, service_specs, write_bench_site
+from bench.sandbox_session import arg, booted, host_names, service_specs, write_bench_site
 from hostctl.runner.persist_client import keeper_call, stop_keeper
 from hostctl.sandbox import app_image
 from hostctl.sandbox.locking import file_lock
@@ -42,10 +42,6 @@ from hostctl.sandbox.models import SandboxHost
 
 HERE = Path(__file__).resolve().parents[1]
 ARTIFACTS = "/var/lib/docker/volumes/hostctl-bench-artifacts/_data"
-
-
-def arg(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
 def write_site(root: Path, hosts: list[str], per_host: int) -> Path:

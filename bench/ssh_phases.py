@@ -20,20 +20,15 @@ from __future__ import annotations
 
 import socket
 import statistics
-import sys
 import time
 
-from bench.sandbox_session import booted, write_bench_site
+from bench.sandbox_session import arg, booted, write_bench_site
 from hostctl.runner import paramiko_import  # noqa: F401  (as hostctl imports paramiko)
 
 # isort: split
 import paramiko
 
 PHASES = ("connect+kex", "auth", "open", "exec")
-
-
-def arg(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
 def phases(address: str, port: int, user: str, key: paramiko.PKey,
