@@ -23,7 +23,7 @@ import statistics
 import time
 
 from bench.sandbox_session import arg, booted, write_bench_site
-from hostctl.runner import paramiko_import  # noqa: F401  (as hostctl imports paramiko)
+from hostctl.runner.ssh import _transport_without_nagle  # imports paramiko as hostctl does
 
 # isort: split
 import paramiko
@@ -36,9 +36,8 @@ def phases(address: str, port: int, user: str, key: paramiko.PKey,
     """Seconds per phase of one connection; `early`: TCP_NODELAY before the handshake."""
     t0 = time.perf_counter()
     sock = socket.create_connection((address, port), timeout=10)
-    if early:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    transport = paramiko.Transport(sock)
+    # hostctl's own transport factory, or paramiko's Transport as it was used before
+    transport = _transport_without_nagle(sock) if early else paramiko.Transport(sock)
     try:
         transport.start_client(timeout=10)
         t1 = time.perf_counter()
