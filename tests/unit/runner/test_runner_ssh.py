@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import paramiko
 import pytest
+from paramiko.common import MSG_IGNORE, MSG_REQUEST_FAILURE
+from paramiko.message import Message
 
 from hostctl.runner import (
     AuthenticationFailed,
@@ -31,6 +33,7 @@ from hostctl.runner import (
     RunnerError,
     SSHRunner,
 )
+from hostctl.runner.ssh import _PromptTransport
 
 if TYPE_CHECKING:
     from tests.rigs.local_sshd import LocalSshd
@@ -86,6 +89,57 @@ def test_the_connection_sends_small_messages_at_once(sshd: LocalSshd, tmp_path: 
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         assert r.run(["true"]).ok
+
+
+def test_a_host_request_wanting_no_answer_is_answered_so_its_ack_goes_at_once(
+        sshd: LocalSshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenSSH's sshd keeps Nagle on until a command starts and, right after authentication,
+    sends its host keys in a global request that wants no answer, then the confirmation of
+    the first channel: the transport answers an SSH_MSG_IGNORE, so that confirmation does not
+    wait for our delayed ACK (~40 ms)."""
+    events: list[str] = []
+    parse, send = _PromptTransport._parse_global_request, _PromptTransport._send_message
+
+    def parsing(transport: _PromptTransport, m: Message) -> None:
+        kind = m.get_text()
+        m.rewind()
+        events.append(f"request {kind}")
+        parse(transport, m)
+
+    def sending(transport: _PromptTransport, m: Message) -> None:
+        events.append(f"sent {m.asbytes()[0]}")
+        send(transport, m)
+
+    monkeypatch.setattr(_PromptTransport, "_parse_global_request", parsing)
+    monkeypatch.setattr(_PromptTransport, "_send_message", sending)
+    with make_runner(sshd, tmp_path) as r:
+        assert r.run(["true"]).ok
+    assert "request hostkeys-00@openssh.com" in events
+    i = events.index("request hostkeys-00@openssh.com")
+    assert events[i + 1] == f"sent {MSG_IGNORE}"
+
+
+@pytest.mark.parametrize(("want_reply", "sent"), [(False, [MSG_IGNORE]),
+                                                  (True, [MSG_REQUEST_FAILURE])])
+def test_a_host_request_gets_one_message_back(want_reply: bool, sent: list[int]) -> None:
+    """A request that wants an answer already gets paramiko's refusal (which carries the
+    ACK): nothing more is sent for it."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        ours = socket.create_connection(server.getsockname(), timeout=5)
+        theirs, _ = server.accept()
+    transport = _PromptTransport(ours)
+    seen: list[int] = []
+    transport._send_message = lambda m: seen.append(m.asbytes()[0])  # type: ignore[method-assign]
+    request = Message()
+    request.add_string("hostkeys-00@openssh.com")
+    request.add_boolean(want_reply)
+    request.rewind()
+    try:
+        transport._parse_global_request(request)
+    finally:
+        ours.close()
+        theirs.close()
+    assert seen == sent
 
 
 def test_connect_and_one_round_trip_on_loopback_are_fast(sshd: LocalSshd, tmp_path: Path) -> None:
