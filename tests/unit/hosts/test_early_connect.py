@@ -4,11 +4,14 @@ ones the session takes, each host connected once, and none is left open."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 from pathlib import Path
 
+import click
 import pytest
 
+from hostctl.cli.connecting import connect_early
 from hostctl.hosts import early
 from hostctl.hosts.session import Session, runner_for
 from hostctl.runner.base import HostUnreachable
@@ -128,3 +131,19 @@ def test_without_early_connections_runner_for_builds_a_new_runner(site: Site) ->
 
     runner = runner_for(site.inventory.hosts["app-1"])
     assert isinstance(runner, SSHRunner) and not runner.connected
+
+
+def test_a_command_wakes_its_connections_sooner_only_while_it_runs(site: Site) -> None:
+    """connect_early shortens Python's thread switch interval, so the handshakes' threads
+    are not kept waiting by the busy main thread, and puts it back when the command ends."""
+    before = sys.getswitchinterval()
+    inside: list[float] = []
+
+    @click.command()
+    def command() -> None:
+        connect_early(site, [])  # no host chosen: nothing is contacted
+        inside.append(sys.getswitchinterval())
+
+    command.main([], standalone_mode=False)
+    assert inside == [0.0005]
+    assert sys.getswitchinterval() == before
