@@ -525,14 +525,10 @@ class _PromptTransport(paramiko.Transport):
         m.rewind()
         super()._parse_global_request(m)
         if not answered:
-            self._send_message(_ignore_message())
-
-
-def _ignore_message() -> Message:
-    message = Message()
-    message.add_byte(cMSG_IGNORE)
-    message.add_string(b"")
-    return message
+            ignore = Message()
+            ignore.add_byte(cMSG_IGNORE)
+            ignore.add_string(b"")
+            self._send_message(ignore)
 
 
 class _Connection:
