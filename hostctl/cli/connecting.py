@@ -24,9 +24,9 @@ def connect_early(site: Any, hosts: Iterable[str] | None) -> None:
         # Paramiko is imported before the handshakes start, here: imported by their
         # threads it shared the CPU with the rest of start-up, and every handshake waited.
         import hostctl.runner.ssh  # noqa: F401
-    # The handshakes' threads wake at each message from a host, and while the main thread
-    # works (imports, rendering) each waited for it to yield: after up to 5 ms, Python's
-    # default switch interval, where 0.5 ms costs nothing this command would notice.
+    # The handshakes' threads wake at each message from a host; while the main thread
+    # works (imports, rendering), each wake-up waited for it to yield, up to Python's
+    # switch interval: 5 ms by default, 0.5 ms while this command runs.
     ctx = click.get_current_context()
     ctx.call_on_close(partial(sys.setswitchinterval, sys.getswitchinterval()))
     sys.setswitchinterval(0.0005)

@@ -107,7 +107,8 @@ def test_a_host_request_wanting_no_answer_is_answered_so_its_ack_goes_at_once(
         parse(transport, m)
 
     def sending(transport: _PromptTransport, m: Message) -> None:
-        events.append(f"sent {m.asbytes()[0]}")
+        if threading.current_thread() is transport:  # its reader, not a command's open
+            events.append(f"sent {m.asbytes()[0]}")
         send(transport, m)
 
     monkeypatch.setattr(_PromptTransport, "_parse_global_request", parsing)
