@@ -22,6 +22,7 @@ def arg(name: str, default: str) -> str:
     """The value after option `name` on the bench's command line, else `default`."""
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
+
 def service_specs(hosts: Sequence[str], per_host: int) -> list[str]:
     """`per_host` small HTTP services pinned to each host, health-checked (the deploy
     benches' workload), as spec documents."""

@@ -525,6 +525,8 @@ class _PromptTransport(paramiko.Transport):
         m.rewind()
         super()._parse_global_request(m)
         if not answered:
+            # Not Transport.send_ignore: it waits out a key exchange, and this runs in the
+            # thread that would finish it.
             ignore = Message()
             ignore.add_byte(cMSG_IGNORE)
             ignore.add_string(b"")
