@@ -49,45 +49,45 @@ def _connected(site: Any, hosts: Iterable[str]) -> AbstractContextManager[Any]:
     return session(site, hosts)
 
 
+# Seconds between the two readings of Logstash's counters (only taken when they matter)
+SECOND_READING_AFTER = 3
+
+
 def _stderr(text: str) -> None:
     click.secho(text, err=True, fg="red")
 
 
 def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
-    """Whether logs reach Elasticsearch: each container's log driver, and Logstash's
-    counters read twice, a few seconds apart (a stalled output from a quiet site)."""
+    """Whether logs reach Elasticsearch: each container's log driver and Logstash's counters,
+    as the status script read them; when those counters show failed or rejected events,
+    a second reading a few seconds later tells a failing output from old news."""
     # imported here: keeps hostctl --help and start-up fast
     from hostctl.observability.shipping import (
-        drivers_argv,
-        parse_drivers,
         parse_stats,
+        second_reading_needed,
         shipping_state,
         stats_argv,
     )
+    from hostctl.ops.status import HostStatus
     from hostctl.runner import RunnerError
 
     log = site.inventory.logging
     if log is None:
         return shipping_state(None, {}, False, None)
-    drivers: dict[str, dict[str, str]] = {}
-    for name, runner in runners.items():
-        if not isinstance(runner, RunnerError):
-            res = runner.run(drivers_argv(site.inventory.hosts[name].docker), timeout=60)
-            drivers[name] = parse_drivers(res.stdout) if res.rc == 0 else {}
+    statuses = {n: s for n, s in results.items() if isinstance(s, HostStatus)}
+    drivers = {n: s.log_drivers for n, s in statuses.items()}
     runner = runners.get(log.host)
-    if runner is None or isinstance(runner, RunnerError):
+    if runner is None or isinstance(runner, RunnerError) or log.host not in statuses:
         return shipping_state(log, drivers, False, None)
-    host_status = results.get(log.host)
-    unit = getattr(host_status, "units", {}).get("hostctl-logging-logstash-1.service")
+    unit = statuses[log.host].units.get("hostctl-logging-logstash-1.service")
     running = unit is not None and unit.active == "active"
-    docker = site.inventory.hosts[log.host].docker
-    readings = []
-    for i in range(2):
-        if i:
-            time.sleep(3)
-        res = runner.run(stats_argv(docker), timeout=30)
-        readings.append(parse_stats(res.stdout) if res.rc == 0 else None)
-    return shipping_state(log, drivers, running, readings[1], readings[0])
+    first = statuses[log.host].logstash
+    if not (running and second_reading_needed(first)):
+        return shipping_state(log, drivers, running, first)
+    time.sleep(SECOND_READING_AFTER)
+    res = runner.run(stats_argv(site.inventory.hosts[log.host].docker), timeout=30)
+    return shipping_state(log, drivers, running,
+                          parse_stats(res.stdout) if res.rc == 0 else None, first)
 
 
 @click.command()
@@ -106,9 +106,11 @@ def status(inventory: str, hosts: tuple[str, ...], as_json: bool) -> None:
 
     Drift is marked with `*` and explained under the table: a spec hash that differs from
     the specs, a unit the specs want but the host lacks, a unit or container the specs do
-    not know. One round trip per host; env files (secrets) are never read. Exit status 1
-    when a host cannot be read (the others are still shown); drift alone exits 0 (see
-    "drift" in --json).
+    not know. With a logging section, whether logs are shipped: each container's log
+    driver and Logstash's counters (when these show failed or rejected events, read again
+    3 s later: going on, or old news). One round trip per host (and that second reading);
+    env files (secrets) are never read. Exit status 1 when a host cannot be read (the others
+    are still shown); drift alone exits 0 (see "drift" in --json).
     """
     # imported here: keeps hostctl --help and start-up fast
     from hostctl.spec.schema import did_you_mean

@@ -1,12 +1,14 @@
 """Is anything being shipped? What `hostctl status` can say about log shipping, from two
-readings taken over SSH: the log driver of each hostctl container (on every host), and
-Logstash's own event counters (on the logging host, through `docker exec`, so no port is
-published for it). Commands and pure parsers, like every other fact hostctl reads.
+readings taken over SSH, both in the status script's one round trip: the log driver of each
+hostctl container (on every host), and Logstash's own event counters (on the logging host,
+through `docker exec`, so no port is published for it). Shell jobs and pure parsers, like
+every other fact hostctl reads.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +19,14 @@ LOGSTASH_CONTAINER = f"hostctl-{LOGSTASH_WORKLOAD}-1"
 STATS_URL = "http://127.0.0.1:9600/_node/stats/pipelines"
 
 
-def drivers_argv(docker: str) -> list[str]:
-    """Each hostctl container's name and log driver, one per line."""
-    return ["sh", "-c", f'ids=$({docker} ps -q --filter label=io.hostctl.managed=true); '
-            f'[ -z "$ids" ] || {docker} inspect -f '
-            "'{{.Name}} {{.HostConfig.LogConfig.Type}}' $ids"]
+def drivers_job(docker: str, into: str) -> str:
+    """A background shell job that writes each hostctl container's name and log driver, one
+    per line, into the file `into` (a shell word)."""
+    d = shlex.quote(docker)
+    return (f"( ids=$({d} ps -q --filter label=io.hostctl.managed=true); "
+            f"[ -z \"$ids\" ] || {d} inspect -f "
+            "'{{.Name}} {{.HostConfig.LogConfig.Type}}' $ids "
+            f">{into} 2>/dev/null ) &")
 
 
 def parse_drivers(text: str) -> dict[str, str]:
@@ -36,6 +41,13 @@ def parse_drivers(text: str) -> dict[str, str]:
 def stats_argv(docker: str) -> list[str]:
     """Logstash's pipeline counters, read inside its container (the image has curl)."""
     return [docker, "exec", LOGSTASH_CONTAINER, "curl", "-s", "-m", "5", STATS_URL]
+
+
+def stats_job(docker: str, into: str) -> str:
+    """A background shell job that writes Logstash's counters (stats_argv) into the file
+    `into` (a shell word) when it answers, and nothing when it does not."""
+    argv = " ".join(shlex.quote(a) for a in stats_argv(docker))
+    return f"( {argv} >{into}.part 2>/dev/null && mv {into}.part {into} ) &"
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,13 @@ class Shipping:
 
     def __str__(self) -> str:
         return f"{self.state}: {self.detail}" if self.detail else self.state
+
+
+def second_reading_needed(first: LogstashStats | None) -> bool:
+    """Whether a second reading of Logstash's counters a few seconds after `first` could
+    change the verdict: only failed or rejected events since Logstash started can be old
+    news or going on now (shipping_state tells them apart by a rise between the two)."""
+    return first is not None and (first.failing_requests > 0 or first.rejected > 0)
 
 
 def shipping_state(cfg: LoggingConfig | None, drivers: Mapping[str, Mapping[str, str]],

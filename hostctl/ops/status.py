@@ -10,6 +10,7 @@ Secret-free by construction: the script reads unit files (for their spec-hash la
 
 from __future__ import annotations
 
+import base64
 import calendar
 import re
 import shlex
@@ -26,6 +27,13 @@ from hostctl.hosts.health_verdict import VERIFIED_SUFFIX, Records, verdict
 from hostctl.hosts.unit_show import parse_units
 from hostctl.k8s import handoff_records as in_cluster
 from hostctl.layout import MARK
+from hostctl.observability.shipping import (
+    LogstashStats,
+    drivers_job,
+    parse_drivers,
+    parse_stats,
+    stats_job,
+)
 from hostctl.render.docker_cmd import LABEL
 from hostctl.render.probe import host_probes
 from hostctl.runner.base import Runner, RunnerError
@@ -91,6 +99,11 @@ class HostStatus:
     # GPUs busy with a compute process hostctl did not start, as its job queue last saw
     # them (nvidia-smi): (device, pid, process name, memory)
     foreign_gpus: tuple[tuple[str, str, str, str], ...] = ()
+    # container -> its log driver, on a site that ships logs (status_script's `drivers`)
+    log_drivers: dict[str, str] = field(default_factory=dict)
+    # Logstash's counters, on its host (status_script's `logstash`); None when it did not
+    # answer, or was not asked
+    logstash: LogstashStats | None = None
 
 
 @dataclass(frozen=True)
@@ -132,8 +145,10 @@ def _each_file(globs: str, command: str) -> list[str]:
             f"[ $# -eq 0 ] || {command}"]
 
 
-def status_script(docker: str) -> str:
-    """The script that prints a host's status. Read-only; env files are never opened."""
+def status_script(docker: str, drivers: bool = False, logstash: bool = False) -> str:
+    """The script that prints a host's status. Read-only; env files are never opened.
+    `drivers`: each hostctl container's log driver too (a site that ships logs);
+    `logstash`: Logstash's counters too (its host). Both in the background, with the rest."""
     d = shlex.quote(docker)
     files = f"{L.UNIT_DIR}/{UNIT_PREFIX}*.service {L.UNIT_DIR}/{UNIT_PREFIX}*.timer"
     props = ",".join(UNIT_PROPERTIES)
@@ -165,6 +180,8 @@ def status_script(docker: str) -> str:
         f"r=$(readlink {L.CURRENT_LINK} 2>/dev/null); echo \"{MARK}release ${{r##*/}}\"",
         'T=$(mktemp -d)',
         *A.api_lines(docker, [A.VERSION, A.CONTAINERS]),
+        *([drivers_job(docker, '"$T/drivers"')] if drivers else []),
+        *([stats_job(docker, '"$T/logstash"')] if logstash else []),
         f"echo '{MARK}unitfiles'",
         # The spec hash is a label on the unit's `docker run` line: it says which spec the
         # unit file was rendered from, even while its container is not running. Per file:
@@ -203,6 +220,11 @@ def status_script(docker: str) -> str:
         f"cat {L.STATE_DIR}/gpu/foreign 2>/dev/null",
         "wait",
         *A.answer_lines(cli),
+        *([f"echo '{MARK}drivers'", 'cat "$T/drivers" 2>/dev/null'] if drivers else []),
+        # base64 on one line: JSON may hold any text, and a line of it must not pass for a
+        # section mark
+        *([f"echo '{MARK}logstash'", '[ -s "$T/logstash" ] && base64 -w0 "$T/logstash"; echo']
+          if logstash else []),
         'rm -rf "$T"',
         f"echo '{MARK}end'",
     ]
@@ -234,7 +256,18 @@ def parse_status(host: str, text: str) -> HostStatus:
         verified=_verified(sections.get("verified", [])),
         handed_off=in_cluster.parse_records(sections.get("cluster", [])),
         foreign_gpus=_foreign_gpus(sections.get("gpu-foreign", [])),
+        log_drivers=parse_drivers("\n".join(sections.get("drivers", []))),
+        logstash=_logstash(sections.get("logstash", [])),
     )
+
+
+def _logstash(lines: list[str]) -> LogstashStats | None:
+    """The `@@logstash` section (Logstash's counters, base64); None when empty or garbled."""
+    try:
+        text = base64.b64decode("".join(lines).strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parse_stats(text) if text else None
 
 
 def _engine_answers(host: str, lines: list[str]) -> tuple[str, dict[str, ContainerStatus]]:
@@ -326,10 +359,13 @@ def read_statuses(site: m.Site, runners: Mapping[str, Runner | RunnerError]
                   ) -> dict[str, HostStatus | Exception]:
     """Run the status script on every host in parallel: one round trip per host."""
 
+    log = site.inventory.logging
+
     def read(runner: Runner) -> HostStatus:
         docker = site.inventory.hosts[runner.host].docker
-        res = runner.run(["sh", "-s"], stdin=status_script(docker).encode(),
-                         timeout=SCRIPT_TIMEOUT)
+        script = status_script(docker, drivers=log is not None,
+                               logstash=log is not None and log.host == runner.host)
+        res = runner.run(["sh", "-s"], stdin=script.encode(), timeout=SCRIPT_TIMEOUT)
         return parse_status(runner.host, res.stdout)
 
     return run_parallel(runners, read)

@@ -31,6 +31,7 @@ from hostctl.observability.elasticsearch import (
 from hostctl.observability.logging_args import log_args
 from hostctl.observability.pipeline import render_pipeline
 from hostctl.observability.platform import elasticsearch_workload
+from hostctl.observability.shipping import parse_stats
 from hostctl.render.docker_cmd import service_run_argv
 from hostctl.sandbox import app_image
 from hostctl.spec import model as m
@@ -174,6 +175,11 @@ def test_container_lines_reach_elasticsearch_with_hostctls_fields(elk: Elk, mode
         "site": SITE, "project": PROJECT, "kind": "service", "instance": "1",
         "spec_hash": spec_hash(w), "tag": "hostctl-elk-app-1"}
     assert by_message[f"oops-{nonce}"]["log"]["level"] == "error"
+    # Logstash's counters as `hostctl status` reads them (shipping.parse_stats)
+    api = f"http://127.0.0.1:{published('hostctl-elk-logstash', '9600/tcp')}"
+    stats = parse_stats(requests.get(f"{api}/_node/stats/pipelines", timeout=10,
+                                     proxies={"http": ""}).text)
+    assert stats is not None and stats.events_in >= 2 and stats.documents >= 2, stats
     settings = requests.get(f"{elk.es_url}/{index}/_settings", timeout=10,
                             proxies={"http": ""}).json()
     assert {s["settings"]["index"]["lifecycle"]["name"] for s in settings.values()} == {

@@ -10,9 +10,9 @@ import pytest
 from hostctl.observability.shipping import (
     LogstashStats,
     Shipping,
-    drivers_argv,
     parse_drivers,
     parse_stats,
+    second_reading_needed,
     shipping_state,
     stats_argv,
 )
@@ -50,7 +50,17 @@ def test_parse_drivers_and_commands() -> None:
     assert stats_argv("/usr/bin/docker") == [
         "/usr/bin/docker", "exec", "hostctl-logging-logstash-1", "curl", "-s", "-m", "5",
         "http://127.0.0.1:9600/_node/stats/pipelines"]
-    assert drivers_argv("docker")[:2] == ["sh", "-c"]
+
+
+@pytest.mark.parametrize(("first", "needed"), [
+    (None, False),  # no answer: nothing a second reading would be compared with
+    (LogstashStats(10, 10, 10, 0, 0), False),  # nothing ever failed: one reading says it
+    (LogstashStats(10, 10, 9, 1, 0), True),  # rejected since start: still, or long ago?
+    (LogstashStats(10, 10, 10, 0, 3), True),  # failed bulk requests since start: the same
+])
+def test_a_second_reading_only_when_failures_need_telling_apart(
+        first: LogstashStats | None, needed: bool) -> None:
+    assert second_reading_needed(first) is needed
 
 
 OK = LogstashStats(10, 10, 10, 0, 0)

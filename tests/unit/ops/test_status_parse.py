@@ -12,6 +12,7 @@ import pytest
 from hostctl import layout as L
 from hostctl.hosts.facts import split_sections
 from hostctl.hosts.health_verdict import parse_timestamp
+from hostctl.observability.shipping import LogstashStats
 from hostctl.ops import status as st
 from hostctl.runner.base import HostUnreachable, Result
 from hostctl.runner.recording import RecordingRunner
@@ -65,6 +66,66 @@ def test_script_runs_under_sh_on_a_host_without_hostctl(tmp_path: Path) -> None:
     assert not parsed.docker_ok
     assert parsed.docker_detail == "Cannot connect to the Docker daemon"
     assert parsed.now > 1_600_000_000
+
+
+_DOCKER_OF_A_LOGGING_HOST = """#!/bin/sh
+# A stand-in for the docker client on the logging host: only what the status script asks.
+case "$1 $2" in
+  "version --format") echo 24.0.7 ;;
+  "ps -q") printf 'c1\\nc2\\n' ;;
+  "inspect -f") [ "$4 $5" = "c1 c2" ] || exit 2
+    printf '/hostctl-api-1 gelf\\n/hostctl-old-1 journald\\n' ;;
+  "exec hostctl-logging-logstash-1")
+    [ "$3 $4 $5 $6 $7" = "curl -s -m 5 http://127.0.0.1:9600/_node/stats/pipelines" ] || exit 2
+    cat "$(dirname "$0")/stats.json" ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def _logging_host(tmp_path: Path, stats: str | None) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "docker").write_text(_DOCKER_OF_A_LOGGING_HOST)
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    if stats is not None:
+        (bin_dir / "stats.json").write_text(stats)
+    return bin_dir / "docker"
+
+
+def _run(script: str, docker: Path) -> st.HostStatus:
+    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         env={"PATH": f"{docker.parent}:/usr/bin:/bin"}, timeout=30)
+    return st.parse_status("edge-1", res.stdout)
+
+
+def test_the_log_drivers_and_logstash_counters_come_in_the_same_round_trip(
+        tmp_path: Path) -> None:
+    """On the logging host the one status script also reads each container's log driver
+    and Logstash's counters (as Logstash 8 answers `_node/stats/pipelines`, pretty-printed
+    here: the section carries it whole, whatever its lines)."""
+    output = {"id": "hostctl-elasticsearch", "documents": {"successes": 117,
+                                                           "non_retryable_failures": 1},
+              "bulk_requests": {"failures": 2}}
+    stats = {"pipelines": {"main": {"events": {"in": 120, "out": 118},
+                                    "plugins": {"outputs": [output]}}}}
+    docker = _logging_host(tmp_path, json.dumps(stats, indent=2))
+    both = _run(st.status_script(str(docker), drivers=True, logstash=True), docker)
+    assert both.docker_ok and both.docker_detail == "24.0.7"
+    assert both.log_drivers == {"hostctl-api-1": "gelf", "hostctl-old-1": "journald"}
+    assert both.logstash == LogstashStats(120, 118, 117, 1, 2)
+    drivers_only = _run(st.status_script(str(docker), drivers=True), docker)
+    assert drivers_only.log_drivers == both.log_drivers and drivers_only.logstash is None
+    plain = st.status_script(str(docker))  # a site without logging asks neither
+    assert "@@drivers" not in plain and "@@logstash" not in plain and "inspect" not in plain
+
+
+def test_logstash_not_answering_reads_as_no_counters(tmp_path: Path) -> None:
+    docker = _logging_host(tmp_path, None)  # its `docker exec ... curl` fails
+    status = _run(st.status_script(str(docker), drivers=True, logstash=True), docker)
+    assert status.logstash is None and status.docker_ok
 
 
 # -- the parser ----------------------------------------------------------------------------
