@@ -85,9 +85,12 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
     if not (running and second_reading_needed(first)):
         return shipping_state(log, drivers, running, first)
     time.sleep(SECOND_READING_AFTER)
-    res = runner.run(stats_argv(site.inventory.hosts[log.host].docker), timeout=30)
-    return shipping_state(log, drivers, running,
-                          parse_stats(res.stdout) if res.rc == 0 else None, first)
+    try:
+        res = runner.run(stats_argv(site.inventory.hosts[log.host].docker), timeout=30)
+        second = parse_stats(res.stdout) if res.rc == 0 else None
+    except RunnerError:  # the host's status is shown all the same; Logstash did not answer
+        second = None
+    return shipping_state(log, drivers, running, second, first)
 
 
 @click.command()

@@ -17,6 +17,7 @@ from hostctl.spec.sections.logging import LOGSTASH_WORKLOAD, LoggingConfig
 
 LOGSTASH_CONTAINER = f"hostctl-{LOGSTASH_WORKLOAD}-1"
 STATS_URL = "http://127.0.0.1:9600/_node/stats/pipelines"
+STATS_TIMEOUT = 10  # seconds for the status script's reading (curl's own bound is 5)
 
 
 def drivers_job(docker: str, into: str) -> str:
@@ -45,9 +46,11 @@ def stats_argv(docker: str) -> list[str]:
 
 def stats_job(docker: str, into: str) -> str:
     """A background shell job that writes Logstash's counters (stats_argv) into the file
-    `into` (a shell word) when it answers, and nothing when it does not."""
+    `into` (a shell word) when it answers, and nothing when it does not. Bounded: a stuck
+    `docker exec` must not hold up the rest of the host's status."""
     argv = " ".join(shlex.quote(a) for a in stats_argv(docker))
-    return f"( {argv} >{into}.part 2>/dev/null && mv {into}.part {into} ) &"
+    return (f"( timeout {STATS_TIMEOUT} {argv} >{into}.part 2>/dev/null "
+            f"&& mv {into}.part {into} ) &")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from hostctl.cli import day2 as cli_day2
 from hostctl.hosts.unit_show import UnitState
 from hostctl.observability.shipping import LogstashStats, stats_argv
 from hostctl.ops.status import HostStatus
-from hostctl.runner.base import HostUnreachable, Result
+from hostctl.runner.base import HostUnreachable, Result, timed_out
 from hostctl.runner.recording import RecordingRunner
 from hostctl.spec.model import Site
 from hostctl.validate import load_site
@@ -97,3 +97,11 @@ def test_logstash_not_answering(site: Site, slept: list[float]) -> None:
     assert verdict == ("not shipping: Logstash on edge-1 runs but its API does not answer "
                        "(starting, or stuck)")
     assert slept == []
+
+
+def test_a_second_reading_that_times_out_is_no_answer(site: Site, slept: list[float]) -> None:
+    argv = stats_argv(site.inventory.hosts["edge-1"].docker)
+    edge = RecordingRunner("edge-1", [(argv, timed_out("edge-1", argv))])
+    verdict = _shipping(site, _edge(LogstashStats(50, 50, 50, 0, 3)), edge)
+    assert verdict == ("not shipping: Logstash on edge-1 runs but its API does not answer "
+                       "(starting, or stuck)")

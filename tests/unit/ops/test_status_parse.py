@@ -12,6 +12,7 @@ import pytest
 from hostctl import layout as L
 from hostctl.hosts.facts import split_sections
 from hostctl.hosts.health_verdict import parse_timestamp
+from hostctl.observability import shipping
 from hostctl.observability.shipping import LogstashStats
 from hostctl.ops import status as st
 from hostctl.runner.base import HostUnreachable, Result
@@ -77,6 +78,7 @@ case "$1 $2" in
     printf '/hostctl-api-1 gelf\\n/hostctl-old-1 journald\\n' ;;
   "exec hostctl-logging-logstash-1")
     [ "$3 $4 $5 $6 $7" = "curl -s -m 5 http://127.0.0.1:9600/_node/stats/pipelines" ] || exit 2
+    [ -f "$(dirname "$0")/stuck" ] && exec sleep 60
     cat "$(dirname "$0")/stats.json" ;;
   *) exit 1 ;;
 esac
@@ -126,6 +128,15 @@ def test_logstash_not_answering_reads_as_no_counters(tmp_path: Path) -> None:
     docker = _logging_host(tmp_path, None)  # its `docker exec ... curl` fails
     status = _run(st.status_script(str(docker), drivers=True, logstash=True), docker)
     assert status.logstash is None and status.docker_ok
+
+
+def test_a_stuck_docker_exec_does_not_hold_up_the_status(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docker = _logging_host(tmp_path, "{}")
+    (docker.parent / "stuck").touch()  # its `docker exec` never returns
+    monkeypatch.setattr(shipping, "STATS_TIMEOUT", 1)
+    status = _run(st.status_script(str(docker), drivers=True, logstash=True), docker)
+    assert status.logstash is None and status.docker_ok  # _run's own bound is 30 s
 
 
 # -- the parser ----------------------------------------------------------------------------
