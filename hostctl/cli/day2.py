@@ -63,6 +63,7 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
     a second reading a few seconds later tells a failing output from old news."""
     # imported here: keeps hostctl --help and start-up fast
     from hostctl.observability.shipping import (
+        LOGSTASH_CONTAINER,
         parse_stats,
         second_reading_needed,
         shipping_state,
@@ -76,17 +77,17 @@ def _log_shipping(site: Any, runners: Any, results: Any) -> Any:
         return shipping_state(None, {}, False, None)
     statuses = {n: s for n, s in results.items() if isinstance(s, HostStatus)}
     drivers = {n: s.log_drivers for n, s in statuses.items()}
-    runner = runners.get(log.host)
-    if runner is None or isinstance(runner, RunnerError) or log.host not in statuses:
+    if log.host not in statuses:  # not among --hosts, unreachable, or its status unreadable
         return shipping_state(log, drivers, False, None)
-    unit = statuses[log.host].units.get("hostctl-logging-logstash-1.service")
+    unit = statuses[log.host].units.get(f"{LOGSTASH_CONTAINER}.service")
     running = unit is not None and unit.active == "active"
     first = statuses[log.host].logstash
     if not (running and second_reading_needed(first)):
         return shipping_state(log, drivers, running, first)
     time.sleep(SECOND_READING_AFTER)
     try:
-        res = runner.run(stats_argv(site.inventory.hosts[log.host].docker), timeout=30)
+        res = runners[log.host].run(stats_argv(site.inventory.hosts[log.host].docker),
+                                    timeout=30)
         second = parse_stats(res.stdout) if res.rc == 0 else None
     except RunnerError:  # the host's status is shown all the same; Logstash did not answer
         second = None

@@ -10,7 +10,6 @@ Secret-free by construction: the script reads unit files (for their spec-hash la
 
 from __future__ import annotations
 
-import base64
 import calendar
 import re
 import shlex
@@ -264,7 +263,7 @@ def parse_status(host: str, text: str) -> HostStatus:
 def _logstash(lines: list[str]) -> LogstashStats | None:
     """The `@@logstash` section (Logstash's counters, base64); None when empty or garbled."""
     try:
-        text = base64.b64decode("".join(lines).strip(), validate=True).decode()
+        text = A.base64_bytes("".join(lines)).decode()
     except (ValueError, UnicodeDecodeError):
         return None
     return parse_stats(text) if text else None
