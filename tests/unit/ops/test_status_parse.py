@@ -51,19 +51,30 @@ def test_script_quotes_an_odd_docker_path() -> None:
     assert "if out=$('/opt/my docker/bin/docker' version" in script
 
 
-def test_script_runs_under_sh_on_a_host_without_hostctl(tmp_path: Path) -> None:
-    """Run for real with fake systemctl/docker first on PATH: every section still prints."""
+def _stub_host(tmp_path: Path, docker: str) -> Path:
+    """A folder of stand-ins put first on PATH: a systemctl that knows no unit and the
+    docker client `docker` (a shell script); returns the docker client's path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "docker").write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\n"
-                                    "exit 1\n")
+    (bin_dir / "docker").write_text(docker)
     for f in bin_dir.iterdir():
         f.chmod(0o755)
-    script = st.status_script(str(bin_dir / "docker"))
+    return bin_dir / "docker"
+
+
+def _run(script: str, docker: Path, host: str = "edge-1") -> st.HostStatus:
+    """`script` run by sh with the stand-ins next to `docker` first on PATH, parsed."""
     res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
-                         env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30)
-    parsed = st.parse_status("app-1", res.stdout)
+                         env={"PATH": f"{docker.parent}:/usr/bin:/bin"}, timeout=30)
+    return st.parse_status(host, res.stdout)
+
+
+def test_script_runs_under_sh_on_a_host_without_hostctl(tmp_path: Path) -> None:
+    """Run for real with fake systemctl/docker first on PATH: every section still prints."""
+    docker = _stub_host(tmp_path, "#!/bin/sh\necho 'Cannot connect to the Docker daemon' "
+                                  ">&2\nexit 1\n")
+    parsed = _run(st.status_script(str(docker)), docker, "app-1")
     assert not parsed.docker_ok
     assert parsed.docker_detail == "Cannot connect to the Docker daemon"
     assert parsed.now > 1_600_000_000
@@ -86,21 +97,10 @@ esac
 
 
 def _logging_host(tmp_path: Path, stats: str | None) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "docker").write_text(_DOCKER_OF_A_LOGGING_HOST)
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
+    docker = _stub_host(tmp_path, _DOCKER_OF_A_LOGGING_HOST)
     if stats is not None:
-        (bin_dir / "stats.json").write_text(stats)
-    return bin_dir / "docker"
-
-
-def _run(script: str, docker: Path) -> st.HostStatus:
-    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
-                         env={"PATH": f"{docker.parent}:/usr/bin:/bin"}, timeout=30)
-    return st.parse_status("edge-1", res.stdout)
+        (docker.parent / "stats.json").write_text(stats)
+    return docker
 
 
 def test_the_log_drivers_and_logstash_counters_come_in_the_same_round_trip(
