@@ -14,7 +14,7 @@ from hostctl.gateway.declarative import build_declarative, preflight
 from hostctl.k8s.site_checks import kubernetes_problems
 from hostctl.observability.logging_args import log_args
 from hostctl.render import site as render
-from hostctl.render.docker_cmd import JOURNALD, health_cmd_word
+from hostctl.render.docker_cmd import UNIT_JOURNAL, health_cmd_word
 from hostctl.spec import checks, loader
 from hostctl.spec import model as m
 from hostctl.spec.checks import at
@@ -111,7 +111,7 @@ def _units_render(w: m.Workload, inv: m.Inventory) -> Iterator[Problem]:
     try:
         log = log_args(inv.logging, inv, w)
     except KeyError:  # the logging host is unknown: observability_consistent says so
-        log = list(JOURNALD)
+        log = list(UNIT_JOURNAL)
     dockers = {h.docker: h for h in eligible_hosts(w, inv)}  # the rest is the same per host
     for host in dockers.values():
         try:

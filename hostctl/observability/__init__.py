@@ -4,7 +4,7 @@ inventory's sections are hostctl.spec.sections.logging and .metrics). Import eac
 module:
 
     log, met = inv.logging, inv.metrics      # typed by the loader; None: section absent/empty
-    log_args(log, inv, w)                    # docker run's logging words (journald w/o log)
+    log_args(log, inv, w)                    # docker run's logging words (unit journal w/o log)
     logging_workloads(log, inv)              # Logstash/Elasticsearch as platform services
     host_files(site, host)                   # exporter bundle+config+unit, the pipeline
     site_files(site)                         # prometheus/, grafana/, logging/ for render

@@ -3,8 +3,10 @@
 With a logging section, containers log through Docker's gelf driver to the site's Logstash,
 non-blocking with a bounded buffer: a slow or absent Logstash drops messages rather than
 stalling the service (and the container starts whether Logstash answers or not, over UDP).
-`docker logs`, and so `hostctl logs`, keeps working through Docker's local cache.
-Without one, containers log to journald as before.
+`docker logs` keeps working through Docker's local cache. Without one, Docker keeps no log
+(hostctl.render.docker_cmd.UNIT_JOURNAL: its journald driver would store every line twice).
+Either way what a container prints reaches its unit's journal through the attached `docker
+run` client, and that is where `hostctl logs` reads it.
 
 Each message carries the container's hostctl labels (host, service, project, instance, spec
 hash...), which the Logstash pipeline turns into normalised fields.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hostctl.render.docker_cmd import UNIT_JOURNAL
 from hostctl.spec.sections.logging import ELASTICSEARCH_WORKLOAD, LOGSTASH_WORKLOAD, LoggingConfig
 
 if TYPE_CHECKING:
@@ -24,7 +27,6 @@ LABEL = "io.hostctl"
 # A label a container lacks (instance on a job, run on a service) is simply left out.
 SHIPPED_LABELS = tuple(f"{LABEL}.{key}" for key in (
     "site", "host", "project", "workload", "kind", "instance", "run", "spec-hash"))
-JOURNALD = ["--log-driver", "journald"]
 
 
 def gelf_address(cfg: LoggingConfig, inv: m.Inventory) -> str:
@@ -50,9 +52,9 @@ def gelf_args(address: str, buffer_size: int) -> list[str]:
 def log_args(cfg: LoggingConfig | None, inv: m.Inventory, w: m.Workload) -> list[str]:
     """The logging options for workload `w`'s containers.
 
-    Logstash and Elasticsearch themselves log to journald: shipping their own complaints
-    to Logstash would feed them back in exactly when it struggles.
+    Logstash and Elasticsearch themselves log to their units' journals only: shipping their
+    own complaints to Logstash would feed them back in exactly when it struggles.
     """
     if cfg is None or w.name in (LOGSTASH_WORKLOAD, ELASTICSEARCH_WORKLOAD):
-        return list(JOURNALD)
+        return list(UNIT_JOURNAL)
     return gelf_args(gelf_address(cfg, inv), cfg.buffer_size)

@@ -108,11 +108,16 @@ def health_cmd_word(command: Sequence[str]) -> str:
     return shlex.join(command)
 
 
-JOURNALD = ("--log-driver", "journald")
+# What a container prints reaches the journal once, as its unit's: the unit's `docker run`
+# client is attached, and systemd journals what it prints, where `journalctl -u`, `systemctl
+# status` and `hostctl logs` read it. Docker's journald driver would write every line a
+# second time (under docker.service, within that one unit's rate limit), so Docker keeps
+# none of its own (`docker logs` has nothing to show for these containers).
+UNIT_JOURNAL = ("--log-driver", "none")
 
 
 def common_run_args(w: m.Workload, secrets_file: bool,
-                    log: Sequence[str] = JOURNALD, env_flags: bool = True) -> list[str]:
+                    log: Sequence[str] = UNIT_JOURNAL, env_flags: bool = True) -> list[str]:
     """Arguments shared by services and jobs, after the name and labels. `log`: the logging
     options (hostctl.observability.log_args: gelf with a logging section). Without
     `env_flags` the spec's env is left to the env file (a job's: see job_env_in_file)."""
@@ -141,7 +146,7 @@ def command_tail(w: m.Workload) -> tuple[list[str], list[str]]:
 
 
 def service_run_argv(inst: Instance, site: str, verb: str = "run",
-                     log: Sequence[str] = JOURNALD) -> list[str]:
+                     log: Sequence[str] = UNIT_JOURNAL) -> list[str]:
     """`docker run` (or `docker create`, same arguments) for one service instance."""
     w = inst.workload
     argv = [inst.host.docker, verb, "--rm", "--name", inst.name]

@@ -56,7 +56,7 @@ def _render(template: str, **values: object) -> bytes:
     return _env().get_template(template).render(**values).encode()
 
 
-def service_unit(inst: Instance, site: str, log: Sequence[str] = d.JOURNALD) -> RenderedFile:
+def service_unit(inst: Instance, site: str, log: Sequence[str] = d.UNIT_JOURNAL) -> RenderedFile:
     w, docker = inst.workload, inst.host.docker
     if w.reach:
         # `docker run` joins one network only (Docker 20.10): create the container, connect
@@ -161,7 +161,7 @@ def project_priority(inv: m.Inventory, project: str) -> str:
 
 
 def job_unit(w: m.Workload, host: m.Host, site: str,
-             log: Sequence[str] = d.JOURNALD, priority: str = "normal") -> RenderedFile:
+             log: Sequence[str] = d.UNIT_JOURNAL, priority: str = "normal") -> RenderedFile:
     """`priority`: its project's default (projects:), what a run its timer starts gets."""
     run = _job_run_words(w, host, site, log)
     container = Raw(f"hostctl-job-{w.name}-%i")

@@ -161,6 +161,17 @@ def test_logs_of_several_instances_are_prefixed(example_site: Site) -> None:
     assert "  --queue" in one.stdout  # the argv the app printed at start
 
 
+def test_a_containers_output_is_journalled_once_as_its_units(example_site: Site) -> None:
+    """The attached `docker run` client's output is the unit's journal; Docker writes no
+    second copy of each line (its journald driver would, under docker.service)."""
+    s = example_site
+    unit = s.ssh("app-1", "journalctl -o cat --no-pager -u hostctl-triage-worker-1")
+    assert "listening on :8080" in unit, unit
+    docker_copy = s.ssh("app-1", "journalctl -o cat --no-pager "
+                                 "CONTAINER_NAME=hostctl-triage-worker-1")
+    assert "listening on" not in docker_copy, docker_copy
+
+
 def test_logs_unknown_service(example_site: Site) -> None:
     s = example_site
     res = hostctl(s, "logs", "-i", str(s.inventory), "triage-apu")

@@ -115,4 +115,4 @@ def test_removing_metrics_removes_the_exporter(example_site: Site) -> None:
                           "[ -e $f ] && echo $f; done; systemctl is-active hostctl-exporter; true")
     assert gone.split() == ["inactive"], gone
     assert s.ssh("app-1", "docker inspect -f '{{.HostConfig.LogConfig.Type}}' "
-                          "hostctl-triage-api-1").strip() == "journald"
+                          "hostctl-triage-api-1").strip() == "none"

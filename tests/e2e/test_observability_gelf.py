@@ -1,6 +1,7 @@
 """Docker's real gelf messages, from a sandbox host to a test listener on this machine's
 address on the sandbox network: the `docker run` line hostctl builds for a service, with the
-gelf options of a logging section in place of journald.
+gelf options of a logging section in place of the default (`--log-driver none`: the unit's
+journal is the copy).
 
 Also: with nothing listening, containers still start, run and finish (non-blocking), and
 `docker logs` still shows their output.
@@ -70,7 +71,7 @@ def run_line(host: SandboxHost, name: str, script: str, cfg: LoggingConfig,
                    command=("sh", "-c", script))
     argv = service_run_argv(Instance(w, hosts[host.name], 1), SITE)
     at = argv.index("--log-driver")
-    assert argv[at:at + 2] == ["--log-driver", "journald"]  # today's default, replaced here
+    assert argv[at:at + 2] == ["--log-driver", "none"]  # the default, replaced here
     argv[at:at + 2] = log_args(cfg, inv, w)
     argv = [argv[0], "run", "--detach", *argv[2:]]
     return [word for word in argv if not (keep and word == "--rm")]
@@ -152,8 +153,8 @@ def test_a_service_unit_with_gelf_still_has_its_output_in_its_journal(
         unit = service_unit(Instance(w, hosts[app_host.name], 1), SITE)
         gelf = exec_line(["/x", *log_args(cfg, inv, w)])[len("/x "):]
         text = unit.content.decode()
-        assert text.count("--log-driver journald") == 1
-        text = text.replace("--log-driver journald", gelf)
+        assert text.count("--log-driver none") == 1
+        text = text.replace("--log-driver none", gelf)
         subprocess.run(app_host.ssh_argv(f"cat > {unit.path}"), input=text.encode(),
                        check=True, timeout=60)
         try:

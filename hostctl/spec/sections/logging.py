@@ -1,7 +1,8 @@
 """The inventory's `logging:` section: its rules and typed form.
 
 `logging/logging.example.yml` documents every key and is validated by the tests. Like the
-gateway section, an empty or absent section means "off": containers then log to journald.
+gateway section, an empty or absent section means "off": what containers print then goes to
+their units' journals only.
 
 The schema imports `hostctl.spec.rules` on first use only, so the rules can use `LOGGING`
 for the inventory's key without an import cycle.

@@ -49,7 +49,7 @@ def files(site: Site, host: str) -> dict[str, str]:
             for f in render_host(site, site.inventory.hosts[host])}
 
 
-def test_services_and_jobs_log_through_gelf_the_platform_to_journald(site: Site) -> None:
+def test_services_and_jobs_log_through_gelf_the_platform_to_its_units_journal(site: Site) -> None:
     app, edge = files(site, "app-1"), files(site, "edge-1")
     gelf = ("--log-driver gelf --log-opt gelf-address=udp://10.0.0.9:12201 --log-opt "
             "mode=non-blocking --log-opt max-buffer-size=1048576 --log-opt \"tag={{.Name}}\" "
@@ -59,7 +59,7 @@ def test_services_and_jobs_log_through_gelf_the_platform_to_journald(site: Site)
     assert gelf in app["/etc/systemd/system/hostctl-api-1.service"]
     assert gelf in app["/etc/systemd/system/hostctl-job-nightly@.service"]
     logstash = edge["/etc/systemd/system/hostctl-logging-logstash-1.service"]
-    assert "--log-driver journald" in logstash and "gelf" not in logstash.split("ExecStart")[1]
+    assert "--log-driver none" in logstash and "gelf" not in logstash.split("ExecStart")[1]
     assert "/etc/hostctl/logging/pipeline/hostctl.conf" in edge
     assert "/etc/hostctl/logging/pipeline/hostctl.conf" not in app
     assert {CONFIG_PATH, UNIT_PATH, "/usr/local/lib/hostctl/hostctl-exporter.pyz"} <= set(app)

@@ -47,8 +47,10 @@ def golden(name: str, content: str) -> None:
 
 # -- docker run's logging options ----------------------------------------------------------
 
-def test_without_a_logging_section_containers_log_to_journald() -> None:
-    assert log_args(None, INV, API) == ["--log-driver", "journald"]
+def test_without_a_logging_section_docker_keeps_no_log_the_units_journal_is_the_copy() -> None:
+    # The attached `docker run` client's output is journalled as the unit's: Docker's
+    # journald driver would store each line a second time.
+    assert log_args(None, INV, API) == ["--log-driver", "none"]
 
 
 def test_gelf_options_whole() -> None:
@@ -76,7 +78,7 @@ def test_gelf_address(cfg: LoggingConfig, address: str) -> None:
 
 def test_logstash_and_elasticsearch_do_not_ship_their_own_logs_to_themselves() -> None:
     for w in logging_workloads(CFG, INV):
-        assert log_args(CFG, INV, w) == ["--log-driver", "journald"]
+        assert log_args(CFG, INV, w) == ["--log-driver", "none"]
 
 
 # -- the pipeline ----------------------------------------------------------------------------

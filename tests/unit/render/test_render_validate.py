@@ -54,7 +54,7 @@ SPEC_CASES = [
     pytest.param(
         {"a.yml": SERVICE + "args:\n" + "".join(f"  - {'x' * 100_000}\n" for i in range(11))},
         ["specs/a.yml:1: cannot be written into a systemd unit for app-1: the ExecStart= "
-         "command line is 1100407 bytes; systemd refuses unit file lines over 1048576 bytes "
+         "command line is 1100403 bytes; systemd refuses unit file lines over 1048576 bytes "
          "(at most 1048512 bytes are left for the value); shorten env values, args or "
          "command"],
         id="the-whole-line-too-long"),
