@@ -111,8 +111,9 @@ def health_cmd_word(command: Sequence[str]) -> str:
 # What a container prints reaches the journal once, as its unit's: the unit's `docker run`
 # client is attached, and systemd journals what it prints, where `journalctl -u`, `systemctl
 # status` and `hostctl logs` read it. Docker's journald driver would write every line a
-# second time (under docker.service, within that one unit's rate limit), so Docker keeps
-# none of its own (`docker logs` has nothing to show for these containers).
+# second time, under docker.service and its one rate limit, at several times the CPU
+# (bench/log_copies.py), and a flood would push the unit's own copy out of a size-bound
+# journal first. So Docker keeps none (`docker logs` shows nothing for these containers).
 UNIT_JOURNAL = ("--log-driver", "none")
 
 
