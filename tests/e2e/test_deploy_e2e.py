@@ -378,6 +378,9 @@ def test_projects_are_isolated_unless_a_spec_reaches_across(example_site: Site) 
     assert _reaches(s, "app-1", "hostctl-triage-bridge-1", triage_ip)
     assert not _reaches(s, "app-1", "hostctl-triage-api-1", reports_ip)
     assert _reaches(s, "app-1", "hostctl-triage-bridge-1", reports_ip)
+    # created, connected, then started attached: its output is its unit's journal too
+    journal = s.ssh("app-1", "journalctl -o cat --no-pager -u hostctl-triage-bridge-1")
+    assert "listening on :8080" in journal, journal
     (s.root / "specs/isolation.yml").unlink()
     assert s.deploy().returncode == 0
 
