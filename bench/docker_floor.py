@@ -3,8 +3,8 @@
 A first deploy of 3 hosts x 20 services (bench/deploy_sandbox.py) starts 60 containers inside
 the sandbox hosts' own Docker engines, all on this machine's cores. This starts the same
 containers without hostctl or systemd: per host, M `docker run -d` at once, with what each
-unit's `docker run` has that costs Docker work (a project network, the journald log driver, a
-published port), then waits until every container answers /health from inside its host, as
+unit's `docker run` has that costs Docker work (a project network, hostctl's log driver
+option, a published port), then waits until every container answers /health from inside its host, as
 the deploy's health gate does. The wall time, median of ROUNDS (fresh containers each round,
 the images already on the hosts), is what no deployment tool could beat on this machine.
 
@@ -37,7 +37,7 @@ from hostctl.sandbox.models import SandboxHost
 IMAGE = "hostctl-demo-app:1.0"
 
 
-RUN = ("--rm --name floor-$i --network floor --log-driver journald --env PORT=8080 "
+RUN = ("--rm --name floor-$i --network floor --log-driver none --env PORT=8080 "
        f"--publish $((30000 + i)):8080/tcp {IMAGE}")
 
 # A deployed service unit's shape (units/service.unit.j2), without hostctl's labels.
