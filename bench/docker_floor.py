@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.sandbox_session import arg, booted, host_names, write_bench_site
+from bench.sandbox_session import arg, booted, host_names, on_host, write_bench_site
 from bench.speed_sandbox import machine_cpu
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
-from hostctl.sandbox.models import SandboxHost
 
 IMAGE = "hostctl-demo-app:1.0"
 
@@ -94,11 +92,6 @@ REMOVE = ("systemctl stop 'floor-*.service' 2>/dev/null; "
           "rm -f /etc/systemd/system/floor-*.service; systemctl daemon-reload; "
           "docker rm -f $(docker ps -aq --filter name=floor-) >/dev/null 2>&1; "
           "docker network rm floor >/dev/null 2>&1; true")
-
-
-def on_host(host: SandboxHost, script: str) -> None:
-    subprocess.run(["docker", "exec", "-i", host.container_name, "sh", "-s"],
-                   input=script.encode(), check=True, capture_output=True, timeout=300)
 
 
 def main() -> None:

@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import collections
 import os
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.sandbox_session import arg, booted, host_names, service_specs, write_bench_site
+from bench.sandbox_session import (
+    arg,
+    booted,
+    host_names,
+    on_host,
+    service_specs,
+    write_bench_site,
+)
 from bench.speed_sandbox import HERE, measured
 from hostctl.sandbox import app_image
 from hostctl.sandbox.models import SandboxHost
@@ -37,9 +43,7 @@ done | awk '{own[$1] += $2 + $3; kids[$1] += $4 + $5}
 
 
 def snapshot(host: SandboxHost) -> dict[str, tuple[int, int]]:
-    out = subprocess.run(["docker", "exec", "-i", host.container_name, "sh", "-s"],
-                         input=SNAPSHOT.encode(), capture_output=True, check=True,
-                         timeout=60).stdout.decode()
+    out = on_host(host, SNAPSHOT, timeout=60)
     found = {}
     for line in out.splitlines():
         name, own, kids = line.rsplit("\t", 2)

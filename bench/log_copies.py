@@ -20,10 +20,9 @@ from __future__ import annotations
 import statistics
 import subprocess
 
-from bench.sandbox_session import arg, booted, write_bench_site
+from bench.sandbox_session import arg, booted, on_host, write_bench_site
 from hostctl.sandbox import app_image
 from hostctl.sandbox import hosts as sandbox_hosts
-from hostctl.sandbox.models import SandboxHost
 
 IMAGE = "hostctl-demo-app:1.0"
 DRIVERS = ("journald", "none")
@@ -50,12 +49,6 @@ echo $((after - before)) $(( (t1 - t0) / 1000000 )) \\
 """
 
 
-def on_host(host: SandboxHost, script: str) -> str:
-    return subprocess.run(["docker", "exec", "-i", host.container_name, "sh", "-s"],
-                          input=script.encode(), check=True, capture_output=True,
-                          timeout=600).stdout.decode()
-
-
 def main() -> None:
     lines = int(arg("--lines", "50000"))
     rounds = int(arg("--rounds", "3"))
@@ -68,7 +61,7 @@ def main() -> None:
         for r in range(rounds):
             for driver in DRIVERS:
                 out = on_host(host, ROUND.format(unit=f"chatty-{driver}-{r}", driver=driver,
-                                                 image=IMAGE, lines=lines))
+                                                 image=IMAGE, lines=lines), timeout=600)
                 got[driver].append([int(word) for word in out.split()])
     hz = int(subprocess.run(["getconf", "CLK_TCK"], capture_output=True, text=True,
                             check=True).stdout)

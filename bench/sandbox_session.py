@@ -1,10 +1,12 @@
 """The sandbox hosts a bench runs on: booted for it, taking turns with test sessions through
 the rig's session lock, an inventory written for them, removed after (BENCH_KEEP=1 keeps
-them, to look at what the bench left). Also the option reader the benches share."""
+them, to look at what the bench left). Also what the benches share: the option reader, and
+running a script inside a sandbox host."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +58,14 @@ class Booted:
     inventory: str  # the inventory pointing at the booted hosts
     hosts: dict[str, SandboxHost]
     root: Path  # where write_site wrote the site
+
+
+def on_host(host: SandboxHost, script: str, timeout: float = 300) -> str:
+    """Run the shell `script` inside the sandbox host (as root, through `docker exec`, not
+    SSH: the benches measure hostctl's SSH, not their own); its stdout. Fails loudly."""
+    return subprocess.run(["docker", "exec", "-i", host.container_name, "sh", "-s"],
+                          input=script.encode(), check=True, capture_output=True,
+                          timeout=timeout).stdout.decode()
 
 
 def host_names(n: int) -> list[str]:
