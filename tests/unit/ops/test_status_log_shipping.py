@@ -38,7 +38,7 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def _edge(stats: LogstashStats | None, active: str = "active") -> HostStatus:
     return HostStatus("edge-1", units={LOGSTASH_UNIT: UnitState(LOGSTASH_UNIT, active=active)},
-                      log_drivers={"hostctl-logging-logstash-1": "journald"}, logstash=stats)
+                      log_drivers={"hostctl-logging-logstash-1": "none"}, logstash=stats)
 
 
 def _answer(events_in: int, rejected: int, failures: int) -> str:
