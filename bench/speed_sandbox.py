@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -59,6 +60,13 @@ def tree_env(tree: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+def compile_trees(trees: Iterable[Path]) -> None:
+    """Compile each tree's hostctl once, before any figure is taken (see tree_env)."""
+    for tree in set(trees):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "hostctl")],
+                       env=tree_env(tree), check=True, capture_output=True)
 
 
 def measured(tree: Path, *args: str) -> tuple[float, float, int, str]:
@@ -139,9 +147,7 @@ def main() -> None:
     shapes = list(zip([int(n) for n in arg("--hosts", "3").split(",")],
                       [int(n) for n in arg("--per-host", "20").split(",")], strict=True))
     app_image.build("1.0")
-    for tree in set(trees.values()):  # compile once, outside the figures
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "hostctl")],
-                       env=tree_env(tree), check=True, capture_output=True)
+    compile_trees(trees.values())
     with tempfile.TemporaryDirectory(prefix="keep", dir="/tmp") as keep:
         # the keeper's folder: the bench's own (its children inherit it)
         os.chmod(keep, 0o700)

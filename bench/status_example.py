@@ -13,13 +13,12 @@ hosts; medians per checkout of wall time and controller CPU.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench.sandbox_session import arg, booted
-from bench.speed_sandbox import HERE, measured, med, tree_env
+from bench.speed_sandbox import HERE, compile_trees, measured, med
 from hostctl.sandbox import app_image
 from hostctl.sandbox.models import SandboxHostRequest
 from hostctl.validate import load_site
@@ -37,9 +36,7 @@ def main() -> None:
     trees = {"this": HERE}
     if "--against" in sys.argv:
         trees["against"] = Path(arg("--against", "")).resolve()
-    for tree in trees.values():  # compile once, outside the figures
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "hostctl")],
-                       env=tree_env(tree), check=True, capture_output=True)
+    compile_trees(trees.values())
     site = load_site(str(EXAMPLE / "site.yml"))
     app_image.build("1.0")  # the example's one image, pushed by the deploy
     hosts = [SandboxHostRequest(h.name, dict(h.labels), h.gpus)
